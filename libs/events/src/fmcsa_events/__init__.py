@@ -1,0 +1,1 @@
+"""fmcsa-events: the shared vocabulary of fmcsa-sync (events, envelope, subjects, topology, bus)."""

@@ -1,0 +1,85 @@
+"""The one way events reach the bus: envelope headers, `Nats-Msg-Id`, and an awaited PubAck.
+
+`publish` returns only after JetStream stored the event (or recognised it as a duplicate of the same
+id), so a caller may ack its input after it. `publish_many` keeps a bounded number of publishes in
+flight for bulk producers (the scheduler, imports, replays, benchmarks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+
+from fmcsa_events.decoder import encode
+from fmcsa_events.envelope import Envelope, envelope_for
+from fmcsa_events.models import Event
+from fmcsa_events.subjects import subject_for
+from fmcsa_events.topology import EVENTS_STREAM
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    envelope: Envelope
+    seq: int
+    duplicate: bool
+
+
+class Bus:
+    """Publishes events of one producer (a service name) onto the event stream."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        producer: str,
+        clock: Callable[[], datetime] = utc_now,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._js = js
+        self._producer = producer
+        self._clock = clock
+        self._timeout_s = timeout_s
+
+    def envelope(
+        self, event: Event, *, cause: Envelope | None = None, event_id: str | None = None
+    ) -> Envelope:
+        return envelope_for(
+            event, producer=self._producer, occurred_at=self._clock(), cause=cause, event_id_override=event_id
+        )
+
+    async def publish(
+        self,
+        event: Event,
+        *,
+        cause: Envelope | None = None,
+        envelope: Envelope | None = None,
+    ) -> Published:
+        """Publish and await the PubAck. Pass the same `envelope` again when retrying one fact."""
+        envelope = envelope or self.envelope(event, cause=cause)
+        ack: PubAck = await self._js.publish(
+            subject_for(event),
+            encode(event),
+            timeout=self._timeout_s,
+            stream=EVENTS_STREAM,
+            headers=envelope.to_headers(),
+        )
+        return Published(envelope, ack.seq, bool(ack.duplicate))
+
+    async def publish_many(self, events: Iterable[Event], *, in_flight: int = 256) -> list[Published]:
+        """Publish many events with at most `in_flight` PubAcks outstanding; results in input order."""
+        semaphore = asyncio.Semaphore(in_flight)
+
+        async def one(event: Event) -> Published:
+            async with semaphore:
+                return await self.publish(event)
+
+        return list(await asyncio.gather(*(one(e) for e in events)))

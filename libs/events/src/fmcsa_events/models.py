@@ -1,0 +1,255 @@
+"""The events of fmcsa-sync: frozen, past-tense facts, each with a stable TYPE and a VERSION.
+
+Rules (style.md 2.6): a new optional field keeps VERSION; any other change bumps VERSION and adds a
+static `upcast_v<N>_v<N+1>(payload) -> payload` on the class, which the decoder applies to stored
+payloads of older versions. Readers ignore unknown fields, so an older reader survives a newer writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from fmcsa_events.identifiers import DotNumber, SourceKey
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class Event(BaseModel):
+    """Base of every event: frozen; unknown fields ignored so older readers tolerate newer writers."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+    @classmethod
+    def upcasters(cls) -> dict[int, Upcaster]:
+        """Map of `from_version -> upcaster` found as `upcast_v<N>_v<N+1>` static methods."""
+        found: dict[int, Upcaster] = {}
+        for version in range(1, cls.VERSION):
+            upcaster = getattr(cls, f"upcast_v{version}_v{version + 1}", None)
+            if upcaster is not None:
+                found[version] = upcaster
+        return found
+
+
+class Trigger(StrEnum):
+    """Why a sync was requested."""
+
+    SCHEDULED = "scheduled"
+    CATCH_UP = "catch_up"
+    MANUAL = "manual"
+
+
+class ErrorKind(StrEnum):
+    """Why a sync failed; the vocabulary of design.md. `not_configured` is never retried."""
+
+    NOT_CONFIGURED = "not_configured"
+    NOT_FOUND = "not_found"
+    RATE_LIMITED = "rate_limited"
+    UPSTREAM_ERROR = "upstream_error"
+    TIMEOUT = "timeout"
+    INVALID_RESPONSE = "invalid_response"
+    INTERNAL = "internal"
+
+
+class CompanyRegistered(Event):
+    """A company (a motor carrier, by DOT number) is to be kept in sync. Registering twice is harmless."""
+
+    TYPE: ClassVar[str] = "company_registered"
+    dot: DotNumber
+    name: str | None = Field(None, max_length=200)
+    registered_by: str = Field("system", max_length=200)
+
+
+class CompanyRemoved(Event):
+    """A company is no longer kept in sync; its history stays in the stream."""
+
+    TYPE: ClassVar[str] = "company_removed"
+    dot: DotNumber
+    removed_by: str = Field("system", max_length=200)
+
+
+class ScheduleChanged(Event):
+    """A source's schedule: an interval of 5-1440 minutes or a cron expression, and an enabled flag."""
+
+    TYPE: ClassVar[str] = "schedule_changed"
+    source: SourceKey
+    interval_minutes: int | None = Field(None, ge=5, le=1440)
+    cron: str | None = Field(None, min_length=1, max_length=120)
+    enabled: bool = True
+    changed_by: str = Field("system", max_length=200)
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> ScheduleChanged:
+        if (self.interval_minutes is None) == (self.cron is None):
+            raise ValueError("a schedule has exactly one of interval_minutes and cron")
+        return self
+
+
+class SyncRequested(Event):
+    """One request to sync one (company, source); it ends in exactly one SourceSynced or SourceFailed.
+
+    `slot` is the scheduled slot start for scheduled and catch-up requests (it makes the event id);
+    `deadline` is when the request is answered as `timeout` if nothing answered it before.
+    """
+
+    TYPE: ClassVar[str] = "sync_requested"
+    request_id: UUID
+    dot: DotNumber
+    source: SourceKey
+    trigger: Trigger
+    requested_by: str = Field("scheduler", max_length=200)
+    requested_at: AwareDatetime
+    deadline: AwareDatetime
+    slot: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _slot_for_scheduled(self) -> SyncRequested:
+        if self.trigger in (Trigger.SCHEDULED, Trigger.CATCH_UP) and self.slot is None:
+            raise ValueError("a scheduled or catch-up request carries its slot")
+        if self.deadline <= self.requested_at:
+            raise ValueError("deadline must be after requested_at")
+        return self
+
+
+class Counts(BaseModel):
+    """What one fetch did to the source's store."""
+
+    model_config = ConfigDict(frozen=True)
+    fetched: int = Field(0, ge=0)
+    inserted: int = Field(0, ge=0)
+    updated: int = Field(0, ge=0)
+    unchanged: int = Field(0, ge=0)
+
+
+class SourceSynced(Event):
+    """Terminal outcome: the source fetched and stored the carrier's data. At most one per request_id.
+
+    `upstream_as_of` is the date the data itself describes (the SMS run for csa, the dataset's update
+    for violations, the snapshot's `latest_update` for inspections); `summary` is the compact data
+    the status view shows, shaped per source.
+    """
+
+    TYPE: ClassVar[str] = "source_synced"
+    request_id: UUID
+    dot: DotNumber
+    source: SourceKey
+    counts: Counts
+    attempts: int = Field(ge=1)
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    retrieved_at: AwareDatetime | None = None
+    upstream_as_of: datetime | None = None
+    summary: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @property
+    def duration_ms(self) -> int:
+        return max(0, int((self.finished_at - self.started_at).total_seconds() * 1000))
+
+
+class SourceFailed(Event):
+    """Terminal outcome: the source gave up on one request. At most one outcome per request_id.
+
+    `message` is short and for people; `detail` is scrubbed of secrets and for engineers.
+    """
+
+    TYPE: ClassVar[str] = "source_failed"
+    request_id: UUID
+    dot: DotNumber
+    source: SourceKey
+    kind: ErrorKind
+    retryable: bool
+    attempts: int = Field(ge=1)
+    message: str = Field(max_length=500)
+    detail: str = Field("", max_length=2000)
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime
+
+
+class ChangeKind(StrEnum):
+    """What changed in the public record of a carrier, as a source service observed it."""
+
+    # csa
+    BASIC_PERCENTILE_CHANGED = "basic_percentile_changed"
+    BASIC_ALERT_STARTED = "basic_alert_started"
+    BASIC_ALERT_CLEARED = "basic_alert_cleared"
+    BASIC_BECAME_PUBLIC = "basic_became_public"
+    BASIC_BECAME_NOT_PUBLIC = "basic_became_not_public"
+    # violations
+    VIOLATIONS_ADDED = "violations_added"
+    VIOLATIONS_AGED_OUT = "violations_aged_out"
+    # inspections
+    OPERATING_STATUS_CHANGED = "operating_status_changed"
+    SAFETY_RATING_CHANGED = "safety_rating_changed"
+    CRASHES_ADDED = "crashes_added"
+    OOS_RATE_CHANGED = "oos_rate_changed"
+
+
+CHANGE_KINDS_BY_SOURCE: dict[SourceKey, tuple[ChangeKind, ...]] = {
+    SourceKey.CSA: (
+        ChangeKind.BASIC_PERCENTILE_CHANGED,
+        ChangeKind.BASIC_ALERT_STARTED,
+        ChangeKind.BASIC_ALERT_CLEARED,
+        ChangeKind.BASIC_BECAME_PUBLIC,
+        ChangeKind.BASIC_BECAME_NOT_PUBLIC,
+    ),
+    SourceKey.VIOLATIONS: (ChangeKind.VIOLATIONS_ADDED, ChangeKind.VIOLATIONS_AGED_OUT),
+    SourceKey.INSPECTIONS: (
+        ChangeKind.OPERATING_STATUS_CHANGED,
+        ChangeKind.SAFETY_RATING_CHANGED,
+        ChangeKind.CRASHES_ADDED,
+        ChangeKind.OOS_RATE_CHANGED,
+    ),
+}
+
+
+class CarrierDataChanged(Event):
+    """One changed fact of a carrier's public record, with the value before and after.
+
+    Published by the source service that observed it, for the request that fetched it, before that
+    request's `SourceSynced`. `subject` names what changed within the kind (a BASIC such as
+    `unsafe_driving`, `us_vehicle` for an OOS rate, or the kind itself); `before` and `after` are
+    small JSON values (a percentile, a status, a count with details). A company's first successful
+    fetch is a baseline and produces no change. The event id is `change:<request_id>:<kind>:<subject>`,
+    so a redelivered request publishes nothing new.
+    """
+
+    TYPE: ClassVar[str] = "carrier_data_changed"
+    request_id: UUID
+    dot: DotNumber
+    source: SourceKey
+    kind: ChangeKind
+    subject: str = Field(min_length=1, max_length=80, pattern=r"^[a-z0-9_]+$")
+    before: JsonValue = None
+    after: JsonValue = None
+    upstream_as_of: datetime | None = None
+    observed_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _kind_of_its_source(self) -> CarrierDataChanged:
+        if self.kind not in CHANGE_KINDS_BY_SOURCE[self.source]:
+            raise ValueError(f"{self.kind} is not a change kind of the {self.source} source")
+        return self
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    CompanyRegistered,
+    CompanyRemoved,
+    ScheduleChanged,
+    SyncRequested,
+    SourceSynced,
+    SourceFailed,
+    CarrierDataChanged,
+)
+"""Every event class; the decoder, the subjects and ARCHITECTURE.md's catalog are checked against it."""
+
+EVENT_BY_TYPE: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_TYPES}
+
+TerminalOutcome = SourceSynced | SourceFailed

@@ -1,0 +1,60 @@
+"""Async SQLAlchemy engines for both supported databases, from one plain URL.
+
+`sqlite:///path` (the embedded default) and `postgresql://user@host/db` (production) are accepted as
+users write them; the async drivers (aiosqlite, asyncpg) are chosen here. A `search_path` query
+parameter on a PostgreSQL URL selects a schema (the tests give each test its own).
+SQLite runs in WAL mode with a busy timeout, so one writer and many readers share a file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def async_url(url: str) -> tuple[URL, dict[str, Any]]:
+    """The async-driver URL and the connect arguments for a user's database URL."""
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {}
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+        connect_args["timeout"] = 30
+    elif backend in ("postgresql", "postgres"):
+        query = dict(parsed.query)
+        search_path = query.pop("search_path", None)
+        parsed = parsed.set(drivername="postgresql+asyncpg", query=query)
+        if search_path:
+            connect_args["server_settings"] = {"search_path": str(search_path)}
+    else:
+        raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    return parsed, connect_args
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine for `url` (see the module docstring); extra kwargs go to SQLAlchemy."""
+    parsed, connect_args = async_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        from pathlib import Path
+
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(parsed, connect_args=connect_args, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_connection: Any, _: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    return engine

@@ -1,0 +1,473 @@
+"""The bus side shared by the three source services: consume `SyncRequested`, end each in one outcome.
+
+For every delivery of a request (a durable pull consumer per source; replicas share it):
+1. an undecodable payload, or a request for another source, goes to the dead-letter stream with its
+   reason and is terminated (never redelivered, never silently dropped);
+2. a request answered before (a redelivery after a crash between publish and ack) republishes the
+   stored outcome with the same event id, which JetStream de-duplicates, and is acked;
+3. otherwise: past the deadline -> `timeout` without calling the upstream; else fetch (in-progress acks
+   keep a long call alive), store, and `settle` (pure) decides: a delayed nak, or the outcome;
+4. the outcome is saved in the source's own database, published (PubAck awaited), then the request is
+   acked. A crash anywhere before the ack redelivers the request; step 2 makes that harmless.
+Any exception in our own code becomes a final `SourceFailed(internal)`; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
+
+import structlog
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsMessage, PullSub
+from nats.aio.client import Client as NatsClient
+from nats.errors import NoRespondersError
+from nats.js.errors import NoStreamResponseError
+from prometheus_client import Counter, Histogram
+from pydantic import JsonValue
+from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fmcsa_events.bus import Bus, utc_now
+from fmcsa_events.decoder import Undecodable, decode, encode
+from fmcsa_events.envelope import Envelope
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.models import Counts, ErrorKind, SourceFailed, SourceSynced, SyncRequested
+from fmcsa_events.subjects import subject_for, sync_requested_filter
+from fmcsa_events.topology import EVENTS_STREAM, declare, source_durable
+from fmcsa_runtime.database import create_engine
+from fmcsa_runtime.deadletter import dead_letter
+from fmcsa_runtime.failpoints import failpoint
+from fmcsa_runtime.failures import Failure
+from fmcsa_runtime.outbox import changes_for, create_outbox
+from fmcsa_runtime.redaction import redact
+from fmcsa_runtime.service import build_app, connect_nats, make_broker
+from fmcsa_runtime.settings import ServiceSettings
+from fmcsa_runtime.settle import DEADLINE_PASSED, RetryLater, Stored, past_deadline, settle
+
+log = structlog.get_logger(__name__)
+
+F = TypeVar("F")
+
+PUBLISH_RETRY_S = 30.0
+"""How long an outcome's publish is retried through a stream leader election or a reconnect; far inside
+the stream's duplicate window, so a retry of a publish that was stored after all is dropped."""
+
+OUTCOMES = Counter(
+    "fmcsa_source_outcomes_total", "Terminal outcomes published", ["source", "outcome", "kind"]
+)
+RETRIES = Counter(
+    "fmcsa_source_retries_total", "Deliveries handed back with a delayed nak", ["source", "kind"]
+)
+FETCH_SECONDS = Histogram("fmcsa_source_fetch_seconds", "Upstream fetch and store time", ["source"])
+
+
+class SourceAdapter(Protocol[F]):
+    """What a source package provides: its client and its store, behind two calls."""
+
+    @property
+    def configured(self) -> bool: ...
+
+    async def fetch(self, dot: str) -> F | Failure: ...
+
+    async def store(self, fetched: F, request: SyncRequested) -> Stored: ...
+
+    async def close(self) -> None: ...
+
+
+class SourceSettings(Protocol):
+    @property
+    def max_attempts(self) -> int: ...
+
+    @property
+    def concurrency(self) -> int: ...
+
+    def resolved_database_url(self) -> str: ...
+
+
+_metadata = MetaData()
+outcome_log = Table(
+    "outcome_log",
+    _metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("subject", String(200), nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedOutcome:
+    subject: str
+    headers: dict[str, str]
+    payload: bytes
+
+
+class OutcomeLog:
+    """The outcome of every answered request, in the source's own database, so a redelivered request
+    republishes exactly the same event (same id, same content) instead of a second, different one.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def create(self) -> None:
+        async with self._engine.begin() as connection:
+            await connection.run_sync(_metadata.create_all)
+        await create_outbox(self._engine)
+
+    async def get(self, request_id: str) -> SavedOutcome | None:
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(outcome_log.c.subject, outcome_log.c.headers, outcome_log.c.payload).where(
+                        outcome_log.c.request_id == request_id
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        return SavedOutcome(row.subject, json.loads(row.headers), row.payload.encode())
+
+    async def keep_first(self, request_id: str, outcome: SavedOutcome, at: datetime) -> SavedOutcome:
+        """Save the outcome unless one is saved already; return the one that is kept (the first)."""
+        with contextlib.suppress(IntegrityError):
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    insert(outcome_log).values(
+                        request_id=request_id,
+                        subject=outcome.subject,
+                        headers=json.dumps(outcome.headers),
+                        payload=outcome.payload.decode(),
+                        created_at=at,
+                    )
+                )
+        kept = await self.get(request_id)
+        assert kept is not None, "an outcome was just saved"
+        return kept
+
+
+class SourceHandler(Generic[F]):
+    """The steps for one delivery (see the module docstring); no business `if` lives here."""
+
+    def __init__(
+        self,
+        *,
+        source: SourceKey,
+        adapter: SourceAdapter[F],
+        bus: Bus,
+        outcomes: OutcomeLog,
+        nc: NatsClient,
+        max_attempts: int,
+        clock: Callable[[], datetime] = utc_now,
+        heartbeat_s: float = 20.0,
+    ) -> None:
+        self.source = source
+        self.adapter = adapter
+        self.bus = bus
+        self.outcomes = outcomes
+        self.nc = nc
+        self.max_attempts = max_attempts
+        self.clock = clock
+        self.heartbeat_s = heartbeat_s
+        self.service = f"source-{source}"
+
+    async def on_sync_requested(self, msg: NatsMessage) -> None:
+        raw = msg.raw_message
+        decoded = decode(raw.headers, raw.data)
+        if isinstance(decoded, Undecodable):
+            await self._dead_letter(msg, decoded.reason.value, decoded.detail)
+            return
+        request = decoded.event
+        if not isinstance(request, SyncRequested) or request.source != self.source:
+            await self._dead_letter(msg, "unexpected", f"{decoded.envelope.type} on {raw.subject}")
+            return
+        with structlog.contextvars.bound_contextvars(
+            request_id=str(request.request_id), dot=request.dot, source=str(self.source)
+        ):
+            try:
+                await self._handle(msg, request, decoded.envelope)
+            except Exception as error:  # our bug: answer it as internal rather than lose the request
+                log.exception("sync_internal_error")
+                await self._finish(msg, self._internal(request, error), decoded.envelope)
+
+    async def _handle(self, msg: NatsMessage, request: SyncRequested, cause: Envelope) -> None:
+        if saved := await self.outcomes.get(str(request.request_id)):
+            await self._publish_changes(request, cause)
+            await self._publish(saved)
+            await msg.ack()
+            log.info("sync_outcome_republished")
+            return
+        attempt = msg.raw_message.metadata.num_delivered or 1
+        started = self.clock()
+        result: Stored | Failure
+        if past_deadline(request, started):
+            result = DEADLINE_PASSED
+        else:
+            with FETCH_SECONDS.labels(str(self.source)).time():
+                result = await self._fetch_and_store(msg, request)
+        decision = settle(
+            request,
+            result,
+            attempt=attempt,
+            max_attempts=self.max_attempts,
+            started_at=started,
+            now=self.clock(),
+        )
+        if isinstance(decision, RetryLater):
+            delay = decision.delay_s * random.uniform(0.8, 1.2)  # jitter spreads a burst of retries
+            RETRIES.labels(str(self.source), decision.failure.kind.value).inc()
+            log.info(
+                "sync_retry_later", kind=decision.failure.kind.value, attempt=attempt, delay_s=round(delay, 2)
+            )
+            await msg.nack(delay=delay)
+            return
+        await self._finish(msg, decision, cause)
+
+    async def _fetch_and_store(self, msg: NatsMessage, request: SyncRequested) -> Stored | Failure:
+        heartbeat = asyncio.create_task(self._keep_alive(msg))
+        try:
+            fetched = await self.adapter.fetch(request.dot)
+            if isinstance(fetched, Failure):
+                return fetched
+            return await self.adapter.store(fetched, request)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _keep_alive(self, msg: NatsMessage) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            await msg.in_progress()
+
+    async def _finish(self, msg: NatsMessage, outcome: SourceSynced | SourceFailed, cause: Envelope) -> None:
+        envelope = self.bus.envelope(outcome, cause=cause)
+        mine = SavedOutcome(subject_for(outcome), envelope.to_headers(), encode(outcome))
+        # if an earlier delivery saved an outcome first, that one is published again, never a second
+        kept = await self.outcomes.keep_first(str(outcome.request_id), mine, self.clock())
+        await self._publish_changes(outcome, cause)
+        await self._publish(kept)
+        failpoint("source.after_publish")  # tests crash here: published, not yet acked
+        await msg.ack()
+        kind = outcome.kind.value if isinstance(outcome, SourceFailed) else ""
+        OUTCOMES.labels(str(self.source), outcome.TYPE, kind).inc()
+        log.info("sync_finished", outcome=outcome.TYPE, kind=kind or None, attempts=outcome.attempts)
+
+    async def _publish_changes(
+        self, request: SyncRequested | SourceSynced | SourceFailed, cause: Envelope
+    ) -> None:
+        """Publish every change the store recorded for this request (before its outcome, so a
+        consumer that sees the outcome has seen the changes); repeats are dropped by their ids.
+        """
+        for change in await changes_for(self.outcomes.engine, request.request_id):
+            envelope = self.bus.envelope(change, cause=cause)
+            # occurred-at is when the change was observed, so a republished change is the same message
+            envelope = envelope.model_copy(update={"occurred_at": change.observed_at})
+            await self.bus.publish(change, envelope=envelope)
+
+    async def _publish(self, saved: SavedOutcome) -> None:
+        """Publish a saved outcome and await its PubAck; JetStream drops a repeat of its event id.
+
+        While a cluster elects a new stream leader (a few seconds) a publish finds no responder or times
+        out: it is retried with the same event id for up to `PUBLISH_RETRY_S`, so a failover delays the
+        outcome by seconds instead of leaving the request unacked until its ack wait runs out.
+        """
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + PUBLISH_RETRY_S, 0.1
+        while True:
+            try:
+                await self.nc.jetstream().publish(
+                    saved.subject, saved.payload, stream=EVENTS_STREAM, headers=saved.headers, timeout=10.0
+                )
+                return
+            except (NoRespondersError, NoStreamResponseError, TimeoutError):
+                if loop.time() + pause > deadline:
+                    raise
+                log.info("outcome_publish_retried", pause_s=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
+    def _internal(self, request: SyncRequested, error: Exception) -> SourceFailed:
+        now = self.clock()
+        return SourceFailed(
+            request_id=request.request_id,
+            dot=request.dot,
+            source=request.source,
+            kind=ErrorKind.INTERNAL,
+            retryable=False,
+            attempts=1,
+            message="the source service failed on this request (a bug); see its logs",
+            detail=redact(f"{type(error).__name__}: {error}")[:2000],
+            finished_at=now,
+        )
+
+    async def _dead_letter(self, msg: NatsMessage, reason: str, detail: str) -> None:
+        raw = msg.raw_message
+        await dead_letter(
+            self.nc.jetstream(),
+            service=self.service,
+            reason=reason,
+            detail=detail,
+            subject=raw.subject,
+            data=raw.data,
+            headers=raw.headers,
+            stream_seq=raw.metadata.sequence.stream,
+        )
+        await msg.reject()
+        log.warning("dead_lettered", reason=reason, detail=detail[:200])
+
+
+def create_source_app(
+    settings: ServiceSettings,
+    *,
+    source: SourceKey,
+    adapter_factory: Callable[[], Awaitable[SourceAdapter[Any]]],
+    clock: Callable[[], datetime] = utc_now,
+) -> Any:
+    """Wire one source service: broker, durable pull subscriber with manual acks, outcome log, bus.
+
+    `settings` must also satisfy `SourceSettings` (max_attempts, concurrency, resolved_database_url).
+    """
+    source_settings: SourceSettings = settings  # type: ignore[assignment]  # checked by the Protocol
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    service = f"source-{source}"
+    broker = make_broker(settings, service=service, registry=registry)
+    state: dict[str, Any] = {}
+
+    async def on_startup() -> None:
+        nc = await connect_nats(settings, name=service)
+        await declare(nc.jetstream(), settings.topology())
+        engine = create_engine(source_settings.resolved_database_url())
+        outcomes = OutcomeLog(engine)
+        await outcomes.create()
+        adapter = await adapter_factory()
+        if not adapter.configured:
+            log.warning(
+                "source_not_configured",
+                source=str(source),
+                hint="set the credential; every request is answered not_configured until then",
+            )
+        state.update(nc=nc, engine=engine, adapter=adapter)
+        state["handler"] = SourceHandler(
+            source=source,
+            adapter=adapter,
+            bus=Bus(nc.jetstream(), producer=service, clock=clock),
+            outcomes=outcomes,
+            nc=nc,
+            max_attempts=source_settings.max_attempts,
+            clock=clock,
+            heartbeat_s=settings.source_ack_wait_s / 3,
+        )
+
+    @broker.subscriber(
+        sync_requested_filter(source),
+        stream=JStream(EVENTS_STREAM, declare=False),
+        durable=source_durable(source),
+        pull_sub=PullSub(batch_size=source_settings.concurrency, timeout=1.0),
+        ack_policy=AckPolicy.MANUAL,
+        title=f"{service}:sync_requested",
+        description=f"SyncRequested for the {source} source; answered with SourceSynced or SourceFailed",
+    )
+    async def on_sync_requested(msg: NatsMessage) -> None:
+        await state["handler"].on_sync_requested(msg)
+
+    async def on_shutdown() -> None:
+        if adapter := state.get("adapter"):
+            await adapter.close()
+
+    async def after_shutdown() -> None:
+        if nc := state.get("nc"):
+            await nc.drain()
+        if engine := state.get("engine"):
+            await engine.dispose()
+
+    async def ready() -> bool:
+        return "handler" in state
+
+    return build_app(
+        broker,
+        registry=registry,
+        ready=ready,
+        on_startup=[on_startup],
+        after_shutdown=[on_shutdown, after_shutdown],
+    )
+
+
+F_co = TypeVar("F_co", covariant=True)
+F_contra = TypeVar("F_contra", contravariant=True)
+
+
+class _Client(Protocol[F_co]):
+    @property
+    def configured(self) -> bool: ...
+
+    async def fetch(self, dot: str) -> F_co | Failure: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _Fetched(Protocol):
+    @property
+    def retrieved_at(self) -> datetime: ...
+
+    @property
+    def upstream_as_of(self) -> datetime | None: ...
+
+
+class _Store(Protocol[F_contra]):
+    async def upsert(self, fetched: F_contra, *, request_id: UUID) -> Counts: ...
+
+    async def close(self) -> None: ...
+
+
+FetchedT = TypeVar("FetchedT", bound=_Fetched)
+
+
+class ClientStoreAdapter(Generic[FetchedT]):
+    """A `SourceAdapter` from a source package's client, store and `summarize`."""
+
+    def __init__(
+        self,
+        client: _Client[FetchedT],
+        store: _Store[FetchedT],
+        summarize: Callable[[FetchedT], dict[str, JsonValue]],
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._summarize = summarize
+
+    @property
+    def configured(self) -> bool:
+        return self._client.configured
+
+    async def fetch(self, dot: str) -> FetchedT | Failure:
+        return await self._client.fetch(dot)
+
+    async def store(self, fetched: FetchedT, request: SyncRequested) -> Stored:
+        counts = await self._store.upsert(fetched, request_id=request.request_id)
+        return Stored(
+            counts=counts,
+            retrieved_at=fetched.retrieved_at,
+            upstream_as_of=fetched.upstream_as_of,
+            summary=self._summarize(fetched),
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+        await self._store.close()

@@ -1,0 +1,306 @@
+"""The shared source runner on a real nats-server and a real SQLite database.
+
+The upstream here is a scripted stand-in (the runner's subject is delivery, not HTTP); the sources'
+own tests run the real clients against the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from fmcsa_events.bus import Bus
+from fmcsa_events.decoder import Decoded, decode
+from fmcsa_events.envelope import Envelope
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.models import Counts, ErrorKind, SourceFailed, SourceSynced, SyncRequested, Trigger
+from fmcsa_events.topology import DLQ_STREAM, EVENTS_STREAM, Topology, declare
+from fmcsa_runtime.failures import Failure
+from fmcsa_runtime.settings import ServiceSettings
+from fmcsa_runtime.settle import Stored
+from fmcsa_runtime.source_service import create_source_app
+
+
+class RunnerSettings(ServiceSettings):
+    max_attempts: int = 3
+    concurrency: int = 8
+    database: str = ""
+
+    def resolved_database_url(self) -> str:
+        return self.database
+
+
+@dataclass
+class ScriptedUpstream:
+    """Answers per DOT from a script (the last answer repeats); counts calls."""
+
+    script: dict[str, list[str | Failure]] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    configured: bool = True
+    block: asyncio.Event | None = None
+
+    async def fetch(self, dot: str) -> str | Failure:
+        self.calls[dot] = self.calls.get(dot, 0) + 1
+        if self.block is not None:
+            await self.block.wait()
+        answers = self.script.get(dot, ["ok"])
+        return answers[min(self.calls[dot], len(answers)) - 1]
+
+    async def store(self, fetched: str, request: SyncRequested) -> Stored:
+        return Stored(Counts(fetched=1, inserted=1), datetime.now(UTC), None, {"data": fetched})
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def nc(fresh_nats_url: str) -> AsyncIterator[Client]:
+    client = await nats.connect(fresh_nats_url)
+    await declare(client.jetstream(), Topology())
+    yield client
+    await client.drain()
+
+
+def settings_for(url: str, tmp_path: Path, **extra: Any) -> RunnerSettings:
+    return RunnerSettings(
+        nats_url=url, data_dir=tmp_path, database=f"sqlite:///{tmp_path / 'csa.sqlite3'}", **extra
+    )
+
+
+def a_request(
+    dot: str = "2847193", *, deadline_s: float = 600, request_id: UUID | None = None
+) -> SyncRequested:
+    now = datetime.now(UTC)
+    return SyncRequested(
+        request_id=request_id or uuid4(),
+        dot=dot,
+        source="csa",
+        trigger=Trigger.MANUAL,
+        requested_by="test",
+        requested_at=now,
+        deadline=now + timedelta(seconds=deadline_s),
+    )
+
+
+async def outcomes(nc: Client) -> list[SourceSynced | SourceFailed]:
+    js = nc.jetstream()
+    last = (await js.stream_info(EVENTS_STREAM)).state.last_seq
+    found: list[SourceSynced | SourceFailed] = []
+    if last == 0:
+        return found
+    sub = await js.subscribe(
+        "fmcsa.evt.>", ordered_consumer=True, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+    )
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=5)
+            decoded = decode(msg.headers, msg.data)
+            if isinstance(decoded, Decoded) and isinstance(decoded.event, SourceSynced | SourceFailed):
+                found.append(decoded.event)
+            if msg.metadata.sequence.stream >= last:
+                return found
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_each_request_gets_one_outcome_and_failures_do_not_hide_others(
+    nc: Client, fresh_nats_url: str, tmp_path: Path, wait_until: Any
+) -> None:
+    upstream = ScriptedUpstream(
+        script={"1": [Failure(ErrorKind.NOT_FOUND, retryable=False, message="no such carrier")]}
+    )
+
+    async def adapter() -> ScriptedUpstream:
+        return upstream
+
+    app = create_source_app(
+        settings_for(fresh_nats_url, tmp_path), source=SourceKey.CSA, adapter_factory=adapter
+    )
+    bus = Bus(nc.jetstream(), producer="test")
+    async with app:
+        requests = [a_request(str(dot)) for dot in range(1, 21)]
+        await bus.publish_many(requests)
+
+        async def all_answered() -> bool:
+            return len(await outcomes(nc)) >= 20
+
+        await wait_until(all_answered, what="20 outcomes")
+    found = await outcomes(nc)
+    assert sorted(str(o.request_id) for o in found) == sorted(str(r.request_id) for r in requests)
+    failed = [o for o in found if isinstance(o, SourceFailed)]
+    assert [(f.dot, f.kind) for f in failed] == [("1", ErrorKind.NOT_FOUND)]
+
+
+async def test_retryable_failure_is_retried_by_delayed_redelivery_then_succeeds(
+    nc: Client, fresh_nats_url: str, tmp_path: Path, wait_until: Any
+) -> None:
+    busy = Failure(ErrorKind.RATE_LIMITED, retryable=True, message="429", retry_after_s=0.2)
+    upstream = ScriptedUpstream(script={"7": [busy, busy, "fresh"]})
+
+    async def adapter() -> ScriptedUpstream:
+        return upstream
+
+    app = create_source_app(
+        settings_for(fresh_nats_url, tmp_path), source=SourceKey.CSA, adapter_factory=adapter
+    )
+    async with app:
+        await Bus(nc.jetstream(), producer="test").publish(a_request("7"))
+
+        async def answered() -> bool:
+            return len(await outcomes(nc)) == 1
+
+        await wait_until(answered, what="the outcome after two retries")
+    (outcome,) = await outcomes(nc)
+    assert isinstance(outcome, SourceSynced)
+    assert outcome.attempts == 3
+    assert upstream.calls["7"] == 3
+
+
+async def test_spent_attempts_end_in_one_final_failure(
+    nc: Client, fresh_nats_url: str, tmp_path: Path, wait_until: Any
+) -> None:
+    down = Failure(ErrorKind.UPSTREAM_ERROR, retryable=True, message="503", retry_after_s=0.1)
+    upstream = ScriptedUpstream(script={"9": [down]})
+
+    async def adapter() -> ScriptedUpstream:
+        return upstream
+
+    app = create_source_app(
+        settings_for(fresh_nats_url, tmp_path), source=SourceKey.CSA, adapter_factory=adapter
+    )
+    async with app:
+        await Bus(nc.jetstream(), producer="test").publish(a_request("9"))
+
+        async def answered() -> bool:
+            return len(await outcomes(nc)) == 1
+
+        await wait_until(answered, what="a final failure")
+    (outcome,) = await outcomes(nc)
+    assert isinstance(outcome, SourceFailed)
+    assert (outcome.kind, outcome.retryable, outcome.attempts) == (ErrorKind.UPSTREAM_ERROR, False, 3)
+    assert upstream.calls["9"] == 3
+
+
+async def test_past_deadline_is_answered_timeout_without_calling_upstream(
+    nc: Client, fresh_nats_url: str, tmp_path: Path, wait_until: Any
+) -> None:
+    upstream = ScriptedUpstream()
+
+    async def adapter() -> ScriptedUpstream:
+        return upstream
+
+    request = a_request("5", deadline_s=0.05)
+    await Bus(nc.jetstream(), producer="test").publish(request)
+    await asyncio.sleep(0.1)  # let the deadline pass before the service exists: the premise, not a wait
+    app = create_source_app(
+        settings_for(fresh_nats_url, tmp_path), source=SourceKey.CSA, adapter_factory=adapter
+    )
+    async with app:
+
+        async def answered() -> bool:
+            return len(await outcomes(nc)) == 1
+
+        await wait_until(answered, what="a timeout outcome")
+    (outcome,) = await outcomes(nc)
+    assert isinstance(outcome, SourceFailed)
+    assert outcome.kind is ErrorKind.TIMEOUT
+    assert upstream.calls == {}
+
+
+async def test_a_redelivered_answered_request_republishes_the_same_outcome(
+    nc: Client, fresh_nats_url: str, tmp_path: Path, wait_until: Any
+) -> None:
+    upstream = ScriptedUpstream(script={"3": ["first", "second"]})
+
+    async def adapter() -> ScriptedUpstream:
+        return upstream
+
+    settings = settings_for(fresh_nats_url, tmp_path)
+    request = a_request("3")
+    bus = Bus(nc.jetstream(), producer="test")
+    async with create_source_app(settings, source=SourceKey.CSA, adapter_factory=adapter):
+        await bus.publish(request)
+
+        async def answered() -> bool:
+            return len(await outcomes(nc)) == 1
+
+        await wait_until(answered, what="the first outcome")
+    # the same request again, as after a crash between publish and ack (a new message, same request id)
+    again = Envelope.model_validate({**bus.envelope(request).model_dump(), "event_id": "redelivery-1"})
+    await bus.publish(request, envelope=again)
+    async with create_source_app(settings, source=SourceKey.CSA, adapter_factory=adapter):
+
+        async def consumer_idle() -> bool:
+            info = await nc.jetstream().consumer_info(EVENTS_STREAM, "source-csa")
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await wait_until(consumer_idle, what="the redelivery handled")
+    found = await outcomes(nc)
+    assert len(found) == 1, found
+    assert isinstance(found[0], SourceSynced)
+    assert found[0].summary == {"data": "first"}
+    assert upstream.calls["3"] == 1
+
+
+async def test_poison_goes_to_the_dead_letter_stream_with_its_reason(
+    nc: Client, fresh_nats_url: str, tmp_path: Path, wait_until: Any
+) -> None:
+    async def adapter() -> ScriptedUpstream:
+        return ScriptedUpstream()
+
+    js = nc.jetstream()
+    await js.publish("fmcsa.evt.sync_requested.csa.1", b"not json at all", stream=EVENTS_STREAM)
+    async with create_source_app(
+        settings_for(fresh_nats_url, tmp_path), source=SourceKey.CSA, adapter_factory=adapter
+    ):
+
+        async def dead_lettered() -> bool:
+            return (await js.stream_info(DLQ_STREAM)).state.messages == 1
+
+        await wait_until(dead_lettered, what="a dead letter")
+        await Bus(js, producer="test").publish(a_request("2"))
+
+        async def still_serving() -> bool:
+            return len(await outcomes(nc)) == 1
+
+        await wait_until(still_serving, what="the next request served after the poison")
+    letter = await js.get_msg(DLQ_STREAM, 1)
+    assert letter.subject == "fmcsa.dlq.source-csa.missing_header"
+    assert letter.headers is not None
+    assert letter.headers["Fmcsa-Dlq-Reason"] == "missing_header"
+    assert letter.data == b"not json at all"
+
+
+async def test_missing_credentials_answer_not_configured(
+    nc: Client, fresh_nats_url: str, tmp_path: Path, wait_until: Any
+) -> None:
+    upstream = ScriptedUpstream(
+        configured=False,
+        script={"4": [Failure(ErrorKind.NOT_CONFIGURED, retryable=False, message="webKey is not set")]},
+    )
+
+    async def adapter() -> ScriptedUpstream:
+        return upstream
+
+    async with create_source_app(
+        settings_for(fresh_nats_url, tmp_path), source=SourceKey.CSA, adapter_factory=adapter
+    ):
+        await Bus(nc.jetstream(), producer="test").publish(a_request("4"))
+
+        async def answered() -> bool:
+            return len(await outcomes(nc)) == 1
+
+        await wait_until(answered, what="a not_configured outcome")
+    (outcome,) = await outcomes(nc)
+    assert isinstance(outcome, SourceFailed)
+    assert (outcome.kind, outcome.retryable) == (ErrorKind.NOT_CONFIGURED, False)

@@ -1,0 +1,1 @@
+"""fmcsa-status-view: the status tables, the read-only queries on them, and the seeds syncStatus shape."""

@@ -1,0 +1,60 @@
+"""Values to and from each database, without per-value ORM processing (the projector writes tens of
+thousands of rows a second through plain `text()` statements; readers decode the same way).
+
+SQLite keeps times as `YYYY-MM-DD HH:MM:SS.ffffff+00:00` text, always UTC and fixed width, so text
+order is time order (SQLAlchemy's DateTime reads it too); PostgreSQL as timestamptz. JSON travels as
+compact text with sorted keys.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """Encoders and decoders for one database kind."""
+
+    sqlite: bool
+
+    def time_out(self, value: datetime | None) -> Any:
+        """A UTC-aware (or naive UTC) datetime as the database takes it."""
+        if value is None:
+            return None
+        if value.tzinfo is not UTC:
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.isoformat(" ", "microseconds") if self.sqlite else value
+
+    def time_in(self, value: Any) -> datetime | None:
+        """An aware UTC datetime from what the database returned."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            moment = datetime.fromisoformat(value)
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @staticmethod
+    def json_out(value: Any) -> str | None:
+        return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+    @staticmethod
+    def json_in(value: Any) -> Any:
+        # SQLite returns the text; SQLAlchemy's asyncpg dialect has already decoded json columns.
+        return json.loads(value) if isinstance(value, str | bytes) else value
+
+    @staticmethod
+    def bool_in(value: Any) -> bool | None:
+        return None if value is None else bool(value)
+
+
+SQLITE = Codec(sqlite=True)
+POSTGRES = Codec(sqlite=False)
+
+
+def codec_for(dialect_name: str) -> Codec:
+    return SQLITE if dialect_name == "sqlite" else POSTGRES

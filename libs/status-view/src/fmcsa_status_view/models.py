@@ -1,0 +1,176 @@
+"""What the status view answers: frozen read models (never table classes), and pages of them.
+
+Times are aware UTC datetimes. A DOT number is its canonical text (`"2847193"`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from fmcsa_events.identifiers import SourceKey
+
+T = TypeVar("T")
+
+
+class SyncState(StrEnum):
+    """Where a request stands; for a source, where its newest request stands."""
+
+    REQUESTED = "requested"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """What one successful fetch did to the source's store."""
+
+    fetched: int
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class LastError:
+    """The newest failed request of a source (kept after a later success, as history)."""
+
+    request_id: str
+    kind: str
+    message: str
+    retryable: bool
+    at: datetime
+    attempts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """One source of one company. Three times matter (design.md): `upstream_as_of` (what the data
+    describes), `last_success_at` (last good fetch) and `last_requested_at`/`state` (last attempt).
+    `consecutive_failures` counts failed requests newer than the newest success.
+    """
+
+    source: SourceKey
+    state: SyncState
+    last_request_id: str | None
+    last_requested_at: datetime | None
+    last_trigger: str | None
+    last_requested_by: str | None
+    last_finished_at: datetime | None
+    last_success_at: datetime | None
+    last_success_request_id: str | None
+    last_counts: Counts | None
+    last_duration_ms: int | None
+    last_summary: dict[str, Any] | None
+    upstream_as_of: datetime | None
+    retrieved_at: datetime | None
+    last_error: LastError | None
+    consecutive_failures: int
+    failing: bool
+    requests: int
+    succeeded: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyStatus:
+    """One company: lifecycle, overall flags and each source it was ever requested for.
+
+    `active`: registered and not removed since. `success`: it has run and no source is failing.
+    `never_synced`: no source ever succeeded. `last_run` / `last_success_at`: the newest finished
+    outcome / success of any source. `sources` lacks the sources never requested.
+    """
+
+    dot: str
+    name: str | None
+    active: bool
+    registered_at: datetime | None
+    removed_at: datetime | None
+    last_run: datetime | None
+    last_success_at: datetime | None
+    success: bool
+    failing: bool
+    never_synced: bool
+    failing_sources: tuple[SourceKey, ...]
+    sources: dict[SourceKey, SourceStatus] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncLogEntry:
+    """One request and its outcome. `status` is `requested` until the outcome is folded;
+    `requested_at` is None while the outcome is known but its request is not (yet).
+    """
+
+    request_id: str
+    dot: str
+    source: SourceKey
+    status: SyncState
+    trigger: str | None
+    requested_by: str | None
+    requested_at: datetime | None
+    deadline: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    attempts: int | None
+    counts: Counts | None
+    upstream_as_of: datetime | None
+    retrieved_at: datetime | None
+    error_kind: str | None
+    error_message: str | None
+    error_detail: str | None
+    error_retryable: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a keyset-paginated list; pass `next_cursor` back for the next page (None: last)."""
+
+    items: tuple[T, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSummary:
+    """Totals of one source: `companies`, `failing`, `never_synced` count its (company, source) rows."""
+
+    source: SourceKey
+    companies: int
+    failing: int
+    never_synced: int
+    requests: int
+    succeeded: int
+    failed: int
+    last_finished_at: datetime | None
+    last_success_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DayOutcomes:
+    day: date
+    source: SourceKey
+    succeeded: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Totals over everything: `companies`, `failing`, `never_synced` count active companies;
+    `requests`, `succeeded`, `failed` count sync-log events; `last_sync_at` is the newest outcome.
+    """
+
+    companies: int
+    failing: int
+    never_synced: int
+    requests: int
+    succeeded: int
+    failed: int
+    last_sync_at: datetime | None
+    last_success_at: datetime | None
+    per_source: dict[SourceKey, SourceSummary]
+    outcomes_per_day: tuple[DayOutcomes, ...]
+    position: int
+    events: int
+    rejected: int

@@ -1,0 +1,449 @@
+"""The read side of the status projection: the only queries the gateway runs on it.
+
+`StatusView` never writes. It follows the live store (see `location`): before each query it checks
+whether a rebuilt store was swapped in and, if so, reopens on it; queries already running finish on
+the store they started on. Each query reads one snapshot. Lists are keyset-paginated: pass the
+`next_cursor` of a page back as `cursor`; a cursor is opaque text, and a malformed one raises
+`InvalidCursor`. A store the projector has not created yet reads as empty.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError
+
+from fmcsa_events.identifiers import SourceKey, parse_dot, parse_source
+from fmcsa_events.models import Trigger
+from fmcsa_status_view.codec import Codec, codec_for
+from fmcsa_status_view.database import Database, Session, open_database
+from fmcsa_status_view.location import Location
+from fmcsa_status_view.models import (
+    CompanyStatus,
+    Counts,
+    DayOutcomes,
+    LastError,
+    Page,
+    SourceStatus,
+    SourceSummary,
+    Summary,
+    SyncLogEntry,
+    SyncState,
+)
+from fmcsa_status_view.tables import COMPANY, SOURCE, SYNC_LOG, columns
+
+MAX_LIMIT = 500
+
+R = TypeVar("R")
+
+_COMPANY_COLUMNS = columns(COMPANY)
+_SOURCE_COLUMNS = columns(SOURCE)
+_LOG_COLUMNS = columns(SYNC_LOG)
+
+
+class InvalidCursor(ValueError):
+    """A cursor that this view did not hand out (or that belongs to another list)."""
+
+
+class StatusView:
+    """Read-only queries on the status store at `database_url` (the same URL the projector uses)."""
+
+    def __init__(self, database_url: str) -> None:
+        self._location = Location(database_url)
+        self._db: Database | None = None
+        self._codec: Codec = codec_for("sqlite" if self._location.sqlite else "postgresql")
+        self._marker: tuple[int, int] | None = None
+        self._retired: list[Database] = []
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.dispose()
+            self._db = None
+
+    async def applied_position(self) -> int:
+        """The last stream sequence folded into the store the view reads (0 before the first)."""
+
+        async def work(session: Session) -> int:
+            return int(await session.scalar("SELECT seq FROM status_position WHERE id = 1") or 0)
+
+        return await self._run(work, 0)
+
+    async def company_status(self, dot: str) -> CompanyStatus | None:
+        """One company with every source it was requested for; None if no event ever named it.
+
+        Raises `InvalidDotNumber` for a value that is not 1-8 digits.
+        """
+        number = int(parse_dot(dot))
+        sql = f"SELECT {', '.join(_COMPANY_COLUMNS)} FROM status_company WHERE dot = ?"
+
+        async def work(session: Session) -> CompanyStatus | None:
+            rows = await session.fetch(sql, (number,))
+            return (await self._with_sources(session, rows))[0] if rows else None
+
+        return await self._run(work, None)
+
+    async def list_companies(
+        self,
+        *,
+        failing: bool | None = None,
+        never_synced: bool | None = None,
+        source: SourceKey | str | None = None,
+        active_only: bool = True,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[CompanyStatus]:
+        """Companies by DOT number, ascending; the filters combine with AND.
+
+        - `failing`: True = some source is failing; False = none is. With `source`, that source only.
+        - `never_synced`: True = no successful fetch ever; False = at least one. With `source`, of that
+          source (a company never requested for it counts as never synced).
+        - `source` alone: companies that source was ever requested for.
+        - `active_only` (default): registered and not removed since.
+        """
+        limit = _check_limit(limit)
+        after = _decode_cursor(cursor, "c")[0] if cursor else 0
+        if not isinstance(after, int):
+            raise InvalidCursor("not a company cursor")
+        join, where = "", ["c.dot > ?"]
+        params: list[Any] = [after]
+        if active_only:
+            where.append("c.active = ?")
+            params.append(True)
+        if source is None:
+            if failing is not None:
+                where.append("c.failing = ?")
+                params.append(failing)
+            if never_synced is not None:
+                where.append("c.never_synced = ?")
+                params.append(never_synced)
+        else:
+            # the join's parameter comes first in the statement
+            join = "LEFT JOIN status_source s ON s.dot = c.dot AND s.source = ?"
+            params.insert(0, parse_source(source).value)
+            if failing is True:
+                where.append("s.failing = ?")
+                params.append(True)
+            elif failing is False:
+                where.append("(s.dot IS NULL OR s.failing = ?)")
+                params.append(False)
+            if never_synced is True:
+                where.append("(s.dot IS NULL OR s.success_request_id IS NULL)")
+            elif never_synced is False:
+                where.append("s.success_request_id IS NOT NULL")
+            if failing is None and never_synced is None:
+                where.append("s.dot IS NOT NULL")
+        select = ", ".join(f"c.{name}" for name in _COMPANY_COLUMNS)
+        sql = (
+            f"SELECT {select} FROM status_company c {join} WHERE {' AND '.join(where)} ORDER BY c.dot LIMIT ?"
+        )
+        params.append(limit + 1)
+
+        async def work(session: Session) -> tuple[list[CompanyStatus], bool]:
+            rows = await session.fetch(sql, params)
+            return await self._with_sources(session, rows[:limit]), len(rows) > limit
+
+        nothing: tuple[list[CompanyStatus], bool] = ([], False)
+        items, more = await self._run(work, nothing)
+        next_cursor = _encode_cursor("c", [int(items[-1].dot)]) if more and items else None
+        return Page(tuple(items), next_cursor)
+
+    async def sync_log(
+        self,
+        *,
+        dot: str | None = None,
+        source: SourceKey | str | None = None,
+        status: SyncState | str | None = None,
+        trigger: Trigger | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[SyncLogEntry]:
+        """Requests newest first (by requested time; an outcome whose request is not known yet sorts by
+        its finish time). `since` is inclusive and `until` exclusive on that time. Raises ValueError
+        (or `InvalidDotNumber`, `InvalidSource`) for a filter value outside its vocabulary.
+        """
+        limit = _check_limit(limit)
+        where: list[str] = []
+        params: list[Any] = []
+        codec = self._codec
+        if dot is not None:
+            where.append("dot = ?")
+            params.append(int(parse_dot(dot)))
+        if source is not None:
+            where.append("source = ?")
+            params.append(parse_source(source).value)
+        if status is not None:
+            # a literal from the enum, so the partial index on failures can serve `failed`
+            where.append(f"status = '{SyncState(status).value}'")
+        if trigger is not None:
+            where.append("trigger = ?")
+            params.append(Trigger(trigger).value)
+        if since is not None:
+            where.append("sort_at >= ?")
+            params.append(codec.time_out(_aware(since)))
+        if until is not None:
+            where.append("sort_at < ?")
+            params.append(codec.time_out(_aware(until)))
+        if cursor:
+            at, request_id = _decode_cursor(cursor, "l")
+            if not isinstance(at, str) or not isinstance(request_id, str):
+                raise InvalidCursor("not a sync-log cursor")
+            try:
+                moment = codec.time_out(_aware(datetime.fromisoformat(at)))
+            except ValueError:
+                raise InvalidCursor("not a sync-log cursor") from None
+            where.append("(sort_at < ? OR (sort_at = ? AND request_id < ?))")
+            params += [moment, moment, request_id]
+        sql = (
+            f"SELECT {', '.join(_LOG_COLUMNS)} FROM status_sync_log"
+            f"{' WHERE ' + ' AND '.join(where) if where else ''}"
+            " ORDER BY sort_at DESC, request_id DESC LIMIT ?"
+        )
+        params.append(limit + 1)
+
+        async def work(session: Session) -> list[tuple[Any, ...]]:
+            return await session.fetch(sql, params)
+
+        rows: list[Any] = await self._run(work, [])
+        more = len(rows) > limit
+        entries = [self._log_entry(dict(zip(_LOG_COLUMNS, row, strict=True))) for row in rows[:limit]]
+        next_cursor = None
+        if more and entries:
+            last = rows[limit - 1]
+            sort_at = codec.time_in(last[_LOG_COLUMNS.index("sort_at")])
+            assert sort_at is not None
+            next_cursor = _encode_cursor("l", [sort_at.isoformat(), entries[-1].request_id])
+        return Page(tuple(entries), next_cursor)
+
+    async def summary(self, *, days: int = 30) -> Summary:
+        """Totals, per source, and outcomes per day for the `days` days up to the newest day with any."""
+        if not 1 <= days <= 3660:
+            raise ValueError("days must be 1..3660")
+        totals_sql = (
+            "SELECT scope, companies, failing, never_synced, requests, succeeded, failed,"
+            " last_finished_at, last_success_at FROM status_totals"
+        )
+        daily_sql = (
+            "SELECT day, source, succeeded, failed FROM status_daily WHERE day >= ? ORDER BY day, source"
+        )
+
+        async def work(session: Session) -> Summary:
+            totals = {row[0]: row for row in await session.fetch(totals_sql)}
+            newest = await session.scalar("SELECT MAX(day) FROM status_daily")
+            daily: Sequence[Any] = []
+            if newest is not None:
+                first = (date.fromisoformat(str(newest)) - timedelta(days=days - 1)).isoformat()
+                daily = await session.fetch(daily_sql, (first,))
+            position = await session.fetch("SELECT seq, events, rejected FROM status_position WHERE id = 1")
+            return self._summary(totals, daily, position[0] if position else None)
+
+        return await self._run(work, _empty_summary())
+
+    def _summary(self, totals: dict[str, Any], daily: Sequence[Any], position: Any) -> Summary:
+        t = self._codec.time_in
+        every = totals.get("all")
+        per_source = {
+            source: SourceSummary(
+                source=source,
+                companies=int(row[1]),
+                failing=int(row[2]),
+                never_synced=int(row[3]),
+                requests=int(row[4]),
+                succeeded=int(row[5]),
+                failed=int(row[6]),
+                last_finished_at=t(row[7]),
+                last_success_at=t(row[8]),
+            )
+            for source in SourceKey
+            if (row := totals.get(source.value)) is not None
+        }
+        return Summary(
+            companies=int(every[1]) if every else 0,
+            failing=int(every[2]) if every else 0,
+            never_synced=int(every[3]) if every else 0,
+            requests=int(every[4]) if every else 0,
+            succeeded=int(every[5]) if every else 0,
+            failed=int(every[6]) if every else 0,
+            last_sync_at=t(every[7]) if every else None,
+            last_success_at=t(every[8]) if every else None,
+            per_source=per_source,
+            outcomes_per_day=tuple(
+                DayOutcomes(date.fromisoformat(str(day)), SourceKey(source), int(ok), int(bad))
+                for day, source, ok, bad in daily
+            ),
+            position=int(position[0]) if position else 0,
+            events=int(position[1]) if position else 0,
+            rejected=int(position[2]) if position else 0,
+        )
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _current(self) -> Database:
+        """The live store's database; reopened when a rebuilt store was swapped in. A query already
+        running keeps the connection it started on.
+        """
+        marker = self._location.marker()
+        if self._db is None or marker != self._marker:
+            old, self._db = self._db, open_database(self._location.live_url(), writer=False)
+            self._marker = marker
+            if old is not None:
+                self._retired.append(old)
+        return self._db
+
+    async def _run(self, work: Callable[[Session], Awaitable[R]], empty: R) -> R:
+        """Run `work` in one read transaction (one snapshot); `empty` if the store has no tables yet."""
+        while self._retired:
+            await self._retired.pop().dispose()
+        try:
+            async with self._current().transaction() as session:
+                return await work(session)
+        except (DBAPIError, sqlite3.OperationalError) as error:
+            if _missing_table(error):
+                return empty
+            raise
+
+    async def _with_sources(self, session: Session, rows: Sequence[Any]) -> list[CompanyStatus]:
+        dots = [row[0] for row in rows]
+        sources: dict[int, dict[SourceKey, SourceStatus]] = {dot: {} for dot in dots}
+        if dots:
+            marks = ", ".join("?" * len(dots))
+            sql = f"SELECT {', '.join(_SOURCE_COLUMNS)} FROM status_source WHERE dot IN ({marks})"
+            for row in await session.fetch(sql, dots):
+                status = self._source_status(dict(zip(_SOURCE_COLUMNS, row, strict=True)))
+                sources[row[0]][status.source] = status
+        return [self._company(dict(zip(_COMPANY_COLUMNS, row, strict=True)), sources[row[0]]) for row in rows]
+
+    def _company(self, row: dict[str, Any], sources: dict[SourceKey, SourceStatus]) -> CompanyStatus:
+        t = self._codec.time_in
+        failing = tuple(SourceKey(s) for s in str(row["failing_sources"]).split(",") if s)
+        return CompanyStatus(
+            dot=str(row["dot"]),
+            name=row["name"],
+            active=bool(row["active"]),
+            registered_at=t(row["registered_at"]),
+            removed_at=t(row["removed_at"]),
+            last_run=_newest(s.last_finished_at for s in sources.values()),
+            last_success_at=_newest(s.last_success_at for s in sources.values()),
+            success=bool(row["success"]),
+            failing=bool(row["failing"]),
+            never_synced=bool(row["never_synced"]),
+            failing_sources=failing,
+            sources={s: sources[s] for s in SourceKey if s in sources},
+        )
+
+    def _source_status(self, row: dict[str, Any]) -> SourceStatus:
+        t = self._codec.time_in
+        error = None
+        if row["error_request_id"] is not None:
+            error = LastError(
+                request_id=row["error_request_id"],
+                kind=row["error_kind"],
+                message=row["error_message"],
+                retryable=bool(row["error_retryable"]),
+                at=t(row["last_error_at"]),  # type: ignore[arg-type]  # set together with the request id
+                attempts=row["error_attempts"],
+            )
+        counts = None
+        if row["success_request_id"] is not None:
+            counts = _counts(row)
+        return SourceStatus(
+            source=SourceKey(row["source"]),
+            state=SyncState(row["state"]),
+            last_request_id=row["last_request_id"],
+            last_requested_at=t(row["last_requested_at"]),
+            last_trigger=row["last_trigger"],
+            last_requested_by=row["last_requested_by"],
+            last_finished_at=t(row["last_finished_at"]),
+            last_success_at=t(row["last_success_at"]),
+            last_success_request_id=row["success_request_id"],
+            last_counts=counts,
+            last_duration_ms=row["success_duration_ms"],
+            last_summary=self._codec.json_in(row["last_summary"]),
+            upstream_as_of=t(row["upstream_as_of"]),
+            retrieved_at=t(row["retrieved_at"]),
+            last_error=error,
+            consecutive_failures=int(row["consecutive_failures"]),
+            failing=bool(row["failing"]),
+            requests=int(row["requests"]),
+            succeeded=int(row["succeeded"]),
+            failed=int(row["failed"]),
+        )
+
+    def _log_entry(self, row: dict[str, Any]) -> SyncLogEntry:
+        t = self._codec.time_in
+        counts = None
+        if row["status"] == SyncState.SUCCEEDED:
+            counts = _counts(row)
+        return SyncLogEntry(
+            request_id=row["request_id"],
+            dot=str(row["dot"]),
+            source=SourceKey(row["source"]),
+            status=SyncState(row["status"]),
+            trigger=row["trigger"],
+            requested_by=row["requested_by"],
+            requested_at=t(row["requested_at"]),
+            deadline=t(row["deadline"]),
+            started_at=t(row["started_at"]),
+            finished_at=t(row["finished_at"]),
+            duration_ms=row["duration_ms"],
+            attempts=row["attempts"],
+            counts=counts,
+            upstream_as_of=t(row["upstream_as_of"]),
+            retrieved_at=t(row["retrieved_at"]),
+            error_kind=row["error_kind"],
+            error_message=row["error_message"],
+            error_detail=row["error_detail"],
+            error_retryable=Codec.bool_in(row["error_retryable"]),
+        )
+
+
+def _newest(moments: Iterable[datetime | None]) -> datetime | None:
+    return max((m for m in moments if m is not None), default=None)
+
+
+def _counts(row: dict[str, Any]) -> Counts:
+    return Counts(row["fetched"] or 0, row["inserted"] or 0, row["updated"] or 0, row["unchanged"] or 0)
+
+
+def _check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be 1..{MAX_LIMIT}")
+    return limit
+
+
+def _encode_cursor(kind: str, values: list[Any]) -> str:
+    raw = json.dumps([kind, *values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, kind: str) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidCursor("malformed cursor") from None
+    if not isinstance(values, list) or len(values) < 2 or values[0] != kind:
+        raise InvalidCursor("a cursor of another list")
+    return values[1:]
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("times must carry a time zone")
+    return moment
+
+
+def _missing_table(error: Exception) -> bool:
+    message = str(getattr(error, "orig", error)).lower()
+    return "no such table" in message or ("relation" in message and "does not exist" in message)
+
+
+def _empty_summary() -> Summary:
+    return Summary(0, 0, 0, 0, 0, 0, None, None, {}, (), 0, 0, 0)

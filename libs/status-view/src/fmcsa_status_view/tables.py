@@ -1,0 +1,207 @@
+"""The status projection's tables. Only the projector (fmcsa_status) writes them; the gateway reads
+them through `fmcsa_status_view.query.StatusView`.
+
+All times are UTC. DOT numbers are stored as integers (compact, and lists sort numerically); request
+ids as their canonical text. `status_position` holds the one stream sequence the projection has
+applied, written in the same transaction as the rows it changed (style.md 2.8).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Table, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (text) and PostgreSQL (timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StatusPosition(SQLModel, table=True):
+    """The applied position: the last FMCSA_EVENTS sequence folded, with counts of events and rejects."""
+
+    __tablename__ = "status_position"
+    id: int = Field(default=1, primary_key=True)
+    seq: int = Field(default=0, sa_type=BigInteger)
+    events: int = Field(default=0, sa_type=BigInteger)
+    rejected: int = Field(default=0, sa_type=BigInteger)
+
+
+class StatusCompany(SQLModel, table=True):
+    """One row per company (DOT) seen in any event; `active` = registered and not removed since.
+
+    It holds what changes rarely (lifecycle and flags); last run and last success are the newest of
+    the company's `status_source` rows, so most outcomes write no company row at all.
+    """
+
+    __tablename__ = "status_company"
+    __table_args__ = (
+        Index("ix_status_company_failing", "active", "failing", "dot"),
+        Index("ix_status_company_never_synced", "active", "never_synced", "dot"),
+    )
+    dot: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    name: str | None = None
+    registered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    registered_event_id: str | None = None
+    removed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    removed_event_id: str | None = None
+    active: bool = False
+    success: bool = False
+    failing: bool = False
+    never_synced: bool = True
+    failing_sources: str = ""
+
+
+class StatusSource(SQLModel, table=True):
+    """One row per (company, source) ever requested: newest request, newest success, newest failure."""
+
+    __tablename__ = "status_source"
+    __table_args__ = (Index("ix_status_source_failing", "source", "failing", "dot"),)
+    dot: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    source: str = Field(primary_key=True, max_length=16)
+    state: str = Field(max_length=16)
+    last_request_id: str | None = None
+    last_requested_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_trigger: str | None = None
+    last_requested_by: str | None = None
+    last_finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    success_request_id: str | None = None
+    success_requested_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_success_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    success_attempts: int | None = None
+    success_duration_ms: int | None = Field(default=None, sa_type=BigInteger)
+    fetched: int | None = None
+    inserted: int | None = None
+    updated: int | None = None
+    unchanged: int | None = None
+    last_summary: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    upstream_as_of: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    retrieved_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    error_request_id: str | None = None
+    error_requested_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_error_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    error_kind: str | None = None
+    error_message: str | None = None
+    error_retryable: bool | None = None
+    error_attempts: int | None = None
+    consecutive_failures: int = 0
+    failing: bool = False
+    requests: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+class StatusSyncLog(SQLModel, table=True):
+    """One row per request id: the request and its terminal outcome, whichever came first.
+
+    `sort_at` is `requested_at`, or `finished_at` while the request is not known yet; the log lists
+    newest first by `(sort_at, request_id)`. `pending_summary` is set only while a success waits
+    for its request.
+    """
+
+    __tablename__ = "status_sync_log"
+    __table_args__ = (
+        Index("ix_status_sync_log_sort", "sort_at", "request_id"),
+        Index("ix_status_sync_log_dot", "dot", "sort_at", "request_id"),
+        # Only failures: the list people look for, at a fraction of an index on every status.
+        Index(
+            "ix_status_sync_log_failed",
+            "sort_at",
+            "request_id",
+            sqlite_where=text("status = 'failed'"),
+            postgresql_where=text("status = 'failed'"),
+        ),
+    )
+    request_id: str = Field(primary_key=True, max_length=36)
+    dot: int
+    source: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    trigger: str | None = None
+    requested_by: str | None = None
+    requested_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    deadline: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    duration_ms: int | None = Field(default=None, sa_type=BigInteger)
+    attempts: int | None = None
+    fetched: int | None = None
+    inserted: int | None = None
+    updated: int | None = None
+    unchanged: int | None = None
+    upstream_as_of: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    retrieved_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    error_kind: str | None = None
+    error_message: str | None = None
+    error_detail: str | None = None
+    error_retryable: bool | None = None
+    pending_summary: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    sort_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class StatusDaily(SQLModel, table=True):
+    """Outcomes per UTC day (`YYYY-MM-DD`) and source, for the summary chart."""
+
+    __tablename__ = "status_daily"
+    day: str = Field(primary_key=True, max_length=10)
+    source: str = Field(primary_key=True, max_length=16)
+    succeeded: int = Field(default=0, sa_type=BigInteger)
+    failed: int = Field(default=0, sa_type=BigInteger)
+
+
+class StatusTotals(SQLModel, table=True):
+    """Counters per scope (`all` or a source key), kept as increments by the projector.
+
+    Scope `all`: `companies`, `failing`, `never_synced` count active companies. A source scope:
+    they count that source's (company, source) rows. Requests and outcomes count sync-log events.
+    """
+
+    __tablename__ = "status_totals"
+    scope: str = Field(primary_key=True, max_length=16)
+    companies: int = Field(default=0, sa_type=BigInteger)
+    failing: int = Field(default=0, sa_type=BigInteger)
+    never_synced: int = Field(default=0, sa_type=BigInteger)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    succeeded: int = Field(default=0, sa_type=BigInteger)
+    failed: int = Field(default=0, sa_type=BigInteger)
+    last_finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_success_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel for table=True classes
+    assert isinstance(table, Table)
+    return table
+
+
+POSITION = _table(StatusPosition)
+COMPANY = _table(StatusCompany)
+SOURCE = _table(StatusSource)
+SYNC_LOG = _table(StatusSyncLog)
+DAILY = _table(StatusDaily)
+TOTALS = _table(StatusTotals)
+
+TABLES: tuple[Table, ...] = (POSITION, COMPANY, SOURCE, SYNC_LOG, DAILY, TOTALS)
+"""Every table of the projection, in creation order; `SQLModel.metadata.create_all(tables=TABLES)`."""
+
+
+def columns(table: Table) -> tuple[str, ...]:
+    """The column names of a table, in declaration order (the order rows are written and read in)."""
+    return tuple(c.name for c in table.columns)

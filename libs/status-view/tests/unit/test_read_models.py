@@ -1,0 +1,119 @@
+"""The pure parts of the read side: the seeds' syncStatus block, cursors, codecs, the live-store pointer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_status_view.codec import POSTGRES, SQLITE
+from fmcsa_status_view.database import dollar
+from fmcsa_status_view.location import BadPointer, Location
+from fmcsa_status_view.models import CompanyStatus, Counts, LastError, SourceStatus, SyncState
+from fmcsa_status_view.query import InvalidCursor, _decode_cursor, _encode_cursor
+from fmcsa_status_view.syncstatus import js_time, sync_status_block
+
+T = datetime(2026, 11, 23, 6, 0, 0, 123456, tzinfo=UTC)
+
+
+def source(key: SourceKey, *, failing: bool = False, success: datetime | None = T) -> SourceStatus:
+    error = LastError("r-1", "rate_limited", "429 from SaferWebAPI", True, T + timedelta(hours=1), 3)
+    return SourceStatus(
+        source=key, state=SyncState.FAILED if failing else SyncState.SUCCEEDED, last_request_id="r-1",
+        last_requested_at=T, last_trigger="scheduled", last_requested_by="scheduler", last_finished_at=T,
+        last_success_at=success, last_success_request_id="r-0", last_counts=Counts(1, 0, 0, 1),
+        last_duration_ms=10, last_summary={}, upstream_as_of=None, retrieved_at=None,
+        last_error=error if failing else None, consecutive_failures=2 if failing else 0, failing=failing,
+        requests=3, succeeded=1, failed=2 if failing else 0,
+    )  # fmt: skip
+
+
+def company(*sources: SourceStatus) -> CompanyStatus:
+    failing = tuple(s.source for s in sources if s.failing)
+    return CompanyStatus(
+        dot="2847193", name="Acme", active=True, registered_at=T, removed_at=None,
+        last_run=T + timedelta(hours=1), last_success_at=T, success=not failing, failing=bool(failing),
+        never_synced=False, failing_sources=failing, sources={s.source: s for s in sources},
+    )  # fmt: skip
+
+
+def test_the_seeds_block_lists_failing_sources_and_last_syncs() -> None:
+    block = sync_status_block(
+        company(source(SourceKey.CSA), source(SourceKey.INSPECTIONS, failing=True, success=None))
+    )
+    assert block == {
+        "lastRun": "2026-11-23T07:00:00.123Z",
+        "success": False,
+        "errors": [
+            {
+                "source": "inspections",
+                "error": "429 from SaferWebAPI",
+                "timestamp": "2026-11-23T07:00:00.123Z",
+            }
+        ],
+        "csaScoresLastSync": "2026-11-23T06:00:00.123Z",
+        "violationsLastSync": None,
+        "inspectionsLastSync": None,
+    }
+
+
+def test_the_seeds_block_of_an_unknown_company_is_empty() -> None:
+    assert sync_status_block(None) == {
+        "lastRun": None, "success": False, "errors": [],
+        "csaScoresLastSync": None, "violationsLastSync": None, "inspectionsLastSync": None,
+    }  # fmt: skip
+
+
+def test_times_are_written_as_javascript_writes_them() -> None:
+    east = timezone(timedelta(hours=-5))
+    assert js_time(datetime(2026, 1, 2, 1, 2, 3, 999999, tzinfo=east)) == "2026-01-02T06:02:03.999Z"
+
+
+def test_a_cursor_round_trips_and_a_foreign_one_is_refused() -> None:
+    cursor = _encode_cursor("l", ["2026-11-23T06:00:00+00:00", "abc"])
+    assert _decode_cursor(cursor, "l") == ["2026-11-23T06:00:00+00:00", "abc"]
+    with pytest.raises(InvalidCursor):
+        _decode_cursor(cursor, "c")
+    for bad in ("", "%%%", "bm90IGpzb24", _encode_cursor("c", [])[:-2]):
+        with pytest.raises(InvalidCursor):
+            _decode_cursor(bad, "c")
+
+
+def test_times_keep_their_instant_and_sort_as_text_on_sqlite() -> None:
+    east = timezone(timedelta(hours=2))
+    local = datetime(2026, 11, 23, 8, 0, tzinfo=east)
+    assert SQLITE.time_in(SQLITE.time_out(local)) == local
+    assert SQLITE.time_out(local) == "2026-11-23 06:00:00.000000+00:00"
+    later = [SQLITE.time_out(T + timedelta(microseconds=n)) for n in (0, 1, 999_999, 1_000_000)]
+    assert later == sorted(later)
+    assert POSTGRES.time_out(local) == local
+    assert POSTGRES.time_in(local) is not None
+    assert POSTGRES.time_in(local).tzinfo is UTC
+
+
+def test_json_is_compact_with_sorted_keys() -> None:
+    assert SQLITE.json_out({"b": 1, "a": [1, 2]}) == '{"a":[1,2],"b":1}'
+    assert SQLITE.json_in('{"a":1}') == {"a": 1}
+    assert POSTGRES.json_in({"a": 1}) == {"a": 1}
+
+
+def test_question_marks_become_numbered_parameters_for_postgresql() -> None:
+    assert (
+        dollar("SELECT a FROM t WHERE b = ? AND c IN (?, ?)")
+        == "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)"
+    )
+
+
+def test_the_live_sqlite_file_is_the_pointers_target(tmp_path: Path) -> None:
+    location = Location(f"sqlite:///{tmp_path}/status.sqlite3")
+    assert location.live_path() == tmp_path / "status.sqlite3"
+    assert location.marker() is None
+    location.pointer_path.write_text("status.r1.sqlite3\n")
+    assert location.live_url() == f"sqlite:///{tmp_path}/status.r1.sqlite3"
+    assert location.marker() is not None
+    location.pointer_path.write_text("../elsewhere.sqlite3")
+    with pytest.raises(BadPointer):
+        location.live_path()
+    assert Location("postgresql://u@h/db?search_path=s").live_url() == "postgresql://u@h/db?search_path=s"

@@ -1,0 +1,150 @@
+"""The composition root of the gateway: a Litestar app; importing builds nothing.
+
+`create_app(settings)` wires the routes, auth, problem details, templates, static assets, metrics and the
+API documents; its lifespan connects NATS (declaring the topology), opens the status view read-only and
+starts the live feed, and undoes all of it on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+
+import structlog
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.plugins.prometheus import PrometheusConfig
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from fmcsa_events.bus import Bus, utc_now
+from fmcsa_events.topology import INFLIGHT_BUCKET, STATE_BUCKET, declare
+from fmcsa_gateway.asyncapi import asyncapi_document
+from fmcsa_gateway.auth import build_auth
+from fmcsa_gateway.commands import Commands
+from fmcsa_gateway.live import LiveFeed
+from fmcsa_gateway.ports import Ports, provide_ports
+from fmcsa_gateway.problems import EXCEPTION_HANDLERS
+from fmcsa_gateway.routes.companies import CompaniesController
+from fmcsa_gateway.routes.events import EventsController
+from fmcsa_gateway.routes.pages import PagesController
+from fmcsa_gateway.routes.schedules import SchedulesController
+from fmcsa_gateway.routes.sync import SyncController
+from fmcsa_gateway.routes.system import MetricsController, asyncapi, health, ready
+from fmcsa_gateway.settings import Settings
+from fmcsa_runtime.service import connect_nats
+from fmcsa_status_view.query import StatusView
+
+log = structlog.get_logger(__name__)
+
+PACKAGE = Path(__file__).parent
+SWAGGER = "/static/swagger-ui-5.35.0"
+
+
+def _version() -> str:
+    try:
+        return version("fmcsa-gateway")
+    except Exception:  # run from a source tree without installed metadata
+        return "0.0.0"
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Litestar:
+    """Wire the gateway; tests pass the clock they must control. Connects nothing until it starts."""
+
+    @asynccontextmanager
+    async def wiring(app: Litestar) -> AsyncIterator[None]:
+        nc = await connect_nats(settings, name="gateway")
+        view: StatusView | None = None
+        feed: LiveFeed | None = None
+        try:
+            js = nc.jetstream()
+            await declare(js, settings.topology())
+            view = StatusView(settings.resolved_status_database_url())
+            feed = LiveFeed(js, applied=view.applied_position, view_wait_s=settings.sse_view_wait_s)
+            await feed.start()
+            commands = Commands(
+                Bus(js, producer="gateway", clock=clock),
+                await js.key_value(INFLIGHT_BUCKET),
+                clock=clock,
+                request_deadline=timedelta(seconds=settings.request_deadline_s),
+                in_flight=settings.publish_in_flight,
+            )
+            app.state.ports = Ports(
+                settings=settings,
+                nc=nc,
+                js=js,
+                commands=commands,
+                state_kv=await js.key_value(STATE_BUCKET),
+                view=view,
+                feed=feed,
+                clock=clock,
+            )
+            log.info("gateway_started", host=settings.http_host, port=settings.http_port)
+            yield
+        finally:
+            if feed is not None:
+                await feed.stop()
+            if view is not None:
+                await view.close()
+            await nc.drain()
+
+    auth = build_auth(settings)
+    prometheus = PrometheusConfig(
+        app_name="fmcsa_gateway", group_path=True, exclude=["^/metrics$", "^/static/"]
+    )
+    openapi = OpenAPIConfig(
+        title="fmcsa-sync gateway",
+        version=_version(),
+        description="Companies, sync status, the sync log, manual triggers and schedules. Errors are "
+        "RFC 9457 problem details. Authenticate with `Authorization: Bearer <token>` from `./fmcsa token`. "
+        "The bus's AsyncAPI document is at /asyncapi.json.",
+        path="/schema",
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path="/",
+                js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                css_url=f"{SWAGGER}/swagger-ui.css",
+                standalone_preset_js_url=f"{SWAGGER}/swagger-ui-standalone-preset.js",
+                favicon="<link rel='icon' href='data:,'>",  # nothing fetched from elsewhere
+            )
+        ],
+        components=Components(
+            security_schemes={
+                "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+            }
+        ),
+    )
+    return Litestar(
+        route_handlers=[
+            health,
+            ready,
+            asyncapi,
+            MetricsController,
+            CompaniesController,
+            SyncController,
+            SchedulesController,
+            EventsController,
+            PagesController,
+            create_static_files_router(
+                path="/static", directories=[PACKAGE / "static"], include_in_schema=False
+            ),
+        ],
+        lifespan=[wiring],
+        dependencies={"ports": Provide(provide_ports, sync_to_thread=False)},
+        on_app_init=[auth.on_app_init],
+        middleware=[prometheus.middleware],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]  # Litestar's handler map is invariant
+        openapi_config=openapi,
+        template_config=TemplateConfig(directory=PACKAGE / "templates", engine=JinjaTemplateEngine),
+        state=State({"asyncapi": asyncapi_document(nats_url=settings.nats_url, version=_version())}),
+        request_max_body_size=settings.import_max_bytes,
+        logging_config=None,
+    )

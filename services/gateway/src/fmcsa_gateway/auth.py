@@ -1,0 +1,152 @@
+"""Who may call what: Litestar's JWT auth over the tokens `fmcsa_runtime.tokens` mints, and role guards.
+
+- A request is authenticated by `Authorization: Bearer <token>`. Safe methods (GET, HEAD) may carry the
+  token in the `fmcsa_token` cookie instead: the admin page's EventSource cannot set headers. A cookie
+  never authenticates a mutating request, so a cross-site form cannot act with a signed-in browser.
+- Verification is `fmcsa_runtime.tokens.verify` (HS256, issuer, expiry, a known role, a subject): one
+  definition for the CLI that mints and the gateway that checks.
+- No token or a bad one: 401 with `WWW-Authenticate: Bearer`. A valid token of a lower role than the
+  route needs: 403. Roles are ordered viewer < operator (+ trigger) < admin (+ companies, schedules).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import structlog
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
+from litestar.types import Guard
+
+from fmcsa_gateway.settings import Settings
+from fmcsa_runtime.tokens import ALGORITHM, InvalidToken, Role, verify
+
+log = structlog.get_logger(__name__)
+
+TOKEN_COOKIE = "fmcsa_token"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+PUBLIC_PATHS = [
+    "^/$",
+    "^/health$",
+    "^/ready$",
+    "^/metrics$",
+    "^/schema",
+    "^/asyncapi",
+    "^/static/",
+    "^/favicon.ico$",
+]
+"""Paths that answer without a token: the page shell, probes, metrics and the API documents."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated caller: the token's subject (who asked, carried into events) and role."""
+
+    subject: str
+    role: Role
+
+
+@dataclass
+class RoleToken(Token):
+    """Litestar's token with our `role` claim, decoded only through `fmcsa_runtime.tokens.verify`."""
+
+    role: str = Role.VIEWER.value
+
+    @classmethod
+    def decode(  # Litestar's signature; only the token and the secret matter here
+        cls,
+        encoded_token: str,
+        secret: str,
+        algorithm: str,
+        audience: str | Sequence[str] | None = None,
+        issuer: str | Sequence[str] | None = None,
+        require_claims: Sequence[str] | None = None,
+        verify_exp: bool = True,
+        verify_nbf: bool = True,
+        strict_audience: bool = False,
+    ) -> Self:
+        try:
+            claims = verify(secret, encoded_token)
+        except InvalidToken as error:
+            raise NotAuthorizedException(str(error), headers={"WWW-Authenticate": "Bearer"}) from None
+        # Litestar's Token refuses an `iat` in the future; verify already allowed a small clock skew.
+        issued = min(claims.issued_at, datetime.now(UTC))
+        return cls(
+            exp=claims.expires_at, sub=claims.subject, iat=issued, iss="fmcsa-sync", role=claims.role.value
+        )
+
+
+class BearerOrReadCookieMiddleware(JWTAuthenticationMiddleware):
+    """The bearer header for every method; the `fmcsa_token` cookie for GET and HEAD only."""
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        scheme, _, encoded = connection.headers.get(self.auth_header, "").partition(" ")
+        if not encoded and connection.scope.get("method") in SAFE_METHODS:
+            scheme, encoded = "Bearer", connection.cookies.get(TOKEN_COOKIE, "")
+        if not encoded or scheme.lower() != "bearer":
+            raise NotAuthorizedException(
+                "a bearer token is needed: Authorization: Bearer <token> (./fmcsa token --role ROLE)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await self.authenticate_token(encoded_token=encoded.strip(), connection=connection)
+
+
+async def _caller_of(token: RoleToken, connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    return Caller(subject=token.sub, role=Role(token.role))
+
+
+def build_auth(settings: Settings) -> JWTAuth[Caller, RoleToken]:
+    """Litestar's JWT auth configured for our tokens. Without `FMCSA_JWT_SECRET` a random secret is used,
+    so no token verifies and every protected route answers 401 (logged once as a warning).
+    """
+    if settings.jwt_secret is None:
+        log.warning("gateway_jwt_secret_missing", effect="every protected route answers 401")
+        secret = secrets.token_urlsafe(48)
+    else:
+        secret = settings.jwt_secret.get_secret_value()
+    return JWTAuth[Caller, RoleToken](
+        token_secret=secret,
+        algorithm=ALGORITHM,
+        retrieve_user_handler=_caller_of,
+        token_cls=RoleToken,
+        authentication_middleware_class=BearerOrReadCookieMiddleware,
+        exclude=PUBLIC_PATHS,
+        description="From `./fmcsa token --role viewer|operator|admin`; `./fmcsa up` prints an admin one.",
+    )
+
+
+def requires(role: Role) -> Guard:
+    """A guard that lets through callers whose role is `role` or higher; others get 403."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        caller = connection.scope.get("user")
+        if not isinstance(caller, Caller):
+            raise NotAuthorizedException("a bearer token is needed", headers={"WWW-Authenticate": "Bearer"})
+        if not caller.role.allows(role):
+            raise PermissionDeniedException(f"this needs the {role} role; the token has {caller.role}")
+
+    guard.__name__ = f"requires_{role}"
+    return guard
+
+
+VIEWER = requires(Role.VIEWER)
+OPERATOR = requires(Role.OPERATOR)
+ADMIN = requires(Role.ADMIN)
+
+
+def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    """The authenticated caller of a guarded route."""
+    caller = connection.scope.get("user")
+    if not isinstance(caller, Caller):
+        raise NotAuthorizedException("a bearer token is needed", headers={"WWW-Authenticate": "Bearer"})
+    return caller

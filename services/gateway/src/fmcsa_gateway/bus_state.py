@@ -1,0 +1,100 @@
+"""State the gateway reads from the bus itself: schedules and the scheduler's heartbeat.
+
+- Schedules: the last `ScheduleChanged` per source, read with a direct last-message-by-subject get on
+  the event stream, so a PUT is visible to the next GET (read-your-writes) with no fold kept here.
+  A source that never had one runs on the scheduler's default: every 360 minutes, enabled.
+- Scheduler status: the document the scheduler writes under `scheduler.status` in the `fmcsa_state`
+  bucket (services/scheduler/README.md). Read as plain JSON: the gateway imports no other service.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import structlog
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+from pydantic import ValidationError
+
+from fmcsa_events.decoder import Decoded, decode
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.models import ScheduleChanged
+from fmcsa_events.subjects import schedule_changed
+from fmcsa_events.topology import EVENTS_STREAM
+from fmcsa_gateway.domain import DEFAULT_INTERVAL_MINUTES
+from fmcsa_gateway.schemas import Schedule, SchedulerStatus
+
+log = structlog.get_logger(__name__)
+
+SCHEDULER_STATUS_KEY = "scheduler.status"
+STALE_AFTER_S = 30.0
+"""A heartbeat older than this means no scheduler replica is running (it writes every few seconds)."""
+
+
+def default_schedule(source: SourceKey) -> Schedule:
+    return Schedule(
+        source=source,
+        interval_minutes=DEFAULT_INTERVAL_MINUTES,
+        cron=None,
+        enabled=True,
+        default=True,
+        changed_by=None,
+        changed_at=None,
+    )
+
+
+async def current_schedule(js: JetStreamContext, source: SourceKey) -> Schedule:
+    """The schedule in force for `source`: its last ScheduleChanged, else the default."""
+    try:
+        message = await js.get_last_msg(EVENTS_STREAM, schedule_changed(source))
+    except NotFoundError:
+        return default_schedule(source)
+    decoded = decode(message.headers, message.data or b"")
+    if not isinstance(decoded, Decoded) or not isinstance(decoded.event, ScheduleChanged):
+        log.warning("schedule_undecodable", source=str(source), seq=message.seq)
+        return default_schedule(source)
+    event = decoded.event
+    return Schedule(
+        source=source,
+        interval_minutes=event.interval_minutes,
+        cron=event.cron,
+        enabled=event.enabled,
+        default=False,
+        changed_by=event.changed_by,
+        changed_at=decoded.envelope.occurred_at,
+    )
+
+
+async def current_schedules(js: JetStreamContext) -> list[Schedule]:
+    return [await current_schedule(js, source) for source in SourceKey]
+
+
+async def scheduler_status(state: KeyValue, *, now: datetime) -> SchedulerStatus:
+    """The scheduler's last heartbeat, marked stale when old; `known=False` before any heartbeat."""
+    try:
+        entry = await state.get(SCHEDULER_STATUS_KEY)
+    except KeyNotFoundError:
+        return SchedulerStatus(known=False, running=False, stale=True)
+    try:
+        document = json.loads(entry.value or b"{}")
+        if not isinstance(document, dict):
+            raise ValueError("not an object")
+        return _status_from(document, now=now)
+    except (ValueError, TypeError, ValidationError) as error:
+        log.warning("scheduler_status_unreadable", error=str(error)[:200])
+        return SchedulerStatus(known=False, running=False, stale=True)
+
+
+def _status_from(document: Mapping[str, Any], *, now: datetime) -> SchedulerStatus:
+    heartbeat_raw = document.get("heartbeat_at")
+    heartbeat = datetime.fromisoformat(heartbeat_raw) if isinstance(heartbeat_raw, str) else None
+    stale = heartbeat is None or (now - heartbeat).total_seconds() > STALE_AFTER_S
+    known_fields = set(SchedulerStatus.model_fields) - {"known", "running", "stale"}
+    fields = {k: v for k, v in document.items() if k in known_fields}
+    return SchedulerStatus.model_validate(
+        {**fields, "known": True, "stale": stale, "running": bool(document.get("running")) and not stale}
+    )

@@ -1,0 +1,218 @@
+"""Pure decisions of the gateway: reading an import, checking a schedule, planning a trigger.
+
+No I/O, no clock, no framework: values in, values out. DOT numbers pass `fmcsa_events.identifiers.parse_dot`
+here or nowhere, so nothing else reaches an event, a subject or an upstream query.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+from croniter import CroniterError, croniter  # type: ignore[import-untyped]  # croniter ships no type hints
+
+from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
+
+MIN_INTERVAL_MINUTES = 5
+MAX_INTERVAL_MINUTES = 1440
+DEFAULT_INTERVAL_MINUTES = 360
+"""The scheduler's default when no ScheduleChanged exists for a source: every 6 hours."""
+MAX_NAME_LENGTH = 200
+_CRON_ALIASES = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+_DOT_HEADERS = ("dot_number", "dot", "usdot", "usdot_number", "dotnumber", "usdotnumber")
+_NAME_HEADERS = ("name", "legal_name", "company", "company_name", "carrier")
+
+
+# --- import ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRow:
+    """A row refused by an import: its line (CSV: the line in the file; JSON: the item's 1-based index)."""
+
+    line: int
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportPlan:
+    """What an import will do: register `accepted` (DOT, name) in order; nothing else is published."""
+
+    accepted: list[tuple[str, str | None]] = field(default_factory=list)
+    duplicate: int = 0
+    invalid: list[InvalidRow] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.accepted) + self.duplicate + len(self.invalid)
+
+
+class ImportRefused(ValueError):
+    """The upload as a whole cannot be read (not a list, not CSV, too many rows); nothing is published."""
+
+
+def _shown(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:40]
+
+
+def plan_import(
+    rows: Iterable[tuple[int, object, object]], *, registered: frozenset[str], max_rows: int
+) -> ImportPlan:
+    """Sort rows `(line, dot, name)` into accepted, duplicate and invalid.
+
+    A duplicate is a DOT seen earlier in the same upload or already registered; its first valid row wins.
+    Spaces around a text DOT are trimmed (CSV cells often carry them); anything else must pass `parse_dot`.
+    A row is invalid when its DOT is not 1 to 8 digits or its name is not text of at most 200 characters.
+    More than `max_rows` rows refuse the whole upload (`ImportRefused`), so nothing is half-imported.
+    """
+    accepted: list[tuple[str, str | None]] = []
+    invalid: list[InvalidRow] = []
+    seen: set[str] = set()
+    duplicate = 0
+    for count, (line, raw_dot, raw_name) in enumerate(rows, start=1):
+        if count > max_rows:
+            raise ImportRefused(f"an import has at most {max_rows} rows")
+        try:
+            dot = parse_dot(raw_dot.strip() if isinstance(raw_dot, str) else raw_dot)
+        except InvalidDotNumber as error:
+            invalid.append(InvalidRow(line, _shown(raw_dot), str(error)))
+            continue
+        if raw_name is not None and not isinstance(raw_name, str):
+            invalid.append(InvalidRow(line, _shown(raw_dot), "name must be text"))
+            continue
+        name = raw_name.strip() if isinstance(raw_name, str) and raw_name.strip() else None
+        if name is not None and len(name) > MAX_NAME_LENGTH:
+            invalid.append(
+                InvalidRow(line, _shown(raw_dot), f"name is longer than {MAX_NAME_LENGTH} characters")
+            )
+            continue
+        if dot in seen or dot in registered:
+            duplicate += 1
+            continue
+        seen.add(dot)
+        accepted.append((dot, name))
+    return ImportPlan(accepted=accepted, duplicate=duplicate, invalid=invalid)
+
+
+def json_rows(document: object) -> list[tuple[int, object, object]]:
+    """Rows of a JSON import: a list whose items are a DOT (string or number) or `{dot_number, name?}`."""
+    if not isinstance(document, list):
+        raise ImportRefused("a JSON import is a list of DOT numbers or of {dot_number, name} objects")
+    rows: list[tuple[int, object, object]] = []
+    for index, item in enumerate(document, start=1):
+        if isinstance(item, dict):
+            rows.append((index, item.get("dot_number", item.get("dot")), item.get("name")))
+        else:
+            rows.append((index, item, None))
+    return rows
+
+
+def csv_rows(text: str) -> Iterable[tuple[int, object, object]]:
+    """Rows of a CSV import, each with its line in the file.
+
+    With a header naming a DOT column (`dot_number`, `dot`, `usdot`...) that column is read, and a name
+    column if there is one; without a header the first column is the DOT and the second the name. Blank
+    lines are skipped.
+    """
+    reader = csv.reader(io.StringIO(text), strict=True)
+    dot_at, name_at = 0, 1
+    first = True
+    try:
+        for record in reader:
+            line = reader.line_num
+            if not record or all(not cell.strip() for cell in record):
+                continue
+            if first:
+                first = False
+                header = [cell.strip().lower().lstrip("\ufeff") for cell in record]
+                found = next((header.index(h) for h in _DOT_HEADERS if h in header), None)
+                if found is not None:
+                    dot_at = found
+                    name_at = next((header.index(h) for h in _NAME_HEADERS if h in header), -1)
+                    continue
+            dot = record[dot_at] if dot_at < len(record) else ""
+            name = record[name_at] if 0 <= name_at < len(record) else None
+            yield line, dot, name
+    except csv.Error as error:  # an unclosed quote, text after a closing quote, a huge field
+        raise ImportRefused(f"the CSV cannot be read at line {reader.line_num}: {error}") from None
+
+
+# --- schedules ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """A valid schedule: exactly one of `interval_minutes` and `cron`, and whether it is enabled."""
+
+    interval_minutes: int | None
+    cron: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRefused:
+    field: str
+    reason: str
+
+
+def check_schedule(
+    *, interval_minutes: int | None, cron: str | None, enabled: bool, now_s: float
+) -> ScheduleSpec | ScheduleRefused:
+    """The schedule, or the reason it is refused: the scheduler's rules, checked before anything is published.
+
+    An interval is 5 to 1440 minutes. A cron expression (UTC) has five fields or is an alias such as
+    `@hourly`, is one croniter reads, and never fires less than 5 minutes apart.
+    """
+    if (interval_minutes is None) == (cron is None or not cron.strip()):
+        return ScheduleRefused("interval_minutes", "give exactly one of interval_minutes and cron")
+    if interval_minutes is not None:
+        if not MIN_INTERVAL_MINUTES <= interval_minutes <= MAX_INTERVAL_MINUTES:
+            return ScheduleRefused(
+                "interval_minutes",
+                f"interval_minutes must be {MIN_INTERVAL_MINUTES} to {MAX_INTERVAL_MINUTES}, "
+                f"got {interval_minutes}",
+            )
+        return ScheduleSpec(interval_minutes=interval_minutes, cron=None, enabled=enabled)
+    assert cron is not None
+    text = " ".join(cron.split())
+    reason = _cron_problem(text, now_s)
+    if reason is not None:
+        return ScheduleRefused("cron", reason)
+    return ScheduleSpec(interval_minutes=None, cron=text, enabled=enabled)
+
+
+def _cron_problem(text: str, now_s: float) -> str | None:
+    fields = text.split()
+    if not (len(fields) == 5 or (len(fields) == 1 and text.lower() in _CRON_ALIASES)):
+        return f"cron must have 5 fields (minute hour day month weekday) or be an alias, got {text[:60]!r}"
+    try:
+        parsed = croniter(text, now_s)
+        parsed.get_next(float)
+    except (CroniterError, ValueError, KeyError, TypeError, OverflowError) as error:
+        return f"cron {text[:60]!r} is not valid: {str(error)[:120]}"
+    minutes = _field_values(parsed.expanded[0], 60)
+    hours = _field_values(parsed.expanded[1], 24)
+    times = sorted(h * 60 + m for h in hours for m in minutes)
+    gaps = [b - a for a, b in pairwise(times)] + [1440 - times[-1] + times[0]]
+    if min(gaps) < MIN_INTERVAL_MINUTES:
+        return f"cron {text[:60]!r} fires {min(gaps)} minute(s) apart; the least is {MIN_INTERVAL_MINUTES}"
+    return None
+
+
+def _field_values(expanded: Sequence[int | str], size: int) -> list[int]:
+    return list(range(size)) if list(expanded) == ["*"] else [int(v) for v in expanded]
+
+
+# --- trigger -----------------------------------------------------------------------------------------
+
+
+def plan_trigger(dots: Sequence[str], sources: Sequence[SourceKey] | None) -> list[tuple[str, SourceKey]]:
+    """Every (DOT, source) pair asked for, once each, in the order given; no sources means all three."""
+    wanted = list(dict.fromkeys(sources)) if sources else list(SourceKey)
+    return [(dot, source) for dot in dict.fromkeys(dots) for source in wanted]

@@ -1,0 +1,177 @@
+"""The live feed behind `GET /api/events`: one ordered consumer for the whole gateway, fanned out to
+every connected page.
+
+Each event on `fmcsa.evt.>` (from now on) becomes a `Change` (type, DOT, source, stream sequence). A
+change is handed out only once the status view has applied its sequence (or after `view_wait_s`, so a
+stalled projector delays the page but never silences it): a page that re-reads a company on a change
+sees the change. A subscriber that falls more than `queue_size` changes behind gets one `resync`
+instead of the backlog, and reloads what it shows. The consumer is ordered and ephemeral: it keeps no
+state on the server and restarts itself after a broker outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+
+from fmcsa_events.subjects import EVENTS_PREFIX, EVENTS_WILDCARD
+
+log = structlog.get_logger(__name__)
+
+AppliedPosition = Callable[[], Awaitable[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One event, as the page needs it: what happened, to which company and source, at which sequence."""
+
+    type: str
+    seq: int
+    dot: str | None = None
+    source: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {"type": self.type, "seq": self.seq, "dot": self.dot, "source": self.source}
+
+
+RESYNC = Change(type="resync", seq=0)
+
+
+def change_of(subject: str, seq: int) -> Change | None:
+    """Read a change from a subject `fmcsa.evt.<type>[.<source>][.<dot>]`; None for other subjects."""
+    prefix = f"{EVENTS_PREFIX}."
+    if not subject.startswith(prefix):
+        return None
+    parts = subject[len(prefix) :].split(".")
+    kind, rest = parts[0], parts[1:]
+    dot = next((p for p in rest if p.isdigit()), None)
+    source = next((p for p in rest if not p.isdigit()), None)
+    return Change(type=kind, seq=seq, dot=dot, source=source)
+
+
+class Subscription:
+    """One page's queue of changes; bounded, collapsing to a single `resync` when it overflows."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: asyncio.Queue[Change] = asyncio.Queue(maxsize=size)
+        self._lagged = False
+
+    def offer(self, change: Change) -> None:
+        if self._lagged:
+            return
+        try:
+            self._queue.put_nowait(change)
+        except asyncio.QueueFull:
+            self._lagged = True
+
+    async def next(self, timeout_s: float) -> Change | None:
+        """The next change, `RESYNC` after an overflow, or None when nothing came within `timeout_s`."""
+        if self._lagged and self._queue.empty():
+            self._lagged = False
+            return RESYNC
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout_s)
+        except TimeoutError:
+            return None
+
+
+class LiveFeed:
+    """Fans the event stream out to subscribers, each change after the status view applied it."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        applied: AppliedPosition | None,
+        view_wait_s: float,
+        queue_size: int = 2000,
+        poll_s: float = 0.05,
+    ) -> None:
+        self._js = js
+        self._applied = applied
+        self._view_wait_s = view_wait_s
+        self._queue_size = queue_size
+        self._poll_s = poll_s
+        self._subscribers: set[Subscription] = set()
+        self._pending: deque[tuple[float, Change]] = deque()
+        self._arrived = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sub: object | None = None
+        self.last_seq = 0
+
+    async def start(self) -> None:
+        self._sub = await self._js.subscribe(
+            EVENTS_WILDCARD, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW, cb=self._on_message
+        )
+        self._tasks.append(asyncio.create_task(self._release_loop(), name="live-feed-release"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        unsubscribe = getattr(self._sub, "unsubscribe", None)
+        if unsubscribe is not None:
+            with contextlib.suppress(Exception):  # the connection may already be closing
+                await unsubscribe()
+
+    async def _on_message(self, msg: Msg) -> None:
+        change = change_of(msg.subject, msg.metadata.sequence.stream)
+        if change is None:
+            return
+        self.last_seq = max(self.last_seq, change.seq)
+        self._pending.append((time.monotonic(), change))
+        self._arrived.set()
+
+    async def _release_loop(self) -> None:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            while self._pending:
+                position = await self._position()
+                now = time.monotonic()
+                while self._pending:
+                    arrived_at, change = self._pending[0]
+                    if change.seq > position and now - arrived_at < self._view_wait_s:
+                        break
+                    self._pending.popleft()
+                    self._broadcast(change)
+                if self._pending:
+                    await asyncio.sleep(self._poll_s)  # poll interval of the view's applied position
+
+    async def _position(self) -> int:
+        if self._applied is None:
+            return self.last_seq
+        try:
+            return await self._applied()
+        except Exception as error:  # the view being swapped or down must not stop the feed
+            log.warning("live_feed_position_unreadable", error=str(error)[:200])
+            return 0
+
+    def _broadcast(self, change: Change) -> None:
+        for subscriber in list(self._subscribers):
+            subscriber.offer(change)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[Subscription]:
+        subscription = Subscription(self._queue_size)
+        self._subscribers.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscribers.discard(subscription)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)

@@ -1,0 +1,272 @@
+"""Companies: register (one or an import), remove, list, and one company's status.
+
+Registering and removing need an admin; reads need a viewer. Every DOT number passes
+`fmcsa_events.identifiers` at the edge (422 otherwise); only a canonical one reaches an event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
+from fmcsa_gateway.auth import ADMIN, VIEWER, Caller
+from fmcsa_gateway.domain import ImportPlan, ImportRefused, csv_rows, json_rows, plan_import
+from fmcsa_gateway.ports import Ports, PortsDep
+from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
+from fmcsa_gateway.schemas import (
+    CompanyPage,
+    CompanyRegistration,
+    CompanyRemoval,
+    CompanyStatusOut,
+    ImportResult,
+    InvalidImportRow,
+    RegisterCompany,
+    company_item,
+    company_status,
+)
+from fmcsa_status_view.query import MAX_LIMIT, InvalidCursor, StatusView
+
+DOT_PATTERN = "^[0-9]{1,8}$"
+# The pattern is documented, not enforced by Litestar: parse_dot refuses with the reason people read.
+DotPath = Annotated[
+    str,
+    PathParameter(
+        description="USDOT number: 1 to 8 digits, not all zeros.", schema_extra={"pattern": DOT_PATTERN}
+    ),
+]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Items per page.")]
+Cursor = Annotated[
+    str | None, QueryParameter(max_length=512, description="`next_cursor` of the previous page.")
+]
+
+
+def edge_dot(value: str, *, where: str = "path.dot") -> str:
+    """The canonical DOT number, or a 422 problem naming the refused value: nothing else goes further."""
+    try:
+        return parse_dot(value)
+    except InvalidDotNumber as error:
+        raise ProblemError(422, str(error), errors=[FieldError(field=where, reason=str(error))]) from None
+
+
+async def is_registered(view: StatusView, dot: str) -> bool:
+    company = await view.company_status(dot)
+    return company is not None and company.active
+
+
+async def registered_dots(view: StatusView) -> AsyncIterator[str]:
+    """Every active company's DOT number, in pages of the view's largest page."""
+    cursor: str | None = None
+    while True:
+        page = await view.list_companies(limit=MAX_LIMIT, cursor=cursor)
+        for company in page.items:
+            yield company.dot
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+async def register_company(ports: Ports, data: RegisterCompany, caller: Caller) -> CompanyRegistration:
+    """Publish CompanyRegistered unless the view already has the company active (idempotent)."""
+    if await is_registered(ports.view, data.dot_number):
+        return CompanyRegistration(dot_number=data.dot_number, name=data.name, created=False, event_id=None)
+    published = await ports.commands.register(data.dot_number, data.name, by=caller.subject)
+    return CompanyRegistration(
+        dot_number=data.dot_number, name=data.name, created=True, event_id=published.envelope.event_id
+    )
+
+
+async def import_companies(ports: Ports, content_type: str, body: bytes, caller: Caller) -> ImportResult:
+    """Read a JSON list or CSV text, publish one CompanyRegistered per new company, count the rest."""
+    if not body.strip():
+        raise ProblemError(422, "the import is empty", errors=[FieldError(field="body", reason="empty")])
+    plan = await _plan(ports, content_type, body)
+    await ports.commands.register_many(plan.accepted, by=caller.subject)
+    return ImportResult(
+        rows=plan.rows,
+        accepted=len(plan.accepted),
+        duplicate=plan.duplicate,
+        invalid=len(plan.invalid),
+        invalid_rows=[InvalidImportRow(line=r.line, value=r.value, reason=r.reason) for r in plan.invalid],
+    )
+
+
+async def _plan(ports: Ports, content_type: str, body: bytes) -> ImportPlan:
+    registered = frozenset([dot async for dot in registered_dots(ports.view)])
+    max_rows = ports.settings.import_max_rows
+    try:
+        if "json" in content_type:
+            try:
+                document = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise ImportRefused(f"the body is not JSON: {str(error)[:120]}") from None
+            return plan_import(json_rows(document), registered=registered, max_rows=max_rows)
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ImportRefused("a CSV import must be UTF-8 text") from None
+        return plan_import(csv_rows(text), registered=registered, max_rows=max_rows)
+    except ImportRefused as error:
+        raise ProblemError(422, str(error), errors=[FieldError(field="body", reason=str(error))]) from None
+
+
+@dataclass
+class ImportOperation(Operation):
+    """Documents the three bodies the import takes, which one signature cannot express."""
+
+    def __post_init__(self) -> None:
+        rows = Schema(
+            type=OpenAPIType.ARRAY,
+            max_items=100_000,
+            items=Schema(
+                one_of=[
+                    Schema(type=OpenAPIType.STRING, pattern="^[0-9]{1,8}$"),
+                    Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=99_999_999),
+                    Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["dot_number"],
+                        properties={
+                            "dot_number": Schema(type=OpenAPIType.STRING, pattern="^[0-9]{1,8}$"),
+                            "name": Schema(type=OpenAPIType.STRING, max_length=200),
+                        },
+                    ),
+                ]
+            ),
+        )
+        self.request_body = RequestBody(
+            required=True,
+            description="A JSON list, CSV text (header `dot_number,name` optional), or a multipart CSV file.",
+            content={
+                "application/json": OpenAPIMediaType(schema=rows),
+                "text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+                "multipart/form-data": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["file"],
+                        properties={
+                            "file": Schema(
+                                type=OpenAPIType.STRING, format=None, content_media_type="text/csv"
+                            )
+                        },
+                    )
+                ),
+            },
+        )
+
+
+async def _upload_body(request: Request[Any, Any, Any]) -> tuple[str, bytes]:
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith(RequestEncodingType.MULTI_PART.value):
+        form = await request.form()
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ProblemError(422, "a multipart import needs a `file` field holding the CSV")
+        name = (upload.filename or "").lower()
+        kind = (
+            "application/json"
+            if name.endswith(".json") or "json" in (upload.content_type or "")
+            else "text/csv"
+        )
+        return kind, await upload.read()
+    return content_type, await request.body()
+
+
+class CompaniesController(Controller):
+    path = "/api/companies"
+    tags = ("companies",)
+
+    @post(
+        "/",
+        guards=[ADMIN],
+        status_code=HTTP_201_CREATED,
+        responses={
+            200: ResponseSpec(CompanyRegistration, description="Already registered: nothing was published."),
+            **problem_specs(400, 401, 403, 422),
+        },
+    )
+    async def register(
+        self, ports: PortsDep, data: JSONBody[RegisterCompany], request: Request[Caller, Any, Any]
+    ) -> Response[CompanyRegistration]:
+        """Register a company to keep in sync. Idempotent: an active company answers 200, publishes nothing;
+        a new one publishes CompanyRegistered and answers 201.
+        """
+        result = await register_company(ports, data, request.user)
+        return Response(result, status_code=HTTP_201_CREATED if result.created else HTTP_200_OK)
+
+    @post(
+        "/import",
+        guards=[ADMIN],
+        status_code=HTTP_200_OK,
+        operation_class=ImportOperation,
+        responses=problem_specs(400, 401, 403, 413, 422),
+    )
+    async def import_(self, ports: PortsDep, request: Request[Caller, Any, Any]) -> ImportResult:
+        """Register many companies from a JSON list or a CSV upload of up to 100,000 rows.
+
+        Answers the accepted, duplicate and invalid counts, and each invalid row with its line and reason.
+        """
+        content_type, body = await _upload_body(request)
+        return await import_companies(ports, content_type, body, request.user)
+
+    @delete(
+        "/{dot:str}", guards=[ADMIN], status_code=HTTP_200_OK, responses=problem_specs(401, 403, 404, 422)
+    )
+    async def remove(
+        self, ports: PortsDep, dot: DotPath, request: Request[Caller, Any, Any]
+    ) -> CompanyRemoval:
+        """Stop syncing a company: publishes CompanyRemoved; its history stays. 404 if not registered."""
+        number = edge_dot(dot)
+        if not await is_registered(ports.view, number):
+            raise ProblemError(404, f"company {number} is not registered")
+        published = await ports.commands.remove(number, by=request.user.subject)
+        return CompanyRemoval(dot_number=number, event_id=published.envelope.event_id)
+
+    @get("/", guards=[VIEWER], responses=problem_specs(401, 422))
+    async def list_companies(
+        self,
+        ports: PortsDep,
+        failing: Annotated[
+            bool | None,
+            QueryParameter(description="Only companies with (true) or without (false) a failing source."),
+        ] = None,
+        never_synced: Annotated[
+            bool | None, QueryParameter(description="Only companies never (true) or ever (false) synced.")
+        ] = None,
+        source: Annotated[
+            SourceKey | None, QueryParameter(description="With the filters: that source only.")
+        ] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> CompanyPage:
+        """Registered companies by DOT number with a badge per source; keyset pages (`limit`, `cursor`)."""
+        try:
+            page = await ports.view.list_companies(
+                failing=failing, never_synced=never_synced, source=source, limit=limit, cursor=cursor
+            )
+        except InvalidCursor as error:
+            raise ProblemError(
+                422, str(error), errors=[FieldError(field="query.cursor", reason=str(error))]
+            ) from None
+        return CompanyPage(
+            limit=limit, next_cursor=page.next_cursor, items=[company_item(c) for c in page.items]
+        )
+
+    @get("/{dot:str}/status", guards=[VIEWER], responses=problem_specs(401, 404, 422))
+    async def status(self, ports: PortsDep, dot: DotPath) -> CompanyStatusOut:
+        """One company: per-source status (three times, last error, data summary), the seeds' syncStatus."""
+        number = edge_dot(dot)
+        company = await ports.view.company_status(number)
+        if company is None:
+            raise ProblemError(404, f"no company {number} is known")
+        return company_status(company)

@@ -1,0 +1,252 @@
+"""The admin page: a server-rendered shell at `/` and HTML fragments under `/ui/` that htmx swaps in.
+
+The shell is public (it holds no data); every fragment needs a token like the API it mirrors: viewer
+to read, operator to trigger, admin to register companies and change schedules. The page keeps the
+token in sessionStorage, sends it as a bearer header with every htmx request, and as a cookie only for
+the EventSource of `/api/events` (GET). Mutations reuse the API's own functions, so the page and the
+API cannot disagree; a refused input comes back as the fragment with its message (422).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post, put
+from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
+from litestar.response import Template
+from pydantic import ValidationError
+
+from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
+from fmcsa_gateway.auth import ADMIN, OPERATOR, VIEWER, Caller
+from fmcsa_gateway.bus_state import current_schedules, scheduler_status
+from fmcsa_gateway.chart import outcome_chart
+from fmcsa_gateway.ports import PortsDep
+from fmcsa_gateway.problems import ProblemError
+from fmcsa_gateway.routes.companies import register_company
+from fmcsa_gateway.routes.schedules import put_schedule
+from fmcsa_gateway.routes.sync import trigger_sync
+from fmcsa_gateway.schemas import PutSchedule, RegisterCompany, TriggerSync
+from fmcsa_status_view.query import InvalidCursor
+
+PAGE_SIZE = 25
+SOURCES = [s.value for s in SourceKey]
+
+
+def ago(moment: datetime | None, now: datetime) -> str:
+    """`3 min ago`, `in 2 h`, or `never`: short relative times for people; the title keeps the exact one."""
+    if moment is None:
+        return "never"
+    seconds = int((now - moment).total_seconds())
+    future = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 60:
+        text = f"{seconds} s"
+    elif seconds < 3600:
+        text = f"{seconds // 60} min"
+    elif seconds < 86_400:
+        text = f"{seconds // 3600} h"
+    else:
+        text = f"{seconds // 86_400} d"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def _context(ports: PortsDep, **values: Any) -> dict[str, Any]:
+    now = ports.clock()
+    return {"now": now, "ago": lambda moment: ago(moment, now), "sources": SOURCES, **values}
+
+
+def _reason(error: ValidationError) -> str:
+    """The people-readable reasons of a refused form value (pydantic's message without its URL)."""
+    return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors()[:3])
+
+
+def _form_text(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+class PagesController(Controller):
+    path = "/"
+    include_in_schema = False
+
+    @get("/")
+    async def index(self) -> Template:
+        return Template(template_name="index.html", context={"sources": SOURCES})
+
+    @get("/ui/whoami", guards=[VIEWER])
+    async def whoami(self, request: Request[Caller, Any, Any]) -> dict[str, str]:
+        return {"subject": request.user.subject, "role": request.user.role.value}
+
+    @get("/ui/summary", guards=[VIEWER])
+    async def summary(self, ports: PortsDep) -> Template:
+        view = await ports.view.summary(days=30)
+        chart = outcome_chart([(d.day, d.succeeded, d.failed) for d in view.outcomes_per_day], days=30)
+        return Template(
+            template_name="fragments/summary.html", context=_context(ports, summary=view, chart=chart)
+        )
+
+    @get("/ui/companies", guards=[VIEWER])
+    async def companies(
+        self,
+        ports: PortsDep,
+        failing: FromQuery[bool] = False,
+        dot: Annotated[str, QueryParameter(max_length=64)] = "",
+        cursor: Annotated[str, QueryParameter(max_length=512)] = "",
+    ) -> Template:
+        message = None
+        items: list[Any] = []
+        next_cursor = None
+        if dot.strip():
+            try:
+                number = parse_dot(dot.strip())
+            except InvalidDotNumber as error:
+                message = str(error)
+            else:
+                company = await ports.view.company_status(number)
+                items = [company] if company is not None else []
+                message = None if items else f"no company {number} is known"
+        else:
+            try:
+                page = await ports.view.list_companies(
+                    failing=True if failing else None, limit=PAGE_SIZE, cursor=cursor or None
+                )
+            except InvalidCursor:
+                page = await ports.view.list_companies(failing=True if failing else None, limit=PAGE_SIZE)
+            items, next_cursor = list(page.items), page.next_cursor
+        context = _context(
+            ports,
+            companies=items,
+            next_cursor=next_cursor,
+            failing=failing,
+            dot=dot.strip(),
+            paged=bool(cursor),
+            message=message,
+        )
+        return Template(template_name="fragments/companies.html", context=context)
+
+    @get("/ui/companies/{dot:str}/row", guards=[VIEWER])
+    async def row(self, ports: PortsDep, dot: Annotated[str, PathParameter(max_length=64)]) -> Template:
+        try:
+            company = await ports.view.company_status(parse_dot(dot))
+        except InvalidDotNumber as error:
+            raise ProblemError(422, str(error)) from None
+        if company is None:
+            raise ProblemError(404, f"no company {dot} is known")
+        return Template(template_name="fragments/row.html", context=_context(ports, company=company))
+
+    @get("/ui/companies/{dot:str}", guards=[VIEWER])
+    async def detail(self, ports: PortsDep, dot: Annotated[str, PathParameter(max_length=64)]) -> Template:
+        try:
+            number = parse_dot(dot)
+        except InvalidDotNumber as error:
+            raise ProblemError(422, str(error)) from None
+        company = await ports.view.company_status(number)
+        log = await ports.view.sync_log(dot=number, limit=20) if company is not None else None
+        csa = company.sources.get(SourceKey.CSA) if company is not None else None
+        basics = (csa.last_summary or {}).get("basics") if csa is not None else None
+        context = _context(
+            ports,
+            dot=number,
+            company=company,
+            log=list(log.items) if log else [],
+            basics=basics if isinstance(basics, list) else [],
+        )
+        return Template(template_name="fragments/detail.html", context=context)
+
+    @post("/ui/companies", guards=[ADMIN], status_code=200)
+    async def register(self, ports: PortsDep, request: Request[Caller, Any, Any]) -> Template:
+        form = await request.form()
+        raw_dot, name = _form_text(form, "dot_number"), _form_text(form, "name")
+        try:
+            data = RegisterCompany(dot_number=raw_dot, name=name or None)
+        except ValidationError as error:
+            return Template(
+                template_name="fragments/message.html",
+                context={"level": "error", "text": _reason(error)},
+                status_code=422,
+            )
+        result = await register_company(ports, data, request.user)
+        text = (
+            f"registered {result.dot_number}"
+            if result.created
+            else f"{result.dot_number} was already registered"
+        )
+        return Template(
+            template_name="fragments/message.html",
+            context={"level": "ok", "text": text},
+            headers={"HX-Trigger": "companies-changed"},
+        )
+
+    @post("/ui/sync/trigger", guards=[OPERATOR], status_code=200)
+    async def trigger(self, ports: PortsDep, request: Request[Caller, Any, Any]) -> Template:
+        form = await request.form()
+        raw_dot = _form_text(form, "dot_number")
+        try:
+            data = TriggerSync(dot_numbers=[raw_dot] if raw_dot else None)
+            result = await trigger_sync(ports, data, request.user)
+        except ValidationError as error:
+            return Template(
+                template_name="fragments/message.html",
+                context={"level": "error", "text": _reason(error)},
+                status_code=422,
+            )
+        except ProblemError as problem:
+            return Template(
+                template_name="fragments/message.html",
+                context={"level": "warn", "text": problem.detail},
+                status_code=problem.status_code,
+            )
+        text = f"started {len(result.started)} request(s)"
+        if result.skipped:
+            text += f", skipped {len(result.skipped)} already in flight"
+        return Template(template_name="fragments/message.html", context={"level": "ok", "text": text})
+
+    @get("/ui/schedules", guards=[VIEWER])
+    async def schedules(self, ports: PortsDep) -> Template:
+        items = await current_schedules(ports.js)
+        return Template(template_name="fragments/schedules.html", context=_context(ports, schedules=items))
+
+    @put("/ui/schedules/{source:str}", guards=[ADMIN], status_code=200)
+    async def change_schedule(
+        self, ports: PortsDep, source: FromPath[SourceKey], request: Request[Caller, Any, Any]
+    ) -> Template:
+        form = await request.form()
+        mode = _form_text(form, "mode") or "interval"
+        interval_text, cron = _form_text(form, "interval_minutes"), _form_text(form, "cron")
+        enabled = _form_text(form, "enabled") in ("on", "true", "1")
+        error: str | None = None
+        schedule = None
+        try:
+            interval = int(interval_text) if mode == "interval" else None
+        except ValueError:
+            error = f"interval_minutes must be a whole number of minutes, got {interval_text[:20]!r}"
+        else:
+            try:
+                data = PutSchedule(
+                    interval_minutes=interval, cron=cron if mode == "cron" else None, enabled=enabled
+                )
+                schedule = await put_schedule(ports, source, data, request.user)
+            except ProblemError as problem:
+                error = problem.detail
+            except ValidationError as invalid:
+                error = _reason(invalid)
+        context = _context(
+            ports,
+            schedule=schedule,
+            source=source.value,
+            mode=mode,
+            interval_text=interval_text,
+            cron=cron,
+            enabled=enabled,
+            error=error,
+            saved=schedule is not None,
+        )
+        return Template(
+            template_name="fragments/schedule_form.html", context=context, status_code=422 if error else 200
+        )
+
+    @get("/ui/scheduler", guards=[VIEWER])
+    async def scheduler(self, ports: PortsDep) -> Template:
+        status = await scheduler_status(ports.state_kv, now=ports.clock())
+        return Template(template_name="fragments/scheduler.html", context=_context(ports, status=status))

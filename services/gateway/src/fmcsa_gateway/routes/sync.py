@@ -1,0 +1,161 @@
+"""The sync log, the summary, and the manual trigger.
+
+Reads need a viewer; `POST /api/sync/trigger` an operator. A trigger answers 202 with the requests it
+started and those it skipped because one is in flight; 409 when every pair asked for is in flight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.openapi.spec import Operation, RequestBody
+from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.models import Trigger
+from fmcsa_gateway.auth import OPERATOR, VIEWER, Caller
+from fmcsa_gateway.commands import TriggerResult
+from fmcsa_gateway.domain import plan_trigger
+from fmcsa_gateway.ports import Ports, PortsDep
+from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
+from fmcsa_gateway.routes.companies import DOT_PATTERN, Cursor, Limit, edge_dot, registered_dots
+from fmcsa_gateway.schemas import (
+    SkippedRequest,
+    StartedRequest,
+    SummaryOut,
+    SyncLogPage,
+    TriggerAccepted,
+    TriggerSync,
+    summary,
+    sync_log_item,
+)
+from fmcsa_status_view.models import SyncState
+from fmcsa_status_view.query import InvalidCursor
+
+
+async def trigger_sync(ports: Ports, data: TriggerSync | None, caller: Caller) -> TriggerAccepted:
+    """Start a manual request for each (DOT, source) asked for that is not in flight.
+
+    No DOT numbers means every registered company. Raises a 409 problem when all are in flight, and
+    a 422 one when there is nothing to sync at all.
+    """
+    dots = list(data.dot_numbers or []) if data else []
+    if not dots:
+        dots = [dot async for dot in registered_dots(ports.view)]
+        if not dots:
+            raise ProblemError(422, "no company is registered, so there is nothing to sync")
+    pairs = plan_trigger(dots, data.sources if data else None)
+    result = await ports.commands.trigger(pairs, by=caller.subject)
+    answer = accepted(result)
+    if not result.started:
+        raise ProblemError(
+            409, f"all {len(result.skipped)} requested (company, source) pairs are already in flight"
+        )
+    return answer
+
+
+def accepted(result: TriggerResult) -> TriggerAccepted:
+    return TriggerAccepted(
+        started=[
+            StartedRequest(dot_number=s.dot, source=s.source, request_id=s.request_id, deadline=s.deadline)
+            for s in result.started
+        ],
+        skipped=[
+            SkippedRequest(
+                dot_number=s.dot,
+                source=s.source,
+                held_by_request_id=s.held_by,
+                held_by_trigger=s.trigger,
+                held_until=s.deadline,
+            )
+            for s in result.skipped
+        ],
+    )
+
+
+@dataclass
+class OptionalBody(Operation):
+    """The trigger's body may be left out: no body means every registered company and all sources."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
+
+
+class SyncController(Controller):
+    path = "/api/sync"
+    tags = ("sync",)
+
+    @get("/log", guards=[VIEWER], responses=problem_specs(401, 422))
+    async def log(
+        self,
+        ports: PortsDep,
+        dot: Annotated[
+            str | None,
+            QueryParameter(description="Only this DOT number.", schema_extra={"pattern": DOT_PATTERN}),
+        ] = None,
+        source: FromQuery[SourceKey | None] = None,
+        status: FromQuery[SyncState | None] = None,
+        trigger: FromQuery[Trigger | None] = None,
+        since: Annotated[
+            datetime | None, QueryParameter(description="From this time on (ISO 8601 with a zone).")
+        ] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> SyncLogPage:
+        """One row per request, newest first: trigger, who, status, counts, times, error."""
+        number = edge_dot(dot, where="query.dot") if dot is not None else None
+        if since is not None and since.tzinfo is None:
+            raise ProblemError(
+                422,
+                "since must carry a time zone",
+                errors=[FieldError(field="query.since", reason="needs a time zone")],
+            )
+        try:
+            page = await ports.view.sync_log(
+                dot=number,
+                source=source,
+                status=status,
+                trigger=trigger,
+                since=since,
+                limit=limit,
+                cursor=cursor,
+            )
+        except InvalidCursor as error:
+            raise ProblemError(
+                422, str(error), errors=[FieldError(field="query.cursor", reason=str(error))]
+            ) from None
+        return SyncLogPage(
+            limit=limit, next_cursor=page.next_cursor, items=[sync_log_item(e) for e in page.items]
+        )
+
+    @get("/summary", guards=[VIEWER], responses=problem_specs(401, 422))
+    async def summary(
+        self,
+        ports: PortsDep,
+        days: Annotated[
+            int, QueryParameter(ge=1, le=366, description="Days of outcomes per day to include.")
+        ] = 30,
+    ) -> SummaryOut:
+        """Totals, succeeded, failed, last sync, per source, and outcomes per day (for a chart)."""
+        return summary(await ports.view.summary(days=days))
+
+    @post(
+        "/trigger",
+        guards=[OPERATOR],
+        status_code=HTTP_202_ACCEPTED,
+        operation_class=OptionalBody,
+        responses=problem_specs(400, 401, 403, 409, 422),
+    )
+    async def trigger(
+        self, ports: PortsDep, request: Request[Caller, Any, Any], data: JSONBody[TriggerSync | None] = None
+    ) -> TriggerAccepted:
+        """Sync now: each (DOT, source) asked for (no DOT numbers: every registered company; no sources:
+        all three) that has no request in flight gets a SyncRequested (trigger=manual, requested_by = the
+        token's subject). 202 lists started and skipped; 409 when all are in flight.
+        """
+        return await trigger_sync(ports, data, request.user)

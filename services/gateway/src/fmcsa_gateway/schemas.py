@@ -1,0 +1,451 @@
+"""The API's request and response models (never table classes): what OpenAPI documents and clients see.
+
+Request models refuse unknown fields and validate DOT numbers with `fmcsa_events.identifiers.DotNumber`,
+so a refused value answers 422 with its reason before any handler runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from fmcsa_events.identifiers import DotNumber, SourceKey
+from fmcsa_events.models import Trigger
+from fmcsa_status_view.models import (
+    CompanyStatus,
+    Counts,
+    SourceStatus,
+    Summary,
+    SyncLogEntry,
+    SyncState,
+)
+from fmcsa_status_view.syncstatus import sync_status_block
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# --- companies ---------------------------------------------------------------------------------------
+
+
+class RegisterCompany(Request):
+    dot_number: DotNumber = Field(description="USDOT number: 1 to 8 digits.", examples=["2847193"])
+    name: str | None = Field(None, max_length=200, description="A label for people; optional.")
+
+
+class CompanyRegistration(Answer):
+    dot_number: str
+    name: str | None
+    created: bool = Field(description="False when the company was already registered (nothing published).")
+    event_id: str | None = Field(description="Id of the CompanyRegistered event, when one was published.")
+
+
+class CompanyRemoval(Answer):
+    dot_number: str
+    event_id: str
+
+
+class ImportRow(Request):
+    dot_number: str | int = Field(description="USDOT number: 1 to 8 digits.")
+    name: str | None = None
+
+
+class InvalidImportRow(Answer):
+    line: int = Field(description="CSV: the line in the file (the header is line 1). JSON: the item's index.")
+    value: str = Field(description="The refused DOT value, cut to 40 characters.")
+    reason: str
+
+
+class ImportResult(Answer):
+    rows: int
+    accepted: int = Field(description="New companies; one CompanyRegistered each.")
+    duplicate: int = Field(
+        description="Rows whose DOT appeared earlier in the upload or is already registered."
+    )
+    invalid: int
+    invalid_rows: list[InvalidImportRow]
+
+
+# --- sync --------------------------------------------------------------------------------------------
+
+
+class TriggerSync(Request):
+    dot_numbers: list[DotNumber] | None = Field(
+        None, max_length=100_000, description="Companies to sync; empty or absent means every registered one."
+    )
+    sources: list[SourceKey] | None = Field(None, description="Sources to sync; empty or absent means all.")
+
+
+class StartedRequest(Answer):
+    dot_number: str
+    source: SourceKey
+    request_id: UUID
+    deadline: datetime
+
+
+class SkippedRequest(Answer):
+    dot_number: str
+    source: SourceKey
+    reason: str = "in_flight"
+    held_by_request_id: UUID
+    held_by_trigger: Trigger
+    held_until: datetime
+
+
+class TriggerAccepted(Answer):
+    started: list[StartedRequest]
+    skipped: list[SkippedRequest]
+
+
+# --- schedules ---------------------------------------------------------------------------------------
+
+
+class PutSchedule(Request):
+    # The bounds are documented here and checked by domain.check_schedule, whose reason people read.
+    interval_minutes: int | None = Field(
+        None,
+        description="Every N minutes, 5 to 1440; or give `cron`.",
+        json_schema_extra={"minimum": 5, "maximum": 1440},
+    )
+    cron: str | None = Field(
+        None,
+        max_length=120,
+        description="A cron expression in UTC (5 fields or @hourly...), at least 5 minutes apart.",
+    )
+    enabled: bool = True
+
+
+class Schedule(Answer):
+    source: SourceKey
+    interval_minutes: int | None
+    cron: str | None
+    enabled: bool
+    default: bool = Field(description="True while no ScheduleChanged was published for this source.")
+    changed_by: str | None
+    changed_at: AwareDatetime | None
+
+
+class Schedules(Answer):
+    items: list[Schedule]
+
+
+class SchedulerSource(Answer):
+    model_config = ConfigDict(frozen=True, extra="allow")
+    enabled: bool | None = None
+    interval_minutes: int | None = None
+    cron: str | None = None
+    next_due_at: datetime | None = None
+    next_slot_at: datetime | None = None
+    due: int | None = None
+    in_flight: int | None = None
+    skipped: dict[str, int] | None = None
+
+
+class SchedulerStatus(Answer):
+    """The scheduler's heartbeat from `scheduler.status` in the `fmcsa_state` bucket."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    known: bool = Field(description="False when no scheduler has written its status yet.")
+    running: bool = Field(description="A replica is running and its heartbeat is fresh.")
+    stale: bool = Field(description="The heartbeat is older than three heartbeat intervals.")
+    enabled: bool | None = None
+    heartbeat_at: datetime | None = None
+    last_tick_at: datetime | None = None
+    replica: str | None = None
+    companies: int | None = None
+    due: int | None = None
+    in_flight: int | None = None
+    skipped: dict[str, int] | None = None
+    sources: dict[str, SchedulerSource] = Field(default_factory=dict)
+
+
+# --- reads -------------------------------------------------------------------------------------------
+
+
+class Page(Answer):
+    limit: int
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last one.")
+
+
+class CountsOut(Answer):
+    fetched: int
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+class LastErrorOut(Answer):
+    request_id: str
+    kind: str
+    message: str
+    retryable: bool
+    at: datetime
+    attempts: int | None
+
+
+class SourceBadge(Answer):
+    """One source of one company, as the companies list shows it."""
+
+    state: SyncState
+    failing: bool
+    consecutive_failures: int
+    last_requested_at: datetime | None
+    last_finished_at: datetime | None
+    last_success_at: datetime | None
+    upstream_as_of: datetime | None
+    error_kind: str | None = Field(description="Kind of the newest error while the source is failing.")
+
+
+class SourceStatusOut(Answer):
+    """One source of one company: the three times (upstream as-of, last success, last attempt) and more."""
+
+    source: SourceKey
+    state: SyncState
+    failing: bool
+    consecutive_failures: int
+    last_request_id: str | None
+    last_requested_at: datetime | None
+    last_trigger: str | None
+    last_requested_by: str | None
+    last_finished_at: datetime | None
+    last_success_at: datetime | None
+    last_success_request_id: str | None
+    last_counts: CountsOut | None
+    last_duration_ms: int | None
+    upstream_as_of: datetime | None
+    retrieved_at: datetime | None
+    last_error: LastErrorOut | None
+    summary: dict[str, Any] | None = Field(description="The source's compact data of its last success.")
+    requests: int
+    succeeded: int
+    failed: int
+
+
+class CompanyItem(Answer):
+    dot_number: str
+    name: str | None
+    active: bool
+    registered_at: datetime | None
+    last_run: datetime | None
+    last_success_at: datetime | None
+    success: bool
+    failing: bool
+    never_synced: bool
+    failing_sources: list[SourceKey]
+    sources: dict[str, SourceBadge]
+
+
+class CompanyPage(Page):
+    items: list[CompanyItem]
+
+
+class SyncStatusBlock(Answer):
+    """The seeds' `syncStatus` shape, for clients that know only that."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    lastRun: str | None  # the seeds' field names
+    success: bool
+    errors: list[dict[str, Any]]
+    csaScoresLastSync: str | None
+    violationsLastSync: str | None
+    inspectionsLastSync: str | None
+
+
+class CompanyStatusOut(Answer):
+    dot_number: str
+    name: str | None
+    active: bool
+    registered_at: datetime | None
+    removed_at: datetime | None
+    last_run: datetime | None
+    last_success_at: datetime | None
+    success: bool
+    failing: bool
+    never_synced: bool
+    failing_sources: list[SourceKey]
+    sources: dict[str, SourceStatusOut]
+    syncStatus: SyncStatusBlock  # the seeds' name
+
+
+class SyncLogItem(Answer):
+    request_id: str
+    dot_number: str
+    source: SourceKey
+    status: SyncState
+    trigger: str | None
+    requested_by: str | None
+    requested_at: datetime | None
+    deadline: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    attempts: int | None
+    counts: CountsOut | None
+    upstream_as_of: datetime | None
+    error_kind: str | None
+    error_message: str | None
+    error_retryable: bool | None
+
+
+class SyncLogPage(Page):
+    items: list[SyncLogItem]
+
+
+class SourceTotals(Answer):
+    source: SourceKey
+    companies: int
+    failing: int
+    never_synced: int
+    requests: int
+    succeeded: int
+    failed: int
+    last_finished_at: datetime | None
+    last_success_at: datetime | None
+
+
+class DayOutcomesOut(Answer):
+    day: date
+    source: SourceKey
+    succeeded: int
+    failed: int
+
+
+class SummaryOut(Answer):
+    companies: int
+    failing: int
+    never_synced: int
+    requests: int
+    succeeded: int
+    failed: int
+    last_sync_at: datetime | None
+    last_success_at: datetime | None
+    per_source: list[SourceTotals]
+    outcomes_per_day: list[DayOutcomesOut]
+    applied_position: int = Field(description="The last stream sequence the status view has folded.")
+
+
+# --- from the status view's read models --------------------------------------------------------------
+
+
+def _counts(counts: Counts | None) -> CountsOut | None:
+    return None if counts is None else CountsOut(**asdict(counts))
+
+
+def source_badge(status: SourceStatus) -> SourceBadge:
+    return SourceBadge(
+        state=status.state,
+        failing=status.failing,
+        consecutive_failures=status.consecutive_failures,
+        last_requested_at=status.last_requested_at,
+        last_finished_at=status.last_finished_at,
+        last_success_at=status.last_success_at,
+        upstream_as_of=status.upstream_as_of,
+        error_kind=status.last_error.kind if status.failing and status.last_error else None,
+    )
+
+
+def source_status(status: SourceStatus) -> SourceStatusOut:
+    error = status.last_error
+    return SourceStatusOut(
+        source=status.source,
+        state=status.state,
+        failing=status.failing,
+        consecutive_failures=status.consecutive_failures,
+        last_request_id=status.last_request_id,
+        last_requested_at=status.last_requested_at,
+        last_trigger=status.last_trigger,
+        last_requested_by=status.last_requested_by,
+        last_finished_at=status.last_finished_at,
+        last_success_at=status.last_success_at,
+        last_success_request_id=status.last_success_request_id,
+        last_counts=_counts(status.last_counts),
+        last_duration_ms=status.last_duration_ms,
+        upstream_as_of=status.upstream_as_of,
+        retrieved_at=status.retrieved_at,
+        last_error=None if error is None else LastErrorOut(**asdict(error)),
+        summary=status.last_summary,
+        requests=status.requests,
+        succeeded=status.succeeded,
+        failed=status.failed,
+    )
+
+
+def company_item(company: CompanyStatus) -> CompanyItem:
+    return CompanyItem(
+        dot_number=company.dot,
+        name=company.name,
+        active=company.active,
+        registered_at=company.registered_at,
+        last_run=company.last_run,
+        last_success_at=company.last_success_at,
+        success=company.success,
+        failing=company.failing,
+        never_synced=company.never_synced,
+        failing_sources=list(company.failing_sources),
+        sources={str(k): source_badge(v) for k, v in company.sources.items()},
+    )
+
+
+def company_status(company: CompanyStatus) -> CompanyStatusOut:
+    return CompanyStatusOut(
+        dot_number=company.dot,
+        name=company.name,
+        active=company.active,
+        registered_at=company.registered_at,
+        removed_at=company.removed_at,
+        last_run=company.last_run,
+        last_success_at=company.last_success_at,
+        success=company.success,
+        failing=company.failing,
+        never_synced=company.never_synced,
+        failing_sources=list(company.failing_sources),
+        sources={str(k): source_status(v) for k, v in company.sources.items()},
+        syncStatus=SyncStatusBlock.model_validate(sync_status_block(company)),
+    )
+
+
+def sync_log_item(entry: SyncLogEntry) -> SyncLogItem:
+    return SyncLogItem(
+        request_id=entry.request_id,
+        dot_number=entry.dot,
+        source=entry.source,
+        status=entry.status,
+        trigger=entry.trigger,
+        requested_by=entry.requested_by,
+        requested_at=entry.requested_at,
+        deadline=entry.deadline,
+        started_at=entry.started_at,
+        finished_at=entry.finished_at,
+        duration_ms=entry.duration_ms,
+        attempts=entry.attempts,
+        counts=_counts(entry.counts),
+        upstream_as_of=entry.upstream_as_of,
+        error_kind=entry.error_kind,
+        error_message=entry.error_message,
+        error_retryable=entry.error_retryable,
+    )
+
+
+def summary(view: Summary) -> SummaryOut:
+    return SummaryOut(
+        companies=view.companies,
+        failing=view.failing,
+        never_synced=view.never_synced,
+        requests=view.requests,
+        succeeded=view.succeeded,
+        failed=view.failed,
+        last_sync_at=view.last_sync_at,
+        last_success_at=view.last_success_at,
+        per_source=[SourceTotals(**asdict(s)) for s in view.per_source.values()],
+        outcomes_per_day=[DayOutcomesOut(**asdict(d)) for d in view.outcomes_per_day],
+        applied_position=view.position,
+    )

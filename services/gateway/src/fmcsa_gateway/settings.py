@@ -1,0 +1,68 @@
+"""The gateway's configuration: FMCSA_GATEWAY_<FIELD> in the environment, plus the shared FMCSA_ fields."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from fmcsa_runtime.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """The gateway serves the REST API and the admin page on `host:port`."""
+
+    model_config = SettingsConfigDict(env_prefix="FMCSA_GATEWAY_", extra="ignore", populate_by_name=True)
+
+    http_host: str = Field(
+        "127.0.0.1",
+        validation_alias=AliasChoices("FMCSA_GATEWAY_HOST"),
+        description="Address of the REST API, the admin page, /health, /ready and /metrics.",
+    )
+    http_port: int = Field(
+        8000,
+        ge=0,
+        le=65535,
+        validation_alias=AliasChoices("FMCSA_GATEWAY_PORT"),
+        description="Port of the REST API, the admin page, /health, /ready and /metrics.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("FMCSA_JWT_SECRET"),
+        description="Secret that signs bearer tokens (at least 32 characters); `up` generates one. "
+        "Unset: every protected route answers 401.",
+    )
+    status_database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FMCSA_GATEWAY_STATUS_DATABASE_URL", "FMCSA_STATUS_DATABASE_URL"),
+        description="The status projection, read only (sqlite:/// or postgresql://); unset: "
+        "status.sqlite3 in the data folder, as the status service writes it.",
+    )
+    request_deadline_s: float = Field(
+        900.0,
+        gt=0,
+        le=86_400,
+        description="Seconds until a manual sync request is answered as `timeout` if nothing answered it.",
+    )
+    import_max_rows: int = Field(
+        100_000, ge=1, description="Most data rows one POST /api/companies/import accepts."
+    )
+    import_max_bytes: int = Field(
+        32 * 1024**2, ge=1024, description="Largest request body the gateway reads (a CSV or JSON import)."
+    )
+    publish_in_flight: int = Field(
+        256,
+        ge=1,
+        le=4096,
+        description="PubAcks outstanding at once when an import or trigger publishes many.",
+    )
+    sse_keepalive_s: float = Field(
+        15.0, gt=0, description="Seconds between comments on an idle /api/events stream (keeps proxies open)."
+    )
+    sse_view_wait_s: float = Field(
+        5.0,
+        ge=0,
+        description="Longest an event waits for the status view to apply it; then /api/events sends it.",
+    )
+
+    def resolved_status_database_url(self) -> str:
+        return self.status_database_url or self.sqlite_url("status")

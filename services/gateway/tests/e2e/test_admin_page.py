@@ -1,0 +1,141 @@
+"""The admin page in a real browser (Playwright on Chromium) against the whole system started by
+`fmcsa_cli.launcher.Launcher`: nats-server, the sandbox upstream, the three sources, the projector, the
+scheduler and the gateway, each its own process.
+
+Sign in with a token, register a company, trigger it, and watch its three badges turn to success
+without a reload (server-sent events); submit an invalid schedule and see the reason, then a valid one.
+A screenshot is saved under `test-artifacts/` (FMCSA_TEST_ARTIFACTS overrides the folder).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fmcsa_runtime.embedded import free_port
+from fmcsa_runtime.tokens import Role, mint
+
+ROOT = Path(__file__).resolve().parents[4]
+SECRET = "e2e-secret-of-the-admin-page-test-0123456789"
+DOT = "2847193"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
+
+
+def chromium() -> str:
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail(f"no Chromium at {path}: install Debian's chromium (.ci/run does) or set CHROMIUM_PATH")
+    if importlib.util.find_spec("playwright") is None:
+        pytest.fail("playwright is not installed: it is in fmcsa-gateway's `test` extra (root dev group)")
+    return path
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    folder = Path(os.environ.get("FMCSA_TEST_ARTIFACTS") or ROOT / "test-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[str]:
+    from fmcsa_cli.launcher import Launcher
+
+    launcher = Launcher(
+        data_dir=tmp_path / "data",
+        gateway_port=free_port(),
+        extra_env={"FMCSA_JWT_SECRET": SECRET, "FMCSA_LOG_LEVEL": "INFO"},
+    )
+    try:
+        launcher.start()
+        yield launcher.gateway_url
+    finally:
+        launcher.stop(grace_s=10)
+
+
+async def test_sign_in_register_trigger_and_watch_the_badges_turn_green(
+    system: str, artifacts: Path, wait_until: Any
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    executable = chromium()
+
+    async def ready() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                return (await client.get(f"{system}/ready")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await wait_until(ready, what="the gateway ready", within_s=60)
+    token = mint(SECRET, role=Role.ADMIN, subject="e2e-admin")
+    problems: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+            await page.goto(system)
+
+            await page.fill("#token", "not-a-token")
+            await page.click("#sign-in-form button")
+            await expect(page.locator("#sign-in-error")).to_contain_text("Not signed in")
+            await page.fill("#token", token)
+            await page.click("#sign-in-form button")
+            await expect(page.locator("#who")).to_have_text("e2e-admin (admin)")
+            await expect(page.locator("#live")).to_have_text("live", timeout=15_000)
+            await page.evaluate("window.__notReloaded = true")
+
+            await page.fill("#register input[name=dot_number]", DOT)
+            await page.fill("#register input[name=name]", "Acme Freight")
+            await page.click("#register button")
+            await expect(page.locator("#toast")).to_contain_text(f"registered {DOT}")
+            row = page.locator(f"#row-{DOT}")
+            await expect(row).to_be_visible(timeout=15_000)
+
+            await row.locator("button[data-trigger]").click()
+            await expect(page.locator("#toast")).to_contain_text("started 3 request(s)")
+            for source in ("csa", "violations", "inspections"):
+                badge = page.locator(f'#row-{DOT} .badge[data-source="{source}"]')
+                await expect(badge).to_have_attribute("data-state", "succeeded", timeout=90_000)
+            assert await page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+
+            await row.locator("a.dot").click()
+            detail = page.locator(f"#detail-{DOT}")
+            await expect(detail).to_contain_text("all sources healthy", timeout=15_000)
+            await expect(detail.locator("table.log tbody tr")).to_have_count(3)
+
+            form = page.locator("#schedule-csa")
+            await form.locator("input[value=interval]").check()
+            await form.locator("input[name=interval_minutes]").fill("4")
+            await form.locator("button[type=submit]").click()
+            error = page.locator('[data-field-error="csa"]')
+            await expect(error).to_contain_text("interval_minutes must be 5 to 1440, got 4")
+            form = page.locator("#schedule-csa")
+            await form.locator("input[name=interval_minutes]").fill("30")
+            await form.locator("button[type=submit]").click()
+            await expect(page.locator('[data-saved="csa"]')).to_contain_text("saved by e2e-admin")
+            await expect(page.locator('[data-field-error="csa"]')).to_have_count(0)
+
+            await page.screenshot(path=str(artifacts / "gateway-admin-page.png"), full_page=True)
+        finally:
+            await browser.close()
+    assert not problems, problems

@@ -1,0 +1,176 @@
+"""Fixtures of the gateway's integration tests: the gateway in-process (Litestar's AsyncTestClient) on a
+real nats-server of the test's own, reading a real status store that the real projector
+(`python -m fmcsa_status`, a child process) writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+import uvicorn
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from nats.js.errors import NotFoundError
+
+from fmcsa_events.decoder import Decoded, decode
+from fmcsa_events.models import Event
+from fmcsa_events.topology import EVENTS_STREAM
+from fmcsa_gateway.app import create_app
+from fmcsa_gateway.settings import Settings
+from fmcsa_runtime.embedded import Child, free_port
+from fmcsa_runtime.tokens import Role, mint
+
+SECRET = "gateway-integration-tests-secret-0123456789"
+
+
+def _bearer(role: Role, subject: str | None = None) -> dict[str, str]:
+    return {"Authorization": "Bearer " + mint(SECRET, role=role, subject=subject or f"{role}-user")}
+
+
+@pytest.fixture
+def bearer() -> Callable[..., dict[str, str]]:
+    """`bearer(Role.ADMIN, "who")`: the Authorization header of a valid token."""
+    return _bearer
+
+
+@pytest.fixture
+def jwt_secret() -> str:
+    return SECRET
+
+
+@dataclass
+class Gateway:
+    app: Litestar
+    client: AsyncTestClient[Litestar]
+    nats_url: str
+
+    async def events(self, subject_prefix: str = "fmcsa.evt.") -> list[tuple[str, Event, dict[str, str]]]:
+        """Every event in the stream whose subject starts with `subject_prefix`, in stream order."""
+        nc = await nats.connect(self.nats_url)
+        try:
+            js = nc.jetstream()
+            try:
+                info = await js.stream_info(EVENTS_STREAM)
+            except NotFoundError:
+                return []
+            found: list[tuple[str, Event, dict[str, str]]] = []
+            for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
+                try:
+                    msg = await js.get_msg(EVENTS_STREAM, seq)
+                except NotFoundError:
+                    continue
+                if not msg.subject.startswith(subject_prefix):
+                    continue
+                decoded = decode(msg.headers, msg.data or b"")
+                assert isinstance(decoded, Decoded), decoded
+                found.append((msg.subject, decoded.event, dict(msg.headers or {})))
+            return found
+        finally:
+            await nc.close()
+
+
+def settings_for(nats_url: str, database_url: str, data_dir: Path, **changes: Any) -> Settings:
+    return Settings(
+        nats_url=nats_url,
+        data_dir=data_dir,
+        status_database_url=database_url,
+        jwt_secret=SECRET,
+        request_deadline_s=120,
+        sse_keepalive_s=0.5,
+        **changes,
+    )
+
+
+@pytest.fixture
+def projector(fresh_nats_url: str, database_url: str, tmp_path: Path) -> Iterator[Child]:
+    """The real status projector, folding the test's stream into the test's store."""
+    env = {
+        "FMCSA_NATS_URL": fresh_nats_url,
+        "FMCSA_DATA_DIR": str(tmp_path),
+        "FMCSA_STATUS_DATABASE_URL": database_url,
+        "FMCSA_STATUS_HTTP_PORT": str(free_port()),
+        "FMCSA_STATUS_BATCH_WAIT_MS": "5",
+        "FMCSA_LOG_JSON": "true",
+        "PYTHONUNBUFFERED": "1",
+    }
+    child = Child(
+        "status",
+        [sys.executable, "-m", "fmcsa_status"],
+        {**os.environ, **env},
+        log_path=tmp_path / "status.log",
+    )
+    child.start()
+    try:
+        yield child
+    finally:
+        child.stop(grace_s=10)
+
+
+@pytest.fixture
+async def gateway(
+    fresh_nats_url: str, database_url: str, tmp_path: Path, projector: Child
+) -> AsyncIterator[Gateway]:
+    """The gateway on the test's nats-server, reading the store the projector writes."""
+    app = create_app(settings_for(fresh_nats_url, database_url, tmp_path))
+    async with AsyncTestClient(app, timeout=60) as client:
+        yield Gateway(app, client, fresh_nats_url)
+
+
+@pytest.fixture
+async def lone_gateway(fresh_nats_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    """The gateway with no projector: its status store is an empty SQLite file (reads answer empty)."""
+    app = create_app(settings_for(fresh_nats_url, f"sqlite:///{tmp_path / 'status.sqlite3'}", tmp_path))
+    async with AsyncTestClient(app, timeout=60) as client:
+        yield Gateway(app, client, fresh_nats_url)
+
+
+@dataclass
+class Served:
+    """The gateway served by uvicorn on a loopback port (for streams and the browser)."""
+
+    url: str
+    nats_url: str
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[str]:
+    """Run the gateway under uvicorn in this event loop until the block ends; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings.model_copy(update={"http_port": port})),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(20):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)  # poll interval while uvicorn binds
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def served_gateway(
+    fresh_nats_url: str, database_url: str, tmp_path: Path, projector: Child
+) -> AsyncIterator[Served]:
+    async with serve(settings_for(fresh_nats_url, database_url, tmp_path)) as url:
+        yield Served(url, fresh_nats_url)

@@ -1,0 +1,240 @@
+"""Who may do what: every mutating route answers 401 without a token, 403 to a lower role, 2xx to its
+role and above, and publishes nothing when it refuses. Reads need a viewer. Bad tokens are 401."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+from litestar.routes import HTTPRoute
+
+from fmcsa_runtime.tokens import ISSUER, Role, mint
+
+SECRET = "gateway-integration-tests-secret-0123456789"  # the conftest's
+_dots = itertools.count(7_000_001)
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    needs: Role
+    json: Any = None
+    form: dict[str, str] | None = None
+    csv: str | None = None
+    registered: bool = False  # the DOT must be registered (and seen by the view) first
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def render(self, dot: str) -> dict[str, Any]:
+        request: dict[str, Any] = {}
+        if self.json is not None:
+            request["json"] = _fill(self.json, dot)
+        if self.form is not None:
+            request["data"] = _fill(self.form, dot)
+        if self.csv is not None:
+            request["content"] = self.csv.format(dot=dot)
+            request["headers"] = {"content-type": "text/csv"}
+        return request
+
+
+def _fill(value: Any, dot: str) -> Any:
+    if isinstance(value, str):
+        return value.format(dot=dot)
+    if isinstance(value, list):
+        return [_fill(v, dot) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, dot) for k, v in value.items()}
+    return value
+
+
+MUTATING = [
+    Case("POST", "/api/companies", Role.ADMIN, json={"dot_number": "{dot}", "name": "Matrix"}),
+    Case("POST", "/api/companies/import", Role.ADMIN, csv="dot_number\n{dot}\n"),
+    Case("DELETE", "/api/companies/{dot}", Role.ADMIN, registered=True),
+    Case("POST", "/api/sync/trigger", Role.OPERATOR, json={"dot_numbers": ["{dot}"], "sources": ["csa"]}),
+    Case("PUT", "/api/schedules/violations", Role.ADMIN, json={"interval_minutes": 90, "enabled": True}),
+    Case("POST", "/ui/companies", Role.ADMIN, form={"dot_number": "{dot}"}),
+    Case("POST", "/ui/sync/trigger", Role.OPERATOR, form={"dot_number": "{dot}"}),
+    Case(
+        "PUT",
+        "/ui/schedules/inspections",
+        Role.ADMIN,
+        form={"mode": "cron", "cron": "0 */2 * * *", "enabled": "on"},
+    ),
+]
+
+READS = [
+    "/api/companies",
+    "/api/companies/123/status",
+    "/api/sync/log",
+    "/api/sync/summary",
+    "/api/schedules",
+    "/api/scheduler/status",
+    "/api/events",
+    "/ui/whoami",
+    "/ui/summary",
+    "/ui/companies",
+    "/ui/companies/123",
+    "/ui/companies/123/row",
+    "/ui/schedules",
+    "/ui/scheduler",
+]
+
+
+def _template(path: str) -> str:
+    return path.replace("{dot:str}", "{dot}").replace("{source:str}", "{source}")
+
+
+def test_the_matrix_covers_every_mutating_route(lone_gateway: Any) -> None:
+    routes = set()
+    for route in lone_gateway.app.routes:
+        if isinstance(route, HTTPRoute):
+            routes |= {
+                (m, _template(route.path)) for m in route.methods if m not in ("GET", "HEAD", "OPTIONS")
+            }
+    covered = {
+        (
+            c.method,
+            c.path.replace("/csa", "/{source}")
+            .replace("/violations", "/{source}")
+            .replace("/inspections", "/{source}"),
+        )
+        for c in MUTATING
+    }
+    assert routes == covered
+
+
+async def _wait_registered(gateway: Any, dot: str, wait_until: Any, bearer: Any) -> None:
+    headers = bearer(Role.ADMIN)
+    assert (
+        await gateway.client.post("/api/companies", json={"dot_number": dot}, headers=headers)
+    ).status_code == 201
+
+    async def seen() -> bool:
+        answer = await gateway.client.get(f"/api/companies/{dot}/status", headers=headers)
+        return answer.status_code == 200 and answer.json()["active"]
+
+    await wait_until(seen, what=f"company {dot} in the status view")
+
+
+@pytest.mark.parametrize("case", MUTATING, ids=lambda c: f"{c.method} {c.path}")
+async def test_a_mutating_route_refuses_missing_and_lower_roles_and_serves_its_own(
+    gateway: Any, case: Case, wait_until: Any, bearer: Any
+) -> None:
+    before = len(await gateway.events())
+    dot = str(next(_dots))
+    path = case.path.format(dot=dot)
+    answer = await gateway.client.request(case.method, path, **case.render(dot))
+    assert answer.status_code == 401, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["www-authenticate"] == "Bearer"
+    for role in Role:
+        if role.allows(case.needs):
+            continue
+        request = case.render(dot)
+        request["headers"] = {**request.get("headers", {}), **bearer(role)}
+        answer = await gateway.client.request(case.method, path, **request)
+        assert answer.status_code == 403, (role, answer.text)
+        assert case.needs.value in answer.json()["detail"]
+    assert len(await gateway.events()) == before, "a refused request published something"
+    for role in Role:
+        if not role.allows(case.needs):
+            continue
+        dot = str(next(_dots))
+        if case.registered:
+            await _wait_registered(gateway, dot, wait_until, bearer)
+        request = case.render(dot)
+        request["headers"] = {**request.get("headers", {}), **bearer(role)}
+        answer = await gateway.client.request(case.method, case.path.format(dot=dot), **request)
+        assert 200 <= answer.status_code < 300, (role, answer.status_code, answer.text)
+
+
+@pytest.mark.parametrize("path", READS)
+async def test_reads_need_a_token_and_a_viewer_may_read(lone_gateway: Any, path: str, bearer: Any) -> None:
+    answer = await lone_gateway.client.get(path)
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"
+    if path == "/api/events":
+        return  # a stream: read by the SSE test
+    answer = await lone_gateway.client.get(path, headers=bearer(Role.VIEWER))
+    assert answer.status_code in (200, 404), answer.text  # 404: company 123 is not known
+
+
+def _forged(**claims: Any) -> str:
+    now = datetime.now(UTC)
+    base = {
+        "sub": "x",
+        "role": "admin",
+        "iss": ISSUER,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(hours=1)).timestamp()),
+    }
+    return jwt.encode({**base, **claims}, SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer " + mint("another-secret-of-at-least-32-characters", role=Role.ADMIN, subject="mallory"),
+        "Bearer " + mint(SECRET, role=Role.ADMIN, subject="late", now=datetime.now(UTC) - timedelta(days=40)),
+        "Bearer " + _forged(role="root"),
+        "Bearer " + _forged(iss="elsewhere"),
+        "Bearer "
+        + jwt.encode({"sub": "x", "role": "admin", "iss": ISSUER, "exp": 4102444800}, None, algorithm="none"),
+        "Basic " + mint(SECRET, role=Role.ADMIN, subject="basic"),
+        "Bearer ",
+        "Bearer not.a.token",
+    ],
+)
+async def test_bad_tokens_are_refused_with_401(lone_gateway: Any, authorization: str) -> None:
+    answer = await lone_gateway.client.get("/api/companies", headers={"Authorization": authorization})
+    assert answer.status_code == 401, answer.text
+    answer = await lone_gateway.client.post(
+        "/api/companies", json={"dot_number": "1"}, headers={"Authorization": authorization}
+    )
+    assert answer.status_code == 401
+
+
+async def test_the_cookie_authenticates_reads_but_never_a_mutation(lone_gateway: Any) -> None:
+    token = mint(SECRET, role=Role.ADMIN, subject="cookie")
+    lone_gateway.client.cookies.set("fmcsa_token", token)
+    try:
+        assert (await lone_gateway.client.get("/api/schedules")).status_code == 200
+        answer = await lone_gateway.client.post("/api/companies", json={"dot_number": "5"})
+        assert answer.status_code == 401
+        answer = await lone_gateway.client.put("/api/schedules/csa", json={"interval_minutes": 60})
+        assert answer.status_code == 401
+    finally:
+        lone_gateway.client.cookies.clear()
+    assert await lone_gateway.events("fmcsa.evt.company_registered") == []
+
+
+async def test_events_carry_the_token_subject_as_who_asked(lone_gateway: Any, bearer: Any) -> None:
+    headers = bearer(Role.ADMIN, subject="dana@example.com")
+    assert (
+        await lone_gateway.client.post("/api/companies", json={"dot_number": "77"}, headers=headers)
+    ).status_code == 201
+    answer = await lone_gateway.client.post(
+        "/api/sync/trigger", json={"dot_numbers": ["77"]}, headers=headers
+    )
+    assert answer.status_code == 202
+    answer = await lone_gateway.client.put("/api/schedules/csa", json={"cron": "0 * * * *"}, headers=headers)
+    assert answer.status_code == 200
+    events = [event for _, event, _ in await lone_gateway.events()]
+    assert [type(e).__name__ for e in events] == [
+        "CompanyRegistered",
+        "SyncRequested",
+        "SyncRequested",
+        "SyncRequested",
+        "ScheduleChanged",
+    ]
+    assert {
+        getattr(e, "registered_by", None)
+        or getattr(e, "requested_by", None)
+        or getattr(e, "changed_by", None)
+        for e in events
+    } == {"dana@example.com"}

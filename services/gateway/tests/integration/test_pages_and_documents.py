@@ -1,0 +1,99 @@
+"""The admin page's shell and fragments, the API documents, and the metrics."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fmcsa_runtime.tokens import Role
+
+
+async def test_the_page_loads_only_local_assets(lone_gateway: Any) -> None:
+    page = await lone_gateway.client.get("/")
+    assert page.status_code == 200
+    assert 'src="/static/htmx-2.0.11.min.js"' in page.text
+    assert not re.search(r"(src|href)=\"https?://", page.text), "the page must fetch nothing from elsewhere"
+    for asset in ("/static/htmx-2.0.11.min.js", "/static/app.js", "/static/app.css"):
+        answer = await lone_gateway.client.get(asset)
+        assert answer.status_code == 200, asset
+    assert "htmx" in (await lone_gateway.client.get("/static/htmx-2.0.11.min.js")).text[:200]
+
+
+async def test_swagger_ui_and_both_documents_are_served_locally(lone_gateway: Any) -> None:
+    swagger = await lone_gateway.client.get("/schema")
+    assert swagger.status_code == 200
+    assert "/static/swagger-ui-5.35.0/swagger-ui-bundle.js" in swagger.text
+    assert "cdn." not in swagger.text
+    assert (
+        await lone_gateway.client.get("/static/swagger-ui-5.35.0/swagger-ui-bundle.js")
+    ).status_code == 200
+    openapi = (await lone_gateway.client.get("/schema/openapi.json")).json()
+    paths = set(openapi["paths"])
+    assert {
+        "/api/companies",
+        "/api/companies/import",
+        "/api/companies/{dot}",
+        "/api/companies/{dot}/status",
+        "/api/sync/log",
+        "/api/sync/summary",
+        "/api/sync/trigger",
+        "/api/schedules",
+        "/api/schedules/{source}",
+        "/api/scheduler/status",
+        "/api/events",
+    } <= paths
+    assert not any(p.startswith("/ui") for p in paths)
+    assert openapi["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+    trigger = openapi["paths"]["/api/sync/trigger"]["post"]
+    assert {"202", "401", "403", "409", "422"} <= set(trigger["responses"])
+    assert "application/problem+json" in trigger["responses"]["422"]["content"]
+    importer = openapi["paths"]["/api/companies/import"]["post"]["requestBody"]["content"]
+    assert {"application/json", "text/csv", "multipart/form-data"} <= set(importer)
+    asyncapi = (await lone_gateway.client.get("/asyncapi.json")).json()
+    assert asyncapi["asyncapi"].startswith("3.")
+    addresses = {c["address"] for c in asyncapi["channels"].values()}
+    assert "fmcsa.evt.company_registered.{dot}" in addresses
+    assert "fmcsa.evt.sync_requested.{source}.{dot}" in addresses
+    assert "fmcsa.evt.source_synced.*.*" in addresses
+    assert {"SyncRequested", "ScheduleChanged", "CompanyRegistered", "SourceFailed"} <= set(
+        asyncapi["components"]["schemas"]
+    )
+
+
+async def test_metrics_count_requests_and_published_events(lone_gateway: Any, bearer: Any) -> None:
+    await lone_gateway.client.post("/api/companies", json={"dot_number": "9"}, headers=bearer(Role.ADMIN))
+    text = (await lone_gateway.client.get("/metrics")).text
+    assert 'fmcsa_gateway_events_published_total{type="company_registered"}' in text
+    assert re.search(
+        r'litestar_requests_total\{app_name="fmcsa_gateway",method="POST",path="/api/companies",'
+        r'status_code="201"\} [0-9.]+',
+        text,
+    )
+
+
+async def test_fragments_render_for_a_viewer(lone_gateway: Any, bearer: Any) -> None:
+    viewer = bearer(Role.VIEWER, "vic")
+    assert (await lone_gateway.client.get("/ui/whoami", headers=viewer)).json() == {
+        "subject": "vic",
+        "role": "viewer",
+    }
+    for path, needle in [
+        ("/ui/summary", "companies"),
+        ("/ui/companies", "No company yet."),
+        ("/ui/companies?dot=12", "no company 12 is known"),
+        ("/ui/companies?dot=1%27%20OR%201%3D1", "DOT number is 1 to 8 digits"),
+        ("/ui/companies?cursor=garbage", "No company yet."),
+        ("/ui/companies/12", "No company 12 is known yet."),
+        ("/ui/schedules", 'id="schedule-csa"'),
+        ("/ui/scheduler", "No scheduler has reported yet."),
+    ]:
+        answer = await lone_gateway.client.get(path, headers=viewer)
+        assert answer.status_code == 200, (path, answer.text)
+        assert needle in answer.text, (path, answer.text)
+    assert (await lone_gateway.client.get("/ui/companies/12/row", headers=viewer)).status_code == 404
+
+
+async def test_health_and_readiness(lone_gateway: Any) -> None:
+    assert (await lone_gateway.client.get("/health")).json() == {"status": "ok"}
+    ready = (await lone_gateway.client.get("/ready")).json()
+    assert ready == {"status": "ready", "nats": True, "status_view": True}

@@ -1,0 +1,1 @@
+"""fmcsa-scheduler: decides when each (company, source) is due and publishes SyncRequested."""

@@ -1,0 +1,18 @@
+"""`python -m fmcsa_scheduler` / `fmcsa-scheduler`: run one scheduler replica until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+from fmcsa_runtime.logging import configure_logging
+from fmcsa_runtime.service import run
+from fmcsa_scheduler.app import create_app
+from fmcsa_scheduler.settings import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(service="scheduler", level=settings.log_level, json=settings.log_json)
+    run(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""fmcsa_source_csa."""

@@ -1,0 +1,18 @@
+"""Run the csa source service: `python -m fmcsa_source_csa` or `fmcsa-source-csa`."""
+
+from __future__ import annotations
+
+from fmcsa_runtime.logging import configure_logging
+from fmcsa_runtime.service import run
+from fmcsa_source_csa.app import create_app
+from fmcsa_source_csa.settings import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(service="source-csa", level=settings.log_level, json=settings.log_json)
+    run(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

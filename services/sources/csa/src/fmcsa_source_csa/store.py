@@ -1,0 +1,424 @@
+"""The csa store: current carrier facts and BASIC scores per DOT, and every version ever seen.
+
+Tables (SQLite or PostgreSQL): `csa_carrier` (one row per DOT), `csa_basic` (one row per (DOT,
+basicsId)), and their histories `csa_carrier_history` / `csa_basic_history`, one row per (key,
+`upstream_as_of` month, content hash) with when it was first and last seen: "what the public record
+said for month X, and when we looked" survives the upstream.
+
+Guarantees of `upsert`:
+- One transaction per fetch; idempotent: the same fetch again counts every record as unchanged.
+- Counts cover the fetch's records, every BASIC plus the carrier profile (`fetched = BASICs + 1`):
+  a new key is inserted, another content hash is updated, the same hash is unchanged. Labels are
+  not hashed (README 3.7) and are refreshed silently.
+- A BASIC held before but missing from a complete answer is marked `absent_since`, not deleted
+  and not counted; it counts as updated when it comes back.
+- Current rows only move forward in time: a fetch older than what is held (a late redelivery)
+  lands in the history and counts as unchanged, never overwriting newer data.
+- The change facts of the fetch (`domain.detect_changes` between the rows held and the fetch) are
+  recorded in the change outbox in the same transaction as the rows: both are stored or neither.
+  A carrier's first fetch records none (a baseline); the same fetch again records none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import structlog
+from sqlalchemy import DateTime, Index, Text, UniqueConstraint
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from fmcsa_events.models import Counts
+from fmcsa_runtime.database import create_engine
+from fmcsa_runtime.outbox import create_outbox, record_changes
+from fmcsa_source_csa.domain import (
+    BasicScore,
+    CsaFetch,
+    Flag,
+    FlagReason,
+    PercentileStatus,
+    as_of_month,
+    carrier_from_content,
+    detect_changes,
+)
+
+log = structlog.get_logger(__name__)
+
+_UPSERT_TRIES = 3  # two writers racing to insert the same new key: the loser retries and sees it
+
+
+class CsaCarrier(SQLModel, table=True):
+    """The carrier facts held now for one DOT (`facts`: canonical JSON of `CarrierFacts`)."""
+
+    __tablename__ = "csa_carrier"
+
+    dot: str = Field(primary_key=True, max_length=8)
+    legal_name: str | None = None
+    safety_rating: str | None = Field(default=None, max_length=1)
+    allowed_to_operate: bool | None = None
+    facts: str = Field(sa_type=Text)
+    content_hash: str = Field(max_length=64)
+    upstream_as_of: datetime = Field(sa_type=DateTime(timezone=True))
+    first_seen_at: datetime = Field(sa_type=DateTime(timezone=True))
+    last_seen_at: datetime = Field(sa_type=DateTime(timezone=True))
+    changed_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class CsaCarrierHistory(SQLModel, table=True):
+    """Every version of a carrier's facts, once per (DOT, as-of month, content hash)."""
+
+    __tablename__ = "csa_carrier_history"
+    __table_args__ = (
+        UniqueConstraint("dot", "upstream_as_of", "content_hash", name="uq_csa_carrier_version"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    dot: str = Field(max_length=8, index=True)
+    upstream_as_of: datetime = Field(sa_type=DateTime(timezone=True))
+    content_hash: str = Field(max_length=64)
+    facts: str = Field(sa_type=Text)
+    first_seen_at: datetime = Field(sa_type=DateTime(timezone=True))
+    last_seen_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class _BasicColumns(SQLModel):
+    """The normalized BASIC fields, as stored (Decimals as canonical strings)."""
+
+    code: str | None = None
+    name: str | None = None
+    percentile: str | None = Field(default=None, max_length=40)
+    percentile_status: str = Field(max_length=20)
+    measure: str | None = Field(default=None, max_length=40)
+    threshold: int | None = None
+    intervention_alert: bool | None = None
+    intervention_alert_reason: str | None = Field(default=None, max_length=20)
+    on_road_alert: bool | None = None
+    on_road_alert_reason: str | None = Field(default=None, max_length=20)
+    serious_violation: bool | None = None
+    serious_violation_reason: str | None = Field(default=None, max_length=20)
+    inspections_with_violation: int | None = None
+    violations: int | None = None
+    run_date: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    content_hash: str = Field(max_length=64)
+    upstream_as_of: datetime = Field(sa_type=DateTime(timezone=True))
+    first_seen_at: datetime = Field(sa_type=DateTime(timezone=True))
+    last_seen_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class CsaBasic(_BasicColumns, table=True):
+    """The BASIC score held now, one row per (DOT, basicsId)."""
+
+    __tablename__ = "csa_basic"
+
+    dot: str = Field(primary_key=True, max_length=8)
+    basics_id: int = Field(primary_key=True)
+    changed_at: datetime = Field(sa_type=DateTime(timezone=True))
+    absent_since: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class CsaBasicHistory(_BasicColumns, table=True):
+    """Every version of a BASIC score, once per (DOT, basicsId, as-of month, content hash)."""
+
+    __tablename__ = "csa_basic_history"
+    __table_args__ = (
+        UniqueConstraint("dot", "basics_id", "upstream_as_of", "content_hash", name="uq_csa_basic_version"),
+        Index("ix_csa_basic_history_dot_basic", "dot", "basics_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    dot: str = Field(max_length=8)
+    basics_id: int
+
+
+TABLE_NAMES = ("csa_carrier", "csa_carrier_history", "csa_basic", "csa_basic_history")
+TABLES = [SQLModel.metadata.tables[name] for name in TABLE_NAMES]
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything here is stored in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _decimal_text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _basic_values(basic: BasicScore) -> dict[str, Any]:
+    return {
+        "code": basic.code,
+        "name": basic.name,
+        "percentile": _decimal_text(basic.percentile),
+        "percentile_status": basic.percentile_status.value,
+        "measure": _decimal_text(basic.measure),
+        "threshold": basic.threshold,
+        "intervention_alert": basic.intervention_alert.value,
+        "intervention_alert_reason": _reason(basic.intervention_alert),
+        "on_road_alert": basic.on_road_alert.value,
+        "on_road_alert_reason": _reason(basic.on_road_alert),
+        "serious_violation": basic.serious_violation.value,
+        "serious_violation_reason": _reason(basic.serious_violation),
+        "inspections_with_violation": basic.inspections_with_violation,
+        "violations": basic.violations,
+        "run_date": basic.run_date,
+        "content_hash": basic.content_hash(),
+    }
+
+
+def _reason(flag: Flag) -> str | None:
+    return flag.reason.value if flag.reason else None
+
+
+def _flag(value: bool | None, reason: str | None) -> Flag:
+    return Flag(value, FlagReason(reason) if reason else None)
+
+
+def basic_from_row(row: _BasicColumns, basics_id: int) -> BasicScore:
+    """Rebuild the domain value of a stored BASIC row."""
+    return BasicScore(
+        basics_id=basics_id,
+        code=row.code,
+        name=row.name,
+        percentile=Decimal(row.percentile) if row.percentile is not None else None,
+        percentile_status=PercentileStatus(row.percentile_status),
+        measure=Decimal(row.measure) if row.measure is not None else None,
+        threshold=row.threshold,
+        intervention_alert=_flag(row.intervention_alert, row.intervention_alert_reason),
+        on_road_alert=_flag(row.on_road_alert, row.on_road_alert_reason),
+        serious_violation=_flag(row.serious_violation, row.serious_violation_reason),
+        inspections_with_violation=row.inspections_with_violation,
+        violations=row.violations,
+        run_date=_aware(row.run_date) if row.run_date else None,
+    )
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.inserted = 0
+        self.updated = 0
+        self.unchanged = 0
+
+
+class Store:
+    """The csa source's database; one per process, safe for concurrent upserts of different DOTs."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @classmethod
+    async def connect(cls, url: str) -> Store:
+        """Open the database at `url` (sqlite:/// or postgresql://); create the csa tables and the change
+        outbox if absent.
+        """
+        engine = create_engine(url)
+        for attempt in range(_UPSERT_TRIES):
+            try:
+                async with engine.begin() as connection:
+                    await connection.run_sync(SQLModel.metadata.create_all, tables=TABLES)
+                await create_outbox(engine)
+                break
+            except DBAPIError:  # replicas creating the same tables at once: the loser looks again
+                if attempt == _UPSERT_TRIES - 1:
+                    await engine.dispose()
+                    raise
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def upsert(self, fetch: CsaFetch, *, request_id: UUID) -> Counts:
+        """Store one fetch and its change facts for `request_id` (see the module docstring); return what
+        it did to each record. A redelivered request records no change twice (same event ids).
+        """
+        for attempt in range(_UPSERT_TRIES):
+            try:
+                return await self._upsert_once(fetch, request_id)
+            except IntegrityError:
+                if attempt == _UPSERT_TRIES - 1:
+                    raise
+                log.info("csa_upsert_raced", dot=fetch.dot, attempt=attempt + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _upsert_once(self, fetch: CsaFetch, request_id: UUID) -> Counts:
+        at = _aware(fetch.retrieved_at)
+        as_of = _aware(fetch.upstream_as_of) if fetch.upstream_as_of else as_of_month(at)
+        tally = _Tally()
+        async with AsyncSession(self._engine, expire_on_commit=False) as session, session.begin():
+            # PostgreSQL: lock the carrier's row so a concurrent upsert reads "before" after this one
+            carrier = await session.get(CsaCarrier, fetch.dot, with_for_update=True)
+            basics = {
+                row.basics_id: row
+                for row in (await session.exec(select(CsaBasic).where(col(CsaBasic.dot) == fetch.dot))).all()
+            }
+            changes = detect_changes(
+                _held(fetch.dot, carrier, basics.values()), fetch, request_id=request_id, observed_at=at
+            )
+            await self._upsert_carrier(session, fetch, carrier, at, as_of, tally)
+            await self._upsert_basics(session, fetch, basics, at, as_of, tally)
+            await session.flush()
+            await record_changes(await session.connection(), changes)
+        return Counts(
+            fetched=fetch.record_count,
+            inserted=tally.inserted,
+            updated=tally.updated,
+            unchanged=tally.unchanged,
+        )
+
+    async def _upsert_carrier(
+        self,
+        session: AsyncSession,
+        fetch: CsaFetch,
+        row: CsaCarrier | None,
+        at: datetime,
+        as_of: datetime,
+        tally: _Tally,
+    ) -> None:
+        facts = fetch.carrier
+        digest = facts.content_hash()
+        text = json.dumps(facts.content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        values: dict[str, Any] = {
+            "legal_name": facts.legal_name,
+            "safety_rating": facts.safety_rating.value if facts.safety_rating else None,
+            "allowed_to_operate": facts.allowed_to_operate,
+            "facts": text,
+            "content_hash": digest,
+            "upstream_as_of": as_of,
+        }
+        if row is None:
+            session.add(CsaCarrier(dot=fetch.dot, first_seen_at=at, last_seen_at=at, changed_at=at, **values))
+            tally.inserted += 1
+        elif _aware(row.last_seen_at) > at:
+            tally.unchanged += 1  # a late, older fetch: history only
+        elif row.content_hash != digest:
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.last_seen_at = row.changed_at = at
+            tally.updated += 1
+        else:
+            row.upstream_as_of, row.last_seen_at = as_of, at
+            tally.unchanged += 1
+        version = (
+            await session.exec(
+                select(CsaCarrierHistory).where(
+                    col(CsaCarrierHistory.dot) == fetch.dot,
+                    col(CsaCarrierHistory.upstream_as_of) == as_of,
+                    col(CsaCarrierHistory.content_hash) == digest,
+                )
+            )
+        ).first()
+        if version is None:
+            session.add(
+                CsaCarrierHistory(
+                    dot=fetch.dot,
+                    upstream_as_of=as_of,
+                    content_hash=digest,
+                    facts=text,
+                    first_seen_at=at,
+                    last_seen_at=at,
+                )
+            )
+        else:
+            version.first_seen_at = min(_aware(version.first_seen_at), at)
+            version.last_seen_at = max(_aware(version.last_seen_at), at)
+
+    async def _upsert_basics(
+        self,
+        session: AsyncSession,
+        fetch: CsaFetch,
+        rows: Mapping[int, CsaBasic],
+        at: datetime,
+        as_of: datetime,
+        tally: _Tally,
+    ) -> None:
+        held = dict(rows)
+        versions = {
+            (row.basics_id, row.content_hash): row
+            for row in (
+                await session.exec(
+                    select(CsaBasicHistory).where(
+                        col(CsaBasicHistory.dot) == fetch.dot, col(CsaBasicHistory.upstream_as_of) == as_of
+                    )
+                )
+            ).all()
+        }
+        for basic in fetch.basics:
+            values = _basic_values(basic)
+            row = held.pop(basic.basics_id, None)
+            if row is None:
+                session.add(
+                    CsaBasic(
+                        dot=fetch.dot,
+                        basics_id=basic.basics_id,
+                        upstream_as_of=as_of,
+                        first_seen_at=at,
+                        last_seen_at=at,
+                        changed_at=at,
+                        **values,
+                    )
+                )
+                tally.inserted += 1
+            elif _aware(row.last_seen_at) > at:
+                tally.unchanged += 1  # a late, older fetch: history only
+            elif row.content_hash != values["content_hash"] or row.absent_since is not None:
+                for key, value in values.items():
+                    setattr(row, key, value)
+                row.upstream_as_of, row.last_seen_at, row.changed_at, row.absent_since = as_of, at, at, None
+                tally.updated += 1
+            else:
+                row.code, row.name = basic.code, basic.name  # labels are not hashed: refresh silently
+                row.upstream_as_of, row.last_seen_at = as_of, at
+                tally.unchanged += 1
+            version = versions.get((basic.basics_id, basic.content_hash()))
+            if version is None:
+                session.add(
+                    CsaBasicHistory(
+                        dot=fetch.dot,
+                        basics_id=basic.basics_id,
+                        upstream_as_of=as_of,
+                        first_seen_at=at,
+                        last_seen_at=at,
+                        **values,
+                    )
+                )
+            else:
+                version.first_seen_at = min(_aware(version.first_seen_at), at)
+                version.last_seen_at = max(_aware(version.last_seen_at), at)
+        for gone in held.values():
+            if gone.absent_since is None and _aware(gone.last_seen_at) <= at:
+                gone.absent_since = at
+
+    async def previous(self, dot: str) -> CsaFetch | None:
+        """Return what is held for `dot` now (call before `upsert` to diff), or None if nothing is.
+
+        BASICs marked absent are left out; `retrieved_at` is when the carrier was last seen.
+        """
+        async with AsyncSession(self._engine, expire_on_commit=False) as session:
+            carrier = await session.get(CsaCarrier, dot)
+            if carrier is None:
+                return None
+            rows: Sequence[CsaBasic] = (
+                await session.exec(select(CsaBasic).where(col(CsaBasic.dot) == dot))
+            ).all()
+        return _held(dot, carrier, rows)
+
+
+def _held(dot: str, carrier: CsaCarrier | None, rows: Iterable[CsaBasic]) -> CsaFetch | None:
+    """What the store holds for `dot` as a fetch: None without a carrier row; BASICs marked absent are
+    left out; `retrieved_at` is when the carrier was last seen.
+    """
+    if carrier is None:
+        return None
+    present = sorted((row for row in rows if row.absent_since is None), key=lambda row: row.basics_id)
+    return CsaFetch(
+        dot=dot,
+        retrieved_at=_aware(carrier.last_seen_at),
+        upstream_as_of=_aware(carrier.upstream_as_of),
+        carrier=carrier_from_content(json.loads(carrier.facts)),
+        basics=tuple(basic_from_row(row, row.basics_id) for row in present),
+    )

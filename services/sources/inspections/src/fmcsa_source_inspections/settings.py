@@ -1,0 +1,80 @@
+"""The inspections source's configuration: `FMCSA_INSPECTIONS_<FIELD>` in the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field, HttpUrl, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from fmcsa_runtime.settings import ServiceSettings
+
+SAFERWEBAPI_URL = "https://saferwebapi.com"
+
+
+class Settings(ServiceSettings):
+    """SaferWebAPI client, store and retry settings. Every field has a working default; without
+    `api_key` the service still starts and answers every request with `not_configured`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FMCSA_INSPECTIONS_", extra="ignore", populate_by_name=True)
+
+    base_url: HttpUrl = Field(
+        HttpUrl(SAFERWEBAPI_URL),
+        description="SaferWebAPI root (the real host); the sandbox's URL in `up` and the tests.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="SaferWebAPI key, sent as the `x-api-key` header. Unset: answer not_configured."
+    )
+    rate_per_s: float = Field(
+        1.0, gt=0, description="Ceiling on SaferWebAPI calls per second (leaky bucket of one second's worth)."
+    )
+    burst_headroom_s: float = Field(
+        0.05,
+        ge=0,
+        le=0.5,
+        description=(
+            "Network delay variation the rate limit keeps in hand, so an upstream counting a bucket of one "
+            "second's worth at the same rate never overflows (see domain.limiter_shape). 0 gives "
+            "AsyncLimiter(rate_per_s, 1.0) exactly."
+        ),
+    )
+    concurrency: int = Field(8, ge=1, le=256, description="Most SaferWebAPI calls in flight at once.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection to SaferWebAPI.")
+    read_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds to wait for the answer; a hung call ends as `timeout` (retryable)."
+    )
+    inline_retries: int = Field(
+        2, ge=0, le=10, description="In-process retries of retryable failures whose wait is short."
+    )
+    inline_wait_max_s: float = Field(
+        5.0,
+        ge=0,
+        description="Longest wait spent in process; longer waits go back to the bus as a delayed retry.",
+    )
+    backoff_initial_s: float = Field(
+        0.5,
+        gt=0,
+        description="First backoff ceiling; doubles per retry, full jitter, when no Retry-After came.",
+    )
+    rate_limit_wait_s: float = Field(
+        60.0, ge=0, description="Wait after a 429 that carries no Retry-After header."
+    )
+    retry_after_max_s: float = Field(
+        3600.0, gt=0, description="Ceiling on any wait an upstream asks for (Retry-After) or backoff reaches."
+    )
+    max_attempts: int = Field(5, ge=1, description="Deliveries before a retryable failure becomes final.")
+    oos_rate_change_points: float = Field(
+        5.0,
+        gt=0,
+        le=100,
+        description=(
+            "Percentage points a US vehicle or driver out-of-service rate must move (either way) between "
+            "two snapshots to publish an `oos_rate_changed` change fact; smaller moves are not changes."
+        ),
+    )
+    database_url: str | None = Field(
+        None, description="Store URL (sqlite:/// or postgresql://); unset: <data_dir>/inspections.sqlite3."
+    )
+
+    def resolved_database_url(self) -> str:
+        """The store URL in use: `database_url`, else the SQLite file under the data folder."""
+        return self.database_url or self.sqlite_url("inspections")

@@ -1,0 +1,32 @@
+"""The composition root of the violations source service: client, store and the shared source runner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from fmcsa_events.bus import utc_now
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_runtime.source_service import ClientStoreAdapter, SourceAdapter, create_source_app
+from fmcsa_source_violations.domain import summarize
+from fmcsa_source_violations.settings import Settings
+from fmcsa_source_violations.store import Store
+from fmcsa_source_violations.upstream import SocrataClient
+
+
+def create_app(
+    settings: Settings, *, clock: Callable[[], datetime] = utc_now, http: httpx.AsyncClient | None = None
+) -> Any:
+    """Wire the violations source; tests pass the clock or HTTP client they must control. Builds nothing
+    until the app starts.
+    """
+
+    async def adapter() -> SourceAdapter[Any]:
+        store = await Store.connect(settings.resolved_database_url())
+        client = SocrataClient.from_settings(settings, http=http)
+        return ClientStoreAdapter(client, store, summarize)
+
+    return create_source_app(settings, source=SourceKey.VIOLATIONS, adapter_factory=adapter, clock=clock)

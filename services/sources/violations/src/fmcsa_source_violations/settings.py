@@ -1,0 +1,65 @@
+"""The violations source's configuration: `FMCSA_VIOLATIONS_<FIELD>` in the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field, HttpUrl, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from fmcsa_runtime.settings import ServiceSettings
+
+SOCRATA_URL = "https://data.transportation.gov"
+VIOLATIONS_DATASET = "8mt8-2mdr"
+
+
+class Settings(ServiceSettings):
+    """Socrata client, paging, retry and store settings; every field has a working default.
+
+    No app token is a valid configuration: reads then draw on Socrata's shared anonymous pool.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FMCSA_VIOLATIONS_", extra="ignore", populate_by_name=True)
+
+    base_url: HttpUrl = Field(
+        HttpUrl(SOCRATA_URL), description="Socrata host serving the dataset; the sandbox in up and tests."
+    )
+    dataset: str = Field(
+        VIOLATIONS_DATASET,
+        pattern=r"^[a-z0-9]{4}-[a-z0-9]{4}$",
+        description="Socrata dataset id of SMS Input - Violation.",
+    )
+    app_token: SecretStr | None = Field(
+        None,
+        description="Socrata app token, sent as X-App-Token; unset or empty means anonymous (shared pool).",
+    )
+    rate_per_s: float = Field(2.0, gt=0, description="Ceiling on Socrata calls per second (one per page).")
+    concurrency: int = Field(8, ge=1, description="Most Socrata calls in flight at once.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection.")
+    read_timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for each read of an answer.")
+    inline_retries: int = Field(2, ge=0, description="In-process retries of a page after a short wait.")
+    inline_wait_max_s: float = Field(
+        5.0, ge=0, description="Longer waits go back to the bus as a delayed redelivery."
+    )
+    retry_after_max_s: float = Field(3600.0, gt=0, description="Ceiling on any Retry-After honoured.")
+    max_attempts: int = Field(5, ge=1, description="Deliveries before a retryable failure is final.")
+    database_url: str | None = Field(
+        None, description="Store database URL; unset means the SQLite file <data_dir>/violations.sqlite3."
+    )
+    page_size: int = Field(
+        1000, ge=1, le=50000, description="Rows per page ($limit); SODA 2.0 caps it at 50000."
+    )
+    max_pages: int = Field(
+        100, ge=1, description="Pages read per carrier before the read fails as invalid_response."
+    )
+
+    @field_validator("app_token", mode="before")
+    @classmethod
+    def _blank_token_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+            return None
+        return value
+
+    def resolved_database_url(self) -> str:
+        """The store's URL: `database_url`, else the SQLite file under the data folder."""
+        return self.database_url or self.sqlite_url("violations")

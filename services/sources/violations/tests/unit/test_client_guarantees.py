@@ -1,0 +1,104 @@
+"""What the client promises whatever the transport does: the exact query, the token only as a header,
+nothing sent for a bad DOT, and no exception escaping `fetch`. (Real HTTP is in tests/integration.)"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+import structlog
+
+from fmcsa_events.models import ErrorKind
+from fmcsa_runtime.failures import Failure
+from fmcsa_source_violations.domain import ViolationsFetch
+from fmcsa_source_violations.settings import Settings
+from fmcsa_source_violations.upstream import SocrataClient
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def client_with(handler: Handler, **settings: object) -> tuple[SocrataClient, list[httpx.Request]]:
+    sent: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return handler(request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(record))
+    made = SocrataClient.from_settings(
+        Settings.model_validate({"base_url": "https://socrata.test", "rate_per_s": 1000, **settings}),
+        http=http,
+    )
+    return made, sent
+
+
+def empty(_: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json=[], headers={"Last-Modified": "Tue, 21 Oct 2025 09:12:44 GMT"})
+
+
+async def test_the_query_is_the_equality_filter_with_stable_paging_and_nothing_else() -> None:
+    client, sent = client_with(empty, page_size=250)
+    result = await client.fetch("00123")
+    assert isinstance(result, ViolationsFetch)
+    (request,) = sent
+    assert request.url.path == "/resource/8mt8-2mdr.json"
+    assert dict(request.url.params) == {"dot_number": "123", "$order": ":id", "$limit": "250", "$offset": "0"}
+
+
+async def test_the_token_is_sent_as_x_app_token_only() -> None:
+    client, sent = client_with(empty, app_token="tok-5678-secret")
+    await client.fetch("123")
+    (request,) = sent
+    assert request.headers["X-App-Token"] == "tok-5678-secret"
+    assert "tok-5678-secret" not in str(request.url)
+    assert "app_token" not in str(request.url)
+
+
+async def test_without_a_token_no_token_header_is_sent() -> None:
+    client, sent = client_with(empty)
+    assert client.configured is True
+    assert client.anonymous is True
+    await client.fetch("123")
+    assert "X-App-Token" not in sent[0].headers
+
+
+@pytest.mark.parametrize("dot", ["", "123456789", "1' OR '1'='1", "12 3", "-1", "0"])
+async def test_a_bad_dot_sends_nothing(dot: str) -> None:
+    client, sent = client_with(empty)
+    result = await client.fetch(dot)
+    assert isinstance(result, Failure)
+    assert (result.kind, result.retryable) == (ErrorKind.INTERNAL, False)
+    assert sent == []
+
+
+async def test_an_unexpected_exception_becomes_an_internal_failure() -> None:
+    def explode(_: httpx.Request) -> httpx.Response:
+        raise ZeroDivisionError("a bug somewhere below us")
+
+    client, _ = client_with(explode)
+    with structlog.testing.capture_logs() as logs:
+        result = await client.fetch("123")
+    assert [entry["event"] for entry in logs] == ["violations_client_bug"]
+    assert isinstance(result, Failure)
+    assert (result.kind, result.retryable) == (ErrorKind.INTERNAL, False)
+    assert "ZeroDivisionError" in result.detail
+
+
+async def test_a_long_retry_after_goes_back_to_the_bus_without_waiting() -> None:
+    def limited(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, text="Too Many Requests", headers={"Retry-After": "120"})
+
+    client, sent = client_with(limited)
+    result = await client.fetch("123")
+    assert isinstance(result, Failure)
+    assert (result.kind, result.retryable, result.retry_after_s) == (ErrorKind.RATE_LIMITED, True, 120.0)
+    assert len(sent) == 1
+
+
+async def test_a_final_failure_is_not_retried() -> None:
+    client, sent = client_with(lambda _: httpx.Response(400, json={"errorCode": "query.soql.type-mismatch"}))
+    result = await client.fetch("123")
+    assert isinstance(result, Failure)
+    assert (result.kind, result.retryable) == (ErrorKind.UPSTREAM_ERROR, False)
+    assert len(sent) == 1

@@ -1,0 +1,268 @@
+"""Keys, ordinals and hashes (README 4.5), the paging rules (4.2), inline retry plans (2.3), summaries."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from fmcsa_events.models import ErrorKind
+from fmcsa_runtime.failures import Failure
+from fmcsa_source_violations.domain import (
+    Page,
+    Step,
+    Violation,
+    ViolationsFetch,
+    assemble,
+    assign_ordinals,
+    for_the_bus,
+    inline_wait,
+    next_step,
+    parse_row,
+    summarize,
+)
+
+NOW = datetime(2025, 11, 4, 14, 0, tzinfo=UTC)
+AS_OF = datetime(2025, 10, 21, 9, 12, 44, tzinfo=UTC)
+DOT = "2847193"
+
+
+def row(**overrides: Any) -> Violation:
+    raw: dict[str, Any] = {
+        "unique_id": "905120418",
+        "insp_date": "02-SEP-25",
+        "dot_number": DOT,
+        "viol_code": "3939TS",
+        "basic_desc": "Vehicle Maintenance",
+        "oos_indicator": "false",
+        "oos_weight": "0",
+        "severity_weight": "6",
+        "time_weight": "3",
+        "total_severity_wght": "6",
+        "section_desc": "Inoperative turn signal",
+        "group_desc": "Lighting",
+        "viol_unit": "2",
+    }
+    raw.update(overrides)
+    return parse_row(raw, DOT)
+
+
+def a_page(rows: int, *, version: str | None = "v1") -> Page:
+    return Page(
+        rows=tuple(row(unique_id=str(n)) for n in range(rows)),
+        version=version,
+        last_modified=AS_OF,
+        request_id="r",
+    )
+
+
+# --- hashing ---------------------------------------------------------------------------------------------
+
+
+def test_the_hash_ignores_time_weight_and_total_severity() -> None:
+    assert row(time_weight="1", total_severity_wght="9").content_hash == row().content_hash
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"insp_date": "03-SEP-25"},
+        {"oos_indicator": "true"},
+        {"oos_weight": "2"},
+        {"severity_weight": "5"},
+        {"section_desc": "Other"},
+        {"group_desc": "Other"},
+        {"basic_desc": "Unsafe Driving"},
+    ],
+)
+def test_the_hash_covers_every_other_field(change: dict[str, str]) -> None:
+    assert row(**change).content_hash != row().content_hash
+
+
+def test_the_hash_is_of_normalized_values() -> None:
+    noisy = row(basic_desc=" Vehicle\u00ad  Maintenance ", oos_indicator="FALSE", severity_weight=6)
+    assert noisy.content_hash == row().content_hash
+
+
+# --- ordinals --------------------------------------------------------------------------------------------
+
+
+def test_identical_duplicates_get_0_and_1_whatever_order_they_arrive_in() -> None:
+    a, b = row(), row()
+    other = row(viol_code="39347E")
+    for order in itertools.permutations([a, b, other]):
+        numbered = assign_ordinals(order)
+        assert sorted((v.viol_code, v.ordinal) for v in numbered) == [
+            ("39347E", 0),
+            ("3939TS", 0),
+            ("3939TS", 1),
+        ]
+
+
+def test_different_rows_sharing_a_key_get_the_same_ordinals_in_any_order() -> None:
+    rows = [row(section_desc=f"variant {n}") for n in range(5)]
+    expected = {v.content_hash: v.ordinal for v in assign_ordinals(rows)}
+    assert sorted(expected.values()) == [0, 1, 2, 3, 4]
+    shuffled = rows[:]
+    for seed in range(10):
+        random.Random(seed).shuffle(shuffled)
+        assert {v.content_hash: v.ordinal for v in assign_ordinals(shuffled)} == expected
+
+
+def test_the_same_code_on_two_units_is_two_violations() -> None:
+    numbered = assign_ordinals([row(viol_unit="1"), row(viol_unit="2")])
+    assert [v.ordinal for v in numbered] == [0, 0]
+    assert len({v.key for v in numbered}) == 2
+
+
+def test_ordinals_keep_the_arrival_order_of_the_rows() -> None:
+    rows = [row(unique_id="b"), row(unique_id="a"), row(unique_id="b")]
+    assert [v.unique_id for v in assign_ordinals(rows)] == ["b", "a", "b"]
+
+
+# --- paging ----------------------------------------------------------------------------------------------
+
+
+def step(page: Page, index: int, *, first: str | None = "v1", restarted: bool = False) -> Step | Failure:
+    return next_step(page, index=index, first_version=first, page_size=3, max_pages=3, restarted=restarted)
+
+
+def test_a_full_page_reads_on_and_a_short_page_completes() -> None:
+    assert step(a_page(3), 0) is Step.NEXT_PAGE
+    assert step(a_page(2), 1) is Step.COMPLETE
+    assert step(a_page(0), 1) is Step.COMPLETE
+
+
+def test_a_full_page_at_the_page_guard_is_an_invalid_response() -> None:
+    result = step(a_page(3), 2)
+    assert isinstance(result, Failure)
+    assert (result.kind, result.retryable) == (ErrorKind.INVALID_RESPONSE, False)
+    assert step(a_page(2), 2) is Step.COMPLETE
+
+
+def test_more_rows_than_the_limit_is_an_invalid_response() -> None:
+    result = step(a_page(4), 0)
+    assert isinstance(result, Failure)
+    assert result.kind is ErrorKind.INVALID_RESPONSE
+
+
+def test_a_changed_last_modified_restarts_once_then_fails_retryable() -> None:
+    assert step(a_page(3, version="v2"), 1) is Step.RESTART
+    result = step(a_page(3, version="v2"), 1, restarted=True)
+    assert isinstance(result, Failure)
+    assert (result.kind, result.retryable) == (ErrorKind.UPSTREAM_ERROR, True)
+
+
+def test_a_missing_last_modified_is_not_a_change() -> None:
+    assert step(a_page(3, version=None), 1) is Step.NEXT_PAGE
+    assert step(a_page(3, version="v2"), 1, first=None) is Step.NEXT_PAGE
+
+
+def test_assemble_numbers_rows_across_pages_and_takes_the_first_pages_as_of() -> None:
+    first = Page(rows=(row(), row()), version="v1", last_modified=AS_OF, request_id=None)
+    second = Page(rows=(row(),), version="v1", last_modified=None, request_id=None)
+    fetch = assemble(DOT, [first, second], retrieved_at=NOW)
+    assert [v.ordinal for v in fetch.records] == [0, 1, 2]
+    assert (fetch.upstream_as_of, fetch.retrieved_at, fetch.pages) == (AS_OF, NOW, 2)
+
+
+# --- inline retry plan -----------------------------------------------------------------------------------
+
+
+def failure(
+    kind: ErrorKind = ErrorKind.RATE_LIMITED, *, retryable: bool = True, after: float | None = None
+) -> Failure:
+    return Failure(kind, retryable=retryable, message="m", retry_after_s=after)
+
+
+def plan(f: Failure, retries_done: int = 0, draw: float = 0.5) -> float | None:
+    return inline_wait(f, retries_done=retries_done, inline_retries=2, inline_wait_max_s=5.0, draw=draw)
+
+
+def test_a_short_retry_after_is_waited_in_process() -> None:
+    assert plan(failure(after=1.0)) == 1.0
+
+
+def test_a_long_retry_after_goes_back_to_the_bus() -> None:
+    assert plan(failure(after=60.0)) is None
+
+
+def test_without_retry_after_the_backoff_is_exponential_with_full_jitter() -> None:
+    assert plan(failure(), 0, draw=0.5) == 0.5
+    assert plan(failure(), 1, draw=0.5) == 1.0
+    assert plan(failure(), 1, draw=0.0) == 0.0
+
+
+def test_inline_retries_are_bounded() -> None:
+    assert plan(failure(after=1.0), retries_done=2) is None
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        failure(ErrorKind.UPSTREAM_ERROR, retryable=False),
+        failure(ErrorKind.TIMEOUT),
+        failure(ErrorKind.INVALID_RESPONSE, retryable=False),
+    ],
+)
+def test_final_failures_and_timeouts_are_not_retried_in_process(f: Failure) -> None:
+    assert plan(f) is None
+
+
+def test_a_retryable_failure_leaves_with_a_delay_and_a_final_one_unchanged() -> None:
+    assert for_the_bus(failure(), inline_wait_max_s=5.0).retry_after_s == 10.0
+    assert for_the_bus(failure(after=30.0), inline_wait_max_s=5.0).retry_after_s == 30.0
+    final = failure(ErrorKind.UPSTREAM_ERROR, retryable=False)
+    assert for_the_bus(final, inline_wait_max_s=5.0) is final
+
+
+# --- summary ---------------------------------------------------------------------------------------------
+
+
+def test_summary_counts_totals_oos_basics_and_latest_date() -> None:
+    rows = [
+        row(),
+        row(),
+        row(viol_code="39347E", oos_indicator="true", viol_unit="1"),
+        row(
+            unique_id="897734501",
+            insp_date="14-MAR-25",
+            basic_desc="Hours-of-Service Compli\u00adance",
+            viol_unit="D",
+        ),
+        row(unique_id="1", basic_desc="Brand New BASIC"),
+    ]
+    fetch = ViolationsFetch(DOT, NOW, AS_OF, assign_ordinals(rows))
+    assert summarize(fetch) == {
+        "total": 5,
+        "oos": 1,
+        "inspections": 3,
+        "per_basic": {"hos_compliance": 1, "unknown": 1, "vehicle_maintenance": 3},
+        "oos_per_basic": {"vehicle_maintenance": 1},
+        "latest_inspection_date": "2025-09-02",
+        "upstream_as_of": "2025-10-21T09:12:44+00:00",
+    }
+
+
+def test_summary_of_a_clean_carrier() -> None:
+    fetch = ViolationsFetch(DOT, NOW, None, ())
+    assert summarize(fetch) == {
+        "total": 0,
+        "oos": 0,
+        "inspections": 0,
+        "per_basic": {},
+        "oos_per_basic": {},
+        "latest_inspection_date": None,
+        "upstream_as_of": None,
+    }
+
+
+def test_violation_records_are_frozen() -> None:
+    violation = row()
+    with pytest.raises(AttributeError):
+        violation.ordinal = 3  # type: ignore[misc]
+    assert replace(violation, ordinal=3).insp_date == date(2025, 9, 2)

@@ -1,0 +1,52 @@
+"""The whole projection in memory, folded with the same `fold` and `settle` as the store.
+
+It is the reference the tests compare the database with, and it shows the fold's contract in one
+place: load what a batch touches, fold, count what the fold asks to recount, settle, keep the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fmcsa_status.domain.fold import Fact, Folded, Loaded, PairKey, count_failures_after, fold, settle
+from fmcsa_status.domain.state import Company, DayCount, DayKey, Entry, Pair, Totals
+
+
+@dataclass
+class MemoryProjection:
+    """Every row of the projection; `apply` folds one batch of facts into it."""
+
+    entries: dict[str, Entry] = field(default_factory=dict)
+    pairs: dict[PairKey, Pair] = field(default_factory=dict)
+    companies: dict[str, Company] = field(default_factory=dict)
+    totals: dict[str, Totals] = field(default_factory=dict)
+    daily: dict[DayKey, DayCount] = field(default_factory=dict)
+
+    def apply(self, facts: Sequence[Fact]) -> Folded:
+        """Fold one batch; returns the fold's result (its `rejected` facts changed nothing)."""
+        loaded = Loaded(self.entries, self.pairs, self.companies)
+        folded = fold(loaded, facts)
+        entries = {**self.entries, **folded.entries}
+        recounted: dict[PairKey, int] = {}
+        for key in folded.recount:
+            success = folded.pairs[key].success_key
+            mine = (e for e in entries.values() if (e.dot, e.source) == key)
+            recounted[key] = count_failures_after(mine, success)
+        settled = settle(loaded, folded, recounted)
+        self.entries = entries
+        self.pairs.update(settled.pairs)
+        self.companies.update(settled.companies)
+        for scope, delta in settled.totals.items():
+            total = Totals(scope)  # a new value: a copy of this projection may share the old one
+            for part in (self.totals.get(scope), delta):
+                if part is not None:
+                    total.add(part)
+            if total.is_zero:  # increments that cancel out leave no row worth comparing
+                self.totals.pop(scope, None)
+            else:
+                self.totals[scope] = total
+        for day, count in folded.daily.items():
+            had = self.daily.get(day) or DayCount()
+            self.daily[day] = DayCount(had.succeeded + count.succeeded, had.failed + count.failed)
+        return folded

@@ -1,0 +1,403 @@
+"""Replay: fold the whole event stream into a new store beside the live one, then swap it in while
+readers keep answering (`fmcsa-status-rebuild`, run by `./fmcsa rebuild-status`), or compare it with
+the live store and print every difference (`--verify`, exit 1 when there is one).
+
+How the swap stays correct while the projector and the gateway run:
+1. The new store (SQLite: a new file beside the live one; PostgreSQL: a schema beside the live one)
+   is folded from sequence 1 to the end of the stream with the same `fold` as the projector, with a
+   progress line (events/s, ETA). REPLAY: no side effect repeats: nothing is dead-lettered again and
+   no metric counts; poison is only counted in the new store, as it was in the live one.
+2. It takes the live store's write lock (the projector's next batch waits), reads the live position
+   P, folds the new store up to at least P, and swaps inside that lock: SQLite replaces the pointer
+   file with rename(2); PostgreSQL renames both schemas and drops the old one in one transaction.
+   Readers see the old store or the new one, never a mix, and never an older position than before.
+3. The projector notices (pointer changed, or its position is not what it wrote), re-reads the new
+   store's position and resumes from there: nothing is skipped, nothing folded twice.
+The SQLite file retired by a swap is kept until the next rebuild (to roll back by hand: write its
+name into `<store>.current`); older generations are deleted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from fmcsa_events.topology import EVENTS_STREAM, declare
+from fmcsa_runtime.logging import configure_logging
+from fmcsa_runtime.service import connect_nats
+from fmcsa_status.app import tune_garbage_collector
+from fmcsa_status.settings import Settings
+from fmcsa_status.store import Applied, StatusStore, dump_rows, is_lock_timeout, primary_key
+from fmcsa_status.stream import Feed
+from fmcsa_status_view.codec import codec_for
+from fmcsa_status_view.database import Session, open_database
+from fmcsa_status_view.location import Location
+from fmcsa_status_view.tables import TABLES
+
+log = structlog.get_logger(__name__)
+
+MAX_SHOWN = 50
+
+
+@dataclass
+class Outcome:
+    """What a rebuild did: the position it reached, the messages folded (and refused as poison), the
+    differences it found (`--verify`), and whether it swapped the new store in.
+    """
+
+    position: int = 0
+    events: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    swapped: bool = False
+    differences: list[str] = field(default_factory=list)
+    different_rows: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+class Progress:
+    """One line of progress: events folded, percent, events/s and ETA; redrawn on a terminal, printed
+    every few seconds otherwise.
+    """
+
+    def __init__(self, out: TextIO, total: int, *, every_s: float | None = None) -> None:
+        self._out = out
+        self._total = max(total, 1)
+        self._tty = out.isatty()
+        self._every_s = every_s if every_s is not None else (0.25 if self._tty else 5.0)
+        self._started = time.monotonic()
+        self._shown = 0.0
+
+    def show(self, done: int, *, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self._shown < self._every_s:
+            return
+        self._shown = now
+        elapsed = max(now - self._started, 1e-9)
+        rate = done / elapsed
+        left = max(self._total - done, 0)
+        eta = f"{int(left / rate) // 60}:{int(left / rate) % 60:02d}" if rate > 0 and not final else "0:00"
+        share = min(100.0, 100.0 * done / self._total)
+        line = (
+            f"rebuild-status {done:,}/{self._total:,} events {share:5.1f}%  {rate:,.0f} events/s  ETA {eta}"
+        )
+        self._out.write(("\r" + line + ("\n" if final else "")) if self._tty else line + "\n")
+        self._out.flush()
+
+
+async def rebuild(
+    settings: Settings,
+    *,
+    verify: bool = False,
+    out: TextIO | None = None,
+    report: TextIO | None = None,
+    nc: NatsClient | None = None,
+) -> Outcome:
+    """Rebuild the status store from the stream and swap it in, or with `verify` compare it with the
+    live store instead (the new store is then deleted). See the module docstring. Progress goes to
+    `out` (stderr), the differences `--verify` found to `report` (stdout).
+    """
+    out = out or sys.stderr
+    report = report or sys.stdout
+    own_nc = nc is None
+    nc = nc or await connect_nats(settings, name="status-rebuild")
+    try:
+        js = nc.jetstream()
+        await declare(js, settings.topology())
+        live = await StatusStore.connect(settings.resolved_database_url())
+        try:
+            return await _rebuild(settings, js, live, verify=verify, out=out, report=report)
+        finally:
+            await live.close()
+    finally:
+        if own_nc:
+            await nc.drain()
+
+
+async def _rebuild(
+    settings: Settings, js: JetStreamContext, live: StatusStore, *, verify: bool, out: TextIO, report: TextIO
+) -> Outcome:
+    location = Location(live.url)
+    target = _Target.beside(location, purpose="verify" if verify else "rebuild")
+    await target.prepare()
+    new = await StatusStore.connect(target.url, follow_pointer=False)
+    outcome = Outcome()
+    started = time.monotonic()
+    try:
+        goal = await live.position() if verify else (await js.stream_info(EVENTS_STREAM)).state.last_seq
+        progress = Progress(out, goal)
+        async with Feed(js, 1, high_water=4 * settings.rebuild_batch_size) as feed:
+            folder = _Folder(new, feed, settings.rebuild_batch_size, outcome, progress)
+            await folder.fold_to(goal)
+            if verify:
+                await _compare(live, new, folder, outcome, report)
+            else:
+                await folder.fold_to(
+                    (await js.stream_info(EVENTS_STREAM)).state.last_seq
+                )  # what came meanwhile
+                await _swap(live, new, folder, target)
+                outcome.swapped = True
+        outcome.seconds = time.monotonic() - started
+        progress.show(outcome.events, final=True)
+    finally:
+        await new.close()
+        if not outcome.swapped:
+            await target.discard()
+    if outcome.swapped:
+        log.info("status_rebuilt", position=outcome.position, events=outcome.events, rate=round(outcome.rate))
+    return outcome
+
+
+async def _swap(live: StatusStore, new: StatusStore, folder: _Folder, target: _Target) -> None:
+    """Inside the live store's write lock: catch up to its position, then swap (see the module
+    docstring). PostgreSQL gives way to readers when its locks are not granted at once: retried.
+    """
+    for attempt in range(1, 101):
+        try:
+            async with live.exclusive() as (session, position):
+                await folder.fold_to(position)
+                await new.flush()
+                await target.swap_in(session)
+            return
+        except DBAPIError as error:
+            if not is_lock_timeout(error) or attempt == 100:
+                raise
+            log.info("status_swap_waits_for_readers", attempt=attempt)
+            await asyncio.sleep(min(0.05 * attempt, 1.0))
+
+
+class _Folder:
+    """Folds the feed into the new store up to a sequence (never past it)."""
+
+    def __init__(
+        self, store: StatusStore, feed: Feed, batch_size: int, outcome: Outcome, progress: Progress
+    ) -> None:
+        self._store, self._feed, self._batch_size = store, feed, batch_size
+        self._outcome, self._progress = outcome, progress
+
+    async def fold_to(self, goal: int) -> None:
+        while self._outcome.position < goal:
+            batch = await self._feed.take(self._batch_size, 0.05, until=goal, idle_s=10.0)
+            if not batch:
+                raise RuntimeError(f"the stream ended at {self._outcome.position}, before sequence {goal}")
+            # REPLAY: dead_letter=None, so poison is counted in the store but never dead-lettered again.
+            result = await self._store.apply(batch, believed=self._outcome.position, dead_letter=None)
+            if not isinstance(result, Applied):
+                raise RuntimeError(f"the new store moved by itself (to {result.position})")
+            self._outcome.position = result.position
+            self._outcome.events += result.events
+            self._outcome.rejected += len(result.poison)
+            self._progress.show(self._outcome.events)
+
+
+async def _compare(
+    live: StatusStore, new: StatusStore, folder: _Folder, outcome: Outcome, out: TextIO
+) -> None:
+    """Compare table by table inside one snapshot of the live store, with the new store folded to
+    exactly the live position (the projector may move on meanwhile: the snapshot does not).
+    """
+    location = Location(live.url)
+    db = open_database(location.live_url(), writer=False)
+    codec = codec_for("sqlite" if location.sqlite else "postgresql")
+    try:
+        async with db.transaction() as session:
+            position = int(await session.scalar("SELECT seq FROM status_position WHERE id = 1") or 0)
+            if position < outcome.position:
+                raise RuntimeError(f"the live store went back to {position} (swapped?) during --verify")
+            await folder.fold_to(position)
+            for table in TABLES:
+                async for line in _differences(table, dump_rows(session, table, codec), new.dump(table)):
+                    outcome.different_rows += 1
+                    if len(outcome.differences) < MAX_SHOWN:
+                        outcome.differences.append(line)
+    finally:
+        await db.dispose()
+    for line in outcome.differences:
+        out.write(line + "\n")
+    if outcome.different_rows > len(outcome.differences):
+        out.write(f"... and {outcome.different_rows - len(outcome.differences)} more\n")
+    count, position = outcome.different_rows, outcome.position
+    out.write(f"verify: {count} row(s) differ between the live store and a replay to {position}\n")
+
+
+async def _differences(
+    table: Any, live_rows: AsyncIterator[dict[str, Any]], new_rows: AsyncIterator[dict[str, Any]]
+) -> AsyncIterator[str]:
+    """Merge two key-ordered row streams; one line per row that differs, is missing or is extra."""
+    name = table.name
+    a = await anext(live_rows, None)
+    b = await anext(new_rows, None)
+    while a is not None or b is not None:
+        ka = primary_key(table, a) if a is not None else None
+        kb = primary_key(table, b) if b is not None else None
+        if b is None or (a is not None and kb is not None and ka is not None and ka < kb):
+            yield f"{name} {ka}: only in the live store"
+            a = await anext(live_rows, None)
+        elif a is None or (ka is not None and kb is not None and kb < ka):
+            yield f"{name} {kb}: only in the replay"
+            b = await anext(new_rows, None)
+        else:
+            changed = [f"{c} live={a[c]!r} replay={b.get(c)!r}" for c in a if a[c] != b.get(c)]
+            if changed:
+                yield f"{name} {ka}: " + "; ".join(changed)
+            a = await anext(live_rows, None)
+            b = await anext(new_rows, None)
+
+
+@dataclass
+class _Target:
+    """Where the new store is built, and how it replaces the live one."""
+
+    live: Location
+    url: str
+    sqlite_path: Path | None = None
+    schema: str | None = None
+    live_schema: str | None = None
+
+    @classmethod
+    def beside(cls, live: Location, *, purpose: str) -> _Target:
+        if live.sqlite:
+            base = live.base_path
+            generation = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            path = base.with_name(f"{base.stem}.{purpose[0]}{generation}{base.suffix}")
+            return cls(live, f"sqlite:///{path}", sqlite_path=path)
+        return cls(live, live.url)  # schema filled in by prepare()
+
+    async def prepare(self) -> None:
+        if self.sqlite_path is not None:
+            for leftover in _sqlite_files(self.sqlite_path):
+                leftover.unlink()
+            return
+        db = open_database(self.live.url, writer=True)
+        try:
+            async with db.transaction() as session:
+                live_schema = str(await session.scalar("SELECT current_schema()"))
+                schema = f"{live_schema}_rebuild"[:63]
+                await session.execute(f"DROP SCHEMA IF EXISTS {_quote(schema)} CASCADE")
+                await session.execute(f"CREATE SCHEMA {_quote(schema)}")
+        finally:
+            await db.dispose()
+        self.live_schema, self.schema = live_schema, schema
+        url = make_url(self.live.url)
+        self.url = url.update_query_dict({"search_path": schema}).render_as_string(hide_password=False)
+
+    async def swap_in(self, session: Session) -> None:
+        """Make the new store the live one; `session` holds the live store's write lock."""
+        if self.sqlite_path is not None:
+            retired = self.live.live_path()
+            _replace_pointer(self.live.pointer_path, self.sqlite_path.name)
+            _delete_generations(self.live.base_path, keep={self.sqlite_path, retired})
+            return
+        assert self.schema is not None, "prepare() names the schema"
+        assert self.live_schema is not None, "prepare() names the schema"
+        retired_schema = f"{self.live_schema}_retired"[:63]
+        live_name, new_name = _quote(self.live_schema), _quote(self.schema)
+        retired_name = _quote(retired_schema)
+        await session.execute(f"DROP SCHEMA IF EXISTS {retired_name} CASCADE")
+        await session.execute(f"ALTER SCHEMA {live_name} RENAME TO {retired_name}")
+        await session.execute(f"ALTER SCHEMA {new_name} RENAME TO {live_name}")
+        # Dropping it at once makes every cached plan on the old tables re-plan onto the new ones.
+        await session.execute(f"DROP SCHEMA {retired_name} CASCADE")
+
+    async def discard(self) -> None:
+        if self.sqlite_path is not None:
+            for leftover in _sqlite_files(self.sqlite_path):
+                leftover.unlink()
+            return
+        if self.schema is None:
+            return
+        db = open_database(self.live.url, writer=True)
+        try:
+            async with db.transaction() as session:
+                await session.execute(f"DROP SCHEMA IF EXISTS {_quote(self.schema)} CASCADE")
+        finally:
+            await db.dispose()
+
+
+def _replace_pointer(pointer: Path, name: str) -> None:
+    """Atomically point at `name`: write a temporary file, fsync it, rename it over the pointer,
+    fsync the folder (so the switch survives a crash too).
+    """
+    temporary = pointer.with_name(pointer.name + ".tmp")
+    with open(temporary, "w") as handle:
+        handle.write(name + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, pointer)
+    folder = os.open(pointer.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _sqlite_files(path: Path) -> list[Path]:
+    return [
+        p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")) if p.exists()
+    ]
+
+
+def _delete_generations(base: Path, *, keep: set[Path]) -> None:
+    """Remove stores older than the two kept (the new live one and the one it replaced)."""
+    candidates = [base, *base.parent.glob(f"{base.stem}.r*{base.suffix}")]
+    for candidate in candidates:
+        if candidate.resolve() in {k.resolve() for k in keep}:
+            continue
+        for path in _sqlite_files(candidate):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`fmcsa-status-rebuild [--verify]`: exit 0 when done (or no difference), 1 on a difference."""
+    parser = argparse.ArgumentParser(
+        prog="fmcsa-status-rebuild",
+        description="Rebuild the status store from the event stream and swap it in (or --verify it).",
+    )
+    parser.add_argument(
+        "--verify", action="store_true", help="compare a replay with the live store; do not swap"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="events per transaction (default: settings)"
+    )
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if args.batch_size:
+        settings = settings.model_copy(update={"rebuild_batch_size": args.batch_size})
+    configure_logging(service="status-rebuild", level=settings.log_level, json=settings.log_json)
+    tune_garbage_collector()
+    outcome = asyncio.run(rebuild(settings, verify=args.verify))
+    if args.verify:
+        return 1 if outcome.different_rows else 0
+    print(
+        f"rebuild-status: swapped in a store at position {outcome.position} "
+        f"({outcome.events:,} events in {outcome.seconds:.1f}s, {outcome.rate:,.0f} events/s, "
+        f"{outcome.rejected} poison)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

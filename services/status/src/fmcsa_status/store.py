@@ -1,0 +1,596 @@
+"""The projection's one writer: folds batches of stream messages into the status tables.
+
+Guarantees:
+- The applied stream position is read (under the write lock) and written in the same transaction as
+  every row the batch changed (style.md 2.8): a crash anywhere loses the whole batch or nothing, and
+  the next start resumes at position + 1. Messages at or below the position are skipped.
+- A batch is refused (`Resync`) when the store is not where the caller believes: another writer
+  advanced it, or a rebuilt store was swapped in. The caller re-reads `position()` and goes on.
+- A batch touches only the rows its events name. They come from a bounded cache of rows this writer
+  read or wrote (it is the only writer; any failure clears the cache), the rest from one query per
+  table; they are folded in memory (`domain.fold`) and written back with multi-row upserts.
+- Poison (undecodable or impossible content) advances the position and is counted; the live
+  projector dead-letters it before the commit, so a crash never loses a dead letter (its id, derived
+  from the stream sequence, makes a repeat harmless).
+- PostgreSQL: one batch is written while the next is folded (`apply` returns once the batch is handed
+  to its writer task; the next `apply`, `flush` or `position` waits for that commit first). SQLite
+  writes in place (see `fmcsa_status_view.database`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
+from operator import attrgetter
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Column, Integer, Table
+
+from fmcsa_events.decoder import Undecodable
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.models import CompanyRegistered, CompanyRemoved, SourceFailed, SourceSynced, SyncRequested
+from fmcsa_status.domain.fold import Fact, Loaded, PairKey, fold, settle
+from fmcsa_status.domain.state import Company, DayCount, DayKey, Entry, Pair, SyncState, Totals
+from fmcsa_status.stream import Delivered
+from fmcsa_status_view.codec import Codec, codec_for
+from fmcsa_status_view.database import Database, Session, open_database
+from fmcsa_status_view.location import Location
+from fmcsa_status_view.tables import COMPANY, DAILY, SOURCE, SYNC_LOG, TABLES, TOTALS, UtcDateTime, columns
+
+DeadLetter = Callable[[Delivered, str, str], Awaitable[None]]
+"""`(message, reason, detail)`: publish one dead letter and return after its PubAck."""
+
+Poison = tuple[Delivered, str, str]
+
+_CHUNK = 900  # keys per IN (...) list, below every driver's parameter limit
+
+_POSITION = "SELECT seq FROM status_position WHERE id = 1"
+_START = "INSERT INTO status_position (id, seq, events, rejected) VALUES (1, 0, 0, 0)"
+_ADVANCE = "UPDATE status_position SET seq = ?, events = events + ?, rejected = rejected + ? WHERE id = 1"
+_ADD_DAILY_HEAD = "INSERT INTO status_daily (day, source, succeeded, failed) VALUES "
+_ADD_DAILY_TAIL = (
+    " ON CONFLICT (day, source) DO UPDATE SET succeeded = status_daily.succeeded + excluded.succeeded,"
+    " failed = status_daily.failed + excluded.failed"
+)
+_LATER = (
+    "CASE WHEN status_totals.{c} IS NULL OR excluded.{c} > status_totals.{c}"
+    " THEN excluded.{c} ELSE status_totals.{c} END"
+)
+_ADD_TOTALS_TAIL = " ON CONFLICT (scope) DO UPDATE SET " + ", ".join(
+    [
+        f"{c} = status_totals.{c} + excluded.{c}"
+        for c in ("companies", "failing", "never_synced", "requests", "succeeded", "failed")
+    ]
+    + [f"{c} = {_LATER.format(c=c)}" for c in ("last_finished_at", "last_success_at")]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A batch folded: the new position, the messages it covered and the ones refused as poison."""
+
+    position: int
+    events: int
+    poison: tuple[Poison, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Nothing folded: the store is at `position`, not where the caller believed; read from there."""
+
+    position: int
+
+
+class _Refused(Exception):
+    """The store was not at the position a batch was folded for."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"the store is at {position}")
+        self.position = position
+
+
+class _Rows:
+    """How one domain value type maps onto one table: column order, conversions, statements."""
+
+    def __init__(self, table: Table, cls: type[Any], codec: Codec, key: tuple[str, ...]) -> None:
+        self.table = table
+        self.cls = cls
+        self.columns = columns(table)
+        self.names = tuple(f.name for f in fields(cls))
+        assert set(self.names) <= set(self.columns), f"{cls.__name__} has fields {table.name} lacks"
+        by_name = {c.name: c for c in table.columns}
+        self._values = attrgetter(*self.columns)
+        outs = [(i, _encoder(by_name[c], codec)) for i, c in enumerate(self.columns)]
+        ins = [(i, _decoder(by_name[c], codec)) for i, c in enumerate(self.names)]
+        self._out = [(i, f) for i, f in outs if f is not None]
+        self._in = [(i, f) for i, f in ins if f is not None]
+        self._head = f"INSERT INTO {table.name} ({', '.join(self.columns)}) VALUES "
+        updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in key)
+        self._on_conflict = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        self.upsert = self.insert(1, self._on_conflict)
+        self.select = f"SELECT {', '.join(self.names)} FROM {table.name}"
+
+    def insert(self, count: int, tail: str) -> str:
+        """An INSERT of `count` rows in one statement, then `tail` (its ON CONFLICT clause)."""
+        row = "(" + ", ".join("?" * len(self.columns)) + ")"
+        return self._head + ", ".join([row] * count) + tail
+
+    def encode(self, value: Any) -> tuple[Any, ...]:
+        row = list(self._values(value))
+        for i, out in self._out:
+            row[i] = out(row[i])
+        return tuple(row)
+
+    def decode(self, row: Sequence[Any]) -> Any:
+        values = list(row)
+        for i, read in self._in:
+            values[i] = read(values[i])
+        return self.cls(*values)
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """One folded batch, ready to be written in one transaction."""
+
+    believed: int
+    position: int
+    events: int
+    entries: list[Entry]
+    pairs: list[Pair]
+    companies: list[Company]
+    totals: list[Totals]
+    daily: Mapping[DayKey, DayCount]
+    poison: list[Poison]
+
+
+@dataclass(frozen=True, slots=True)
+class _Recount:
+    """A batch that needs failures counted in the whole log: folded again inside its transaction."""
+
+    believed: int
+    fresh: list[Delivered]
+    facts: list[Fact]
+    origin: list[Delivered]
+    loaded: Loaded
+    poison: list[Poison]
+
+
+class StatusStore:
+    """The writer of the status tables at one location (see `fmcsa_status_view.location`)."""
+
+    def __init__(self, location: Location, *, follow_pointer: bool, cache_rows: int = 50_000) -> None:
+        self._location = location
+        self._follow_pointer = follow_pointer and location.sqlite
+        self._codec = codec_for("sqlite" if location.sqlite else "postgresql")
+        self._db: Database | None = None
+        self._reader: Database | None = None
+        self._marker: tuple[int, int] | None = None
+        codec = self._codec
+        self._entries = _Rows(SYNC_LOG, Entry, codec, ("request_id",))
+        self._pairs = _Rows(SOURCE, Pair, codec, ("dot", "source"))
+        self._companies = _Rows(COMPANY, Company, codec, ("dot",))
+        self._totals = _Rows(TOTALS, Totals, codec, ("scope",))
+        self._cache_rows = cache_rows
+        self._cached_entries: dict[str, Entry] = {}
+        self._cached_pairs: dict[PairKey, Pair] = {}
+        self._cached_companies: dict[str, Company] = {}
+        self._absent_dots: set[str] = set()  # DOTs known to have no row yet
+        self._writing: asyncio.Task[None] | None = None
+        self._folded_to: int | None = None
+
+    @classmethod
+    async def connect(cls, url: str, *, follow_pointer: bool = True, cache_rows: int = 50_000) -> StatusStore:
+        """Open the live store at `url` (creating its tables if missing). With `follow_pointer`
+        (SQLite), every batch first checks whether a rebuilt store was swapped in and moves to it.
+        """
+        store = cls(Location(url), follow_pointer=follow_pointer, cache_rows=cache_rows)
+        await store._open()
+        return store
+
+    @property
+    def url(self) -> str:
+        return self._location.url
+
+    async def close(self) -> None:
+        """Wait for the batch being written, then close."""
+        try:
+            await self.flush()
+        finally:
+            for db in (self._db, self._reader):
+                if db is not None:
+                    await db.dispose()
+            self._db = self._reader = None
+
+    async def flush(self) -> Resync | None:
+        """Wait until every folded batch is committed; a `Resync` if the last one was refused.
+        Raises what the write raised (store trouble); the cache is then cleared.
+        """
+        try:
+            await self._written()
+        except _Refused as refused:
+            return Resync(refused.position)
+        return None
+
+    async def position(self) -> int:
+        """The last stream sequence committed to the live store (after the write in flight)."""
+        with contextlib.suppress(_Refused):
+            await self._written()
+        db = await self._current()
+        async with db.transaction() as session:
+            return int(await session.scalar(_POSITION) or 0)
+
+    async def apply(
+        self, batch: Sequence[Delivered], *, believed: int, dead_letter: DeadLetter | None
+    ) -> Applied | Resync:
+        """Fold `batch` (stream order, after sequence `believed`) and write it.
+
+        `believed` is the position the caller read from this store (or the last `Applied.position`).
+        A `Resync` means the store is elsewhere (another writer, a swapped-in rebuild, a refused
+        write): re-read `position()` and go on from there. Raises on store trouble (nothing after the
+        last commit is kept). `dead_letter` is awaited for each poison message before the commit.
+        REPLAY: a rebuild passes None, so dead letters are published once, by the live projector.
+        """
+        if self._swapped() or (self._folded_to is not None and believed != self._folded_to):
+            await self.flush()
+            return Resync(await self.position())  # position() moves to a swapped-in store
+        fresh = [d for d in batch if d.seq > believed]
+        if not fresh:
+            return Applied(believed, 0, ())
+        try:
+            prepared = await self._fold(fresh, believed)
+            try:
+                await self._written()
+            except _Refused as refused:
+                return Resync(refused.position)
+            db = await self._current()
+            if isinstance(prepared, _Recount):  # the batch must see its own entries in the log
+                written = await self._write_with_recount(db, prepared, dead_letter)
+                if isinstance(written, Resync):
+                    self._forget()
+                    return written
+                poison = list(written.poison)
+            else:
+                self._evict(prepared)
+                poison = prepared.poison
+                if db.sqlite:
+                    await self._write(db, prepared, dead_letter)
+                else:  # PostgreSQL works while the next batch is folded
+                    self._writing = asyncio.create_task(self._write(db, prepared, dead_letter))
+        except _Refused as refused:
+            self._forget()
+            return Resync(refused.position)
+        except BaseException:
+            self._forget()
+            raise
+        self._folded_to = fresh[-1].seq
+        return Applied(fresh[-1].seq, len(fresh), tuple(poison))
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[tuple[Session, int]]:
+        """Hold the store's write lock (no batch commits meanwhile) and yield the open transaction
+        and the applied position. PostgreSQL: every table is locked, for a schema swap; a lock not
+        granted within 200 ms raises (see `is_lock_timeout`) rather than risk a deadlock with a
+        reader midway through its snapshot: try again.
+        """
+        await self.flush()
+        self._forget()
+        db = await self._current()
+        async with db.transaction() as session:
+            if not db.sqlite:
+                await session.execute("SET LOCAL lock_timeout = '200ms'")
+                names = ", ".join(table.name for table in TABLES)
+                await session.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+            yield session, await self._lock_position(session, db)
+
+    async def dump(self, table: Table) -> AsyncIterator[dict[str, Any]]:
+        """Every row of one table, after waiting for the write in flight; see `dump_rows`."""
+        with contextlib.suppress(_Refused):
+            await self._written()
+        db = await self._current()
+        async with db.transaction() as session:
+            async for row in dump_rows(session, table, self._codec):
+                yield row
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        self._forget()
+        url = self._location.live_url() if self._follow_pointer else self._location.url
+        self._marker = self._location.marker() if self._follow_pointer else None
+        db = open_database(url, writer=True)
+        await db.create_tables(TABLES)
+        async with db.transaction() as session:
+            if await session.scalar("SELECT COUNT(*) FROM status_position WHERE id = 1") == 0:
+                await session.execute(_START)
+        for old in (self._db, self._reader):
+            if old is not None:
+                await old.dispose()
+        self._db = db
+        # PostgreSQL: loads read committed rows on their own connection, beside a write in flight.
+        self._reader = db if db.sqlite else open_database(url, writer=False)
+
+    async def _current(self) -> Database:
+        if self._swapped():
+            with contextlib.suppress(_Refused):
+                await self._written()
+            await self._open()  # the swapped-in store; its position decides where folding resumes
+        assert self._db is not None, "connect() opens the store"
+        return self._db
+
+    def _swapped(self) -> bool:
+        """A rebuilt store was swapped in (SQLite: the pointer changed)."""
+        return self._follow_pointer and self._location.marker() != self._marker
+
+    def _forget(self) -> None:
+        """Drop everything not known to be committed: the cache and the folded position."""
+        self._cached_entries.clear()
+        self._cached_pairs.clear()
+        self._cached_companies.clear()
+        self._absent_dots.clear()
+        self._folded_to = None
+
+    async def _written(self) -> None:
+        """Wait for the write in flight; on failure forget the cache and raise."""
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        try:
+            await writing
+        except BaseException:
+            self._forget()
+            raise
+
+    async def _lock_position(self, session: Session, db: Database) -> int:
+        # SQLite: BEGIN IMMEDIATE already holds the write lock
+        return int(await session.scalar(_POSITION if db.sqlite else f"{_POSITION} FOR UPDATE") or 0)
+
+    async def _fold(self, fresh: list[Delivered], believed: int) -> _Batch | _Recount:
+        facts: list[Fact] = []
+        origin: list[Delivered] = []
+        poison: list[Poison] = []
+        for delivered in fresh:
+            decoded = delivered.decoded
+            if isinstance(decoded, Undecodable):
+                poison.append((delivered, decoded.reason.value, decoded.detail))
+            else:
+                facts.append(Fact(decoded.event, decoded.envelope.event_id, decoded.envelope.occurred_at))
+                origin.append(delivered)
+        loaded = await self._load(facts)
+        folded = fold(loaded, facts)
+        if folded.recount:
+            return _Recount(believed, fresh, facts, origin, loaded, poison)
+        settled = settle(loaded, folded, {})
+        self._remember(folded.entries.values(), settled.pairs.values(), settled.companies.values())
+        poison += [(origin[r.index], r.reason, r.detail) for r in folded.rejected]
+        poison.sort(key=_by_seq)
+        return _Batch(
+            believed=believed,
+            position=fresh[-1].seq,
+            events=len(fresh),
+            entries=list(folded.entries.values()),
+            pairs=list(settled.pairs.values()),
+            companies=list(settled.companies.values()),
+            totals=list(settled.totals.values()),
+            daily=folded.daily,
+            poison=poison,
+        )
+
+    async def _write(self, db: Database, batch: _Batch, dead_letter: DeadLetter | None) -> None:
+        """One transaction: position check, rows, dead letters, position."""
+        async with db.transaction() as session:
+            position = await self._lock_position(session, db)
+            if position != batch.believed or self._swapped():
+                raise _Refused(position)
+            await self._upsert(session, self._entries, batch.entries)
+            await self._upsert(session, self._pairs, batch.pairs)
+            await self._upsert(session, self._companies, batch.companies)
+            await self._add_totals(session, batch.totals)
+            await self._add_daily(session, batch.daily)
+            if dead_letter is not None:
+                for delivered, reason, detail in batch.poison:
+                    await dead_letter(delivered, reason, detail)
+            await session.execute(_ADVANCE, (batch.position, batch.events, len(batch.poison)))
+
+    async def _write_with_recount(
+        self, db: Database, batch: _Recount, dead_letter: DeadLetter | None
+    ) -> Applied | Resync:
+        """The rare batch with a late success between failures: fold, write its entries, count the
+        failures in the whole log, settle and write the rest, all in one transaction.
+        """
+        fresh, poison = batch.fresh, list(batch.poison)
+        async with db.transaction() as session:
+            position = await self._lock_position(session, db)
+            if position != batch.believed or self._swapped():
+                return Resync(position)
+            folded = fold(batch.loaded, batch.facts)
+            await self._upsert(session, self._entries, folded.entries.values())
+            recounted = {key: await self._recount(session, folded.pairs[key]) for key in folded.recount}
+            settled = settle(batch.loaded, folded, recounted)
+            await self._upsert(session, self._pairs, settled.pairs.values())
+            await self._upsert(session, self._companies, settled.companies.values())
+            await self._add_totals(session, settled.totals.values())
+            await self._add_daily(session, folded.daily)
+            poison += [(batch.origin[r.index], r.reason, r.detail) for r in folded.rejected]
+            poison.sort(key=_by_seq)
+            if dead_letter is not None:
+                for delivered, reason, detail in poison:
+                    await dead_letter(delivered, reason, detail)
+            await session.execute(_ADVANCE, (fresh[-1].seq, len(fresh), len(poison)))
+        self._remember(folded.entries.values(), settled.pairs.values(), settled.companies.values())
+        return Applied(fresh[-1].seq, len(fresh), tuple(poison))
+
+    async def _load(self, facts: Sequence[Fact]) -> Loaded:
+        """The rows the facts name: from the cache, the rest from the database (committed rows; a
+        row written by the batch in flight is always in the cache).
+        """
+        request_ids: set[str] = set()
+        dots: set[str] = set()
+        for fact in facts:
+            event = fact.event
+            if isinstance(event, SyncRequested | SourceSynced | SourceFailed):
+                request_ids.add(str(event.request_id))
+                dots.add(event.dot)
+            elif isinstance(event, CompanyRegistered | CompanyRemoved):
+                dots.add(event.dot)
+        entries, pairs, companies = self._cached_entries, self._cached_pairs, self._cached_companies
+        absent = self._absent_dots
+        missing_ids = sorted(r for r in request_ids if r not in entries)
+        missing_dots = sorted(int(d) for d in dots if d not in companies and d not in absent)
+        if missing_ids or missing_dots:
+            assert self._reader is not None, "connect() opens the store"
+            async with self._reader.transaction() as session:
+                for entry in await self._select(session, self._entries, "request_id", missing_ids):
+                    entries[entry.request_id] = entry
+                for pair in await self._select(session, self._pairs, "dot", missing_dots):
+                    pairs.setdefault((pair.dot, pair.source), pair)
+                for company in await self._select(session, self._companies, "dot", missing_dots):
+                    companies.setdefault(company.dot, company)
+            absent.update(str(d) for d in missing_dots if str(d) not in companies)
+        # The cache itself is the view the fold reads (it looks up only the keys it needs and never
+        # changes what it is given); rows the batch creates are remembered after it.
+        return Loaded(entries=entries, pairs=pairs, companies=companies)
+
+    def _remember(
+        self, entries: Iterable[Entry], pairs: Iterable[Pair], companies: Iterable[Company]
+    ) -> None:
+        """Keep the rows a batch produced (newest last, so eviction drops the oldest)."""
+        for entry in entries:
+            self._cached_entries.pop(entry.request_id, None)
+            self._cached_entries[entry.request_id] = entry
+        for pair in pairs:
+            self._cached_pairs.pop((pair.dot, pair.source), None)
+            self._cached_pairs[(pair.dot, pair.source)] = pair
+        for company in companies:
+            self._cached_companies.pop(company.dot, None)
+            self._cached_companies[company.dot] = company
+            self._absent_dots.discard(company.dot)
+
+    def _evict(self, batch: _Batch) -> None:
+        """Trim the cache to its bound; called when no write is in flight, so every row but this
+        batch's own (the newest, kept) is committed and can be read back from the database.
+        """
+        _trim(self._cached_entries, max(self._cache_rows, 4 * len(batch.entries)))
+        if len(self._absent_dots) > self._cache_rows:
+            self._absent_dots.clear()
+        # A cached company means "all its pairs are cached": drop pairs only with their company.
+        while len(self._cached_companies) > max(self._cache_rows, 4 * len(batch.companies)):
+            dot = next(iter(self._cached_companies))
+            del self._cached_companies[dot]
+            for source in SourceKey:
+                self._cached_pairs.pop((dot, source), None)
+
+    async def _select(self, session: Session, rows: _Rows, column: str, keys: list[Any]) -> list[Any]:
+        found: list[Any] = []
+        for start in range(0, len(keys), _CHUNK):
+            chunk = tuple(keys[start : start + _CHUNK])
+            sql = f"{rows.select} WHERE {column} IN ({', '.join('?' * len(chunk))})"
+            found.extend(rows.decode(row) for row in await session.fetch(sql, chunk))
+        return found
+
+    async def _upsert(self, session: Session, rows: _Rows, values: Iterable[Any]) -> None:
+        """One prepared statement for every row (the driver's executemany)."""
+        encoded = [rows.encode(v) for v in values]
+        if encoded:
+            await session.execute_many(rows.upsert, encoded)
+
+    async def _recount(self, session: Session, pair: Pair) -> int:
+        """Failed, complete requests of the pair newer than its newest success, in the whole log."""
+        sql = (
+            "SELECT COUNT(*) FROM status_sync_log WHERE dot = ? AND source = ? AND status = 'failed'"
+            " AND requested_at IS NOT NULL AND finished_at IS NOT NULL"
+        )
+        params: list[Any] = [int(pair.dot), pair.source.value]
+        success = pair.success_key
+        if success is not None:
+            sql += " AND (requested_at > ? OR (requested_at = ? AND request_id > ?))"
+            at = self._codec.time_out(success[0])
+            params += [at, at, success[1]]
+        return int(await session.scalar(sql, params) or 0)
+
+    async def _add_totals(self, session: Session, deltas: Iterable[Totals]) -> None:
+        rows = [self._totals.encode(d) for d in deltas]  # at most one per scope: a handful
+        if rows:
+            statement = self._totals.insert(len(rows), _ADD_TOTALS_TAIL)
+            await session.execute(statement, tuple(v for row in rows for v in row))
+
+    async def _add_daily(self, session: Session, daily: Mapping[DayKey, DayCount]) -> None:
+        if daily:
+            values = ", ".join(["(?, ?, ?, ?)"] * len(daily))
+            params = tuple(
+                v for (day, source), c in daily.items() for v in (day, source, c.succeeded, c.failed)
+            )
+            await session.execute(_ADD_DAILY_HEAD + values + _ADD_DAILY_TAIL, params)
+
+
+async def dump_rows(session: Session, table: Table, codec: Codec) -> AsyncIterator[dict[str, Any]]:
+    """Every row of one table in primary-key order (DOT numerically, text by code point), decoded as
+    the fold keeps values (DOT as text, aware UTC times, parsed JSON). Totals rows that are all zero
+    are left out: increments that cancel out leave such a row in some batchings and not in others.
+    """
+    by_name = {c.name: c for c in table.columns}
+    names = columns(table)
+    readers = [_decoder(by_name[n], codec) or _as_is for n in names]
+    collate = "" if codec.sqlite else ' COLLATE "C"'
+    order = ", ".join(
+        c.name if isinstance(c.type, Integer) else f"{c.name}{collate}" for c in table.primary_key.columns
+    )
+    async for row in session.stream(f"SELECT {', '.join(names)} FROM {table.name} ORDER BY {order}"):
+        decoded = {n: read(v) for n, read, v in zip(names, readers, row, strict=True)}
+        if table is TOTALS and not any(v for k, v in decoded.items() if k != "scope"):
+            continue
+        yield decoded
+
+
+def is_lock_timeout(error: BaseException) -> bool:
+    """PostgreSQL's lock_not_available (a `lock_timeout` ran out)."""
+    orig = getattr(error, "orig", error)
+    return getattr(orig, "sqlstate", None) == "55P03" or "lock timeout" in str(orig).lower()
+
+
+def primary_key(table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row's key, comparable in `dump_rows` order."""
+    return tuple(int(row[c.name]) if c.name == "dot" else row[c.name] for c in table.primary_key.columns)
+
+
+def _by_seq(poison: Poison) -> int:
+    return poison[0].seq
+
+
+def _trim(cache: dict[Any, Any], limit: int) -> None:
+    while len(cache) > limit:
+        del cache[next(iter(cache))]
+
+
+def _encoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:
+    """What turns a domain value into a driver value; None: it goes as it is (str enums are str)."""
+    if isinstance(column.type, UtcDateTime):
+        return codec.time_out
+    if isinstance(column.type, JSON):
+        return codec.json_out
+    if column.name == "dot":
+        return int
+    return None
+
+
+def _decoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:
+    """What turns a driver value back into the domain's; None: it comes as it is."""
+    if isinstance(column.type, UtcDateTime):
+        return codec.time_in
+    if isinstance(column.type, JSON):
+        return codec.json_in
+    if isinstance(column.type, Boolean):
+        return Codec.bool_in
+    if column.name == "dot":
+        return str
+    if column.name == "source" and column.table is not DAILY and column.table is not TOTALS:
+        return SourceKey
+    if column.name in ("state", "status"):
+        return SyncState
+    return None
+
+
+def _as_is(value: Any) -> Any:
+    return value

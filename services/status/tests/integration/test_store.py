@@ -1,0 +1,114 @@
+"""The store on SQLite and PostgreSQL: it holds exactly what the pure fold computes, commits its
+position with its rows, skips what it applied before, and refuses a position it did not expect."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from status_support import (
+    busy_history,
+    delivered,
+    failed,
+    first_difference,
+    fold_all,
+    memory_rows,
+    poison,
+    request,
+    store_rows,
+    synced,
+)
+
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_status.store import Applied, DeadLetter, Resync, StatusStore
+from fmcsa_status.stream import Delivered
+
+CSA, VIO, INS = SourceKey.CSA, SourceKey.VIOLATIONS, SourceKey.INSPECTIONS
+
+
+@pytest.mark.parametrize("cache_rows", [50_000, 3])
+async def test_the_store_holds_what_the_fold_computes(database_url: str, cache_rows: int) -> None:
+    """Random batch sizes, a cache too small to hold anything (3 rows) or large, and restarts with a
+    cold cache in between: the tables always equal the pure fold of the same history."""
+    history = busy_history(seed=7)
+    messages = delivered(history)
+    messages.insert(40, poison(41))
+    messages = [m.__class__(n + 1, m.subject, m.headers, m.data, m.decoded) for n, m in enumerate(messages)]
+    store = await StatusStore.connect(database_url, cache_rows=cache_rows)
+    try:
+        position, rng = 0, random.Random(3)
+        while position < len(messages):
+            batch = messages[position : position + rng.choice((1, 7, 50, 200))]
+            result = await store.apply(batch, believed=position, dead_letter=None)
+            assert isinstance(result, Applied)
+            position = result.position
+            if rng.random() < 0.1:
+                await store.close()
+                store = await StatusStore.connect(database_url, cache_rows=cache_rows)
+        assert await store.position() == len(messages)
+        expected = fold_all([t.fact for t in history], batch=13)
+        want = memory_rows(expected, seq=len(messages), events=len(messages), rejected=1)
+        assert first_difference(want, await store_rows(store)) is None
+    finally:
+        await store.close()
+
+
+async def test_a_batch_seen_before_changes_nothing_and_a_wrong_position_is_refused(database_url: str) -> None:
+    req = request("2847193", CSA, 0)
+    messages = delivered([req, failed(req, 1)])
+    store = await StatusStore.connect(database_url)
+    try:
+        first = await store.apply(messages, believed=0, dead_letter=None)
+        assert first == Applied(2, 2, ())
+        before = await store_rows(store)
+        assert await store.apply(messages, believed=2, dead_letter=None) == Applied(2, 0, ())
+        assert await store.apply(messages, believed=0, dead_letter=None) == Resync(2)
+        assert await store_rows(store) == before
+    finally:
+        await store.close()
+
+
+async def test_poison_is_dead_lettered_before_the_commit_and_counted(database_url: str) -> None:
+    req = request("2847193", CSA, 0)
+    conflicting = synced(req, 2)
+    messages = [*delivered([req, failed(req, 1)]), poison(3), *delivered([conflicting], first_seq=4)]
+    sent: list[tuple[int, str]] = []
+
+    async def dead_letter(message: object, reason: str, detail: str) -> None:
+        sent.append((message.seq, reason))  # type: ignore[attr-defined]
+
+    store = await StatusStore.connect(database_url)
+    try:
+        result = await store.apply(messages, believed=0, dead_letter=dead_letter)
+        assert isinstance(result, Applied)
+        assert [(d.seq, reason) for d, reason, _ in result.poison] == [
+            (3, "not_json"),
+            (4, "conflicting_outcome"),
+        ]
+        assert await store.flush() is None  # the transaction (and its dead letters) is done
+        assert sent == [(3, "not_json"), (4, "conflicting_outcome")]
+        rows = await store_rows(store)
+        assert rows["status_position"] == [{"id": 1, "seq": 4, "events": 4, "rejected": 2}]
+        assert rows["status_sync_log"][0]["status"] == "failed"
+    finally:
+        await store.close()
+
+
+async def test_a_failed_dead_letter_rolls_the_batch_back(database_url: str) -> None:
+    messages = [poison(1)]
+
+    async def broken(message: object, reason: str, detail: str) -> None:
+        raise ConnectionError("NATS is down")
+
+    store = await StatusStore.connect(database_url)
+    try:
+        with pytest.raises(ConnectionError):  # SQLite writes at once, PostgreSQL by the next call
+            await _apply_and_flush(store, messages, broken)
+        assert await store.position() == 0
+    finally:
+        await store.close()
+
+
+async def _apply_and_flush(store: StatusStore, messages: list[Delivered], dead_letter: DeadLetter) -> None:
+    await store.apply(messages, believed=0, dead_letter=dead_letter)
+    await store.flush()

@@ -1,0 +1,95 @@
+"""Docs match code: README's configuration table lists every setting of every service, and
+ARCHITECTURE.md's event catalog lists every event with its version.
+
+On failure the test prints the table it expects, ready to paste.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings
+
+from fmcsa_events.models import EVENT_TYPES
+from fmcsa_runtime.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SETTINGS_MODULES = [
+    "fmcsa_scheduler.settings",
+    "fmcsa_source_csa.settings",
+    "fmcsa_source_violations.settings",
+    "fmcsa_source_inspections.settings",
+    "fmcsa_status.settings",
+    "fmcsa_gateway.settings",
+    "fmcsa_sandbox.settings",
+]
+
+
+def env_name(cls: type[BaseSettings], name: str, field: FieldInfo) -> str:
+    alias = field.validation_alias
+    if alias is not None:
+        choices: Any = getattr(alias, "choices", [alias])
+        return str(choices[0])
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    return f"{prefix}{name}".upper()
+
+
+def default_text(field: FieldInfo) -> str:
+    if field.default_factory is not None:
+        return "(computed)"
+    value = field.default
+    if value is None:
+        return "unset"
+    if hasattr(value, "get_secret_value"):
+        return "(secret)"
+    text = str(value)
+    return f"`{text}`" if text else '`""`'
+
+
+def rows_for(cls: type[BaseSettings], *, shared: bool) -> list[str]:
+    rows = []
+    base = ServiceSettings.model_fields
+    for name, field in cls.model_fields.items():
+        if shared and field.validation_alias is None:
+            continue  # a per-service field of the base class: listed under each service's prefix
+        shared_alias = name in base and base[name].validation_alias is not None
+        if not shared and shared_alias and field.validation_alias == base[name].validation_alias:
+            continue  # a shared FMCSA_ field: listed once, in the shared block
+        description = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{env_name(cls, name, field)}` | {default_text(field)} | {description} |")
+    return rows
+
+
+def expected_table() -> str:
+    lines = ["| variable | default | what it does |", "|---|---|---|"]
+    lines += rows_for(ServiceSettings, shared=True)
+    for module_name in SETTINGS_MODULES:
+        cls = importlib.import_module(module_name).Settings
+        lines += rows_for(cls, shared=False)
+    return "\n".join(lines)
+
+
+def test_readme_configuration_table_lists_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = expected_table()
+    missing = [row for row in table.splitlines() if row not in readme]
+    assert not missing, "README.md's configuration table is out of date; expected:\n\n" + table
+
+
+def test_architecture_event_catalog_lists_every_event_with_its_version() -> None:
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    for cls in EVENT_TYPES:
+        assert re.search(rf"`{cls.__name__}`\s*\|\s*`{cls.TYPE}`\s*\|\s*{cls.VERSION}\s*\|", text), (
+            f"ARCHITECTURE.md's event catalog lacks a row `{cls.__name__}` | `{cls.TYPE}` | {cls.VERSION} |"
+        )
+
+
+def test_readme_first_screen_has_exactly_the_two_commands() -> None:
+    first_screen = "\n".join((ROOT / "README.md").read_text().splitlines()[:40])
+    commands = re.findall(r"^\./fmcsa \w+", first_screen, flags=re.MULTILINE)
+    assert commands == ["./fmcsa up", "./fmcsa test"]

@@ -1,0 +1,282 @@
+"""Source services as deployed: separate processes on a real nats-server against the sandbox over HTTP.
+
+Covers issue 5's proofs: each source alone, isolation, redelivery after a crash between publish and
+ack, two replicas sharing one durable consumer, and every magic DOT's outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import nats
+import pytest
+from nats.aio.client import Client
+
+from fmcsa_cli.launcher import Launcher
+from fmcsa_events.bus import Bus
+from fmcsa_events.decoder import Decoded
+from fmcsa_events.models import ErrorKind, SourceFailed, SourceSynced, SyncRequested, Trigger
+from fmcsa_events.reader import read_stream
+from fmcsa_events.topology import Topology, declare
+from fmcsa_runtime.embedded import Child, free_port
+
+pytestmark = pytest.mark.system
+
+FAST = {
+    # the sandbox is unlimited by default; let the clients go fast and give up fast
+    "FMCSA_CSA_RATE_PER_S": "50",
+    "FMCSA_VIOLATIONS_RATE_PER_S": "50",
+    "FMCSA_INSPECTIONS_RATE_PER_S": "50",
+    "FMCSA_CSA_CONCURRENCY": "16",
+    "FMCSA_INSPECTIONS_READ_TIMEOUT_S": "1",
+    "FMCSA_CSA_MAX_ATTEMPTS": "2",
+    "FMCSA_LOG_JSON": "true",
+    "FMCSA_SOURCE_ACK_WAIT_S": "3",  # a killed consumer's message comes back after 3 s, not 60
+}
+
+
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("FMCSA_") and key != "FMCSA_TEST_DATABASE_URL":
+            monkeypatch.delenv(key)
+
+
+def launch(tmp_path: Path, services: list[str], **env: str) -> Launcher:
+    launcher = Launcher(
+        data_dir=tmp_path / "data", gateway_port=free_port(), services=services, extra_env={**FAST, **env}
+    )
+    launcher.start()
+    return launcher
+
+
+@pytest.fixture
+async def bus_client(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    clients: list[Client] = []
+
+    async def connect(launcher: Launcher) -> Client:
+        assert launcher.nats is not None
+        client = await nats.connect(launcher.nats.url)
+        await declare(client.jetstream(), Topology())
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        with contextlib.suppress(nats.errors.Error):  # the launcher may have stopped the server first
+            await client.close()
+
+
+def request_for(source: str, dot: str, *, minutes: int = 5) -> SyncRequested:
+    now = datetime.now(UTC)
+    return SyncRequested(
+        request_id=uuid4(),
+        dot=dot,
+        source=source,
+        trigger=Trigger.MANUAL,
+        requested_by="test",
+        requested_at=now,
+        deadline=now + timedelta(minutes=minutes),
+    )
+
+
+async def outcomes_by_request(nc: Client) -> dict[UUID, list[SourceSynced | SourceFailed]]:
+    found: dict[UUID, list[SourceSynced | SourceFailed]] = {}
+    async for delivered in read_stream(nc.jetstream(), subject="fmcsa.evt.*.*.*"):
+        if isinstance(delivered.decoded, Decoded) and isinstance(
+            event := delivered.decoded.event, SourceSynced | SourceFailed
+        ):
+            found.setdefault(event.request_id, []).append(event)
+    return found
+
+
+async def wait_for_outcomes(
+    nc: Client, requests: list[SyncRequested], wait_until: Any, within_s: float = 60
+) -> dict[UUID, list[SourceSynced | SourceFailed]]:
+    wanted = {r.request_id for r in requests}
+    seen: dict[UUID, list[SourceSynced | SourceFailed]] = {}
+
+    async def all_answered() -> bool:
+        nonlocal seen
+        seen = await outcomes_by_request(nc)
+        return wanted <= set(seen)
+
+    await wait_until(all_answered, what=f"outcomes for {len(wanted)} requests", within_s=within_s)
+    return seen
+
+
+@pytest.mark.parametrize("source", ["csa", "violations", "inspections"])
+async def test_each_source_runs_alone_with_only_nats_and_the_sandbox(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
+) -> None:
+    clean_env(monkeypatch)
+    launcher = launch(tmp_path, ["sandbox", source])
+    try:
+        nc = await bus_client(launcher)
+        requests = [request_for(source, "2847193"), request_for(source, "99000001")]
+        await Bus(nc.jetstream(), producer="test").publish_many(requests)
+        seen = await wait_for_outcomes(nc, requests, wait_until)
+    finally:
+        launcher.stop()
+    known, unknown = (seen[r.request_id] for r in requests)
+    assert len(known) == 1
+    assert isinstance(known[0], SourceSynced), known
+    assert known[0].counts.fetched > 0
+    assert known[0].summary
+    assert len(unknown) == 1
+    if source == "violations":  # Socrata answers [] for an unknown DOT: a clean carrier
+        assert isinstance(unknown[0], SourceSynced)
+        assert unknown[0].counts.fetched == 0
+    else:
+        assert isinstance(unknown[0], SourceFailed)
+        assert unknown[0].kind is ErrorKind.NOT_FOUND
+
+
+async def test_magic_dots_end_in_their_documented_outcomes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
+) -> None:
+    clean_env(monkeypatch)
+    launcher = launch(tmp_path, ["sandbox", "csa", "violations", "inspections"])
+    expected: dict[tuple[str, str], tuple[type, ErrorKind | None]] = {
+        ("csa", "99100001"): (SourceFailed, ErrorKind.UPSTREAM_ERROR),
+        ("violations", "99200001"): (SourceSynced, None),
+        ("inspections", "99300001"): (SourceFailed, ErrorKind.TIMEOUT),
+        ("csa", "99400001"): (SourceFailed, ErrorKind.UPSTREAM_ERROR),
+        ("violations", "99500001"): (SourceSynced, None),
+        ("csa", "99600001"): (SourceSynced, None),
+        ("csa", "99000042"): (SourceFailed, ErrorKind.NOT_FOUND),
+        ("inspections", "99000042"): (SourceFailed, ErrorKind.NOT_FOUND),
+    }
+    try:
+        nc = await bus_client(launcher)
+        requests = {key: request_for(*key) for key in expected}
+        await Bus(nc.jetstream(), producer="test").publish_many(list(requests.values()))
+        seen = await wait_for_outcomes(nc, list(requests.values()), wait_until, within_s=120)
+    finally:
+        launcher.stop()
+    for key, (cls, kind) in expected.items():
+        (outcome,) = seen[requests[key].request_id]
+        assert isinstance(outcome, cls), (key, outcome)
+        if kind is not None:
+            assert isinstance(outcome, SourceFailed)
+            assert outcome.kind is kind, (key, outcome)
+            assert outcome.retryable is False
+    synced_violations = seen[requests[("violations", "99500001")].request_id][0]
+    assert isinstance(synced_violations, SourceSynced)
+    assert synced_violations.counts.fetched == 2500
+    not_public = seen[requests[("csa", "99600001")].request_id][0]
+    assert isinstance(not_public, SourceSynced)
+    assert "not_public" in str(not_public.summary)
+
+
+async def test_a_stopped_source_does_not_delay_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
+) -> None:
+    clean_env(monkeypatch)
+    launcher = launch(tmp_path, ["sandbox", "csa", "inspections"])  # violations is not running at all
+    try:
+        nc = await bus_client(launcher)
+        requests = [
+            request_for(s, str(dot)) for s in ("csa", "violations", "inspections") for dot in (11, 12, 13)
+        ]
+        await Bus(nc.jetstream(), producer="test").publish_many(requests)
+        answered = [r for r in requests if r.source != "violations"]
+        seen = await wait_for_outcomes(nc, answered, wait_until, within_s=30)
+        assert all(isinstance(seen[r.request_id][0], SourceSynced) for r in answered)
+        assert not any(r.request_id in seen for r in requests if r.source == "violations")
+    finally:
+        launcher.stop()
+
+
+async def test_kill_between_publish_and_ack_still_gives_one_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
+) -> None:
+    clean_env(monkeypatch)
+    failpoints = tmp_path / "failpoints"
+    launcher = launch(
+        tmp_path,
+        ["sandbox", "csa"],
+        FMCSA_FAILPOINTS="source.after_publish",
+        FMCSA_FAILPOINTS_DIR=str(failpoints),
+    )
+    try:
+        nc = await bus_client(launcher)
+        request = request_for("csa", "2847193")
+        await Bus(nc.jetstream(), producer="test").publish(request)
+
+        async def crashed() -> bool:
+            return (failpoints / "source.after_publish.fired").exists() and not launcher.children["csa"].alive
+
+        await wait_until(crashed, what="the csa service killed after publishing", within_s=30)
+        assert launcher.supervise() == ["csa"]  # restart it, as `up` does
+
+        csa_log = launcher.logs_dir / "csa.log"
+
+        async def redelivered_and_acked() -> bool:
+            info = await nc.jetstream().consumer_info("FMCSA_EVENTS", "source-csa")
+            idle = info.num_ack_pending == 0 and info.num_pending == 0
+            return idle and '"sync_outcome_republished"' in csa_log.read_text()
+
+        await wait_until(redelivered_and_acked, what="the redelivery republished and acked", within_s=60)
+        seen = await outcomes_by_request(nc)
+    finally:
+        launcher.stop()
+    assert len(seen[request.request_id]) == 1, seen[request.request_id]
+
+
+async def test_two_replicas_share_the_work_and_answer_each_request_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
+) -> None:
+    clean_env(monkeypatch)
+    launcher = launch(tmp_path, ["sandbox", "csa"], FMCSA_CSA_CONCURRENCY="4")
+    second = Child(
+        "csa-2",
+        [sys.executable, "-m", "fmcsa_source_csa"],
+        {**launcher._env, **FAST, "FMCSA_CSA_CONCURRENCY": "4", "FMCSA_CSA_HTTP_PORT": str(free_port())},
+        log_path=launcher.logs_dir / "csa-2.log",
+    ).start()
+    try:
+        nc = await bus_client(launcher)
+        requests = [request_for("csa", str(1000 + n)) for n in range(200)]
+        await Bus(nc.jetstream(), producer="test").publish_many(requests)
+        seen = await wait_for_outcomes(nc, requests, wait_until, within_s=120)
+    finally:
+        second.stop()
+        launcher.stop()
+    counts = Counter(len(seen[r.request_id]) for r in requests)
+    assert counts == {1: 200}
+    logs = [(launcher.logs_dir / name).read_text() for name in ("csa.log", "csa-2.log")]
+    finished = [log.count('"sync_finished"') for log in logs]
+    assert all(n > 0 for n in finished), f"both replicas must do work: {finished}"
+    print(f"replica split: {finished}")
+
+
+async def test_sigterm_mid_batch_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
+) -> None:
+    clean_env(monkeypatch)
+    # every sandbox answer takes 300 ms, so a batch is mid-flight when SIGTERM arrives
+    launcher = launch(tmp_path, ["sandbox", "csa"], FMCSA_SANDBOX_CSA_LATENCY_MS="300")
+    try:
+        nc = await bus_client(launcher)
+        requests = [request_for("csa", str(3000 + n)) for n in range(60)]
+        await Bus(nc.jetstream(), producer="test").publish_many(requests)
+
+        async def some_answered() -> bool:
+            return len(await outcomes_by_request(nc)) >= 5
+
+        await wait_until(some_answered, what="the first outcomes", within_s=30)
+        code = launcher.children["csa"].stop(grace_s=20)  # SIGTERM, then wait
+        assert code == 0, "a graceful stop exits 0"
+        assert launcher.supervise() == ["csa"]
+        seen = await wait_for_outcomes(nc, requests, wait_until, within_s=90)
+    finally:
+        launcher.stop()
+    assert Counter(len(seen[r.request_id]) for r in requests) == {1: 60}

@@ -1,0 +1,237 @@
+"""`./fmcsa up` end to end: real nats-server from the wheel, real service processes, a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import nats
+import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from fmcsa_cli.launcher import Launcher
+from fmcsa_events.bus import Bus
+from fmcsa_events.decoder import Decoded, decode
+from fmcsa_events.models import ErrorKind, SourceFailed, SyncRequested, Trigger
+from fmcsa_events.topology import Topology, declare
+from fmcsa_runtime.embedded import free_port
+
+pytestmark = pytest.mark.system
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); count it as gone
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def launcher_without_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Launcher]:
+    for key in list(os.environ):
+        if key.startswith("FMCSA_") and key != "FMCSA_TEST_DATABASE_URL":
+            monkeypatch.delenv(key)
+    launcher = Launcher(data_dir=tmp_path / "data", gateway_port=free_port(), services=["csa"])
+    launcher.start()
+    try:
+        yield launcher
+    finally:
+        launcher.stop()
+
+
+async def test_two_processes_exchange_an_event_through_the_stream(
+    launcher_without_credentials: Launcher, wait_until: Any
+) -> None:
+    """This test's process publishes a request; the csa service process (no webKey) answers it."""
+    assert launcher_without_credentials.nats is not None
+    nc = await nats.connect(launcher_without_credentials.nats.url)
+    js = nc.jetstream()
+    now = datetime.now(UTC)
+    request = SyncRequested(
+        request_id=uuid4(),
+        dot="2847193",
+        source="csa",
+        trigger=Trigger.MANUAL,
+        requested_by="test",
+        requested_at=now,
+        deadline=now + timedelta(minutes=5),
+    )
+    await declare(js, Topology())  # idempotent: whichever process comes first creates the stream
+    await Bus(js, producer="test").publish(request)
+    found: list[SourceFailed] = []
+
+    async def answered() -> bool:
+        sub = await js.subscribe(
+            "fmcsa.evt.source_failed.csa.2847193",
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        try:
+            msg = await sub.next_msg(timeout=0.5)
+        except nats.errors.TimeoutError:
+            return False
+        finally:
+            await sub.unsubscribe()
+        decoded = decode(msg.headers, msg.data)
+        assert isinstance(decoded, Decoded)
+        assert isinstance(decoded.event, SourceFailed)
+        found.append(decoded.event)
+        return True
+
+    try:
+        await wait_until(answered, what="the csa service's answer", within_s=30)
+    finally:
+        await nc.drain()
+    outcome = found[-1]
+    log = (launcher_without_credentials.logs_dir / "csa.log").read_text()
+    assert log.count('"source_not_configured"') == 1, "one warning at start, not one per request"
+    assert outcome.request_id == request.request_id
+    assert outcome.kind is ErrorKind.NOT_CONFIGURED
+    assert outcome.retryable is False
+
+
+def read_until(process: subprocess.Popen[str], marker: str, within_s: float) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + within_s
+    assert process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), False)
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line:
+            lines.append(line.rstrip("\n"))
+            if marker in line:
+                return lines
+        elif process.poll() is not None:
+            break
+        else:
+            time.sleep(0.05)
+    raise AssertionError(f"no {marker!r} within {within_s}s; output so far: {lines}")
+
+
+def start_up(data_dir: Path, gateway_port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FMCSA_")}
+    env |= {"FMCSA_DATA_DIR": str(data_dir), "FMCSA_GATEWAY_PORT": str(gateway_port)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "fmcsa_cli", "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_up_prints_the_url_then_stops_cleanly_on_sigint_and_resumes(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    started = time.monotonic()
+    up = start_up(data_dir, port)
+    try:
+        lines = read_until(up, "Press Ctrl-C", within_s=30)
+        elapsed = time.monotonic() - started
+        assert f"gateway:      http://127.0.0.1:{port}" in "\n".join(lines), lines
+        token_line = next(line for line in lines if "admin token:" in line)
+        assert token_line.split("admin token:")[1].strip().count(".") == 2  # a JWT
+        state = json.loads((data_dir / "up.json").read_text())
+        pids = [state["nats_pid"], *state["services"].values()]
+        assert set(state["services"]) == {
+            "sandbox",
+            "status",
+            "csa",
+            "violations",
+            "inspections",
+            "scheduler",
+            "gateway",
+        }
+
+        async def gateway_ready() -> None:
+            async with httpx.AsyncClient() as client:
+                for _ in range(300):
+                    try:
+                        if (await client.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
+                            return
+                    except httpx.TransportError:
+                        pass
+                    await asyncio.sleep(0.1)
+            raise AssertionError("the gateway never became ready")
+
+        asyncio.run(gateway_ready())
+        token = token_line.split("admin token:")[1].strip()
+        registered = httpx.post(
+            f"http://127.0.0.1:{port}/api/companies",
+            json={"dot_number": "1234567", "name": "Resume Test Lines"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert registered.status_code in (200, 201, 202), registered.text
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait()
+        if up.stdout is not None:
+            up.stdout.close()
+    orphans = [pid for pid in pids if alive(pid)]
+    assert orphans == [], f"processes left behind: {orphans}"
+    assert not (data_dir / "up.json").exists()
+    print(f"up printed its URL after {elapsed:.1f}s")
+
+    again = start_up(data_dir, port)
+    try:
+        read_until(again, "Press Ctrl-C", within_s=30)
+        assert (data_dir / "nats" / "jetstream").is_dir()
+        again.send_signal(signal.SIGINT)
+        assert again.wait(timeout=60) == 0
+    finally:
+        if again.poll() is None:
+            os.killpg(again.pid, signal.SIGKILL)
+            again.wait()
+        if again.stdout is not None:
+            again.stdout.close()
+
+    # with nothing running, rebuild-status starts nats-server on the data folder's stream itself
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FMCSA_")}
+    env["FMCSA_DATA_DIR"] = str(data_dir)
+    verify = subprocess.run(
+        [sys.executable, "-m", "fmcsa_cli", "rebuild-status", "--verify"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "fmcsa_cli", "rebuild-status"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    position = int(rebuilt.stdout.split("swapped in a store at position ")[1].split()[0])
+    assert position >= 1, rebuilt.stdout  # the CompanyRegistered above, at least

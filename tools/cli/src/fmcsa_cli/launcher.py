@@ -1,0 +1,217 @@
+"""The embedded default: one nats-server from the wheel and every service as its own process.
+
+`Launcher.start()` starts nats-server (JetStream, `sync_interval: always`, store under the data folder),
+then the services in dependency order, each in its own process group with its log under
+`<data dir>/logs/`. `Launcher.stop()` stops the services in reverse order (SIGTERM, grace, SIGKILL)
+and nats-server last, so no process is left behind. A second start on the same data folder resumes
+with the same stream and databases. `supervise()` restarts a service that died, with back-off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fmcsa_runtime.embedded import Child, NatsServer, free_port, wait_for_port
+
+SANDBOX_WEB_KEY = "sandbox-webkey"
+SANDBOX_APP_TOKEN = "sandbox-app-token"
+SANDBOX_API_KEY = "sandbox-api-key"
+
+
+class LaunchFailed(RuntimeError):
+    """A service exited or did not answer while starting; the message carries its log's tail."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to start one service: its module (run with `python -m`) and its extra environment."""
+
+    name: str
+    module: str
+    http_port_env: str | None = None
+
+
+# Dependency order: the sandbox and the projector first, the gateway last.
+ALL_SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("sandbox", "fmcsa_sandbox", "FMCSA_SANDBOX_PORT"),
+    ServiceSpec("status", "fmcsa_status", "FMCSA_STATUS_HTTP_PORT"),
+    ServiceSpec("csa", "fmcsa_source_csa", "FMCSA_CSA_HTTP_PORT"),
+    ServiceSpec("violations", "fmcsa_source_violations", "FMCSA_VIOLATIONS_HTTP_PORT"),
+    ServiceSpec("inspections", "fmcsa_source_inspections", "FMCSA_INSPECTIONS_HTTP_PORT"),
+    ServiceSpec("scheduler", "fmcsa_scheduler", "FMCSA_SCHEDULER_HTTP_PORT"),
+    ServiceSpec("gateway", "fmcsa_gateway", None),
+)
+
+
+def jwt_secret(data_dir: Path, environ: Mapping[str, str]) -> str:
+    """`FMCSA_JWT_SECRET` if set; else a random secret kept in `<data dir>/jwt-secret` (mode 0600), so
+    tokens printed by one `up` still work after the next.
+    """
+    if secret := environ.get("FMCSA_JWT_SECRET"):
+        return secret
+    path = data_dir / "jwt-secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret)
+    return secret
+
+
+@dataclass
+class Launcher:
+    data_dir: Path
+    gateway_port: int = 8000
+    nats_port: int = 0
+    services: Iterable[str] | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    nats: NatsServer | None = field(default=None, init=False)
+    children: dict[str, Child] = field(default_factory=dict, init=False)
+    sandbox_url: str | None = field(default=None, init=False)
+    _restarts: dict[str, list[float]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.data_dir = self.data_dir.resolve()
+        wanted = set(self.services) if self.services is not None else None
+        self._specs = [s for s in ALL_SERVICES if wanted is None or s.name in wanted]
+        if wanted is not None and (unknown := wanted - {s.name for s in ALL_SERVICES}):
+            raise ValueError(f"unknown services: {', '.join(sorted(unknown))}")
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def start(self) -> None:
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.nats = NatsServer(
+            store_dir=self.data_dir / "nats",
+            port=self.nats_port,
+            log_file=self.logs_dir / "nats-server.log",
+        ).start()
+        self._env = self._environment()
+        self._ports: dict[str, int] = {}
+        for spec in self._specs:
+            self._start(spec)
+            if spec.name == "sandbox":  # the sources call it as soon as they start
+                self._wait_ready(spec.name, within_s=30)
+        for spec in self._specs:
+            self._wait_ready(spec.name, within_s=60)
+        self._write_state()
+
+    def _wait_ready(self, name: str, *, within_s: float) -> None:
+        """Wait until the service's HTTP port answers; fail with its log's tail if it exits first."""
+        child = self.children[name]
+        try:
+            wait_for_port("127.0.0.1", self._ports[name], within_s=within_s, process=child.process)
+        except (RuntimeError, TimeoutError) as error:
+            tail = ""
+            if child.log_path is not None and child.log_path.exists():
+                tail = "\n".join(child.log_path.read_text(errors="replace").splitlines()[-15:])
+            self.stop(grace_s=5)
+            raise LaunchFailed(f"{name} did not start: {error}\n{tail}") from error
+
+    def _environment(self) -> dict[str, str]:
+        assert self.nats is not None
+        env = {
+            "FMCSA_NATS_URL": self.nats.url,
+            "FMCSA_DATA_DIR": str(self.data_dir),
+            "FMCSA_GATEWAY_PORT": str(self.gateway_port),
+            "FMCSA_JWT_SECRET": jwt_secret(self.data_dir, {**os.environ, **self.extra_env}),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if any(s.name == "sandbox" for s in self._specs):
+            port = free_port()
+            self.sandbox_url = f"http://127.0.0.1:{port}"
+            env |= {
+                "FMCSA_SANDBOX_PORT": str(port),
+                "FMCSA_SANDBOX_STATE_FILE": str(self.data_dir / "sandbox.json"),
+                "FMCSA_SANDBOX_QCMOBILE_WEB_KEY": SANDBOX_WEB_KEY,
+                "FMCSA_SANDBOX_SOCRATA_APP_TOKEN": SANDBOX_APP_TOKEN,
+                "FMCSA_SANDBOX_SAFERWEB_API_KEY": SANDBOX_API_KEY,
+                # the source services point at the sandbox: configuration alone, same clients
+                "FMCSA_CSA_BASE_URL": f"{self.sandbox_url}/qc/services",
+                "FMCSA_CSA_WEB_KEY": SANDBOX_WEB_KEY,
+                "FMCSA_VIOLATIONS_BASE_URL": self.sandbox_url,
+                "FMCSA_VIOLATIONS_APP_TOKEN": SANDBOX_APP_TOKEN,
+                "FMCSA_INSPECTIONS_BASE_URL": self.sandbox_url,
+                "FMCSA_INSPECTIONS_API_KEY": SANDBOX_API_KEY,
+            }
+        # settings the user set win over the sandbox wiring (e.g. real credentials and hosts)
+        env |= {
+            k: v for k, v in os.environ.items() if k.startswith("FMCSA_") and k not in ("FMCSA_DATA_DIR",)
+        }
+        env |= dict(self.extra_env)
+        env["FMCSA_NATS_URL"] = self.nats.url
+        return env
+
+    def _start(self, spec: ServiceSpec) -> None:
+        env = dict(self._env)
+        if spec.name == "sandbox":
+            assert self.sandbox_url is not None
+            self._ports[spec.name] = int(self.sandbox_url.rsplit(":", 1)[1])
+        elif spec.name == "gateway":
+            self._ports[spec.name] = self.gateway_port
+        elif spec.http_port_env:
+            port = free_port()
+            env[spec.http_port_env] = str(port)
+            self._ports[spec.name] = port
+        child = Child(
+            spec.name, [sys.executable, "-m", spec.module], env, log_path=self.logs_dir / f"{spec.name}.log"
+        )
+        self.children[spec.name] = child.start()
+
+    def _write_state(self) -> None:
+        state = {
+            "launcher_pid": os.getpid(),
+            "nats_url": self.nats.url if self.nats else None,
+            "nats_pid": self.nats.process.pid if self.nats and self.nats.process else None,
+            "gateway_url": self.gateway_url,
+            "sandbox_url": self.sandbox_url,
+            "services": {n: c.process.pid for n, c in self.children.items() if c.process},
+        }
+        (self.data_dir / "up.json").write_text(json.dumps(state, indent=2))
+
+    def supervise(self) -> list[str]:
+        """Restart services that died (at most 5 restarts a minute each); returns the names restarted."""
+        restarted = []
+        now = time.monotonic()
+        for spec in self._specs:
+            child = self.children.get(spec.name)
+            if child is None or child.alive:
+                continue
+            recent = [t for t in self._restarts.get(spec.name, []) if now - t < 60]
+            if len(recent) >= 5:
+                continue
+            self._restarts[spec.name] = [*recent, now]
+            self._start(spec)
+            restarted.append(spec.name)
+        if restarted:
+            self._write_state()
+        return restarted
+
+    def stop(self, *, grace_s: float = 15.0) -> None:
+        # SIGTERM every service at once, then wait for each: a slow one does not delay the others' stop.
+        for running in self.children.values():
+            running.terminate()
+        for spec in reversed(self._specs):
+            if spec.name in self.children:
+                self.children.pop(spec.name).stop(grace_s=grace_s)
+        if self.nats is not None:
+            self.nats.stop()
+            self.nats = None
+        state = self.data_dir / "up.json"
+        if state.exists():
+            state.unlink()

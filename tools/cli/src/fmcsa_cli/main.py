@@ -1,0 +1,175 @@
+"""`./fmcsa`: start the whole system on its embedded default, run the tests, and operator commands.
+
+`up` and `test` are the two commands of the README; `token` mints a gateway token, `rebuild-status`
+replays the stream into a new status store, and `sandbox bump|stats` (in `sandbox_commands`) drives
+the sandbox that `up` started. Every command reads its configuration from the environment (FMCSA_*),
+like the services.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fmcsa_cli.launcher import Launcher, LaunchFailed, jwt_secret
+from fmcsa_cli.sandbox_commands import sandbox_app
+from fmcsa_runtime.embedded import NatsServer
+from fmcsa_runtime.tokens import Role, mint
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("FMCSA_DATA_DIR", ".fmcsa-data"))
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise typer.BadParameter(f"{name} must be a port number, got {raw!r}")
+    return int(raw)
+
+
+class _Stop(Exception):
+    """Raised by the signal handler to leave the supervision loop."""
+
+
+@app.command()
+def up(
+    services: Annotated[
+        list[str] | None,
+        typer.Option("--service", "-s", help="Start only these services (repeatable); default all."),
+    ] = None,
+) -> None:
+    """Start NATS (from the wheel), the sandbox upstream and every service; Ctrl-C stops them all."""
+    data_dir = _data_dir()
+    launcher = Launcher(
+        data_dir=data_dir,
+        gateway_port=_port("FMCSA_GATEWAY_PORT", 8000),
+        nats_port=_port("FMCSA_NATS_PORT", 0),
+        services=services,
+    )
+
+    def stop(signum: int, _: object) -> None:
+        raise _Stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        launcher.start()
+        assert launcher.nats is not None
+        token = mint(jwt_secret(launcher.data_dir, os.environ), role=Role.ADMIN, subject="admin")
+        typer.echo(
+            "\n".join(
+                [
+                    "fmcsa-sync is up.",
+                    f"  gateway:      {launcher.gateway_url}",
+                    f"  admin token:  {token}",
+                    f"  nats:         {launcher.nats.url}",
+                    f"  sandbox:      {launcher.sandbox_url or '(not started)'}",
+                    f"  data, logs:   {launcher.data_dir} ({launcher.logs_dir.name}/)",
+                    "Press Ctrl-C to stop.",
+                ]
+            ),
+        )
+        while True:
+            time.sleep(1.0)
+            for name in launcher.supervise():
+                typer.echo(
+                    f"restarted {name} (it had exited; see {launcher.logs_dir / (name + '.log')})", err=True
+                )
+    except _Stop:
+        typer.echo("stopping...")
+    except LaunchFailed as error:
+        typer.echo(f"fmcsa up failed: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        launcher.stop()
+    typer.echo("stopped.")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def test(ctx: typer.Context) -> None:
+    """Run the whole test suite (pytest); extra arguments go to pytest."""
+    command = [sys.executable, "-m", "pytest", *ctx.args]
+    code = subprocess.call(command)  # ./fmcsa runs from the repository root
+    raise typer.Exit(code)
+
+
+@app.command()
+def token(
+    role: Annotated[Role, typer.Option(help="viewer, operator or admin")] = Role.VIEWER,
+    sub: Annotated[str, typer.Option(help="Who the token names; events carry it as who asked.")] = "cli",
+    days: Annotated[int, typer.Option(min=1, max=365, help="Days until it expires.")] = 30,
+) -> None:
+    """Print a bearer token for the gateway, signed with FMCSA_JWT_SECRET (or the data folder's secret)."""
+    from datetime import timedelta
+
+    typer.echo(
+        mint(jwt_secret(_data_dir().resolve(), os.environ), role=role, subject=sub, ttl=timedelta(days=days))
+    )
+
+
+@app.command("rebuild-status")
+def rebuild_status(
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Compare a replay with the live store; swap nothing.")
+    ] = False,
+) -> None:
+    """Replay the event stream into a new status store and swap it in (or --verify: print differences).
+
+    Uses the NATS of the running `./fmcsa up` (from `<data dir>/up.json`) or FMCSA_NATS_URL; with
+    neither, it starts nats-server on the data folder's stream for the time of the rebuild. It runs
+    the status service's own `fmcsa-status-rebuild` as a process: the CLI imports no service.
+    """
+    data_dir = _data_dir().resolve()
+    env = {**os.environ, "FMCSA_DATA_DIR": str(data_dir)}
+    nats: NatsServer | None = None
+    if "FMCSA_NATS_URL" not in os.environ:
+        nats_url = _running_nats_url(data_dir)
+        if nats_url is None:
+            if not (data_dir / "nats").is_dir():
+                typer.echo(
+                    f"rebuild-status: no event stream under {data_dir} (run ./fmcsa up first)", err=True
+                )
+                raise typer.Exit(1)
+            (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+            nats = NatsServer(
+                store_dir=data_dir / "nats", port=0, log_file=data_dir / "logs" / "nats-rebuild.log"
+            ).start()
+            nats_url = nats.url
+        env["FMCSA_NATS_URL"] = nats_url
+    try:
+        command = [sys.executable, "-m", "fmcsa_status.rebuild", *(["--verify"] if verify else [])]
+        code = subprocess.call(command, env=env)
+    finally:
+        if nats is not None:
+            nats.stop()
+    raise typer.Exit(code)
+
+
+def _running_nats_url(data_dir: Path) -> str | None:
+    """The NATS URL of the `./fmcsa up` running on this data folder, if one is."""
+    try:
+        state = json.loads((data_dir / "up.json").read_text())
+        pid = int(state["launcher_pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    url = state.get("nats_url")
+    return url if isinstance(url, str) else None
+
+
+def main() -> None:
+    app()
