@@ -81,6 +81,7 @@ SKIPPED = MetricCounter(
 TICK_SECONDS = Histogram("fmcsa_scheduler_tick_seconds", "Duration of one tick (with work)")
 
 _TRANSIENT = (NatsError, TimeoutError)
+ACTIVITY_RETRY_S = 30.0
 
 
 @dataclass
@@ -95,6 +96,7 @@ class Stats:
     skipped: dict[SourceKey, Counter[str]] = field(default_factory=lambda: {s: Counter() for s in SourceKey})
     rejected_schedules: int = 0
     undecodable: int = 0
+    activity_retries: int = 0  # bus errors retried while applying a request or an outcome
 
     def skip(self, source: SourceKey, reason: SkipReason) -> None:
         self.skipped[source][reason] += 1
@@ -239,14 +241,16 @@ class Scheduler:
                 decoded = self._decoded(msg.headers, msg.data)
                 seq = msg.metadata.sequence.stream
                 if decoded is not None:
-                    try:
-                        await self._on_activity(decoded.event, seq)
-                    except _TRANSIENT as error:  # the marker ends at its deadline, the back-off goes on
-                        log.warning("outcome_not_applied", seq=seq, error=repr(error))
+                    await self._apply_activity(decoded.event, seq)
                 self.stats.activity_seq = seq
 
-    async def _on_activity(self, event: Event, seq: int) -> None:
+    async def _apply_activity(self, event: Event, seq: int) -> None:
+        """Fold one request or outcome (pure, once), then release its marker and persist its back-off,
+        retrying a bus error (a JetStream leader election lasts a few seconds) for up to
+        ACTIVITY_RETRY_S; after that the marker ends at its deadline, and that is logged.
+        """
         change: BackoffChange | None = None
+        answered: SourceSynced | SourceFailed | None = None
         if isinstance(event, SyncRequested):
             change = self.outcomes.requested(event, seq=seq)
         elif isinstance(event, SourceSynced | SourceFailed):
@@ -254,9 +258,29 @@ class Scheduler:
             change = self.outcomes.answered(
                 event, seq=seq, gap_ms=end - start, max_backoff_ms=self._max_backoff_ms
             )
-            await release(self._inflight, source=event.source, dot=event.dot, request_id=event.request_id)
-        if change is not None:
-            await self._state.save_backoff(change)
+            answered = event
+        released = answered is None
+        delay, deadline = 0.1, asyncio.get_running_loop().time() + ACTIVITY_RETRY_S
+        while True:
+            try:
+                if not released and answered is not None:
+                    await release(
+                        self._inflight,
+                        source=answered.source,
+                        dot=answered.dot,
+                        request_id=answered.request_id,
+                    )
+                    released = True
+                if change is not None:
+                    await self._state.save_backoff(change)
+                return
+            except _TRANSIENT as error:
+                if self._stopping.is_set() or asyncio.get_running_loop().time() + delay > deadline:
+                    log.warning("outcome_not_applied", seq=seq, error=repr(error))
+                    return
+                self.stats.activity_retries += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     # --- ticks -----------------------------------------------------------------------------------------
 

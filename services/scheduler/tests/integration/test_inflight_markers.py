@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 from uuid import uuid4
 
 import nats
 import pytest
 from nats.js.kv import KeyValue
 
+from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.inflight import Held, InflightMarker, Taken, inflight_key, release, take
-from fmcsa_events.models import Trigger
-from fmcsa_events.topology import INFLIGHT_BUCKET, Topology, declare
+from fmcsa_events.models import Counts, SourceSynced, Trigger
+from fmcsa_events.topology import INFLIGHT_BUCKET, STATE_BUCKET, Topology, declare
+from fmcsa_scheduler.handlers import Scheduler
+from fmcsa_scheduler.settings import Settings
+from fmcsa_scheduler.state import StateStore
 
 NOW = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
+CSA = SourceKey.CSA
 
 
 @pytest.fixture
@@ -76,3 +82,47 @@ async def test_a_release_never_removes_a_marker_taken_in_between(kv: KeyValue) -
     assert not await release(kv, source="csa", dot="42", request_id=first.request_id)
     entry = await kv.get(inflight_key("csa", "42"))
     assert InflightMarker.decode(entry.value) == second
+
+
+class FlakyBucket:
+    """A real KV bucket whose first `failures` deletes time out, as during a JetStream leader election."""
+
+    def __init__(self, kv: KeyValue, failures: int) -> None:
+        self._kv, self.failures, self.deletes = kv, failures, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kv, name)
+
+    async def delete(self, key: str, last: int | None = None) -> bool:
+        self.deletes += 1
+        if self.failures > 0:
+            self.failures -= 1
+            raise nats.errors.TimeoutError
+        return await self._kv.delete(key, last=last)
+
+
+async def test_the_scheduler_releases_a_marker_after_a_bus_error_instead_of_waiting_for_its_deadline(
+    kv: KeyValue,
+) -> None:
+    held = marker()
+    assert isinstance(await take(kv, held, source=CSA, dot="42", now=NOW), Taken)
+    scheduler = Scheduler(Settings(), clock=lambda: NOW)
+    flaky = FlakyBucket(kv, failures=2)
+    scheduler._inflight = cast(KeyValue, flaky)
+    scheduler._state = StateStore(await kv._js.key_value(STATE_BUCKET))
+    answered = SourceSynced(
+        request_id=held.request_id,
+        dot="42",
+        source=CSA,
+        counts=Counts(fetched=1),
+        attempts=1,
+        started_at=NOW,
+        finished_at=NOW,
+    )
+
+    await scheduler._apply_activity(answered, seq=7)
+
+    assert flaky.deletes == 3  # two timeouts, then the delete that released it
+    assert scheduler.stats.activity_retries == 2
+    with pytest.raises(nats.js.errors.KeyNotFoundError):
+        await kv.get(inflight_key(CSA, "42"))

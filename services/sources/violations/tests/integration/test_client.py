@@ -15,8 +15,8 @@ import httpx
 import pytest
 import structlog
 
-from conftest import run_sandbox  # the root conftest: starts a sandbox process with extra settings
 from fmcsa_events.models import ErrorKind
+from fmcsa_runtime.embedded import sandbox_process
 from fmcsa_runtime.failures import Failure
 from fmcsa_source_violations.domain import ViolationsFetch, client_bucket
 from fmcsa_source_violations.settings import Settings
@@ -317,7 +317,7 @@ async def _fetch_with(base: str, transport: httpx.AsyncBaseTransport) -> Violati
 
 @pytest.fixture
 def sentinel_sandbox(tmp_path: Path) -> Iterator[str]:
-    with run_sandbox(tmp_path, {"FMCSA_SANDBOX_SOCRATA_APP_TOKEN": SENTINEL}) as url:
+    with sandbox_process(tmp_path, {"FMCSA_SANDBOX_SOCRATA_APP_TOKEN": SENTINEL}) as url:
         yield url
 
 
