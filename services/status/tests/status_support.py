@@ -20,6 +20,8 @@ from fmcsa_events.decoder import Decoded, decode, encode
 from fmcsa_events.envelope import envelope_for, event_id
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import (
+    CarrierDataChanged,
+    ChangeKind,
     CompanyRegistered,
     CompanyRemoved,
     Counts,
@@ -36,7 +38,18 @@ from fmcsa_status.domain.fold import Fact
 from fmcsa_status.domain.memory import MemoryProjection
 from fmcsa_status.store import StatusStore
 from fmcsa_status.stream import Delivered
-from fmcsa_status_view.tables import COMPANY, DAILY, POSITION, SOURCE, SYNC_LOG, TABLES, TOTALS, columns
+from fmcsa_status_view.tables import (
+    CHANGE,
+    COMPANY,
+    DAILY,
+    HISTORY,
+    POSITION,
+    SOURCE,
+    SYNC_LOG,
+    TABLES,
+    TOTALS,
+    columns,
+)
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
@@ -68,7 +81,12 @@ def request(
 
 
 def synced(
-    req: SyncRequested, minute: float, *, fetched: int = 3, summary: dict[str, object] | None = None
+    req: SyncRequested,
+    minute: float,
+    *,
+    fetched: int = 3,
+    summary: dict[str, object] | None = None,
+    as_of: datetime = datetime(2026, 10, 31),
 ) -> SourceSynced:
     finished = at(minute)
     return SourceSynced(
@@ -80,7 +98,7 @@ def synced(
         started_at=finished - timedelta(seconds=2),
         finished_at=finished,
         retrieved_at=finished,
-        upstream_as_of=datetime(2026, 10, 31),
+        upstream_as_of=as_of,
         summary=summary if summary is not None else {"fetched": fetched, "note": f"run {minute}"},  # type: ignore[dict-item]
     )
 
@@ -108,6 +126,46 @@ def failed(
     )
 
 
+def csa_summary(percentile: str | None, measure: str | None = "1.25") -> dict[str, object]:
+    """A csa summary as the source makes it: Unsafe Driving with these figures, Crash Not Public."""
+    return {
+        "basics": [
+            {"id": 11, "code": "UNSAFE", "percentile": percentile, "measure": measure, "threshold": 65},
+            {
+                "id": 99,
+                "code": "CRASH",
+                "percentile": None,
+                "percentile_status": "not_public",
+                "measure": None,
+            },
+        ],
+        "alerts": [],
+    }
+
+
+def changed(
+    req: SyncRequested,
+    minute: float,
+    *,
+    kind: ChangeKind = ChangeKind.BASIC_PERCENTILE_CHANGED,
+    subject: str = "unsafe_driving",
+    before: object = 60,
+    after: object = 70,
+) -> CarrierDataChanged:
+    """A change fact the request's fetch observed (published before its outcome)."""
+    return CarrierDataChanged(
+        request_id=req.request_id,
+        dot=req.dot,
+        source=req.source,
+        kind=kind,
+        subject=subject,
+        before=before,  # type: ignore[arg-type]
+        after=after,  # type: ignore[arg-type]
+        upstream_as_of=datetime(2026, 10, 1, tzinfo=UTC),
+        observed_at=at(minute),
+    )
+
+
 def registered(dot: str, minute: float, name: str | None = None) -> tuple[CompanyRegistered, datetime]:
     return CompanyRegistered(dot=dot, name=name or f"Carrier {dot}"), at(minute)
 
@@ -118,21 +176,28 @@ def removed(dot: str, minute: float) -> tuple[CompanyRemoved, datetime]:
 
 @dataclass(frozen=True)
 class Timed:
-    """An event, the time it happened (its place in the ordered history) and its event id."""
+    """An event, the time it happened (its place in the ordered history), its event id and, for the
+    pure tests of the change feed, a stream position (0: none)."""
 
     event: Event
     moment: datetime
     event_id: str
+    position: int = 0
 
     @property
     def fact(self) -> Fact:
-        return Fact(self.event, self.event_id, self.moment)
+        return Fact(self.event, self.event_id, self.moment, self.position)
 
 
-def timed(event: Event, moment: datetime | None = None, eid: str | None = None) -> Timed:
+def timed(event: Event, moment: datetime | None = None, eid: str | None = None, position: int = 0) -> Timed:
     if moment is None:
-        moment = getattr(event, "finished_at", None) or getattr(event, "requested_at", None) or T0
-    return Timed(event, moment, eid or event_id(event))
+        moment = (
+            getattr(event, "finished_at", None)
+            or getattr(event, "requested_at", None)
+            or getattr(event, "observed_at", None)
+            or T0
+        )
+    return Timed(event, moment, eid or event_id(event), position)
 
 
 def facts(items: Iterable[Event | Timed]) -> list[Fact]:
@@ -174,7 +239,14 @@ def histories(draw: st.DrawFn) -> list[Timed]:
         outcome = draw(st.sampled_from(("none", "synced", "failed")))
         finish = minute + draw(st.integers(0, 8))
         if outcome == "synced":
-            items.append(timed(synced(req, finish, fetched=draw(st.integers(0, 5)))))
+            if source == SourceKey.CSA:  # history points, and the change the fetch observed
+                percentile = draw(st.sampled_from(("40", "71", None)))
+                as_of = draw(st.sampled_from((datetime(2026, 9, 1), datetime(2026, 10, 1))))
+                summary = csa_summary(percentile)
+                items.append(timed(changed(req, finish, after=percentile), position=len(items) + 1))
+                items.append(timed(synced(req, finish, summary=summary, as_of=as_of)))
+            else:
+                items.append(timed(synced(req, finish, fetched=draw(st.integers(0, 5)))))
         elif outcome == "failed":
             kind = draw(st.sampled_from(list(ErrorKind)))
             items.append(timed(failed(req, finish, kind=kind, message=f"{kind} at {finish}")))
@@ -204,7 +276,7 @@ def arrivals(draw: st.DrawFn, history: list[Timed]) -> list[Timed]:
 
 
 def state_of(p: MemoryProjection) -> tuple[object, ...]:
-    return (p.entries, p.pairs, p.companies, p.totals, p.daily)
+    return (p.entries, p.pairs, p.companies, p.totals, p.daily, p.changes, p.history)
 
 
 def busy_history(seed: int, companies: int = 12, rounds: int = 6) -> list[Timed]:
@@ -224,7 +296,14 @@ def busy_history(seed: int, companies: int = 12, rounds: int = 6) -> list[Timed]
                 items.append(timed(req))
                 roll = rng.random()
                 finish = minute + rng.choice((0.5, 1, 15, 25))  # 15/25: after the next round's request
-                if roll < 0.6:
+                if roll < 0.6 and source == SourceKey.CSA:  # a change, then history points
+                    percentile = str(10 * r + int(dot) % 7)
+                    items.append(timed(changed(req, finish - 0.01, after=percentile)))
+                    as_of = datetime(2026, 9 + r // 3, 1, tzinfo=UTC)  # repeated as-of dates
+                    summary = csa_summary(percentile)
+                    fetched = rng.randint(0, 9)  # drawn as for other sources: the same random sequence
+                    items.append(timed(synced(req, finish, fetched=fetched, summary=summary, as_of=as_of)))
+                elif roll < 0.6:
                     items.append(timed(synced(req, finish, fetched=rng.randint(0, 9))))
                 elif roll < 0.9:
                     kind = rng.choice([ErrorKind.TIMEOUT, ErrorKind.RATE_LIMITED, ErrorKind.NOT_FOUND])
@@ -283,6 +362,11 @@ def memory_rows(
             for (day, source), c in sorted(p.daily.items())
         ],
         TOTALS.name: rows(TOTALS, sorted(p.totals.values(), key=lambda t: t.scope)),
+        CHANGE.name: rows(CHANGE, sorted(p.changes.values(), key=lambda c: c.position)),
+        HISTORY.name: rows(
+            HISTORY,
+            sorted(p.history.values(), key=lambda q: (int(q.dot), q.source.value, q.subject, q.as_of)),
+        ),
     }
 
 
@@ -364,9 +448,8 @@ def expected_rows(messages: Sequence[Delivered], batch: int = 97) -> dict[str, l
         facts: list[Fact] = []
         for m in chunk:
             if isinstance(m.decoded, Decoded):
-                facts.append(
-                    Fact(m.decoded.event, m.decoded.envelope.event_id, m.decoded.envelope.occurred_at)
-                )
+                envelope = m.decoded.envelope
+                facts.append(Fact(m.decoded.event, envelope.event_id, envelope.occurred_at, m.seq))
             else:
                 rejected += 1
         rejected += len(projection.apply(facts).rejected)

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+"""One encoder for every value: `json.dumps` with arguments builds a new one on each call."""
+
 
 @dataclass(frozen=True, slots=True)
 class Codec:
@@ -40,12 +43,12 @@ class Codec:
 
     @staticmethod
     def json_out(value: Any) -> str | None:
-        return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+        return None if value is None else _COMPACT.encode(value)
 
-    @staticmethod
-    def json_in(value: Any) -> Any:
-        # SQLite returns the text; SQLAlchemy's asyncpg dialect has already decoded json columns.
-        return json.loads(value) if isinstance(value, str | bytes) else value
+    def json_in(self, value: Any) -> Any:
+        # SQLite returns the text; SQLAlchemy's asyncpg dialect has already decoded json columns, so
+        # there a str is a JSON string value (a change's `before` may be one) and is not parsed again.
+        return json.loads(value) if self.sqlite and isinstance(value, str | bytes) else value
 
     @staticmethod
     def bool_in(value: Any) -> bool | None:

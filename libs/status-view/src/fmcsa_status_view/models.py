@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 from fmcsa_events.identifiers import SourceKey
 
@@ -122,6 +123,47 @@ class SyncLogEntry:
     error_message: str | None
     error_detail: str | None
     error_retryable: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEntry:
+    """One changed fact of a carrier's public record (a folded `CarrierDataChanged`).
+
+    `position` is its stream sequence: the feed's order (newest first) and its identity in the
+    store; `event_id` is `change:<request_id>:<kind>:<subject>`, kept once however often it was
+    published. `before` and `after` are the small JSON values the source service stated.
+    """
+
+    position: int
+    event_id: str
+    request_id: UUID
+    dot: str
+    source: SourceKey
+    kind: str
+    subject: str
+    before: Any
+    after: Any
+    upstream_as_of: datetime | None
+    observed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """The values of one series on one upstream as-of date (the newest observation of that date).
+
+    A value is None when the upstream withheld it (a "Not Public" percentile), never 0.
+    """
+
+    as_of: datetime
+    values: dict[str, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySeries:
+    """One subject's points (a BASIC for csa), oldest first."""
+
+    subject: str
+    points: list[HistoryPoint]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,18 +16,22 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
+from uuid import UUID
 
 from sqlalchemy.exc import DBAPIError
 
 from fmcsa_events.identifiers import SourceKey, parse_dot, parse_source
-from fmcsa_events.models import Trigger
+from fmcsa_events.models import ChangeKind, Trigger
 from fmcsa_status_view.codec import Codec, codec_for
 from fmcsa_status_view.database import Database, Session, open_database
 from fmcsa_status_view.location import Location
 from fmcsa_status_view.models import (
+    ChangeEntry,
     CompanyStatus,
     Counts,
     DayOutcomes,
+    HistoryPoint,
+    HistorySeries,
     LastError,
     Page,
     SourceStatus,
@@ -36,15 +40,21 @@ from fmcsa_status_view.models import (
     SyncLogEntry,
     SyncState,
 )
-from fmcsa_status_view.tables import COMPANY, SOURCE, SYNC_LOG, columns
+from fmcsa_status_view.tables import CHANGE, COMPANY, SOURCE, SYNC_LOG, columns
 
 MAX_LIMIT = 500
+
+MAX_CURSOR = 512
+"""Longest cursor text accepted; every cursor this view hands out is far shorter."""
+
+_MAX_INT = 2**63 - 1  # the largest value a BIGINT (and SQLite's INTEGER) holds
 
 R = TypeVar("R")
 
 _COMPANY_COLUMNS = columns(COMPANY)
 _SOURCE_COLUMNS = columns(SOURCE)
 _LOG_COLUMNS = columns(SYNC_LOG)
+_CHANGE_COLUMNS = columns(CHANGE)
 
 
 class InvalidCursor(ValueError):
@@ -107,9 +117,7 @@ class StatusView:
         - `active_only` (default): registered and not removed since.
         """
         limit = _check_limit(limit)
-        after = _decode_cursor(cursor, "c")[0] if cursor else 0
-        if not isinstance(after, int):
-            raise InvalidCursor("not a company cursor")
+        after = _int_in(_decode_cursor(cursor, "c")[0], 0, 99_999_999) if cursor else 0
         join, where = "", ["c.dot > ?"]
         params: list[Any] = [after]
         if active_only:
@@ -197,7 +205,7 @@ class StatusView:
                 raise InvalidCursor("not a sync-log cursor")
             try:
                 moment = codec.time_out(_aware(datetime.fromisoformat(at)))
-            except ValueError:
+            except (ValueError, OverflowError):  # a date near the ends of time overflows in UTC
                 raise InvalidCursor("not a sync-log cursor") from None
             where.append("(sort_at < ? OR (sort_at = ? AND request_id < ?))")
             params += [moment, moment, request_id]
@@ -221,6 +229,79 @@ class StatusView:
             assert sort_at is not None
             next_cursor = _encode_cursor("l", [sort_at.isoformat(), entries[-1].request_id])
         return Page(tuple(entries), next_cursor)
+
+    async def changes(
+        self,
+        *,
+        dot: str | None = None,
+        source: SourceKey | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[ChangeEntry]:
+        """The change feed, newest first (by stream position); the filters combine with AND. `since`
+        is inclusive on `observed_at`. Raises ValueError (or `InvalidDotNumber`, `InvalidSource`) for
+        a filter value outside its vocabulary (`kind` must be a `ChangeKind`), `InvalidCursor` for a
+        cursor this list did not hand out.
+        """
+        limit = _check_limit(limit)
+        where: list[str] = []
+        params: list[Any] = []
+        if dot is not None:
+            where.append("dot = ?")
+            params.append(int(parse_dot(dot)))
+        if source is not None:
+            where.append("source = ?")
+            params.append(parse_source(source).value)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(ChangeKind(kind).value)
+        if since is not None:
+            where.append("observed_at >= ?")
+            params.append(self._codec.time_out(_aware(since)))
+        if cursor:
+            where.append("position < ?")
+            params.append(_int_in(_decode_cursor(cursor, "f")[0], 1, _MAX_INT))
+        sql = (
+            f"SELECT {', '.join(_CHANGE_COLUMNS)} FROM status_change"
+            f"{' WHERE ' + ' AND '.join(where) if where else ''}"
+            " ORDER BY position DESC LIMIT ?"
+        )
+        params.append(limit + 1)
+
+        async def work(session: Session) -> list[tuple[Any, ...]]:
+            return await session.fetch(sql, params)
+
+        rows: list[Any] = await self._run(work, [])
+        entries = [self._change(dict(zip(_CHANGE_COLUMNS, row, strict=True))) for row in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = _encode_cursor("f", [entries[-1].position]) if more and entries else None
+        return Page(tuple(entries), next_cursor)
+
+    async def history(self, dot: str, *, source: SourceKey) -> list[HistorySeries]:
+        """A company's series for one source (see `fmcsa_status.domain.feed` for the subjects and the
+        values): series by subject, points by upstream as-of, oldest first. Empty for a company or
+        source with none. Raises `InvalidDotNumber`, `InvalidSource` for values outside them.
+        """
+        number = int(parse_dot(dot))
+        key = parse_source(source).value
+        sql = "SELECT subject, as_of, figures FROM status_history WHERE dot = ? AND source = ?"
+
+        async def work(session: Session) -> list[tuple[Any, ...]]:
+            return await session.fetch(sql, (number, key))
+
+        rows: list[Any] = await self._run(work, [])
+        series: dict[str, list[HistoryPoint]] = {}
+        t, j = self._codec.time_in, self._codec.json_in
+        for subject, as_of, figures in rows:
+            moment = t(as_of)
+            assert moment is not None, "as_of is part of the key"
+            series.setdefault(str(subject), []).append(HistoryPoint(moment, _figures(j(figures))))
+        return [
+            HistorySeries(subject, sorted(points, key=lambda p: p.as_of))
+            for subject, points in sorted(series.items())
+        ]
 
     async def summary(self, *, days: int = 30) -> Summary:
         """Totals, per source, and outcomes per day for the `days` days up to the newest day with any."""
@@ -376,6 +457,24 @@ class StatusView:
             failed=int(row["failed"]),
         )
 
+    def _change(self, row: dict[str, Any]) -> ChangeEntry:
+        t, j = self._codec.time_in, self._codec.json_in
+        observed_at = t(row["observed_at"])
+        assert observed_at is not None, "a change always has its observed time"
+        return ChangeEntry(
+            position=int(row["position"]),
+            event_id=row["event_id"],
+            request_id=UUID(row["request_id"]),
+            dot=str(row["dot"]),
+            source=SourceKey(row["source"]),
+            kind=row["kind"],
+            subject=row["subject"],
+            before=j(row["before"]),
+            after=j(row["after"]),
+            upstream_as_of=t(row["upstream_as_of"]),
+            observed_at=observed_at,
+        )
+
     def _log_entry(self, row: dict[str, Any]) -> SyncLogEntry:
         t = self._codec.time_in
         counts = None
@@ -424,14 +523,37 @@ def _encode_cursor(kind: str, values: list[Any]) -> str:
 
 
 def _decode_cursor(cursor: str, kind: str) -> list[Any]:
+    """The values of a cursor of list `kind`; `InvalidCursor` for anything else, whatever it holds
+    (over-long text, bad base64 or JSON, nesting deep enough to exhaust the parser, another list).
+    """
+    if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR:
+        raise InvalidCursor("malformed cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidCursor("malformed cursor") from None
     if not isinstance(values, list) or len(values) < 2 or values[0] != kind:
         raise InvalidCursor("a cursor of another list")
     return values[1:]
+
+
+def _int_in(value: Any, low: int, high: int) -> int:
+    """A cursor's integer, refused (`InvalidCursor`) unless it is a JSON integer in `low..high`: a
+    larger one would overflow the driver, a bool or float is no cursor this view made.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidCursor("a cursor value out of range")
+    return value
+
+
+def _figures(value: Any) -> dict[str, float | None]:
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(k): float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+        for k, v in value.items()
+    }
 
 
 def _aware(moment: datetime) -> datetime:

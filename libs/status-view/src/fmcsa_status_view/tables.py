@@ -3,7 +3,9 @@ them through `fmcsa_status_view.query.StatusView`.
 
 All times are UTC. DOT numbers are stored as integers (compact, and lists sort numerically); request
 ids as their canonical text. `status_position` holds the one stream sequence the projection has
-applied, written in the same transaction as the rows it changed (style.md 2.8).
+applied, written in the same transaction as the rows it changed (style.md 2.8). `status_change`
+(the change feed) and `status_history` (series by upstream as-of) are folded from
+`CarrierDataChanged` and `SourceSynced` in the same transactions.
 """
 
 from __future__ import annotations
@@ -185,6 +187,50 @@ class StatusTotals(SQLModel, table=True):
     last_success_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
+class StatusChange(SQLModel, table=True):
+    """The change feed: one row per `CarrierDataChanged`, by its deterministic event id
+    (`change:<request_id>:<kind>:<subject>`, unique), at the stream sequence it was first folded at
+    (`position`: the feed's order, newest first). `before` and `after` are the fact's JSON values.
+    """
+
+    __tablename__ = "status_change"
+    __table_args__ = (
+        Index("ix_status_change_dot", "dot", "position"),
+        Index("ix_status_change_kind", "kind", "position"),
+        Index("ix_status_change_observed", "observed_at"),
+    )
+    position: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+    event_id: str = Field(unique=True)
+    request_id: str = Field(max_length=36)
+    dot: int
+    source: str = Field(max_length=16)
+    kind: str = Field(max_length=40)
+    subject: str = Field(max_length=80)
+    before: Any = Field(default=None, sa_type=JSON, nullable=True)
+    after: Any = Field(default=None, sa_type=JSON, nullable=True)
+    upstream_as_of: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    observed_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class StatusHistory(SQLModel, table=True):
+    """History series: one point per (DOT, source, subject, upstream as-of), from each `SourceSynced`
+    summary (`fmcsa_status.domain.feed` lists the subjects and values per source). `figures` maps a
+    value's name to a number or null (withheld upstream, never 0). A repeated as-of overwrites the
+    point when its observation (`observed_at`, then `request_id`) is newer.
+    """
+
+    __tablename__ = "status_history"
+    # SQLite: the key is the table (one B-tree, not a rowid table plus a key index): half the writes.
+    __table_args__ = {"sqlite_with_rowid": False}
+    dot: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    source: str = Field(primary_key=True, max_length=16)
+    subject: str = Field(primary_key=True, max_length=80)
+    as_of: datetime = Field(primary_key=True, sa_type=UtcDateTime)
+    figures: dict[str, Any] = Field(sa_type=JSON)
+    request_id: str = Field(max_length=36)
+    observed_at: datetime = Field(sa_type=UtcDateTime)
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel for table=True classes
     assert isinstance(table, Table)
@@ -197,8 +243,10 @@ SOURCE = _table(StatusSource)
 SYNC_LOG = _table(StatusSyncLog)
 DAILY = _table(StatusDaily)
 TOTALS = _table(StatusTotals)
+CHANGE = _table(StatusChange)
+HISTORY = _table(StatusHistory)
 
-TABLES: tuple[Table, ...] = (POSITION, COMPANY, SOURCE, SYNC_LOG, DAILY, TOTALS)
+TABLES: tuple[Table, ...] = (POSITION, COMPANY, SOURCE, SYNC_LOG, DAILY, TOTALS, CHANGE, HISTORY)
 """Every table of the projection, in creation order; `SQLModel.metadata.create_all(tables=TABLES)`."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from fmcsa_status_view.codec import POSTGRES, SQLITE
 from fmcsa_status_view.database import dollar
 from fmcsa_status_view.location import BadPointer, Location
 from fmcsa_status_view.models import CompanyStatus, Counts, LastError, SourceStatus, SyncState
-from fmcsa_status_view.query import InvalidCursor, _decode_cursor, _encode_cursor
+from fmcsa_status_view.query import InvalidCursor, _decode_cursor, _encode_cursor, _int_in
 from fmcsa_status_view.syncstatus import js_time, sync_status_block
 
 T = datetime(2026, 11, 23, 6, 0, 0, 123456, tzinfo=UTC)
@@ -79,6 +80,30 @@ def test_a_cursor_round_trips_and_a_foreign_one_is_refused() -> None:
     for bad in ("", "%%%", "bm90IGpzb24", _encode_cursor("c", [])[:-2]):
         with pytest.raises(InvalidCursor):
             _decode_cursor(bad, "c")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "[" * 100_000,  # text past any cursor this view makes
+        base64.urlsafe_b64encode(b"[" * 380).decode(),  # nested lists, not a cursor
+        base64.urlsafe_b64encode(b"1" * 5000).decode(),  # a number past the parser's digit limit
+        base64.urlsafe_b64encode(b'["c",1e999]').decode(),  # infinity
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),  # not UTF-8
+        "caf\u00e9",  # not base64
+    ],
+)
+def test_every_malformed_cursor_raises_invalid_cursor_and_nothing_else(cursor: str) -> None:
+    with pytest.raises(InvalidCursor):
+        _int_in(_decode_cursor(cursor, "c")[0], 0, 99_999_999)
+
+
+@pytest.mark.parametrize("value", [10**30, -1, True, 2.5, "7", None, [1]])
+def test_a_cursor_integer_out_of_range_or_of_another_type_is_refused(value: object) -> None:
+    cursor = _encode_cursor("c", [value])
+    with pytest.raises(InvalidCursor):
+        _int_in(_decode_cursor(cursor, "c")[0], 0, 99_999_999)
+    assert _int_in(_decode_cursor(_encode_cursor("c", [99_999_999]), "c")[0], 0, 99_999_999) == 99_999_999
 
 
 def test_times_keep_their_instant_and_sort_as_text_on_sqlite() -> None:

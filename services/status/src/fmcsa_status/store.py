@@ -9,6 +9,10 @@ Guarantees:
 - A batch touches only the rows its events name. They come from a bounded cache of rows this writer
   read or wrote (it is the only writer; any failure clears the cache), the rest from one query per
   table; they are folded in memory (`domain.fold`) and written back with multi-row upserts.
+- The change feed and the history are written in the same transaction: a change row per event id
+  (`INSERT ... ON CONFLICT (event_id) DO NOTHING` backs the fold's own de-duplication), a history
+  point per key, which replaces the stored one only when its observation is newer: the SQL form of
+  `domain.feed.newer` (history points are never loaded; the database keeps the newest).
 - Poison (undecodable or impossible content) advances the position and is counted; the live
   projector dead-letters it before the commit, so a crash never loses a dead letter (its id, derived
   from the stream sequence, makes a repeat harmless).
@@ -24,21 +28,41 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
+from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, Integer, Table
+from sqlalchemy import JSON, Boolean, Column, String, Table
 
 from fmcsa_events.decoder import Undecodable
+from fmcsa_events.envelope import event_id as derived_event_id
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_events.models import CompanyRegistered, CompanyRemoved, SourceFailed, SourceSynced, SyncRequested
+from fmcsa_events.models import (
+    CarrierDataChanged,
+    CompanyRegistered,
+    CompanyRemoved,
+    SourceFailed,
+    SourceSynced,
+    SyncRequested,
+)
 from fmcsa_status.domain.fold import Fact, Loaded, PairKey, fold, settle
-from fmcsa_status.domain.state import Company, DayCount, DayKey, Entry, Pair, SyncState, Totals
+from fmcsa_status.domain.state import Change, Company, DayCount, DayKey, Entry, Pair, Point, SyncState, Totals
 from fmcsa_status.stream import Delivered
 from fmcsa_status_view.codec import Codec, codec_for
 from fmcsa_status_view.database import Database, Session, open_database
 from fmcsa_status_view.location import Location
-from fmcsa_status_view.tables import COMPANY, DAILY, SOURCE, SYNC_LOG, TABLES, TOTALS, UtcDateTime, columns
+from fmcsa_status_view.tables import (
+    CHANGE,
+    COMPANY,
+    DAILY,
+    HISTORY,
+    SOURCE,
+    SYNC_LOG,
+    TABLES,
+    TOTALS,
+    UtcDateTime,
+    columns,
+)
 
 DeadLetter = Callable[[Delivered, str, str], Awaitable[None]]
 """`(message, reason, detail)`: publish one dead letter and return after its PubAck."""
@@ -66,6 +90,14 @@ _ADD_TOTALS_TAIL = " ON CONFLICT (scope) DO UPDATE SET " + ", ".join(
     ]
     + [f"{c} = {_LATER.format(c=c)}" for c in ("last_finished_at", "last_success_at")]
 )
+_POINT_COLUMNS = ("dot", "source", "subject", "as_of", "figures", "request_id", "observed_at")
+_ADD_CHANGE_TAIL = " ON CONFLICT (event_id) DO NOTHING"
+_PUT_POINT_TAIL = (
+    " ON CONFLICT (dot, source, subject, as_of) DO UPDATE SET figures = excluded.figures,"
+    " request_id = excluded.request_id, observed_at = excluded.observed_at"
+    " WHERE excluded.observed_at > status_history.observed_at OR (excluded.observed_at ="
+    " status_history.observed_at AND excluded.request_id{c} > status_history.request_id{c})"
+)  # `domain.feed.newer`: the newest observation (observed_at, then request id) of an as-of wins
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +176,9 @@ class _Batch:
     totals: list[Totals]
     daily: Mapping[DayKey, DayCount]
     poison: list[Poison]
+    changes: list[Change]
+    dropped_changes: frozenset[int]
+    history: list[Point]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +208,18 @@ class StatusStore:
         self._pairs = _Rows(SOURCE, Pair, codec, ("dot", "source"))
         self._companies = _Rows(COMPANY, Company, codec, ("dot",))
         self._totals = _Rows(TOTALS, Totals, codec, ("scope",))
+        self._changes = _Rows(CHANGE, Change, codec, ("position",))
+        self._history = _Rows(HISTORY, Point, codec, ("dot", "source", "subject", "as_of"))
+        assert self._history.columns == _POINT_COLUMNS, "_point_rows writes the columns in this order"
+        self._add_change = self._changes.insert(1, _ADD_CHANGE_TAIL)
+        self._put_point = self._history.insert(
+            1, _PUT_POINT_TAIL.format(c="" if codec.sqlite else ' COLLATE "C"')
+        )
         self._cache_rows = cache_rows
         self._cached_entries: dict[str, Entry] = {}
         self._cached_pairs: dict[PairKey, Pair] = {}
         self._cached_companies: dict[str, Company] = {}
+        self._cached_changes: dict[str, Change] = {}  # by event id: changes this writer wrote
         self._absent_dots: set[str] = set()  # DOTs known to have no row yet
         self._writing: asyncio.Task[None] | None = None
         self._folded_to: int | None = None
@@ -329,6 +372,7 @@ class StatusStore:
         self._cached_entries.clear()
         self._cached_pairs.clear()
         self._cached_companies.clear()
+        self._cached_changes.clear()
         self._absent_dots.clear()
         self._folded_to = None
 
@@ -356,7 +400,8 @@ class StatusStore:
             if isinstance(decoded, Undecodable):
                 poison.append((delivered, decoded.reason.value, decoded.detail))
             else:
-                facts.append(Fact(decoded.event, decoded.envelope.event_id, decoded.envelope.occurred_at))
+                envelope = decoded.envelope
+                facts.append(Fact(decoded.event, envelope.event_id, envelope.occurred_at, delivered.seq))
                 origin.append(delivered)
         loaded = await self._load(facts)
         folded = fold(loaded, facts)
@@ -364,6 +409,7 @@ class StatusStore:
             return _Recount(believed, fresh, facts, origin, loaded, poison)
         settled = settle(loaded, folded, {})
         self._remember(folded.entries.values(), settled.pairs.values(), settled.companies.values())
+        self._remember_changes(folded.changes.values())
         poison += [(origin[r.index], r.reason, r.detail) for r in folded.rejected]
         poison.sort(key=_by_seq)
         return _Batch(
@@ -376,6 +422,9 @@ class StatusStore:
             totals=list(settled.totals.values()),
             daily=folded.daily,
             poison=poison,
+            changes=list(folded.changes.values()),
+            dropped_changes=folded.dropped_changes,
+            history=list(folded.history.values()),
         )
 
     async def _write(self, db: Database, batch: _Batch, dead_letter: DeadLetter | None) -> None:
@@ -389,6 +438,7 @@ class StatusStore:
             await self._upsert(session, self._companies, batch.companies)
             await self._add_totals(session, batch.totals)
             await self._add_daily(session, batch.daily)
+            await self._put_feed(session, batch.changes, batch.dropped_changes, batch.history)
             if dead_letter is not None:
                 for delivered, reason, detail in batch.poison:
                     await dead_letter(delivered, reason, detail)
@@ -413,6 +463,9 @@ class StatusStore:
             await self._upsert(session, self._companies, settled.companies.values())
             await self._add_totals(session, settled.totals.values())
             await self._add_daily(session, folded.daily)
+            await self._put_feed(
+                session, folded.changes.values(), folded.dropped_changes, folded.history.values()
+            )
             poison += [(batch.origin[r.index], r.reason, r.detail) for r in folded.rejected]
             poison.sort(key=_by_seq)
             if dead_letter is not None:
@@ -420,6 +473,7 @@ class StatusStore:
                     await dead_letter(delivered, reason, detail)
             await session.execute(_ADVANCE, (fresh[-1].seq, len(fresh), len(poison)))
         self._remember(folded.entries.values(), settled.pairs.values(), settled.companies.values())
+        self._remember_changes(folded.changes.values())
         return Applied(fresh[-1].seq, len(fresh), tuple(poison))
 
     async def _load(self, facts: Sequence[Fact]) -> Loaded:
@@ -428,6 +482,7 @@ class StatusStore:
         """
         request_ids: set[str] = set()
         dots: set[str] = set()
+        change_ids: set[str] = set()
         for fact in facts:
             event = fact.event
             if isinstance(event, SyncRequested | SourceSynced | SourceFailed):
@@ -435,6 +490,15 @@ class StatusStore:
                 dots.add(event.dot)
             elif isinstance(event, CompanyRegistered | CompanyRemoved):
                 dots.add(event.dot)
+            elif isinstance(event, CarrierDataChanged):
+                change_ids.add(derived_event_id(event))
+        changes = {i: c for i in change_ids if (c := self._cached_changes.get(i)) is not None}
+        missing_changes = sorted(i for i in change_ids if i not in changes)
+        if missing_changes:  # rare (a batch with changes not written by this writer): not cached
+            assert self._reader is not None, "connect() opens the store"
+            async with self._reader.transaction() as session:
+                for change in await self._select(session, self._changes, "event_id", missing_changes):
+                    changes[change.event_id] = change
         entries, pairs, companies = self._cached_entries, self._cached_pairs, self._cached_companies
         absent = self._absent_dots
         missing_ids = sorted(r for r in request_ids if r not in entries)
@@ -451,7 +515,7 @@ class StatusStore:
             absent.update(str(d) for d in missing_dots if str(d) not in companies)
         # The cache itself is the view the fold reads (it looks up only the keys it needs and never
         # changes what it is given); rows the batch creates are remembered after it.
-        return Loaded(entries=entries, pairs=pairs, companies=companies)
+        return Loaded(entries=entries, pairs=pairs, companies=companies, changes=changes)
 
     def _remember(
         self, entries: Iterable[Entry], pairs: Iterable[Pair], companies: Iterable[Company]
@@ -463,20 +527,36 @@ class StatusStore:
         for pair in pairs:
             self._cached_pairs.pop((pair.dot, pair.source), None)
             self._cached_pairs[(pair.dot, pair.source)] = pair
+            # Its company becomes the newest too: eviction drops pairs with their company, and a pair
+            # whose write is in flight must stay cached (the database does not have it yet).
+            held = self._cached_companies.pop(pair.dot, None)
+            if held is not None:
+                self._cached_companies[pair.dot] = held
         for company in companies:
             self._cached_companies.pop(company.dot, None)
             self._cached_companies[company.dot] = company
             self._absent_dots.discard(company.dot)
+
+    def _remember_changes(self, changes: Iterable[Change]) -> None:
+        """Keep the feed rows a batch wrote, so the next batch (folded while this one is written)
+        knows them; a replaced row goes with its event id.
+        """
+        for change in changes:
+            self._cached_changes.pop(change.event_id, None)
+            self._cached_changes[change.event_id] = change
 
     def _evict(self, batch: _Batch) -> None:
         """Trim the cache to its bound; called when no write is in flight, so every row but this
         batch's own (the newest, kept) is committed and can be read back from the database.
         """
         _trim(self._cached_entries, max(self._cache_rows, 4 * len(batch.entries)))
+        _trim(self._cached_changes, max(self._cache_rows, 4 * len(batch.changes)))
         if len(self._absent_dots) > self._cache_rows:
             self._absent_dots.clear()
-        # A cached company means "all its pairs are cached": drop pairs only with their company.
-        while len(self._cached_companies) > max(self._cache_rows, 4 * len(batch.companies)):
+        # A cached company means "all its pairs are cached": drop pairs only with their company, and
+        # never the companies of this batch's rows (the newest; the bound leaves room for all of them).
+        dots = {p.dot for p in batch.pairs} | {c.dot for c in batch.companies}
+        while len(self._cached_companies) > max(self._cache_rows, 4 * len(dots)):
             dot = next(iter(self._cached_companies))
             del self._cached_companies[dot]
             for source in SourceKey:
@@ -510,6 +590,38 @@ class StatusStore:
             params += [at, at, success[1]]
         return int(await session.scalar(sql, params) or 0)
 
+    async def _put_feed(
+        self, session: Session, changes: Iterable[Change], dropped: frozenset[int], points: Iterable[Point]
+    ) -> None:
+        """The batch's change rows (a replaced one deleted first) and its history points."""
+        if dropped:
+            marks = ", ".join("?" * len(dropped))
+            await session.execute(f"DELETE FROM status_change WHERE position IN ({marks})", sorted(dropped))
+        rows = [self._changes.encode(c) for c in changes]
+        if rows:
+            await session.execute_many(self._add_change, rows)
+        rows = self._point_rows(points)
+        if rows:
+            await session.execute_many(self._put_point, rows)
+
+    def _point_rows(self, points: Iterable[Point]) -> list[tuple[Any, ...]]:
+        """History rows in `HISTORY` column order. The points of one outcome share their two times:
+        each is encoded once (a csa success has a point per BASIC; this is the fold's hot path).
+        """
+        codec, memo = self._codec, dict[datetime, Any]()
+
+        def time(moment: datetime) -> Any:
+            encoded = memo.get(moment)
+            if encoded is None:
+                encoded = memo[moment] = codec.time_out(moment)
+            return encoded
+
+        return [
+            (int(p.dot), p.source, p.subject, time(p.as_of), _figures_json(p.figures), p.request_id,
+             time(p.observed_at))
+            for p in points
+        ]  # fmt: skip
+
     async def _add_totals(self, session: Session, deltas: Iterable[Totals]) -> None:
         rows = [self._totals.encode(d) for d in deltas]  # at most one per scope: a handful
         if rows:
@@ -535,7 +647,7 @@ async def dump_rows(session: Session, table: Table, codec: Codec) -> AsyncIterat
     readers = [_decoder(by_name[n], codec) or _as_is for n in names]
     collate = "" if codec.sqlite else ' COLLATE "C"'
     order = ", ".join(
-        c.name if isinstance(c.type, Integer) else f"{c.name}{collate}" for c in table.primary_key.columns
+        f"{c.name}{collate}" if isinstance(c.type, String) else c.name for c in table.primary_key.columns
     )
     async for row in session.stream(f"SELECT {', '.join(names)} FROM {table.name} ORDER BY {order}"):
         decoded = {n: read(v) for n, read, v in zip(names, readers, row, strict=True)}
@@ -553,6 +665,14 @@ def is_lock_timeout(error: BaseException) -> bool:
 def primary_key(table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
     """A row's key, comparable in `dump_rows` order."""
     return tuple(int(row[c.name]) if c.name == "dot" else row[c.name] for c in table.primary_key.columns)
+
+
+def _figures_json(figures: Mapping[str, float | None]) -> str:
+    """A point's figures as JSON text, written directly (a few times faster than the encoder): the
+    names are the fold's own identifiers and the values finite floats or None, each its own JSON.
+    """
+    parts = [f'"{k}":{"null" if v is None else repr(v)}' for k, v in figures.items()]
+    return "{" + ",".join(parts) + "}"
 
 
 def _by_seq(poison: Poison) -> int:

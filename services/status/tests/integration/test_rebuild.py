@@ -84,6 +84,46 @@ async def test_replay_equals_live_and_verify_names_a_row_that_differs(
         await view.close()
 
 
+async def test_verify_covers_the_change_feed_and_the_history(
+    nc: Client, fresh_nats_url: str, database_url: str, tmp_path: Path, wait_until: Any
+) -> None:
+    js = nc.jetstream()
+    history = busy_history(seed=8, companies=6, rounds=6)  # changes (some republished), repeated as-of
+    store = await StatusStore.connect(database_url)
+    projector = Projector(js, store, batch_size=32, batch_wait_s=0.01)
+    projector.start()
+    view = StatusView(database_url)
+    try:
+        last = await publish_history(js, history)
+        await wait_until(lambda: _at(view, last), what=f"position {last}")
+        changes = (await view.changes(limit=500)).items
+        assert changes
+        assert len({c.event_id for c in changes}) == len(changes)
+        assert await view.history(changes[0].dot, source=changes[0].source)
+        settings = Settings(nats_url=fresh_nats_url, data_dir=tmp_path, database_url=database_url)
+        same = await rebuild(settings, verify=True, out=io.StringIO(), report=io.StringIO(), nc=nc)
+        assert (same.different_rows, same.position) == (0, last)
+        await projector.stop(grace_s=5)
+        db = open_database(Location(database_url).live_url(), writer=True)
+        async with db.transaction() as session:  # wrong rows, as a bug would leave them
+            position = changes[-1].position
+            await session.execute(f"UPDATE status_change SET after = '99' WHERE position = {position}")
+            await session.execute("UPDATE status_history SET request_id = 'tampered' WHERE dot = 1000000")
+        await db.dispose()
+        report = io.StringIO()
+        found = await rebuild(settings, verify=True, out=io.StringIO(), report=report, nc=nc)
+        lines = report.getvalue().splitlines()
+        assert f"status_change ({position},): after live=99 replay=" in "\n".join(lines)
+        tampered = [line for line in lines if line.startswith("status_history (1000000,")]
+        assert tampered
+        assert all("request_id live='tampered'" in line for line in tampered)
+        assert found.different_rows == 1 + len(tampered)
+    finally:
+        await projector.stop(grace_s=5)
+        await store.close()
+        await view.close()
+
+
 async def test_a_rebuilt_store_is_swapped_in_while_readers_answer_and_folding_goes_on(
     nc: Client, fresh_nats_url: str, database_url: str, tmp_path: Path, wait_until: Any
 ) -> None:

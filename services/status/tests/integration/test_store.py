@@ -9,10 +9,9 @@ import pytest
 from status_support import (
     busy_history,
     delivered,
+    expected_rows,
     failed,
     first_difference,
-    fold_all,
-    memory_rows,
     poison,
     request,
     store_rows,
@@ -46,8 +45,9 @@ async def test_the_store_holds_what_the_fold_computes(database_url: str, cache_r
                 await store.close()
                 store = await StatusStore.connect(database_url, cache_rows=cache_rows)
         assert await store.position() == len(messages)
-        expected = fold_all([t.fact for t in history], batch=13)
-        want = memory_rows(expected, seq=len(messages), events=len(messages), rejected=1)
+        want = expected_rows(messages, batch=13)
+        assert want["status_change"]  # the feed and the history are compared too
+        assert want["status_history"]
         assert first_difference(want, await store_rows(store)) is None
     finally:
         await store.close()

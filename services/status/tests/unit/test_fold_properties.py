@@ -37,7 +37,13 @@ def test_folding_the_history_twice_changes_nothing(history: list[Timed]) -> None
     facts = [t.fact for t in history]
     once = fold_all(facts)
     twice = MemoryProjection(
-        dict(once.entries), dict(once.pairs), dict(once.companies), dict(once.totals), dict(once.daily)
+        dict(once.entries),
+        dict(once.pairs),
+        dict(once.companies),
+        dict(once.totals),
+        dict(once.daily),
+        dict(once.changes),
+        dict(once.history),
     )
     folded = twice.apply(facts)
     assert not folded.rejected

@@ -7,6 +7,9 @@ Guarantees (each has a test):
   `(requested_at, request_id)`; a late outcome of an older request updates the sync log and the
   counters but never the newer request's status. An outcome that arrives before its request waits in
   the sync log and is applied when the request arrives.
+- The change feed and the history (`domain/feed.py`): a change is kept once per deterministic event
+  id, at the lowest stream position it was seen at; a success adds history points, and of two points
+  at one (DOT, source, subject, as-of) the newest observation wins (`feed.newer`).
 - Pure: `fold` and `settle` take the rows a batch touches and return the rows it changed; the caller
   loads and stores them. The one thing a partial view cannot know, the number of failures after a
   success that arrived late, is named in `Folded.recount` for the caller to count in the full log.
@@ -19,11 +22,12 @@ outcome of another kind for the same request, a finish before the start.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import (
+    CarrierDataChanged,
     CompanyRegistered,
     CompanyRemoved,
     Event,
@@ -31,18 +35,23 @@ from fmcsa_events.models import (
     SourceSynced,
     SyncRequested,
 )
+from fmcsa_status.domain.feed import change_of, history_points, newer
 from fmcsa_status.domain.state import (
     ALL,
+    Change,
     Company,
     DayCount,
     DayKey,
     Entry,
+    HistoryKey,
     JsonObject,
     Pair,
+    Point,
     RequestKey,
     SyncState,
     Totals,
     latest,
+    utc,
 )
 
 PairKey = tuple[str, SourceKey]
@@ -56,22 +65,27 @@ IMPOSSIBLE_TIMES = "impossible_times"
 
 @dataclass(frozen=True, slots=True)
 class Fact:
-    """One decoded event with what the fold needs of its envelope."""
+    """One decoded event with what the fold needs of its envelope, and its stream sequence
+    (`position`: the change feed's order; 0 where no stream is involved).
+    """
 
     event: Event
     event_id: str
     occurred_at: datetime
+    position: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """The current rows a batch touches: entries by request id, and every pair and company row of
-    every DOT in the batch (missing keys mean: no row yet).
+    """The current rows a batch touches: entries by request id, every pair and company row of
+    every DOT in the batch, and the feed's changes by event id (missing keys mean: no row yet).
+    History points are not loaded: the fold names its candidates, the caller keeps the newer.
     """
 
     entries: Mapping[str, Entry]
     pairs: Mapping[PairKey, Pair]
     companies: Mapping[str, Company]
+    changes: Mapping[str, Change] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +107,13 @@ class Folded:
     tallies: Mapping[str, Totals]
     daily: Mapping[DayKey, DayCount]
     rejected: tuple[Rejected, ...]
+    changes: Mapping[str, Change] = field(default_factory=dict)
+    """New feed rows by event id; each replaces a held row of its id (at `dropped_changes`)."""
+    dropped_changes: frozenset[int] = frozenset()
+    """Positions of held feed rows a lower position of the same event id replaces (never in stream
+    order: only when facts are folded out of order)."""
+    history: Mapping[HistoryKey, Point] = field(default_factory=dict)
+    """The batch's newest point per key: the caller keeps it unless it holds a newer one there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +123,6 @@ class Settled:
     pairs: Mapping[PairKey, Pair]
     companies: Mapping[str, Company]
     totals: Mapping[str, Totals]
-
-
-def utc(moment: datetime) -> datetime:
-    """The same instant in UTC; a naive value is taken to be UTC already."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def fold(loaded: Loaded, facts: Sequence[Fact]) -> Folded:
@@ -124,6 +138,8 @@ def fold(loaded: Loaded, facts: Sequence[Fact]) -> Folded:
                 work.on_lifecycle(registered.dot, _lifecycle_key(fact), registered.name, registered=True)
             case CompanyRemoved() as removed:
                 work.on_lifecycle(removed.dot, _lifecycle_key(fact), None, registered=False)
+            case CarrierDataChanged() as changed:
+                work.on_change(changed, fact.position)
             case _:
                 pass  # schedules and other facts do not change the status
     return work.result()
@@ -234,6 +250,9 @@ class _Work:
         self.tallies: dict[str, Totals] = {ALL: Totals(ALL)}
         self.daily: dict[DayKey, DayCount] = {}
         self.rejected: list[Rejected] = []
+        self.changes: dict[str, Change] = {}
+        self.dropped_changes: set[int] = set()
+        self.history: dict[HistoryKey, Point] = {}
 
     def result(self) -> Folded:
         return Folded(
@@ -245,6 +264,9 @@ class _Work:
             tallies={k: v for k, v in self.tallies.items() if not v.is_zero},
             daily=self.daily,
             rejected=tuple(self.rejected),
+            changes=self.changes,
+            dropped_changes=frozenset(self.dropped_changes),
+            history=self.history,
         )
 
     def entry(self, request_id: str) -> Entry | None:
@@ -354,6 +376,9 @@ class _Work:
             entry.upstream_as_of = utc(outcome.upstream_as_of) if outcome.upstream_as_of is not None else None
             entry.retrieved_at = utc(outcome.retrieved_at) if outcome.retrieved_at is not None else None
             summary = dict(outcome.summary)
+            for point in history_points(outcome):
+                if newer(point, self.history.get(point.key)):
+                    self.history[point.key] = point
             for tally in self.tallies_of(source):
                 tally.succeeded += 1
                 tally.last_finished_at = latest(tally.last_finished_at, finished)
@@ -408,6 +433,19 @@ class _Work:
             pair.error_message = entry.error_message
             pair.error_retryable = entry.error_retryable
             pair.error_attempts = entry.attempts
+
+    def on_change(self, event: CarrierDataChanged, position: int) -> None:
+        """Keep a change once per event id, at the lowest position it was seen at (in stream order
+        the first: a republish changes nothing).
+        """
+        change = change_of(event, position)
+        mine = self.changes.get(change.event_id)
+        held = mine if mine is not None else self.loaded.changes.get(change.event_id)
+        if held is not None and held.position <= position:
+            return  # a duplicate: nothing changes
+        if held is not None and mine is None:
+            self.dropped_changes.add(held.position)
+        self.changes[change.event_id] = change
 
     def on_lifecycle(
         self, dot: str, key: tuple[datetime, str], name: str | None, *, registered: bool

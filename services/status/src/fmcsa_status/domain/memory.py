@@ -9,8 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from fmcsa_status.domain.feed import newer
 from fmcsa_status.domain.fold import Fact, Folded, Loaded, PairKey, count_failures_after, fold, settle
-from fmcsa_status.domain.state import Company, DayCount, DayKey, Entry, Pair, Totals
+from fmcsa_status.domain.state import (
+    Change,
+    Company,
+    DayCount,
+    DayKey,
+    Entry,
+    HistoryKey,
+    Pair,
+    Point,
+    Totals,
+)
 
 
 @dataclass
@@ -22,10 +33,12 @@ class MemoryProjection:
     companies: dict[str, Company] = field(default_factory=dict)
     totals: dict[str, Totals] = field(default_factory=dict)
     daily: dict[DayKey, DayCount] = field(default_factory=dict)
+    changes: dict[str, Change] = field(default_factory=dict)
+    history: dict[HistoryKey, Point] = field(default_factory=dict)
 
     def apply(self, facts: Sequence[Fact]) -> Folded:
         """Fold one batch; returns the fold's result (its `rejected` facts changed nothing)."""
-        loaded = Loaded(self.entries, self.pairs, self.companies)
+        loaded = Loaded(self.entries, self.pairs, self.companies, self.changes)
         folded = fold(loaded, facts)
         entries = {**self.entries, **folded.entries}
         recounted: dict[PairKey, int] = {}
@@ -49,4 +62,8 @@ class MemoryProjection:
         for day, count in folded.daily.items():
             had = self.daily.get(day) or DayCount()
             self.daily[day] = DayCount(had.succeeded + count.succeeded, had.failed + count.failed)
+        self.changes.update(folded.changes)  # keyed by event id: a replaced row goes with its key
+        for spot, point in folded.history.items():
+            if newer(point, self.history.get(spot)):
+                self.history[spot] = point
         return folded

@@ -13,7 +13,7 @@ that order, never arrival order, decides which of two requests is the newer.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from operator import attrgetter
 from typing import Any
@@ -263,6 +263,63 @@ class DayCount:
     def add(self, other: DayCount) -> None:
         self.succeeded += other.succeeded
         self.failed += other.failed
+
+
+@dataclass(slots=True)
+class Change:
+    """One row of the change feed: a `CarrierDataChanged`, kept once per `event_id`.
+
+    `event_id` is the fact's deterministic id (`change:<request_id>:<kind>:<subject>`), computed from
+    its content, so a republish under any message id is the same change. `position` is the stream
+    sequence it was folded at (the lowest, if it was published more than once): the feed's order.
+    """
+
+    position: int
+    event_id: str
+    request_id: str
+    dot: str
+    source: SourceKey
+    kind: str
+    subject: str
+    before: Any
+    after: Any
+    upstream_as_of: datetime | None
+    observed_at: datetime
+
+
+HistoryKey = tuple[str, SourceKey, str, datetime]
+"""`(dot, source, subject, as_of)`: one point of one series."""
+
+
+@dataclass(slots=True)
+class Point:
+    """One point of a history series: the values a source's summary gave for `subject` on the
+    upstream as-of date `as_of`. Of several observations of one as-of date, the newest wins (by
+    `order`: `(observed_at, request_id)`), so a repeated as-of overwrites and never duplicates.
+    """
+
+    dot: str
+    source: SourceKey
+    subject: str
+    as_of: datetime
+    figures: dict[str, float | None]
+    request_id: str
+    observed_at: datetime
+
+    @property
+    def key(self) -> HistoryKey:
+        return (self.dot, self.source, self.subject, self.as_of)
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        return (self.observed_at, self.request_id)
+
+
+def utc(moment: datetime) -> datetime:
+    """The same instant in UTC; a naive value is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def latest(a: datetime | None, b: datetime | None) -> datetime | None:
