@@ -6,3 +6,4 @@ CREATE DATABASE fmcsa_csa;
 CREATE DATABASE fmcsa_violations;
 CREATE DATABASE fmcsa_inspections;
 CREATE DATABASE fmcsa_status;
+CREATE DATABASE fmcsa_notifier;

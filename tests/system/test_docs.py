@@ -27,6 +27,7 @@ SETTINGS_MODULES = [
     "fmcsa_status.settings",
     "fmcsa_gateway.settings",
     "fmcsa_sandbox.settings",
+    "fmcsa_notifier.settings",
 ]
 
 

@@ -63,8 +63,10 @@ def decode(headers: Mapping[str, str] | None, data: bytes) -> Decoded | Undecoda
     if len(data) > MAX_PAYLOAD_BYTES:
         return Undecodable(UndecodableReason.TOO_LARGE, f"payload of {len(data)} bytes")
     try:
-        payload: Any = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        payload: Any = json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:
+        # not UTF-8, not JSON, NaN/Infinity (no database's JSON takes them), an integer too long for
+        # int(), or nesting deeper than the parser's recursion limit: all poison, none may escape
         return Undecodable(UndecodableReason.NOT_JSON, str(error)[:200])
     if not isinstance(payload, dict):
         return Undecodable(UndecodableReason.INVALID, "payload is not a JSON object")
@@ -81,6 +83,11 @@ def decode(headers: Mapping[str, str] | None, data: bytes) -> Decoded | Undecoda
     except (KeyError, TypeError, ValueError) as error:  # an upcaster met a payload it cannot read
         return Undecodable(UndecodableReason.INVALID, f"upcast failed: {error!r}"[:200])
     return Decoded(envelope, event)
+
+
+def _refuse_constant(name: str) -> Any:
+    """`json.loads` accepts `NaN`, `Infinity` and `-Infinity`; they are not JSON (RFC 8259)."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def encode(event: Event) -> bytes:

@@ -7,6 +7,7 @@ payloads of older versions. Readers ignore unknown fields, so an older reader su
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
@@ -239,6 +240,73 @@ class CarrierDataChanged(Event):
         return self
 
 
+RULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+"""An alert rule's name: lower-case letters, digits, `_` and `-`; it is a subject token."""
+
+
+class AlertConditions(BaseModel):
+    """Optional limits a change must meet besides its kind and company; unset means no limit.
+
+    `percentile_at_least`: the value after the change is at least N (a BASIC percentile; the percent
+    of an out-of-service rate). `delta_at_least`: that value moved by at least N points either way.
+    `subjects`: only these subjects (`unsafe_driving`, `us_driver`, ...). A condition a change has no
+    value for (a new violation has no percentile) is not met.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    percentile_at_least: float | None = Field(None, ge=0, le=100)
+    delta_at_least: float | None = Field(None, gt=0, le=100)
+    subjects: tuple[str, ...] | None = Field(None, min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _subjects_are_tokens(self) -> AlertConditions:
+        for subject in self.subjects or ():
+            if re.fullmatch(r"[a-z0-9_]{1,80}", subject) is None:
+                raise ValueError(f"a subject is lower-case letters, digits and _, got {subject[:40]!r}")
+        return self
+
+
+class WebhookDestination(BaseModel):
+    """Where a rule's webhooks go: an http(s) URL and its signing secret, sealed (encrypted with the
+    deployment's `FMCSA_WEBHOOK_SECRET_KEY`); the plaintext secret is never in an event.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://")
+    sealed_secret: str = Field(min_length=1, max_length=1000)
+
+
+class AlertRuleChanged(Event):
+    """An alert rule was created or replaced: which change kinds, which companies (None: all), which
+    conditions, and where to send webhooks. The last one per name is in force until `AlertRuleRemoved`.
+    """
+
+    TYPE: ClassVar[str] = "alert_rule_changed"
+    name: str = Field(pattern=RULE_NAME_PATTERN)
+    kinds: tuple[ChangeKind, ...] = Field(min_length=1)
+    dots: tuple[DotNumber, ...] | None = Field(None, max_length=10_000)
+    conditions: AlertConditions = Field(default_factory=AlertConditions)
+    destinations: tuple[WebhookDestination, ...] = Field(min_length=1, max_length=5)
+    enabled: bool = True
+    changed_by: str = Field("system", max_length=200)
+
+
+class AlertRuleRemoved(Event):
+    """An alert rule was deleted; changes after it fire nothing for that name."""
+
+    TYPE: ClassVar[str] = "alert_rule_removed"
+    name: str = Field(pattern=RULE_NAME_PATTERN)
+    removed_by: str = Field("system", max_length=200)
+
+
+class WebhookResendRequested(Event):
+    """Someone (an operator) asked the notifier to send one delivery again."""
+
+    TYPE: ClassVar[str] = "webhook_resend_requested"
+    delivery_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    requested_by: str = Field("system", max_length=200)
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     CompanyRegistered,
     CompanyRemoved,
@@ -247,6 +315,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     SourceSynced,
     SourceFailed,
     CarrierDataChanged,
+    AlertRuleChanged,
+    AlertRuleRemoved,
+    WebhookResendRequested,
 )
 """Every event class; the decoder, the subjects and ARCHITECTURE.md's catalog are checked against it."""
 

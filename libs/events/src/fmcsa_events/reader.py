@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -32,12 +33,18 @@ async def read_stream(
     start_seq: int = 1,
     stream: str = EVENTS_STREAM,
     idle_timeout_s: float = 5.0,
+    start_time: datetime | None = None,
 ) -> AsyncIterator[Delivered]:
-    """Yield every message on `subject` from `start_seq` to the stream's last sequence at call time."""
+    """Yield every message on `subject` from `start_seq` (or, given `start_time`, from the first message
+    stored at or after that moment) to the stream's last sequence at call time.
+    """
     last = (await js.stream_info(stream)).state.last_seq
     if last < start_seq:
         return
-    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq)
+    if start_time is not None:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start_time)
+    else:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq)
     sub = await js.subscribe(subject, ordered_consumer=True, config=config, stream=stream)
     try:
         info = await sub.consumer_info()

@@ -10,6 +10,9 @@ import re
 
 from fmcsa_events.identifiers import parse_dot, parse_source
 from fmcsa_events.models import (
+    RULE_NAME_PATTERN,
+    AlertRuleChanged,
+    AlertRuleRemoved,
     CarrierDataChanged,
     CompanyRegistered,
     CompanyRemoved,
@@ -18,6 +21,7 @@ from fmcsa_events.models import (
     SourceFailed,
     SourceSynced,
     SyncRequested,
+    WebhookResendRequested,
 )
 
 EVENTS_PREFIX = "fmcsa.evt"
@@ -61,6 +65,24 @@ def schedule_changed(source: str) -> str:
     return f"{EVENTS_PREFIX}.{ScheduleChanged.TYPE}.{parse_source(source)}"
 
 
+def alert_rule_changed(name: str) -> str:
+    return f"{EVENTS_PREFIX}.{AlertRuleChanged.TYPE}.{_rule_name(name)}"
+
+
+def alert_rule_removed(name: str) -> str:
+    return f"{EVENTS_PREFIX}.{AlertRuleRemoved.TYPE}.{_rule_name(name)}"
+
+
+def webhook_resend_requested() -> str:
+    return f"{EVENTS_PREFIX}.{WebhookResendRequested.TYPE}"
+
+
+def _rule_name(name: str) -> str:
+    if re.fullmatch(RULE_NAME_PATTERN, name) is None:
+        raise ValueError(f"an alert rule name must match {RULE_NAME_PATTERN}, got {name[:70]!r}")
+    return name
+
+
 def dead_letter(service: str, reason: str) -> str:
     """Subject of a dead letter; service and reason are short lower-case tokens."""
     for token in (service, reason):
@@ -78,5 +100,11 @@ def subject_for(event: Event) -> str:
             return f"{EVENTS_PREFIX}.{event.TYPE}.{event.dot}"
         case ScheduleChanged():
             return schedule_changed(event.source)
+        case AlertRuleChanged():
+            return alert_rule_changed(event.name)
+        case AlertRuleRemoved():
+            return alert_rule_removed(event.name)
+        case WebhookResendRequested():
+            return webhook_resend_requested()
         case _:
             raise TypeError(f"no subject for {type(event).__name__}")

@@ -24,7 +24,14 @@ from nats.js.api import (
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_events.subjects import DLQ_WILDCARD, EVENTS_WILDCARD, sync_requested_filter
+from fmcsa_events.models import AlertRuleChanged, AlertRuleRemoved, CarrierDataChanged
+from fmcsa_events.subjects import (
+    DLQ_WILDCARD,
+    EVENTS_PREFIX,
+    EVENTS_WILDCARD,
+    sync_requested_filter,
+    webhook_resend_requested,
+)
 
 EVENTS_STREAM = "FMCSA_EVENTS"
 DLQ_STREAM = "FMCSA_DLQ"
@@ -129,6 +136,36 @@ def source_durable(source: SourceKey) -> str:
     return f"source-{source}"
 
 
+NOTIFIER_DURABLE = "notifier"
+
+
+def notifier_consumer(
+    *, ack_wait_s: float, max_deliver: int, max_ack_pending: int, replicas: int = 1
+) -> ConsumerConfig:
+    """The notifier's durable pull consumer: changes, rule events and resend requests, in stream order.
+
+    It starts at its creation (DeliverPolicy.NEW): a new notifier never sends webhooks for history; it
+    folds the rule events before it from the stream instead. Delivery retries are delayed naks of the
+    change's message, so `max_deliver` bounds attempts plus redeliveries after crashes.
+    """
+    return ConsumerConfig(
+        durable_name=NOTIFIER_DURABLE,
+        description="carrier data changes, alert rules and resend requests for the notifier",
+        deliver_policy=DeliverPolicy.NEW,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait_s,
+        max_deliver=max_deliver,
+        max_ack_pending=max_ack_pending,
+        filter_subjects=[
+            f"{EVENTS_PREFIX}.{CarrierDataChanged.TYPE}.>",
+            f"{EVENTS_PREFIX}.{AlertRuleChanged.TYPE}.>",
+            f"{EVENTS_PREFIX}.{AlertRuleRemoved.TYPE}.>",
+            webhook_resend_requested(),
+        ],
+        num_replicas=replicas,
+    )
+
+
 _STREAM_IMMUTABLE = ("storage", "retention")
 _STREAM_EDITABLE = (
     "subjects",
@@ -143,7 +180,14 @@ _STREAM_EDITABLE = (
     "deny_purge",
 )
 _CONSUMER_IMMUTABLE = ("deliver_policy", "ack_policy", "opt_start_seq")
-_CONSUMER_EDITABLE = ("description", "ack_wait", "max_deliver", "max_ack_pending", "filter_subject")
+_CONSUMER_EDITABLE = (
+    "description",
+    "ack_wait",
+    "max_deliver",
+    "max_ack_pending",
+    "filter_subject",
+    "filter_subjects",
+)
 
 
 async def declare(js: JetStreamContext, topology: Topology) -> None:
@@ -154,6 +198,15 @@ async def declare(js: JetStreamContext, topology: Topology) -> None:
         await _declare_consumer(js, EVENTS_STREAM, topology.source_consumer(source))
     for bucket in topology.buckets():
         await _declare_bucket(js, bucket)
+
+
+async def declare_consumer(
+    js: JetStreamContext, config: ConsumerConfig, *, stream: str = EVENTS_STREAM
+) -> None:
+    """Create or reconcile one durable consumer that only its own service declares (the notifier's,
+    whose ack wait comes from that service's settings); the same rules as `declare`.
+    """
+    await _declare_consumer(js, stream, config)
 
 
 async def _declare_stream(js: JetStreamContext, wanted: StreamConfig) -> None:

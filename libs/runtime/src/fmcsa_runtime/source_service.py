@@ -70,6 +70,14 @@ RETRIES = Counter(
 FETCH_SECONDS = Histogram("fmcsa_source_fetch_seconds", "Upstream fetch and store time", ["source"])
 
 
+async def _raw_body(msg: NatsMessage) -> bytes:
+    """The body untouched: `SourceHandler` decodes it (or dead-letters it) itself. FastStream's own
+    decoding runs `json.loads` first, which raises on nesting too deep or an integer too long, and the
+    message would then be redelivered until `max_deliver` instead of being dead-lettered.
+    """
+    return msg.body
+
+
 class SourceAdapter(Protocol[F]):
     """What a source package provides: its client and its store, behind two calls."""
 
@@ -243,7 +251,9 @@ class SourceHandler(Generic[F]):
             fetched = await self.adapter.fetch(request.dot)
             if isinstance(fetched, Failure):
                 return fetched
-            return await self.adapter.store(fetched, request)
+            stored = await self.adapter.store(fetched, request)
+            failpoint("source.after_store")  # tests crash here: rows and changes committed, none published
+            return stored
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -381,6 +391,7 @@ def create_source_app(
         durable=source_durable(source),
         pull_sub=PullSub(batch_size=source_settings.concurrency, timeout=1.0),
         ack_policy=AckPolicy.MANUAL,
+        decoder=_raw_body,
         title=f"{service}:sync_requested",
         description=f"SyncRequested for the {source} source; answered with SourceSynced or SourceFailed",
     )

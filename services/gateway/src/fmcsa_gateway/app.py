@@ -27,12 +27,16 @@ from litestar.template.config import TemplateConfig
 
 from fmcsa_events.bus import Bus, utc_now
 from fmcsa_events.topology import INFLIGHT_BUCKET, STATE_BUCKET, declare
+from fmcsa_gateway.alerts import alerts_lifespan, provide_alerts
 from fmcsa_gateway.asyncapi import asyncapi_document
 from fmcsa_gateway.auth import build_auth
 from fmcsa_gateway.commands import Commands
 from fmcsa_gateway.live import LiveFeed
 from fmcsa_gateway.ports import Ports, provide_ports
 from fmcsa_gateway.problems import EXCEPTION_HANDLERS
+from fmcsa_gateway.routes.alert_pages import AlertPagesController
+from fmcsa_gateway.routes.alerts import AlertRulesController, DeliveriesController
+from fmcsa_gateway.routes.changes import ChangesController
 from fmcsa_gateway.routes.companies import CompaniesController
 from fmcsa_gateway.routes.events import EventsController
 from fmcsa_gateway.routes.pages import PagesController
@@ -103,8 +107,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     openapi = OpenAPIConfig(
         title="fmcsa-sync gateway",
         version=_version(),
-        description="Companies, sync status, the sync log, manual triggers and schedules. Errors are "
-        "RFC 9457 problem details. Authenticate with `Authorization: Bearer <token>` from `./fmcsa token`. "
+        description="Companies, sync status, the sync log, the change feed, manual triggers and schedules. "
+        "Errors are RFC 9457 problem details. "
+        "Authenticate with `Authorization: Bearer <token>` from `./fmcsa token`. "
         "The bus's AsyncAPI document is at /asyncapi.json.",
         path="/schema",
         render_plugins=[
@@ -129,16 +134,32 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             asyncapi,
             MetricsController,
             CompaniesController,
+            ChangesController,
             SyncController,
             SchedulesController,
             EventsController,
             PagesController,
+            AlertRulesController,
+            DeliveriesController,
+            AlertPagesController,
             create_static_files_router(
                 path="/static", directories=[PACKAGE / "static"], include_in_schema=False
             ),
         ],
-        lifespan=[wiring],
-        dependencies={"ports": Provide(provide_ports, sync_to_thread=False)},
+        lifespan=[
+            wiring,
+            alerts_lifespan(
+                secret_key=settings.webhook_secret_key.get_secret_value()
+                if settings.webhook_secret_key
+                else None,
+                allow_hosts=settings.webhook_allow_hosts,
+                deliveries_url=settings.resolved_notifier_database_url(),
+            ),
+        ],
+        dependencies={
+            "ports": Provide(provide_ports, sync_to_thread=False),
+            "alerts": Provide(provide_alerts, sync_to_thread=False),
+        },
         on_app_init=[auth.on_app_init],
         middleware=[prometheus.middleware],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]  # Litestar's handler map is invariant

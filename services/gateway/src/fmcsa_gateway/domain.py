@@ -1,4 +1,4 @@
-"""Pure decisions of the gateway: reading an import, checking a schedule, planning a trigger.
+"""Pure decisions of the gateway: reading an import, checking a schedule, planning a trigger, next due.
 
 No I/O, no clock, no framework: values in, values out. DOT numbers pass `fmcsa_events.identifiers.parse_dot`
 here or nowhere, so nothing else reaches an event, a subject or an upstream query.
@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 from croniter import CroniterError, croniter  # type: ignore[import-untyped]  # croniter ships no type hints
@@ -216,3 +217,47 @@ def plan_trigger(dots: Sequence[str], sources: Sequence[SourceKey] | None) -> li
     """Every (DOT, source) pair asked for, once each, in the order given; no sources means all three."""
     wanted = list(dict.fromkeys(sources)) if sources else list(SourceKey)
     return [(dot, source) for dot in dict.fromkeys(dots) for source in wanted]
+
+
+# --- next due ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NextDue:
+    """When a (company, source) is next due, as far as can be told from outside the scheduler.
+
+    `at` is None when it cannot be known: the source's schedule is disabled (`enabled` False), or the pair
+    was never scheduled yet, in which case it comes due within `within` (an interval schedule; None for
+    cron) of the scheduler first seeing it.
+    """
+
+    at: datetime | None
+    enabled: bool
+    within: timedelta | None
+
+
+def next_due(
+    *, interval_minutes: int | None, cron: str | None, enabled: bool, last_scheduled_at: datetime | None
+) -> NextDue:
+    """The next scheduled request of a pair, from the source's current schedule and its last one.
+
+    The scheduler keeps each company at the same offset inside every slot, so with an interval it is the
+    last scheduled request's time plus the interval. With cron it is the first fire time after the last
+    scheduled request (the company's turn comes early in that slot). A disabled schedule is never due;
+    a schedule changed since the last request counts from that request with the new rule. The result may
+    lie in the past: the scheduler is late (stopped, or backing off a pair that keeps failing).
+    """
+    if not enabled:
+        return NextDue(at=None, enabled=False, within=None)
+    if cron is not None and cron.strip():
+        if last_scheduled_at is None:
+            return NextDue(at=None, enabled=True, within=None)
+        try:
+            following = croniter(" ".join(cron.split()), last_scheduled_at).get_next(datetime)
+        except (CroniterError, ValueError, KeyError, TypeError, OverflowError):
+            return NextDue(at=None, enabled=True, within=None)  # checked when saved; never stop a read
+        return NextDue(at=following, enabled=True, within=None)
+    interval = timedelta(minutes=interval_minutes or DEFAULT_INTERVAL_MINUTES)
+    if last_scheduled_at is None:
+        return NextDue(at=None, enabled=True, within=interval)
+    return NextDue(at=last_scheduled_at + interval, enabled=True, within=interval)

@@ -6,6 +6,7 @@ so a refused value answers 422 with its reason before any handler runs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
@@ -15,9 +16,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from fmcsa_events.identifiers import DotNumber, SourceKey
 from fmcsa_events.models import Trigger
+from fmcsa_gateway.domain import NextDue
 from fmcsa_status_view.models import (
+    ChangeEntry,
     CompanyStatus,
     Counts,
+    HistorySeries,
     SourceStatus,
     Summary,
     SyncLogEntry,
@@ -205,8 +209,24 @@ class SourceBadge(Answer):
     error_kind: str | None = Field(description="Kind of the newest error while the source is failing.")
 
 
+class NextDueOut(Answer):
+    """When the scheduler next requests this (company, source), estimated from outside the scheduler."""
+
+    at: datetime | None = Field(
+        description="The next scheduled request: the last scheduled one plus the interval, or the cron "
+        "expression's next fire after it. Null when unknown (never scheduled yet, or disabled). It may lie "
+        "in the past while the scheduler is late or backing off a failing pair."
+    )
+    enabled: bool = Field(description="False while the source's schedule is disabled: never due.")
+    within_minutes: int | None = Field(
+        description="An interval schedule's interval: a pair never scheduled yet comes due within it."
+    )
+
+
 class SourceStatusOut(Answer):
-    """One source of one company: the three times (upstream as-of, last success, last attempt) and more."""
+    """One source of one company: the three times (upstream as-of, last success, last attempt with its
+    outcome, `state`) and when it is next due.
+    """
 
     source: SourceKey
     state: SyncState
@@ -228,6 +248,9 @@ class SourceStatusOut(Answer):
     requests: int
     succeeded: int
     failed: int
+    next_due: NextDueOut | None = Field(
+        None, description="When the scheduler next requests it; null where it was not computed."
+    )
 
 
 class CompanyItem(Answer):
@@ -333,6 +356,44 @@ class SummaryOut(Answer):
     applied_position: int = Field(description="The last stream sequence the status view has folded.")
 
 
+class ChangeItem(Answer):
+    """One changed fact of a carrier's public record (a `CarrierDataChanged` the projector folded)."""
+
+    position: int = Field(description="The stream sequence of the change: the feed's order.")
+    event_id: str
+    request_id: UUID = Field(description="The sync request whose fetch observed the change.")
+    dot_number: str
+    source: SourceKey
+    kind: str = Field(description="What changed, e.g. `basic_alert_started`, `violations_added`.")
+    subject: str = Field(description="What changed within the kind: a BASIC, `us_vehicle`, or the kind.")
+    before: Any = Field(description="The value before the change (JSON; null when there was none).")
+    after: Any = Field(description="The value after the change (JSON; null when there is none).")
+    upstream_as_of: datetime | None = Field(description="The date the upstream data describes.")
+    observed_at: datetime = Field(description="When the source service saw the change.")
+
+
+class ChangePage(Page):
+    items: list[ChangeItem]
+
+
+class HistoryPointOut(Answer):
+    as_of: datetime = Field(description="The upstream as-of date of the values (CSA: the SMS run).")
+    values: dict[str, float | None] = Field(
+        description="The values on that date; csa: `percentile` (null while Not Public) and `measure`."
+    )
+
+
+class HistorySeriesOut(Answer):
+    subject: str = Field(description="What the series follows: for csa a BASIC, e.g. `unsafe_driving`.")
+    points: list[HistoryPointOut] = Field(description="Oldest first.")
+
+
+class CompanyHistory(Answer):
+    dot_number: str
+    source: SourceKey
+    series: list[HistorySeriesOut]
+
+
 # --- from the status view's read models --------------------------------------------------------------
 
 
@@ -353,7 +414,12 @@ def source_badge(status: SourceStatus) -> SourceBadge:
     )
 
 
-def source_status(status: SourceStatus) -> SourceStatusOut:
+def next_due_out(due: NextDue) -> NextDueOut:
+    within = None if due.within is None else int(due.within.total_seconds() // 60)
+    return NextDueOut(at=due.at, enabled=due.enabled, within_minutes=within)
+
+
+def source_status(status: SourceStatus, due: NextDue | None = None) -> SourceStatusOut:
     error = status.last_error
     return SourceStatusOut(
         source=status.source,
@@ -376,6 +442,7 @@ def source_status(status: SourceStatus) -> SourceStatusOut:
         requests=status.requests,
         succeeded=status.succeeded,
         failed=status.failed,
+        next_due=None if due is None else next_due_out(due),
     )
 
 
@@ -395,7 +462,11 @@ def company_item(company: CompanyStatus) -> CompanyItem:
     )
 
 
-def company_status(company: CompanyStatus) -> CompanyStatusOut:
+def company_status(
+    company: CompanyStatus, due: Mapping[SourceKey, NextDue] | None = None
+) -> CompanyStatusOut:
+    """The company's status; `due` adds each source's next due time."""
+    due = due or {}
     return CompanyStatusOut(
         dot_number=company.dot,
         name=company.name,
@@ -408,7 +479,7 @@ def company_status(company: CompanyStatus) -> CompanyStatusOut:
         failing=company.failing,
         never_synced=company.never_synced,
         failing_sources=list(company.failing_sources),
-        sources={str(k): source_status(v) for k, v in company.sources.items()},
+        sources={str(k): source_status(v, due.get(k)) for k, v in company.sources.items()},
         syncStatus=SyncStatusBlock.model_validate(sync_status_block(company)),
     )
 
@@ -448,4 +519,34 @@ def summary(view: Summary) -> SummaryOut:
         per_source=[SourceTotals(**asdict(s)) for s in view.per_source.values()],
         outcomes_per_day=[DayOutcomesOut(**asdict(d)) for d in view.outcomes_per_day],
         applied_position=view.position,
+    )
+
+
+def change_item(entry: ChangeEntry) -> ChangeItem:
+    return ChangeItem(
+        position=entry.position,
+        event_id=entry.event_id,
+        request_id=entry.request_id,
+        dot_number=entry.dot,
+        source=entry.source,
+        kind=str(entry.kind),
+        subject=entry.subject,
+        before=entry.before,
+        after=entry.after,
+        upstream_as_of=entry.upstream_as_of,
+        observed_at=entry.observed_at,
+    )
+
+
+def company_history(dot: str, source: SourceKey, series: Sequence[HistorySeries]) -> CompanyHistory:
+    return CompanyHistory(
+        dot_number=dot,
+        source=source,
+        series=[
+            HistorySeriesOut(
+                subject=s.subject,
+                points=[HistoryPointOut(as_of=p.as_of, values=dict(p.values)) for p in s.points],
+            )
+            for s in series
+        ],
     )

@@ -63,6 +63,28 @@ class Settings(ServiceSettings):
         ge=0,
         description="Longest an event waits for the status view to apply it; then /api/events sends it.",
     )
+    # alert rules and webhooks (routes/alerts.py)
+    notifier_database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FMCSA_GATEWAY_NOTIFIER_DATABASE_URL", "FMCSA_NOTIFIER_DATABASE_URL"),
+        description="The notifier's deliveries, read only (sqlite:/// or postgresql://); unset: "
+        "notifier.sqlite3 in the data folder, as the notifier writes it.",
+    )
+    webhook_secret_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("FMCSA_WEBHOOK_SECRET_KEY"),
+        description="Fernet key(s) that seal webhook secrets (comma-separated: the first seals, any opens); "
+        "`up` generates one. Gateway and notifier need the same.",
+    )
+    webhook_allow_hosts: str = Field(
+        "",
+        validation_alias=AliasChoices("FMCSA_WEBHOOK_ALLOW_HOSTS"),
+        description="Hosts or CIDRs (comma-separated) webhooks may reach although they are loopback, "
+        "private or link-local; `up` allows the sandbox's receiver.",
+    )
 
     def resolved_status_database_url(self) -> str:
         return self.status_database_url or self.sqlite_url("status")
+
+    def resolved_notifier_database_url(self) -> str:
+        return self.notifier_database_url or self.sqlite_url("notifier")

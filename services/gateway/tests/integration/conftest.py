@@ -6,6 +6,7 @@ real nats-server of the test's own, reading a real status store that the real pr
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import sys
@@ -30,6 +31,7 @@ from fmcsa_runtime.embedded import Child, free_port
 from fmcsa_runtime.tokens import Role, mint
 
 SECRET = "gateway-integration-tests-secret-0123456789"
+WEBHOOK_KEY = base64.urlsafe_b64encode(b"gateway-tests-webhook-key-32byte").decode()  # a Fernet key
 
 
 def _bearer(role: Role, subject: str | None = None) -> dict[str, str]:
@@ -86,6 +88,8 @@ def settings_for(nats_url: str, database_url: str, data_dir: Path, **changes: An
         jwt_secret=SECRET,
         request_deadline_s=120,
         sse_keepalive_s=0.5,
+        webhook_secret_key=WEBHOOK_KEY,  # alert rules seal their secrets with it
+        webhook_allow_hosts="127.0.0.1",
         **changes,
     )
 

@@ -28,6 +28,10 @@ class Case:
     csv: str | None = None
     registered: bool = False  # the DOT must be registered (and seen by the view) first
     headers: dict[str, str] = field(default_factory=dict)
+    prepare: str | None = None  # "rule": alert rule matrix-<dot> exists; "delivery": delivery <dot> exists
+
+    def path_for(self, dot: str) -> str:
+        return self.path.format(dot=dot, delivery=f"{int(dot):032x}")
 
     def render(self, dot: str) -> dict[str, Any]:
         request: dict[str, Any] = {}
@@ -51,6 +55,18 @@ def _fill(value: Any, dot: str) -> Any:
     return value
 
 
+ALERT_RULE = {
+    "kinds": ["basic_alert_started"],
+    "destinations": [{"url": "http://127.0.0.1:9/hook", "secret": "matrix-secret-0123456789"}],
+}
+ALERT_FORM = {
+    "kinds": "basic_alert_started",
+    "urls": "http://127.0.0.1:9/hook",
+    "secret": "matrix-secret-0123456789",
+}
+SINCE = {"since": "2026-01-01T00:00:00+00:00"}
+SINCE_FORM = {"since": "2026-01-01T00:00"}
+
 MUTATING = [
     Case("POST", "/api/companies", Role.ADMIN, json={"dot_number": "{dot}", "name": "Matrix"}),
     Case("POST", "/api/companies/import", Role.ADMIN, csv="dot_number\n{dot}\n"),
@@ -59,6 +75,13 @@ MUTATING = [
     Case("PUT", "/api/schedules/violations", Role.ADMIN, json={"interval_minutes": 90, "enabled": True}),
     Case("POST", "/ui/companies", Role.ADMIN, form={"dot_number": "{dot}"}),
     Case("POST", "/ui/sync/trigger", Role.OPERATOR, form={"dot_number": "{dot}"}),
+    Case("PUT", "/api/alert-rules/matrix-{dot}", Role.ADMIN, json=ALERT_RULE),
+    Case("DELETE", "/api/alert-rules/matrix-{dot}", Role.ADMIN, prepare="rule"),
+    Case("POST", "/api/alert-rules/matrix-{dot}/backtest", Role.OPERATOR, json=SINCE, prepare="rule"),
+    Case("POST", "/api/deliveries/{delivery}/resend", Role.OPERATOR, prepare="delivery"),
+    Case("PUT", "/ui/alerts/matrix-{dot}", Role.ADMIN, form=ALERT_FORM),
+    Case("POST", "/ui/alerts/matrix-{dot}/backtest", Role.OPERATOR, form=SINCE_FORM, prepare="rule"),
+    Case("POST", "/ui/deliveries/{delivery}/resend", Role.OPERATOR, prepare="delivery"),
     Case(
         "PUT",
         "/ui/schedules/inspections",
@@ -70,6 +93,8 @@ MUTATING = [
 READS = [
     "/api/companies",
     "/api/companies/123/status",
+    "/api/companies/123/history",
+    "/api/changes",
     "/api/sync/log",
     "/api/sync/summary",
     "/api/schedules",
@@ -82,11 +107,56 @@ READS = [
     "/ui/companies/123/row",
     "/ui/schedules",
     "/ui/scheduler",
+    "/api/alert-rules",
+    "/api/deliveries",
+    "/api/webhook-destinations",
+    "/ui/alerts",
+    "/ui/deliveries",
 ]
 
 
 def _template(path: str) -> str:
-    return path.replace("{dot:str}", "{dot}").replace("{source:str}", "{source}")
+    path = path.replace("{dot:str}", "{dot}").replace("{source:str}", "{source}")
+    return path.replace("{name:str}", "matrix-{dot}").replace("{delivery_id:str}", "{delivery}")
+
+
+async def _prepare(gateway: Any, case: Case, dot: str, bearer: Any) -> None:
+    """What a route acts on: an alert rule, or a delivery in the notifier's store (written directly)."""
+    if case.prepare == "rule":
+        answer = await gateway.client.put(
+            f"/api/alert-rules/matrix-{dot}", json=ALERT_RULE, headers=bearer(Role.ADMIN)
+        )
+        assert answer.status_code == 200, answer.text
+    elif case.prepare == "delivery":
+        from fmcsa_alerts.deliveries import deliveries, metadata
+        from fmcsa_runtime.database import create_engine
+
+        engine = create_engine(gateway.app.state.ports.settings.resolved_notifier_database_url())
+        now = datetime.now(UTC)
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+            await connection.execute(
+                deliveries.insert().values(
+                    id=f"{int(dot):032x}",
+                    rule="matrix",
+                    url="http://127.0.0.1:9/hook",
+                    destination_id="0" * 16,
+                    change_event_id="change:x",
+                    change_seq=1,
+                    dot=dot,
+                    kind="basic_alert_started",
+                    subject="unsafe_driving",
+                    observed_at=now,
+                    body="{}",
+                    sealed_secret="x",
+                    status="delivered",
+                    attempts=1,
+                    round_attempts=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        await engine.dispose()
 
 
 def test_the_matrix_covers_every_mutating_route(lone_gateway: Any) -> None:
@@ -127,7 +197,7 @@ async def test_a_mutating_route_refuses_missing_and_lower_roles_and_serves_its_o
 ) -> None:
     before = len(await gateway.events())
     dot = str(next(_dots))
-    path = case.path.format(dot=dot)
+    path = case.path_for(dot)
     answer = await gateway.client.request(case.method, path, **case.render(dot))
     assert answer.status_code == 401, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
@@ -147,9 +217,10 @@ async def test_a_mutating_route_refuses_missing_and_lower_roles_and_serves_its_o
         dot = str(next(_dots))
         if case.registered:
             await _wait_registered(gateway, dot, wait_until, bearer)
+        await _prepare(gateway, case, dot, bearer)
         request = case.render(dot)
         request["headers"] = {**request.get("headers", {}), **bearer(role)}
-        answer = await gateway.client.request(case.method, case.path.format(dot=dot), **request)
+        answer = await gateway.client.request(case.method, case.path_for(dot), **request)
         assert 200 <= answer.status_code < 300, (role, answer.status_code, answer.text)
 
 

@@ -9,6 +9,7 @@ have rows to return. Requests carry an admin token: every route is reachable.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import importlib.util
 import json
@@ -46,6 +47,8 @@ def gateway_process(
         "FMCSA_JWT_SECRET": jwt_secret,
         "FMCSA_LOG_JSON": "true",
         "FMCSA_LOG_LEVEL": "WARNING",
+        # alert rules can be stored; no allow-list: every private, loopback or special-use URL is a 422
+        "FMCSA_WEBHOOK_SECRET_KEY": base64.urlsafe_b64encode(b"schemathesis-webhook-key-32bytes").decode(),
     }
     child = Child(
         "gateway",

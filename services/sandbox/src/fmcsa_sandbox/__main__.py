@@ -59,7 +59,12 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(service="sandbox", level=settings.log_level, json=settings.log_json)
-    for secret in (settings.qcmobile_web_key, settings.socrata_app_token, settings.saferweb_api_key):
+    for secret in (
+        settings.qcmobile_web_key,
+        settings.socrata_app_token,
+        settings.saferweb_api_key,
+        settings.webhook_secret,
+    ):
         register_secret(secret.get_secret_value())
     for key in settings.lapsed_keys():
         register_secret(key)

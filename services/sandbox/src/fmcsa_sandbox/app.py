@@ -16,6 +16,7 @@ from fmcsa_sandbox.saferweb import saferweb_router
 from fmcsa_sandbox.settings import Settings
 from fmcsa_sandbox.socrata import socrata_router
 from fmcsa_sandbox.state import SandboxState
+from fmcsa_sandbox.webhooks import ReceiverState, webhooks_router
 
 
 def create_app(
@@ -35,6 +36,7 @@ def create_app(
             socrata_router(state),
             saferweb_router(state),
             admin_router(state),
+            webhooks_router(ReceiverState(settings.webhook_secret.get_secret_value(), clock=clock)),
         ],
         openapi_config=None,  # an imitation of other people's APIs: no schema of its own to publish
         logging_config=None,  # the process's structlog setup (configure_logging) handles every logger

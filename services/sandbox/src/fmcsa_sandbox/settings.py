@@ -92,6 +92,10 @@ class Settings(ServiceSettings):
     data_version: int = Field(
         1, ge=1, le=10_000, description="Data version at start; `POST /_sandbox/bump` adds one."
     )
+    webhook_secret: SecretStr = Field(
+        SecretStr("sandbox-webhook-secret"),
+        description="The secret the webhook receiver (`/_sandbox/webhooks/*`) verifies signatures with.",
+    )
     state_file: Path | None = Field(
         None,
         description='Where to write {"url": ..., "pid": ...} at start (removed at exit), for '

@@ -9,6 +9,7 @@ with the same stream and databases. `supervise()` restarts a service that died, 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -46,6 +47,7 @@ ALL_SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("violations", "fmcsa_source_violations", "FMCSA_VIOLATIONS_HTTP_PORT"),
     ServiceSpec("inspections", "fmcsa_source_inspections", "FMCSA_INSPECTIONS_HTTP_PORT"),
     ServiceSpec("scheduler", "fmcsa_scheduler", "FMCSA_SCHEDULER_HTTP_PORT"),
+    ServiceSpec("notifier", "fmcsa_notifier", "FMCSA_NOTIFIER_HTTP_PORT"),
     ServiceSpec("gateway", "fmcsa_gateway", None),
 )
 
@@ -65,6 +67,23 @@ def jwt_secret(data_dir: Path, environ: Mapping[str, str]) -> str:
     with os.fdopen(fd, "w") as out:
         out.write(secret)
     return secret
+
+
+def webhook_secret_key(data_dir: Path, environ: Mapping[str, str]) -> str:
+    """`FMCSA_WEBHOOK_SECRET_KEY` if set; else a Fernet key kept in `<data dir>/webhook-secret-key` (mode
+    0600), so secrets sealed under one `up` still open after the next. Losing it loses every sealed secret.
+    """
+    if key := environ.get("FMCSA_WEBHOOK_SECRET_KEY"):
+        return key
+    path = data_dir / "webhook-secret-key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()  # a Fernet key (cryptography's format)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key)
+    return key
 
 
 @dataclass
@@ -130,6 +149,8 @@ class Launcher:
             "FMCSA_DATA_DIR": str(self.data_dir),
             "FMCSA_GATEWAY_PORT": str(self.gateway_port),
             "FMCSA_JWT_SECRET": jwt_secret(self.data_dir, {**os.environ, **self.extra_env}),
+            "FMCSA_WEBHOOK_SECRET_KEY": webhook_secret_key(self.data_dir, {**os.environ, **self.extra_env}),
+            "FMCSA_NOTIFIER_API_URL": self.gateway_url,
             "PYTHONUNBUFFERED": "1",
         }
         if any(s.name == "sandbox" for s in self._specs):
@@ -148,6 +169,8 @@ class Launcher:
                 "FMCSA_VIOLATIONS_APP_TOKEN": SANDBOX_APP_TOKEN,
                 "FMCSA_INSPECTIONS_BASE_URL": self.sandbox_url,
                 "FMCSA_INSPECTIONS_API_KEY": SANDBOX_API_KEY,
+                # the sandbox's webhook receiver (/_sandbox/webhooks/*) is on loopback: allow it
+                "FMCSA_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
             }
         # settings the user set win over the sandbox wiring (e.g. real credentials and hosts)
         env |= {

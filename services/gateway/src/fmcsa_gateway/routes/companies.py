@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
@@ -21,8 +22,18 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
+from fmcsa_events.models import Trigger
 from fmcsa_gateway.auth import ADMIN, VIEWER, Caller
-from fmcsa_gateway.domain import ImportPlan, ImportRefused, csv_rows, json_rows, plan_import
+from fmcsa_gateway.bus_state import current_schedules
+from fmcsa_gateway.domain import (
+    ImportPlan,
+    ImportRefused,
+    NextDue,
+    csv_rows,
+    json_rows,
+    next_due,
+    plan_import,
+)
 from fmcsa_gateway.ports import Ports, PortsDep
 from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
 from fmcsa_gateway.schemas import (
@@ -36,6 +47,7 @@ from fmcsa_gateway.schemas import (
     company_item,
     company_status,
 )
+from fmcsa_status_view.models import CompanyStatus
 from fmcsa_status_view.query import MAX_LIMIT, InvalidCursor, StatusView
 
 DOT_PATTERN = "^[0-9]{1,8}$"
@@ -75,6 +87,38 @@ async def registered_dots(view: StatusView) -> AsyncIterator[str]:
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
+
+
+async def last_scheduled_at(view: StatusView, dot: str, source: SourceKey) -> datetime | None:
+    """When the scheduler last requested this pair (a scheduled or catch-up request), from the sync log."""
+    newest: datetime | None = None
+    for trigger in (Trigger.SCHEDULED, Trigger.CATCH_UP):
+        page = await view.sync_log(dot=dot, source=source, trigger=trigger, limit=1)
+        for entry in page.items:
+            if entry.requested_at is not None and (newest is None or entry.requested_at > newest):
+                newest = entry.requested_at
+    return newest
+
+
+async def next_due_by_source(ports: Ports, company: CompanyStatus) -> dict[SourceKey, NextDue]:
+    """Each requested source's next due time, from the schedules in force and its last scheduled request."""
+    due: dict[SourceKey, NextDue] = {}
+    if not company.sources:
+        return due
+    schedules = {s.source: s for s in await current_schedules(ports.js)}
+    for source, status in company.sources.items():
+        schedule = schedules[source]
+        if status.last_trigger in (Trigger.SCHEDULED, Trigger.CATCH_UP):
+            last = status.last_requested_at  # the newest request is the scheduler's: no query needed
+        else:
+            last = await last_scheduled_at(ports.view, company.dot, source)
+        due[source] = next_due(
+            interval_minutes=schedule.interval_minutes,
+            cron=schedule.cron,
+            enabled=schedule.enabled,
+            last_scheduled_at=last,
+        )
+    return due
 
 
 async def register_company(ports: Ports, data: RegisterCompany, caller: Caller) -> CompanyRegistration:
@@ -269,4 +313,4 @@ class CompaniesController(Controller):
         company = await ports.view.company_status(number)
         if company is None:
             raise ProblemError(404, f"no company {number} is known")
-        return company_status(company)
+        return company_status(company, await next_due_by_source(ports, company))

@@ -20,16 +20,17 @@ from pydantic import ValidationError
 from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
 from fmcsa_gateway.auth import ADMIN, OPERATOR, VIEWER, Caller
 from fmcsa_gateway.bus_state import current_schedules, scheduler_status
-from fmcsa_gateway.chart import outcome_chart
+from fmcsa_gateway.chart import outcome_chart, trend_chart
 from fmcsa_gateway.ports import PortsDep
 from fmcsa_gateway.problems import ProblemError
-from fmcsa_gateway.routes.companies import register_company
+from fmcsa_gateway.routes.companies import next_due_by_source, register_company
 from fmcsa_gateway.routes.schedules import put_schedule
 from fmcsa_gateway.routes.sync import trigger_sync
 from fmcsa_gateway.schemas import PutSchedule, RegisterCompany, TriggerSync
 from fmcsa_status_view.query import InvalidCursor
 
 PAGE_SIZE = 25
+TIMELINE_SIZE = 50
 SOURCES = [s.value for s in SourceKey]
 
 
@@ -49,6 +50,30 @@ def ago(moment: datetime | None, now: datetime) -> str:
     else:
         text = f"{seconds // 86_400} d"
     return f"in {text}" if future else f"{text} ago"
+
+
+def shown(value: Any) -> str:
+    """A change's before or after value for people: `none` for null, a mapping as `key: value` pairs."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{str(k).replace('_', ' ')}: {shown(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return "; ".join(shown(v) for v in value) or "none"
+    return str(value)
+
+
+def shown_change(before: Any, after: Any) -> tuple[str, str]:
+    """A change's before and after for people. Two mappings show only the keys whose values differ
+    (a BASIC's threshold and measure that stayed put are noise next to its percentile), unless none do.
+    """
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = [k for k in dict.fromkeys([*before, *after]) if before.get(k) != after.get(k)]
+        if keys:
+            return shown({k: before.get(k) for k in keys}), shown({k: after.get(k) for k in keys})
+    return shown(before), shown(after)
 
 
 def _context(ports: PortsDep, **values: Any) -> dict[str, Any]:
@@ -142,15 +167,28 @@ class PagesController(Controller):
         except InvalidDotNumber as error:
             raise ProblemError(422, str(error)) from None
         company = await ports.view.company_status(number)
-        log = await ports.view.sync_log(dot=number, limit=20) if company is not None else None
-        csa = company.sources.get(SourceKey.CSA) if company is not None else None
+        if company is None:
+            return Template(
+                template_name="fragments/detail.html", context=_context(ports, dot=number, company=None)
+            )
+        log = await ports.view.sync_log(dot=number, limit=20)
+        changes = await ports.view.changes(dot=number, limit=TIMELINE_SIZE)
+        history = await ports.view.history(number, source=SourceKey.CSA)
+        csa = company.sources.get(SourceKey.CSA)
         basics = (csa.last_summary or {}).get("basics") if csa is not None else None
         context = _context(
             ports,
             dot=number,
             company=company,
-            log=list(log.items) if log else [],
+            log=list(log.items),
             basics=basics if isinstance(basics, list) else [],
+            due=await next_due_by_source(ports, company),
+            changes=list(changes.items),
+            more_changes=changes.next_cursor is not None,
+            trend=trend_chart(
+                (s.subject, [(p.as_of, p.values.get("percentile")) for p in s.points]) for s in history
+            ),
+            shown_change=shown_change,
         )
         return Template(template_name="fragments/detail.html", context=context)
 

@@ -1,0 +1,120 @@
+"""The change feed: what changed in each carrier's public record, before and after, and its history.
+
+`GET /api/changes` lists the `CarrierDataChanged` facts the status projector folded, newest first, with
+the filters `dot`, `source`, `kind`, `since` and keyset pages; `GET /api/companies/{dot}/history` gives a
+company's series by upstream as-of date (csa: each BASIC's percentile and measure). Both need a viewer,
+and both read only the status view, so they answer exactly what a rebuild from the stream would.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.params import QueryParameter
+
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.models import CHANGE_KINDS_BY_SOURCE, ChangeKind
+from fmcsa_gateway.auth import VIEWER
+from fmcsa_gateway.ports import Ports, PortsDep
+from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
+from fmcsa_gateway.routes.companies import DOT_PATTERN, Cursor, DotPath, Limit, edge_dot
+from fmcsa_gateway.schemas import ChangePage, CompanyHistory, change_item, company_history
+from fmcsa_status_view.query import InvalidCursor
+
+
+def check_change_filters(source: SourceKey | None, kind: ChangeKind | None, since: datetime | None) -> None:
+    """Refuse, as a 422 problem, filters that can never match: a kind of another source, a naive time."""
+    if source is not None and kind is not None and kind not in CHANGE_KINDS_BY_SOURCE[source]:
+        reason = f"{kind} is not a change kind of the {source} source"
+        raise ProblemError(422, reason, errors=[FieldError(field="query.kind", reason=reason)])
+    if since is not None and since.tzinfo is None:
+        raise ProblemError(
+            422,
+            "since must carry a time zone",
+            errors=[FieldError(field="query.since", reason="needs a time zone")],
+        )
+
+
+async def list_changes(
+    ports: Ports,
+    *,
+    dot: str | None = None,
+    source: SourceKey | None = None,
+    kind: ChangeKind | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> ChangePage:
+    """One page of the feed, newest first; a DOT is checked at the edge, a bad cursor is a 422."""
+    number = edge_dot(dot, where="query.dot") if dot is not None else None
+    check_change_filters(source, kind, since)
+    try:
+        page = await ports.view.changes(
+            dot=number,
+            source=source,
+            kind=None if kind is None else kind.value,
+            since=since,
+            limit=limit,
+            cursor=cursor,
+        )
+    except InvalidCursor as error:
+        raise ProblemError(
+            422, str(error), errors=[FieldError(field="query.cursor", reason=str(error))]
+        ) from None
+    return ChangePage(limit=limit, next_cursor=page.next_cursor, items=[change_item(e) for e in page.items])
+
+
+async def history_of(ports: Ports, dot: str, source: SourceKey) -> CompanyHistory:
+    """A known company's series for one source; a 404 problem for a company no event ever named."""
+    number = edge_dot(dot)
+    if await ports.view.company_status(number) is None:
+        raise ProblemError(404, f"no company {number} is known")
+    return company_history(number, source, await ports.view.history(number, source=source))
+
+
+class ChangesController(Controller):
+    path = "/api"
+    tags = ("changes",)
+
+    @get("/changes", guards=[VIEWER], responses=problem_specs(401, 422))
+    async def changes(
+        self,
+        ports: PortsDep,
+        dot: Annotated[
+            str | None,
+            QueryParameter(description="Only this DOT number.", schema_extra={"pattern": DOT_PATTERN}),
+        ] = None,
+        source: Annotated[SourceKey | None, QueryParameter(description="Only this source.")] = None,
+        kind: Annotated[
+            ChangeKind | None,
+            QueryParameter(description="Only this kind of change (it must belong to `source`, if given)."),
+        ] = None,
+        since: Annotated[
+            datetime | None,
+            QueryParameter(description="Observed at or after this time (ISO 8601 with a zone)."),
+        ] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> ChangePage:
+        """What changed in carriers' public records, newest first: each fact with its value before and
+        after, the upstream as-of date and the request that observed it.
+        """
+        return await list_changes(
+            ports, dot=dot, source=source, kind=kind, since=since, limit=limit, cursor=cursor
+        )
+
+    @get("/companies/{dot:str}/history", guards=[VIEWER], responses=problem_specs(401, 404, 422))
+    async def history(
+        self,
+        ports: PortsDep,
+        dot: DotPath,
+        source: Annotated[
+            SourceKey, QueryParameter(description="The source whose series to give (csa has them).")
+        ] = SourceKey.CSA,
+    ) -> CompanyHistory:
+        """A company's series by upstream as-of date, oldest first: for csa each BASIC's percentile (null
+        while Not Public) and measure. 404 for a company no event ever named.
+        """
+        return await history_of(ports, dot, source)

@@ -1,0 +1,18 @@
+"""Run the notifier: `python -m fmcsa_notifier` or `fmcsa-notifier`."""
+
+from __future__ import annotations
+
+from fmcsa_notifier.app import create_app
+from fmcsa_notifier.settings import Settings
+from fmcsa_runtime.logging import configure_logging
+from fmcsa_runtime.service import run
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(service="notifier", level=settings.log_level, json=settings.log_json)
+    run(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The notifier's composition root: `create_app(settings)` wires everything; importing builds nothing.
+The delivery loop runs as a task beside FastStream's health, readiness and metrics app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+from faststream.asgi import AsgiFastStream
+from nats.aio.client import Client as NatsClient
+from prometheus_client import CollectorRegistry
+
+from fmcsa_alerts.addresses import parse_allow_list
+from fmcsa_alerts.sealing import SecretBox
+from fmcsa_events.bus import Bus, utc_now
+from fmcsa_events.topology import declare, declare_consumer, notifier_consumer
+from fmcsa_notifier.handlers import SERVICE, Notifier
+from fmcsa_notifier.sender import Sender
+from fmcsa_notifier.settings import Settings
+from fmcsa_notifier.store import NotifierStore
+from fmcsa_runtime.redaction import register_secret
+from fmcsa_runtime.service import build_app, connect_nats, make_broker
+
+log = structlog.get_logger(__name__)
+
+
+class _Runtime:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.nc: NatsClient | None = None
+        self.store: NotifierStore | None = None
+        self.sender: Sender | None = None
+        self.notifier: Notifier | None = None
+
+    async def open(self) -> None:
+        settings = self.settings
+        key = settings.webhook_secret_key.get_secret_value() if settings.webhook_secret_key else None
+        for part in (key or "").split(","):
+            register_secret(part.strip())
+        box = SecretBox(key) if key else None
+        if box is None:
+            log.warning("webhook_secret_key_missing", effect="every delivery fails: no secret opens")
+        self.nc = await connect_nats(settings, name=SERVICE)
+        js = self.nc.jetstream()
+        await declare(js, settings.topology())
+        await declare_consumer(
+            js,
+            notifier_consumer(
+                ack_wait_s=settings.ack_wait_s,
+                max_deliver=settings.max_deliver,
+                max_ack_pending=max(settings.max_in_flight * 4, 64),
+                replicas=settings.replicas,
+            ),
+        )
+        self.store = await NotifierStore.connect(settings.resolved_database_url())
+        self.sender = Sender.build(
+            allow=parse_allow_list(settings.webhook_allow_hosts),
+            connect_timeout_s=settings.connect_timeout_s,
+            timeout_s=settings.timeout_s,
+            retry_after_max_s=max(settings.schedule()),
+        )
+        self.notifier = Notifier(
+            js,
+            self.store,
+            self.sender,
+            Bus(js, producer=SERVICE, clock=self.clock),
+            box=box,
+            api_url=settings.api_url,
+            schedule=settings.schedule(),
+            jitter=settings.retry_jitter,
+            batch_size=settings.batch_size,
+            max_in_flight=settings.max_in_flight,
+            heartbeat_s=settings.ack_wait_s / 3,
+            clock=self.clock,
+        )
+        folded = await self.notifier.fold_rule_history()
+        log.info("notifier_rules_folded", events=folded)
+
+    async def start(self) -> None:
+        assert self.notifier is not None, "open() runs first"
+        self.notifier.start()
+
+    async def stop(self) -> None:
+        if self.notifier is not None:
+            await self.notifier.stop(grace_s=self.settings.grace_s)
+
+    async def close(self) -> None:
+        if self.sender is not None:
+            await self.sender.aclose()
+        if self.store is not None:
+            await self.store.close()
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.drain()
+
+    async def ready(self) -> bool:
+        return self.notifier is not None and self.notifier.running
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> AsgiFastStream:
+    """Wire the notifier: NATS (topology and its consumer declared), the store, the sender, the loop."""
+    registry = CollectorRegistry()
+    broker = make_broker(settings, service=SERVICE, registry=registry)
+    runtime = _Runtime(settings, clock)
+    return build_app(
+        broker,
+        registry=registry,
+        ready=runtime.ready,
+        on_startup=[runtime.open],
+        after_startup=[runtime.start],
+        on_shutdown=[runtime.stop],
+        after_shutdown=[runtime.close],
+    )

@@ -1,0 +1,313 @@
+"""The notifier's loop: one durable pull consumer (`notifier`) over changes, rule events and resend
+requests; steps only, every decision in `domain` and `fmcsa_alerts`.
+
+- At start it folds every rule event already in the stream into its store (the consumer starts at its
+  creation, so rules from before it come from this read); repeats are keyed by stream sequence.
+- Messages are planned one at a time in stream order, so a change is matched against exactly the rule
+  events before it: a rule event is stored and acked; a change stores its deliveries (idempotent ids);
+  a resend request makes its delivery pending again.
+- Deliveries are then driven concurrently (at most `max_in_flight` attempts): each due delivery is
+  attempted and recorded with its new state; the message is acked when none is pending, else handed
+  back with a delayed nak until the earliest retry is due (retries live on the bus, never in sleeps).
+  A crash before the ack redelivers the message after the ack wait; deliveries recorded as delivered
+  are not sent again, one in flight at the crash is (at least once: same id, same body).
+- Undecodable messages go to the dead-letter stream with their reason, then are terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import structlog
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from prometheus_client import Counter
+
+from fmcsa_alerts.deliveries import DeliveryStatus
+from fmcsa_alerts.retry import Delivered, GaveUp, RetryLater, settle_attempt
+from fmcsa_alerts.sealing import SealedSecretUnreadable, SealingUnavailable, SecretBox
+from fmcsa_events.bus import Bus
+from fmcsa_events.decoder import Undecodable, decode
+from fmcsa_events.models import (
+    AlertRuleChanged,
+    AlertRuleRemoved,
+    CarrierDataChanged,
+    WebhookResendRequested,
+)
+from fmcsa_events.reader import read_stream
+from fmcsa_events.subjects import EVENTS_PREFIX
+from fmcsa_events.topology import EVENTS_STREAM, NOTIFIER_DURABLE
+from fmcsa_notifier.domain import Ack, NakFor, due, fate, plan
+from fmcsa_notifier.sender import Answer, Sender
+from fmcsa_notifier.store import NotifierStore, Work
+from fmcsa_runtime.deadletter import dead_letter
+from fmcsa_runtime.redaction import register_secret
+
+SERVICE = "notifier"
+
+log = structlog.get_logger(__name__)
+
+ATTEMPTS = Counter("fmcsa_notifier_attempts_total", "Webhook attempts by result", ["result"])
+PLANNED = Counter("fmcsa_notifier_deliveries_planned_total", "Deliveries made by matching rules")
+
+
+class Notifier:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        store: NotifierStore,
+        sender: Sender,
+        bus: Bus,
+        *,
+        box: SecretBox | None,
+        api_url: str,
+        schedule: tuple[float, ...],
+        jitter: float,
+        batch_size: int,
+        max_in_flight: int,
+        heartbeat_s: float,
+        clock: Callable[[], datetime],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._js = js
+        self._store = store
+        self._sender = sender
+        self._bus = bus
+        self._box = box
+        self._api_url = api_url
+        self._schedule = schedule
+        self._jitter = jitter
+        self._batch_size = batch_size
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._heartbeat_s = heartbeat_s
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._drives: set[asyncio.Task[None]] = set()
+        self.running = False
+
+    async def fold_rule_history(self) -> int:
+        """Store every rule event already in the stream; returns how many were read."""
+        count = 0
+        for subject in (
+            f"{EVENTS_PREFIX}.{AlertRuleChanged.TYPE}.>",
+            f"{EVENTS_PREFIX}.{AlertRuleRemoved.TYPE}.>",
+        ):
+            async for item in read_stream(self._js, subject=subject, idle_timeout_s=2.0):
+                decoded = item.decoded
+                if isinstance(decoded, Undecodable):
+                    continue  # the live consumer dead-letters it if it ever sees it
+                if isinstance(decoded.event, AlertRuleChanged | AlertRuleRemoved):
+                    await self._store.record_rule(item.seq, decoded.event)
+                    count += 1
+        return count
+
+    def start(self) -> None:
+        self.running = True
+        self._task = asyncio.create_task(self._loop(), name="notifier-loop")
+
+    async def stop(self, *, grace_s: float) -> None:
+        self.running = False
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._drives:
+            _, pending = await asyncio.wait(self._drives, timeout=grace_s)
+            for task in pending:  # left unacked: JetStream redelivers them to the next notifier
+                task.cancel()
+
+    async def _loop(self) -> None:
+        sub = await self._js.pull_subscribe_bind(NOTIFIER_DURABLE, stream=EVENTS_STREAM)
+        try:
+            await self._follow(sub)
+        finally:  # a pull subscription left open makes the connection's drain wait out its timeout
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _follow(self, sub: JetStreamContext.PullSubscription) -> None:
+        while self.running:
+            try:
+                messages = await sub.fetch(self._batch_size, timeout=1.0)
+            except NatsTimeout:
+                continue
+            except Exception:  # the bus is away: try again shortly, nothing was taken
+                log.warning("notifier_fetch_failed", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            for msg in messages:
+                try:
+                    ids = await self._plan(msg)
+                except Exception:  # our bug or the store: the message comes back after a pause
+                    log.exception("notifier_plan_failed", seq=msg.metadata.sequence.stream)
+                    await msg.nak(delay=5.0)
+                    continue
+                if ids is None:
+                    continue
+                await self._slots.acquire()
+                task = asyncio.create_task(self._drive(msg, ids))
+                self._drives.add(task)
+                task.add_done_callback(self._drive_done)
+
+    def _drive_done(self, task: asyncio.Task[None]) -> None:
+        self._drives.discard(task)
+        self._slots.release()
+
+    async def _plan(self, msg: Msg) -> list[str] | None:
+        """Apply one message in stream order; the deliveries to drive, or None when it is done."""
+        decoded = decode(msg.headers, msg.data)
+        seq = msg.metadata.sequence.stream
+        if isinstance(decoded, Undecodable):
+            await dead_letter(
+                self._js,
+                service=SERVICE,
+                reason=decoded.reason.value,
+                detail=decoded.detail,
+                subject=msg.subject,
+                data=msg.data,
+                headers=msg.headers,
+                stream_seq=seq,
+            )
+            await msg.term()
+            return None
+        event = decoded.event
+        now = self._clock()
+        match event:
+            case AlertRuleChanged() | AlertRuleRemoved():
+                await self._store.record_rule(seq, event)
+                await msg.ack()
+                log.info(
+                    "alert_rule_applied",
+                    rule=event.name,
+                    seq=seq,
+                    removed=isinstance(event, AlertRuleRemoved),
+                )
+                return None
+            case CarrierDataChanged():
+                planned = plan(
+                    event,
+                    event_id=decoded.envelope.event_id,
+                    seq=seq,
+                    history=await self._store.rule_history(),
+                    api_url=self._api_url,
+                )
+                await self._store.plan(
+                    planned, change=event, event_id=decoded.envelope.event_id, seq=seq, now=now
+                )
+                PLANNED.inc(len(planned))
+                ids = await self._store.ids_for_change(decoded.envelope.event_id)
+            case WebhookResendRequested():
+                # only the first delivery of the request starts a new round; a redelivery continues it
+                if (msg.metadata.num_delivered or 1) == 1:
+                    known = await self._store.reset_for_resend(event.delivery_id, now=now)
+                    log.info(
+                        "webhook_resend", delivery_id=event.delivery_id, known=known, by=event.requested_by
+                    )
+                ids = [event.delivery_id]
+            case _:
+                await msg.ack()
+                return None
+        if not ids:
+            await msg.ack()
+            return None
+        return ids
+
+    async def _drive(self, msg: Msg, ids: list[str]) -> None:
+        heartbeat = asyncio.create_task(self._keep_alive(msg))
+        try:
+            for work in await self._store.work(ids):
+                lock = self._locks.setdefault(work.id, asyncio.Lock())
+                async with lock:
+                    await self._attempt_if_due(work.id)
+            remaining = [
+                w.next_attempt_at or self._clock()
+                for w in await self._store.work(ids)
+                if w.status is DeliveryStatus.PENDING
+            ]
+            match fate(remaining, now=self._clock()):
+                case Ack():
+                    await msg.ack()
+                case NakFor(delay_s=delay_s):
+                    await msg.nak(delay=delay_s)
+        except Exception:
+            log.exception("notifier_drive_failed", seq=msg.metadata.sequence.stream)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=5.0)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _attempt_if_due(self, delivery_id: str) -> None:
+        found = await self._store.work([delivery_id])
+        if not found:
+            return
+        work = found[0]
+        now = self._clock()
+        if work.status is not DeliveryStatus.PENDING or not due(work.next_attempt_at, now=now):
+            return
+        answer = await self._send(work, now)
+        settled = settle_attempt(
+            attempt=work.round_attempts + 1,
+            status=answer.status,
+            error=answer.error,
+            retry_after_s=answer.retry_after_s,
+            schedule=self._schedule,
+            jitter=self._jitter,
+            unit=self._rng.random(),
+        )
+        at = self._clock()
+        next_at = at + timedelta(seconds=settled.delay_s) if isinstance(settled, RetryLater) else None
+        recovered = await self._store.record_attempt(
+            work,
+            settled=settled,
+            status_code=answer.status,
+            error=answer.error,
+            duration_ms=answer.duration_ms,
+            at=at,
+            next_attempt_at=next_at,
+        )
+        result = type(settled).__name__
+        ATTEMPTS.labels(result).inc()
+        log.info(
+            "webhook_attempt",
+            delivery_id=work.id,
+            attempt=work.attempts + 1,
+            status=answer.status,
+            error=answer.error,
+            result=result,
+            retry_in_s=round(settled.delay_s, 1) if isinstance(settled, RetryLater) else None,
+        )
+        if isinstance(settled, GaveUp) and settled.retryable:
+            log.warning("webhook_destination_failing", destination=work.destination_id, reason=settled.reason)
+        if isinstance(settled, Delivered) and recovered:
+            await self._release_held(work.destination_id)
+
+    async def _send(self, work: Work, now: datetime) -> Answer:
+        if self._box is None:
+            return Answer(None, "secret_unavailable: FMCSA_WEBHOOK_SECRET_KEY is not set", None, 0)
+        try:
+            secret = self._box.open(work.sealed_secret)
+        except (SealedSecretUnreadable, SealingUnavailable):
+            return Answer(None, "secret_unavailable: the secret does not open with this key", None, 0)
+        register_secret(secret)  # whatever might print it later is scrubbed
+        return await self._sender.post(work.url, work.body, event_id=work.id, secret=secret, now=now)
+
+    async def _release_held(self, destination: str) -> None:
+        """The destination answers again: send what waited for it, in change order, as resends."""
+        held = await self._store.held_for(destination)
+        for delivery_id in held:
+            await self._bus.publish(WebhookResendRequested(delivery_id=delivery_id, requested_by=SERVICE))
+        log.info("webhook_destination_recovered", destination=destination, released=len(held))
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()

@@ -1,0 +1,254 @@
+"""The notifier as deployed: its own process on a real nats-server, delivering to the sandbox's
+webhook receiver over HTTP (loopback only)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import nats
+import pytest
+
+from fmcsa_alerts.deliveries import DeliveriesView, DeliveryStatus
+from fmcsa_alerts.sealing import SecretBox, generate_key
+from fmcsa_events.bus import Bus
+from fmcsa_events.models import (
+    AlertRuleChanged,
+    CarrierDataChanged,
+    ChangeKind,
+    WebhookDestination,
+    WebhookResendRequested,
+)
+from fmcsa_events.topology import Topology, declare
+from fmcsa_runtime.embedded import Child, free_port, wait_for_port
+
+SECRET = "sandbox-webhook-secret"
+KEY = generate_key()
+
+
+class NotifierProcess:
+    def __init__(self, tmp: Path, nats_url: str, **env: str) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.env = {
+            "FMCSA_NATS_URL": nats_url,
+            "FMCSA_DATA_DIR": str(tmp / "data"),
+            "FMCSA_NOTIFIER_HTTP_PORT": str(self.port),
+            "FMCSA_WEBHOOK_SECRET_KEY": KEY,
+            "FMCSA_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+            "FMCSA_NOTIFIER_RETRY_SCHEDULE_S": "0.3,0.3,0.3",
+            "FMCSA_NOTIFIER_RETRY_JITTER": "0",
+            "FMCSA_NOTIFIER_ACK_WAIT_S": "2",
+            "FMCSA_LOG_JSON": "true",
+            **env,
+        }
+        self.child: Child | None = None
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{(self.tmp / 'data' / 'notifier.sqlite3').resolve()}"
+
+    def start(self) -> None:
+        self.child = Child(
+            "notifier", [sys.executable, "-m", "fmcsa_notifier"], self.env, log_path=self.tmp / "notifier.log"
+        ).start()
+        assert self.child.process is not None
+        wait_for_port("127.0.0.1", self.port, within_s=30, process=self.child.process)
+        with httpx.Client() as client:
+            for _ in range(300):
+                if client.get(f"http://127.0.0.1:{self.port}/ready").status_code == 200:
+                    return
+                wait_for_port("127.0.0.1", self.port, within_s=1)
+        raise AssertionError("the notifier never became ready")
+
+    def kill9(self) -> None:
+        assert self.child is not None
+        assert self.child.process is not None
+        os.killpg(self.child.process.pid, signal.SIGKILL)
+        self.child.process.wait(timeout=10)
+        self.child = None
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop(grace_s=10)
+            self.child = None
+
+
+@pytest.fixture
+async def bus(fresh_nats_url: str) -> AsyncIterator[Bus]:
+    client = await nats.connect(fresh_nats_url)
+    await declare(client.jetstream(), Topology())
+    yield Bus(client.jetstream(), producer="test")
+    await client.close()
+
+
+@pytest.fixture
+def notifier(tmp_path: Path, fresh_nats_url: str) -> Iterator[NotifierProcess]:
+    process = NotifierProcess(tmp_path, fresh_nats_url)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+async def receiver(sandbox_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as client:
+        yield client
+
+
+def rule_for(url: str, name: str = "ratings") -> AlertRuleChanged:
+    return AlertRuleChanged(
+        name=name,
+        kinds=(ChangeKind.SAFETY_RATING_CHANGED,),
+        destinations=(WebhookDestination(url=url, sealed_secret=SecretBox(KEY).seal(SECRET)),),
+    )
+
+
+def change(dot: str = "99700003") -> CarrierDataChanged:
+    return CarrierDataChanged(
+        request_id=uuid4(),
+        dot=dot,
+        source="inspections",
+        kind=ChangeKind.SAFETY_RATING_CHANGED,
+        subject="safety_rating",
+        before={"rating": "S"},
+        after={"rating": "C"},
+        observed_at=datetime.now(UTC),
+    )
+
+
+async def delivered(view: DeliveriesView, n: int = 1) -> bool:
+    return len(await view.recent(status=DeliveryStatus.DELIVERED)) >= n
+
+
+async def test_500_twice_then_success_is_delivered_on_the_third_attempt(
+    bus: Bus, notifier: NotifierProcess, receiver: httpx.AsyncClient, sandbox_url: str, wait_until: Any
+) -> None:
+    await bus.publish(rule_for(f"{sandbox_url}/_sandbox/webhooks/ratings"))  # before the notifier: folded
+    notifier.start()
+    (await receiver.put("/_sandbox/webhooks/faults", json={"fail_next": 2})).raise_for_status()
+    published = await bus.publish(change())
+    view = DeliveriesView(notifier.database_url)
+    try:
+        await wait_until(lambda: delivered(view), what="a delivered webhook", within_s=30)
+        [delivery] = await view.recent()
+        assert delivery.attempts == 3
+        assert [a.status_code for a in delivery.history] == [500, 500, 200]
+        assert delivery.change_event_id == published.envelope.event_id
+    finally:
+        await view.close()
+    seen = (await receiver.get("/_sandbox/webhooks")).json()
+    assert [r["answered"] for r in seen["received"]] == [500, 500, 200]
+    assert all(r["signature_ok"] for r in seen["received"])
+    assert {r["event_id"] for r in seen["received"]} == {delivery.id}
+    body = seen["received"][-1]["body"]
+    assert body["rule"] == "ratings"
+    assert body["change"]["dot"] == "99700003"
+    assert body["links"]["company"].endswith("/api/companies/99700003/status")
+
+
+async def test_a_change_no_rule_matches_sends_nothing_and_a_private_address_is_refused(
+    bus: Bus, notifier: NotifierProcess, receiver: httpx.AsyncClient, wait_until: Any, unused_port: int
+) -> None:
+    notifier.start()
+    # 127.0.0.2 is loopback and not on the allow-list: refused before any connection is made
+    await bus.publish(rule_for(f"http://127.0.0.2:{unused_port}/hook", name="private"))
+    await bus.publish(
+        AlertRuleChanged(
+            name="other-kind",
+            kinds=(ChangeKind.CRASHES_ADDED,),
+            destinations=(WebhookDestination(url="http://127.0.0.1:1/x", sealed_secret="x"),),
+        )
+    )
+    await bus.publish(change())
+    view = DeliveriesView(notifier.database_url)
+    try:
+
+        async def failed() -> bool:
+            return len(await view.recent(status=DeliveryStatus.FAILED)) == 1
+
+        await wait_until(failed, what="a refused delivery", within_s=30)
+        [delivery] = await view.recent()
+        assert delivery.rule == "private"
+        assert delivery.last_error is not None
+        assert "loopback" in delivery.last_error
+        assert delivery.attempts == 1
+        assert delivery.history[0].status_code is None
+    finally:
+        await view.close()
+    assert (await receiver.get("/_sandbox/webhooks")).json()["total"] == 0
+
+
+async def test_kill_9_mid_delivery_still_delivers_and_a_duplicate_keeps_its_event_id(
+    bus: Bus, notifier: NotifierProcess, receiver: httpx.AsyncClient, sandbox_url: str, wait_until: Any
+) -> None:
+    await bus.publish(rule_for(f"{sandbox_url}/_sandbox/webhooks/ratings"))
+    notifier.start()
+    (await receiver.put("/_sandbox/webhooks/faults", json={"hang_next": 1, "hang_s": 8})).raise_for_status()
+    await bus.publish(change())
+
+    async def received() -> bool:
+        return bool((await receiver.get("/_sandbox/webhooks")).json()["total"] >= 1)
+
+    await wait_until(received, what="the first attempt at the receiver", within_s=30)
+    notifier.kill9()  # mid-delivery: the receiver is still holding the request
+    notifier.start()
+    view = DeliveriesView(notifier.database_url)
+    try:
+        await wait_until(lambda: delivered(view), what="delivery after the kill", within_s=30)
+        [delivery] = await view.recent()
+    finally:
+        await view.close()
+    seen = (await receiver.get("/_sandbox/webhooks")).json()
+    assert seen["total"] >= 2
+    assert set(seen["per_event_id"]) == {delivery.id}  # every duplicate carries the same event id
+    assert all(r["signature_ok"] for r in seen["received"])
+    with contextlib.suppress(Exception):
+        await receiver.post("/_sandbox/webhooks/reset")
+
+
+async def test_a_destination_that_fails_every_attempt_is_failing_and_holds_later_deliveries(
+    bus: Bus, notifier: NotifierProcess, receiver: httpx.AsyncClient, sandbox_url: str, wait_until: Any
+) -> None:
+    notifier.env["FMCSA_NOTIFIER_RETRY_SCHEDULE_S"] = "0.2"  # two attempts in all
+    await bus.publish(rule_for(f"{sandbox_url}/_sandbox/webhooks/ratings"))
+    notifier.start()
+    (
+        await receiver.put("/_sandbox/webhooks/faults", json={"fail_next": 100, "status": 503})
+    ).raise_for_status()
+    await bus.publish(change())
+    view = DeliveriesView(notifier.database_url)
+    try:
+
+        async def failing() -> bool:
+            return any(d.failing for d in await view.destinations())
+
+        await wait_until(failing, what="the destination marked failing", within_s=30)
+        [failed] = await view.recent(status=DeliveryStatus.FAILED)
+        assert [a.status_code for a in failed.history] == [503, 503]
+        await bus.publish(change(dot="123"))
+
+        async def held() -> bool:
+            return len(await view.recent(status=DeliveryStatus.HELD)) == 1
+
+        await wait_until(held, what="a held delivery", within_s=30)
+        assert (await receiver.get("/_sandbox/webhooks")).json()["total"] == 2  # the held one was not sent
+        (await receiver.put("/_sandbox/webhooks/faults", json={"fail_next": 0})).raise_for_status()
+        await bus.publish(WebhookResendRequested(delivery_id=failed.id, requested_by="test"))
+
+        async def both_delivered() -> bool:
+            return len(await view.recent(status=DeliveryStatus.DELIVERED)) == 2
+
+        await wait_until(both_delivered, what="the resend and the released delivery", within_s=30)
+        assert not any(d.failing for d in await view.destinations())
+    finally:
+        await view.close()
