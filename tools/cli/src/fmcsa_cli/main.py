@@ -1,9 +1,9 @@
 """`./fmcsa`: start the whole system on its embedded default, run the tests, and operator commands.
 
 `up` and `test` are the two commands of the README; `token` mints a gateway token, `rebuild-status`
-replays the stream into a new status store, and `sandbox bump|stats` (in `sandbox_commands`) drives
-the sandbox that `up` started. Every command reads its configuration from the environment (FMCSA_*),
-like the services.
+replays the stream into a new status store, `bench` runs the benchmarks (bench/), and
+`sandbox bump|stats` (in `sandbox_commands`) drives the sandbox that `up` started. Every command
+reads its configuration from the environment (FMCSA_*), like the services.
 """
 
 from __future__ import annotations
@@ -157,6 +157,44 @@ def rebuild_status(
         if nats is not None:
             nats.stop()
     raise typer.Exit(code)
+
+
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="The smaller run: under 3 minutes, quick figures scaled.")
+    ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", help="Run only this stage: pipeline, events, gateway, scheduler (repeatable)."
+        ),
+    ] = None,
+) -> None:
+    """Measure the performance goals against their baselines in one run (see BENCHMARKS.md).
+
+    Prints each figure and its goal as its stage finishes, then the table, and writes
+    `bench/results/<UTC time>.json`. Runs `python -m bench.run` from the repository root as its own
+    process: the benchmark starts and imports services, the CLI does not.
+    """
+    root = _repository_root()
+    if root is None:
+        typer.echo("bench: no bench/run.py here; run ./fmcsa bench from the repository", err=True)
+        raise typer.Exit(1)
+    command = [sys.executable, "-m", "bench.run", *(["--quick"] if quick else [])]
+    command += [f"--only={stage}" for stage in only or []]
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    raise typer.Exit(subprocess.call(command, cwd=root, env={**os.environ, "PYTHONPATH": path}))
+
+
+def _repository_root() -> Path | None:
+    """The folder holding `bench/run.py`: the working directory (./fmcsa runs there), else the checkout
+    this package was installed from (the workspace installs it editable).
+    """
+    for candidate in (Path.cwd(), *Path(__file__).resolve().parents):
+        if (candidate / "bench" / "run.py").is_file():
+            return candidate
+    return None
 
 
 def _running_nats_url(data_dir: Path) -> str | None:

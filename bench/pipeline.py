@@ -1,0 +1,242 @@
+"""The full sync against the rate-limited sandbox, its sequential baseline, and trigger-to-visible.
+
+One `Launcher` (the code behind `./fmcsa up`) starts nats-server, the sandbox, the status projector,
+the three source services and the gateway as processes on a scratch data folder (no scheduler: its
+slots would add requests to the measured burst). Then:
+
+1. `rate_utilization`, `sandbox_429s`: N companies are imported through the gateway and one
+   `POST /api/sync/trigger` (every company, every source) starts 3N requests. The bench counts the
+   outcomes on the bus; per source, achieved rate = upstream calls the sandbox admitted / (last outcome
+   of that source - the trigger), over the allowed rate. The key is the lowest of the three sources.
+2. `speedup_vs_sequential`: the seeds' way on the same sandbox: the same three clients (built from the
+   same settings), one company at a time, csa then violations then inspections, on a sample; its time
+   per company x N, over the pipeline's time (trigger to last outcome).
+3. `trigger_to_visible_p95_ms`: companies registered after the sync (so none is in flight) are
+   triggered one at a time; the time from the POST until `GET /api/companies/{dot}/status` shows the
+   outcome of all three requests, minus the sandbox latency on the critical path (csa's two calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import nats
+
+from bench import report
+from fmcsa_cli.launcher import SANDBOX_API_KEY, SANDBOX_APP_TOKEN, SANDBOX_WEB_KEY, Launcher
+from fmcsa_runtime.embedded import free_port
+from fmcsa_runtime.tokens import Role, mint
+
+if TYPE_CHECKING:
+    from bench.run import Context
+
+SOURCES = ("csa", "violations", "inspections")
+SYNC_DOTS_FROM = 2_000_001
+TRIGGER_DOTS_FROM = 4_000_001
+
+
+async def run(ctx: Context) -> None:
+    scale = ctx.scale
+    secret = secrets.token_urlsafe(48)
+    rate = scale.rate_per_s
+    env = {
+        "FMCSA_JWT_SECRET": secret,
+        "FMCSA_LOG_LEVEL": "WARNING",
+        "FMCSA_LOG_JSON": "true",
+        "FMCSA_GATEWAY_REQUEST_DEADLINE_S": "900",
+    }
+    for source in SOURCES:
+        upper = source.upper()
+        env[f"FMCSA_SANDBOX_{upper}_RATE_PER_S"] = str(rate)
+        env[f"FMCSA_SANDBOX_{upper}_LATENCY_MS"] = str(scale.latency_ms)
+        env[f"FMCSA_{upper}_RATE_PER_S"] = str(rate)  # the client is configured at the upstream's limit
+        env[f"FMCSA_{upper}_CONCURRENCY"] = str(scale.source_concurrency)
+    launcher = Launcher(
+        data_dir=ctx.workdir / "pipeline",
+        gateway_port=free_port(),
+        services=["sandbox", "status", "csa", "violations", "inspections", "gateway"],
+        extra_env=env,
+    )
+    started = time.monotonic()
+    await asyncio.to_thread(launcher.start)
+    ctx.note("pipeline", startup_s=round(time.monotonic() - started, 1))
+    try:
+        assert launcher.sandbox_url is not None
+        assert launcher.nats is not None
+        token = mint(secret, role=Role.ADMIN, subject="bench")
+        async with (
+            httpx.AsyncClient(
+                base_url=launcher.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+            ) as api,
+            httpx.AsyncClient(base_url=launcher.sandbox_url, timeout=30) as sandbox,
+        ):
+            pipeline_s = await _full_sync(ctx, api, sandbox, launcher.nats.url)
+            await _sequential(ctx, launcher.sandbox_url, pipeline_s)
+            await _trigger_to_visible(ctx, api)
+    finally:
+        await asyncio.to_thread(launcher.stop, grace_s=5)
+
+
+async def _import(api: httpx.AsyncClient, dots: list[int], *, expect_total: int) -> None:
+    answer = await api.post("/api/companies/import", json=[str(d) for d in dots])
+    answer.raise_for_status()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        summary = await api.get("/api/sync/summary", params={"days": 1})
+        if summary.status_code == 200 and summary.json()["companies"] >= expect_total:
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"the status view did not show {expect_total} companies within 60 s")
+
+
+async def _full_sync(
+    ctx: Context, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, nats_url: str
+) -> float:
+    scale = ctx.scale
+    n = scale.companies
+    await _import(api, list(range(SYNC_DOTS_FROM, SYNC_DOTS_FROM + n)), expect_total=n)
+    (await sandbox.post("/_sandbox/reset")).raise_for_status()
+
+    seen: set[str] = set()
+    last: dict[str, float] = {}
+    failed: dict[str, int] = {}
+    done = asyncio.Event()
+    nc = await nats.connect(nats_url, name="bench-pipeline")
+
+    async def on_outcome(msg: Any) -> None:
+        parts = msg.subject.split(".")  # fmcsa.evt.<type>.<source>.<dot>
+        event_id = (msg.headers or {}).get("Nats-Msg-Id", msg.subject)
+        if event_id in seen:
+            return
+        seen.add(event_id)
+        last[parts[3]] = time.monotonic()
+        if parts[2] == "source_failed":
+            failed[parts[3]] = failed.get(parts[3], 0) + 1
+        if len(seen) >= 3 * n:
+            done.set()
+
+    await nc.subscribe("fmcsa.evt.source_synced.>", cb=on_outcome)
+    await nc.subscribe("fmcsa.evt.source_failed.>", cb=on_outcome)
+    await nc.flush()
+    try:
+        t0 = time.monotonic()
+        answer = await api.post("/api/sync/trigger")
+        answer.raise_for_status()
+        started = len(answer.json()["started"])
+        expected_s = 2 * n / scale.rate_per_s
+        await asyncio.wait_for(done.wait(), timeout=expected_s * 2 + 60)
+        end = max(last.values())
+    finally:
+        await nc.drain()
+    stats = (await sandbox.get("/_sandbox/stats")).json()["sources"]
+    per_source = {}
+    for source in SOURCES:
+        admitted = int(stats[source]["admitted"])
+        window = last[source] - t0
+        per_source[source] = {
+            "calls_admitted": admitted,
+            "served_429": int(stats[source]["served_429"]),
+            "max_per_s": stats[source].get("max_per_s"),
+            "window_s": round(window, 2),
+            "achieved_per_s": round(admitted / window, 2),
+            "utilization": round(report.utilization(admitted, window, scale.rate_per_s), 4),
+            "failed_outcomes": failed.get(source, 0),
+        }
+    pipeline_s = end - t0
+    ctx.note(
+        "pipeline",
+        companies=n,
+        requests_started=started,
+        outcomes=len(seen),
+        pipeline_s=round(pipeline_s, 2),
+        per_source=per_source,
+    )
+    print(f"  full sync of {n:,} companies x 3 sources: {pipeline_s:.1f} s", flush=True)
+    ctx.record("rate_utilization", min(p["utilization"] for p in per_source.values()))
+    ctx.record("sandbox_429s", float(sum(p["served_429"] for p in per_source.values())))
+    return pipeline_s
+
+
+async def _sequential(ctx: Context, sandbox_url: str, pipeline_s: float) -> None:
+    """The seeds' loop: the same clients, one company at a time, three calls in a row."""
+    from fmcsa_runtime.failures import Failure
+    from fmcsa_source_csa.settings import Settings as CsaSettings
+    from fmcsa_source_csa.upstream import QCMobileClient
+    from fmcsa_source_inspections.settings import Settings as InspectionsSettings
+    from fmcsa_source_inspections.upstream import SaferWebClient
+    from fmcsa_source_violations.settings import Settings as ViolationsSettings
+    from fmcsa_source_violations.upstream import SocrataClient
+
+    rate = ctx.scale.rate_per_s
+    csa = QCMobileClient.from_settings(
+        CsaSettings(base_url=f"{sandbox_url}/qc/services", web_key=SANDBOX_WEB_KEY, rate_per_s=rate)
+    )
+    violations = SocrataClient.from_settings(
+        ViolationsSettings(base_url=sandbox_url, app_token=SANDBOX_APP_TOKEN, rate_per_s=rate)
+    )
+    inspections = SaferWebClient.from_settings(
+        InspectionsSettings(base_url=sandbox_url, api_key=SANDBOX_API_KEY, rate_per_s=rate)
+    )
+    sample = [str(SYNC_DOTS_FROM + i) for i in range(ctx.scale.sequential_sample)]
+    failures = 0
+    try:
+        began = time.monotonic()
+        for dot in sample:
+            for client in (csa, violations, inspections):
+                failures += isinstance(await client.fetch(dot), Failure)
+        seconds = time.monotonic() - began
+    finally:
+        for client in (csa, violations, inspections):
+            await client.aclose()
+    estimate = report.sequential_estimate_s(seconds, len(sample), ctx.scale.companies)
+    ctx.note(
+        "pipeline",
+        sequential_sample=len(sample),
+        sequential_sample_s=round(seconds, 2),
+        sequential_per_company_s=round(seconds / len(sample), 3),
+        sequential_estimate_s=round(estimate, 1),
+        sequential_failures=failures,
+    )
+    print(f"  sequential: {seconds / len(sample):.3f} s a company -> {estimate:.0f} s for all", flush=True)
+    ctx.record("speedup_vs_sequential", estimate / pipeline_s)
+
+
+async def _trigger_to_visible(ctx: Context, api: httpx.AsyncClient) -> None:
+    scale = ctx.scale
+    dots = [TRIGGER_DOTS_FROM + i for i in range(scale.trigger_samples)]
+    await _import(api, dots, expect_total=scale.companies + len(dots))
+    critical_ms = 2 * scale.latency_ms  # csa: carrier, then basics; the other two run beside it
+    raw: list[float] = []
+    for dot in dots:
+        began = time.monotonic()
+        answer = await api.post("/api/sync/trigger", json={"dot_numbers": [str(dot)]})
+        answer.raise_for_status()
+        wanted = {s["source"]: s["request_id"] for s in answer.json()["started"]}
+        deadline = began + 30
+        while time.monotonic() < deadline:
+            status = (await api.get(f"/api/companies/{dot}/status")).json()
+            sources = status.get("sources", {})
+            if all(
+                sources.get(src, {}).get("last_request_id") == rid
+                and sources.get(src, {}).get("state") != "requested"
+                for src, rid in wanted.items()
+            ):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise TimeoutError(f"company {dot}'s outcomes were not visible within 30 s")
+        raw.append((time.monotonic() - began) * 1000)
+    net = [max(0.0, r - critical_ms) for r in raw]
+    ctx.note(
+        "pipeline",
+        trigger_samples=len(raw),
+        trigger_raw_p50_ms=round(report.percentile(raw, 0.5), 1),
+        trigger_raw_p95_ms=round(report.percentile(raw, 0.95), 1),
+        trigger_sandbox_latency_subtracted_ms=critical_ms,
+        trigger_net_p50_ms=round(report.percentile(net, 0.5), 1),
+    )
+    ctx.record("trigger_to_visible_p95_ms", report.percentile(net, 0.95))

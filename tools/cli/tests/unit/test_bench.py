@@ -1,0 +1,195 @@
+"""`./fmcsa bench`: the pure pieces of bench/ (percentiles, scaling, the table, the JSON keys), the
+generated event mix, and the command line the CLI spawns. No figure is asserted: those are the
+benchmark's to report, never a test's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from fmcsa_cli.main import app
+
+ROOT = Path(__file__).resolve().parents[4]
+if str(ROOT) not in sys.path:  # bench/ is plain modules at the repository root, not a workspace member
+    sys.path.insert(0, str(ROOT))
+report = importlib.import_module("bench.report")
+
+ISSUE_KEYS = {
+    "rate_utilization",
+    "sandbox_429s",
+    "speedup_vs_sequential",
+    "fold_ratio_vs_raw_read",
+    "rebuild_1m_seconds",
+    "gateway_p99_ms",
+    "gateway_rps_ratio_vs_bare",
+    "scheduler_rss_mb",
+    "spread_max_min_ratio",
+    "trigger_to_visible_p95_ms",
+}
+
+
+def test_every_key_of_the_issue_has_a_goal() -> None:
+    assert set(report.KEYS) == ISSUE_KEYS
+    assert len(report.KEYS) == len(ISSUE_KEYS)
+
+
+@pytest.mark.parametrize(
+    ("values", "share", "expected"),
+    [
+        ([5.0], 0.99, 5.0),
+        ([1.0, 2.0, 3.0, 4.0, 5.0], 0.5, 3.0),
+        ([5.0, 1.0, 4.0, 2.0, 3.0], 0.5, 3.0),  # order does not matter
+        ([1.0, 2.0, 3.0, 4.0, 5.0], 0.95, 4.8),  # interpolated between the closest ranks
+        ([1.0, 2.0], 0.0, 1.0),
+        ([1.0, 2.0], 1.0, 2.0),
+        (list(map(float, range(1, 101))), 0.99, 99.01),
+    ],
+)
+def test_percentile_interpolates_between_closest_ranks(
+    values: list[float], share: float, expected: float
+) -> None:
+    assert report.percentile(values, share) == pytest.approx(expected)
+
+
+def test_percentile_refuses_no_values_and_shares_outside_0_to_1() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        report.percentile([], 0.5)
+    with pytest.raises(ValueError, match="share"):
+        report.percentile([1.0], 99)
+
+
+def test_a_quick_rebuild_is_scaled_to_a_million_events_with_its_start_up_paid_once() -> None:
+    assert report.scaled_seconds(fixed_s=2.0, per_event_s=20.0, events=100_000) == pytest.approx(202.0)
+    assert report.scaled_seconds(fixed_s=0.0, per_event_s=60.0, events=1_000_000) == pytest.approx(60.0)
+    with pytest.raises(ValueError, match="events"):
+        report.scaled_seconds(fixed_s=0.0, per_event_s=1.0, events=0)
+
+
+def test_the_sequential_sample_is_scaled_to_every_company() -> None:
+    assert report.sequential_estimate_s(12.0, 10, 2_000) == pytest.approx(2_400.0)
+    with pytest.raises(ValueError, match="sample_size"):
+        report.sequential_estimate_s(1.0, 0, 10)
+
+
+def test_utilization_is_requests_over_window_times_rate() -> None:
+    assert report.utilization(1_900, 100.0, 20.0) == pytest.approx(0.95)
+    with pytest.raises(ValueError, match="positive"):
+        report.utilization(1, 0.0, 20.0)
+
+
+def test_spread_ratio_is_busiest_over_quietest_and_infinite_with_an_empty_minute() -> None:
+    assert report.max_min_ratio([5, 6, 5, 6]) == pytest.approx(1.2)
+    assert math.isinf(report.max_min_ratio([3, 0, 4]))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "met"),
+    [
+        ("rate_utilization", 0.95, True),
+        ("rate_utilization", 0.9499, False),
+        ("sandbox_429s", 0.0, True),
+        ("sandbox_429s", 1.0, False),
+        ("spread_max_min_ratio", 1.2, True),
+        ("gateway_p99_ms", 10.01, False),
+        ("gateway_p99_ms", None, None),
+    ],
+)
+def test_goals_are_met_at_their_bound_and_unknown_without_a_figure(
+    key: str, value: float | None, met: bool | None
+) -> None:
+    assert report.GOAL_BY_KEY[key].met(value) is met
+
+
+def test_the_table_has_one_row_per_key_with_value_goal_and_verdict() -> None:
+    text = report.table({"rate_utilization": 0.97, "gateway_p99_ms": 23.456, "sandbox_429s": 0.0})
+    lines = text.splitlines()
+    assert lines[0].split() == ["key", "value", "goal", "met?"]
+    assert len(lines) == 2 + len(report.KEYS)
+    rows = {line.split()[0]: line for line in lines[2:]}
+    assert set(rows) == ISSUE_KEYS
+    assert rows["rate_utilization"].split()[1:] == ["0.97", ">=", "0.95", "yes"]
+    assert rows["gateway_p99_ms"].split()[1:] == ["23.5", "<=", "10", "ms", "NO"]
+    assert rows["sandbox_429s"].split()[1] == "0"
+    assert rows["fold_ratio_vs_raw_read"].split()[1] == "-"
+    assert rows["fold_ratio_vs_raw_read"].endswith("n/a")
+
+
+def test_the_json_names_every_key_with_null_where_a_stage_failed() -> None:
+    doc = report.document(
+        mode="quick",
+        started_at="2026-01-01T00:00:00+00:00",
+        total_s=123.456,
+        results={"rate_utilization": 0.96, "spread_max_min_ratio": math.inf},
+        details={"pipeline": {"companies": 200}},
+        errors={"events": "RuntimeError: boom"},
+        machine={"nproc": 2},
+        settings={"mode": "quick"},
+    )
+    assert set(doc["results"]) == ISSUE_KEYS
+    assert doc["results"]["rate_utilization"] == 0.96
+    assert doc["results"]["gateway_p99_ms"] is None
+    assert doc["results"]["spread_max_min_ratio"] is None  # not a JSON number
+    assert doc["met"]["rate_utilization"] is True
+    assert doc["met"]["gateway_p99_ms"] is None
+    assert doc["errors"] == {"events": "RuntimeError: boom"}
+    assert doc["total_seconds"] == 123.5
+    json.dumps(doc, allow_nan=False)
+
+
+def test_a_stage_line_names_the_figure_and_its_goal() -> None:
+    line = report.stage_line("scheduler_rss_mb", 93.04)
+    assert "scheduler_rss_mb = 93.0" in line
+    assert "<= 150" in line
+    assert line.endswith("yes)")
+
+
+def test_the_generated_events_decode_and_follow_the_mix() -> None:
+    projection = importlib.import_module("bench.projection")
+    from datetime import UTC, datetime
+
+    from fmcsa_events.decoder import Decoded, decode, encode
+    from fmcsa_events.envelope import envelope_for
+
+    events = list(projection.generate(5_000, 500))
+    assert len(events) == 5_000
+    kinds: dict[str, int] = {}
+    for event in events:
+        headers = envelope_for(event, producer="bench", occurred_at=datetime.now(UTC)).to_headers()
+        assert isinstance(decode(headers, encode(event)), Decoded)
+        kinds[event.TYPE] = kinds.get(event.TYPE, 0) + 1
+    assert kinds["company_registered"] == 500
+    assert kinds["sync_requested"] >= 1_500
+    assert {"source_synced", "source_failed"} <= set(kinds)
+    assert list(projection.generate(100, 10)) == list(projection.generate(100, 10))  # deterministic
+
+
+def test_bench_spawns_the_benchmark_from_the_repository_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def call(command: list[str], **kwargs: Any) -> int:
+        calls.append({"command": command, **kwargs})
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", call)
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(app, ["bench", "--quick", "--only", "scheduler"])
+    assert result.exit_code == 0, result.output
+    (spawned,) = calls
+    assert spawned["command"][1:] == ["-m", "bench.run", "--quick", "--only=scheduler"]
+    assert Path(spawned["cwd"]) == ROOT
+    assert str(ROOT) in spawned["env"]["PYTHONPATH"].split(":")
+
+
+def test_bench_help_names_quick() -> None:
+    result = CliRunner().invoke(app, ["bench", "--help"])
+    assert result.exit_code == 0
+    assert "--quick" in result.output
