@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 import nats
 import pytest
 from nats.aio.client import Client
@@ -70,7 +71,8 @@ async def bus_client(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
 
     yield connect
     for client in clients:
-        with contextlib.suppress(nats.errors.Error):  # the launcher may have stopped the server first
+        # the launcher may have stopped the server first (a reconnecting client may find its socket reset)
+        with contextlib.suppress(nats.errors.Error, ConnectionError):
             await client.close()
 
 
@@ -280,3 +282,43 @@ async def test_sigterm_mid_batch_loses_nothing(
     finally:
         launcher.stop()
     assert Counter(len(seen[r.request_id]) for r in requests) == {1: 60}
+
+
+async def test_a_hung_upstream_call_holds_only_its_own_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
+) -> None:
+    """Four slots, one request hung in the sandbox (DOT 99300001): the other requests still complete.
+
+    The hang outlasts the test (the sandbox hangs 300 s, the client waits 120 s), so every other outcome
+    must arrive while it is pending; a pull batch worked until its slowest message is done would stop
+    after the hung request's batch mates. Then a SIGTERM with the hang in flight still exits 0.
+    """
+    clean_env(monkeypatch)
+    launcher = launch(
+        tmp_path,
+        ["sandbox", "inspections"],
+        FMCSA_INSPECTIONS_CONCURRENCY="4",
+        FMCSA_INSPECTIONS_READ_TIMEOUT_S="120",
+    )
+    try:
+        assert launcher.sandbox_url is not None
+        nc = await bus_client(launcher)
+        bus = Bus(nc.jetstream(), producer="test")
+        hung = request_for("inspections", "99300001")
+        await bus.publish(hung)
+
+        async def hang_started() -> bool:
+            async with httpx.AsyncClient(base_url=launcher.sandbox_url, timeout=10) as sandbox:
+                stats = (await sandbox.get("/_sandbox/stats")).json()
+            return bool(stats["sources"]["inspections"]["magic"] >= 1)
+
+        await wait_until(hang_started, what="the hung call in the sandbox", within_s=30)
+        others = [request_for("inspections", str(5000 + n)) for n in range(20)]
+        await bus.publish_many(others)
+        seen = await wait_for_outcomes(nc, others, wait_until, within_s=60)
+        assert all(isinstance(seen[r.request_id][0], SourceSynced) for r in others)
+        assert hung.request_id not in seen, "the hung request is still pending"
+        code = launcher.children["inspections"].stop(grace_s=20)  # SIGTERM with the hang in flight
+        assert code == 0, "a graceful stop exits 0 and hands the hung request back"
+    finally:
+        launcher.stop()

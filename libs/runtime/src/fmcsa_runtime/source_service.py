@@ -1,5 +1,10 @@
 """The bus side shared by the three source services: consume `SyncRequested`, end each in one outcome.
 
+`SourceRunner` pulls the source's durable consumer (replicas share it) and keeps up to `concurrency`
+deliveries in flight, each in its own task: it fetches only as many messages as there are free slots, so
+no slot waits for a slow neighbour (no batch barrier), and nothing is fetched that cannot start at once.
+Concurrency comes from asyncio, never from FastStream's `max_workers`.
+
 For every delivery of a request (a durable pull consumer per source; replicas share it):
 1. an undecodable payload, or a request for another source, goes to the dead-letter stream with its
    reason and is terminated (never redelivered, never silently dropped);
@@ -18,19 +23,20 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
+import nats.errors
 import structlog
-from faststream import AckPolicy
-from faststream.nats import JStream, NatsMessage, PullSub
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
+from nats.js.client import JetStreamContext
 from nats.js.errors import NoStreamResponseError
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from pydantic import JsonValue
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -41,7 +47,7 @@ from fmcsa_events.decoder import Undecodable, decode, encode
 from fmcsa_events.envelope import Envelope
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import Counts, ErrorKind, SourceFailed, SourceSynced, SyncRequested
-from fmcsa_events.subjects import subject_for, sync_requested_filter
+from fmcsa_events.subjects import subject_for
 from fmcsa_events.topology import EVENTS_STREAM, declare, source_durable
 from fmcsa_runtime.database import create_engine
 from fmcsa_runtime.deadletter import dead_letter
@@ -68,14 +74,54 @@ RETRIES = Counter(
     "fmcsa_source_retries_total", "Deliveries handed back with a delayed nak", ["source", "kind"]
 )
 FETCH_SECONDS = Histogram("fmcsa_source_fetch_seconds", "Upstream fetch and store time", ["source"])
+IN_FLIGHT = Gauge("fmcsa_source_in_flight", "Deliveries being worked on by this process", ["durable"])
 
 
-async def _raw_body(msg: NatsMessage) -> bytes:
-    """The body untouched: `SourceHandler` decodes it (or dead-letters it) itself. FastStream's own
-    decoding runs `json.loads` first, which raises on nesting too deep or an integer too long, and the
-    message would then be redelivered until `max_deliver` instead of being dead-lettered.
+class Delivery(Protocol):
+    """One delivery of a request and its acknowledgements (FastStream's `NatsMessage` has this shape)."""
+
+    @property
+    def raw_message(self) -> Msg: ...
+
+    async def ack(self) -> None: ...
+
+    async def nack(self, delay: float | None = None) -> None: ...
+
+    async def reject(self) -> None: ...
+
+    async def in_progress(self) -> None: ...
+
+
+class PulledMessage:
+    """A `Delivery` over a message fetched with nats-py; each acknowledgement is sent at most once.
+
+    The body is left untouched: `SourceHandler` decodes it (or dead-letters it) itself.
     """
-    return msg.body
+
+    __slots__ = ("raw_message",)
+
+    def __init__(self, raw_message: Msg) -> None:
+        self.raw_message = raw_message
+
+    @property
+    def settled(self) -> bool:
+        return bool(self.raw_message._ackd)
+
+    async def ack(self) -> None:
+        if not self.settled:
+            await self.raw_message.ack()
+
+    async def nack(self, delay: float | None = None) -> None:
+        if not self.settled:
+            await self.raw_message.nak(delay=delay)
+
+    async def reject(self) -> None:
+        if not self.settled:
+            await self.raw_message.term()
+
+    async def in_progress(self) -> None:
+        if not self.settled:
+            await self.raw_message.in_progress()
 
 
 class SourceAdapter(Protocol[F]):
@@ -193,7 +239,7 @@ class SourceHandler(Generic[F]):
         self.heartbeat_s = heartbeat_s
         self.service = f"source-{source}"
 
-    async def on_sync_requested(self, msg: NatsMessage) -> None:
+    async def on_sync_requested(self, msg: Delivery) -> None:
         raw = msg.raw_message
         decoded = decode(raw.headers, raw.data)
         if isinstance(decoded, Undecodable):
@@ -212,7 +258,7 @@ class SourceHandler(Generic[F]):
                 log.exception("sync_internal_error")
                 await self._finish(msg, self._internal(request, error), decoded.envelope)
 
-    async def _handle(self, msg: NatsMessage, request: SyncRequested, cause: Envelope) -> None:
+    async def _handle(self, msg: Delivery, request: SyncRequested, cause: Envelope) -> None:
         if saved := await self.outcomes.get(str(request.request_id)):
             await self._publish_changes(request, cause)
             await self._publish(saved)
@@ -245,7 +291,7 @@ class SourceHandler(Generic[F]):
             return
         await self._finish(msg, decision, cause)
 
-    async def _fetch_and_store(self, msg: NatsMessage, request: SyncRequested) -> Stored | Failure:
+    async def _fetch_and_store(self, msg: Delivery, request: SyncRequested) -> Stored | Failure:
         heartbeat = asyncio.create_task(self._keep_alive(msg))
         try:
             fetched = await self.adapter.fetch(request.dot)
@@ -259,12 +305,12 @@ class SourceHandler(Generic[F]):
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    async def _keep_alive(self, msg: NatsMessage) -> None:
+    async def _keep_alive(self, msg: Delivery) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             await msg.in_progress()
 
-    async def _finish(self, msg: NatsMessage, outcome: SourceSynced | SourceFailed, cause: Envelope) -> None:
+    async def _finish(self, msg: Delivery, outcome: SourceSynced | SourceFailed, cause: Envelope) -> None:
         envelope = self.bus.envelope(outcome, cause=cause)
         mine = SavedOutcome(subject_for(outcome), envelope.to_headers(), encode(outcome))
         # if an earlier delivery saved an outcome first, that one is published again, never a second
@@ -325,7 +371,7 @@ class SourceHandler(Generic[F]):
             finished_at=now,
         )
 
-    async def _dead_letter(self, msg: NatsMessage, reason: str, detail: str) -> None:
+    async def _dead_letter(self, msg: Delivery, reason: str, detail: str) -> None:
         raw = msg.raw_message
         await dead_letter(
             self.nc.jetstream(),
@@ -341,6 +387,138 @@ class SourceHandler(Generic[F]):
         log.warning("dead_lettered", reason=reason, detail=detail[:200])
 
 
+FETCH_WAIT_S = 1.0
+"""How long one pull request waits for messages; a stop waits at most about this long for the pull loop."""
+
+
+class SourceRunner:
+    """Keeps up to `concurrency` deliveries of one durable pull consumer in flight, each in its own task.
+
+    The pull loop asks the server for as many messages as there are free slots (`fetch(free)`), so a slow
+    delivery holds only its own slot, and a message is never fetched to wait behind others (its ack wait
+    runs only while it is worked on). Replicas bind the same durable; `max_ack_pending` caps them all.
+
+    `stop` ends intake, lets in-flight deliveries finish within its budget, then cancels the rest and
+    hands them back with a nak, so another replica (or this one restarted) gets them at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        js: JetStreamContext,
+        stream: str,
+        durable: str,
+        handle: Callable[[Delivery], Coroutine[Any, Any, None]],
+        concurrency: int,
+        fetch_wait_s: float = FETCH_WAIT_S,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._js = js
+        self._stream = stream
+        self._durable = durable
+        self._handle = handle
+        self._concurrency = concurrency
+        self._fetch_wait_s = fetch_wait_s
+        self._in_flight: dict[asyncio.Task[None], PulledMessage] = {}
+        self._slot_free = asyncio.Event()
+        self._slot_free.set()
+        self._stopping = False
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._pull_task: asyncio.Task[None] | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    @property
+    def running(self) -> bool:
+        return self._pull_task is not None and not self._pull_task.done()
+
+    async def start(self) -> None:
+        self._sub = await self._js.pull_subscribe_bind(durable=self._durable, stream=self._stream)
+        self._pull_task = asyncio.create_task(self._pull(self._sub), name=f"pull:{self._durable}")
+        self._pull_task.add_done_callback(self._pull_ended)
+
+    def _pull_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (error := task.exception()) is not None:  # a bug: /ready turns 503
+            log.error("pull_loop_failed", error=f"{type(error).__name__}: {error}", exc_info=error)
+
+    async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
+        pause = 0.1
+        while not self._stopping:
+            await self._slot_free.wait()
+            free = self._concurrency - len(self._in_flight)
+            if self._stopping or free < 1:
+                continue
+            try:
+                fetched = await sub.fetch(free, timeout=self._fetch_wait_s)
+            except TimeoutError:  # nats-py raises its own and asyncio's: nothing came within the wait
+                continue
+            except Exception as error:  # a reconnect, a leader election, a closed connection: keep pulling
+                log.warning("pull_failed", error=f"{type(error).__name__}: {error}", pause_s=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            pause = 0.1
+            for raw in fetched:
+                msg = PulledMessage(raw)
+                if self._stopping:  # fetched as the stop began: hand it back rather than start it
+                    await self._hand_back(msg)
+                else:
+                    self._spawn(msg)
+
+    def _spawn(self, msg: PulledMessage) -> None:
+        task = asyncio.create_task(self._handle(msg))
+        self._in_flight[task] = msg
+        IN_FLIGHT.labels(self._durable).set(len(self._in_flight))
+        if len(self._in_flight) >= self._concurrency:
+            self._slot_free.clear()
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
+        IN_FLIGHT.labels(self._durable).set(len(self._in_flight))
+        if len(self._in_flight) < self._concurrency:
+            self._slot_free.set()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # the handler answers its own failures; this is the bus failing under it: left unacked,
+            # the request comes back after its ack wait and a redelivery republishes a saved outcome
+            log.error("sync_delivery_failed", error=f"{type(error).__name__}: {error}", exc_info=error)
+
+    async def _hand_back(self, msg: PulledMessage) -> None:
+        with contextlib.suppress(nats.errors.Error):
+            await msg.nack()
+
+    async def stop(self, budget_s: float) -> None:
+        """Stop intake; wait up to `budget_s` in all for in-flight deliveries, then hand back the rest."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget_s
+        self._stopping = True
+        self._slot_free.set()
+        if self._pull_task is not None:
+            _, pending = await asyncio.wait({self._pull_task}, timeout=self._fetch_wait_s + 1.0)
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._in_flight:
+            log.info("source_stop_draining", in_flight=len(self._in_flight))
+            await asyncio.wait(set(self._in_flight), timeout=max(0.0, deadline - loop.time()))
+        unfinished = dict(self._in_flight)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        for msg in unfinished.values():
+            await self._hand_back(msg)
+        if unfinished:
+            log.warning("source_stop_handed_back", count=len(unfinished))
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+
 def create_source_app(
     settings: ServiceSettings,
     *,
@@ -348,7 +526,8 @@ def create_source_app(
     adapter_factory: Callable[[], Awaitable[SourceAdapter[Any]]],
     clock: Callable[[], datetime] = utc_now,
 ) -> Any:
-    """Wire one source service: broker, durable pull subscriber with manual acks, outcome log, bus.
+    """Wire one source service: outcome log, bus, and a `SourceRunner` on the source's durable consumer
+    (manual acks); the FastStream broker and app give it the health, readiness and metrics routes.
 
     `settings` must also satisfy `SourceSettings` (max_attempts, concurrency, resolved_database_url).
     """
@@ -385,18 +564,21 @@ def create_source_app(
             heartbeat_s=settings.source_ack_wait_s / 3,
         )
 
-    @broker.subscriber(
-        sync_requested_filter(source),
-        stream=JStream(EVENTS_STREAM, declare=False),
-        durable=source_durable(source),
-        pull_sub=PullSub(batch_size=source_settings.concurrency, timeout=1.0),
-        ack_policy=AckPolicy.MANUAL,
-        decoder=_raw_body,
-        title=f"{service}:sync_requested",
-        description=f"SyncRequested for the {source} source; answered with SourceSynced or SourceFailed",
-    )
-    async def on_sync_requested(msg: NatsMessage) -> None:
-        await state["handler"].on_sync_requested(msg)
+    async def start_pulling() -> None:
+        runner = SourceRunner(
+            js=state["nc"].jetstream(),
+            stream=EVENTS_STREAM,
+            durable=source_durable(source),
+            handle=state["handler"].on_sync_requested,
+            concurrency=source_settings.concurrency,
+        )
+        await runner.start()
+        state["runner"] = runner
+
+    async def stop_pulling() -> None:
+        if runner := state.get("runner"):
+            # leave a few seconds of the grace period for closing the clients and the connection
+            await runner.stop(budget_s=max(settings.grace_s - 3.0, settings.grace_s / 2))
 
     async def on_shutdown() -> None:
         if adapter := state.get("adapter"):
@@ -409,13 +591,16 @@ def create_source_app(
             await engine.dispose()
 
     async def ready() -> bool:
-        return "handler" in state
+        runner = state.get("runner")
+        return runner is not None and runner.running
 
     return build_app(
         broker,
         registry=registry,
         ready=ready,
         on_startup=[on_startup],
+        after_startup=[start_pulling],
+        on_shutdown=[stop_pulling],
         after_shutdown=[on_shutdown, after_shutdown],
     )
 

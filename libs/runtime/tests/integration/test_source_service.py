@@ -48,11 +48,14 @@ class ScriptedUpstream:
     calls: dict[str, int] = field(default_factory=dict)
     configured: bool = True
     block: asyncio.Event | None = None
+    hold: dict[str, asyncio.Event] = field(default_factory=dict)  # these DOTs hang until their event
 
     async def fetch(self, dot: str) -> str | Failure:
         self.calls[dot] = self.calls.get(dot, 0) + 1
         if self.block is not None:
             await self.block.wait()
+        if dot in self.hold:
+            await self.hold[dot].wait()
         answers = self.script.get(dot, ["ok"])
         return answers[min(self.calls[dot], len(answers)) - 1]
 
@@ -304,3 +307,82 @@ async def test_missing_credentials_answer_not_configured(
     (outcome,) = await outcomes(nc)
     assert isinstance(outcome, SourceFailed)
     assert (outcome.kind, outcome.retryable) == (ErrorKind.NOT_CONFIGURED, False)
+
+
+async def test_a_hung_request_holds_only_its_own_slot(
+    nc: Client, fresh_nats_url: str, tmp_path: Path, wait_until: Any
+) -> None:
+    """With 4 slots and one request hung upstream, the other requests all complete while it hangs.
+
+    A pull batch of 4 worked until its slowest message is done would stop after the hung request's
+    three batch mates: nothing more is fetched until the hang ends.
+    """
+    release = asyncio.Event()
+    upstream = ScriptedUpstream(hold={"1": release})
+
+    async def adapter() -> ScriptedUpstream:
+        return upstream
+
+    app = create_source_app(
+        settings_for(fresh_nats_url, tmp_path, concurrency=4), source=SourceKey.CSA, adapter_factory=adapter
+    )
+    bus = Bus(nc.jetstream(), producer="test")
+    hung = a_request("1")
+    others = [a_request(str(dot)) for dot in range(2, 22)]
+    async with app:
+        await bus.publish(hung)
+
+        async def hang_started() -> bool:
+            return upstream.calls.get("1") == 1
+
+        await wait_until(hang_started, what="the hung request in flight")
+        await bus.publish_many(others)
+
+        async def others_answered() -> bool:
+            return len(await outcomes(nc)) >= len(others)
+
+        await wait_until(others_answered, what="20 outcomes beside the hung request")
+        answered = {o.request_id for o in await outcomes(nc)}
+        assert answered == {r.request_id for r in others}, "the hung request is still pending"
+        assert not release.is_set()
+        release.set()
+
+        async def hung_answered() -> bool:
+            return len(await outcomes(nc)) == len(others) + 1
+
+        await wait_until(hung_answered, what="the released request answered")
+    assert upstream.calls["1"] == 1
+
+
+async def test_stop_hands_back_a_delivery_that_does_not_finish_in_time(
+    nc: Client, fresh_nats_url: str, tmp_path: Path, wait_until: Any
+) -> None:
+    """A stop waits for in-flight work within its budget, then naks what is left: no ack wait to sit out."""
+    release = asyncio.Event()
+    upstream = ScriptedUpstream(hold={"8": release})
+
+    async def adapter() -> ScriptedUpstream:
+        return upstream
+
+    # a stop budget of half a second; unacked, the request would come back only after 60 s
+    settings = settings_for(fresh_nats_url, tmp_path, grace_s=1.0, source_ack_wait_s=60.0)
+    request = a_request("8")
+    async with create_source_app(settings, source=SourceKey.CSA, adapter_factory=adapter):
+        await Bus(nc.jetstream(), producer="test").publish(request)
+
+        async def in_flight() -> bool:
+            return upstream.calls.get("8") == 1
+
+        await wait_until(in_flight, what="the request in flight")
+    assert await outcomes(nc) == []
+    release.set()  # the next delivery does not hang
+    async with create_source_app(settings, source=SourceKey.CSA, adapter_factory=adapter):
+
+        async def answered() -> bool:
+            return len(await outcomes(nc)) == 1
+
+        # well inside the ack wait: only a nak at the stop brings it back this soon
+        await wait_until(answered, what="the handed-back request answered by the next start", within_s=20)
+    (outcome,) = await outcomes(nc)
+    assert isinstance(outcome, SourceSynced)
+    assert (outcome.request_id, outcome.attempts) == (request.request_id, 2)
