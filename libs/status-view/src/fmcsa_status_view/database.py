@@ -36,6 +36,11 @@ WRITER_CACHE_KIB = 256 * 1024
 """SQLite page cache of the writer: a batch touches rows all over the sync log (request ids are
 random), and the default 2 MB would read most B-tree pages back from the OS every batch."""
 
+READER_MMAP_BYTES = 2_147_418_112
+"""SQLite `mmap_size` of a reader (SQLite's default ceiling, about 2 GiB): a status read's few B-tree
+pages come from the OS page cache shared by every connection, with no read(2) and copy each: a
+company's status took about 160 us through the default 2 MB cache, 50 us mapped (100,000 companies)."""
+
 _FETCH = 2_000
 
 
@@ -120,6 +125,8 @@ class SqliteDatabase:
         if self._writer:  # WAL is kept in the file: readers find it set by the writer
             for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"cache_size=-{WRITER_CACHE_KIB}"):
                 connection.execute(f"PRAGMA {pragma}")
+        else:
+            connection.execute(f"PRAGMA mmap_size={READER_MMAP_BYTES}")
         return connection
 
     @asynccontextmanager

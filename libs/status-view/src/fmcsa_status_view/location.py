@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -36,20 +37,19 @@ class Location:
 
     @property
     def sqlite(self) -> bool:
-        return is_sqlite(self.url)
+        return _parsed(self.url)[0]
 
     @property
     def base_path(self) -> Path:
         """The configured SQLite file (absolute)."""
-        database = make_url(self.url).database
-        if not self.sqlite or not database:
+        sqlite, database = _parsed(self.url)
+        if not sqlite or not database:
             raise ValueError("only a SQLite URL with a file has a base path")
-        return Path(database).resolve()
+        return _resolved(database, "" if os.path.isabs(database) else os.getcwd())
 
     @property
     def pointer_path(self) -> Path:
-        base = self.base_path
-        return base.with_name(base.name + POINTER_SUFFIX)
+        return _pointer(self.base_path)
 
     def marker(self) -> tuple[int, int] | None:
         """What changes when the pointer is swapped (inode, mtime), or None without a pointer.
@@ -80,3 +80,19 @@ class Location:
         if not self.sqlite:
             return self.url
         return f"sqlite:///{self.live_path()}"
+
+
+# `marker()` runs before every query of a reader: parse the URL and resolve the path once, not per query.
+@lru_cache(maxsize=64)
+def _parsed(url: str) -> tuple[bool, str | None]:
+    return is_sqlite(url), make_url(url).database
+
+
+@lru_cache(maxsize=64)
+def _pointer(base: Path) -> Path:
+    return base.with_name(base.name + POINTER_SUFFIX)
+
+
+@lru_cache(maxsize=64)
+def _resolved(database: str, cwd: str) -> Path:  # `cwd` keys a relative path to the folder it was in
+    return Path(database).resolve()

@@ -98,6 +98,40 @@ class StatusView:
 
         return await self._run(work, None)
 
+    async def last_scheduled_requests(
+        self, dot: str, sources: Iterable[SourceKey | str]
+    ) -> dict[SourceKey, datetime]:
+        """When the scheduler last requested each of `sources` for a company: the requested time of
+        its newest `scheduled` or `catch_up` request in the sync log (as `sync_log(dot=, source=,
+        trigger=, limit=1)` for both triggers would say), in one statement. A source the scheduler
+        never requested is left out. Raises `InvalidDotNumber`, `InvalidSource` as the other queries.
+        """
+        number = int(parse_dot(dot))
+        keys = sorted({parse_source(source).value for source in sources})
+        if not keys:
+            return {}
+        triggers = ", ".join(f"'{Trigger(t).value}'" for t in (Trigger.SCHEDULED, Trigger.CATCH_UP))
+        # one newest row per source, each through ix_status_sync_log_dot (dot, sort_at, request_id);
+        # a row with a trigger has its request, so its sort_at is its requested_at
+        sql = " UNION ALL ".join(
+            f"SELECT * FROM (SELECT source, requested_at FROM status_sync_log WHERE dot = ? AND source = ?"
+            f" AND trigger IN ({triggers}) AND requested_at IS NOT NULL"
+            f" ORDER BY sort_at DESC, request_id DESC LIMIT 1) AS newest_{i}"
+            for i in range(len(keys))
+        )
+        params = [value for key in keys for value in (number, key)]
+
+        async def work(session: Session) -> list[tuple[Any, ...]]:
+            return await session.fetch(sql, params)
+
+        rows: list[Any] = await self._run(work, [])
+        found: dict[SourceKey, datetime] = {}
+        for source, requested_at in rows:
+            moment = self._codec.time_in(requested_at)
+            if moment is not None:
+                found[SourceKey(source)] = moment
+        return found
+
     async def list_companies(
         self,
         *,

@@ -12,26 +12,31 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import structlog
 from litestar import Litestar
+from litestar.connection import Request
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.plugins.prometheus import PrometheusConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from fmcsa_events.bus import Bus, utc_now
+from fmcsa_events.models import ScheduleChanged
 from fmcsa_events.topology import INFLIGHT_BUCKET, STATE_BUCKET, declare
 from fmcsa_gateway.alerts import alerts_lifespan, provide_alerts
 from fmcsa_gateway.asyncapi import asyncapi_document
 from fmcsa_gateway.auth import build_auth
+from fmcsa_gateway.bus_state import ScheduleCache, current_schedules
 from fmcsa_gateway.commands import Commands
-from fmcsa_gateway.live import LiveFeed
+from fmcsa_gateway.live import Change, LiveFeed
 from fmcsa_gateway.ports import Ports, provide_ports
 from fmcsa_gateway.problems import EXCEPTION_HANDLERS
 from fmcsa_gateway.routes.alert_pages import AlertPagesController
@@ -60,6 +65,21 @@ def _version() -> str:
         return "0.0.0"
 
 
+class TemplatePathMetrics(PrometheusMiddleware):
+    """Litestar's Prometheus middleware with the same labels, minus building each request's URL: with
+    `group_path` the path label is the route's template, and the URL was parsed only to be dropped.
+    """
+
+    def _get_default_labels(self, request: Request[Any, Any, Any]) -> dict[str, str | int | float]:
+        scope = request.scope
+        return {
+            "method": scope["method"] if scope["type"] == ScopeType.HTTP else scope["type"],
+            "path": scope["path_template"],  # set by Litestar when it routed the request
+            "status_code": 200,
+            "app_name": self._config.app_name,
+        }
+
+
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Litestar:
     """Wire the gateway; tests pass the clock they must control. Connects nothing until it starts."""
 
@@ -72,7 +92,15 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             js = nc.jetstream()
             await declare(js, settings.topology())
             view = StatusView(settings.resolved_status_database_url())
-            feed = LiveFeed(js, applied=view.applied_position, view_wait_s=settings.sse_view_wait_s)
+            schedules = ScheduleCache(lambda: current_schedules(js))
+
+            def on_change(change: Change) -> None:
+                if change.type == ScheduleChanged.TYPE:
+                    schedules.invalidate()
+
+            feed = LiveFeed(
+                js, applied=view.applied_position, view_wait_s=settings.sse_view_wait_s, on_change=on_change
+            )
             await feed.start()
             commands = Commands(
                 Bus(js, producer="gateway", clock=clock),
@@ -90,6 +118,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                 view=view,
                 feed=feed,
                 clock=clock,
+                schedules=schedules,
             )
             log.info("gateway_started", host=settings.http_host, port=settings.http_port)
             yield
@@ -102,7 +131,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
 
     auth = build_auth(settings)
     prometheus = PrometheusConfig(
-        app_name="fmcsa_gateway", group_path=True, exclude=["^/metrics$", "^/static/"]
+        app_name="fmcsa_gateway",
+        group_path=True,
+        exclude=["^/metrics$", "^/static/"],
+        middleware_class=TemplatePathMetrics,
     )
     openapi = OpenAPIConfig(
         title="fmcsa-sync gateway",

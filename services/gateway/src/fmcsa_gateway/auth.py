@@ -4,7 +4,11 @@
   token in the `fmcsa_token` cookie instead: the admin page's EventSource cannot set headers. A cookie
   never authenticates a mutating request, so a cross-site form cannot act with a signed-in browser.
 - Verification is `fmcsa_runtime.tokens.verify` (HS256, issuer, expiry, a known role, a subject): one
-  definition for the CLI that mints and the gateway that checks.
+  definition for the CLI that mints and the gateway that checks. `VerifiedTokens` keeps a token's
+  claims after its first successful verification (at most `TOKEN_CACHE_TTL_S`, at most
+  `TOKEN_CACHE_SIZE` tokens, keyed by the token and the secret it was verified with), so a reader's
+  repeated GETs skip the HMAC and claim checks; expiry is checked again on every use by the same rule
+  as `verify`, and a refused token is never kept.
 - No token or a bad one: 401 with `WWW-Authenticate: Bearer`. A valid token of a lower role than the
   route needs: 403. Roles are ordered viewer < operator (+ trigger) < admin (+ companies, schedules).
 """
@@ -12,9 +16,11 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 import structlog
@@ -26,7 +32,7 @@ from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 from litestar.types import Guard
 
 from fmcsa_gateway.settings import Settings
-from fmcsa_runtime.tokens import ALGORITHM, InvalidToken, Role, verify
+from fmcsa_runtime.tokens import ALGORITHM, LEEWAY_S, Claims, InvalidToken, Role, verify
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +60,74 @@ class Caller:
     role: Role
 
 
+TOKEN_CACHE_SIZE = 1024
+"""Most verified tokens kept at once (least recently used go first)."""
+TOKEN_CACHE_TTL_S = 60.0
+"""Longest a verified token is kept before it is verified again from scratch."""
+
+_LEEWAY = timedelta(seconds=LEEWAY_S)
+
+
+class VerifiedTokens:
+    """Claims of tokens that `verify` accepted recently, keyed by the token (and the secret it was
+    verified with): a token is verified once, then looked up.
+
+    - Bounded: at most `max_size` tokens (least recently used evicted) and each for at most `ttl_s`
+      (monotonic clock), after which it is verified again.
+    - Expiry still holds: every use checks `expires_at` with `verify`'s rule (`LEEWAY_S` of skew), so
+      a kept token stops working at the same moment it would without the cache, and is dropped.
+      The issue time needs no second look: a token not issued in the future stays so.
+    - Only accepted tokens are kept: a refused, tampered or differently signed token is verified (and
+      refused) every time. A token kept for one secret is verified again under another.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_size: int = TOKEN_CACHE_SIZE,
+        ttl_s: float = TOKEN_CACHE_TTL_S,
+        monotonic: Callable[[], float] = time.monotonic,
+        verifier: Callable[..., Claims] = verify,
+    ) -> None:
+        if max_size < 1 or ttl_s <= 0:
+            raise ValueError("a token cache needs room for one token and a positive lifetime")
+        self._max_size = max_size
+        self._ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._verify = verifier
+        self._entries: OrderedDict[str, tuple[str, Claims, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def verify(self, secret: str, token: str, *, now: datetime | None = None) -> Claims:
+        """The token's claims, as `fmcsa_runtime.tokens.verify` gives them, or `InvalidToken`."""
+        checked_at = now or datetime.now(UTC)
+        moment = self._monotonic()
+        entry = self._entries.get(token)
+        if entry is not None:
+            kept_secret, claims, until = entry
+            if moment < until and kept_secret == secret:  # both are the server's own secrets
+                if claims.expires_at + _LEEWAY <= checked_at:
+                    del self._entries[token]
+                    raise InvalidToken("token refused: it has expired")
+                self._entries.move_to_end(token)
+                return claims
+            del self._entries[token]
+        claims = self._verify(secret, token, now=checked_at)
+        self._entries[token] = (secret, claims, moment + self._ttl_s)
+        while len(self._entries) > self._max_size:
+            self._entries.popitem(last=False)
+        return claims
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+VERIFIED = VerifiedTokens()
+"""The gateway's verified tokens (one process, possibly several apps in tests: keyed by secret too)."""
+
+
 @dataclass
 class RoleToken(Token):
     """Litestar's token with our `role` claim, decoded only through `fmcsa_runtime.tokens.verify`."""
@@ -74,7 +148,7 @@ class RoleToken(Token):
         strict_audience: bool = False,
     ) -> Self:
         try:
-            claims = verify(secret, encoded_token)
+            claims = VERIFIED.verify(secret, encoded_token)
         except InvalidToken as error:
             raise NotAuthorizedException(str(error), headers={"WWW-Authenticate": "Bearer"}) from None
         # Litestar's Token refuses an `iat` in the future; verify already allowed a small clock skew.
@@ -128,7 +202,8 @@ def build_auth(settings: Settings) -> JWTAuth[Caller, RoleToken]:
 def requires(role: Role) -> Guard:
     """A guard that lets through callers whose role is `role` or higher; others get 403."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # async on purpose: Litestar runs a sync guard in its thread pool, a thread hop on every request
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         caller = connection.scope.get("user")
         if not isinstance(caller, Caller):
             raise NotAuthorizedException("a bearer token is needed", headers={"WWW-Authenticate": "Bearer"})

@@ -3,14 +3,19 @@
 - Schedules: the last `ScheduleChanged` per source, read with a direct last-message-by-subject get on
   the event stream, so a PUT is visible to the next GET (read-your-writes) with no fold kept here.
   A source that never had one runs on the scheduler's default: every 360 minutes, enabled.
+  `ScheduleCache` keeps them for the answers that only show them (each source's next due time in a
+  company's status): read at most once per `SCHEDULES_TTL_S`, and afresh after the gateway publishes
+  a ScheduleChanged or its live feed sees one. `GET /api/schedules` always reads the stream.
 - Scheduler status: the document the scheduler writes under `scheduler.status` in the `fmcsa_state`
   bucket (services/scheduler/README.md). Read as plain JSON: the gateway imports no other service.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -71,6 +76,61 @@ async def current_schedule(js: JetStreamContext, source: SourceKey) -> Schedule:
 
 async def current_schedules(js: JetStreamContext) -> list[Schedule]:
     return [await current_schedule(js, source) for source in SourceKey]
+
+
+SCHEDULES_TTL_S = 10.0
+"""Longest the cached schedules are used without reading the stream again (a bound on staleness when
+the live feed missed another replica's ScheduleChanged, e.g. across a broker outage)."""
+
+
+class ScheduleCache:
+    """The schedules in force by source, read through `load` (three direct gets) at most once per
+    `ttl_s`, and again at once after `invalidate()`.
+
+    Concurrent callers share one read. A read that was running when `invalidate()` was called is
+    answered to its callers but not kept, so no schedule older than the invalidation is served after
+    it to anyone who asked after it.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Awaitable[list[Schedule]]],
+        *,
+        ttl_s: float = SCHEDULES_TTL_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self._ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._value: dict[SourceKey, Schedule] | None = None
+        self._until = 0.0
+        self._generation = 0
+        self._lock = asyncio.Lock()
+
+    def _fresh(self) -> dict[SourceKey, Schedule] | None:
+        if self._value is not None and self._monotonic() < self._until:
+            return self._value
+        return None
+
+    async def get(self) -> Mapping[SourceKey, Schedule]:
+        """Each source's schedule (every source is present; a default where none was set)."""
+        fresh = self._fresh()
+        if fresh is not None:
+            return fresh
+        async with self._lock:
+            fresh = self._fresh()
+            if fresh is not None:
+                return fresh
+            generation, started = self._generation, self._monotonic()
+            value = {schedule.source: schedule for schedule in await self._load()}
+            if generation == self._generation:
+                self._value, self._until = value, started + self._ttl_s
+            return value
+
+    def invalidate(self) -> None:
+        """Forget the schedules: a ScheduleChanged was published or seen."""
+        self._generation += 1
+        self._value = None
 
 
 async def scheduler_status(state: KeyValue, *, now: datetime) -> SchedulerStatus:

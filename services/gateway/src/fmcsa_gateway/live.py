@@ -28,6 +28,7 @@ from fmcsa_events.subjects import EVENTS_PREFIX, EVENTS_WILDCARD
 log = structlog.get_logger(__name__)
 
 AppliedPosition = Callable[[], Awaitable[int]]
+ChangeListener = Callable[["Change"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +96,10 @@ class LiveFeed:
         view_wait_s: float,
         queue_size: int = 2000,
         poll_s: float = 0.05,
+        on_change: ChangeListener | None = None,
     ) -> None:
         self._js = js
+        self._on_change = on_change
         self._applied = applied
         self._view_wait_s = view_wait_s
         self._queue_size = queue_size
@@ -131,6 +134,8 @@ class LiveFeed:
         if change is None:
             return
         self.last_seq = max(self.last_seq, change.seq)
+        if self._on_change is not None:
+            self._on_change(change)  # at once, not after the view: e.g. the schedule cache's invalidation
         self._pending.append((time.monotonic(), change))
         self._arrived.set()
 

@@ -17,6 +17,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
+from fmcsa_gateway.bus_state import ScheduleCache
 from fmcsa_gateway.commands import Commands
 from fmcsa_gateway.live import LiveFeed
 from fmcsa_gateway.settings import Settings
@@ -33,6 +34,7 @@ class Ports:
     view: StatusView
     feed: LiveFeed
     clock: Callable[[], datetime]
+    schedules: ScheduleCache
 
 
 def provide_ports(state: State) -> Ports:

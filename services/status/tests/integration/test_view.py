@@ -85,6 +85,28 @@ async def test_one_company_with_its_sources_and_the_seeds_block(view: StatusView
         await view.company_status("12a")
 
 
+async def test_the_last_scheduled_request_per_source_is_one_query_equal_to_the_log(view: StatusView) -> None:
+    for dot in DOTS:
+        expected = {}
+        for source in (CSA, VIO, SourceKey.INSPECTIONS):
+            times = [
+                e.requested_at
+                for trigger in (Trigger.SCHEDULED, Trigger.CATCH_UP)
+                for e in (await view.sync_log(dot=dot, source=source, trigger=trigger, limit=1)).items
+                if e.requested_at is not None
+            ]
+            if times:
+                expected[source] = max(times)
+        found = await view.last_scheduled_requests(dot, [CSA, VIO, SourceKey.INSPECTIONS])
+        assert found == expected
+    n = DOTS.index("9")
+    assert await view.last_scheduled_requests("009", ["csa", VIO]) == {CSA: at(1 + n)}  # vio was manual
+    assert await view.last_scheduled_requests("42", [CSA]) == {}  # never requested
+    assert await view.last_scheduled_requests("9", []) == {}
+    with pytest.raises(InvalidDotNumber):
+        await view.last_scheduled_requests("9x", [CSA])
+
+
 async def test_companies_are_listed_by_dot_number_in_keyset_pages(view: StatusView) -> None:
     seen: list[str] = []
     cursor = None

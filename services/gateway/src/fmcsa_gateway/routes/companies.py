@@ -24,7 +24,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
 from fmcsa_events.models import Trigger
 from fmcsa_gateway.auth import ADMIN, VIEWER, Caller
-from fmcsa_gateway.bus_state import current_schedules
 from fmcsa_gateway.domain import (
     ImportPlan,
     ImportRefused,
@@ -89,34 +88,33 @@ async def registered_dots(view: StatusView) -> AsyncIterator[str]:
         cursor = page.next_cursor
 
 
-async def last_scheduled_at(view: StatusView, dot: str, source: SourceKey) -> datetime | None:
-    """When the scheduler last requested this pair (a scheduled or catch-up request), from the sync log."""
-    newest: datetime | None = None
-    for trigger in (Trigger.SCHEDULED, Trigger.CATCH_UP):
-        page = await view.sync_log(dot=dot, source=source, trigger=trigger, limit=1)
-        for entry in page.items:
-            if entry.requested_at is not None and (newest is None or entry.requested_at > newest):
-                newest = entry.requested_at
-    return newest
-
-
 async def next_due_by_source(ports: Ports, company: CompanyStatus) -> dict[SourceKey, NextDue]:
-    """Each requested source's next due time, from the schedules in force and its last scheduled request."""
+    """Each requested source's next due time, from the schedules in force (cached: `ScheduleCache`)
+    and its last scheduled request: the status row's newest request when the scheduler made it, else
+    one sync-log query for every source whose newest request was someone else's.
+    """
     due: dict[SourceKey, NextDue] = {}
     if not company.sources:
         return due
-    schedules = {s.source: s for s in await current_schedules(ports.js)}
+    schedules = await ports.schedules.get()
+    last: dict[SourceKey, datetime | None] = {}
+    others: list[SourceKey] = []
     for source, status in company.sources.items():
-        schedule = schedules[source]
         if status.last_trigger in (Trigger.SCHEDULED, Trigger.CATCH_UP):
-            last = status.last_requested_at  # the newest request is the scheduler's: no query needed
+            last[source] = status.last_requested_at  # the newest request is the scheduler's
         else:
-            last = await last_scheduled_at(ports.view, company.dot, source)
+            others.append(source)
+    if others:
+        found = await ports.view.last_scheduled_requests(company.dot, others)
+        for source in others:
+            last[source] = found.get(source)
+    for source in company.sources:
+        schedule = schedules[source]
         due[source] = next_due(
             interval_minutes=schedule.interval_minutes,
             cron=schedule.cron,
             enabled=schedule.enabled,
-            last_scheduled_at=last,
+            last_scheduled_at=last[source],
         )
     return due
 

@@ -34,7 +34,10 @@ async def put_schedule(ports: Ports, source: SourceKey, data: PutSchedule, calle
         raise ProblemError(
             422, checked.reason, errors=[FieldError(field=f"body.{checked.field}", reason=checked.reason)]
         )
-    await ports.commands.change_schedule(source, checked, by=caller.subject)
+    try:
+        await ports.commands.change_schedule(source, checked, by=caller.subject)
+    finally:  # even a publish that failed may have reached the stream
+        ports.schedules.invalidate()
     return await current_schedule(ports.js, source)
 
 
