@@ -20,12 +20,24 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_HANDED_OUT: dict[int, None] = {}  # ports this process handed out, oldest first (bounded)
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that was free a moment ago (the OS picks it), and not one this process handed out
+    recently: ports picked in a row for several services that bind later must differ, and the OS may
+    offer a just-closed port again.
+    """
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            break
+    _HANDED_OUT[port] = None
+    while len(_HANDED_OUT) > 1024:
+        del _HANDED_OUT[next(iter(_HANDED_OUT))]
+    return port
 
 
 def wait_for_port(

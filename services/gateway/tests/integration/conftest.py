@@ -88,6 +88,9 @@ def settings_for(nats_url: str, database_url: str, data_dir: Path, **changes: An
         jwt_secret=SECRET,
         request_deadline_s=120,
         sse_keepalive_s=0.5,
+        # the view's wait bounds how stale an announcement may be; on a loaded CI box the projector may
+        # lag longer than the 5 s default, and the tests assert the order (view first), not that bound
+        sse_view_wait_s=30,
         webhook_secret_key=WEBHOOK_KEY,  # alert rules seal their secrets with it
         webhook_allow_hosts="127.0.0.1",
         **changes,
