@@ -48,6 +48,7 @@ GOALS: tuple[Goal, ...] = (
     Goal("scheduler_rss_mb", "scheduler resident memory with 100,000 companies x 3 sources", at_most=150),
     Goal("spread_max_min_ratio", "busiest / quietest minute of requests over one interval", at_most=1.2),
     Goal("trigger_to_visible_p95_ms", "POST trigger -> status visible, minus sandbox latency", at_most=1000),
+    Goal("change_to_webhook_p95_ms", "CarrierDataChanged published -> its webhook received", at_most=1000),
 )
 GOAL_BY_KEY: dict[str, Goal] = {goal.key: goal for goal in GOALS}
 KEYS: tuple[str, ...] = tuple(goal.key for goal in GOALS)

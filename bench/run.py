@@ -47,6 +47,8 @@ class Scale:
     scheduler_companies: int
     spread_companies: int
     spread_interval_minutes: int
+    webhook_changes: int  # CarrierDataChanged published one at a time for change_to_webhook_p95_ms
+    webhook_interval_ms: float  # between two of them
 
     def settings(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -67,6 +69,8 @@ FULL = Scale(
     scheduler_companies=100_000,
     spread_companies=2_000,
     spread_interval_minutes=360,
+    webhook_changes=200,
+    webhook_interval_ms=100.0,
 )
 QUICK = Scale(
     mode="quick",
@@ -83,6 +87,8 @@ QUICK = Scale(
     scheduler_companies=100_000,
     spread_companies=2_000,
     spread_interval_minutes=360,
+    webhook_changes=50,
+    webhook_interval_ms=100.0,
 )
 
 SMOKE = Scale(  # the system test's: every stage, every key, in about a minute; figures mean little
@@ -100,6 +106,8 @@ SMOKE = Scale(  # the system test's: every stage, every key, in about a minute; 
     scheduler_companies=5_000,
     spread_companies=2_000,
     spread_interval_minutes=360,
+    webhook_changes=5,
+    webhook_interval_ms=100.0,
 )
 SCALES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
@@ -156,6 +164,11 @@ def _stages() -> list[Stage]:
 
         return module.run
 
+    def webhooks() -> StageFn:
+        from bench import webhooks as module
+
+        return module.run
+
     return [
         Stage(
             "pipeline",
@@ -172,6 +185,7 @@ def _stages() -> list[Stage]:
         Stage(
             "scheduler", ("scheduler_rss_mb", "spread_max_min_ratio"), {"quick": 100, "full": 200}, scheduler
         ),
+        Stage("webhooks", ("change_to_webhook_p95_ms",), {"quick": 120, "full": 200}, webhooks),
     ]
 
 

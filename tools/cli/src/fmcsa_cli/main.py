@@ -167,7 +167,7 @@ def bench(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            "--only", help="Run only this stage: pipeline, events, gateway, scheduler (repeatable)."
+            "--only", help="Run only this stage: pipeline, events, gateway, scheduler, webhooks (repeatable)."
         ),
     ] = None,
 ) -> None:

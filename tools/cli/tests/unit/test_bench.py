@@ -34,6 +34,7 @@ ISSUE_KEYS = {
     "scheduler_rss_mb",
     "spread_max_min_ratio",
     "trigger_to_visible_p95_ms",
+    "change_to_webhook_p95_ms",
 }
 
 
