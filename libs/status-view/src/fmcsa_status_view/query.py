@@ -243,17 +243,9 @@ class StatusView:
                 raise InvalidCursor("not a sync-log cursor") from None
             where.append("(sort_at < ? OR (sort_at = ? AND request_id < ?))")
             params += [moment, moment, request_id]
-        sql = (
-            f"SELECT {', '.join(_LOG_COLUMNS)} FROM status_sync_log"
-            f"{' WHERE ' + ' AND '.join(where) if where else ''}"
-            " ORDER BY sort_at DESC, request_id DESC LIMIT ?"
+        rows = await self._select(
+            "status_sync_log", _LOG_COLUMNS, where, params, "sort_at DESC, request_id DESC", limit + 1
         )
-        params.append(limit + 1)
-
-        async def work(session: Session) -> list[tuple[Any, ...]]:
-            return await session.fetch(sql, params)
-
-        rows: list[Any] = await self._run(work, [])
         more = len(rows) > limit
         entries = [self._log_entry(dict(zip(_LOG_COLUMNS, row, strict=True))) for row in rows[:limit]]
         next_cursor = None
@@ -297,17 +289,7 @@ class StatusView:
         if cursor:
             where.append("position < ?")
             params.append(_int_in(_decode_cursor(cursor, "f")[0], 1, _MAX_INT))
-        sql = (
-            f"SELECT {', '.join(_CHANGE_COLUMNS)} FROM status_change"
-            f"{' WHERE ' + ' AND '.join(where) if where else ''}"
-            " ORDER BY position DESC LIMIT ?"
-        )
-        params.append(limit + 1)
-
-        async def work(session: Session) -> list[tuple[Any, ...]]:
-            return await session.fetch(sql, params)
-
-        rows: list[Any] = await self._run(work, [])
+        rows = await self._select("status_change", _CHANGE_COLUMNS, where, params, "position DESC", limit + 1)
         entries = [self._change(dict(zip(_CHANGE_COLUMNS, row, strict=True))) for row in rows[:limit]]
         more = len(rows) > limit
         next_cursor = _encode_cursor("f", [entries[-1].position]) if more and entries else None
@@ -399,6 +381,28 @@ class StatusView:
         )
 
     # --- plumbing ---------------------------------------------------------------------------
+
+    async def _select(
+        self,
+        table: str,
+        columns: Sequence[str],
+        where: list[str],
+        params: list[Any],
+        order_by: str,
+        limit: int,
+    ) -> list[Any]:
+        """One page of rows: the conditions combined with AND, in `order_by`, at most `limit` rows."""
+        sql = (
+            f"SELECT {', '.join(columns)} FROM {table}"
+            f"{' WHERE ' + ' AND '.join(where) if where else ''}"
+            f" ORDER BY {order_by} LIMIT ?"
+        )
+        values = [*params, limit]
+
+        async def work(session: Session) -> list[tuple[Any, ...]]:
+            return await session.fetch(sql, values)
+
+        return await self._run(work, [])
 
     def _current(self) -> Database:
         """The live store's database; reopened when a rebuilt store was swapped in. A query already
