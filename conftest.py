@@ -30,6 +30,27 @@ SHARED = ROOT.parent / "shared"
 EXAMPLES = SHARED / "fmcsa" / "examples"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`./fmcsa test` runs the suite over several workers), give each worker its
+    own stripe of ports: free_port() in the worker and in every process it starts keeps to it.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... only in a worker
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if worker.startswith("gw") and count.isdigit():
+        os.environ["FMCSA_PORT_STRIPE"] = f"{int(worker[2:]) % int(count)}/{count}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `reliability` or `serial` run one after another on one xdist worker (group
+    "serial"), as they would in one process: fault tests assert timing-bound properties (R4: no
+    rate-limit 429 at a limit equal to the client's) that several CPU-heavy tests beside them on two
+    cores can upset. Everything else is spread over the other workers.
+    """
+    for item in items:
+        if item.get_closest_marker("reliability") or item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.xdist_group("serial"))
+
+
 class WaitUntil(Protocol):
     async def __call__(
         self, check: Callable[[], Awaitable[bool]], *, what: str, within_s: float = 10.0

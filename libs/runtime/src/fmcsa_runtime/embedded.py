@@ -27,17 +27,38 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (the OS picks it), and not one this process handed out
     recently: ports picked in a row for several services that bind later must differ, and the OS may
     offer a just-closed port again.
+
+    `FMCSA_PORT_STRIPE=i/n` keeps to ports with `port % n == i`: parallel test workers (and the
+    processes they start) each get their own stripe, so two workers never pick the same port between
+    the pick and the bind.
     """
-    for _ in range(100):
+    index, count = _port_stripe()
+    for _ in range(100 * count):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((host, 0))
             port = int(sock.getsockname()[1])
-        if port not in _HANDED_OUT:
+        if port % count == index and port not in _HANDED_OUT:
             break
+    else:
+        raise RuntimeError(f"no free port in stripe {index}/{count} on {host}")
     _HANDED_OUT[port] = None
     while len(_HANDED_OUT) > 1024:
         del _HANDED_OUT[next(iter(_HANDED_OUT))]
     return port
+
+
+def _port_stripe() -> tuple[int, int]:
+    """(index, count) from `FMCSA_PORT_STRIPE` ("i/n"); (0, 1), every port, when unset."""
+    raw = os.environ.get("FMCSA_PORT_STRIPE", "")
+    if not raw:
+        return 0, 1
+    try:
+        index, count = (int(part) for part in raw.split("/"))
+    except ValueError:
+        raise ValueError(f"FMCSA_PORT_STRIPE must be 'index/count', got {raw!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"FMCSA_PORT_STRIPE must be 'index/count' with 0 <= index < count, got {raw!r}")
+    return index, count
 
 
 def wait_for_port(

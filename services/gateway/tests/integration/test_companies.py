@@ -122,6 +122,7 @@ async def test_json_and_multipart_imports(lone_gateway: Any, bearer: Any) -> Non
     assert answer.status_code == 422
 
 
+@pytest.mark.serial  # CPU-bound for half a minute: not beside the timing-bound fault tests
 @pytest.mark.timeout(300)  # 100,000 awaited publishes on a server that fsyncs each: about a minute
 async def test_an_import_of_100000_rows_is_accepted_and_one_more_is_refused(
     lone_gateway: Any, bearer: Any

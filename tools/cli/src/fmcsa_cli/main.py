@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -101,10 +102,30 @@ def up(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def test(ctx: typer.Context) -> None:
-    """Run the whole test suite (pytest); extra arguments go to pytest."""
-    command = [sys.executable, "-m", "pytest", *ctx.args]
+    """Run the whole test suite (pytest) over several worker processes; extra arguments go to pytest.
+
+    Workers: FMCSA_TEST_WORKERS (default 3; 0 runs everything in one process), or `-n N` among the
+    arguments. Most tests wait on other processes (nats-server, services, the sandbox), so three
+    workers keep a 2-core machine busy. With FMCSA_TEST_NATS_URL (one shared server) the default is 0.
+    """
+    command = [sys.executable, "-m", "pytest", *pytest_defaults(ctx.args, os.environ), *ctx.args]
     code = subprocess.call(command)  # ./fmcsa runs from the repository root
     raise typer.Exit(code)
+
+
+def pytest_defaults(args: list[str], environ: Mapping[str, str]) -> list[str]:
+    """The options `./fmcsa test` adds unless the arguments set them: workers and the slowest tests."""
+    defaults: list[str] = []
+    if not any(arg.startswith(("-n", "--numprocesses")) for arg in args):
+        default = "0" if environ.get("FMCSA_TEST_NATS_URL") else "3"
+        workers = environ.get("FMCSA_TEST_WORKERS", default)
+        if not workers.isdigit():
+            raise typer.BadParameter(f"FMCSA_TEST_WORKERS must be a whole number, got {workers!r}")
+        # loadgroup: tests marked reliability or serial share one worker (the root conftest groups them)
+        defaults += ["-n", workers, "--dist", "loadgroup"] if int(workers) > 0 else ["-n", "0"]
+    if not any(arg.startswith("--durations") for arg in args):
+        defaults.append("--durations=20")
+    return defaults
 
 
 @app.command()
