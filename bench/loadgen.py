@@ -30,6 +30,7 @@ from bench.report import percentile
 class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.answered = 0  # requests answered on it: a kept-alive connection the server may have closed
 
     @classmethod
     async def open(cls, host: str, port: int) -> _Connection:
@@ -59,6 +60,7 @@ class _Connection:
                     break
         elif length:
             await self.reader.readexactly(length)
+        self.answered += 1
         return status
 
     def close(self) -> None:
@@ -71,6 +73,7 @@ class Tally:
     service_ms: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     failures: int = 0
+    stale_reconnects: int = 0  # GETs sent again on a new connection: the kept one had been closed
 
     def summary(self, duration_s: float) -> dict[str, float | int | dict[str, int]]:
         ok = self.statuses.get(200, 0)
@@ -79,6 +82,7 @@ class Tally:
             "ok": ok,
             "errors": self.failures + sum(n for code, n in self.statuses.items() if code != 200),
             "statuses": {str(code): n for code, n in sorted(self.statuses.items())},
+            "stale_reconnects": self.stale_reconnects,
             "duration_s": round(duration_s, 3),
             "rps": round(len(self.latencies_ms) / duration_s, 1) if duration_s > 0 else 0.0,
         }
@@ -142,7 +146,17 @@ async def run_open(
         try:
             conn = await take()
             sent = loop.time()
-            status = await conn.request(raw)
+            try:
+                status = await conn.request(raw)
+            except (OSError, asyncio.IncompleteReadError):
+                if not conn.answered:
+                    raise
+                # A kept-alive connection the server closed while it sat idle (uvicorn closes after 5 s):
+                # like any HTTP client, send the GET once more on a new connection (its time counts).
+                conn.close()
+                conn = await _Connection.open(target.host, target.port)
+                tally.stale_reconnects += counted
+                status = await conn.request(raw)
         except (OSError, asyncio.IncompleteReadError, ValueError):
             if conn is not None:
                 conn.close()

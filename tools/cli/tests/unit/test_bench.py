@@ -194,3 +194,36 @@ def test_bench_help_names_quick() -> None:
     result = CliRunner().invoke(app, ["bench", "--help"])
     assert result.exit_code == 0
     assert "--quick" in result.output
+
+
+async def test_the_load_generator_sends_a_get_again_when_the_server_closed_a_kept_connection() -> None:
+    """uvicorn closes a keep-alive connection idle for 5 s; the open loop's pool keeps idle ones. A GET
+    on such a connection is sent once more on a new one (as HTTP clients do), not counted as an error.
+    """
+    import asyncio
+
+    loadgen = importlib.import_module("bench.loadgen")
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    connections = 0
+
+    async def one_answer_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()  # keep-alive promised, then closed: what an idle timeout does
+
+    server = await asyncio.start_server(one_answer_then_hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        target = loadgen.Target(f"http://127.0.0.1:{port}", "/x/{dot}", (1, 10), None, seed=1)
+        tally = await loadgen.run_open(target, rate=20, duration_s=0.5, warmup_s=0, max_conns=1)
+    finally:
+        server.close()
+        await server.wait_closed()
+    summary = tally.summary(0.5)
+    assert summary["errors"] == 0, summary
+    assert summary["ok"] == 10
+    assert summary["stale_reconnects"] == 9  # every GET after the first found its connection closed
+    assert connections == 10
