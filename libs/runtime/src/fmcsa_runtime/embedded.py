@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,26 +25,47 @@ _HANDED_OUT: dict[int, None] = {}  # ports this process handed out, oldest first
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the OS picks it), and not one this process handed out
-    recently: ports picked in a row for several services that bind later must differ, and the OS may
-    offer a just-closed port again.
+    """A TCP port that was free a moment ago, and not one this process handed out recently: ports
+    picked in a row for several services that bind later must differ, and the OS may offer a
+    just-closed port again.
 
-    `FMCSA_PORT_STRIPE=i/n` keeps to ports with `port % n == i`: parallel test workers (and the
-    processes they start) each get their own stripe, so two workers never pick the same port between
-    the pick and the bind.
+    The OS picks it (bind to port 0), unless `FMCSA_PORT_STRIPE=i/n` is set: then it is a port with
+    `port % n == i` drawn from 20000-32767 (below Linux's ephemeral range, so no outgoing connection
+    holds one), and checked by binding it. Parallel test workers (and the processes they start) each
+    get their own stripe, so two workers never pick the same port between the pick and the bind.
+    (The OS's own picks cannot be striped: Linux hands bind(0) odd ports first.)
     """
     index, count = _port_stripe()
-    for _ in range(100 * count):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port = int(sock.getsockname()[1])
-        if port % count == index and port not in _HANDED_OUT:
+    for _ in range(200):
+        port = _os_port(host) if count == 1 else _stripe_port(host, index, count)
+        if port is not None and port not in _HANDED_OUT:
             break
     else:
         raise RuntimeError(f"no free port in stripe {index}/{count} on {host}")
     _HANDED_OUT[port] = None
     while len(_HANDED_OUT) > 1024:
         del _HANDED_OUT[next(iter(_HANDED_OUT))]
+    return port
+
+
+_STRIPED_PORTS = range(20_000, 32_768)
+
+
+def _os_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _stripe_port(host: str, index: int, count: int) -> int | None:
+    """A random port of the stripe that binds now, or None if the one drawn is taken."""
+    first = _STRIPED_PORTS.start + (index - _STRIPED_PORTS.start) % count
+    port = random.choice(range(first, _STRIPED_PORTS.stop, count))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return None
     return port
 
 
