@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from nats.aio.client import Client
@@ -33,14 +34,19 @@ DOTS = range(8_000_000, 8_000_090)
 
 @pytest.mark.timeout(SCALE.settle_s + 600)
 async def test_r8_a_replay_of_the_whole_stream_equals_the_live_projection(
-    system: System, nc: Client, report: Callable[[str], None]
+    system: System, nc: Client, report: Callable[[str], None], wait_until: Any
 ) -> None:
     projection = Projection(system.status_url)
+    before = (await nc.jetstream().stream_info(EVENTS_STREAM)).state.last_seq
     requests = [manual_request(SOURCES[n % 3], dot) for n, dot in enumerate(DOTS)]
     sending = asyncio.create_task(publish_surely(Bus(nc.jetstream(), producer="reliability"), requests))
-    await asyncio.sleep(0.3)
+
+    async def folding_the_burst() -> bool:
+        return await projection.position() > before + len(requests) // 10
+
+    await wait_until(folding_the_burst, what="the projector folding the burst", within_s=60)
     system.kill("status")  # mid-burst: the replay must also equal a projection that was killed
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # the fault: the projector stays down half a second while the burst goes on
     system.restart("status")
     await sending
     assert await wait_settled(nc, projection, DOTS, SOURCES, within_s=SCALE.settle_s)

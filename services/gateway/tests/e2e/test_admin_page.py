@@ -9,9 +9,6 @@ A screenshot is saved under `test-artifacts/` (FMCSA_TEST_ARTIFACTS overrides th
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,36 +19,10 @@ import pytest
 from fmcsa_runtime.embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 
-ROOT = Path(__file__).resolve().parents[4]
 SECRET = "e2e-secret-of-the-admin-page-test-0123456789"
 DOT = "2847193"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
-
-
-def chromium() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        pytest.fail(f"no Chromium at {path}: install Debian's chromium (.ci/run does) or set CHROMIUM_PATH")
-    if importlib.util.find_spec("playwright") is None:
-        pytest.fail("playwright is not installed: it is in fmcsa-gateway's `test` extra (root dev group)")
-    return path
-
-
-@pytest.fixture
-def artifacts() -> Path:
-    folder = Path(os.environ.get("FMCSA_TEST_ARTIFACTS") or ROOT / "test-artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -71,11 +42,9 @@ def system(tmp_path: Path) -> Iterator[str]:
 
 
 async def test_sign_in_register_trigger_and_watch_the_badges_turn_green(
-    system: str, artifacts: Path, wait_until: Any
+    system: str, artifacts: Path, chromium: dict[str, Any], wait_until: Any
 ) -> None:
     from playwright.async_api import async_playwright, expect
-
-    executable = chromium()
 
     async def ready() -> bool:
         try:
@@ -88,7 +57,7 @@ async def test_sign_in_register_trigger_and_watch_the_badges_turn_green(
     token = mint(SECRET, role=Role.ADMIN, subject="e2e-admin")
     problems: list[str] = []
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        browser = await playwright.chromium.launch(**chromium)
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 1000})
             page.on("pageerror", lambda error: problems.append(str(error)))

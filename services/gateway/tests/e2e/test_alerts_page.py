@@ -7,9 +7,6 @@ delivered in the deliveries table, resend it, and see the destination healthy.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,26 +22,9 @@ from fmcsa_events.models import CarrierDataChanged, ChangeKind
 from fmcsa_runtime.embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 
-ROOT = Path(__file__).resolve().parents[4]
 SECRET = "e2e-secret-of-the-alerts-page-test-0123456789"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-]
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
-
-
-def chromium() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        pytest.fail(f"no Chromium at {path}: install Debian's chromium (.ci/run does) or set CHROMIUM_PATH")
-    if importlib.util.find_spec("playwright") is None:
-        pytest.fail("playwright is not installed: it is in the root dev group")
-    return path
 
 
 @pytest.fixture
@@ -64,10 +44,11 @@ def system(tmp_path: Path) -> Iterator[Any]:
         launcher.stop(grace_s=10)
 
 
-async def test_create_backtest_deliver_and_resend_from_the_page(system: Any, wait_until: Any) -> None:
+async def test_create_backtest_deliver_and_resend_from_the_page(
+    system: Any, chromium: dict[str, Any], wait_until: Any
+) -> None:
     from playwright.async_api import async_playwright, expect
 
-    executable = chromium()
     gateway = system.gateway_url
 
     async def ready() -> bool:
@@ -81,7 +62,7 @@ async def test_create_backtest_deliver_and_resend_from_the_page(system: Any, wai
     token = mint(SECRET, role=Role.ADMIN, subject="e2e-admin")
     problems: list[str] = []
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        browser = await playwright.chromium.launch(**chromium)
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 1400})
             page.on("pageerror", lambda error: problems.append(str(error)))

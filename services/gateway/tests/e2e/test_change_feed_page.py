@@ -10,9 +10,7 @@ month replaces the month's point). A screenshot is saved under `test-artifacts/`
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,39 +21,13 @@ import pytest
 from fmcsa_runtime.embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 
-ROOT = Path(__file__).resolve().parents[4]
 SECRET = "e2e-secret-of-the-change-feed-page-0123456789"
 DOT = "99700001"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 SERVICES = ["sandbox", "status", "csa", "violations", "inspections", "scheduler", "gateway"]
 """What the feed needs; the scheduler only releases in-flight markers (it publishes nothing here)."""
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
-
-
-def chromium() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        pytest.fail(f"no Chromium at {path}: install Debian's chromium (.ci/run does) or set CHROMIUM_PATH")
-    if importlib.util.find_spec("playwright") is None:
-        pytest.fail("playwright is not installed: it is in fmcsa-gateway's `test` extra (root dev group)")
-    return path
-
-
-@pytest.fixture
-def artifacts() -> Path:
-    folder = Path(os.environ.get("FMCSA_TEST_ARTIFACTS") or ROOT / "test-artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -87,11 +59,10 @@ def system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
 
 
 async def test_the_timeline_and_the_trend_chart_follow_a_bump_live(
-    system: tuple[str, str], artifacts: Path, wait_until: Any
+    system: tuple[str, str], artifacts: Path, chromium: dict[str, Any], wait_until: Any
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
-    executable = chromium()
     gateway, sandbox = system
     token = mint(SECRET, role=Role.ADMIN, subject="e2e-admin")
     async with httpx.AsyncClient(
@@ -117,7 +88,7 @@ async def test_the_timeline_and_the_trend_chart_follow_a_bump_live(
 
     problems: list[str] = []
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        browser = await playwright.chromium.launch(**chromium)
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 1400})
             page.on("pageerror", lambda error: problems.append(str(error)))
