@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from xdist.scheduler import LoadGroupScheduling
 
 from fmcsa_runtime.embedded import NatsServer, free_port, sandbox_process
 
@@ -40,15 +41,31 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["FMCSA_PORT_STRIPE"] = f"{int(worker[2:]) % int(count)}/{count}"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked `reliability` or `serial` run one after another on one xdist worker (group
-    "serial"), as they would in one process: fault tests assert timing-bound properties (R4: no
-    rate-limit 429 at a limit equal to the client's) that several CPU-heavy tests beside them on two
-    cores can upset. Everything else is spread over the other workers.
+SERIAL_PATHS = ("tests/reliability/",)
+"""Tests run one after another on one xdist worker: the fault tests. They share one system per worker
+(eight processes and a chaos loop), so one worker starts it once, and they assert timing-bound
+properties (R4: no rate-limit 429 at a limit equal to the client's) that two of them side by side on
+two cores can upset. They come last in collection, so their worker takes them near the end of the run.
+"""
+
+
+def _serial(nodeid: str) -> bool:
+    return nodeid.startswith(SERIAL_PATHS)
+
+
+class SerialGroup(LoadGroupScheduling):
+    """xdist's loadgroup scheduling with one group, the serial tests; every other test is its own."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return "serial" if _serial(nodeid) else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> SerialGroup | None:
+    """With `--dist loadgroup` (what `./fmcsa test` passes), group by path: xdist's own `xdist_group`
+    mark does not reach the scheduler with pytest 9.2 (xdist 3.8 renames `item._nodeid`, which pytest
+    no longer reads), so the group is named here.
     """
-    for item in items:
-        if item.get_closest_marker("reliability") or item.get_closest_marker("serial"):
-            item.add_marker(pytest.mark.xdist_group("serial"))
+    return SerialGroup(config, log) if config.getvalue("dist") == "loadgroup" else None
 
 
 class WaitUntil(Protocol):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.system, pytest.mark.serial]  # CPU-bound: see the root conftest
+pytestmark = pytest.mark.system
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -141,6 +142,26 @@ def start_up(data_dir: Path, gateway_port: int) -> subprocess.Popen[str]:
     )
 
 
+def stop_up(up: subprocess.Popen[str], data_dir: Path) -> None:
+    """After a failed check, stop `up` as a user would (Ctrl-C: the launcher stops every service, each
+    in its own process group), and SIGKILL whatever is left only then: no process outlives the test.
+    """
+    if up.poll() is None:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait()
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        state = json.loads((data_dir / "up.json").read_text())  # still there: `up` did not stop cleanly
+        for pid in [state["nats_pid"], *state["services"].values()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    if up.stdout is not None:
+        up.stdout.close()
+
+
 def test_up_prints_the_url_then_stops_cleanly_on_sigint_and_resumes(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = free_port()
@@ -188,11 +209,7 @@ def test_up_prints_the_url_then_stops_cleanly_on_sigint_and_resumes(tmp_path: Pa
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0
     finally:
-        if up.poll() is None:
-            os.killpg(up.pid, signal.SIGKILL)
-            up.wait()
-        if up.stdout is not None:
-            up.stdout.close()
+        stop_up(up, data_dir)
     orphans = [pid for pid in pids if alive(pid)]
     assert orphans == [], f"processes left behind: {orphans}"
     assert not (data_dir / "up.json").exists()
@@ -205,11 +222,7 @@ def test_up_prints_the_url_then_stops_cleanly_on_sigint_and_resumes(tmp_path: Pa
         again.send_signal(signal.SIGINT)
         assert again.wait(timeout=60) == 0
     finally:
-        if again.poll() is None:
-            os.killpg(again.pid, signal.SIGKILL)
-            again.wait()
-        if again.stdout is not None:
-            again.stdout.close()
+        stop_up(again, data_dir)
 
     # with nothing running, rebuild-status starts nats-server on the data folder's stream itself
     env = {k: v for k, v in os.environ.items() if not k.startswith("FMCSA_")}

@@ -121,7 +121,7 @@ def pytest_defaults(args: list[str], environ: Mapping[str, str]) -> list[str]:
         workers = environ.get("FMCSA_TEST_WORKERS", default)
         if not workers.isdigit():
             raise typer.BadParameter(f"FMCSA_TEST_WORKERS must be a whole number, got {workers!r}")
-        # loadgroup: tests marked reliability or serial share one worker (the root conftest groups them)
+        # loadgroup: the fault tests share one worker (the root conftest's SERIAL_PATHS names them)
         defaults += ["-n", workers, "--dist", "loadgroup"] if int(workers) > 0 else ["-n", "0"]
     if not any(arg.startswith("--durations") for arg in args):
         defaults.append("--durations=20")

@@ -1,0 +1,48 @@
+"""The root conftest's parallel plan: which tests share the serial worker, and that they come first."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def root_conftest() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fmcsa_root_conftest", ROOT / "conftest.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_serial_path_exists() -> None:
+    for path in root_conftest().SERIAL_PATHS:
+        assert (ROOT / path).exists(), f"SERIAL_PATHS names {path}, which is not there"
+
+
+def test_the_fault_tests_share_one_group_and_every_other_test_is_its_own() -> None:
+    conftest = root_conftest()
+    scheduler: Any = object.__new__(conftest.SerialGroup)  # _split_scope needs no state
+    assert {
+        scheduler._split_scope("tests/reliability/test_r1_kills.py::test_r1"),
+        scheduler._split_scope("tests/reliability/test_r8_replay.py::test_r8"),
+    } == {"serial"}
+    for other in (
+        "services/gateway/tests/integration/test_companies.py::test_lists_page[sqlite]",
+        "tests/system/test_up.py::test_up_prints_the_url_then_stops_cleanly_on_sigint_and_resumes",
+    ):
+        assert scheduler._split_scope(other) == other
+
+
+def test_only_loadgroup_gets_the_serial_scheduler() -> None:
+    conftest = root_conftest()
+
+    def config(dist: str) -> Any:
+        return SimpleNamespace(getvalue=lambda name: dist if name == "dist" else None)
+
+    assert conftest.pytest_xdist_make_scheduler(config("load"), None) is None
+    assert conftest.pytest_xdist_make_scheduler(config("worksteal"), None) is None
