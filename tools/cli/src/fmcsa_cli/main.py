@@ -104,9 +104,10 @@ def up(
 def test(ctx: typer.Context) -> None:
     """Run the whole test suite (pytest) over several worker processes; extra arguments go to pytest.
 
-    Workers: FMCSA_TEST_WORKERS (default 3; 0 runs everything in one process), or `-n N` among the
-    arguments. Most tests wait on other processes (nats-server, services, the sandbox), so three
-    workers keep a 2-core machine busy. With FMCSA_TEST_NATS_URL (one shared server) the default is 0.
+    Workers: FMCSA_TEST_WORKERS (default 0: one process), or `-n N` among the arguments. Three workers
+    halve the run on a 2-core machine (most tests wait on other processes), but at the load they make
+    (5 to 8) a timing-bound test failed in 3 of 4 fresh-clone runs, so the default stays one process.
+    Do not combine workers with FMCSA_TEST_NATS_URL (one shared server).
     """
     command = [sys.executable, "-m", "pytest", *pytest_defaults(ctx.args, os.environ), *ctx.args]
     code = subprocess.call(command)  # ./fmcsa runs from the repository root
@@ -117,7 +118,7 @@ def pytest_defaults(args: list[str], environ: Mapping[str, str]) -> list[str]:
     """The options `./fmcsa test` adds unless the arguments set them: workers and the slowest tests."""
     defaults: list[str] = []
     if not any(arg.startswith(("-n", "--numprocesses")) for arg in args):
-        default = "0" if environ.get("FMCSA_TEST_NATS_URL") else "3"
+        default = "0"  # parallel runs are opt-in until the timing-bound tests hold under load
         workers = environ.get("FMCSA_TEST_WORKERS", default)
         if not workers.isdigit():
             raise typer.BadParameter(f"FMCSA_TEST_WORKERS must be a whole number, got {workers!r}")

@@ -6,8 +6,8 @@ import typer
 from fmcsa_cli.main import pytest_defaults
 
 
-def test_the_whole_suite_runs_over_three_workers_and_lists_the_slowest_tests() -> None:
-    assert pytest_defaults([], {}) == ["-n", "3", "--dist", "loadgroup", "--durations=20"]
+def test_the_whole_suite_runs_in_one_process_and_lists_the_slowest_tests() -> None:
+    assert pytest_defaults([], {}) == ["-n", "0", "--durations=20"]
 
 
 @pytest.mark.parametrize("given", [["-n", "1"], ["-n2"], ["--numprocesses=4"], ["--numprocesses", "auto"]])
