@@ -32,7 +32,7 @@ EXAMPLES = SHARED / "fmcsa" / "examples"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (`./fmcsa test` runs the suite over several workers), give each worker its
+    """Under pytest-xdist (`FMCSA_TEST_WORKERS=N ./fmcsa test`), give each worker its
     own stripe of ports: free_port() in the worker and in every process it starts keeps to it.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... only in a worker
@@ -61,7 +61,7 @@ class SerialGroup(LoadGroupScheduling):
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> SerialGroup | None:
-    """With `--dist loadgroup` (what `./fmcsa test` passes), group by path: xdist's own `xdist_group`
+    """With `--dist loadgroup` (what `./fmcsa test` passes with workers), group by path: xdist's own `xdist_group`
     mark does not reach the scheduler with pytest 9.2 (xdist 3.8 renames `item._nodeid`, which pytest
     no longer reads), so the group is named here.
     """
