@@ -61,9 +61,9 @@ class SerialGroup(LoadGroupScheduling):
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> SerialGroup | None:
-    """With `--dist loadgroup` (what `./fmcsa test` passes with workers), group by path: xdist's own `xdist_group`
-    mark does not reach the scheduler with pytest 9.2 (xdist 3.8 renames `item._nodeid`, which pytest
-    no longer reads), so the group is named here.
+    """With `--dist loadgroup` (what `./fmcsa test` passes with workers), group by path: xdist's own
+    `xdist_group` mark does not reach the scheduler with pytest 9.2 (xdist 3.8 renames `item._nodeid`,
+    which pytest no longer reads), so the group is named here.
     """
     return SerialGroup(config, log) if config.getvalue("dist") == "loadgroup" else None
 
