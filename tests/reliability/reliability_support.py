@@ -117,6 +117,9 @@ def service_env(secret: Secrets, **extra: str) -> dict[str, str]:
         "FMCSA_SCHEDULER_TICK_S": "0.2",
         "FMCSA_SCHEDULER_STATUS_INTERVAL_S": "1",
         "FMCSA_STATUS_BATCH_WAIT_MS": "20",
+        # R4's 429s without Retry-After: inspections waits 60 s by default (the polite production
+        # choice), which would make R4 a minute-long wait on one request; the test checks the kind
+        "FMCSA_INSPECTIONS_RATE_LIMIT_WAIT_S": "3",
     }
     for source in ("CSA", "VIOLATIONS", "INSPECTIONS"):
         env |= {
