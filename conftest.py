@@ -41,11 +41,18 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["FMCSA_PORT_STRIPE"] = f"{int(worker[2:]) % int(count)}/{count}"
 
 
-SERIAL_PATHS = ("tests/reliability/",)
-"""Tests run one after another on one xdist worker: the fault tests. They share one system per worker
-(eight processes and a chaos loop), so one worker starts it once, and they assert timing-bound
-properties (R4: no rate-limit 429 at a limit equal to the client's) that two of them side by side on
-two cores can upset. They come last in collection, so their worker takes them near the end of the run.
+SERIAL_PATHS = (
+    "tests/reliability/",
+    "tests/system/",
+    "services/gateway/tests/e2e/",
+    "services/scheduler/tests/integration/test_scheduler_processes.py",
+)
+"""Tests run one after another on one xdist worker: every test that starts a whole system (nats-server,
+the sandbox and several services, or a browser) or runs a scheduler on a fast clock. Several of them
+assert timing-bound properties (R4: no rate-limit 429 at a limit equal to the client's; `up` prints its
+URL within 30 s; a schedule's slots keep time), which two such systems side by side on two cores upset.
+Beside them the other workers run the tests that start at most one service. xdist hands out the
+largest group first, so this one starts at once and sets the run's length.
 """
 
 

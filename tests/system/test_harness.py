@@ -1,4 +1,4 @@
-"""The root conftest's parallel plan: which tests share the serial worker, and that they come first."""
+"""The root conftest's parallel plan: which tests share the serial worker (xdist hands it out first)."""
 
 from __future__ import annotations
 
@@ -24,16 +24,22 @@ def test_every_serial_path_exists() -> None:
         assert (ROOT / path).exists(), f"SERIAL_PATHS names {path}, which is not there"
 
 
-def test_the_fault_tests_share_one_group_and_every_other_test_is_its_own() -> None:
+def test_the_whole_system_tests_share_one_group_and_every_other_test_is_its_own() -> None:
     conftest = root_conftest()
     scheduler: Any = object.__new__(conftest.SerialGroup)  # _split_scope needs no state
     assert {
         scheduler._split_scope("tests/reliability/test_r1_kills.py::test_r1"),
         scheduler._split_scope("tests/reliability/test_r8_replay.py::test_r8"),
+        scheduler._split_scope("tests/system/test_up.py::test_up_prints_the_url_then_stops_cleanly"),
+        scheduler._split_scope("services/gateway/tests/e2e/test_admin_page.py::test_sign_in"),
+        scheduler._split_scope(
+            "services/scheduler/tests/integration/test_scheduler_processes.py::test_two_replicas[60.0]"
+        ),
     } == {"serial"}
     for other in (
         "services/gateway/tests/integration/test_companies.py::test_lists_page[sqlite]",
-        "tests/system/test_up.py::test_up_prints_the_url_then_stops_cleanly_on_sigint_and_resumes",
+        "services/scheduler/tests/integration/test_inflight_markers.py::test_take",
+        "libs/events/tests/unit/test_decoder.py::test_unknown_type",
     ):
         assert scheduler._split_scope(other) == other
 

@@ -33,9 +33,8 @@ pytestmark = pytest.mark.system
 ROOT = Path(__file__).resolve().parents[2]
 URL_WITHIN_S = 60.0 if os.environ.get("PYTEST_XDIST_WORKER") else 30.0
 """The issue's bound is 30 s on a fresh, idle machine (measured from a fresh clone: see the README).
-Under `FMCSA_TEST_WORKERS=3 ./fmcsa test` this test shares two cores with two other workers' launchers
-and the fault tests (load average 5 to 8), where the same start has taken 31 s and more; there it
-gets 60 s and prints what it took."""
+Under `./fmcsa test`'s workers this test shares two cores with the other worker's tests (load average
+up to 5), where the same start has taken 31 s and more; there it gets 60 s and prints what it took."""
 
 
 def alive(pid: int) -> bool:

@@ -102,12 +102,12 @@ def up(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def test(ctx: typer.Context) -> None:
-    """Run the whole test suite (pytest) over several worker processes; extra arguments go to pytest.
+    """Run the whole test suite (pytest) over two worker processes; extra arguments go to pytest.
 
-    Workers: FMCSA_TEST_WORKERS (default 0: one process), or `-n N` among the arguments. Three workers
-    halve the run on a 2-core machine (most tests wait on other processes), but at the load they make
-    (5 to 8) a timing-bound test failed in 3 of 4 fresh-clone runs, so the default stays one process.
-    Do not combine workers with FMCSA_TEST_NATS_URL (one shared server).
+    Workers: FMCSA_TEST_WORKERS (default 2; 0 is one process), or `-n N` among the arguments. Every
+    test that starts a whole system runs on one worker (SERIAL_PATHS in the root conftest), the rest
+    on the other: most tests wait on other processes, so two workers on a 2-core machine take 11 min
+    where one process takes 19. With FMCSA_TEST_NATS_URL (one shared server) the default is one process.
     """
     command = [sys.executable, "-m", "pytest", *pytest_defaults(ctx.args, os.environ), *ctx.args]
     code = subprocess.call(command)  # ./fmcsa runs from the repository root
@@ -118,11 +118,11 @@ def pytest_defaults(args: list[str], environ: Mapping[str, str]) -> list[str]:
     """The options `./fmcsa test` adds unless the arguments set them: workers and the slowest tests."""
     defaults: list[str] = []
     if not any(arg.startswith(("-n", "--numprocesses")) for arg in args):
-        default = "0"  # parallel runs are opt-in until the timing-bound tests hold under load
+        default = "0" if environ.get("FMCSA_TEST_NATS_URL") else "2"  # one shared server: one process
         workers = environ.get("FMCSA_TEST_WORKERS", default)
         if not workers.isdigit():
             raise typer.BadParameter(f"FMCSA_TEST_WORKERS must be a whole number, got {workers!r}")
-        # loadgroup: the fault tests share one worker (the root conftest's SERIAL_PATHS names them)
+        # loadgroup: the whole-system tests share one worker (the root conftest's SERIAL_PATHS names them)
         defaults += ["-n", workers, "--dist", "loadgroup"] if int(workers) > 0 else ["-n", "0"]
     if not any(arg.startswith("--durations") for arg in args):
         defaults.append("--durations=20")
