@@ -4,9 +4,9 @@ Guarantees:
 - `fetch` never raises for upstream trouble: every answer becomes a `CsaFetch` or one `Failure`.
   An invalid DOT (`internal`) or a missing webKey (`not_configured`) makes no call at all.
 - Every HTTP call takes a slot of a semaphore of `concurrency`, then passes one aiolimiter leaky
-  bucket (`make_limiter`: the sandbox's `AsyncLimiter(rate_per_s, 1.0)` model with a little headroom,
-  so equal limits serve no 429s) and is sent at once: a rate slot is never granted to a call that
-  then waits, so calls never bunch up behind it.
+  bucket (`make_limiter`: the sandbox's `AsyncLimiter(rate_per_s, 1.0)` model with the headroom of
+  `fmcsa_runtime.pacing`, so equal limits serve no 429s) and is sent at once: a rate slot is never
+  granted to a call that then waits, so calls never bunch up behind it.
 - A retryable failure is retried in process (`stamina`, full-jitter backoff, or `Retry-After` when
   sent) while its wait is at most `inline_wait_max_s`, up to `inline_retries` times; timeouts go
   straight back (the attempt already took long). What is left returns with `retry_after_s` set:
@@ -34,6 +34,7 @@ from pydantic import SecretStr
 from fmcsa_events.identifiers import InvalidDotNumber, parse_dot
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.failures import Failure
+from fmcsa_runtime.pacing import client_bucket
 from fmcsa_runtime.redaction import redact, register_secret
 from fmcsa_source_csa.domain import (
     Call,
@@ -59,32 +60,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-BURST_HEADROOM_S = 0.25
-"""Seconds' worth of calls (at least half a call) held back from the bucket's one-second burst."""
-RATE_HEADROOM = 0.01
-"""Share of the rate held back: the bucket drains at 99% of `rate_per_s`."""
-
-
 def make_limiter(rate_per_s: float) -> AsyncLimiter:
-    """Build the leaky bucket that paces every call, a hair inside the upstream's own bucket.
-
-    The sandbox (and, we assume, QCMobile) counts calls in a leaky bucket of capacity `rate` draining at
-    `rate`: `AsyncLimiter(rate, 1.0)`. A client with exactly that bucket fills the server's to the brim,
-    and then any call that reaches the server sooner after its predecessor than it left the client is
-    refused (first connections, event-loop scheduling, a server that stalls and then admits its queue
-    at once). Measured against the sandbox with the plain model: 1 call in 120 got a 429 at 20/s, 1-4
-    in 600 at 50/s, most in the first 0.2 s. So the bucket holds `BURST_HEADROOM_S` of calls less (at
-    least half a call: 15 of 20 at 20/s, 1.5 of 2 at 2/s) and drains `RATE_HEADROOM` slower: the
-    server's bucket keeps room for ~250 ms of jitter, more as time passes under load. Only the first
-    second after an idle spell is smaller; the sustained rate stays at 99% of the limit.
-
-    aiolimiter grants whole calls only from a bucket of at least one, so a bucket never holds less
-    than one call (below 1.5 calls per second the headroom is then the slower drain alone).
-    """
-    headroom = max(0.5, rate_per_s * BURST_HEADROOM_S)
-    capacity = max(1.0, rate_per_s - headroom)
-    drain_per_s = rate_per_s * (1.0 - RATE_HEADROOM)
-    return AsyncLimiter(capacity, capacity / drain_per_s)
+    """The leaky bucket that paces every call, a little inside QCMobile's own (`fmcsa_runtime.pacing`)."""
+    return AsyncLimiter(*client_bucket(rate_per_s))
 
 
 class _RetryableAnswer(Exception):

@@ -818,29 +818,6 @@ def detect_changes(
 
 
 # ---------------------------------------------------------------------------------------------------
-# Pacing
-
-
-def limiter_shape(rate_per_s: float, burst_headroom_s: float) -> tuple[float, float]:
-    """`(max_rate, time_period)` of the client's `AsyncLimiter` for an upstream that counts calls in a
-    leaky bucket of one second's worth draining at `rate_per_s` (the sandbox does, exactly).
-
-    The upstream sees each call after a network delay that varies (a fresh connection is slower than a
-    kept one), so calls paced exactly at its limit can arrive a little closer together than they left
-    and overflow it. The client's bucket keeps `burst_headroom_s` seconds of such variation in hand:
-    - rate * (1 - headroom) >= 1: capacity one second's worth less `headroom` worth, draining at
-      exactly `rate_per_s` (no loss of long-run rate);
-    - otherwise (rates near or below 1/s): one call at a time, spaced `1/rate + headroom` apart.
-    With headroom 0 and a rate of at least 1 this is `(rate, 1.0)`; a rate below 1 gets capacity 1
-    (aiolimiter refuses to acquire more than its capacity).
-    """
-    capacity = rate_per_s * (1.0 - burst_headroom_s)
-    if capacity >= 1.0:
-        return capacity, capacity / rate_per_s
-    return 1.0, 1.0 / rate_per_s + burst_headroom_s
-
-
-# ---------------------------------------------------------------------------------------------------
 # Retrying
 
 

@@ -28,13 +28,13 @@ class Settings(ServiceSettings):
         1.0, gt=0, description="Ceiling on SaferWebAPI calls per second (leaky bucket of one second's worth)."
     )
     burst_headroom_s: float = Field(
-        0.05,
+        0.25,
         ge=0,
         le=0.5,
         description=(
-            "Network delay variation the rate limit keeps in hand, so an upstream counting a bucket of one "
-            "second's worth at the same rate never overflows (see domain.limiter_shape). 0 gives "
-            "AsyncLimiter(rate_per_s, 1.0) exactly."
+            "Seconds' worth of calls the rate limit holds back from its one-second burst: a call may arrive "
+            "that much late against the one before without a 429 from an upstream counting a bucket of one "
+            "second's worth at the same rate (see fmcsa_runtime.pacing). Costs no long-run rate."
         ),
     )
     concurrency: int = Field(8, ge=1, le=256, description="Most SaferWebAPI calls in flight at once.")

@@ -18,13 +18,13 @@ from aiolimiter import AsyncLimiter
 from fmcsa_events.identifiers import InvalidDotNumber, parse_dot
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.failures import Failure
+from fmcsa_runtime.pacing import client_bucket
 from fmcsa_runtime.redaction import redact, register_secret, sample
 from fmcsa_source_inspections.domain import (
     InspectionsFetch,
     RetryPolicy,
     handed_back,
     inline_wait_s,
-    limiter_shape,
     parse_response,
 )
 from fmcsa_source_inspections.settings import Settings
@@ -118,7 +118,7 @@ class SaferWebClient:
             http=http,
             owns_http=owns_http,
             api_key=api_key,
-            limiter=AsyncLimiter(*limiter_shape(settings.rate_per_s, settings.burst_headroom_s)),
+            limiter=AsyncLimiter(*client_bucket(settings.rate_per_s, burst_s=settings.burst_headroom_s)),
             concurrency=settings.concurrency,
             policy=RetryPolicy(
                 inline_retries=settings.inline_retries,

@@ -22,7 +22,6 @@ from fmcsa_source_inspections.domain import (
     decimal_text,
     handed_back,
     inline_wait_s,
-    limiter_shape,
     parse_response,
     snapshot_content,
     snapshot_from_content,
@@ -559,24 +558,3 @@ def test_a_retryable_failure_handed_back_always_names_a_delay() -> None:
     )
     final = failure(ErrorKind.NOT_FOUND, retryable=False)
     assert handed_back(final, retry=1, policy=POLICY) is final
-
-
-# --- pacing ------------------------------------------------------------------------------------------
-
-
-def test_without_headroom_the_limiter_is_the_upstreams_bucket() -> None:
-    assert limiter_shape(10.0, 0.0) == (10.0, 1.0)
-    assert limiter_shape(1.0, 0.0) == (1.0, 1.0)
-    assert limiter_shape(0.5, 0.0) == (1.0, 2.0)  # one call every 2 s; aiolimiter needs capacity >= 1
-
-
-def test_headroom_shrinks_the_burst_but_keeps_the_long_run_rate() -> None:
-    capacity, period = limiter_shape(10.0, 0.02)
-    assert capacity == pytest.approx(9.8)
-    assert capacity / period == pytest.approx(10.0)
-
-
-def test_near_one_call_per_second_headroom_spaces_the_calls() -> None:
-    assert limiter_shape(1.0, 0.02) == (1.0, pytest.approx(1.02))
-    capacity, period = limiter_shape(0.25, 0.02)
-    assert (capacity, period) == (1.0, pytest.approx(4.02))

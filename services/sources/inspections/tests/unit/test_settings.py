@@ -18,7 +18,7 @@ def test_defaults_point_at_the_real_host_without_a_key(monkeypatch: pytest.Monke
     assert (settings.inline_wait_max_s, settings.retry_after_max_s, settings.max_attempts) == (5.0, 3600.0, 5)
     assert (settings.rate_limit_wait_s, settings.burst_headroom_s, settings.backoff_initial_s) == (
         60.0,
-        0.05,
+        0.25,
         0.5,
     )
     assert settings.oos_rate_change_points == 5.0

@@ -621,30 +621,6 @@ def for_the_bus(failure: Failure, *, inline_wait_max_s: float) -> Failure:
     return replace(failure, retry_after_s=max(2.0, 2 * inline_wait_max_s))
 
 
-JITTER_TOLERANCE_S = 0.05
-"""Arrival jitter (client acquire -> server arrival) the client bucket absorbs without a 429."""
-
-
-def client_bucket(rate_per_s: float) -> tuple[float, float]:
-    """(capacity, period) of the client's `AsyncLimiter(capacity, period)` for an upstream that polices
-    a leaky bucket of capacity `rate_per_s` draining at `rate_per_s` (the sandbox's model).
-
-    A bucket identical to the server's is served 429s whenever one request reaches the server a little
-    sooner after the previous one than it left the client. So the client keeps headroom: from 2/s up it
-    drains at the full rate with a smaller burst (capacity lowered by `max(1, rate * JITTER_TOLERANCE_S)`
-    requests, never below 1); between 1/s and 2/s the capacity is 1 and the drain is slowed only as far
-    as needed for the same tolerance (1/s -> 0.95/s); below 1/s the server's own bucket cannot hold a
-    request, so the client just spaces calls at the rate.
-    """
-    if rate_per_s >= 2:
-        capacity = max(1.0, rate_per_s - max(1.0, rate_per_s * JITTER_TOLERANCE_S))
-        return capacity, capacity / rate_per_s
-    if rate_per_s >= 1:
-        drain = min(rate_per_s, 1 / ((2 - rate_per_s) / rate_per_s + JITTER_TOLERANCE_S))
-        return 1.0, 1 / drain
-    return 1.0, 1 / rate_per_s
-
-
 # ---------------------------------------------------------------------------------------------------
 # summary
 

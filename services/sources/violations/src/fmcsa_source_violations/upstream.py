@@ -3,8 +3,8 @@
 Guarantees: `fetch` never raises for upstream trouble (every answer becomes a `ViolationsFetch` or one
 `Failure`); only a validated, canonical DOT reaches the query, and only as the equality filter
 `dot_number=<digits>` (never SoQL text); every HTTP call, retries included, passes the concurrency
-cap and then the rate limiter (a leaky bucket draining at `rate_per_s` with headroom below the
-upstream's, see `domain.client_bucket`); the app token travels only in the `X-App-Token` header and
+cap and then the rate limiter (a leaky bucket with headroom below the upstream's, see
+`fmcsa_runtime.pacing`); the app token travels only in the `X-App-Token` header and
 never in a log line or a Failure.
 """
 
@@ -25,13 +25,13 @@ from pydantic import SecretStr
 from fmcsa_events.identifiers import InvalidDotNumber, parse_dot
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.failures import Failure
+from fmcsa_runtime.pacing import client_bucket
 from fmcsa_runtime.redaction import redact, register_secret, sample
 from fmcsa_source_violations.domain import (
     Page,
     Step,
     ViolationsFetch,
     assemble,
-    client_bucket,
     for_the_bus,
     inline_wait,
     next_step,

@@ -18,7 +18,8 @@ import structlog
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.embedded import sandbox_process
 from fmcsa_runtime.failures import Failure
-from fmcsa_source_violations.domain import ViolationsFetch, client_bucket
+from fmcsa_runtime.pacing import client_bucket
+from fmcsa_source_violations.domain import ViolationsFetch
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.store import Store
 from fmcsa_source_violations.upstream import SocrataClient
