@@ -52,7 +52,8 @@ the sandbox and several services, or a browser) or runs a scheduler on a fast cl
 assert timing-bound properties (R4: no rate-limit 429 at a limit equal to the client's; `up` prints its
 URL within 30 s; a schedule's slots keep time), which two such systems side by side on two cores upset.
 Beside them the other workers run the tests that start at most one service. xdist hands out the
-largest group first, so this one starts at once and sets the run's length.
+largest group first, so this one starts at once (about 540 s of tests; the other worker's share is
+about 680 s).
 """
 
 
