@@ -106,7 +106,7 @@ def test(ctx: typer.Context) -> None:
 
     Workers: FMCSA_TEST_WORKERS (default 2; 0 is one process), or `-n N` among the arguments. Every
     test that starts a whole system runs on one worker (SERIAL_PATHS in the root conftest), the rest
-    on the other: most tests wait on other processes, so two workers on a 2-core machine take 11 min
+    on the other: most tests wait on other processes, so two workers on a 2-core machine take 10-11 min
     where one process takes 19. With FMCSA_TEST_NATS_URL (one shared server) the default is one process.
     """
     command = [sys.executable, "-m", "pytest", *pytest_defaults(ctx.args, os.environ), *ctx.args]
