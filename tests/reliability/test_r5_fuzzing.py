@@ -37,6 +37,8 @@ from fmcsa_status.domain.fold import Fact, Loaded, fold
 pytestmark = pytest.mark.reliability
 
 NOW = datetime(2026, 12, 5, tzinfo=UTC)
+DECODE_ROUNDS = 5
+"""Rounds of `SCALE.hypothesis_examples` at most per event type until one example decodes."""
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -186,7 +188,7 @@ def check_one(cls: type[Event], tally: Counter[str]) -> Callable[[], None]:
     return run
 
 
-@pytest.mark.timeout(120 + SCALE.hypothesis_examples * 2)
+@pytest.mark.timeout(120 + SCALE.hypothesis_examples * 2 * DECODE_ROUNDS)
 def test_r5_no_generated_message_crashes_a_decoder(report: Callable[[str], None]) -> None:
     tally: Counter[str] = Counter()
     for cls in EVENT_TYPES:
@@ -198,13 +200,22 @@ def test_r5_no_generated_message_crashes_a_decoder(report: Callable[[str], None]
             assert isinstance(decoded, Undecodable), decoded
             assert decoded.reason.value == "not_json"
             tally["examples"] += 1
-        check_one(cls, tally)()
+        # Some types' valid space is narrow (SyncRequested: 3 to 12 of 100 examples decode, its deadline
+        # must follow its request time and its trigger decides which fields it needs), so one round of
+        # true-random odds misses it now and then. Another round follows while a type has not decoded
+        # once: at 3% an example, one round misses 1 run in 20, five rounds fewer than 1 in a million.
+        for _ in range(DECODE_ROUNDS):
+            check_one(cls, tally)()
+            tally["rounds"] += 1
+            if tally[f"decoded:{cls.TYPE}"]:
+                break
     types_decoded = sum(1 for cls in EVENT_TYPES if tally[f"decoded:{cls.TYPE}"])
     reasons = ",".join(
         f"{k.split(':', 1)[1]}:{n}" for k, n in sorted(tally.items()) if k.startswith("undecodable:")
     )
     report(
-        f"R5 decoders={len(EVENT_TYPES)} examples={tally['examples']} decoded={tally['decoded']} "
+        f"R5 decoders={len(EVENT_TYPES)} rounds={tally['rounds']} examples={tally['examples']} "
+        f"decoded={tally['decoded']} "
         f"types_decoded={types_decoded}/{len(EVENT_TYPES)} undecodable={reasons} crashes=0 "
         f"routes=test_schemathesis.py(>=1000 requests, no 5xx)"
     )
