@@ -32,8 +32,8 @@ EXAMPLES = SHARED / "fmcsa" / "examples"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (`FMCSA_TEST_WORKERS=N ./fmcsa test`), give each worker its
-    own stripe of ports: free_port() in the worker and in every process it starts keeps to it.
+    """Under pytest-xdist (`./fmcsa test` runs two workers), give each worker its own stripe of
+    ports: free_port() in the worker and in every process it starts keeps to it.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... only in a worker
     count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
@@ -57,15 +57,11 @@ about 680 s).
 """
 
 
-def _serial(nodeid: str) -> bool:
-    return nodeid.startswith(SERIAL_PATHS)
-
-
 class SerialGroup(LoadGroupScheduling):
     """xdist's loadgroup scheduling with one group, the serial tests; every other test is its own."""
 
     def _split_scope(self, nodeid: str) -> str:
-        return "serial" if _serial(nodeid) else nodeid
+        return "serial" if nodeid.startswith(SERIAL_PATHS) else nodeid
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> SerialGroup | None:
