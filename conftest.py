@@ -27,8 +27,8 @@ from xdist.scheduler import LoadGroupScheduling
 from fmcsa_runtime.embedded import NatsServer, free_port, sandbox_process
 
 ROOT = Path(__file__).resolve().parent
-SHARED = ROOT.parent / "shared"
-EXAMPLES = SHARED / "fmcsa" / "examples"
+EXAMPLES = ROOT / "tests" / "fixtures" / "fmcsa"
+"""Example bodies of the real upstream APIs, kept in the repository (its README: which tests read them)."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,8 +95,6 @@ def wait_until() -> WaitUntil:
 
 @pytest.fixture(scope="session")
 def examples_dir() -> Path:
-    if not EXAMPLES.is_dir():
-        pytest.fail(f"../shared/fmcsa/examples is missing (looked in {EXAMPLES})")
     return EXAMPLES
 
 
@@ -184,6 +182,19 @@ def postgres_url(docker_available: bool) -> Iterator[str | None]:
     yield None
 
 
+NO_POSTGRES = "PostgreSQL: set FMCSA_TEST_DATABASE_URL (CI does) or run a Docker engine"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Every test skipped for want of PostgreSQL is reported at one place, so the summary folds them
+    into one line ("SKIPPED [N] conftest.py: PostgreSQL: ...") instead of one per test."""
+    report: Any = yield
+    if report.skipped and isinstance(report.longrepr, tuple) and NO_POSTGRES in str(report.longrepr[2]):
+        report.longrepr = (__file__, 1, f"Skipped: {NO_POSTGRES}")
+    return report  # type: ignore[no-any-return]
+
+
 def _database_params() -> list[Any]:
     return [
         pytest.param("sqlite", id="sqlite"),
@@ -199,7 +210,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     base: str | None = request.getfixturevalue("postgres_url")
     if base is None:
-        pytest.skip("PostgreSQL: set FMCSA_TEST_DATABASE_URL (CI does) or run a Docker engine")
+        pytest.skip(NO_POSTGRES)
     import asyncpg
 
     schema = f"t_{uuid.uuid4().hex[:16]}"

@@ -49,7 +49,7 @@ class Trigger(StrEnum):
 
 
 class ErrorKind(StrEnum):
-    """Why a sync failed; the vocabulary of design.md. `not_configured` is never retried."""
+    """Why a sync failed; the failure vocabulary of ARCHITECTURE.md. `not_configured` is never retried."""
 
     NOT_CONFIGURED = "not_configured"
     NOT_FOUND = "not_found"

@@ -2,8 +2,8 @@
 
 `settle` never does I/O and takes the time as an argument. It returns either `RetryLater` (nak the
 message with a delay: a retryable failure with attempts and time left) or the terminal outcome event
-to publish. Rules (design.md): `not_configured` is never retried; a retryable failure is retried
-until `max_attempts` deliveries are spent or the delay would pass the request's deadline, then it
+to publish. Rules (ARCHITECTURE.md, "The bus"): `not_configured` is never retried; a retryable failure
+is retried until `max_attempts` deliveries are spent or the delay would pass the request's deadline, then it
 becomes final and non-retryable; a request already past its deadline is answered `timeout`
 without calling the upstream.
 """

@@ -48,7 +48,7 @@ class LastError:
 
 @dataclass(frozen=True, slots=True)
 class SourceStatus:
-    """One source of one company. Three times matter (design.md): `upstream_as_of` (what the data
+    """One source of one company. Three times matter (ARCHITECTURE.md): `upstream_as_of` (what the data
     describes), `last_success_at` (last good fetch) and `last_requested_at`/`state` (last attempt).
     `consecutive_failures` counts failed requests newer than the newest success.
     """

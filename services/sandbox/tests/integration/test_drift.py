@@ -1,4 +1,4 @@
-"""Drift: every example body in shared/fmcsa/examples has a live sandbox answer of the same shape."""
+"""Drift: every example body in tests/fixtures/fmcsa has a live sandbox answer of the same shape."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ REQUESTS: dict[str, tuple[int, Callable[[httpx.Client], httpx.Response]]] = {
 
 
 def test_every_example_file_has_a_request(examples_dir: Path) -> None:
-    assert {p.name for p in examples_dir.iterdir()} == set(REQUESTS)
+    assert {p.name for p in examples_dir.iterdir() if p.name != "README.md"} == set(REQUESTS)
 
 
 @pytest.mark.parametrize("name", sorted(REQUESTS))

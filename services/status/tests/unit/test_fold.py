@@ -1,4 +1,4 @@
-"""The fold, case by case: each test names one rule of design.md's status contract."""
+"""The fold, case by case: each test names one rule of the status contract (ARCHITECTURE.md)."""
 
 from __future__ import annotations
 

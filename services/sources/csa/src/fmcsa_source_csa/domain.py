@@ -17,7 +17,7 @@ Guarantees:
 - Hashes cover normalized values only (`Decimal("0.50")` and `"0.5"` hash alike) and never the
   retrieval time, so the same data fetched twice hashes the same.
 
-`upstream_as_of` (what the data describes, design.md: "the SMS run month") is the first instant
+`upstream_as_of` (what the data describes: "the SMS run month") is the first instant
 (00:00 UTC) of the calendar month of the `/basics` answer's `retrievalDate`, or of `now` when that is
 absent or unreadable. QCMobile serves no usable run date (`basicsRunDate` is frozen) and the README
 knows nothing better. The SMS snapshot is taken on the third or last Friday and published 10-18 days

@@ -1,6 +1,6 @@
 """Pure rules of the violations source: classify Socrata answers, normalize rows, key, hash, page, summarize.
 
-Follows /work/shared/fmcsa/README.md sections 2 and 4 (dataset `8mt8-2mdr`). No I/O, no clock, no
+Follows docs/upstreams.md sections 2 and 4 (dataset `8mt8-2mdr`). No I/O, no clock, no
 framework: every input (status, headers, body, the requested DOT, the time) comes in as an argument.
 """
 
