@@ -29,6 +29,7 @@ from fmcsa_events.models import (
     Event,
     SourceFailed,
     SourceSynced,
+    SyncAttemptFailed,
     SyncRequested,
     Trigger,
 )
@@ -123,6 +124,31 @@ def failed(
         detail="HTTP 503 from upstream",
         started_at=finished - timedelta(seconds=1),
         finished_at=finished,
+    )
+
+
+def attempt_failed(
+    req: SyncRequested,
+    minute: float,
+    *,
+    attempt: int = 1,
+    max_attempts: int = 5,
+    kind: ErrorKind = ErrorKind.UPSTREAM_ERROR,
+    retry_in_s: float = 30,
+    first_minute: float | None = None,
+) -> SyncAttemptFailed:
+    """Attempt `attempt` of `req` failed at `minute`; the next is due `retry_in_s` later."""
+    failed_at = at(minute)
+    return SyncAttemptFailed(
+        request_id=req.request_id,
+        dot=req.dot,
+        source=req.source,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        kind=kind,
+        message=f"{kind} on attempt {attempt}",
+        retry_at=failed_at + timedelta(seconds=retry_in_s),
+        first_attempt_at=at(first_minute if first_minute is not None else minute) - timedelta(seconds=1),
     )
 
 
@@ -307,7 +333,11 @@ def busy_history(seed: int, companies: int = 12, rounds: int = 6) -> list[Timed]
                     items.append(timed(synced(req, finish, fetched=rng.randint(0, 9))))
                 elif roll < 0.9:
                     kind = rng.choice([ErrorKind.TIMEOUT, ErrorKind.RATE_LIMITED, ErrorKind.NOT_FOUND])
+                    retry = attempt_failed(req, minute + 0.2, kind=kind, first_minute=minute + 0.1)
+                    items.append(timed(retry))
                     items.append(timed(failed(req, finish, kind=kind, message=f"{kind} in round {r}")))
+                else:  # no outcome yet: the request waits for its second attempt
+                    items.append(timed(attempt_failed(req, minute + 0.2, first_minute=minute + 0.1)))
     items.sort(key=lambda t: t.moment)
     # outcomes before their requests, and duplicates (republished beyond the window)
     for _ in range(len(items) // 20):

@@ -12,7 +12,15 @@ from uuid import uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from fmcsa_events.models import CarrierDataChanged, Event, SourceFailed, SourceSynced, SyncRequested, Trigger
+from fmcsa_events.models import (
+    CarrierDataChanged,
+    Event,
+    SourceFailed,
+    SourceSynced,
+    SyncAttemptFailed,
+    SyncRequested,
+    Trigger,
+)
 
 MSG_ID = "Nats-Msg-Id"
 TYPE = "Fmcsa-Type"
@@ -75,7 +83,8 @@ def event_id(event: Event) -> str:
     """Give the same fact the same id, so JetStream drops the republish that follows a crash.
 
     Scheduled and catch-up requests: `<source>:<dot>:<slot>` (replicas and restarts publish a slot
-    once). Outcomes: `outcome:<request_id>` (a redelivered request republishes the same outcome).
+    once). Outcomes: `outcome:<request_id>` (a redelivered request republishes the same outcome); a failed
+    attempt that will be retried: `attempt:<request_id>:<attempt>`.
     Manual requests: `request:<request_id>`. Anything else: a fresh uuid, made once per fact; a caller
     that retries a publish must reuse the envelope it made.
     """
@@ -86,6 +95,8 @@ def event_id(event: Event) -> str:
             return f"request:{event.request_id}"
         case SourceSynced() | SourceFailed():
             return f"outcome:{event.request_id}"
+        case SyncAttemptFailed():
+            return f"attempt:{event.request_id}:{event.attempt}"
         case CarrierDataChanged():
             return f"change:{event.request_id}:{event.kind}:{event.subject}"
         case _:

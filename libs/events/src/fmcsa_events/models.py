@@ -174,6 +174,28 @@ class SourceFailed(Event):
     finished_at: AwareDatetime
 
 
+class SyncAttemptFailed(Event):
+    """Progress, not an outcome: one attempt of a request failed retryably and the request waits for
+    its next attempt (the source handed it back to the bus with a delay). Informational: a request may
+    end without any, and its one terminal outcome follows whatever these say.
+
+    `attempt` is the attempt that failed (1-based) of at most `max_attempts`; `retry_at` is when the
+    next attempt is due; `first_attempt_at` is when the first attempt started (the outcome's
+    `started_at` is the same instant, so "took" runs from the first attempt to the outcome).
+    """
+
+    TYPE: ClassVar[str] = "sync_attempt_failed"
+    request_id: UUID
+    dot: DotNumber
+    source: SourceKey
+    attempt: int = Field(ge=1)
+    max_attempts: int = Field(ge=1)
+    kind: ErrorKind
+    message: str = Field(max_length=500)
+    retry_at: AwareDatetime
+    first_attempt_at: AwareDatetime
+
+
 class ChangeKind(StrEnum):
     """What changed in the public record of a carrier, as a source service observed it."""
 
@@ -314,6 +336,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     SyncRequested,
     SourceSynced,
     SourceFailed,
+    SyncAttemptFailed,
     CarrierDataChanged,
     AlertRuleChanged,
     AlertRuleRemoved,

@@ -20,6 +20,7 @@ from fmcsa_events.models import (
     ScheduleChanged,
     SourceFailed,
     SourceSynced,
+    SyncAttemptFailed,
     SyncRequested,
     WebhookResendRequested,
 )
@@ -47,6 +48,10 @@ def source_synced(source: str, dot: str) -> str:
 
 def source_failed(source: str, dot: str) -> str:
     return f"{EVENTS_PREFIX}.{SourceFailed.TYPE}.{parse_source(source)}.{parse_dot(dot)}"
+
+
+def sync_attempt_failed(source: str, dot: str) -> str:
+    return f"{EVENTS_PREFIX}.{SyncAttemptFailed.TYPE}.{parse_source(source)}.{parse_dot(dot)}"
 
 
 def carrier_data_changed(source: str, dot: str) -> str:
@@ -94,7 +99,7 @@ def dead_letter(service: str, reason: str) -> str:
 def subject_for(event: Event) -> str:
     """The subject an event is published on."""
     match event:
-        case SyncRequested() | SourceSynced() | SourceFailed() | CarrierDataChanged():
+        case SyncRequested() | SourceSynced() | SourceFailed() | SyncAttemptFailed() | CarrierDataChanged():
             return f"{EVENTS_PREFIX}.{event.TYPE}.{event.source}.{event.dot}"
         case CompanyRegistered() | CompanyRemoved():
             return f"{EVENTS_PREFIX}.{event.TYPE}.{event.dot}"

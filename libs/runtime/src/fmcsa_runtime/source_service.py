@@ -25,7 +25,7 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
@@ -46,7 +46,14 @@ from fmcsa_events.bus import Bus, utc_now
 from fmcsa_events.decoder import Undecodable, decode, encode
 from fmcsa_events.envelope import Envelope
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_events.models import Counts, ErrorKind, SourceFailed, SourceSynced, SyncRequested
+from fmcsa_events.models import (
+    Counts,
+    ErrorKind,
+    SourceFailed,
+    SourceSynced,
+    SyncAttemptFailed,
+    SyncRequested,
+)
 from fmcsa_events.subjects import subject_for
 from fmcsa_events.topology import EVENTS_STREAM, declare, source_durable
 from fmcsa_runtime.database import create_engine
@@ -157,6 +164,14 @@ outcome_log = Table(
     Column("payload", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+first_attempts = Table(
+    "first_attempts",
+    _metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+)
+"""When each request's first attempt started: an outcome's `started_at` (its "took" runs from the first
+attempt, not from the last delivery) and every `SyncAttemptFailed` carry it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +228,19 @@ class OutcomeLog:
         assert kept is not None, "an outcome was just saved"
         return kept
 
+    async def first_attempt(self, request_id: str, at: datetime) -> datetime:
+        """When the request's first attempt started: `at` on the first call, the saved time after."""
+        with contextlib.suppress(IntegrityError):
+            async with self._engine.begin() as connection:
+                await connection.execute(insert(first_attempts).values(request_id=request_id, started_at=at))
+        async with self._engine.connect() as connection:
+            saved: datetime = (
+                await connection.execute(
+                    select(first_attempts.c.started_at).where(first_attempts.c.request_id == request_id)
+                )
+            ).scalar_one()
+        return saved if saved.tzinfo is not None else saved.replace(tzinfo=UTC)  # SQLite drops the zone
+
 
 class SourceHandler(Generic[F]):
     """The steps for one delivery (see the module docstring); no business `if` lives here."""
@@ -266,9 +294,9 @@ class SourceHandler(Generic[F]):
             log.info("sync_outcome_republished")
             return
         attempt = msg.raw_message.metadata.num_delivered or 1
-        started = self.clock()
+        started = await self.outcomes.first_attempt(str(request.request_id), self.clock())
         result: Stored | Failure
-        if past_deadline(request, started):
+        if past_deadline(request, self.clock()):
             result = DEADLINE_PASSED
         else:
             with FETCH_SECONDS.labels(str(self.source)).time():
@@ -287,9 +315,42 @@ class SourceHandler(Generic[F]):
             log.info(
                 "sync_retry_later", kind=decision.failure.kind.value, attempt=attempt, delay_s=round(delay, 2)
             )
+            await self._report_retry(
+                request, decision, attempt=attempt, delay_s=delay, first=started, cause=cause
+            )
             await msg.nack(delay=delay)
             return
         await self._finish(msg, decision, cause)
+
+    async def _report_retry(
+        self,
+        request: SyncRequested,
+        decision: RetryLater,
+        *,
+        attempt: int,
+        delay_s: float,
+        first: datetime,
+        cause: Envelope,
+    ) -> None:
+        """Say that the request waits for its next attempt (`SyncAttemptFailed`), so the status shows attempt
+        n of m instead of a silent "running". Progress, not an outcome: if it cannot be published the
+        delivery is still handed back, and the terminal outcome says what happened in the end.
+        """
+        progress = SyncAttemptFailed(
+            request_id=request.request_id,
+            dot=request.dot,
+            source=request.source,
+            attempt=attempt,
+            max_attempts=self.max_attempts,
+            kind=decision.failure.kind,
+            message=decision.failure.message[:500],
+            retry_at=self.clock() + timedelta(seconds=delay_s),
+            first_attempt_at=first,
+        )
+        try:
+            await self.bus.publish(progress, cause=cause)
+        except (NoRespondersError, NoStreamResponseError, TimeoutError, nats.errors.Error) as error:
+            log.warning("sync_retry_not_reported", error=type(error).__name__)
 
     async def _fetch_and_store(self, msg: Delivery, request: SyncRequested) -> Stored | Failure:
         heartbeat = asyncio.create_task(self._keep_alive(msg))

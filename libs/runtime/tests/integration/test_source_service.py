@@ -23,7 +23,16 @@ from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.envelope import Envelope
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_events.models import Counts, ErrorKind, SourceFailed, SourceSynced, SyncRequested, Trigger
+from fmcsa_events.models import (
+    Counts,
+    ErrorKind,
+    Event,
+    SourceFailed,
+    SourceSynced,
+    SyncAttemptFailed,
+    SyncRequested,
+    Trigger,
+)
 from fmcsa_events.topology import DLQ_STREAM, EVENTS_STREAM, Topology, declare
 from fmcsa_runtime.failures import Failure
 from fmcsa_runtime.settings import ServiceSettings
@@ -96,9 +105,14 @@ def a_request(
 
 
 async def outcomes(nc: Client) -> list[SourceSynced | SourceFailed]:
+    return [e for e in await events(nc) if isinstance(e, SourceSynced | SourceFailed)]
+
+
+async def events(nc: Client) -> list[Event]:
+    """Every decodable event on the stream, in stream order."""
     js = nc.jetstream()
     last = (await js.stream_info(EVENTS_STREAM)).state.last_seq
-    found: list[SourceSynced | SourceFailed] = []
+    found: list[Event] = []
     if last == 0:
         return found
     sub = await js.subscribe(
@@ -108,7 +122,7 @@ async def outcomes(nc: Client) -> list[SourceSynced | SourceFailed]:
         while True:
             msg = await sub.next_msg(timeout=5)
             decoded = decode(msg.headers, msg.data)
-            if isinstance(decoded, Decoded) and isinstance(decoded.event, SourceSynced | SourceFailed):
+            if isinstance(decoded, Decoded):
                 found.append(decoded.event)
             if msg.metadata.sequence.stream >= last:
                 return found
@@ -167,6 +181,15 @@ async def test_retryable_failure_is_retried_by_delayed_redelivery_then_succeeds(
     assert isinstance(outcome, SourceSynced)
     assert outcome.attempts == 3
     assert upstream.calls["7"] == 3
+    # each handed-back attempt said so, and "took" runs from the first attempt to the outcome
+    progress = [e for e in await events(nc) if isinstance(e, SyncAttemptFailed)]
+    assert [(p.attempt, p.max_attempts, p.kind) for p in progress] == [
+        (1, 3, ErrorKind.RATE_LIMITED),
+        (2, 3, ErrorKind.RATE_LIMITED),
+    ]
+    assert {p.first_attempt_at for p in progress} == {outcome.started_at}
+    assert all(p.retry_at > p.first_attempt_at for p in progress)
+    assert outcome.duration_ms >= 300  # two retries of at least 0.16 s each: more than the last attempt
 
 
 async def test_spent_attempts_end_in_one_final_failure(

@@ -24,7 +24,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table, inspect, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -157,7 +157,7 @@ class SqliteDatabase:
         engine = create_sync_engine(f"sqlite:///{self.path}")
         try:
             with engine.begin() as connection:
-                SQLModel.metadata.create_all(connection, tables=list(tables))
+                create_or_extend(connection, tables)
         finally:
             engine.dispose()
 
@@ -207,14 +207,36 @@ class PostgresDatabase:
             yield _PostgresSession(connection)
 
     async def create_tables(self, tables: Sequence[Table]) -> None:
-        def create(connection: Connection) -> None:
-            SQLModel.metadata.create_all(connection, tables=list(tables))
-
         async with self.engine.begin() as connection:
-            await connection.run_sync(create)
+            await connection.run_sync(create_or_extend, tables)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def create_or_extend(connection: Connection, tables: Sequence[Table]) -> None:
+    """Create the missing tables, and add the columns a newer release added to an existing table.
+
+    The one schema change a projection makes in place: a new column that may be empty (a new field of
+    the read model). Rows written before it keep it empty until a rebuild (`./fmcsa rebuild-status`)
+    fills it from the stream; any other change of shape is a rebuild.
+    """
+    SQLModel.metadata.create_all(connection, tables=list(tables))
+    inspector = inspect(connection)
+    for table in tables:
+        have = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            if not column.nullable:
+                raise RuntimeError(
+                    f"{table.name}.{column.name} is missing and may not be empty: rebuild the projection"
+                )
+            kind = column.type.compile(dialect=connection.dialect)
+            preparer = connection.dialect.identifier_preparer
+            connection.exec_driver_sql(
+                f"ALTER TABLE {preparer.quote(table.name)} ADD COLUMN {preparer.quote(column.name)} {kind}"
+            )
 
 
 _DOLLARS: dict[str, str] = {}

@@ -47,6 +47,19 @@ class LastError:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryProgress:
+    """A request that waits for its next attempt: attempt `attempt` of at most `max_attempts` failed
+    with `kind`, and the next one is due at `next_attempt_at` (a folded `SyncAttemptFailed`).
+    """
+
+    attempt: int
+    max_attempts: int
+    kind: str
+    message: str
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SourceStatus:
     """One source of one company. Three times matter (ARCHITECTURE.md): `upstream_as_of` (what the data
     describes), `last_success_at` (last good fetch) and `last_requested_at`/`state` (last attempt).
@@ -73,6 +86,8 @@ class SourceStatus:
     requests: int
     succeeded: int
     failed: int
+    retry: RetryProgress | None = None
+    """Set while the newest request waits for its next attempt (state `requested`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +138,8 @@ class SyncLogEntry:
     error_message: str | None
     error_detail: str | None
     error_retryable: bool | None
+    retry: RetryProgress | None = None
+    """The newest attempt's progress while the request waits for its next attempt (`requested`)."""
 
 
 @dataclass(frozen=True, slots=True)

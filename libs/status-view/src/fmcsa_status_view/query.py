@@ -14,6 +14,7 @@ import binascii
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -34,6 +35,7 @@ from fmcsa_status_view.models import (
     HistorySeries,
     LastError,
     Page,
+    RetryProgress,
     SourceStatus,
     SourceSummary,
     Summary,
@@ -55,6 +57,7 @@ _COMPANY_COLUMNS = columns(COMPANY)
 _SOURCE_COLUMNS = columns(SOURCE)
 _LOG_COLUMNS = columns(SYNC_LOG)
 _CHANGE_COLUMNS = columns(CHANGE)
+_RETRY_COLUMNS = ("retry_attempt", "retry_max_attempts", "retry_kind", "retry_message", "retry_at")
 
 
 class InvalidCursor(ValueError):
@@ -433,9 +436,19 @@ class StatusView:
         sources: dict[int, dict[SourceKey, SourceStatus]] = {dot: {} for dot in dots}
         if dots:
             marks = ", ".join("?" * len(dots))
-            sql = f"SELECT {', '.join(_SOURCE_COLUMNS)} FROM status_source WHERE dot IN ({marks})"
+            # the newest request's retry progress, only for pairs whose newest request is open
+            sql = (
+                f"SELECT {', '.join(f's.{c}' for c in _SOURCE_COLUMNS)}, "
+                f"{', '.join(f'l.{c}' for c in _RETRY_COLUMNS)} FROM status_source s "
+                "LEFT JOIN status_sync_log l ON s.state = 'requested' AND l.request_id = s.last_request_id "
+                f"WHERE s.dot IN ({marks})"
+            )
+            width = len(_SOURCE_COLUMNS)
             for row in await session.fetch(sql, dots):
-                status = self._source_status(dict(zip(_SOURCE_COLUMNS, row, strict=True)))
+                status = self._source_status(dict(zip(_SOURCE_COLUMNS, row[:width], strict=True)))
+                retry = self._retry(dict(zip(_RETRY_COLUMNS, row[width:], strict=True)))
+                if retry is not None:
+                    status = replace(status, retry=retry)
                 sources[row[0]][status.source] = status
         return [self._company(dict(zip(_COMPANY_COLUMNS, row, strict=True)), sources[row[0]]) for row in rows]
 
@@ -495,6 +508,18 @@ class StatusView:
             failed=int(row["failed"]),
         )
 
+    def _retry(self, row: dict[str, Any]) -> RetryProgress | None:
+        at = self._codec.time_in(row["retry_at"])
+        if row["retry_attempt"] is None or at is None:
+            return None
+        return RetryProgress(
+            attempt=int(row["retry_attempt"]),
+            max_attempts=int(row["retry_max_attempts"]),
+            kind=row["retry_kind"],
+            message=row["retry_message"] or "",
+            next_attempt_at=at,
+        )
+
     def _change(self, row: dict[str, Any]) -> ChangeEntry:
         t, j = self._codec.time_in, self._codec.json_in
         observed_at = t(row["observed_at"])
@@ -538,6 +563,7 @@ class StatusView:
             error_message=row["error_message"],
             error_detail=row["error_detail"],
             error_retryable=Codec.bool_in(row["error_retryable"]),
+            retry=self._retry(row) if row["status"] == SyncState.REQUESTED else None,
         )
 
 

@@ -156,6 +156,12 @@ class StatusSyncLog(SQLModel, table=True):
     error_retryable: bool | None = None
     pending_summary: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     sort_at: datetime = Field(sa_type=UtcDateTime)
+    # the newest `SyncAttemptFailed` while the request waits for its next attempt (kept after the outcome)
+    retry_attempt: int | None = None
+    retry_max_attempts: int | None = None
+    retry_kind: str | None = Field(default=None, max_length=32)
+    retry_message: str | None = None
+    retry_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class StatusDaily(SQLModel, table=True):

@@ -20,6 +20,7 @@ from fmcsa_events.models import (
     ScheduleChanged,
     SourceFailed,
     SourceSynced,
+    SyncAttemptFailed,
     SyncRequested,
 )
 from fmcsa_events.subjects import EVENTS_PREFIX
@@ -52,6 +53,7 @@ def asyncapi_document(*, nats_url: str, version: str) -> dict[str, Any]:
         ),
         (SourceSynced, "*.*", "A source's success: the page refreshes the company's row."),
         (SourceFailed, "*.*", "A source's failure: the page refreshes the company's row."),
+        (SyncAttemptFailed, "*.*", "An attempt failed and waits for a retry: the page shows attempt n of m."),
     )
     for event, tail, what in read:
         _describe_subscriber(broker, event, f"{EVENTS_PREFIX}.{event.TYPE}.{tail}", f"{what} {_ENVELOPE}")

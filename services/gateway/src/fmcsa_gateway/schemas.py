@@ -23,6 +23,7 @@ from fmcsa_status_view.models import (
     Counts,
     HistorySeries,
     LastError,
+    RetryProgress,
     SourceStatus,
     Summary,
     SyncLogEntry,
@@ -197,6 +198,16 @@ class LastErrorOut(Answer):
     attempts: int | None
 
 
+class RetryOut(Answer):
+    """The request waits for its next attempt: attempt `attempt` of at most `max_attempts` failed."""
+
+    attempt: int
+    max_attempts: int
+    kind: str = Field(description="The failure kind of the attempt that failed.")
+    message: str
+    next_attempt_at: datetime = Field(description="When the next attempt is due.")
+
+
 class SourceBadge(Answer):
     """One source of one company, as the companies list shows it."""
 
@@ -208,6 +219,7 @@ class SourceBadge(Answer):
     last_success_at: datetime | None
     upstream_as_of: datetime | None
     error_kind: str | None = Field(description="Kind of the newest error while the source is failing.")
+    retry: RetryOut | None = Field(None, description="Set while the newest request waits for a retry.")
 
 
 class NextDueOut(Answer):
@@ -251,6 +263,9 @@ class SourceStatusOut(Answer):
     failed: int
     next_due: NextDueOut | None = Field(
         None, description="When the scheduler next requests it; null where it was not computed."
+    )
+    retry: RetryOut | None = Field(
+        None, description="Set while the newest request waits for its next attempt (state `requested`)."
     )
 
 
@@ -318,6 +333,9 @@ class SyncLogItem(Answer):
     error_kind: str | None
     error_message: str | None
     error_retryable: bool | None
+    retry: RetryOut | None = Field(
+        None, description="Set while the request waits for its next attempt (status `requested`)."
+    )
 
 
 class SyncLogPage(Page):
@@ -417,6 +435,18 @@ def _last_error(error: LastError) -> LastErrorOut:
     )
 
 
+def _retry(retry: RetryProgress | None) -> RetryOut | None:
+    if retry is None:
+        return None
+    return RetryOut(
+        attempt=retry.attempt,
+        max_attempts=retry.max_attempts,
+        kind=retry.kind,
+        message=retry.message,
+        next_attempt_at=retry.next_attempt_at,
+    )
+
+
 def source_badge(status: SourceStatus) -> SourceBadge:
     return SourceBadge(
         state=status.state,
@@ -427,6 +457,7 @@ def source_badge(status: SourceStatus) -> SourceBadge:
         last_success_at=status.last_success_at,
         upstream_as_of=status.upstream_as_of,
         error_kind=status.last_error.kind if status.failing and status.last_error else None,
+        retry=_retry(status.retry),
     )
 
 
@@ -459,6 +490,7 @@ def source_status(status: SourceStatus, due: NextDue | None = None) -> SourceSta
         succeeded=status.succeeded,
         failed=status.failed,
         next_due=None if due is None else next_due_out(due),
+        retry=_retry(status.retry),
     )
 
 
@@ -519,6 +551,7 @@ def sync_log_item(entry: SyncLogEntry) -> SyncLogItem:
         error_kind=entry.error_kind,
         error_message=entry.error_message,
         error_retryable=entry.error_retryable,
+        retry=_retry(entry.retry),
     )
 
 

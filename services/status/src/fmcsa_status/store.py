@@ -43,6 +43,7 @@ from fmcsa_events.models import (
     CompanyRemoved,
     SourceFailed,
     SourceSynced,
+    SyncAttemptFailed,
     SyncRequested,
 )
 from fmcsa_status.domain.fold import Fact, Loaded, PairKey, fold, settle
@@ -488,6 +489,8 @@ class StatusStore:
             if isinstance(event, SyncRequested | SourceSynced | SourceFailed):
                 request_ids.add(str(event.request_id))
                 dots.add(event.dot)
+            elif isinstance(event, SyncAttemptFailed):  # its sync-log row only: no pair or company changes
+                request_ids.add(str(event.request_id))
             elif isinstance(event, CompanyRegistered | CompanyRemoved):
                 dots.add(event.dot)
             elif isinstance(event, CarrierDataChanged):

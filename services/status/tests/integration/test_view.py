@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
-from status_support import at, delivered, failed, registered, removed, request, synced, timed
+from status_support import at, attempt_failed, delivered, failed, registered, removed, request, synced, timed
 
 from fmcsa_events.identifiers import InvalidDotNumber, SourceKey
 from fmcsa_events.models import Trigger
@@ -203,3 +203,43 @@ async def test_a_store_the_projector_has_not_made_yet_reads_as_empty(tmp_path: o
         assert sync_status_block(None)["lastRun"] is None
     finally:
         await view.close()
+
+
+async def test_a_request_waiting_for_its_next_attempt_shows_attempt_n_of_m_until_its_outcome(
+    database_url: str,
+) -> None:
+    event, moment = registered("2847193", 0, name="Acme")
+    req = request("2847193", CSA, 1)
+    waiting = [
+        timed(event, moment, "reg"),
+        timed(req),
+        timed(attempt_failed(req, 2, attempt=2, retry_in_s=60)),
+    ]
+    store = await StatusStore.connect(database_url)
+    reader = StatusView(database_url)
+    try:
+        assert isinstance(await store.apply(delivered(waiting), believed=0, dead_letter=None), Applied)
+        await store.flush()
+        status = await reader.company_status("2847193")
+        assert status is not None
+        csa = status.sources[CSA]
+        assert csa.state == SyncState.REQUESTED
+        assert csa.retry is not None
+        assert (csa.retry.attempt, csa.retry.max_attempts, csa.retry.kind) == (2, 5, "upstream_error")
+        assert csa.retry.next_attempt_at == at(2) + timedelta(seconds=60)
+        (entry,) = (await reader.sync_log(dot="2847193")).items
+        assert entry.retry == csa.retry
+        assert entry.started_at is not None  # the first attempt's start, before any outcome
+
+        outcome = synced(req, 4)
+        applied = await store.apply(delivered([timed(outcome)], first_seq=4), believed=3, dead_letter=None)
+        assert isinstance(applied, Applied)
+        await store.flush()
+        status = await reader.company_status("2847193")
+        assert status is not None
+        assert status.sources[CSA].retry is None  # answered: nothing waits any more
+        (entry,) = (await reader.sync_log(dot="2847193")).items
+        assert (entry.status, entry.retry, entry.duration_ms) == (SyncState.SUCCEEDED, None, 2000)
+    finally:
+        await reader.close()
+        await store.close()

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from status_support import facts, failed, fold_all, registered, removed, request, synced, timed
+from datetime import timedelta
+
+from status_support import (
+    at,
+    attempt_failed,
+    facts,
+    failed,
+    fold_all,
+    registered,
+    removed,
+    request,
+    synced,
+    timed,
+)
 
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ErrorKind, ScheduleChanged
@@ -169,3 +182,43 @@ def test_schedule_changes_and_other_facts_change_no_status() -> None:
     assert not folded.rejected
     assert not projection.pairs
     assert not projection.companies
+
+
+def test_a_failed_attempt_shows_on_the_open_request_as_retry_progress() -> None:
+    req = request(DOT, CSA, 0)
+    p = fold_all(facts([req, attempt_failed(req, 1, attempt=1, first_minute=0.5)]))
+    entry = p.entries[str(req.request_id)]
+    assert entry.status == SyncState.REQUESTED
+    assert (entry.retry_attempt, entry.retry_max_attempts, entry.retry_kind) == (1, 5, "upstream_error")
+    assert entry.retry_at == at(1) + timedelta(seconds=30)
+    assert entry.started_at == at(0.5) - timedelta(seconds=1)  # the first attempt's start
+    assert p.pairs[(DOT, CSA)].state == SyncState.REQUESTED
+    assert not p.companies[DOT].failing  # a retry is not yet a failure
+
+
+def test_the_highest_attempt_wins_whatever_the_order_and_duplicates_change_nothing() -> None:
+    req = request(DOT, CSA, 0)
+    second, third = attempt_failed(req, 1, attempt=2), attempt_failed(req, 2, attempt=3)
+    in_order = fold_all(facts([req, second, third]))
+    reversed_with_duplicates = fold_all(facts([req, third, second, third, second]), batch=1)
+    assert in_order.entries == reversed_with_duplicates.entries
+    assert in_order.entries[str(req.request_id)].retry_attempt == 3
+
+
+def test_took_runs_from_the_first_attempt_and_the_outcome_keeps_its_own_start() -> None:
+    req = request(DOT, CSA, 0)
+    outcome = synced(req, 3)  # started 2 s before minute 3: its start is the first attempt's
+    for order in ([req, attempt_failed(req, 1), outcome], [req, outcome, attempt_failed(req, 1)]):
+        entry = fold_all(facts(order)).entries[str(req.request_id)]
+        assert entry.status == SyncState.SUCCEEDED
+        assert entry.started_at == outcome.started_at
+        assert entry.duration_ms == 2000
+        assert entry.retry_attempt == 1  # kept as history; the view shows it only while open
+
+
+def test_a_failed_attempt_naming_another_pair_is_rejected() -> None:
+    req = request(DOT, CSA, 0)
+    wrong = attempt_failed(req, 1).model_copy(update={"source": SourceKey.VIOLATIONS})
+    folded = fold(Loaded({}, {}, {}), facts([req, wrong]))
+    assert [(r.index, r.reason) for r in folded.rejected] == [(1, MISMATCHED_OUTCOME)]
+    assert folded.entries[str(req.request_id)].retry_attempt is None

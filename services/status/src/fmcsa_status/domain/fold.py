@@ -33,6 +33,7 @@ from fmcsa_events.models import (
     Event,
     SourceFailed,
     SourceSynced,
+    SyncAttemptFailed,
     SyncRequested,
 )
 from fmcsa_status.domain.feed import change_of, history_points, newer
@@ -134,6 +135,8 @@ def fold(loaded: Loaded, facts: Sequence[Fact]) -> Folded:
                 work.on_request(index, request)
             case SourceSynced() | SourceFailed() as outcome:
                 work.on_outcome(index, outcome)
+            case SyncAttemptFailed() as progress:
+                work.on_retry(index, progress)
             case CompanyRegistered() as registered:
                 work.on_lifecycle(registered.dot, _lifecycle_key(fact), registered.name, registered=True)
             case CompanyRemoved() as removed:
@@ -397,6 +400,30 @@ class _Work:
             self.apply_outcome(self.own_pair(dot, source), entry, summary)
         elif summary is not None:
             entry.pending_summary = summary
+
+    def on_retry(self, index: int, progress: SyncAttemptFailed) -> None:
+        """Keep the newest attempt's progress on the request's sync-log row: the highest attempt wins,
+        whatever the order, so a duplicate or a late report of an earlier attempt changes nothing. After
+        the outcome the row keeps it as history; the view shows it only while the request waits.
+        """
+        request_id, dot, source = str(progress.request_id), progress.dot, progress.source
+        known = self.entry(request_id)
+        if known is not None:
+            if (known.dot, known.source) != (dot, source):
+                where = f"{known.source.value}/{known.dot}"
+                detail = f"retry of {request_id} names another pair than {where}"
+                self.reject(index, MISMATCHED_OUTCOME, detail)
+                return
+            if known.retry_attempt is not None and known.retry_attempt >= progress.attempt:
+                return
+        entry = self.own_entry(request_id, dot, source)  # the row only: no pair or company changes
+        entry.retry_attempt = progress.attempt
+        entry.retry_max_attempts = progress.max_attempts
+        entry.retry_kind = progress.kind.value
+        entry.retry_message = progress.message
+        entry.retry_at = utc(progress.retry_at)
+        if not entry.has_outcome:
+            entry.started_at = utc(progress.first_attempt_at)
 
     def apply_outcome(self, pair: Pair, entry: Entry, summary: JsonObject | None) -> None:
         """Fold one complete request's outcome into its pair (in place); order-safe by request key."""

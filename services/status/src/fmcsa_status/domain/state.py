@@ -71,6 +71,11 @@ class Entry:
     error_detail: str | None = None
     error_retryable: bool | None = None
     pending_summary: JsonObject | None = None
+    retry_attempt: int | None = None
+    retry_max_attempts: int | None = None
+    retry_kind: str | None = None
+    retry_message: str | None = None
+    retry_at: datetime | None = None
 
     @property
     def has_request(self) -> bool:
@@ -90,9 +95,11 @@ class Entry:
 
     @property
     def sort_at(self) -> datetime:
-        """When the log shows it: requested time, or finish time while the request is unknown."""
-        moment = self.requested_at or self.finished_at
-        assert moment is not None, "an entry holds a request or an outcome"
+        """When the log shows it: requested time, or finish (else first attempt) time while the request
+        is unknown.
+        """
+        moment = self.requested_at or self.finished_at or self.started_at
+        assert moment is not None, "an entry holds a request, an outcome or a retry"
         return moment
 
     def copy(self) -> Entry:
