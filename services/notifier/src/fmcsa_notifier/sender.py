@@ -63,7 +63,7 @@ class Sender:
             "User-Agent": USER_AGENT,
             EVENT_ID_HEADER: event_id,
             TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: signature_header(secret, timestamp, body),
+            SIGNATURE_HEADER: signature_header(secret, timestamp, body, event_id=event_id),
         }
         try:
             response = await self._http.post(url, content=body, headers=headers)
