@@ -3,8 +3,9 @@ receiver's trouble (or a URL httpx cannot send) is that delivery's failure and n
 
 - The URL is read with `httpx.URL` (`fmcsa_alerts.urls`): whitespace and control characters refused.
 - The host is resolved once, every address is checked (`fmcsa_alerts.resolve`), and the request goes to
-  the first checked address: the URL's host is replaced by that IP, while the `Host` header and TLS (SNI
-  and certificate verification, the `sni_hostname` request extension) keep the name. No second
+  a checked address (the first that takes the connection, in resolver order): the URL's host is replaced
+  by that IP, while the `Host` header and TLS (SNI and certificate verification, the `sni_hostname`
+  request extension) keep the name. No second
   resolution, so DNS rebinding cannot lead the connection past the check. Connections are not kept
   alive, so a connection verified for one name is never reused for another on the same address.
 - One deadline (`timeout_s`) covers the whole attempt: resolving, connecting, sending and reading the
@@ -104,7 +105,6 @@ class Sender:
         checked = await resolve_checked(target, self._allow)
         if isinstance(checked, UrlRefused):
             return Answer(None, f"refused_address: {checked.reason}", None, _ms(started))
-        address = checked.addresses[0]
         timestamp = int(now.timestamp())
         headers = {
             "Host": parsed.netloc.decode("ascii"),
@@ -116,10 +116,22 @@ class Sender:
             SIGNATURE_HEADER: signature_header(secret, timestamp, body, event_id=event_id),
         }
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        request = self._http.build_request(
-            "POST", parsed.copy_with(host=address), content=body, headers=headers, extensions=extensions
-        )
-        response = await self._http.send(request, stream=True)
+        last = checked.addresses[-1]  # the addresses are distinct
+        for address in checked.addresses:
+            request = self._http.build_request(
+                "POST", parsed.copy_with(host=address), content=body, headers=headers, extensions=extensions
+            )
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.ConnectError:
+                if address == last:
+                    raise  # no checked address took the connection
+                continue
+            return await self._read(response, address, started)
+        raise AssertionError("unreachable: the last address returns or raises")
+
+    async def _read(self, response: httpx.Response, address: str, started: float) -> Answer:
+        """At most `ANSWER_READ_BYTES` of the answer, then close the connection."""
         try:
             kept = bytearray()
             async for chunk in response.aiter_raw():

@@ -99,7 +99,8 @@ async def post(s: Sender, url: str) -> Any:
 
 @dataclass
 class Resolver:
-    """Answers for NAME in turn (the last one again when they run out); other names resolve as usual."""
+    """Answers for NAME in turn (the last one again when they run out; an answer may list several
+    addresses, comma-separated); other names resolve as usual."""
 
     answers: list[str]
     calls: int = 0
@@ -112,13 +113,15 @@ class Resolver:
             name = host.decode() if isinstance(host, bytes) else host
             if name != NAME:
                 return await real(host, port, *args, **kwargs)
-            address = self.answers[min(self.calls, len(self.answers) - 1)]
+            answer = self.answers[min(self.calls, len(self.answers) - 1)]
             self.calls += 1
-            family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sockaddr = (
-                (address, int(port or 0), 0, 0) if family == socket.AF_INET6 else (address, int(port or 0))
-            )
-            return [(family, socket.SOCK_STREAM, 6, "", sockaddr)]
+            found = []
+            for address in answer.split(","):
+                family = socket.AF_INET6 if ":" in address else socket.AF_INET
+                number = int(port or 0)
+                sockaddr = (address, number, 0, 0) if family == socket.AF_INET6 else (address, number)
+                found.append((family, socket.SOCK_STREAM, 6, "", sockaddr))
+            return found
 
         monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
 
@@ -195,6 +198,20 @@ async def test_the_connection_goes_to_the_checked_address_even_if_the_name_then_
     assert request["host"] == f"{NAME}:{port}"  # the name travels in Host
     assert request["_line"] == "POST /hook HTTP/1.1"
     assert verify(request["x-fmcsa-signature"], SECRET, BODY, now=NOW.timestamp(), event_id=EVENT_ID)
+
+
+async def test_when_a_checked_address_refuses_the_connection_the_next_checked_one_is_tried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    good = Receiver(lambda writer: good.write(writer, b"HTTP/1.1 204 No Content\r\n\r\n"))
+    async with serving(good, "127.0.0.1") as port:
+        resolver = Resolver(["127.0.0.3,127.0.0.1"])  # one answer, two addresses; nothing on 127.0.0.3
+        resolver.install(monkeypatch)
+        answer = await post(sender(f"127.0.0.0/8:{port}"), f"http://{NAME}:{port}/hook")
+    assert answer.status == 204
+    assert answer.address == "127.0.0.1"
+    assert resolver.calls == 1
+    assert len(good.requests) == 1
 
 
 async def test_a_public_first_answer_is_the_only_address_used_and_nothing_is_resolved_again(
