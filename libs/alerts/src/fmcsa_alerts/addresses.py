@@ -1,19 +1,24 @@
 """The SSRF guard: which webhook URLs and resolved addresses may be called, as pure functions.
 
-Only `http` and `https` URLs with a host are accepted. An address is refused when it is loopback,
-private (10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10), link-local (169.254/16, fe80::/10),
-multicast, reserved or unspecified, unless the allow-list (`FMCSA_WEBHOOK_ALLOW_HOSTS`: comma-separated
-host names or CIDRs) lets it through. A URL is refused when ANY address its host resolves to is refused,
-so a name with one public and one private address cannot be used to reach the private one. The gateway
-checks at PUT time and the notifier again before each attempt, against what the name resolves to then.
+An address is refused when it is loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10),
+link-local (169.254/16, fe80::/10), multicast, reserved or unspecified, or when it is an IPv6 form that
+carries such an IPv4 address inside it (IPv4-mapped `::ffff:0:0/96`, 6to4 `2002::/16`, NAT64
+`64:ff9b::/96`, Teredo `2001::/32`; the local-use NAT64 prefix `64:ff9b:1::/48` is refused whole),
+unless the allow-list (`FMCSA_WEBHOOK_ALLOW_HOSTS`: comma-separated host names, addresses or CIDRs, each
+optionally with `:port`) lets it through. A URL is refused when ANY address its host resolves to is
+refused, so a name with one public and one private address cannot be used to reach the private one.
+The gateway checks at PUT time; the notifier resolves again before each attempt, checks every address
+and connects to a checked one (`fmcsa_alerts.resolve`), never resolving the name a second time.
+How a URL is read (with the parser that sends it) is `fmcsa_alerts.urls`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -21,22 +26,53 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 @dataclass(frozen=True, slots=True)
 class AllowList:
-    hosts: frozenset[str] = frozenset()
-    networks: tuple[IpNetwork, ...] = ()
+    """Hosts and networks allowed although private; a port of None allows every port."""
+
+    hosts: frozenset[tuple[str, int | None]] = frozenset()
+    networks: tuple[tuple[IpNetwork, int | None], ...] = ()
+
+    def allows_host(self, host: str, port: int | None) -> bool:
+        host = host.lower().rstrip(".")
+        return (host, None) in self.hosts or (port is not None and (host, port) in self.hosts)
+
+    def allows_address(self, address: IpAddress, port: int | None) -> bool:
+        return any(
+            address.version == network.version and address in network and (allowed is None or allowed == port)
+            for network, allowed in self.networks
+        )
+
+
+_PORT = re.compile(r"^(?P<host>\[[^\]]+\]|[^:\[\]]+):(?P<port>[0-9]{1,5})$")
+
+
+def _split_port(item: str) -> tuple[str, int | None]:
+    """`host:port`, `1.2.3.4:port` or `[v6]:port` -> (host, port); anything else has no port (a bare
+    IPv6 address or CIDR keeps its colons).
+    """
+    match = _PORT.match(item)
+    if match is None:
+        return item, None
+    port = int(match["port"])
+    if not 0 < port < 65536:
+        raise ValueError(f"{item!r}: the port must be 1-65535")
+    return match["host"], port
 
 
 def parse_allow_list(text: str | None) -> AllowList:
-    """`"127.0.0.1, 10.0.0.0/8, hooks.internal"` -> an `AllowList`; blanks are skipped."""
-    hosts: set[str] = set()
-    networks: list[IpNetwork] = []
+    """`"127.0.0.1:8765, 10.0.0.0/8, hooks.internal, [::1]:9000"` -> an `AllowList`; blanks are skipped.
+    An entry without a port allows every port of that host or network.
+    """
+    hosts: set[tuple[str, int | None]] = set()
+    networks: list[tuple[IpNetwork, int | None]] = []
     for item in (text or "").split(","):
         item = item.strip().lower()
         if not item:
             continue
+        host, port = _split_port(item)
         try:
-            networks.append(ipaddress.ip_network(item.strip("[]"), strict=False))
+            networks.append((ipaddress.ip_network(host.strip("[]"), strict=False), port))
         except ValueError:
-            hosts.add(item.rstrip("."))
+            hosts.add((host.rstrip("."), port))
     return AllowList(frozenset(hosts), tuple(networks))
 
 
@@ -52,22 +88,53 @@ class UrlRefused:
     reason: str
 
 
-def check_url(url: str) -> Target | UrlRefused:
-    """The scheme, host and port of a webhook URL, or why it is refused (not http(s), no host)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as error:
-        return UrlRefused(f"not a URL: {error}")
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        return UrlRefused(f"only http and https URLs are allowed, not {scheme or 'none'}")
-    host = (parts.hostname or "").lower().rstrip(".")
-    if not host:
-        return UrlRefused("the URL has no host")
-    if parts.username is not None or parts.password is not None:
-        return UrlRefused("credentials in the URL are not allowed; the secret signs the request")
-    return Target(scheme, host, port or (443 if scheme == "https" else 80))
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+
+
+def unsafe_character(text: str) -> str | None:
+    """Why `text` may not be a webhook URL because of one of its characters (whitespace, a control or
+    format character, an unassigned code point), or None.
+    """
+    for position, char in enumerate(text):
+        if char.isspace() or unicodedata.category(char) in _UNSAFE_CATEGORIES:
+            return f"the URL holds {unicodedata.name(char, repr(char))} (U+{ord(char):04X}) at {position}"
+    return None
+
+
+_HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
+
+
+def host_name_refusal(host: str) -> str | None:
+    """None for an IP literal or a DNS name of letters, digits, `-` and `_` (after IDNA); else why not."""
+    if literal_address(host) is not None:
+        return None
+    if len(host) > 253 or _HOST_NAME.match(host) is None:
+        return f"{host[:80]!r} is not a host name"
+    return None
+
+
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_TEREDO = ipaddress.ip_network("2001::/32")
+
+
+def embedded_ipv4(address: IpAddress) -> tuple[str, ipaddress.IPv4Address] | None:
+    """The IPv4 address an IPv6 address carries and leads to (IPv4-mapped, 6to4, NAT64's well-known
+    prefix, a Teredo client), with the form's name; None for anything else.
+    """
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return "IPv4-mapped", address.ipv4_mapped
+    if address in _SIX_TO_FOUR and address.sixtofour is not None:
+        return "6to4", address.sixtofour
+    if address in _NAT64:
+        return "NAT64", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _TEREDO and address.teredo is not None:
+        return "Teredo", address.teredo[1]
+    return None
 
 
 def _unmapped(address: IpAddress) -> IpAddress:
@@ -76,12 +143,7 @@ def _unmapped(address: IpAddress) -> IpAddress:
     return address
 
 
-_SHARED = ipaddress.ip_network("100.64.0.0/10")
-
-
-def address_refusal(address: IpAddress) -> str | None:
-    """Why an address may not be called without the allow-list, or None when it is public."""
-    address = _unmapped(address)
+def _plain_refusal(address: IpAddress) -> str | None:
     checks = (
         ("unspecified", address.is_unspecified),
         ("loopback", address.is_loopback),
@@ -96,10 +158,30 @@ def address_refusal(address: IpAddress) -> str | None:
     return None
 
 
-def check_addresses(host: str, addresses: Iterable[str], allow: AllowList) -> str | None:
-    """None when `host`, resolved to `addresses`, may be called; else the reason it is refused."""
+def address_refusal(address: IpAddress) -> str | None:
+    """Why an address may not be called without the allow-list, or None when it is public. An IPv6
+    address that carries a refused IPv4 address (6to4, NAT64, Teredo, IPv4-mapped) is refused for it.
+    """
+    address = _unmapped(address)
+    embedded = embedded_ipv4(address)
+    if embedded is not None:
+        form, inner = embedded
+        if reason := _plain_refusal(inner):
+            return f"{address} is a {form} address that leads to {inner}: {reason}"
+    if isinstance(address, ipaddress.IPv6Address) and address in _NAT64_LOCAL:
+        return f"{address} is a local-use NAT64 address (64:ff9b:1::/48)"
+    return _plain_refusal(address)
+
+
+def check_addresses(
+    host: str, addresses: Iterable[str], allow: AllowList, *, port: int | None = None
+) -> str | None:
+    """None when `host`, resolved to `addresses`, may be called on `port`; else the reason it is
+    refused. An allow-list entry with a port lets only that port through (a port of None: the port is
+    not known, so only entries without a port apply).
+    """
     host = host.lower().rstrip(".")
-    if host in allow.hosts:
+    if allow.allows_host(host, port):
         return None
     found = list(addresses)
     if not found:
@@ -109,7 +191,7 @@ def check_addresses(host: str, addresses: Iterable[str], allow: AllowList) -> st
             address = _unmapped(ipaddress.ip_address(text.split("%", 1)[0]))
         except ValueError:
             return f"{host} resolved to something that is not an address: {text[:60]!r}"
-        if any(address in network for network in allow.networks if network.version == address.version):
+        if allow.allows_address(address, port):
             continue
         if reason := address_refusal(address):
             return f"{host}: {reason} (allow it with FMCSA_WEBHOOK_ALLOW_HOSTS)"

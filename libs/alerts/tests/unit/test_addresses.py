@@ -1,15 +1,18 @@
+import ipaddress
+
 import pytest
 
 from fmcsa_alerts.addresses import (
     AllowList,
     Target,
     UrlRefused,
+    address_refusal,
     check_addresses,
-    check_url,
     parse_allow_list,
     special_use_refusal,
 )
 from fmcsa_alerts.resolve import refusal_for
+from fmcsa_alerts.urls import check_url
 
 NONE = AllowList()
 
@@ -79,6 +82,9 @@ def test_nothing_resolved_is_refused() -> None:
         "http://user:pass@example.com/",
         "not a url",
         "http://example.com:99999/",
+        "http://example.com:0/",
+        "http://exa%6dple.com/",
+        "http://a b.com/",
     ],
 )
 def test_only_http_and_https_urls_with_a_host(url: str) -> None:
@@ -117,3 +123,81 @@ async def test_the_check_before_a_call_refuses_literals_and_special_names_withou
         assert await refusal_for(Target("http", host, 80), NONE) is not None
     assert await refusal_for(Target("http", "localhost", 80), parse_allow_list("localhost")) is None
     assert await refusal_for(Target("http", "127.0.0.1", 80), parse_allow_list("127.0.0.1")) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/a\tb",  # urlsplit drops the tab; httpx refuses the URL at send time
+        "http://127.0.0.1:9/a\nb",
+        "http://127.0.0.1:9/a\rb",
+        "\thttp://127.0.0.1:9/",
+        "http://127.0.0.1:9/\x00",
+        "http://127.0.0.1:9/\x7f",
+        "http://127.0.0.1:9/a b",
+        "http://127.0.0.1:9/a\u00a0b",  # no-break space
+        "http://127.0.0.1:9/a\u200bb",  # zero-width space (a format character)
+        "http://127.0.0.1:9/a\u202eb",  # right-to-left override
+        "http://127.0.0.1:9/a\u2028b",  # line separator
+    ],
+)
+def test_whitespace_and_control_characters_are_refused(url: str) -> None:
+    refused = check_url(url)
+    assert isinstance(refused, UrlRefused)
+
+
+def test_the_url_is_read_as_httpx_sends_it() -> None:
+    assert check_url("http://Hooks.Example.COM.:8080/x") == Target("http", "hooks.example.com", 8080)
+    assert check_url("https://\u00f1and\u00fa.com/x") == Target("https", "xn--and-6ma2c.com", 443)
+    assert check_url("http://127.0.0.1:9/a%09b") == Target("http", "127.0.0.1", 9)  # escaped: fine
+
+
+@pytest.mark.parametrize(
+    ("address", "inner"),
+    [
+        ("2002:7f00:1::1", "127.0.0.1"),  # 6to4 of 127.0.0.1
+        ("2002:a00:1::1", "10.0.0.1"),
+        ("2002:a9fe:a9fe::1", "169.254.169.254"),
+        ("2002:c0a8:101::", "192.168.1.1"),
+        ("64:ff9b::7f00:1", "127.0.0.1"),  # NAT64 well-known prefix
+        ("64:ff9b::a00:1", "10.0.0.1"),
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1"),  # Teredo; the client is stored inverted
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "10.0.0.1"),
+        ("::ffff:127.0.0.1", "127.0.0.1"),  # IPv4-mapped
+        ("::ffff:a00:1", "10.0.0.1"),
+    ],
+)
+def test_ipv6_forms_that_lead_to_a_refused_ipv4_address_are_refused_for_it(address: str, inner: str) -> None:
+    reason = address_refusal(ipaddress.ip_address(address))
+    assert reason is not None
+    assert inner in reason
+    assert check_addresses("hooks.example.net", [address], NONE) is not None
+
+
+def test_the_local_use_nat64_prefix_is_refused_and_a_6to4_of_a_public_address_is_not() -> None:
+    assert address_refusal(ipaddress.ip_address("64:ff9b:1::a00:1")) is not None
+    assert address_refusal(ipaddress.ip_address("2002:5db8:d70e::1")) is None  # 6to4 of 93.184.215.14
+
+
+def test_an_allow_list_entry_with_a_port_lets_only_that_port_through() -> None:
+    allow = parse_allow_list("127.0.0.1:8765, sandbox:8900, [::1]:9000, 10.0.0.0/8")
+    assert check_addresses("127.0.0.1", ["127.0.0.1"], allow, port=8765) is None
+    assert check_addresses("127.0.0.1", ["127.0.0.1"], allow, port=8000) is not None  # the gateway
+    assert check_addresses("127.0.0.1", ["127.0.0.1"], allow) is not None  # port unknown: not allowed
+    assert check_addresses("sandbox", ["172.18.0.5"], allow, port=8900) is None
+    assert check_addresses("sandbox", ["172.18.0.5"], allow, port=8901) is not None
+    assert check_addresses("::1", ["::1"], allow, port=9000) is None
+    assert check_addresses("::1", ["::1"], allow, port=9001) is not None
+    assert check_addresses("svc", ["10.1.2.3"], allow, port=1) is None  # no port: every port
+
+
+def test_an_allow_list_port_out_of_range_is_an_error() -> None:
+    with pytest.raises(ValueError, match="1-65535"):
+        parse_allow_list("127.0.0.1:70000")
+
+
+async def test_the_check_before_a_call_honours_the_allow_list_port() -> None:
+    allow = parse_allow_list("127.0.0.1:8765")
+    assert await refusal_for(Target("http", "127.0.0.1", 8765), allow) is None
+    assert await refusal_for(Target("http", "127.0.0.1", 8000), allow) is not None

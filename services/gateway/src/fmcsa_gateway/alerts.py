@@ -26,12 +26,13 @@ from litestar.di import NamedDependency
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from fmcsa_alerts.addresses import AllowList, UrlRefused, check_url, parse_allow_list
+from fmcsa_alerts.addresses import AllowList, UrlRefused, parse_allow_list
 from fmcsa_alerts.deliveries import DeliveriesView
 from fmcsa_alerts.payload import destination_id
 from fmcsa_alerts.resolve import refusal_for
 from fmcsa_alerts.rules import PastChange
 from fmcsa_alerts.sealing import SealingUnavailable, SecretBox
+from fmcsa_alerts.urls import check_url
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.models import AlertRuleChanged, AlertRuleRemoved, CarrierDataChanged

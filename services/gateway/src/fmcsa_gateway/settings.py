@@ -79,8 +79,9 @@ class Settings(ServiceSettings):
     webhook_allow_hosts: str = Field(
         "",
         validation_alias=AliasChoices("FMCSA_WEBHOOK_ALLOW_HOSTS"),
-        description="Hosts or CIDRs (comma-separated) webhooks may reach although they are loopback, "
-        "private or link-local; `up` allows the sandbox's receiver.",
+        description="Hosts, addresses or CIDRs (comma-separated), each optionally with `:port`, webhooks "
+        "may reach although they are loopback, private or link-local; `up` allows the sandbox's receiver "
+        "(127.0.0.1:<its port>).",
     )
 
     def resolved_status_database_url(self) -> str:

@@ -164,6 +164,24 @@ async def test_private_addresses_are_refused_with_422_without_the_allow_list(
     assert await gw.events("fmcsa.evt.alert_rule_changed.") == []
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/ho\tok",
+        "http://127.0.0.1:9/hook\n",
+        "http://127.0.0.1:9/a b",
+        "http://127.0.0.1:9/\x7f",
+    ],
+)
+async def test_a_url_with_whitespace_or_a_control_character_is_refused_although_its_host_is_allowed(
+    gw: Gateway, bearer: Callable[..., dict[str, str]], url: str
+) -> None:
+    answer = await gw.client.put("/api/alert-rules/ctl", json=body(url=url), headers=bearer(Role.ADMIN))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "body.destinations.0.url"
+    assert await gw.events("fmcsa.evt.alert_rule_changed.") == []
+
+
 async def test_a_new_destination_needs_a_secret_and_names_are_checked(
     gw: Gateway, bearer: Callable[..., dict[str, str]]
 ) -> None:

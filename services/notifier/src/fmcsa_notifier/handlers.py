@@ -6,9 +6,12 @@ requests; steps only, every decision in `domain` and `fmcsa_alerts`.
 - Messages are planned one at a time in stream order, so a change is matched against exactly the rule
   events before it: a rule event is stored and acked; a change stores its deliveries (idempotent ids);
   a resend request makes its delivery pending again.
-- Deliveries are then driven concurrently (at most `max_in_flight` attempts): each due delivery is
-  attempted and recorded with its new state; the message is acked when none is pending, else handed
-  back with a delayed nak until the earliest retry is due (retries live on the bus, never in sleeps).
+- Deliveries are then driven concurrently (at most `max_in_flight` attempts at once): the deliveries of
+  one message to different destinations run side by side, those to the same destination one after the
+  other, so one receiver's slowness never delays another's. Each due delivery is attempted and recorded
+  with its new state; whatever goes wrong in one attempt (any exception) is recorded as that delivery's
+  failure and never aborts the others. The message is acked when none is pending, else handed back with
+  a delayed nak until the earliest retry is due (retries live on the bus, never in sleeps).
   A crash before the ack redelivers the message after the ack wait; deliveries recorded as delivered
   are not sent again, one in flight at the crash is (at least once: same id, same body).
 - Undecodable messages go to the dead-letter stream with their reason, then are terminated.
@@ -84,6 +87,7 @@ class Notifier:
         self._jitter = jitter
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._attempt_slots = asyncio.Semaphore(max_in_flight)
         self._heartbeat_s = heartbeat_s
         self._clock = clock
         self._rng = rng or random.Random()
@@ -221,10 +225,10 @@ class Notifier:
     async def _drive(self, msg: Msg, ids: list[str]) -> None:
         heartbeat = asyncio.create_task(self._keep_alive(msg))
         try:
+            by_destination: dict[str, list[str]] = {}
             for work in await self._store.work(ids):
-                lock = self._locks.setdefault(work.id, asyncio.Lock())
-                async with lock:
-                    await self._attempt_if_due(work.id)
+                by_destination.setdefault(work.destination_id, []).append(work.id)
+            await asyncio.gather(*(self._drive_destination(group) for group in by_destination.values()))
             remaining = [
                 w.next_attempt_at or self._clock()
                 for w in await self._store.work(ids)
@@ -244,6 +248,16 @@ class Notifier:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
+    async def _drive_destination(self, ids: list[str]) -> None:
+        """The due deliveries of one message to one destination, in order; one's failure is its own."""
+        for delivery_id in ids:
+            lock = self._locks.setdefault(delivery_id, asyncio.Lock())
+            try:
+                async with lock:
+                    await self._attempt_if_due(delivery_id)
+            except Exception:  # the store failed: this delivery stays pending, the others go on
+                log.exception("webhook_attempt_not_recorded", delivery_id=delivery_id)
+
     async def _attempt_if_due(self, delivery_id: str) -> None:
         found = await self._store.work([delivery_id])
         if not found:
@@ -252,7 +266,12 @@ class Notifier:
         now = self._clock()
         if work.status is not DeliveryStatus.PENDING or not due(work.next_attempt_at, now=now):
             return
-        answer = await self._send(work, now)
+        try:
+            async with self._attempt_slots:
+                answer = await self._send(work, now)
+        except Exception as error:  # our bug: recorded as this delivery's (retried) failure, no other's
+            log.exception("webhook_attempt_raised", delivery_id=work.id)
+            answer = Answer(None, f"error: {type(error).__name__}", None, 0)
         settled = settle_attempt(
             attempt=work.round_attempts + 1,
             status=answer.status,

@@ -36,7 +36,10 @@ class Settings(ServiceSettings):
     )
     connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection to a receiver.")
     timeout_s: float = Field(
-        10.0, gt=0, description="Seconds a receiver has to answer; then the attempt times out."
+        10.0,
+        gt=0,
+        description="Seconds one attempt may take in all (resolve, connect, send, read the answer); then it "
+        "times out, however the receiver drips its answer.",
     )
     ack_wait_s: float = Field(
         30.0,
@@ -59,8 +62,9 @@ class Settings(ServiceSettings):
     webhook_allow_hosts: str = Field(
         "",
         validation_alias=AliasChoices("FMCSA_WEBHOOK_ALLOW_HOSTS"),
-        description="Hosts or CIDRs (comma-separated) webhooks may reach although they are loopback, "
-        "private or link-local; `up` allows the sandbox's receiver.",
+        description="Hosts, addresses or CIDRs (comma-separated), each optionally with `:port`, webhooks "
+        "may reach although they are loopback, private or link-local; `up` allows the sandbox's receiver "
+        "(127.0.0.1:<its port>).",
     )
 
     @field_validator("retry_schedule_s")

@@ -3,6 +3,7 @@ webhook receiver over HTTP (loopback only)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -251,4 +252,73 @@ async def test_a_destination_that_fails_every_attempt_is_failing_and_holds_later
         await wait_until(both_delivered, what="the resend and the released delivery", within_s=30)
         assert not any(d.failing for d in await view.destinations())
     finally:
+        await view.close()
+
+
+async def test_a_url_httpx_refuses_fails_alone_and_the_other_rules_delivery_goes_out(
+    bus: Bus, notifier: NotifierProcess, receiver: httpx.AsyncClient, sandbox_url: str, wait_until: Any
+) -> None:
+    # published straight to the bus (the gateway now refuses it): the event model only asks for http(s)://
+    await bus.publish(rule_for(f"{sandbox_url}/_sandbox/webhooks/a\tb", name="a-tab"))  # planned first
+    await bus.publish(rule_for(f"{sandbox_url}/_sandbox/webhooks/good", name="b-good"))
+    notifier.start()
+    await bus.publish(change())
+    view = DeliveriesView(notifier.database_url)
+    try:
+
+        async def settled() -> bool:
+            found = await view.recent()
+            return len(found) == 2 and all(d.status is not DeliveryStatus.PENDING for d in found)
+
+        await wait_until(settled, what="both deliveries settled", within_s=30)
+        by_rule = {d.rule: d for d in await view.recent()}
+    finally:
+        await view.close()
+    assert by_rule["b-good"].status is DeliveryStatus.DELIVERED
+    assert by_rule["b-good"].attempts == 1
+    assert by_rule["a-tab"].status is DeliveryStatus.FAILED  # refused for good: no retry
+    assert by_rule["a-tab"].last_error is not None
+    assert by_rule["a-tab"].last_error.startswith("refused_address")
+    assert (await receiver.get("/_sandbox/webhooks")).json()["total"] == 1
+
+
+async def test_a_slow_receiver_does_not_hold_back_another_rules_delivery_of_the_same_change(
+    bus: Bus, notifier: NotifierProcess, sandbox_url: str, wait_until: Any
+) -> None:
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def dripping(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            held.set()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            while not release.is_set():  # a byte now and then, until the test ends
+                writer.write(b"a")
+                await writer.drain()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(release.wait(), 1.0)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(dripping, "127.0.0.1", 0)
+    slow_port = server.sockets[0].getsockname()[1]
+    notifier.env["FMCSA_NOTIFIER_TIMEOUT_S"] = "60"
+    await bus.publish(rule_for(f"http://127.0.0.1:{slow_port}/hook", name="a-slow"))  # planned first
+    await bus.publish(rule_for(f"{sandbox_url}/_sandbox/webhooks/good", name="b-good"))
+    notifier.start()
+    await bus.publish(change())
+    view = DeliveriesView(notifier.database_url)
+    try:
+        await wait_until(lambda: delivered(view), what="the other rule's delivery", within_s=30)
+        assert held.is_set()  # the slow receiver has its request and is still dripping the answer
+        by_rule = {d.rule: d for d in await view.recent()}
+        assert by_rule["b-good"].status is DeliveryStatus.DELIVERED
+        assert by_rule["a-slow"].status is DeliveryStatus.PENDING
+        assert by_rule["a-slow"].attempts == 0  # its attempt is still in flight: nothing waited for it
+    finally:
+        release.set()
+        server.close()
         await view.close()

@@ -82,7 +82,13 @@ def webhooks_router(state: ReceiverState) -> Router:
     @post("/{name:str}", status_code=200)
     async def receive(name: FromPath[str], request: Request[Any, Any, Any]) -> Response[bytes]:
         raw = await request.body()
-        checked = verify(request.headers.get(SIGNATURE_HEADER), state.secret, raw, now=state.clock())
+        checked = verify(
+            request.headers.get(SIGNATURE_HEADER),
+            state.secret,
+            raw,
+            now=state.clock(),
+            event_id=request.headers.get(EVENT_ID_HEADER, ""),
+        )
         state.total += 1
         answered = 200
         hang = False

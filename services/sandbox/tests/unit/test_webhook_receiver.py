@@ -12,11 +12,16 @@ NOW = 1767225600.0
 BODY = b'{"id":"0123456789abcdef0123456789abcdef","rule":"demo"}'
 
 
-def post(client: TestClient, *, secret: str = "sandbox-webhook-secret", at: int = int(NOW)) -> int:
+EVENT_ID = "0123456789abcdef0123456789abcdef"
+
+
+def post(
+    client: TestClient, *, secret: str = "sandbox-webhook-secret", at: int = int(NOW), sent_as: str = EVENT_ID
+) -> int:
     headers = {
-        "X-Fmcsa-Event-Id": "0123456789abcdef0123456789abcdef",
+        "X-Fmcsa-Event-Id": sent_as,
         "X-Fmcsa-Timestamp": str(at),
-        "X-Fmcsa-Signature": signature_header(secret, at, BODY),
+        "X-Fmcsa-Signature": signature_header(secret, at, BODY, event_id=EVENT_ID),
         "Content-Type": "application/json",
     }
     return client.post("/_sandbox/webhooks/demo", content=BODY, headers=headers).status_code
@@ -28,11 +33,12 @@ def test_the_receiver_records_and_verifies_what_it_gets() -> None:
         assert post(client) == 200
         assert post(client, secret="wrong") == 200
         assert post(client, at=int(NOW) - 301) == 200
+        assert post(client, sent_as="f" * 32) == 200  # a replay under another event id: v2 covers it
         seen = client.get("/_sandbox/webhooks").json()
-        assert seen["total"] == 3
-        assert [r["signature_ok"] for r in seen["received"]] == [True, False, False]
+        assert seen["total"] == 4
+        assert [r["signature_ok"] for r in seen["received"]] == [True, False, False, False]
         assert seen["received"][0]["body"]["rule"] == "demo"
-        assert seen["per_event_id"] == {"0123456789abcdef0123456789abcdef": 3}
+        assert seen["per_event_id"] == {EVENT_ID: 3, "f" * 32: 1}
 
 
 def test_the_receiver_answers_500_for_the_next_n_calls_then_200() -> None:

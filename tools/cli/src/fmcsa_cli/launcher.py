@@ -86,6 +86,13 @@ def webhook_secret_key(data_dir: Path, environ: Mapping[str, str]) -> str:
     return key
 
 
+def sandbox_receiver_allow_list(sandbox_port: int) -> str:
+    """The webhook allow-list `up` sets: the sandbox's receiver (/_sandbox/webhooks/*, on loopback) and
+    nothing else of 127.0.0.1 - not the gateway, not the sandbox's admin API on other ports, not NATS.
+    """
+    return f"127.0.0.1:{sandbox_port}"
+
+
 @dataclass
 class Launcher:
     data_dir: Path
@@ -169,8 +176,7 @@ class Launcher:
                 "FMCSA_VIOLATIONS_APP_TOKEN": SANDBOX_APP_TOKEN,
                 "FMCSA_INSPECTIONS_BASE_URL": self.sandbox_url,
                 "FMCSA_INSPECTIONS_API_KEY": SANDBOX_API_KEY,
-                # the sandbox's webhook receiver (/_sandbox/webhooks/*) is on loopback: allow it
-                "FMCSA_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+                "FMCSA_WEBHOOK_ALLOW_HOSTS": sandbox_receiver_allow_list(port),
             }
         # settings the user set win over the sandbox wiring (e.g. real credentials and hosts)
         env |= {
