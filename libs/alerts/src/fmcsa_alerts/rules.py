@@ -3,7 +3,9 @@
 The live notifier and `POST /api/alert-rules/{name}/backtest` both call `matches`, so a backtest over a
 period in which the rule did not change equals what the notifier fired over it. A rule fires when it is
 enabled, the change's kind is one of its kinds, its company is in the rule's list (or the rule has none),
-and every condition it sets is met (see `AlertConditions`). Nothing here does I/O or reads a clock.
+and every condition it sets is met (see `AlertConditions`). Values are compared exactly: the change's
+percentile or percent as a `Decimal` (never a float), the rule's limit as the number its author wrote.
+Nothing here does I/O or reads a clock.
 """
 
 from __future__ import annotations

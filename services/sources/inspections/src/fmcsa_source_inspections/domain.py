@@ -1,6 +1,10 @@
 """Pure SaferWebAPI logic: classify an answer (fmcsa README 5.5), normalize a carrier snapshot,
 summarize and hash it, decide what a store write changes, and whether a failure is retried in
 process or handed back to the bus. No I/O, no clock, no HTTP or database imports.
+
+Numbers are exact: bodies are parsed with `fmcsa_events.decimals.loads` (a JSON number with a fraction is
+a `Decimal`, never a float), percents are `Decimal` with all their decimals, stored and hashed as canonical
+decimal text, and the out-of-service move is computed exactly (`decimals.difference`).
 """
 
 from __future__ import annotations
