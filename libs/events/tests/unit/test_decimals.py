@@ -10,6 +10,8 @@ from decimal import Decimal
 from uuid import UUID
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fmcsa_events import decimals
 from fmcsa_events.decoder import Decoded, decode, encode
@@ -70,6 +72,26 @@ def test_the_bounds_fit_the_longest_text() -> None:
     longest = Decimal("-" + "9" * decimals.MAX_INTEGER_DIGITS + "." + "9" * decimals.MAX_DECIMALS)
     assert len(decimals.text(longest)) == decimals.MAX_TEXT_LENGTH
     assert decimals.loads(b"NaN").is_nan()  # refused by `exact`, not by the JSON parser
+
+
+@given(
+    st.integers(min_value=-(10**18) + 1, max_value=10**18 - 1),
+    st.integers(min_value=0, max_value=decimals.MAX_DECIMALS),
+    st.integers(min_value=0, max_value=5),
+)
+def test_any_bounded_number_survives_json_text_and_back_exactly(
+    unscaled: int, scale: int, zeros: int
+) -> None:
+    value = Decimal(unscaled).scaleb(-scale)
+    if value.adjusted() >= decimals.MAX_INTEGER_DIGITS:
+        return
+    served = format(value, "f") + ("0" * zeros if "." in format(value, "f") else "")  # trailing zeros
+    loaded = decimals.loads(f"[{served}]")[0]
+    assert isinstance(loaded, int if "." not in served else Decimal)  # never a float
+    spelled = decimals.text(Decimal(loaded))
+    assert Decimal(spelled) == value
+    assert decimals.text(Decimal(spelled)) == spelled  # canonical: one spelling per value
+    assert len(spelled) <= decimals.MAX_TEXT_LENGTH
 
 
 def test_difference_is_exact_where_the_default_context_rounds() -> None:
