@@ -36,7 +36,7 @@ import html
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -206,8 +206,12 @@ class CarrierFacts:
     country: str | None = None
 
     def content(self) -> dict[str, JsonValue]:
-        """Return every normalized field as JSON values (Decimals as canonical strings, dates ISO)."""
+        """Return every normalized field as JSON values (Decimals as canonical text, dates ISO)."""
         dumped: dict[str, JsonValue] = _CARRIER_ADAPTER.dump_python(self, mode="json")
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Decimal):  # pydantic writes str(): "1E-7" for 0.0000001
+                dumped[field.name] = decimals.text(value)
         return dumped
 
     def content_hash(self) -> str:

@@ -116,6 +116,14 @@ def test_a_38_decimal_oos_rate_json_number_is_read_exactly(examples_dir: Path) -
     assert carrier_from_content(json.loads(json.dumps(facts.content()))) == facts
 
 
+def test_a_tiny_oos_rate_is_kept_as_plain_decimal_text(examples_dir: Path) -> None:
+    facts = parse_carrier(200, {}, carrier_variant(examples_dir, hazmatOosRate="1E-7"), CARRIER_DOT, NOW)
+    assert isinstance(facts, CarrierFacts)
+    assert facts.hazmat_oos_rate == Decimal("0.0000001")
+    assert facts.content()["hazmat_oos_rate"] == "0.0000001"  # not str(Decimal): "1E-7"
+    assert carrier_from_content(facts.content()) == facts
+
+
 def test_oos_rates_differing_only_in_the_20th_decimal_are_different_content(examples_dir: Path) -> None:
     first, second = (
         parse_carrier(200, {}, carrier_variant(examples_dir, vehicleOosRate=raw), CARRIER_DOT, NOW)
