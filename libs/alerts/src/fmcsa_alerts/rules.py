@@ -3,7 +3,9 @@
 The live notifier and `POST /api/alert-rules/{name}/backtest` both call `matches`, so a backtest over a
 period in which the rule did not change equals what the notifier fired over it. A rule fires when it is
 enabled, the change's kind is one of its kinds, its company is in the rule's list (or the rule has none),
-and every condition it sets is met (see `AlertConditions`). Nothing here does I/O or reads a clock.
+and every condition it sets is met (see `AlertConditions`). Values are compared exactly: the change's
+percentile or percent as a `Decimal` (never a float), the rule's limit as the number its author wrote.
+Nothing here does I/O or reads a clock.
 """
 
 from __future__ import annotations
@@ -15,28 +17,37 @@ from decimal import Decimal, InvalidOperation
 
 from pydantic import JsonValue
 
+from fmcsa_events import decimals
 from fmcsa_events.models import AlertRuleChanged, AlertRuleRemoved, CarrierDataChanged
 
 VALUE_KEYS = ("percentile", "percent")
 """Where a change's number lives in its `before` / `after`: a BASIC's percentile, an OOS rate's percent."""
 
 
-def change_value(side: JsonValue) -> float | None:
-    """The number one side of a change carries (a percentile or a percent), or None when it has none."""
+def change_value(side: JsonValue) -> Decimal | None:
+    """The number one side of a change carries (a percentile or a percent), exactly, or None when it
+    has none. Sources write it as decimal text (`"57.25"`, up to 50 decimals); an event written
+    before that may hold a JSON number, read as the shortest text of that number (`15.5`).
+    """
     if not isinstance(side, dict):
         return None
     for key in VALUE_KEYS:
         raw = side.get(key)
         if isinstance(raw, bool) or raw is None:
             continue
-        if isinstance(raw, int | float):
-            return float(raw)
-        if isinstance(raw, str):
-            try:
-                return float(Decimal(raw.strip().rstrip("%")))
-            except (InvalidOperation, ValueError):
-                return None
+        try:
+            if isinstance(raw, int | float):
+                return decimals.exact(Decimal(repr(raw)))
+            if isinstance(raw, str):
+                return decimals.exact(Decimal(raw.strip().rstrip("%")))
+        except (InvalidOperation, ValueError):
+            return None
     return None
+
+
+def _limit(value: float) -> Decimal:
+    """A rule's limit as the number its author wrote (`58.5`, not the float's binary expansion)."""
+    return Decimal(repr(value))
 
 
 def matches(rule: AlertRuleChanged, change: CarrierDataChanged) -> bool:
@@ -50,12 +61,16 @@ def matches(rule: AlertRuleChanged, change: CarrierDataChanged) -> bool:
         return False
     after = change_value(change.after)
     if conditions.percentile_at_least is not None and (
-        after is None or after < conditions.percentile_at_least
+        after is None or after < _limit(conditions.percentile_at_least)
     ):
         return False
     if conditions.delta_at_least is not None:
         before = change_value(change.before)
-        if before is None or after is None or abs(after - before) < conditions.delta_at_least:
+        if (
+            before is None
+            or after is None
+            or decimals.difference(after, before).copy_abs() < _limit(conditions.delta_at_least)
+        ):
             return False
     return True
 

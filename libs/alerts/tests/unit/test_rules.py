@@ -1,4 +1,5 @@
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
@@ -124,6 +125,29 @@ def test_values_are_read_from_text_numbers_and_percent_signs() -> None:
     assert change_value({"percentile": None}) is None
     assert change_value({"percentile": "Not Public"}) is None
     assert change_value("58") is None
+
+
+def test_values_are_compared_exactly_not_as_floats() -> None:
+    just_below = "57.99999999999999999999999999999999999999"  # a float reads 58.0
+    assert change_value({"percentile": just_below}) == Decimal(just_below)
+    assert not matches(
+        rule(conditions=AlertConditions(percentile_at_least=58)), change(after=basic(just_below))
+    )
+    assert matches(
+        rule(conditions=AlertConditions(percentile_at_least=57.5)), change(after=basic(just_below))
+    )
+    moved_short = change(
+        before=basic("45.00000000000000000001"), after=basic("58")
+    )  # 12.99999999999999999999
+    assert not matches(rule(conditions=AlertConditions(delta_at_least=13)), moved_short)
+    assert matches(rule(conditions=AlertConditions(delta_at_least=12.5)), moved_short)
+
+
+def test_an_old_change_holding_json_numbers_is_read_as_the_number_written() -> None:
+    assert change_value({"percent": 15.1}) == Decimal("15.1")  # not 15.0999999999999996447...
+    assert change_value({"percent": float("nan")}) is None
+    old = change(before={"percentile": 45.1}, after={"percentile": 58.1})
+    assert matches(rule(conditions=AlertConditions(delta_at_least=13)), old)  # 13.0 exactly, not 12.99...
 
 
 def test_rule_names_and_conditions_are_validated() -> None:

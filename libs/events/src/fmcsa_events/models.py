@@ -135,7 +135,8 @@ class SourceSynced(Event):
 
     `upstream_as_of` is the date the data itself describes (the SMS run for csa, the dataset's update
     for violations, the snapshot's `latest_update` for inspections); `summary` is the compact data
-    the status view shows, shaped per source.
+    the status view shows, shaped per source; a non-integer number in it is exact decimal text
+    (`fmcsa_events.decimals.text`).
     """
 
     TYPE: ClassVar[str] = "source_synced"
@@ -239,7 +240,9 @@ class CarrierDataChanged(Event):
     Published by the source service that observed it, for the request that fetched it, before that
     request's `SourceSynced`. `subject` names what changed within the kind (a BASIC such as
     `unsafe_driving`, `us_vehicle` for an OOS rate, or the kind itself); `before` and `after` are
-    small JSON values (a percentile, a status, a count with details). A company's first successful
+    small JSON values (a percentile, a status, a count with details); a non-integer number in them is
+    the exact decimal text the upstream sent (`fmcsa_events.decimals.text`), and an older event's JSON
+    number still decodes. A company's first successful
     fetch is a baseline and produces no change. The event id is `change:<request_id>:<kind>:<subject>`,
     so a redelivered request publishes nothing new.
     """
@@ -272,7 +275,8 @@ class AlertConditions(BaseModel):
     `percentile_at_least`: the value after the change is at least N (a BASIC percentile; the percent
     of an out-of-service rate). `delta_at_least`: that value moved by at least N points either way.
     `subjects`: only these subjects (`unsafe_driving`, `us_driver`, ...). A condition a change has no
-    value for (a new violation has no percentile) is not met.
+    value for (a new violation has no percentile) is not met. The change's value is compared as an
+    exact `Decimal` with the limit as written (`fmcsa_alerts.rules`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

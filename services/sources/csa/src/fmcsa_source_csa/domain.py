@@ -14,6 +14,10 @@ Guarantees:
 - The carrier's `ein` (a tax id) is never read into any value; unknown keys are ignored.
 - `basicsRunDate` is kept (and hashed, as the fmcsa README 3.7 asks) but never used for freshness
   or in a key: it has been frozen at 2017-01-27 in every recording.
+- Numbers are exact: bodies are parsed with `fmcsa_events.decimals.loads`, so a JSON number with
+  a fraction (QCMobile's OOS rates carry up to 38 decimals) is a `Decimal`, never a float; numeric
+  and percent strings become `Decimal` too. Nothing is rounded: a number beyond 18 integer digits
+  or 50 decimals, or not finite, is `invalid_response`.
 - Hashes cover normalized values only (`Decimal("0.50")` and `"0.5"` hash alike) and never the
   retrieval time, so the same data fetched twice hashes the same.
 
@@ -32,7 +36,7 @@ import html
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -41,6 +45,7 @@ from uuid import UUID
 
 from pydantic import JsonValue, TypeAdapter
 
+from fmcsa_events import decimals
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import CarrierDataChanged, ChangeKind, ErrorKind
 from fmcsa_runtime.failures import Failure, parse_retry_after
@@ -201,8 +206,12 @@ class CarrierFacts:
     country: str | None = None
 
     def content(self) -> dict[str, JsonValue]:
-        """Return every normalized field as JSON values (Decimals as canonical strings, dates ISO)."""
+        """Return every normalized field as JSON values (Decimals as canonical text, dates ISO)."""
         dumped: dict[str, JsonValue] = _CARRIER_ADAPTER.dump_python(self, mode="json")
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Decimal):  # pydantic writes str(): "1E-7" for 0.0000001
+                dumped[field.name] = decimals.text(value)
         return dumped
 
     def content_hash(self) -> str:
@@ -286,7 +295,10 @@ def parse_percentile(value: object) -> tuple[Decimal | None, PercentileStatus]:
     if not text:
         return None, PercentileStatus.MISSING
     if match := _PERCENT.fullmatch(text):
-        number = canonical_decimal(Decimal(match.group(1)))
+        try:
+            number = canonical_decimal(Decimal(match.group(1)))
+        except ValueError as error:
+            raise _ShapeError(f"basicsPercentile {text!r}: {error}") from None
         if number > 100:
             raise _ShapeError(f"basicsPercentile {text!r} is above 100%")
         return number, PercentileStatus.PUBLIC
@@ -316,28 +328,36 @@ def parse_flag(value: object) -> Flag:
 
 
 def canonical_decimal(value: Decimal) -> Decimal:
-    """Spell a number one way: `0.50` -> `0.5`, `1E+1` -> `10`, `-0` -> `0`."""
-    if value == 0:
-        return Decimal(0)
-    return Decimal(format(value.normalize(), "f"))
+    """Spell a number one way without rounding it: `0.50` -> `0.5`, `1E+1` -> `10`, `-0` -> `0`.
+
+    Raises ValueError for a value that is not finite or beyond `fmcsa_events.decimals`' bounds.
+    """
+    return decimals.exact(value)
 
 
 def _decimal_text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
+    return None if value is None else decimals.text(value)
 
 
 def _decimal(value: object, name: str, *, nonnegative: bool = True) -> Decimal | None:
+    """A JSON number (int, or `Decimal` from `decimals.loads`) or a numeric string, exactly.
+
+    A float is refused: it could not be exact (the parser never makes one).
+    """
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
         raise _ShapeError(f"{name} is not a number: {_show(value)}")
     try:
-        number = Decimal(str(value).strip())
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except InvalidOperation:
         raise _ShapeError(f"{name} is not a number: {_show(value)}") from None
     if not number.is_finite() or (nonnegative and number < 0):
         raise _ShapeError(f"{name} is out of range: {_show(value)}")
-    return canonical_decimal(number)
+    try:
+        return canonical_decimal(number)
+    except ValueError as error:
+        raise _ShapeError(f"{name} is out of range ({error}): {_show(value)}") from None
 
 
 def _int(value: object, name: str) -> int | None:
@@ -466,7 +486,7 @@ def classify(
             retry_after_s=wait,
         )
     try:
-        envelope = json.loads(body)
+        envelope = decimals.loads(body)  # numbers exactly: OOS rates come with up to 38 decimals
     except (ValueError, RecursionError):
         return _not_json(call, status, body)
     if isinstance(envelope, dict) and "content" in envelope:

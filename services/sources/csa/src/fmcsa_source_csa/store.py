@@ -17,6 +17,13 @@ Guarantees of `upsert`:
 - The change facts of the fetch (`domain.detect_changes` between the rows held and the fetch) are
   recorded in the change outbox in the same transaction as the rows: both are stored or neither.
   A carrier's first fetch records none (a baseline); the same fetch again records none.
+
+Numbers are exact: a BASIC's `percentile` and `measure` are stored as the canonical text of the
+Decimal the upstream sent (`fmcsa_events.decimals.text`, VARCHAR(70), TEXT affinity on SQLite, so
+SQLite never turns them into a float), and the carrier's OOS rates as strings inside `facts`. What
+is read back equals what was parsed, digit for digit (38 decimals and more). `connect` migrates a
+store made before this: on PostgreSQL it widens the VARCHAR(40) columns (`widen_decimal_columns`);
+an old SQLite file needs nothing.
 """
 
 from __future__ import annotations
@@ -25,16 +32,19 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import structlog
-from sqlalchemy import DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import Connection, DateTime, Index, Text, UniqueConstraint, inspect
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fmcsa_events import decimals
+from fmcsa_events.decimals import MAX_TEXT_LENGTH
 from fmcsa_events.models import Counts
 from fmcsa_runtime.database import create_engine
 from fmcsa_runtime.outbox import create_outbox, record_changes
@@ -93,9 +103,9 @@ class _BasicColumns(SQLModel):
 
     code: str | None = None
     name: str | None = None
-    percentile: str | None = Field(default=None, max_length=40)
+    percentile: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
     percentile_status: str = Field(max_length=20)
-    measure: str | None = Field(default=None, max_length=40)
+    measure: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
     threshold: int | None = None
     intervention_alert: bool | None = None
     intervention_alert_reason: str | None = Field(default=None, max_length=20)
@@ -147,7 +157,35 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _decimal_text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
+    return None if value is None else decimals.text(value)
+
+
+DECIMAL_COLUMNS: Final = {
+    "csa_basic": ("percentile", "measure"),
+    "csa_basic_history": ("percentile", "measure"),
+}
+"""Columns holding the canonical text of a Decimal (`decimals.text`), VARCHAR(40) before exact numbers."""
+
+
+def widen_decimal_columns(connection: Connection) -> list[str]:
+    """Migrate a store made before exact numbers: widen its decimal columns to `MAX_TEXT_LENGTH`.
+
+    PostgreSQL enforces VARCHAR(40), too short for a 38-decimal value; widening a VARCHAR is a
+    catalog change there (no table rewrite). SQLite never enforces a VARCHAR length, so an old
+    SQLite file needs nothing. Returns the `table.column` names altered (none the second time).
+    """
+    if connection.dialect.name != "postgresql":
+        return []
+    inspector = inspect(connection)
+    altered = []
+    for table, names in DECIMAL_COLUMNS.items():
+        for column in inspector.get_columns(table):
+            length = getattr(column["type"], "length", None)
+            if column["name"] in names and length is not None and length < MAX_TEXT_LENGTH:
+                alter = f"ALTER TABLE {table} ALTER COLUMN {column['name']} TYPE VARCHAR({MAX_TEXT_LENGTH})"
+                connection.execute(sql_text(alter))
+                altered.append(f"{table}.{column['name']}")
+    return altered
 
 
 def _basic_values(basic: BasicScore) -> dict[str, Any]:
@@ -221,6 +259,9 @@ class Store:
             try:
                 async with engine.begin() as connection:
                     await connection.run_sync(SQLModel.metadata.create_all, tables=TABLES)
+                    altered = await connection.run_sync(widen_decimal_columns)
+                if altered:
+                    log.info("csa_store_migrated", widened=altered)
                 await create_outbox(engine)
                 break
             except DBAPIError:  # replicas creating the same tables at once: the loser looks again

@@ -12,13 +12,14 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import MetaData, String, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import fmcsa_source_csa.store as store_module
+from fmcsa_events.decimals import MAX_TEXT_LENGTH
 from fmcsa_events.models import CarrierDataChanged, ChangeKind, Counts
-from fmcsa_runtime.database import create_engine
-from fmcsa_runtime.outbox import changes_for, record_changes
+from fmcsa_runtime.database import create_engine, is_sqlite
+from fmcsa_runtime.outbox import changes_for, create_outbox, record_changes
 from fmcsa_source_csa.domain import (
     BasicsAnswer,
     CarrierFacts,
@@ -30,7 +31,7 @@ from fmcsa_source_csa.domain import (
     parse_basics,
     parse_carrier,
 )
-from fmcsa_source_csa.store import CsaBasicHistory, CsaCarrierHistory, Store
+from fmcsa_source_csa.store import CsaBasicHistory, CsaCarrierHistory, Store, widen_decimal_columns
 
 NOW = datetime(2025, 11, 4, 15, 0, tzinfo=UTC)
 DOT = "2847193"
@@ -384,3 +385,144 @@ async def test_connect_creates_the_outbox(database_url: str, outbox_engine: Asyn
         assert await changes_for(outbox_engine, uuid4()) == []
     finally:
         await opened.close()
+
+
+# --- exact numbers ----------------------------------------------------------------------------------
+
+RATE_38 = "16.66666666666666666666666666666666666667"  # vehicleOosRate as QCMobile serves it
+MEASURE_38 = "0.51000000000000000000000000000000000001"
+PERCENTILE_38 = "57.00000000000000000000000000000000000001"  # 41 characters: more than VARCHAR(40)
+
+
+def exact_fetch(
+    examples_dir: Path, *, now: datetime = NOW, rate: str = RATE_38, percentile: str = PERCENTILE_38
+) -> CsaFetch:
+    """The passenger example with a 38-decimal OOS rate (a JSON number), and Unsafe Driving's measure
+    and percentile with 38 decimals, parsed from bodies as the upstream would send them.
+    """
+    basics_raw = json.loads((examples_dir / "qcmobile-basics.json").read_bytes())
+    for entry in basics_raw["content"]:
+        entry["basic"]["id"]["dotNumber"] = int(DOT)
+        if entry["basic"]["basicsType"]["basicsId"] == 11:
+            entry["basic"]["basicsPercentile"] = f"{percentile}%"
+            entry["basic"]["measureValue"] = MEASURE_38
+    basics_raw["retrievalDate"] = now.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    carrier_raw = json.loads((examples_dir / "qcmobile-carrier.json").read_bytes())
+    carrier_raw["content"]["carrier"]["dotNumber"] = int(DOT)
+    carrier_raw["content"]["carrier"]["vehicleOosRate"] = "@rate@"
+    carrier_body = json.dumps(carrier_raw).replace('"@rate@"', rate).encode()
+    carrier = parse_carrier(200, {}, carrier_body, DOT, now)
+    answer = parse_basics(200, {}, json.dumps(basics_raw).encode(), DOT, now)
+    assert isinstance(carrier, CarrierFacts)
+    assert isinstance(answer, BasicsAnswer)
+    return assemble(DOT, carrier, answer, now)
+
+
+async def stored_basic_text(database_url: str, table: str = "csa_basic") -> tuple[object, object]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text(f"SELECT percentile, measure FROM {table} WHERE basics_id = 11 ORDER BY 1 DESC")
+                )
+            ).first()
+    finally:
+        await engine.dispose()
+    assert row is not None
+    return row[0], row[1]
+
+
+async def test_38_decimal_numbers_are_stored_and_read_back_exactly(
+    store: Store, examples_dir: Path, database_url: str
+) -> None:
+    fetch = exact_fetch(examples_dir)
+    assert await store.upsert(fetch, request_id=uuid4()) == Counts(fetched=6, inserted=6)
+    held = await store.previous(DOT)
+    assert held is not None
+    assert held.carrier.vehicle_oos_rate == Decimal(RATE_38)
+    assert held.carrier == fetch.carrier
+    unsafe = held.basics[0]
+    assert (unsafe.basics_id, unsafe.percentile, unsafe.measure) == (
+        11,
+        Decimal(PERCENTILE_38),
+        Decimal(MEASURE_38),
+    )
+    assert held.basics == fetch.basics
+    # stored as text, not as a float (SQLite's NUMERIC affinity would make one)
+    assert await stored_basic_text(database_url) == (PERCENTILE_38, MEASURE_38)
+    assert await stored_basic_text(database_url, "csa_basic_history") == (PERCENTILE_38, MEASURE_38)
+    assert await store.upsert(exact_fetch(examples_dir), request_id=uuid4()) == Counts(fetched=6, unchanged=6)
+
+
+async def test_an_oos_rate_moved_only_in_the_20th_decimal_updates_the_carrier(
+    store: Store, examples_dir: Path
+) -> None:
+    await store.upsert(exact_fetch(examples_dir, rate="13.33333333333333333331"), request_id=uuid4())
+    later = exact_fetch(examples_dir, now=NOW + timedelta(days=1), rate="13.33333333333333333332")
+    assert await store.upsert(later, request_id=uuid4()) == Counts(fetched=6, updated=1, unchanged=5)
+    held = await store.previous(DOT)
+    assert held is not None
+    assert held.carrier.vehicle_oos_rate == Decimal("13.33333333333333333332")
+
+
+async def test_a_percentile_moved_only_in_the_38th_decimal_is_a_recorded_change(
+    store: Store, examples_dir: Path, outbox_engine: AsyncEngine
+) -> None:
+    moved = "57.00000000000000000000000000000000000002"
+    request = uuid4()
+    await store.upsert(exact_fetch(examples_dir), request_id=uuid4())
+    later = exact_fetch(examples_dir, now=NOW + timedelta(days=31), percentile=moved)
+    assert await store.upsert(later, request_id=request) == Counts(fetched=6, updated=1, unchanged=5)
+    [change] = await changes_for(outbox_engine, request)
+    assert (change.kind, change.subject) == (ChangeKind.BASIC_PERCENTILE_CHANGED, "unsafe_driving")
+    assert isinstance(change.before, dict)
+    assert isinstance(change.after, dict)
+    assert (change.before["percentile"], change.after["percentile"]) == (PERCENTILE_38, moved)
+    assert change.after["measure"] == MEASURE_38
+
+
+async def test_a_store_made_before_exact_numbers_is_migrated_on_connect(
+    database_url: str, examples_dir: Path
+) -> None:
+    """An old data folder: the BASIC decimal columns were VARCHAR(40), too short for 38 decimals on
+    PostgreSQL. `connect` widens them and keeps the rows; an old SQLite file just works.
+    """
+    old = MetaData()
+    for table in store_module.TABLES:
+        copy = table.to_metadata(old)
+        for name in ("percentile", "measure"):
+            if name in copy.c:
+                copy.c[name].type = String(40)
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(old.create_all)
+    await create_outbox(engine)
+    assert await Store(engine).upsert(example_fetch(examples_dir), request_id=uuid4()) == Counts(
+        fetched=6, inserted=6
+    )
+    await engine.dispose()
+    store = await Store.connect(database_url)
+    try:
+        later = exact_fetch(examples_dir, now=NOW + timedelta(days=31))
+        assert (await store.upsert(later, request_id=uuid4())).updated >= 1
+        held = await store.previous(DOT)
+        assert held is not None
+        assert held.basics == later.basics
+        assert held.carrier.vehicle_oos_rate == Decimal(RATE_38)
+    finally:
+        await store.close()
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(widen_decimal_columns) == []  # nothing left to widen
+            lengths = await connection.run_sync(
+                lambda sync: {
+                    c["name"]: getattr(c["type"], "length", None)
+                    for c in inspect(sync).get_columns("csa_basic")
+                }
+            )
+    finally:
+        await engine.dispose()
+    if not is_sqlite(database_url):
+        assert (lengths["percentile"], lengths["measure"]) == (MAX_TEXT_LENGTH, MAX_TEXT_LENGTH)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ from fmcsa_events.envelope import event_id
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ChangeKind
 from fmcsa_source_csa.domain import (
+    BasicsAnswer,
     BasicScore,
     CarrierFacts,
     CsaFetch,
@@ -22,6 +24,7 @@ from fmcsa_source_csa.domain import (
     basic_subject,
     detect_changes,
     in_alert,
+    parse_basics,
 )
 
 DOT = "2847193"
@@ -121,6 +124,42 @@ def test_a_moved_public_percentile_is_one_fact_with_before_and_after() -> None:
     assert (change.request_id, change.observed_at) == (REQUEST, T1)
     assert change.upstream_as_of == datetime(2025, 12, 1, tzinfo=UTC)
     assert event_id(change) == f"change:{REQUEST}:basic_percentile_changed:unsafe_driving"
+
+
+def parsed(percentile: str, at: datetime = T0) -> CsaFetch:
+    """A fetch whose BASIC 11 went through the parser with this `basicsPercentile` text."""
+    entry = {
+        "basicsPercentile": percentile,
+        "basicsType": {"basicsId": 11},
+        "basicsViolationThreshold": "65",
+        "id": {"basicsId": 11, "dotNumber": int(DOT)},
+        "measureValue": "0.51",
+    }
+    body = json.dumps({"content": [{"basic": entry}]}).encode()
+    answer = parse_basics(200, {}, body, DOT, at)
+    assert isinstance(answer, BasicsAnswer), answer
+    return fetch(*answer.basics, at=at)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("57.00000000000000000001", "57.00000000000000000002"),  # the 20th decimal
+        ("57.00000000000000000000000000000000000001", "57.00000000000000000000000000000000000002"),  # 38th
+    ],
+    ids=["20th-decimal", "38th-decimal"],
+)
+def test_a_percentile_moved_only_in_a_far_decimal_is_a_change_with_the_exact_values(
+    before: str, after: str
+) -> None:
+    [change] = detect_changes(
+        parsed(f"{before}%"), parsed(f"{after}%", T1), request_id=REQUEST, observed_at=T1
+    )
+    assert (change.kind, change.subject) == (ChangeKind.BASIC_PERCENTILE_CHANGED, "unsafe_driving")
+    assert isinstance(change.before, dict)
+    assert isinstance(change.after, dict)
+    assert (change.before["percentile"], change.after["percentile"]) == (before, after)
+    assert changes(parsed(f"{after}%"), parsed(f"{after}%", T1)) == []
 
 
 def test_crossing_the_threshold_upward_starts_an_alert() -> None:

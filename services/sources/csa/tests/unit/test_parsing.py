@@ -17,6 +17,7 @@ from fmcsa_source_csa.domain import (
     Call,
     CarrierFacts,
     PercentileStatus,
+    carrier_from_content,
     classify,
     parse_basics,
     parse_carrier,
@@ -80,6 +81,76 @@ def test_the_carrier_example_parses_into_facts_without_the_tax_id(examples_dir: 
     assert (facts.driver_inspections, facts.vehicle_inspections, facts.crash_total) == (9, 6, 1)
     assert "ein" not in facts.content()
     assert "824417093" not in json.dumps(facts.content())
+
+
+RATE_38 = "16.66666666666666666666666666666666666667"  # an OOS rate as QCMobile serves it: 38 decimals
+
+
+def with_raw_numbers(document: Any, numbers: dict[str, str]) -> bytes:
+    """`document` as JSON with each `"@name@"` string replaced by the raw number text `numbers[name]`
+    (json.dumps cannot write a 38-decimal number).
+    """
+    text = json.dumps(document)
+    for name, raw in numbers.items():
+        text = text.replace(f'"@{name}@"', raw)
+    return text.encode()
+
+
+def carrier_variant(examples_dir: Path, **numbers: str) -> bytes:
+    """The carrier example with some carrier fields served as the given raw JSON numbers."""
+    document = json.loads(body_of(examples_dir, "qcmobile-carrier.json"))
+    for name in numbers:
+        document["content"]["carrier"][name] = f"@{name}@"
+    return with_raw_numbers(document, numbers)
+
+
+def test_a_38_decimal_oos_rate_json_number_is_read_exactly(examples_dir: Path) -> None:
+    body = carrier_variant(
+        examples_dir, vehicleOosRate=RATE_38, driverOosRate="0.1000000000000000000000000000000001"
+    )
+    facts = parse_carrier(200, {}, body, CARRIER_DOT, NOW)
+    assert isinstance(facts, CarrierFacts)
+    assert facts.vehicle_oos_rate == Decimal(RATE_38)
+    assert facts.driver_oos_rate == Decimal("0.1000000000000000000000000000000001")
+    assert facts.content()["vehicle_oos_rate"] == RATE_38  # what the store keeps and hashes
+    assert carrier_from_content(json.loads(json.dumps(facts.content()))) == facts
+
+
+def test_a_tiny_oos_rate_is_kept_as_plain_decimal_text(examples_dir: Path) -> None:
+    facts = parse_carrier(200, {}, carrier_variant(examples_dir, hazmatOosRate="1E-7"), CARRIER_DOT, NOW)
+    assert isinstance(facts, CarrierFacts)
+    assert facts.hazmat_oos_rate == Decimal("0.0000001")
+    assert facts.content()["hazmat_oos_rate"] == "0.0000001"  # not str(Decimal): "1E-7"
+    assert carrier_from_content(facts.content()) == facts
+
+
+def test_oos_rates_differing_only_in_the_20th_decimal_are_different_content(examples_dir: Path) -> None:
+    first, second = (
+        parse_carrier(200, {}, carrier_variant(examples_dir, vehicleOosRate=raw), CARRIER_DOT, NOW)
+        for raw in ("13.33333333333333333331", "13.33333333333333333332")
+    )
+    assert isinstance(first, CarrierFacts)
+    assert isinstance(second, CarrierFacts)
+    assert first.vehicle_oos_rate != second.vehicle_oos_rate
+    assert first.content_hash() != second.content_hash()
+
+
+def test_a_38_decimal_measure_and_percentile_are_read_exactly() -> None:
+    measure = "0.51000000000000000000000000000000000001"
+    percentile = "57.00000000000000000000000000000000000001"
+    entries = [
+        basic(11, measureValue=measure, basicsPercentile=f"{percentile}%"),
+        basic(12, measureValue="@measure@"),
+    ]
+    body = with_raw_numbers(
+        {"content": [{"basic": e, "dotNumber": None} for e in entries]}, {"measure": RATE_38}
+    )
+    answer = parse_basics(200, {}, body, CARRIER_DOT, NOW)
+    assert isinstance(answer, BasicsAnswer)
+    first, second = answer.basics
+    assert (first.measure, first.percentile) == (Decimal(measure), Decimal(percentile))
+    assert first.content()["percentile"] == percentile
+    assert second.measure == Decimal(RATE_38)
 
 
 def test_the_passenger_basics_example_has_public_percentiles(examples_dir: Path) -> None:
@@ -269,6 +340,8 @@ def test_200_that_is_not_json_or_cut_short_is_a_retryable_invalid_response(body:
         envelope({"carrier": {"dotNumber": 2847193, "commonAuthorityStatus": "Q"}}),
         envelope({"carrier": {"dotNumber": 2847193, "oosDate": "yesterday"}}),
         envelope({"carrier": {"dotNumber": 2847193, "vehicleOosRate": 140}}),
+        envelope({"carrier": {"dotNumber": 2847193, "vehicleOosRate": float("nan")}}),
+        envelope({"carrier": {"dotNumber": 2847193, "vehicleOosRate": "0." + "1" * 51}}),
     ],
     ids=[
         "no-carrier",
@@ -283,6 +356,8 @@ def test_200_that_is_not_json_or_cut_short_is_a_retryable_invalid_response(body:
         "bad-authority",
         "bad-date",
         "rate-above-100",
+        "rate-nan",
+        "rate-beyond-50-decimals",
     ],
 )
 def test_carrier_json_of_the_wrong_shape_is_a_final_invalid_response(body: bytes) -> None:
@@ -301,6 +376,8 @@ def test_carrier_json_of_the_wrong_shape_is_a_final_invalid_response(body: bytes
         basics_body(basic(totalViolation=-1)),
         basics_body(basic(totalViolation=1.5)),
         basics_body(basic(basicsPercentile="101%")),
+        basics_body(basic(basicsPercentile="5." + "1" * 51 + "%")),
+        basics_body(basic(measureValue="1" + "0" * 18)),
         basics_body(basic(basicsRunDate="last year")),
         basics_body(basic(11), basic(11)),
         basics_body(basic(basicsType={}, id={"dotNumber": 2847193})),
@@ -316,6 +393,8 @@ def test_carrier_json_of_the_wrong_shape_is_a_final_invalid_response(body: bytes
         "negative-count",
         "fractional-count",
         "percentile-above-100",
+        "percentile-beyond-50-decimals",
+        "measure-beyond-18-digits",
         "bad-run-date",
         "repeated-id",
         "no-id",

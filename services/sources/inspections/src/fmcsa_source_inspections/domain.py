@@ -1,6 +1,10 @@
 """Pure SaferWebAPI logic: classify an answer (fmcsa README 5.5), normalize a carrier snapshot,
 summarize and hash it, decide what a store write changes, and whether a failure is retried in
 process or handed back to the bus. No I/O, no clock, no HTTP or database imports.
+
+Numbers are exact: bodies are parsed with `fmcsa_events.decimals.loads` (a JSON number with a fraction is
+a `Decimal`, never a float), percents are `Decimal` with all their decimals, stored and hashed as canonical
+decimal text, and the out-of-service move is computed exactly (`decimals.difference`).
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import JsonValue
 
+from fmcsa_events import decimals
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import CarrierDataChanged, ChangeKind, Counts, ErrorKind
 from fmcsa_runtime.failures import Failure, parse_retry_after
@@ -207,7 +212,7 @@ def parse_response(
             detail=_detail(status, body),
         )
     try:
-        decoded = json.loads(body)
+        decoded = decimals.loads(body)  # numbers exactly: a JSON percent is a Decimal, never a float
     except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
         return Failure(
             ErrorKind.INVALID_RESPONSE,
@@ -312,22 +317,25 @@ def _count(raw: object, where: str) -> int | None:
 
 
 def _percent(raw: object, where: str) -> Decimal | None:
-    """Percent text to Decimal: "13.33%" gives 13.33; "N/A", null and "" give None; JSON numbers pass."""
+    """Percent text to Decimal, exactly: "13.33%" gives 13.33; "N/A", null and "" give None; JSON
+    numbers (int, or Decimal from `decimals.loads`) pass. A float is refused: it could not be exact.
+    """
     if _is_empty(raw):
         return None
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        try:
-            value = Decimal(str(raw))
-        except InvalidOperation:
-            raise ShapeError(where, raw, "a percent") from None
-        if value.is_finite() and value >= 0:
-            return value
+    value: Decimal | None = None
+    if isinstance(raw, int | Decimal) and not isinstance(raw, bool):
+        value = Decimal(raw)
     elif isinstance(raw, str):
         text = raw.strip()
         if text in _NOT_AVAILABLE:
             return None
         if match := _PERCENT.fullmatch(text):
-            return Decimal(match.group(1))
+            value = Decimal(match.group(1))
+    if value is not None and value.is_finite() and value >= 0:
+        try:
+            return decimals.exact(value)
+        except ValueError:
+            pass  # more digits than can be stored: a wrong shape
     raise ShapeError(where, raw, 'a percent like "13.33%" or "N/A"')
 
 
@@ -491,8 +499,10 @@ def _snapshot(body: Mapping[str, Any], *, fallback_usdot: int) -> Snapshot:
 
 
 def decimal_text(value: Decimal) -> str:
-    """Canonical text of a Decimal: "16.670" and "16.67" both give "16.67"; never an exponent."""
-    return format(value.normalize(), "f")
+    """Canonical text of a Decimal: "16.670" and "16.67" both give "16.67"; never an exponent, never
+    rounded (`fmcsa_events.decimals.text`).
+    """
+    return decimals.text(value)
 
 
 def _figures_content(figures: InspectionFigures | None) -> JsonValue:
@@ -766,7 +776,11 @@ def _changed_facts(old: Snapshot, new: Snapshot, points: Decimal) -> list[Fact]:
             facts.append((ChangeKind.CRASHES_ADDED, subject, _crashes_content(was), _crashes_content(now)))
     for group in ("vehicle", "driver"):
         rate_was, rate_now = _oos_percent(old, group), _oos_percent(new, group)
-        if rate_was is not None and rate_now is not None and abs(rate_now[1] - rate_was[1]) >= points:
+        if (
+            rate_was is not None
+            and rate_now is not None
+            and decimals.difference(rate_now[1], rate_was[1]).copy_abs() >= points  # exact: abs() would round
+        ):
             facts.append(
                 (ChangeKind.OOS_RATE_CHANGED, f"us_{group}", _oos_state(rate_was[0]), _oos_state(rate_now[0]))
             )

@@ -4,11 +4,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import fmcsa_source_inspections.store as store_module
@@ -288,3 +290,53 @@ async def test_a_failing_row_write_records_no_change(
         await store.upsert(fetch_of(bumped(examples_dir), T0 + timedelta(days=7)), request_id=request)
     assert await changes_for(outbox_engine, request) == []
     assert await store.previous(DOT) == fetch_of(body_of(examples_dir), T0).snapshot
+
+
+# --- exact numbers ----------------------------------------------------------------------------------
+
+RATE_38 = "16.66666666666666666666666666666666666667"  # as a JSON number with 38 decimals
+
+
+def raw_percent_fetch(examples_dir: Path, percent: str, at: datetime) -> InspectionsFetch:
+    """The example with the US vehicle out-of-service percent served as the raw JSON number `percent`."""
+    body = body_of(examples_dir)
+    body["us_inspections"]["vehicle"]["out_of_service_percent"] = "@percent@"
+    raw = json.dumps(body).replace('"@percent@"', percent).encode()
+    result = parse_response(200, {}, raw, DOT, at)
+    assert isinstance(result, InspectionsFetch), result
+    return result
+
+
+async def test_a_38_decimal_percent_is_stored_and_read_back_exactly(
+    store: Store, examples_dir: Path, database_url: str
+) -> None:
+    fetch = raw_percent_fetch(examples_dir, RATE_38, T0)
+    await store.upsert(fetch, request_id=uuid4())
+    held = await store.previous(DOT)
+    assert held == fetch.snapshot
+    assert held.us_inspections is not None
+    assert held.us_inspections.vehicle is not None
+    assert held.us_inspections.vehicle.out_of_service_percent == Decimal(RATE_38)
+    [version] = await store.versions(DOT)
+    assert version.snapshot == fetch.snapshot
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            [content] = (await connection.execute(text("SELECT content FROM inspections_snapshot"))).scalars()
+    finally:
+        await engine.dispose()
+    assert f'"out_of_service_percent":"{RATE_38}"' in content  # decimal text, not a float
+    assert await store.upsert(
+        raw_percent_fetch(examples_dir, RATE_38, T0 + timedelta(days=1)), request_id=uuid4()
+    ) == Counts(fetched=1, unchanged=1)
+
+
+async def test_a_percent_moved_only_in_the_20th_decimal_updates_the_snapshot(
+    store: Store, examples_dir: Path, outbox_engine: AsyncEngine
+) -> None:
+    request = uuid4()
+    await store.upsert(raw_percent_fetch(examples_dir, "13.33333333333333333331", T0), request_id=uuid4())
+    later = raw_percent_fetch(examples_dir, "13.33333333333333333332", T0 + timedelta(days=1))
+    assert await store.upsert(later, request_id=request) == Counts(fetched=1, updated=1)
+    assert await store.previous(DOT) == later.snapshot
+    assert await changes_for(outbox_engine, request) == []  # below the OOS threshold: no change fact

@@ -168,6 +168,44 @@ def test_an_oos_rate_moving_by_the_threshold_is_a_fact_and_a_smaller_move_is_not
     }
 
 
+def raw_vehicle_percent(body: dict[str, Any], percent: str, at: datetime) -> InspectionsFetch:
+    """`body` parsed with the US vehicle out-of-service percent served as the raw JSON number `percent`."""
+    copy = changed(body)
+    copy["us_inspections"]["vehicle"]["out_of_service_percent"] = "@percent@"
+    raw = json.dumps(copy).replace('"@percent@"', percent).encode()
+    result = parse_response(200, {}, raw, DOT, at)
+    assert isinstance(result, InspectionsFetch), result
+    return result
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "is_fact"),
+    [
+        ("10.00000000000000000001", "15", False),  # moved 4.99999999999999999999: a float reads 5
+        ("10", "15.00000000000000000001", True),
+        ("10.000000000000000000000000000001", "15", False),  # 28-digit arithmetic would round to 5
+        ("10.000000000000000000000000000001", "15.000000000000000000000000000001", True),
+        ("15", "10.000000000000000000000000000001", False),
+    ],
+)
+def test_the_oos_move_is_measured_exactly_against_the_threshold(
+    body: dict[str, Any], before: str, after: str, is_fact: bool
+) -> None:
+    found = detect_changes(
+        raw_vehicle_percent(body, before, T0),
+        raw_vehicle_percent(body, after, T1),
+        request_id=REQUEST,
+        observed_at=T1,
+    )
+    assert [(c.kind, c.subject) for c in found] == (
+        [(ChangeKind.OOS_RATE_CHANGED, "us_vehicle")] if is_fact else []
+    )
+    for change in found:
+        assert isinstance(change.before, dict)
+        assert isinstance(change.after, dict)
+        assert (change.before["percent"], change.after["percent"]) == (before, after)
+
+
 def test_an_oos_rate_falling_by_the_threshold_is_a_fact_too(body: dict[str, Any]) -> None:
     assert facts(body, with_oos(body, "vehicle", "11.11%", 9, 1)) == [
         (ChangeKind.OOS_RATE_CHANGED, "us_vehicle")

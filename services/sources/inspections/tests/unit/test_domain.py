@@ -420,6 +420,61 @@ def test_decimal_text_is_canonical() -> None:
     ]
 
 
+RATE_38 = "16.66666666666666666666666666666666666667"
+AVERAGE_38 = "20.72000000000000000000000000000000000001"
+
+
+def with_raw_numbers(document: Any, numbers: dict[str, str]) -> bytes:
+    """`document` as JSON with each `"@name@"` string replaced by raw number text (json.dumps cannot
+    write a 38-decimal number).
+    """
+    text = json.dumps(document)
+    for name, raw in numbers.items():
+        text = text.replace(f'"@{name}@"', raw)
+    return text.encode()
+
+
+def vehicle_percent_variant(examples_dir: Path, percent: str, average: str = '"20.72%"') -> bytes:
+    """The snapshot example with the US vehicle out-of-service percent served as the raw JSON number
+    `percent`, and its national average as the raw JSON value `average`.
+    """
+    body = snapshot_body(examples_dir)
+    body["us_inspections"]["vehicle"]["out_of_service_percent"] = "@percent@"
+    body["us_inspections"]["vehicle"]["national_average"] = "@average@"
+    return with_raw_numbers(body, {"percent": percent, "average": average})
+
+
+def test_a_38_decimal_percent_is_read_stored_and_summarized_exactly(examples_dir: Path) -> None:
+    fetch = ok(vehicle_percent_variant(examples_dir, RATE_38, f'"{AVERAGE_38}%"'))
+    us = fetch.snapshot.us_inspections
+    assert us is not None
+    assert us.vehicle is not None
+    assert us.vehicle.out_of_service_percent == Decimal(RATE_38)
+    assert us.vehicle.national_average == Decimal(AVERAGE_38)
+    content: Any = snapshot_content(fetch.snapshot)  # what the store keeps and hashes
+    assert content["us_inspections"]["vehicle"]["out_of_service_percent"] == RATE_38
+    assert content["us_inspections"]["vehicle"]["national_average"] == AVERAGE_38
+    assert snapshot_from_content(json.loads(json.dumps(content))) == fetch.snapshot
+    summary: Any = summarize(fetch)
+    assert summary["us_inspections"]["vehicle"]["out_of_service_percent"] == RATE_38
+
+
+def test_percents_differing_only_in_the_20th_decimal_hash_differently(examples_dir: Path) -> None:
+    first, second = (
+        ok(vehicle_percent_variant(examples_dir, raw)).snapshot
+        for raw in ("13.33333333333333333331", "13.33333333333333333332")
+    )
+    assert content_hash(first) != content_hash(second)
+
+
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "1" + "0" * 18, "0." + "1" * 51])
+def test_a_percent_that_is_not_finite_or_too_long_is_final_invalid_response(
+    examples_dir: Path, raw: str
+) -> None:
+    failure = failed(200, vehicle_percent_variant(examples_dir, raw))
+    assert (failure.kind, failure.retryable) == (ErrorKind.INVALID_RESPONSE, False)
+
+
 def test_summary_has_the_status_figures_as_json(examples_dir: Path) -> None:
     summary = summarize(ok(example(examples_dir, "saferwebapi-snapshot.json")))
     assert summary["usdot"] == "2847193"

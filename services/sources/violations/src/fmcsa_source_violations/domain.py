@@ -20,6 +20,7 @@ from uuid import UUID
 
 from pydantic import JsonValue
 
+from fmcsa_events import decimals
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import CarrierDataChanged, ChangeKind, ErrorKind
 from fmcsa_runtime.failures import Failure, parse_retry_after
@@ -399,7 +400,7 @@ def parse_http_date(value: str | None) -> datetime | None:
 def _error_code(body: bytes) -> str | None:
     """Socrata's `code` (parse errors) or `errorCode` (semantic errors) from a JSON error body."""
     try:
-        parsed = json.loads(body)
+        parsed = decimals.loads(body)
     except (ValueError, RecursionError):
         return None
     if not isinstance(parsed, dict):
@@ -490,7 +491,7 @@ def parse_page(
 
 def _parse_rows(status: int, headers: Mapping[str, str], body: bytes, dot: str) -> Page | Failure:
     try:
-        parsed = json.loads(body)
+        parsed = decimals.loads(body)
     except (ValueError, RecursionError):
         return Failure(
             ErrorKind.INVALID_RESPONSE,
