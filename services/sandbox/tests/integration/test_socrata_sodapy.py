@@ -223,3 +223,22 @@ def test_errors_point_at_the_offending_token(client: Socrata) -> None:
     assert body["code"] == "query.compiler.malformed"
     assert "at line 2 character 19" in body["message"]
     assert body["data"] == {"query": "SELECT *\nWHERE dot_number = "}
+
+
+def test_metadata_of_another_view_is_404_and_a_wrong_token_403(client: Socrata, sandbox: Any) -> None:
+    with pytest.raises(requests.HTTPError) as caught:
+        client.get_metadata("8mt8-2mdx")
+    assert caught.value.response is not None
+    assert caught.value.response.status_code == 404
+    assert caught.value.response.json()["code"] == "not_found"
+    wrong = Socrata(
+        sandbox.url.removeprefix("http://"),
+        "wrong-token",
+        session_adapter={"prefix": "http://", "adapter": HTTPAdapter()},
+        timeout=10,
+    )
+    with wrong, pytest.raises(requests.HTTPError) as refused:
+        wrong.get_metadata(DATASET)
+    assert refused.value.response is not None
+    assert refused.value.response.status_code == 403
+    assert refused.value.response.json()["code"] == "permission_denied"
