@@ -1055,6 +1055,48 @@ def snapshot(dot: int, version: int) -> Snapshot | None:
     return script(_generated(dot, 1), version) if script else _generated(dot, version)
 
 
+DIRECTORY_DOTS: tuple[int, ...] = (*range(1_000_001, 1_002_001), 2_847_193, *sorted(SCRIPTS))
+"""The carriers QCMobile's name and docket searches look through (a search cannot scan every DOT)."""
+SEARCH_PAGE_MAX = 50  # QCMobile answers at most 50 carriers per search
+
+
+@lru_cache(maxsize=1)
+def directory() -> tuple[Profile, ...]:
+    """The profiles of `DIRECTORY_DOTS`, in DOT order."""
+    return tuple(profile(dot) for dot in DIRECTORY_DOTS)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.upper().split())
+
+
+@lru_cache(maxsize=1024)
+def search_name(name: str) -> tuple[int, ...]:
+    """DOTs of the directory whose legal or DBA name contains `name` (case and spacing ignored)."""
+    wanted = _words(name)
+    if not wanted:
+        return ()
+    return tuple(
+        p.dot for p in directory() if wanted in _words(p.legal_name) or wanted in _words(p.dba_name or "")
+    )
+
+
+def search_docket(docket: str) -> tuple[int, ...]:
+    """DOTs of the directory holding MC docket `docket` (digits, leading zeros allowed)."""
+    if not (docket.isascii() and docket.isdigit() and len(docket) <= 8):
+        return ()
+    return _dockets().get(int(docket), ())
+
+
+@lru_cache(maxsize=1)
+def _dockets() -> Mapping[int, tuple[int, ...]]:
+    index: dict[int, tuple[int, ...]] = {}
+    for p in directory():
+        if p.docket is not None:
+            index[p.docket] = (*index.get(p.docket, ()), p.dot)
+    return index
+
+
 @lru_cache(maxsize=64)
 def head_rows(version: int) -> tuple[ViolationRow, ...]:
     """The rows a Socrata query without a DOT filter reads: those of `HEAD_DOTS`, in `:id` order."""

@@ -1,5 +1,9 @@
 """QCMobile imitation: `GET /qc/services/carriers/{dot}` and its sub-resources (`/basics`, `/oos`,
-`/authority`, `/cargo-carried`, `/operation-classification`, `/docket-numbers`), `webKey` auth.
+`/authority`, `/cargo-carried`, `/operation-classification`, `/docket-numbers`), the searches
+`/carriers/name/{name}?start=&size=` and `/carriers/docket-number/{docket}`, `webKey` auth.
+
+The searches answer `content` as a list of `{_links, carrier}` (the carrier resource's own shape), at most
+50 per answer, `[]` when nothing matches; they look through the sandbox's directory (`data.DIRECTORY_DOTS`).
 
 Order of checks, as the real API appears to do: edge behaviour (rate limit, faults, magic DOTs), then the
 `webKey` (missing: 404 "Must provide Webkey"; wrong: 404 "Webkey not found"), then the data. An unknown DOT
@@ -25,13 +29,16 @@ from fmcsa_sandbox.data import (
     CSA_MAINTENANCE,
     OPERATION_DESC,
     PROPERTY_CARGO,
+    SEARCH_PAGE_MAX,
     Snapshot,
     canonical_dot,
     oos_rate,
+    search_docket,
+    search_name,
     snapshot,
 )
 from fmcsa_sandbox.faults import MAINTENANCE_HTML
-from fmcsa_sandbox.state import JSON, SandboxState, respond
+from fmcsa_sandbox.state import JSON, Gate, SandboxState, respond
 
 Content = Callable[[Snapshot | None, str], Any]
 
@@ -240,6 +247,24 @@ def docket_content(found: Snapshot | None, base: str) -> Any:
     return [{"docketNumber": p.docket, "docketNumberId": p.applicant_id, "dotNumber": p.dot, "prefix": "MC"}]
 
 
+def _paging(query: dict[str, list[str]]) -> tuple[int, int]:
+    """`start` (0-based, default 0) and `size` (default and at most 50); anything unreadable: the default."""
+
+    def number(name: str, default: int) -> int:
+        text = (query.get(name) or [""])[0]
+        return int(text) if text.isascii() and text.isdigit() else default
+
+    return number("start", 0), max(0, min(number("size", SEARCH_PAGE_MAX), SEARCH_PAGE_MAX))
+
+
+@lru_cache(maxsize=1024)
+def encoded_search(dots: tuple[int, ...], version: int, base: str) -> bytes:
+    """A search's `content`: each carrier as `/carriers/{dot}` gives it."""
+    return json.dumps(
+        [carrier_content(snapshot(dot, version), base) for dot in dots], separators=(",", ":")
+    ).encode()
+
+
 @lru_cache(maxsize=16_384)
 def encoded_content(content: Content, dot: int | None, version: int, base: str) -> bytes:
     """`content` as JSON, encoded once per (resource, DOT, version, host): only `retrievalDate` varies."""
@@ -272,6 +297,20 @@ def _root(request: Request[Any, Any, Any]) -> str:
 def qcmobile_router(state: SandboxState) -> Router:
     """The QCMobile routes, under `/qc/services`."""
 
+    def refused(request: Request[Any, Any, Any], gate: Gate) -> Response[bytes] | None:
+        """The `webKey` check: missing -> 404 "Must provide Webkey", wrong -> 404 "Webkey not found"."""
+        keys = parse_qs(request.scope["query_string"].decode("latin-1"), keep_blank_values=True).get("webKey")
+        if not keys or not keys[0]:
+            return webkey_missing()
+        if keys[0] != state.web_key:
+            body = json.dumps(webkey_not_found(state.clock(), _root(request)), separators=(",", ":")).encode()
+            return respond(gate, body, status=404)
+        return None
+
+    def answer(gate: Gate, encoded: bytes) -> Response[bytes]:
+        stamp = retrieval_date(state.clock()).encode()
+        return respond(gate, b'{"content":' + encoded + b',"retrievalDate":"' + stamp + b'"}')
+
     async def serve(request: Request[Any, Any, Any], dot_text: str, content: Content) -> Response[bytes]:
         gate = await state.admit("csa", request.scope)
         if isinstance(gate, Response):
@@ -283,18 +322,27 @@ def qcmobile_router(state: SandboxState) -> Router:
         if dot == CSA_MAINTENANCE:
             state.count_magic("csa")
             return Response(MAINTENANCE_HTML, status_code=200, media_type="text/html")
-        keys = parse_qs(request.scope["query_string"].decode("latin-1"), keep_blank_values=True).get("webKey")
-        if not keys or not keys[0]:
-            return webkey_missing()
-        if keys[0] != state.web_key:
-            return respond(
-                gate,
-                json.dumps(webkey_not_found(state.clock(), _root(request)), separators=(",", ":")).encode(),
-                status=404,
-            )
-        encoded = encoded_content(content, dot, state.version, f"{_root(request)}/services")
-        stamp = retrieval_date(state.clock()).encode()
-        return respond(gate, b'{"content":' + encoded + b',"retrievalDate":"' + stamp + b'"}')
+        if (refusal := refused(request, gate)) is not None:
+            return refusal
+        return answer(gate, encoded_content(content, dot, state.version, f"{_root(request)}/services"))
+
+    async def search(request: Request[Any, Any, Any], found: tuple[int, ...]) -> Response[bytes]:
+        gate = await state.admit("csa", request.scope)
+        if isinstance(gate, Response):
+            return gate
+        if (refusal := refused(request, gate)) is not None:
+            return refusal
+        start, size = _paging(parse_qs(request.scope["query_string"].decode("latin-1")))
+        dots = found[start : start + size]
+        return answer(gate, encoded_search(dots, state.version, f"{_root(request)}/services"))
+
+    @get("/carriers/name/{name:str}")
+    async def by_name(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
+        return await search(request, search_name(name))
+
+    @get("/carriers/docket-number/{docket:str}")
+    async def by_docket(request: Request[Any, Any, Any], docket: FromPath[str]) -> Response[bytes]:
+        return await search(request, search_docket(docket))
 
     @get("/carriers/{dot:str}")
     async def carrier(request: Request[Any, Any, Any], dot: FromPath[str]) -> Response[bytes]:
@@ -324,5 +372,15 @@ def qcmobile_router(state: SandboxState) -> Router:
     async def docket_numbers(request: Request[Any, Any, Any], dot: FromPath[str]) -> Response[bytes]:
         return await serve(request, dot, docket_content)
 
-    handlers = [carrier, basics, oos, authority, cargo_carried, classification, docket_numbers]
+    handlers = [
+        carrier,
+        basics,
+        oos,
+        authority,
+        cargo_carried,
+        classification,
+        docket_numbers,
+        by_name,
+        by_docket,
+    ]
     return Router(path="/qc/services", route_handlers=handlers)

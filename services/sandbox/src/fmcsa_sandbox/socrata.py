@@ -1,27 +1,40 @@
-"""Socrata imitation: `GET /resource/8mt8-2mdr.json` (SODA 2) with column filters, `$where`, `$select`,
-`$order`, `$limit`, `$offset`, app-token auth, Socrata's error bodies and headers.
+"""Socrata imitation: the SODA 2 resource `GET /resource/8mt8-2mdr.json` (and `.csv`) with SoQL, and the
+dataset's metadata `GET /api/views/8mt8-2mdr.json`, with app-token auth, Socrata's error bodies and headers.
 
 What a client may rely on (and what it must survive):
 - Every value is a string; a null value's key is omitted; dates are `DD-MON-YY`; rows come in `:id` order
   unless `$order` says otherwise, and pages of one data version are stable. `:id` changes with each
-  version (a new monthly run), as Socrata's probably does.
-- `dot_number=<v>` is string equality: `0123` and `abc` match nothing (`[]`, not an error).
-- Errors: another dataset id -> 404 `dataset.missing`; an unknown column (as a parameter, in `$select`,
-  `$order` or `$where`) -> 400 `query.soql.no-such-column`; `$limit` above 50,000 -> 400 with a `code`
-  body; a `$where` other than `column = 'text'` joined by AND -> 400 `query.compiler.malformed`; a number
-  compared with a text column -> 400 `query.soql.type-mismatch`; another `$` parameter -> 400 malformed;
-  a token other than the configured one -> 403 `permission_denied` (no token is served).
+  version (a new monthly run), as Socrata's probably does; so do `:created_at` and `:updated_at` (the
+  run's publication), which appear only when asked for (`$select=:*,*`, `$select=:id,...` or
+  `$$exclude_system_fields=false`).
+- SoQL (`soql.py`): `$select` (expressions, `count(*)`, aliases), `$where`, `$group`, `$having`,
+  `$order`, `$limit` (default 1000, at most 50,000), `$offset`, or one whole `$query` statement; and
+  column parameters (`dot_number=<v>`, string equality: `0123` and `abc` match nothing, `[]`, not an
+  error). Every dataset column is text, as upstream: text compares as text.
+- Errors: another dataset id -> 404 `dataset.missing`; a statement that does not parse -> 400
+  `query.compiler.malformed` naming line and character; an unknown column, a type mismatch, a column
+  outside the GROUP BY... -> 400 `query.soql.*` with `data.position` (row, column) of the offending token
+  in the statement the parameters make (`select <$select> where <$where> ...`); `$limit` above 50,000 ->
+  400 with a `code` body; a token other than the configured one -> 403 `permission_denied`.
 - Headers: `X-Socrata-RequestId`, `X-SODA2-Fields`, `X-SODA2-Types`, `Last-Modified` (the version's
-  publication), `X-SODA2-Truth-Last-Modified`, `ETag` (`If-None-Match` gives 304).
+  publication), `X-SODA2-Truth-Last-Modified`, `ETag` (`If-None-Match` gives 304); the body gzipped when
+  `Accept-Encoding` allows gzip.
+- Which rows a query reads: those of the DOTs its WHERE pins down (`dot_number = '..'`, `IN (..)`, joined
+  by AND / OR); a query that pins none reads the "first rows of the dataset" (`data.HEAD_DOTS`).
 """
 
 from __future__ import annotations
 
 import base64
+import csv
+import gzip
 import hashlib
+import io
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import lru_cache
 from typing import Any
@@ -30,6 +43,7 @@ from urllib.parse import parse_qsl
 from litestar import Request, Response, Router, get
 from litestar.params import FromPath
 
+from fmcsa_sandbox import soql
 from fmcsa_sandbox.data import (
     BASIC_BY_ID,
     VIOLATIONS_429_TWICE,
@@ -40,7 +54,8 @@ from fmcsa_sandbox.data import (
     snapshot,
     socrata_date,
 )
-from fmcsa_sandbox.state import SandboxState, json_response, respond, too_many_requests
+from fmcsa_sandbox.faults import Fault, truncate
+from fmcsa_sandbox.state import SandboxState, json_response, too_many_requests
 
 DATASET = "8mt8-2mdr"
 INTERNAL_ID = "alpha.58302"  # Socrata's internal name of the dataset, as its error bodies show it
@@ -48,25 +63,25 @@ COLUMNS: tuple[str, ...] = (
     "unique_id", "insp_date", "dot_number", "viol_code", "basic_desc", "oos_indicator", "oos_weight",
     "severity_weight", "time_weight", "total_severity_wght", "section_desc", "group_desc", "viol_unit",
 )  # fmt: skip
-ROW_ID = ":id"
+DISPLAY_NAMES: tuple[str, ...] = (
+    "Unique_ID", "Insp_Date", "DOT_Number", "Viol_Code", "BASIC_Desc", "OOS_Indicator", "OOS_Weight",
+    "Severity_Weight", "Time_Weight", "Total_Severity_Wght", "Section_Desc", "Group_Desc", "Viol_Unit",
+)  # fmt: skip
+ROW_ID, CREATED_AT, UPDATED_AT = ":id", ":created_at", ":updated_at"
+SYSTEM_FIELDS: tuple[str, ...] = (ROW_ID, CREATED_AT, UPDATED_AT)
+FIELD_TYPES: Mapping[str, str] = {
+    **dict.fromkeys(COLUMNS, soql.TEXT),
+    ROW_ID: soql.TEXT,
+    CREATED_AT: soql.TIMESTAMP,
+    UPDATED_AT: soql.TIMESTAMP,
+}
+SOQL_PARAMETERS = {"$select", "$where", "$group", "$having", "$order", "$limit", "$offset"}
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 50_000
 MEDIA_TYPE = "application/json;charset=utf-8"
+CSV_MEDIA_TYPE = "text/csv;charset=utf-8"
 SOFT_HYPHEN = "\u00ad"
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """A validated SODA query: equality filters, output fields, sort keys, page."""
-
-    filters: tuple[tuple[str, str], ...] = ()
-    fields: tuple[str, ...] = COLUMNS
-    order: tuple[tuple[str, bool], ...] = ()  # (field, descending)
-    limit: int = DEFAULT_LIMIT
-    offset: int = 0
-
-    def dots(self) -> set[str]:
-        return {value for column, value in self.filters if column == "dot_number"}
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,56 +90,48 @@ class SocrataError:
     body: dict[str, Any]
 
 
-def no_such_column(column: str, *, position: int = 1) -> SocrataError:
+def soql_error(error: soql.SoqlError, statement: str) -> SocrataError:
+    """Socrata's two 400 shapes: a parse error names the query; the others name the position."""
+    if error.code == "query.compiler.malformed":
+        return SocrataError(
+            400, {"code": error.code, "error": True, "message": error.message, "data": {"query": statement}}
+        )
     return SocrataError(
         400,
         {
-            "message": f"Query coordinator error: query.soql.no-such-column; No such column: {column}",
-            "errorCode": "query.soql.no-such-column",
-            "data": {"column": column, "dataset": INTERNAL_ID, "position": {"row": 1, "column": position}},
-        },
-    )
-
-
-def malformed(soql: str, reason: str) -> SocrataError:
-    return SocrataError(
-        400,
-        {
-            "code": "query.compiler.malformed",
-            "error": True,
-            "message": f'Could not parse SoQL query "{soql}" at line 1 character {len(soql) + 1}: {reason}',
-            "data": {"query": soql},
-        },
-    )
-
-
-def type_mismatch(column: str, *, position: int) -> SocrataError:
-    return SocrataError(
-        400,
-        {
-            "message": f"Query coordinator error: query.soql.type-mismatch; Type mismatch for op $eq, is "
-            f"text, number; position: {position}",
-            "errorCode": "query.soql.type-mismatch",
+            "message": f"Query coordinator error: {error.code}; {error.message}",
+            "errorCode": error.code,
             "data": {
-                "name": "op$eq",
-                "types": ["text", "number"],
+                **error.data,
                 "dataset": INTERNAL_ID,
-                "position": {"row": 1, "column": position},
-                "column": column,
+                "position": {"row": error.position.row, "column": error.position.column},
             },
         },
     )
 
 
+def malformed(statement: str, reason: str) -> SocrataError:
+    """A parse error that points at the end of `statement` (for parameters refused before parsing)."""
+    at = soql.Position(1, len(statement.rstrip()) + 1)
+    message = f'Could not parse SoQL query "{statement}" at line 1 character {at.column}: {reason}'
+    return soql_error(soql.SoqlError("query.compiler.malformed", message, at), statement)
+
+
+def no_such_column(column: str) -> SocrataError:
+    """A parameter named like no column (and not even like a name): nothing to point at but the start."""
+    error = soql.SoqlError("query.soql.no-such-column", f"No such column: {column}", soql.Position(1, 1))
+    error.data["column"] = column
+    return soql_error(error, "")
+
+
 def limit_exceeded(limit: int) -> SocrataError:
-    soql = f"select * limit {limit}"
     return SocrataError(
         400,
         {
             "code": "query.execution.limit-exceeded",
             "error": True,
             "message": f"Invalid SoQL query: $limit {limit} is above the maximum of {MAX_LIMIT}",
-            "data": {"query": soql},
+            "data": {"query": f"select * limit {limit}"},
         },
     )
 
@@ -135,131 +142,203 @@ def dataset_missing(dataset_id: str) -> SocrataError:
     )
 
 
+def view_missing(view_id: str) -> SocrataError:
+    """The views API's 404 (sandbox convention: its body was never recorded)."""
+    return SocrataError(
+        404, {"code": "not_found", "error": True, "message": f"Cannot find view with id {view_id}"}
+    )
+
+
 PERMISSION_DENIED = SocrataError(
     403, {"code": "permission_denied", "error": True, "message": "Invalid app_token specified"}
 )
 
-_WHERE_TOKEN = re.compile(
-    r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<number>-?\d+(?:\.\d+)?)|(?P<name>:?[A-Za-z_][A-Za-z0-9_]*)|(?P<op>=))"
-)
+
+# --- planning: parameters -> one checked SoQL statement ---------------------------------------------------
 
 
-def _where(text: str) -> list[tuple[str, str]] | SocrataError:
-    """`column = 'text'` clauses joined by AND (case-insensitive); anything else is malformed."""
-    soql = f"select * where {text}"
-    tokens: list[tuple[str, str, int]] = []
-    at = 0
-    while at < len(text):
-        if text[at:].strip() == "":
-            break
-        found = _WHERE_TOKEN.match(text, at)
-        if found is None or found.lastgroup is None:
-            return malformed(soql, f"Unexpected character at {at + 1}")
-        tokens.append((found.lastgroup, found.group(found.lastgroup), found.start(found.lastgroup) + 1))
-        at = found.end()
-    clauses: list[tuple[str, str]] = []
-    index = 0
-    while True:
-        part = tokens[index : index + 3]
-        if len(part) < 3 or part[0][0] != "name" or part[1][0] != "op":
-            return malformed(soql, "Expected an expression, but got end of input")
-        (_, column, position), _, (kind, value, _) = part
-        if column not in COLUMNS:
-            return no_such_column(column, position=position + len("select * where "))
-        if kind == "number":
-            return type_mismatch(column, position=position + len("select * where "))
-        if kind != "string":
-            return malformed(soql, f"Expected a literal, got {value}")
-        clauses.append((column, value[1:-1].replace("''", "'")))
-        index += 3
-        if index == len(tokens):
-            return clauses
-        if tokens[index][0] != "name" or tokens[index][1].lower() != "and":
-            return malformed(soql, f"Expected AND, got {tokens[index][1]}")
-        index += 1
+@dataclass(frozen=True, slots=True)
+class Output:
+    name: str
+    expr: soql.Expr
+    kind: str  # its SoQL type
+    soda_type: str  # what X-SODA2-Types says
 
 
-def _fields(text: str) -> tuple[str, ...] | SocrataError:
-    fields: list[str] = []
-    for raw in text.split(","):
-        name = raw.strip()
-        if name == "*":
-            fields.extend(COLUMNS)
-        elif name in (ROW_ID, ":*"):
-            fields.append(ROW_ID)
-        elif name in COLUMNS:
-            fields.append(name)
-        elif re.fullmatch(r":?[A-Za-z_][A-Za-z0-9_]*", name):
-            return no_such_column(name, position=8)
-        else:
-            return malformed(f"select {text}", f"Unsupported selection {name!r}")
-    return tuple(dict.fromkeys(fields))
+@dataclass(frozen=True, slots=True, eq=False)
+class Query:
+    """A checked SoQL query: the statement, what it outputs, and its page. Equal and hashed by `key` (the
+    statement's text and flags), so the page cache looks it up without walking the syntax tree.
+    """
+
+    key: str
+    statement: soql.Statement
+    outputs: tuple[Output, ...]
+    grouped: bool
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Query) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
+
+    def dots(self) -> frozenset[str] | None:
+        """The `dot_number` values the WHERE pins rows to, or None when it pins none."""
+        return pinned_dots(self.statement.where)
 
 
-def _order(text: str) -> tuple[tuple[str, bool], ...] | SocrataError:
-    keys: list[tuple[str, bool]] = []
-    for raw in text.split(","):
-        words = raw.split()
-        if not 1 <= len(words) <= 2 or (len(words) == 2 and words[1].upper() not in ("ASC", "DESC")):
-            return malformed(f"select * order by {text}", f"Unsupported order {raw.strip()!r}")
-        name = words[0]
-        if name != ROW_ID and name not in COLUMNS:
-            return no_such_column(name, position=19)
-        keys.append((name, len(words) == 2 and words[1].upper() == "DESC"))
-    return tuple(keys)
-
-
-def _count(name: str, text: str) -> int | SocrataError:
-    if not (text.isascii() and text.isdigit()):
-        return malformed(f"select * {name[1:]} {text}", f"Expected a non-negative integer for {name}")
-    return int(text)
-
-
-def plan(params: list[tuple[str, str]]) -> Query | SocrataError:
-    """Validate the query parameters (the app token already taken out) into a `Query`."""
-    filters: list[tuple[str, str]] = []
-    fields: tuple[str, ...] = COLUMNS
-    order: tuple[tuple[str, bool], ...] = ()
-    limit, offset = DEFAULT_LIMIT, 0
+def assemble(params: Sequence[tuple[str, str]]) -> str | SocrataError:
+    """The one SoQL statement that SODA's parameters stand for (`$query` as it is)."""
+    given: dict[str, str] = {}
+    filters: list[str] = []
+    whole = None
     for name, value in params:
-        if name == "$$app_token":
+        if name in ("$$app_token", "$$exclude_system_fields"):
             continue
-        if not name.startswith("$"):
-            if name not in COLUMNS:
-                return no_such_column(name)
-            filters.append((name, value))
+        if name == "$query":
+            whole = value
+        elif name in SOQL_PARAMETERS:
+            given[name] = value
+        elif name.startswith("$"):
+            return malformed("select *", f"Unrecognized parameter {name}")
+        elif not _IDENTIFIER.fullmatch(name):
+            return no_such_column(name)
+        else:
+            filters.append(f"{name} = '{value.replace(chr(39), chr(39) * 2)}'")
+    if whole is not None:
+        if given or filters:
+            return malformed(whole, "$query cannot be combined with other SoQL parameters")
+        return whole
+    where = " AND ".join(filters)
+    if "$where" in given:
+        where = f"({given['$where']}) AND {where}" if filters else given["$where"]
+    parts = [f"select {given.get('$select', '*')}"]
+    for clause, text in (
+        ("where", where or None),
+        ("group by", given.get("$group")),
+        ("having", given.get("$having")),
+        ("order by", given.get("$order")),
+        ("limit", given.get("$limit")),
+        ("offset", given.get("$offset")),
+    ):
+        if text is not None:
+            parts.append(f"{clause} {text}")
+    return " ".join(parts)
+
+
+def _soda_type(expr: soql.Expr, kind: str) -> str:
+    if isinstance(expr, soql.Column) and expr.name in SYSTEM_FIELDS:
+        return "meta_data"  # legacy SODA 2 types, as X-SODA2-Legacy-Types says
+    return {soql.TIMESTAMP: "calendar_date"}.get(kind, kind)
+
+
+def check(statement: soql.Statement, *, system_fields: bool) -> tuple[tuple[Output, ...], bool]:
+    """The statement's outputs, and whether it aggregates; `soql.SoqlError` when Socrata would refuse it."""
+    checker = soql.Checker(FIELD_TYPES)
+    items = [item for item in statement.select if isinstance(item, soql.Item)]
+    grouped = bool(statement.group) or statement.having is not None
+    grouped = grouped or any(soql.has_aggregate(item.expr) for item in items)
+    if statement.where is not None:
+        _boolean(checker.type_of(statement.where, aggregates=False), "where", statement.where.at)
+    for key in statement.group:
+        checker.type_of(key, aggregates=False)
+    outputs: list[Output] = []
+    for item in statement.select:
+        if isinstance(item, soql.Star):
+            if grouped:
+                raise soql.not_in_group_bys(soql.Column("*", item.at))
+            names = SYSTEM_FIELDS if item.system else (*SYSTEM_FIELDS, *COLUMNS) if system_fields else COLUMNS
+            for name in names:
+                column = soql.Column(name, item.at)
+                outputs.append(Output(name, column, FIELD_TYPES[name], _soda_type(column, FIELD_TYPES[name])))
             continue
-        match name:
-            case "$where":
-                clauses = _where(value)
-                if isinstance(clauses, SocrataError):
-                    return clauses
-                filters.extend(clauses)
-            case "$select":
-                selected = _fields(value)
-                if isinstance(selected, SocrataError):
-                    return selected
-                fields = selected
-            case "$order":
-                keys = _order(value)
-                if isinstance(keys, SocrataError):
-                    return keys
-                order = keys
-            case "$limit":
-                found = _count(name, value)
-                if isinstance(found, SocrataError):
-                    return found
-                if found > MAX_LIMIT:
-                    return limit_exceeded(found)
-                limit = found
-            case "$offset":
-                found = _count(name, value)
-                if isinstance(found, SocrataError):
-                    return found
-                offset = found
-            case _:
-                return malformed("select *", f"Unrecognized parameter {name}")
-    return Query(filters=tuple(filters), fields=fields, order=order, limit=limit, offset=offset)
+        kind = checker.type_of(item.expr, aggregates=True)
+        if grouped and (loose := soql.ungrouped_column(item.expr, statement.group)) is not None:
+            raise soql.not_in_group_bys(loose)
+        name = item.alias or soql.default_name(item.expr)
+        if name in (o.name for o in outputs):
+            raise soql.SoqlError(
+                "query.soql.duplicate-alias", f"Duplicate alias: {name}", item.at, alias=name
+            )
+        outputs.append(Output(name, item.expr, kind, _soda_type(item.expr, kind)))
+    unique = {o.name: o for o in outputs}  # `*` twice or `:id, *` name a column once
+    aliases = {o.name: o.kind for o in unique.values() if o.name not in FIELD_TYPES}
+    scoped = soql.Checker(FIELD_TYPES, aliases)
+    in_scope = (*statement.group, *(soql.Column(name, soql.Position(1, 1)) for name in aliases))
+    if statement.having is not None:
+        _boolean(scoped.type_of(statement.having, aggregates=True), "having", statement.having.at)
+        if (loose := soql.ungrouped_column(statement.having, in_scope)) is not None:
+            raise soql.not_in_group_bys(loose)
+    for key, _ in statement.order:
+        scoped.type_of(key, aggregates=grouped)
+        if grouped and (loose := soql.ungrouped_column(key, in_scope)) is not None:
+            raise soql.not_in_group_bys(loose)
+    return tuple(unique.values()), grouped
+
+
+def _boolean(kind: str, clause: str, at: soql.Position) -> None:
+    if kind not in (soql.BOOLEAN, soql.NULL):
+        raise soql.SoqlError(
+            f"query.soql.non-boolean-{clause}", f"Non-boolean {clause}: {kind}", at, type=kind
+        )
+
+
+def plan(params: Sequence[tuple[str, str]]) -> Query | SocrataError:
+    """Validate the query parameters into a `Query` (the app token is checked before, and skipped here)."""
+    return _plan(tuple((name, value) for name, value in params if name != "$$app_token"))
+
+
+@lru_cache(maxsize=4096)
+def _plan(params: tuple[tuple[str, str], ...]) -> Query | SocrataError:
+    system_fields = False
+    for name, value in params:
+        if name == "$$exclude_system_fields":
+            if value.lower() not in ("true", "false"):
+                return malformed("select *", f"Invalid $$exclude_system_fields {value!r}")
+            system_fields = value.lower() == "false"
+    statement_text = assemble(params)
+    if isinstance(statement_text, SocrataError):
+        return statement_text
+    try:
+        statement = soql.parse(statement_text)
+        outputs, grouped = check(statement, system_fields=system_fields)
+    except soql.SoqlError as error:
+        return soql_error(error, statement_text)
+    limit = DEFAULT_LIMIT if statement.limit is None else statement.limit
+    if limit > MAX_LIMIT:
+        return limit_exceeded(limit)
+    key = f"{system_fields}|{statement_text}"
+    return Query(key, statement, outputs, grouped, limit=limit, offset=statement.offset or 0)
+
+
+def pinned_dots(where: soql.Expr | None) -> frozenset[str] | None:
+    """The `dot_number` texts a WHERE restricts rows to (equality, IN, joined by AND / OR), or None."""
+    match where:
+        case soql.Compare(op="=", left=soql.Column(name="dot_number"), right=soql.Literal(value=str(v))):
+            return frozenset({v})
+        case soql.Compare(op="=", left=soql.Literal(value=str(v)), right=soql.Column(name="dot_number")):
+            return frozenset({v})
+        case soql.In(operand=soql.Column(name="dot_number"), items=items, negated=False):
+            texts = [item.value for item in items if isinstance(item, soql.Literal)]
+            if len(texts) == len(items) and all(isinstance(t, str) for t in texts):
+                return frozenset(str(t) for t in texts)
+            return None
+        case soql.Logic(op="and", left=left, right=right):
+            a, b = pinned_dots(left), pinned_dots(right)
+            return b if a is None else a if b is None else a & b
+        case soql.Logic(op="or", left=left, right=right):
+            a, b = pinned_dots(left), pinned_dots(right)
+            return None if a is None or b is None else a | b
+    return None
+
+
+# --- execution --------------------------------------------------------------------------------------------
 
 
 def row_values(row: ViolationRow) -> dict[str, str]:
@@ -288,45 +367,107 @@ def row_values(row: ViolationRow) -> dict[str, str]:
     return values
 
 
-def _rows_for(query: Query, version: int) -> list[dict[str, str]]:
-    dots = query.dots()
-    rows: tuple[ViolationRow, ...]
-    if not dots:
+def _source_rows(dots: frozenset[str] | None, version: int) -> list[dict[str, soql.Value]]:
+    rows: Sequence[ViolationRow]
+    if dots is None:
         rows = head_rows(version)
-    elif len(dots) > 1:
-        rows = ()
     else:
-        (text,) = dots
-        dot = canonical_dot(text)
-        found = snapshot(dot, version) if dot is not None and str(dot) == text else None
-        rows = found.rows if found else ()
-    served = [{ROW_ID: row.row_id, **row_values(row)} for row in rows]
-    others = [(column, value) for column, value in query.filters if column != "dot_number"]
-    if others:
-        served = [r for r in served if all(r.get(column) == value for column, value in others)]
-    for field, descending in reversed(query.order):
-        served.sort(key=lambda r: r.get(field, ""), reverse=descending)
-    return served
+        found = [snapshot(dot, version) for text in sorted(dots) if (dot := canonical_dot(text)) is not None]
+        rows = sorted((row for s in found if s is not None for row in s.rows), key=lambda r: r.row_id)
+    published = published_at(version)
+    return [
+        {ROW_ID: row.row_id, CREATED_AT: published, UPDATED_AT: published, **row_values(row)} for row in rows
+    ]
+
+
+def _sort_key(value: soql.Value) -> tuple[bool, Any]:
+    return value is None, value
+
+
+def _execute(query: Query, version: int) -> list[dict[str, soql.Value]]:
+    statement = query.statement
+    rows = _source_rows(query.dots(), version)
+    if statement.where is not None:
+        rows = [row for row in rows if soql.evaluate(statement.where, row) is True]
+    # each result: (the environment ORDER BY and HAVING see, the row's group)
+    results: list[tuple[dict[str, soql.Value], Sequence[Mapping[str, soql.Value]]]]
+    if query.grouped:
+        groups: dict[tuple[Any, ...], list[dict[str, soql.Value]]] = {}
+        for row in rows:
+            groups.setdefault(tuple(soql.evaluate(k, row) for k in statement.group), []).append(row)
+        if not statement.group and not groups:
+            groups[()] = []  # an aggregate over no rows is still one row (`count` 0)
+        results = []
+        for members in groups.values():
+            first = members[0] if members else {}
+            outputs = {o.name: soql.evaluate(o.expr, first, members) for o in query.outputs}
+            results.append(({**first, **outputs}, members))
+        if statement.having is not None:
+            results = [(env, g) for env, g in results if soql.evaluate(statement.having, env, g) is True]
+    else:
+        results = [
+            ({**row, **{o.name: soql.evaluate(o.expr, row) for o in query.outputs}}, ()) for row in rows
+        ]
+    for key, descending in reversed(statement.order):
+        results.sort(key=lambda pair: _sort_key(soql.evaluate(key, pair[0], pair[1])), reverse=descending)
+    chosen = results[query.offset : query.offset + query.limit]
+    return [{o.name: env[o.name] for o in query.outputs} for env, _ in chosen]
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
     body: bytes
     fields: tuple[str, ...]
+    types: tuple[str, ...]
     rows: int
     etag: str
 
 
-@lru_cache(maxsize=2048)
-def page(query: Query, version: int) -> Page:
-    """One page of a query at a data version, encoded once (pages of the same version never change)."""
-    selected = _rows_for(query, version)[query.offset : query.offset + query.limit]
-    projected = [{f: r[f] for f in query.fields if f in r} for r in selected]
+def _json(fields: Sequence[str], rows: Sequence[Mapping[str, soql.Value]]) -> bytes:
+    served = [
+        {name: text for name in fields if (text := soql.serialize(row.get(name))) is not None} for row in rows
+    ]
     # Socrata's own layout: one compact row per line, the comma leading the next line
-    body = ("[" + "\n,".join(json.dumps(r, separators=(",", ":")) for r in projected) + "]\n").encode()
+    return ("[" + "\n,".join(json.dumps(r, separators=(",", ":")) for r in served) + "]\n").encode()
+
+
+def _csv(fields: Sequence[str], rows: Sequence[Mapping[str, soql.Value]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([soql.serialize(row.get(name)) or "" for name in fields])
+    return out.getvalue().encode()
+
+
+@lru_cache(maxsize=2048)
+def page(query: Query, version: int, form: str = "json") -> Page:
+    """One page of a query at a data version in `json` or `csv`, encoded once (pages never change)."""
+    rows = _execute(query, version)
+    fields = query.fields
+    body = _csv(fields, rows) if form == "csv" else _json(fields, rows)
     digest = hashlib.blake2b(body, digest_size=6).hexdigest()
     etag = base64.b64encode(f"{INTERNAL_ID}_{version}_{digest}".encode()).decode().rstrip("=")
-    return Page(body=body, fields=query.fields, rows=len(selected), etag=f'"{etag}"')
+    types = tuple(o.soda_type for o in query.outputs)
+    return Page(body=body, fields=fields, types=types, rows=len(rows), etag=f'"{etag}"')
+
+
+@lru_cache(maxsize=512)
+def gzipped(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=6, mtime=0)
+
+
+def accepts_gzip(header: str | None) -> bool:
+    """Whether `Accept-Encoding` allows gzip (`gzip`, `*`, without `q=0`)."""
+    for part in (header or "").lower().split(","):
+        coding, _, rest = part.strip().partition(";")
+        if coding.strip() in ("gzip", "x-gzip", "*"):
+            quality = rest.replace(" ", "").removeprefix("q=")
+            try:
+                return not rest or float(quality) > 0
+            except ValueError:
+                return False
+    return False
 
 
 def soda_headers(page_: Page, version: int, request_id: str) -> dict[str, str]:
@@ -334,12 +475,73 @@ def soda_headers(page_: Page, version: int, request_id: str) -> dict[str, str]:
     return {
         "X-Socrata-RequestId": request_id,
         "X-SODA2-Fields": json.dumps(list(page_.fields)),
-        "X-SODA2-Types": json.dumps(["meta_data" if f == ROW_ID else "text" for f in page_.fields]),
+        "X-SODA2-Types": json.dumps(list(page_.types)),
         "X-SODA2-Legacy-Types": "true",
         "Last-Modified": modified,
         "X-SODA2-Truth-Last-Modified": modified,
         "ETag": page_.etag,
     }
+
+
+# --- metadata (`/api/views/{id}.json`) --------------------------------------------------------------------
+
+CREATED_AT_EPOCH = int(datetime(2018, 3, 2, 15, 4, 11, tzinfo=UTC).timestamp())
+
+
+def metadata(version: int) -> dict[str, Any]:
+    """The dataset's view metadata, as sodapy's `get_metadata` reads it; `rowsUpdatedAt` moves with a bump."""
+    updated = int(published_at(version).timestamp())
+    return {
+        "id": DATASET,
+        "name": "SMS Input - Violation",
+        "assetType": "dataset",
+        "attribution": "Federal Motor Carrier Safety Administration",
+        "averageRating": 0,
+        "category": "Trucking and Motorcoaches",
+        "createdAt": CREATED_AT_EPOCH,
+        "description": "Violations from roadside inspections of the last 24 months, as the monthly Safety "
+        "Measurement System (SMS) run uses them.",
+        "displayType": "table",
+        "hideFromCatalog": False,
+        "hideFromDataJson": False,
+        "indexUpdatedAt": updated,
+        "newBackend": True,
+        "numberOfComments": 0,
+        "provenance": "official",
+        "publicationDate": updated,
+        "publicationStage": "published",
+        "rowsUpdatedAt": updated,
+        "rowsUpdatedBy": "fmcs-sms1",
+        "tableId": int(INTERNAL_ID.split(".")[1]),
+        "totalTimesRated": 0,
+        "viewLastModified": updated,
+        "viewType": "tabular",
+        "columns": [
+            {
+                "id": 400_000_001 + i,
+                "name": display,
+                "dataTypeName": "text",
+                "description": "",
+                "fieldName": name,
+                "position": i + 1,
+                "renderTypeName": "text",
+                "tableColumnId": 90_000_001 + i,
+                "format": {},
+            }
+            for i, (name, display) in enumerate(zip(COLUMNS, DISPLAY_NAMES, strict=True))
+        ],
+        "metadata": {
+            "rdfSubject": "0",
+            "rowLabel": "Violation",
+            "availableDisplayTypes": ["table", "fatrow"],
+        },
+        "owner": {"id": "fmcs-sms1", "displayName": "FMCSA", "type": "interactive"},
+        "tags": ["sms", "violation", "fmcsa"],
+        "flags": ["default", "restorable", "restorePossibleForType"],
+    }
+
+
+# --- routes -----------------------------------------------------------------------------------------------
 
 
 def _error(error: SocrataError, request_id: str) -> Response[bytes]:
@@ -348,34 +550,77 @@ def _error(error: SocrataError, request_id: str) -> Response[bytes]:
     )
 
 
-def socrata_router(state: SandboxState) -> Router:
-    """The Socrata routes, under `/resource`."""
+def _form(name: str, accept: str | None) -> str | None:
+    """`json` or `csv` by the suffix, else by `Accept`; None for another dataset or format."""
+    if name == f"{DATASET}.json":
+        return "json"
+    if name == f"{DATASET}.csv":
+        return "csv"
+    if name == DATASET:
+        return "csv" if "text/csv" in (accept or "") else "json"
+    return None
 
-    @get("/{name:str}")
+
+def socrata_router(state: SandboxState) -> Router:
+    """The Socrata routes: `/resource/{id}` and `/api/views/{id}`."""
+
+    def token_refused(request: Request[Any, Any, Any], params: list[tuple[str, str]]) -> bool:
+        token = request.headers.get("x-app-token") or next((v for k, v in params if k == "$$app_token"), None)
+        return bool(token) and token != state.app_token
+
+    def send(
+        request: Request[Any, Any, Any], gate: object, body: bytes, media: str, headers: dict[str, str]
+    ) -> Response[bytes]:
+        if gate is Fault.MALFORMED:
+            body = truncate(body)  # cut before compressing: a cut-short JSON, as the faults promise
+        if accepts_gzip(request.headers.get("accept-encoding")):
+            body = gzipped(body)
+            headers = {**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+        return Response(body, status_code=200, media_type=media, headers=headers)
+
+    @get("/resource/{name:str}")
     async def resource(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
         gate = await state.admit("violations", request.scope)
         if isinstance(gate, Response):
             return gate
         request_id = state.request_id()
-        if name not in (DATASET, f"{DATASET}.json"):  # Socrata serves JSON without the suffix too
-            return _error(dataset_missing(name.removesuffix(".json")), request_id)
+        form = _form(name, request.headers.get("accept"))
+        if form is None:
+            return _error(dataset_missing(name.rsplit(".", 1)[0]), request_id)
         params = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
-        token = request.headers.get("x-app-token") or next((v for k, v in params if k == "$$app_token"), None)
-        if token and token != state.app_token:
+        if token_refused(request, params):
             return _error(PERMISSION_DENIED, request_id)
         query = plan(params)
         if isinstance(query, SocrataError):
             return _error(query, request_id)
-        magic = query.dots() == {str(VIOLATIONS_429_TWICE)}
+        magic = query.dots() == frozenset({str(VIOLATIONS_429_TWICE)})
         if magic and state.refused_twice.refuse(query.offset):
             state.count_magic("violations")
             return too_many_requests("1")
-        found = page(query, state.version)
+        found = page(query, state.version, form)
         if magic:
             state.refused_twice.served(last_page=found.rows < query.limit)
         headers = soda_headers(found, state.version, request_id)
         if request.headers.get("if-none-match") == found.etag:
             return Response(b"", status_code=304, headers=headers)
-        return respond(gate, found.body, media_type=MEDIA_TYPE, headers=headers)
+        return send(request, gate, found.body, CSV_MEDIA_TYPE if form == "csv" else MEDIA_TYPE, headers)
 
-    return Router(path="/resource", route_handlers=[resource])
+    @get("/api/views/{name:str}")
+    async def view(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
+        gate = await state.admit("violations", request.scope)
+        if isinstance(gate, Response):
+            return gate
+        request_id = state.request_id()
+        if name not in (DATASET, f"{DATASET}.json"):
+            return _error(view_missing(name.removesuffix(".json")), request_id)
+        params = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        if token_refused(request, params):
+            return _error(PERMISSION_DENIED, request_id)
+        body = json.dumps(metadata(state.version), separators=(",", ":")).encode()
+        headers = {
+            "X-Socrata-RequestId": request_id,
+            "Last-Modified": format_datetime(published_at(state.version), usegmt=True),
+        }
+        return send(request, gate, body, MEDIA_TYPE, headers)
+
+    return Router(path="/", route_handlers=[resource, view])

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fmcsa_sandbox.data import Snapshot, snapshot
+from fmcsa_sandbox.data import Snapshot, directory, snapshot
 
 WEB_KEY = {"webKey": "sandbox-webkey"}
 API_KEY = {"x-api-key": "sandbox-api-key"}
@@ -105,6 +105,26 @@ def test_the_sandbox_answers_in_the_examples_shape(
         assert response.text.strip() == recorded.strip()
         return
     problems = same_shape(json.loads(recorded), response.json())
+    assert problems == [], "\n".join(problems)
+
+
+# the searches answer a list of carriers, each in the shape of the carrier example's `content`
+DOCKET = next(p.docket for p in directory() if p.docket is not None)
+SEARCHES: dict[str, Callable[[httpx.Client], httpx.Response]] = {
+    "name": lambda c: c.get("/qc/services/carriers/name/EXPRESS", params=WEB_KEY),
+    "docket-number": lambda c: c.get(f"/qc/services/carriers/docket-number/{DOCKET}", params=WEB_KEY),
+}
+
+
+@pytest.mark.parametrize("search", sorted(SEARCHES))
+def test_the_searches_answer_carriers_in_the_carrier_examples_shape(
+    search: str, examples_dir: Path, http: httpx.Client, same_shape: Compare
+) -> None:
+    response = SEARCHES[search](http)
+    assert response.status_code == 200
+    assert response.json()["content"]
+    example = json.loads((examples_dir / "qcmobile-carrier.json").read_text())
+    problems = same_shape({**example, "content": [example["content"]]}, response.json())
     assert problems == [], "\n".join(problems)
 
 
