@@ -20,8 +20,9 @@ from typing import Annotated
 
 import typer
 
-from fmcsa_cli.launcher import Launcher, LaunchFailed, jwt_secret
+from fmcsa_cli.launcher import ALL_SERVICES, Launcher, LaunchFailed, jwt_secret
 from fmcsa_cli.sandbox_commands import sandbox_app
+from fmcsa_cli.upstreams import EnvFileError, Upstream, credential_summary, settings_environment
 from fmcsa_runtime.embedded import NatsServer
 from fmcsa_runtime.tokens import Role, mint
 
@@ -33,8 +34,8 @@ def _data_dir() -> Path:
     return Path(os.environ.get("FMCSA_DATA_DIR", ".fmcsa-data"))
 
 
-def _port(name: str, default: int) -> int:
-    raw = os.environ.get(name, str(default))
+def _port(name: str, default: int, environ: Mapping[str, str] = os.environ) -> int:
+    raw = environ.get(name, str(default))
     if not raw.isdigit() or not 0 <= int(raw) <= 65535:
         raise typer.BadParameter(f"{name} must be a port number, got {raw!r}")
     return int(raw)
@@ -50,14 +51,32 @@ def up(
         list[str] | None,
         typer.Option("--service", "-s", help="Start only these services (repeatable); default all."),
     ] = None,
+    upstream: Annotated[
+        Upstream,
+        typer.Option(
+            help="sandbox: start the sandbox and point the sources at it. real: no sandbox; the sources "
+            "call the real FMCSA hosts with the keys from the environment or FMCSA_ENV_FILE."
+        ),
+    ] = Upstream.SANDBOX,
 ) -> None:
     """Start NATS (from the wheel), the sandbox upstream and every service; Ctrl-C stops them all."""
-    data_dir = _data_dir()
+    try:
+        settings = settings_environment(os.environ, upstream)
+    except EnvFileError as error:
+        typer.echo(f"fmcsa up: {error}", err=True)
+        raise typer.Exit(2) from None
+    if upstream is Upstream.REAL:
+        if services and "sandbox" in services:
+            typer.echo("fmcsa up: --upstream real starts no sandbox; drop -s sandbox", err=True)
+            raise typer.Exit(2)
+        services = services or [spec.name for spec in ALL_SERVICES if spec.name != "sandbox"]
+    data_dir = Path(settings.pop("FMCSA_DATA_DIR", ".fmcsa-data"))
     launcher = Launcher(
         data_dir=data_dir,
-        gateway_port=_port("FMCSA_GATEWAY_PORT", 8000),
-        nats_port=_port("FMCSA_NATS_PORT", 0),
+        gateway_port=_port("FMCSA_GATEWAY_PORT", 8000, settings),
+        nats_port=_port("FMCSA_NATS_PORT", 0, settings),
         services=services,
+        extra_env=settings,
     )
 
     def stop(signum: int, _: object) -> None:
@@ -68,7 +87,7 @@ def up(
     try:
         launcher.start()
         assert launcher.nats is not None
-        token = mint(jwt_secret(launcher.data_dir, os.environ), role=Role.ADMIN, subject="admin")
+        token = mint(jwt_secret(launcher.data_dir, settings), role=Role.ADMIN, subject="admin")
         typer.echo(
             "\n".join(
                 [
@@ -77,6 +96,7 @@ def up(
                     f"  admin token:  {token}",
                     f"  nats:         {launcher.nats.url}",
                     f"  sandbox:      {launcher.sandbox_url or '(not started)'}",
+                    *(credential_summary(settings) if upstream is Upstream.REAL else []),
                     f"  data, logs:   {launcher.data_dir} ({launcher.logs_dir.name}/)",
                     "Press Ctrl-C to stop.",
                 ]
