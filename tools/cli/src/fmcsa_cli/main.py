@@ -20,6 +20,8 @@ from typing import Annotated
 
 import typer
 
+from fmcsa_cli.doctor import run as run_doctor
+from fmcsa_cli.doctor import table as doctor_table
 from fmcsa_cli.launcher import ALL_SERVICES, Launcher, LaunchFailed, jwt_secret
 from fmcsa_cli.sandbox_commands import sandbox_app
 from fmcsa_cli.upstreams import EnvFileError, Upstream, credential_summary, settings_environment
@@ -118,6 +120,26 @@ def up(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         launcher.stop()
     typer.echo("stopped.")
+
+
+@app.command()
+def doctor(
+    dot: Annotated[
+        str | None,
+        typer.Option(
+            help="The carrier to ask each upstream for (default: 2847193 on the sandbox, else 21800)."
+        ),
+    ] = None,
+) -> None:
+    """Check each source's host, TLS, key, answer, rate-limit headers and clock, the stores and NATS.
+
+    Uses the settings `up --upstream real` would give the services (the environment over
+    FMCSA_ENV_FILE); prints one row per check with a remedy for each failure, never a secret.
+    Exit 0 only when every configured source is usable.
+    """
+    rows, code = run_doctor(os.environ, running_nats_url=_running_nats_url, dot=dot)
+    typer.echo(doctor_table(rows))
+    raise typer.Exit(code)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
