@@ -57,6 +57,11 @@ SOURCES: tuple[SourceUpstream, ...] = (
 """The same URLs are each source's settings default (tests/system/test_real_upstreams.py checks it)."""
 
 
+ANONYMOUS_SOCRATA_RATE_PER_S = "0.2"
+"""`up --upstream real` without an app token: 720 calls an hour at most, under the shared pool's unpublished
+limit (third parties quote 1,000 an hour); with a token the settings default (2/s) stands."""
+
+
 class EnvFileError(Exception):
     """The file named by FMCSA_ENV_FILE cannot be used; the message says why (never a value in it)."""
 
@@ -106,6 +111,9 @@ def settings_environment(environ: Mapping[str, str], upstream: Upstream) -> dict
     if upstream is Upstream.REAL:
         for source in SOURCES:
             given.setdefault(source.base_url_setting, source.real_base_url)
+        if not given.get("FMCSA_VIOLATIONS_APP_TOKEN", "").strip():
+            # anonymous Socrata reads share a per-IP pool: keep well under 1,000 requests an hour
+            given.setdefault("FMCSA_VIOLATIONS_RATE_PER_S", ANONYMOUS_SOCRATA_RATE_PER_S)
     return given
 
 

@@ -62,3 +62,12 @@ def test_a_missing_file_is_an_error_and_no_file_is_nothing(tmp_path: Path) -> No
     with pytest.raises(EnvFileError, match="cannot read"):
         read_env_file({"FMCSA_ENV_FILE": str(tmp_path / "absent.env")})
     assert read_env_file({}) == {}
+
+
+def test_anonymous_socrata_reads_are_paced_down_unless_the_user_chose_a_rate() -> None:
+    assert settings_environment({}, Upstream.REAL)["FMCSA_VIOLATIONS_RATE_PER_S"] == "0.2"
+    with_token = settings_environment({"FMCSA_VIOLATIONS_APP_TOKEN": "t0ken"}, Upstream.REAL)
+    assert "FMCSA_VIOLATIONS_RATE_PER_S" not in with_token
+    chosen = settings_environment({"FMCSA_VIOLATIONS_RATE_PER_S": "1"}, Upstream.REAL)
+    assert chosen["FMCSA_VIOLATIONS_RATE_PER_S"] == "1"
+    assert "FMCSA_VIOLATIONS_RATE_PER_S" not in settings_environment({}, Upstream.SANDBOX)
