@@ -24,7 +24,13 @@ from fmcsa_cli.doctor import run as run_doctor
 from fmcsa_cli.doctor import table as doctor_table
 from fmcsa_cli.launcher import ALL_SERVICES, Launcher, LaunchFailed, jwt_secret
 from fmcsa_cli.sandbox_commands import sandbox_app
-from fmcsa_cli.upstreams import EnvFileError, Upstream, credential_summary, settings_environment
+from fmcsa_cli.upstreams import (
+    EnvFileError,
+    Upstream,
+    credential_summary,
+    keys_going_to_the_sandbox,
+    settings_environment,
+)
 from fmcsa_runtime.embedded import NatsServer
 from fmcsa_runtime.tokens import Role, mint
 
@@ -72,6 +78,9 @@ def up(
             typer.echo("fmcsa up: --upstream real starts no sandbox; drop -s sandbox", err=True)
             raise typer.Exit(2)
         services = services or [spec.name for spec in ALL_SERVICES if spec.name != "sandbox"]
+    elif services is None or "sandbox" in services:
+        for note in keys_going_to_the_sandbox(settings):
+            typer.echo(note, err=True)
     data_dir = Path(settings.pop("FMCSA_DATA_DIR", ".fmcsa-data"))
     launcher = Launcher(
         data_dir=data_dir,

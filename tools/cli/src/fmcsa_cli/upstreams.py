@@ -130,3 +130,15 @@ def credential_summary(settings: Mapping[str, str]) -> list[str]:
             state = f"{source.key_setting} not set: anonymous reads (shared per-IP pool)"
         lines.append(f"  {source.source + ':':13} {url} ({state})")
     return lines
+
+
+def keys_going_to_the_sandbox(settings: Mapping[str, str]) -> list[str]:
+    """Warnings for `up --upstream sandbox`: a key set for a source that still calls the sandbox (which
+    accepts only its own key, so that source would answer not_configured). Names settings, never values.
+    """
+    return [
+        f"note: {source.key_setting} is set but {source.source} calls the sandbox, which accepts only its "
+        f"own key; for the real host use --upstream real or set {source.base_url_setting}"
+        for source in SOURCES
+        if settings.get(source.key_setting, "").strip() and source.base_url_setting not in settings
+    ]

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from fmcsa_cli.upstreams import SOURCES, EnvFileError, Upstream, read_env_file, settings_environment
+from fmcsa_cli.upstreams import (
+    SOURCES,
+    EnvFileError,
+    Upstream,
+    keys_going_to_the_sandbox,
+    read_env_file,
+    settings_environment,
+)
 
 
 def env_file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
@@ -71,3 +78,16 @@ def test_anonymous_socrata_reads_are_paced_down_unless_the_user_chose_a_rate() -
     chosen = settings_environment({"FMCSA_VIOLATIONS_RATE_PER_S": "1"}, Upstream.REAL)
     assert chosen["FMCSA_VIOLATIONS_RATE_PER_S"] == "1"
     assert "FMCSA_VIOLATIONS_RATE_PER_S" not in settings_environment({}, Upstream.SANDBOX)
+
+
+def test_a_key_for_a_source_left_on_the_sandbox_is_named_not_shown() -> None:
+    settings = {
+        "FMCSA_CSA_WEB_KEY": "real-webkey-value",
+        "FMCSA_INSPECTIONS_API_KEY": "real-api-key-value",
+        "FMCSA_INSPECTIONS_BASE_URL": "https://saferwebapi.com",
+    }
+    notes = keys_going_to_the_sandbox(settings)
+    assert len(notes) == 1
+    assert "FMCSA_CSA_WEB_KEY is set but csa calls the sandbox" in notes[0]
+    assert "real-webkey-value" not in notes[0]
+    assert keys_going_to_the_sandbox({}) == []
