@@ -94,3 +94,69 @@ def test_readme_first_screen_has_exactly_the_two_commands() -> None:
     first_screen = "\n".join((ROOT / "README.md").read_text().splitlines()[:40])
     commands = re.findall(r"^\./fmcsa \w+", first_screen, flags=re.MULTILINE)
     assert commands == ["./fmcsa up", "./fmcsa test"]
+
+
+CLI_SETTINGS = {"FMCSA_ENV_FILE", "FMCSA_NATS_PORT"}
+"""Settings the CLI itself reads (tools/cli), not a service."""
+
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def setting_names() -> set[str]:
+    names = {env_name(ServiceSettings, n, f) for n, f in ServiceSettings.model_fields.items()}
+    for module_name in SETTINGS_MODULES:
+        cls = importlib.import_module(module_name).Settings
+        names |= {env_name(cls, n, f) for n, f in cls.model_fields.items()}
+    return names
+
+
+def test_real_upstreams_section_names_only_settings_that_exist() -> None:
+    section = readme_section("Real upstreams")
+    named = set(re.findall(r"FMCSA_[A-Z0-9_]*[A-Z0-9]", section))
+    assert named, "the section names no setting"
+    unknown = named - setting_names() - CLI_SETTINGS
+    assert not unknown, f"README's Real upstreams names settings nothing reads: {sorted(unknown)}"
+
+
+def test_real_upstreams_section_hosts_are_the_settings_defaults() -> None:
+    from fmcsa_cli.upstreams import SOURCES
+
+    section = readme_section("Real upstreams")
+    for source in SOURCES:
+        assert f"`{source.real_base_url}` (`{source.base_url_setting}`)" in section
+        assert f"`{source.key_setting}`" in section
+
+
+def test_every_fmcsa_command_the_readme_names_exists_with_its_options() -> None:
+    import typer.main
+
+    from fmcsa_cli.main import app
+    from fmcsa_cli.upstreams import Upstream
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    text = (ROOT / "README.md").read_text()
+    # commands as written in code: after a backtick or at a line's start (past VAR=value assignments)
+    uses = re.findall(
+        r"(?:^|`)(?:[A-Z_]+=\S+ +)*\./fmcsa ([a-z][a-z-]*)((?: +-{1,2}[a-z][a-z-]*(?: +[a-z0-9.=]+)?)*)",
+        text,
+        flags=re.MULTILINE,
+    )
+    assert ("doctor", "") in uses
+    assert any(command == "up" and "--upstream real" in options for command, options in uses)
+    for command, options in uses:
+        assert command in commands, f"README names ./fmcsa {command}, which does not exist"
+        params = {opt: p for p in commands[command].params for opt in (*p.opts, *p.secondary_opts)}
+        if (getattr(commands[command], "context_settings", None) or {}).get("ignore_unknown_options"):
+            continue  # `./fmcsa test` passes its options to pytest
+        tokens = options.split()
+        for index, token in enumerate(tokens):
+            if not token.startswith("-"):
+                continue
+            assert token in params, f"README uses ./fmcsa {command} {token}, which it does not take"
+            if token == "--upstream" and index + 1 < len(tokens):
+                assert tokens[index + 1] in {u.value for u in Upstream}, f"--upstream {tokens[index + 1]}"

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
 
 import httpx
@@ -21,7 +25,7 @@ import nats
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from fmcsa_cli.launcher import Launcher
+from fmcsa_cli.launcher import SANDBOX_API_KEY, SANDBOX_APP_TOKEN, SANDBOX_WEB_KEY, Launcher
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.models import ErrorKind, SourceFailed, SyncRequested, Trigger
@@ -132,11 +136,14 @@ def read_until(process: subprocess.Popen[str], marker: str, within_s: float) -> 
     raise AssertionError(f"no {marker!r} within {within_s}s; output so far: {lines}")
 
 
-def start_up(data_dir: Path, gateway_port: int) -> subprocess.Popen[str]:
+def start_up(
+    data_dir: Path, gateway_port: int, *args: str, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FMCSA_")}
     env |= {"FMCSA_DATA_DIR": str(data_dir), "FMCSA_GATEWAY_PORT": str(gateway_port)}
+    env |= env_extra or {}
     return subprocess.Popen(
-        [sys.executable, "-m", "fmcsa_cli", "up"],
+        [sys.executable, "-m", "fmcsa_cli", "up", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -254,3 +261,253 @@ def test_up_prints_the_url_then_stops_cleanly_on_sigint_and_resumes(tmp_path: Pa
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     position = int(rebuilt.stdout.split("swapped in a store at position ")[1].split()[0])
     assert position >= 1, rebuilt.stdout  # the CompanyRegistered above, at least
+
+
+# --- credentials never cross hosts -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seen:
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+
+
+class Recorder:
+    """A loopback HTTP server standing in for a real upstream host: it records the path, query and
+    headers of every request and answers `[]` (each source's parser turns that into a bounded outcome).
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[Seen] = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                recorder.seen.append(
+                    Seen(url.path, parse_qs(url.query), {k.lower(): v for k, v in self.headers.items()})
+                )
+                body = b"[]"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def recorders() -> Iterator[dict[str, Recorder]]:
+    hosts = {source: Recorder() for source in ("csa", "violations", "inspections")}
+    yield hosts
+    for host in hosts.values():
+        host.close()
+
+
+def base_urls(recorders: dict[str, Recorder]) -> dict[str, str]:
+    """Each source's base URL setting pointed at its own loopback host (paths as on the real hosts)."""
+    return {
+        "FMCSA_CSA_BASE_URL": f"{recorders['csa'].url}/qc/services",
+        "FMCSA_VIOLATIONS_BASE_URL": recorders["violations"].url,
+        "FMCSA_INSPECTIONS_BASE_URL": recorders["inspections"].url,
+    }
+
+
+async def request_syncs_and_wait(nats_url: str, dot: str, recorders: dict[str, Recorder]) -> dict[str, Any]:
+    """Publish one SyncRequested per source; return each source's outcome event (SourceSynced/Failed)."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await declare(js, Topology())
+    now = datetime.now(UTC)
+    bus = Bus(js, producer="test")
+    for source in recorders:
+        await bus.publish(
+            SyncRequested(
+                request_id=uuid4(),
+                dot=dot,
+                source=source,
+                trigger=Trigger.MANUAL,
+                requested_by="test",
+                requested_at=now,
+                deadline=now + timedelta(minutes=5),
+            )
+        )
+    outcomes: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while len(outcomes) < len(recorders) and time.monotonic() < deadline:
+            for source in set(recorders) - set(outcomes):
+                for kind in ("source_synced", "source_failed"):
+                    sub = await js.subscribe(
+                        f"fmcsa.evt.{kind}.{source}.{dot}",
+                        ordered_consumer=True,
+                        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+                    )
+                    try:
+                        msg = await sub.next_msg(timeout=0.3)
+                    except nats.errors.TimeoutError:
+                        continue
+                    finally:
+                        await sub.unsubscribe()
+                    decoded = decode(msg.headers, msg.data)
+                    assert isinstance(decoded, Decoded)
+                    outcomes[source] = decoded.event
+    finally:
+        await nc.drain()
+    assert set(outcomes) == set(recorders), f"no outcome from {set(recorders) - set(outcomes)}"
+    return outcomes
+
+
+def nats_url_of(lines: list[str]) -> str:
+    return next(line for line in lines if line.strip().startswith("nats:")).split()[-1]
+
+
+def everything_sent(recorders: dict[str, Recorder]) -> str:
+    return repr([(s.path, s.query, s.headers) for host in recorders.values() for s in host.seen])
+
+
+@pytest.mark.timeout(180)
+def test_up_never_sends_a_sandbox_credential_to_a_host_the_user_chose(
+    tmp_path: Path, recorders: dict[str, Recorder]
+) -> None:
+    """The sandbox runs, but the user pointed all three sources elsewhere and set only SaferWebAPI's key:
+    csa has no key (not_configured, nothing sent), violations reads anonymously (no X-App-Token),
+    inspections sends the user's key; no sandbox credential reaches any of the three hosts.
+    """
+    data_dir = tmp_path / "data"
+    user_key = f"user-api-key-{uuid4().hex}"
+    env = base_urls(recorders) | {"FMCSA_INSPECTIONS_API_KEY": user_key}
+    up = start_up(
+        data_dir, free_port(), "-s", "sandbox", "-s", "csa", "-s", "violations", "-s", "inspections",
+        env_extra=env,
+    )  # fmt: skip
+    try:
+        lines = read_until(up, "Press Ctrl-C", within_s=URL_WITHIN_S)
+        assert "(not started)" not in next(line for line in lines if "sandbox:" in line)
+        outcomes = asyncio.run(request_syncs_and_wait(nats_url_of(lines), "2847193", recorders))
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+    finally:
+        stop_up(up, data_dir)
+    sent = everything_sent(recorders)
+    for sandbox_secret in (SANDBOX_WEB_KEY, SANDBOX_APP_TOKEN, SANDBOX_API_KEY):
+        assert sandbox_secret not in sent
+    assert recorders["csa"].seen == []
+    assert isinstance(outcomes["csa"], SourceFailed)
+    assert outcomes["csa"].kind is ErrorKind.NOT_CONFIGURED
+    violations = recorders["violations"].seen
+    assert violations, "violations reads anonymously: it calls the host"
+    for seen in violations:
+        assert seen.path == "/resource/8mt8-2mdr.json"
+        assert "x-app-token" not in seen.headers
+        assert not any(name.startswith("$$") for name in seen.query)
+    inspections = recorders["inspections"].seen
+    assert inspections
+    for seen in inspections:
+        assert seen.path == "/v2/usdot/snapshot/2847193"
+        assert seen.headers["x-api-key"] == user_key
+        assert seen.query == {}
+
+
+@pytest.mark.timeout(180)
+def test_up_upstream_real_starts_no_sandbox_and_sends_the_keys_of_the_env_file(
+    tmp_path: Path, recorders: dict[str, Recorder]
+) -> None:
+    """`--upstream real` with the keys in an FMCSA_ENV_FILE (mode 0600); the hosts are loopback recorders
+    set in the same file. Each host receives exactly the user's credential, in its documented place;
+    inspections (no key) receives nothing; no key value is printed.
+    """
+    data_dir = tmp_path / "data"
+    web_key, app_token = f"user-webkey-{uuid4().hex}", f"user-app-token-{uuid4().hex}"
+    env_file = tmp_path / "fmcsa.env"
+    settings = base_urls(recorders) | {"FMCSA_CSA_WEB_KEY": web_key, "FMCSA_VIOLATIONS_APP_TOKEN": app_token}
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in settings.items()))
+    env_file.chmod(0o600)
+    up = start_up(
+        data_dir,
+        free_port(),
+        "--upstream",
+        "real",
+        "-s",
+        "csa",
+        "-s",
+        "violations",
+        "-s",
+        "inspections",
+        env_extra={"FMCSA_ENV_FILE": str(env_file)},
+    )
+    output: list[str] = []
+    try:
+        lines = read_until(up, "Press Ctrl-C", within_s=URL_WITHIN_S)
+        output += lines
+        state = json.loads((data_dir / "up.json").read_text())
+        assert set(state["services"]) == {"csa", "violations", "inspections"}
+        assert state["sandbox_url"] is None
+        outcomes = asyncio.run(request_syncs_and_wait(nats_url_of(lines), "2847193", recorders))
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+        assert up.stdout is not None
+        output += (up.stdout.read() or "").splitlines()
+    finally:
+        stop_up(up, data_dir)
+    printed = "\n".join(output)
+    assert "FMCSA_CSA_WEB_KEY set" in printed
+    assert "FMCSA_INSPECTIONS_API_KEY not set" in printed
+    assert web_key not in printed
+    assert app_token not in printed
+    logs = "".join(path.read_text() for path in (data_dir / "logs").glob("*.log"))
+    assert web_key not in logs
+    assert app_token not in logs
+    sent = everything_sent(recorders)
+    for sandbox_secret in (SANDBOX_WEB_KEY, SANDBOX_APP_TOKEN, SANDBOX_API_KEY):
+        assert sandbox_secret not in sent
+    csa = recorders["csa"].seen
+    assert csa
+    for seen in csa:
+        assert seen.path == "/qc/services/carriers/2847193"
+        assert seen.query == {"webKey": [web_key]}
+        assert not any(value == web_key for value in seen.headers.values())
+    violations = recorders["violations"].seen
+    assert violations
+    for seen in violations:
+        assert seen.headers["x-app-token"] == app_token
+        assert app_token not in repr(seen.query)
+    assert recorders["inspections"].seen == []
+    assert isinstance(outcomes["inspections"], SourceFailed)
+    assert outcomes["inspections"].kind is ErrorKind.NOT_CONFIGURED
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604], ids=oct)
+def test_up_refuses_an_env_file_others_may_read(tmp_path: Path, mode: int) -> None:
+    """Refused before anything starts, with the remedy; the key in the file is not printed."""
+    secret = f"secret-{uuid4().hex}"
+    env_file = tmp_path / "fmcsa.env"
+    env_file.write_text(f"FMCSA_CSA_WEB_KEY={secret}\n")
+    env_file.chmod(mode)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FMCSA_")}
+    env |= {"FMCSA_DATA_DIR": str(tmp_path / "data"), "FMCSA_ENV_FILE": str(env_file)}
+    done = subprocess.run(
+        [sys.executable, "-m", "fmcsa_cli", "up", "--upstream", "real"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"mode {mode:04o}" in done.stderr
+    assert f"chmod 600 {env_file}" in done.stderr
+    assert secret not in done.stdout + done.stderr
+    assert not (tmp_path / "data" / "up.json").exists()

@@ -26,6 +26,30 @@ SANDBOX_APP_TOKEN = "sandbox-app-token"
 SANDBOX_API_KEY = "sandbox-api-key"
 
 
+SANDBOX_CREDENTIALS: tuple[tuple[str, str, str, str], ...] = (
+    # (base URL setting, path under the sandbox, credential setting, the sandbox's credential)
+    ("FMCSA_CSA_BASE_URL", "/qc/services", "FMCSA_CSA_WEB_KEY", SANDBOX_WEB_KEY),
+    ("FMCSA_VIOLATIONS_BASE_URL", "", "FMCSA_VIOLATIONS_APP_TOKEN", SANDBOX_APP_TOKEN),
+    ("FMCSA_INSPECTIONS_BASE_URL", "", "FMCSA_INSPECTIONS_API_KEY", SANDBOX_API_KEY),
+)
+
+
+def sandbox_wiring(sandbox_url: str, user: Mapping[str, str]) -> dict[str, str]:
+    """Point each source at the sandbox, with the sandbox's credential only where it goes to the sandbox.
+
+    A source whose base URL the user set elsewhere (a real host, a proxy) gets no sandbox credential:
+    its own key if the user set one, else none (QCMobile and SaferWebAPI then answer `not_configured`,
+    Socrata reads anonymously). A sandbox credential is never sent to a host other than this sandbox.
+    """
+    env: dict[str, str] = {}
+    for base_setting, path, key_setting, key in SANDBOX_CREDENTIALS:
+        url = f"{sandbox_url}{path}"
+        env[base_setting] = url
+        if user.get(base_setting, url) == url:
+            env[key_setting] = key
+    return env
+
+
 class LaunchFailed(RuntimeError):
     """A service exited or did not answer while starting; the message carries its log's tail."""
 
@@ -151,6 +175,8 @@ class Launcher:
 
     def _environment(self) -> dict[str, str]:
         assert self.nats is not None
+        user = {k: v for k, v in os.environ.items() if k.startswith("FMCSA_") and k != "FMCSA_DATA_DIR"}
+        user |= dict(self.extra_env)
         env = {
             "FMCSA_NATS_URL": self.nats.url,
             "FMCSA_DATA_DIR": str(self.data_dir),
@@ -169,20 +195,12 @@ class Launcher:
                 "FMCSA_SANDBOX_QCMOBILE_WEB_KEY": SANDBOX_WEB_KEY,
                 "FMCSA_SANDBOX_SOCRATA_APP_TOKEN": SANDBOX_APP_TOKEN,
                 "FMCSA_SANDBOX_SAFERWEB_API_KEY": SANDBOX_API_KEY,
-                # the source services point at the sandbox: configuration alone, same clients
-                "FMCSA_CSA_BASE_URL": f"{self.sandbox_url}/qc/services",
-                "FMCSA_CSA_WEB_KEY": SANDBOX_WEB_KEY,
-                "FMCSA_VIOLATIONS_BASE_URL": self.sandbox_url,
-                "FMCSA_VIOLATIONS_APP_TOKEN": SANDBOX_APP_TOKEN,
-                "FMCSA_INSPECTIONS_BASE_URL": self.sandbox_url,
-                "FMCSA_INSPECTIONS_API_KEY": SANDBOX_API_KEY,
+                # the sandbox's webhook receiver (/_sandbox/webhooks/*) on loopback: that port only
                 "FMCSA_WEBHOOK_ALLOW_HOSTS": sandbox_receiver_allow_list(port),
             }
+            env |= sandbox_wiring(self.sandbox_url, user)
         # settings the user set win over the sandbox wiring (e.g. real credentials and hosts)
-        env |= {
-            k: v for k, v in os.environ.items() if k.startswith("FMCSA_") and k not in ("FMCSA_DATA_DIR",)
-        }
-        env |= dict(self.extra_env)
+        env |= user
         env["FMCSA_NATS_URL"] = self.nats.url
         return env
 

@@ -20,8 +20,17 @@ from typing import Annotated
 
 import typer
 
-from fmcsa_cli.launcher import Launcher, LaunchFailed, jwt_secret
+from fmcsa_cli.doctor import run as run_doctor
+from fmcsa_cli.doctor import table as doctor_table
+from fmcsa_cli.launcher import ALL_SERVICES, Launcher, LaunchFailed, jwt_secret
 from fmcsa_cli.sandbox_commands import sandbox_app
+from fmcsa_cli.upstreams import (
+    EnvFileError,
+    Upstream,
+    credential_summary,
+    keys_going_to_the_sandbox,
+    settings_environment,
+)
 from fmcsa_runtime.embedded import NatsServer
 from fmcsa_runtime.tokens import Role, mint
 
@@ -33,8 +42,8 @@ def _data_dir() -> Path:
     return Path(os.environ.get("FMCSA_DATA_DIR", ".fmcsa-data"))
 
 
-def _port(name: str, default: int) -> int:
-    raw = os.environ.get(name, str(default))
+def _port(name: str, default: int, environ: Mapping[str, str] = os.environ) -> int:
+    raw = environ.get(name, str(default))
     if not raw.isdigit() or not 0 <= int(raw) <= 65535:
         raise typer.BadParameter(f"{name} must be a port number, got {raw!r}")
     return int(raw)
@@ -50,14 +59,35 @@ def up(
         list[str] | None,
         typer.Option("--service", "-s", help="Start only these services (repeatable); default all."),
     ] = None,
+    upstream: Annotated[
+        Upstream,
+        typer.Option(
+            help="sandbox: start the sandbox and point the sources at it. real: no sandbox; the sources "
+            "call the real FMCSA hosts with the keys from the environment or FMCSA_ENV_FILE."
+        ),
+    ] = Upstream.SANDBOX,
 ) -> None:
     """Start NATS (from the wheel), the sandbox upstream and every service; Ctrl-C stops them all."""
-    data_dir = _data_dir()
+    try:
+        settings = settings_environment(os.environ, upstream)
+    except EnvFileError as error:
+        typer.echo(f"fmcsa up: {error}", err=True)
+        raise typer.Exit(2) from None
+    if upstream is Upstream.REAL:
+        if services and "sandbox" in services:
+            typer.echo("fmcsa up: --upstream real starts no sandbox; drop -s sandbox", err=True)
+            raise typer.Exit(2)
+        services = services or [spec.name for spec in ALL_SERVICES if spec.name != "sandbox"]
+    elif services is None or "sandbox" in services:
+        for note in keys_going_to_the_sandbox(settings):
+            typer.echo(note, err=True)
+    data_dir = Path(settings.pop("FMCSA_DATA_DIR", ".fmcsa-data"))
     launcher = Launcher(
         data_dir=data_dir,
-        gateway_port=_port("FMCSA_GATEWAY_PORT", 8000),
-        nats_port=_port("FMCSA_NATS_PORT", 0),
+        gateway_port=_port("FMCSA_GATEWAY_PORT", 8000, settings),
+        nats_port=_port("FMCSA_NATS_PORT", 0, settings),
         services=services,
+        extra_env=settings,
     )
 
     def stop(signum: int, _: object) -> None:
@@ -68,7 +98,7 @@ def up(
     try:
         launcher.start()
         assert launcher.nats is not None
-        token = mint(jwt_secret(launcher.data_dir, os.environ), role=Role.ADMIN, subject="admin")
+        token = mint(jwt_secret(launcher.data_dir, settings), role=Role.ADMIN, subject="admin")
         typer.echo(
             "\n".join(
                 [
@@ -77,6 +107,7 @@ def up(
                     f"  admin token:  {token}",
                     f"  nats:         {launcher.nats.url}",
                     f"  sandbox:      {launcher.sandbox_url or '(not started)'}",
+                    *(credential_summary(settings) if upstream is Upstream.REAL else []),
                     f"  data, logs:   {launcher.data_dir} ({launcher.logs_dir.name}/)",
                     "Press Ctrl-C to stop.",
                 ]
@@ -98,6 +129,26 @@ def up(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         launcher.stop()
     typer.echo("stopped.")
+
+
+@app.command()
+def doctor(
+    dot: Annotated[
+        str | None,
+        typer.Option(
+            help="The carrier to ask each upstream for (default: 2847193 on the sandbox, else 21800)."
+        ),
+    ] = None,
+) -> None:
+    """Check each source's host, TLS, key, answer, rate-limit headers and clock, the stores and NATS.
+
+    Uses the settings `up --upstream real` would give the services (the environment over
+    FMCSA_ENV_FILE); prints one row per check with a remedy for each failure, never a secret.
+    Exit 0 only when every configured source is usable.
+    """
+    rows, code = run_doctor(os.environ, running_nats_url=_running_nats_url, dot=dot)
+    typer.echo(doctor_table(rows))
+    raise typer.Exit(code)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -177,6 +177,10 @@ class SocrataClient:
                 detail=sample(f"{type(error).__name__}: {error}", limit=500),
             )
 
+    async def first_page(self, dot: str) -> Page | Failure:
+        """The first page of a valid DOT's rows, one call, no retry: the cheap probe of `./fmcsa doctor`."""
+        return await self._call(parse_dot(dot), offset=0)
+
     async def aclose(self) -> None:
         """Close the HTTP client if this client made it."""
         if self._owns_http:
