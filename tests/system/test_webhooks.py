@@ -112,7 +112,7 @@ async def receiver(system: Launcher) -> dict[str, Any]:
 
 async def notifier_idle(system: Launcher) -> bool:
     assert system.nats is not None
-    nc = await nats.connect(system.nats.url)
+    nc = await nats.connect(system.nats.url, **system.bus_admin())
     try:
         info = await nc.jetstream().consumer_info(EVENTS_STREAM, NOTIFIER_DURABLE)
         return info.num_pending == 0 and info.num_ack_pending == 0
