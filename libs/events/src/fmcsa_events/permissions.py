@@ -3,7 +3,8 @@ nats-server `authorization` block rendered from them. `./fmcsa up`, docker-compo
 configuration (deploy/nats/authorization.conf) all come from `render_authorization`; nothing else lists
 permissions.
 
-What it guarantees (tests/system/test_bus_permissions.py checks each on a real nats-server):
+What it guarantees (libs/events/tests/integration/test_bus_permissions.py checks each on a real
+nats-server; R7 on the running system):
 
 - Facts have one author: only the gateway publishes company, schedule and alert-rule events; requests
   come from the scheduler and the gateway (manual triggers); a source publishes only its own outcomes
@@ -15,13 +16,15 @@ What it guarantees (tests/system/test_bus_permissions.py checks each on a real n
   `allow` list names only the JetStream API calls the services make (traced from a full run): create,
   update and info of our own streams and buckets (`topology.declare` runs at every service start),
   consumer create and info, reads, acks and flow control of our own consumers.
-- Every user may subscribe only to replies (`_INBOX.>`); no service may publish to an inbox, so none
+- Every service user may subscribe only to replies (`_INBOX.>`); none may publish to an inbox, so none
   can forge another's reply (a PubAck, a JetStream API answer).
 
 Not covered: reading. Any service user may create a consumer on the event stream and so read every
-event (the stream holds no secret: webhook secrets are sealed before they become events). A service
-user may also update our streams' limits (`declare` must, when FMCSA_STREAM_MAX_BYTES or the replicas
-change); nats-server cannot tell a lowered limit from a raised one by subject.
+event (the stream holds no secret: webhook secrets are sealed before they become events), and may
+subscribe to other services' reply inboxes. A service user may also update our streams' limits and any
+consumer of our streams, another service's durable included (`declare` creates and reconciles all of
+them, and any service may start first); nats-server cannot tell such an edit from a legitimate one by
+subject.
 """
 
 from __future__ import annotations
