@@ -74,7 +74,7 @@ async def run(ctx: Context) -> None:
             ) as api,
             httpx.AsyncClient(base_url=launcher.sandbox_url, timeout=30) as sandbox,
         ):
-            pipeline_s = await _full_sync(ctx, api, sandbox, launcher.nats.url)
+            pipeline_s = await _full_sync(ctx, api, sandbox, launcher.nats.url, launcher.bus_admin())
             await _sequential(ctx, launcher.sandbox_url, pipeline_s)
             await _trigger_to_visible(ctx, api)
     finally:
@@ -94,7 +94,7 @@ async def _import(api: httpx.AsyncClient, dots: list[int], *, expect_total: int)
 
 
 async def _full_sync(
-    ctx: Context, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, nats_url: str
+    ctx: Context, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, nats_url: str, admin: dict[str, str]
 ) -> float:
     scale = ctx.scale
     n = scale.companies
@@ -105,7 +105,7 @@ async def _full_sync(
     last: dict[str, float] = {}
     failed: dict[str, int] = {}
     done = asyncio.Event()
-    nc = await nats.connect(nats_url, name="bench-pipeline")
+    nc = await nats.connect(nats_url, name="bench-pipeline", **admin)
 
     async def on_outcome(msg: Any) -> None:
         parts = msg.subject.split(".")  # fmcsa.evt.<type>.<source>.<dot>

@@ -75,7 +75,7 @@ async def run(ctx: Context) -> None:
         assert launcher.sandbox_url is not None
         assert launcher.nats is not None
         async with httpx.AsyncClient(timeout=10) as http:
-            nc = await nats.connect(launcher.nats.url, name="bench-webhooks")
+            nc = await nats.connect(launcher.nats.url, name="bench-webhooks", **launcher.bus_admin())
             try:
                 js = nc.jetstream()
                 # the notifier's consumer (and the stream) exist: it starts at its creation, so wait

@@ -45,7 +45,9 @@ def system(tmp_path_factory: pytest.TempPathFactory, secret: Secrets) -> Iterato
 
 @pytest.fixture
 async def nc(system: System) -> AsyncIterator[Client]:
-    client = await nats.connect(system.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    client = await nats.connect(
+        system.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **system.launcher.bus_admin()
+    )
     try:
         yield client
     finally:

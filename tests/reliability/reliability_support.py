@@ -29,15 +29,16 @@ import httpx
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from fmcsa_cli.launcher import Launcher
+from fmcsa_cli.launcher import Launcher, bus_credential_env, secured_nats_server
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded
 from fmcsa_events.envelope import Envelope
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import SourceFailed, SourceSynced, SyncRequested, Trigger
+from fmcsa_events.permissions import STATUS
 from fmcsa_events.reader import read_stream
 from fmcsa_events.topology import EVENTS_STREAM, source_durable
-from fmcsa_runtime.embedded import NatsServer, free_port
+from fmcsa_runtime.embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 from fmcsa_status_view.database import open_database
 from fmcsa_status_view.location import Location
@@ -211,9 +212,7 @@ class System:
     def restart_broker(self) -> None:
         old = self.launcher.nats
         assert old is not None
-        self.launcher.nats = NatsServer(
-            store_dir=old.store_dir, port=old.port, log_file=self.logs_dir / "nats-server.log"
-        ).start()
+        self.launcher.nats = secured_nats_server(self.launcher.data_dir, port=old.port).start()
 
     def token(self, role: Role, subject: str = "reliability") -> str:
         token = mint(self.secret.jwt, role=role, subject=subject)
@@ -246,6 +245,7 @@ class System:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FMCSA_")}
         env |= {
             "FMCSA_NATS_URL": self.nats_url,
+            **bus_credential_env(self.launcher.data_dir, STATUS),
             "FMCSA_DATA_DIR": str(self.launcher.data_dir),
             "FMCSA_STATUS_DATABASE_URL": self.status_url,
             "FMCSA_LOG_JSON": "true",

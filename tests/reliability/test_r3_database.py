@@ -169,7 +169,7 @@ async def test_r3_the_projector_catches_up_after_its_database_was_gone(
 ) -> None:
     if store == "sqlite":
         system: System = request.getfixturevalue("system")
-        nc = await nats.connect(system.nats_url)
+        nc = await nats.connect(system.nats_url, **system.launcher.bus_admin())
         try:
             projection = Projection(system.status_url)
             live = Location(system.status_url).live_path()
@@ -187,7 +187,7 @@ async def test_r3_the_projector_catches_up_after_its_database_was_gone(
             services = ["sandbox", "status", "csa", "violations", "inspections"]
             system = System(tmp_path / "data", services, env, secret).start()
             try:
-                nc = await nats.connect(system.nats_url)
+                nc = await nats.connect(system.nats_url, **system.launcher.bus_admin())
                 try:
                     projection = Projection(pg.reader_url)
                     outage, counted = await run_outage(

@@ -7,24 +7,53 @@
   forms, queries; paths 404 or 422; a CSV import reports the row invalid and imports nothing), nothing
   reaches the bus, and the sandbox sees no request at all (its counters and request log);
   `test_validation.py` covers the same strings in process;
-- no configured secret (the JWT secret, the three upstream credentials) and no bearer token appears in
-  any process's log after everything the suite did.
+- no configured secret (the JWT secret, the three upstream credentials, the bus passwords) and no bearer
+  token appears in any process's log after everything the suite did;
+- the bus, with every service running: each service's NATS user is refused events it does not author
+  (forged outcomes, change facts, company and rule events), none of them reaches the stream, every service
+  user is refused deleting or purging a stream, deleting a consumer or a bucket, and a connection without
+  a password is refused. `libs/events/tests/integration/test_bus_permissions.py` covers every event type
+  x every user on a server of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from uuid import uuid4
 
 import httpx
+import nats
+import nats.errors
+import nats.js.errors
 import pytest
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 from reliability_support import SOURCES, Projection, System, wait_settled
 
-from fmcsa_events.topology import EVENTS_STREAM
+from fmcsa_cli.launcher import bus_passwords
+from fmcsa_events.bus import Bus
+from fmcsa_events.models import (
+    AlertRuleChanged,
+    CarrierDataChanged,
+    ChangeKind,
+    CompanyRegistered,
+    CompanyRemoved,
+    Counts,
+    Event,
+    ScheduleChanged,
+    SourceSynced,
+    SyncRequested,
+    Trigger,
+    WebhookDestination,
+)
+from fmcsa_events.permissions import SERVICE_USERS
+from fmcsa_events.subjects import subject_for
+from fmcsa_events.topology import DLQ_STREAM, EVENTS_STREAM, INFLIGHT_BUCKET, source_durable
 from fmcsa_runtime.tokens import Role
 
 pytestmark = pytest.mark.reliability
@@ -147,7 +176,8 @@ async def test_r7_roles_injections_and_secrets(
     seen = "\n".join(stats["requests_seen"])
     leaked = [v for v in INJECTIONS if v in seen or quote(v, safe="") in seen]
     tokens = {f"bearer token {n}": token for n, token in enumerate(sorted(system.tokens_used))}
-    secrets = system.secret.values() | tokens
+    bus = {f"NATS password of {user}": p for user, p in bus_passwords(system.launcher.data_dir).items()}
+    secrets = system.secret.values() | tokens | bus
     files, size, found = scan_logs(system.logs_dir, secrets)
     report(
         f"R7 roles={passed}/{checked} injections={tried} rejected={tried - len(wrong_injections)} "
@@ -160,3 +190,153 @@ async def test_r7_roles_injections_and_secrets(
     assert upstream_calls == 0, stats["requests_seen"][:10]
     assert not leaked, leaked
     assert not found, found
+
+
+FORGED_DOT = "7100001"
+AUTHORIZATION_VIOLATION = b"-ERR 'Authorization Violation'"
+
+
+def forged_events() -> list[tuple[str, Event]]:
+    """(the service user that tries it, an event that user does not author), on a DOT of R7's own."""
+    now = datetime.now(UTC)
+    request = uuid4()
+
+    def outcome(source: str) -> SourceSynced:
+        return SourceSynced(
+            request_id=uuid4(),
+            dot=FORGED_DOT,
+            source=source,
+            counts=Counts(),
+            attempts=1,
+            started_at=now,
+            finished_at=now,
+        )
+
+    def change(source: str, kind: ChangeKind) -> CarrierDataChanged:
+        return CarrierDataChanged(
+            request_id=request, dot=FORGED_DOT, source=source, kind=kind, subject="forged", observed_at=now
+        )
+
+    rule = AlertRuleChanged(
+        name="r7-forged",
+        kinds=(ChangeKind.BASIC_ALERT_STARTED,),
+        destinations=(WebhookDestination(url="https://example.invalid/hook", sealed_secret="x"),),
+    )
+    request_event = SyncRequested(
+        request_id=uuid4(),
+        dot=FORGED_DOT,
+        source="violations",
+        trigger=Trigger.MANUAL,
+        requested_at=now,
+        deadline=now + timedelta(minutes=5),
+    )
+    return [
+        ("gateway", change("csa", ChangeKind.BASIC_ALERT_STARTED)),
+        ("gateway", outcome("csa")),
+        ("source-csa", outcome("violations")),
+        ("source-csa", change("inspections", ChangeKind.CRASHES_ADDED)),
+        ("source-csa", CompanyRegistered(dot=FORGED_DOT)),
+        ("source-csa", rule),
+        ("source-violations", CompanyRemoved(dot=FORGED_DOT)),
+        ("source-violations", request_event),
+        ("source-inspections", change("csa", ChangeKind.BASIC_ALERT_STARTED)),
+        ("scheduler", change("violations", ChangeKind.VIOLATIONS_ADDED)),
+        ("scheduler", ScheduleChanged(source="csa", interval_minutes=5)),
+        ("status", outcome("inspections")),
+        ("status", CompanyRegistered(dot=FORGED_DOT)),
+        ("notifier", change("csa", ChangeKind.BASIC_ALERT_STARTED)),
+        ("notifier", rule),
+    ]
+
+
+ADMIN_OPERATIONS: dict[str, Callable[[JetStreamContext], Awaitable[object]]] = {
+    "delete FMCSA_EVENTS": lambda js: js.delete_stream(EVENTS_STREAM),
+    "purge FMCSA_EVENTS": lambda js: js.purge_stream(EVENTS_STREAM),
+    "purge FMCSA_DLQ": lambda js: js.purge_stream(DLQ_STREAM),
+    "delete source-csa's consumer": lambda js: js.delete_consumer(EVENTS_STREAM, source_durable("csa")),
+    "delete the in-flight bucket": lambda js: js.delete_key_value(INFLIGHT_BUCKET),
+}
+
+
+async def refused(attempt: Awaitable[object]) -> bool:
+    """True when the request got no answer (the server dropped it as a permissions violation)."""
+    try:
+        await attempt
+    except nats.errors.TimeoutError:
+        return True
+    return False
+
+
+async def last_on(js: JetStreamContext, subject: str) -> int:
+    """The stream sequence of the last message on `subject`; 0 when there is none."""
+    try:
+        return int((await js.get_last_msg(EVENTS_STREAM, subject)).seq or 0)
+    except nats.js.errors.NotFoundError:
+        return 0
+
+
+async def unauthenticated_answer(url: str) -> bytes:
+    host, port = url.removeprefix("nats://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        await asyncio.wait_for(reader.readline(), 5)
+        writer.write(b'CONNECT {"verbose":false}\r\nPING\r\n')
+        await writer.drain()
+        return (await asyncio.wait_for(reader.readline(), 5)).strip()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+@pytest.mark.timeout(180)
+async def test_r7_the_bus_refuses_forged_events_and_destruction(
+    system: System, nc: Client, report: Callable[[str], None]
+) -> None:
+    passwords = bus_passwords(system.launcher.data_dir)
+    admin = nc.jetstream()
+    forged = forged_events()
+    subjects = sorted({subject_for(e) for _, e in forged})
+    before = {subject: await last_on(admin, subject) for subject in subjects}  # schedules exist already
+    published: list[str] = []
+    for user, event in forged:
+        client = await nats.connect(
+            system.nats_url, user=user, password=passwords[user], allow_reconnect=False
+        )
+        try:
+            if not await refused(Bus(client.jetstream(), producer=user, timeout_s=2).publish(event)):
+                published.append(f"{user}: {type(event).__name__}")
+        finally:
+            await client.close()
+    stored = [subject for subject in subjects if await last_on(admin, subject) != before[subject]]
+
+    operations = 0
+    allowed: list[str] = []
+    for user in SERVICE_USERS:
+        client = await nats.connect(
+            system.nats_url, user=user, password=passwords[user], allow_reconnect=False
+        )
+        try:
+            js = client.jetstream(timeout=2)
+            for what, operation in ADMIN_OPERATIONS.items():
+                operations += 1
+                if not await refused(operation(js)):
+                    allowed.append(f"{user}: {what}")
+        finally:
+            await client.close()
+    events = await admin.stream_info(EVENTS_STREAM)
+    consumer = await admin.consumer_info(EVENTS_STREAM, source_durable("csa"))
+    await admin.key_value(INFLIGHT_BUCKET)  # raises if it was deleted
+    answer = await unauthenticated_answer(system.nats_url)
+    verdict = "refused" if answer == AUTHORIZATION_VIOLATION else answer.decode()
+    report(
+        f"R7 bus forged={len(forged)} refused={len(forged) - len(published)} stored={len(stored)} "
+        f"admin_ops={operations} refused={operations - len(allowed)} "
+        f"users={len(SERVICE_USERS)} events_kept={events.state.messages} "
+        f"no_password={verdict}"
+    )
+    assert published == [], published
+    assert stored == [], stored
+    assert allowed == [], allowed
+    assert events.state.messages > 0
+    assert consumer.name == source_durable("csa")
+    assert answer == AUTHORIZATION_VIOLATION

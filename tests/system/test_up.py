@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -25,12 +26,22 @@ import nats
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from fmcsa_cli.launcher import SANDBOX_API_KEY, SANDBOX_APP_TOKEN, SANDBOX_WEB_KEY, Launcher
+from fmcsa_cli.launcher import (
+    ALL_SERVICES,
+    SANDBOX_API_KEY,
+    SANDBOX_APP_TOKEN,
+    SANDBOX_WEB_KEY,
+    Launcher,
+    bus_password_file,
+    bus_passwords,
+)
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.models import ErrorKind, SourceFailed, SyncRequested, Trigger
+from fmcsa_events.permissions import USERS
 from fmcsa_events.topology import Topology, declare
 from fmcsa_runtime.embedded import free_port
+from fmcsa_runtime.tokens import Role, mint
 
 pytestmark = pytest.mark.system
 
@@ -72,7 +83,7 @@ async def test_two_processes_exchange_an_event_through_the_stream(
 ) -> None:
     """This test's process publishes a request; the csa service process (no webKey) answers it."""
     assert launcher_without_credentials.nats is not None
-    nc = await nats.connect(launcher_without_credentials.nats.url)
+    nc = await nats.connect(launcher_without_credentials.nats.url, **launcher_without_credentials.bus_admin())
     js = nc.jetstream()
     now = datetime.now(UTC)
     request = SyncRequested(
@@ -324,9 +335,12 @@ def base_urls(recorders: dict[str, Recorder]) -> dict[str, str]:
     }
 
 
-async def request_syncs_and_wait(nats_url: str, dot: str, recorders: dict[str, Recorder]) -> dict[str, Any]:
-    """Publish one SyncRequested per source; return each source's outcome event (SourceSynced/Failed)."""
-    nc = await nats.connect(nats_url)
+async def request_syncs_and_wait(
+    nats_url: str, data_dir: Path, dot: str, recorders: dict[str, Recorder]
+) -> dict[str, Any]:
+    """Publish one SyncRequested per source (as `up`'s admin bus user); return each source's outcome."""
+    admin = bus_password_file(data_dir, "admin").read_text().strip()
+    nc = await nats.connect(nats_url, user="admin", password=admin)
     js = nc.jetstream()
     await declare(js, Topology())
     now = datetime.now(UTC)
@@ -395,7 +409,7 @@ def test_up_never_sends_a_sandbox_credential_to_a_host_the_user_chose(
     try:
         lines = read_until(up, "Press Ctrl-C", within_s=URL_WITHIN_S)
         assert "(not started)" not in next(line for line in lines if "sandbox:" in line)
-        outcomes = asyncio.run(request_syncs_and_wait(nats_url_of(lines), "2847193", recorders))
+        outcomes = asyncio.run(request_syncs_and_wait(nats_url_of(lines), data_dir, "2847193", recorders))
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0
     finally:
@@ -454,7 +468,7 @@ def test_up_upstream_real_starts_no_sandbox_and_sends_the_keys_of_the_env_file(
         state = json.loads((data_dir / "up.json").read_text())
         assert set(state["services"]) == {"csa", "violations", "inspections"}
         assert state["sandbox_url"] is None
-        outcomes = asyncio.run(request_syncs_and_wait(nats_url_of(lines), "2847193", recorders))
+        outcomes = asyncio.run(request_syncs_and_wait(nats_url_of(lines), data_dir, "2847193", recorders))
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0
         assert up.stdout is not None
@@ -511,3 +525,103 @@ def test_up_refuses_an_env_file_others_may_read(tmp_path: Path, mode: int) -> No
     assert f"chmod 600 {env_file}" in done.stderr
     assert secret not in done.stdout + done.stderr
     assert not (tmp_path / "data" / "up.json").exists()
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+async def refused_without_password(host: str, port: int) -> bytes:
+    """The server's answer to a CONNECT without credentials (in the NATS protocol itself)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        await asyncio.wait_for(reader.readline(), 5)  # INFO
+        writer.write(b'CONNECT {"verbose":false}\r\nPING\r\n')
+        await writer.drain()
+        return (await asyncio.wait_for(reader.readline(), 5)).strip()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+@pytest.mark.timeout(240)
+async def test_up_runs_every_service_on_its_own_bus_user_and_a_sync_passes_the_permissions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wait_until: Any
+) -> None:
+    """The launcher's bus asks for passwords; each child gets its own user and password file only; a
+    sync end to end (gateway -> csa -> status) runs without one permission refused; the next start
+    reuses the passwords; no password reaches a log."""
+    for key in list(os.environ):
+        if key.startswith("FMCSA_") and key != "FMCSA_TEST_DATABASE_URL":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("FMCSA_NATS_PASSWORD", "a-password-from-outside-must-not-reach-a-child")
+    secret = "system-tests-of-the-bus-users-0123456789"
+    data_dir = tmp_path / "data"
+    launcher = Launcher(
+        data_dir=data_dir,
+        gateway_port=free_port(),
+        extra_env={"FMCSA_JWT_SECRET": secret, "FMCSA_SCHEDULER_ENABLED": "false", "FMCSA_LOG_JSON": "true"},
+    )
+    launcher.start()
+    try:
+        assert launcher.nats is not None
+        passwords = bus_passwords(data_dir)
+        assert set(passwords) == set(USERS)
+        assert stat.S_IMODE((data_dir / "nats-users").stat().st_mode) == 0o700
+        for user in USERS:
+            assert stat.S_IMODE(bus_password_file(data_dir, user).stat().st_mode) == 0o600
+        assert stat.S_IMODE((data_dir / "nats" / "fmcsa.conf").stat().st_mode) == 0o600
+        assert await refused_without_password(launcher.nats.host, launcher.nats.port) == (
+            b"-ERR 'Authorization Violation'"
+        )
+        for spec in ALL_SERVICES:
+            child = launcher.children[spec.name]
+            assert child.process is not None
+            environ = environ_of(child.process.pid)
+            assert "FMCSA_NATS_PASSWORD" not in environ, spec.name
+            assert environ.get("FMCSA_NATS_USER") == spec.bus_user, spec.name
+            if spec.bus_user is None:
+                assert "FMCSA_NATS_PASSWORD_FILE" not in environ
+            else:
+                assert environ["FMCSA_NATS_PASSWORD_FILE"] == str(bus_password_file(data_dir, spec.bus_user))
+            leaked = [user for user, password in passwords.items() if password in "\0".join(environ.values())]
+            assert leaked == [], f"{spec.name} has the password of {leaked} in its environment"
+
+        token = mint(secret, role=Role.ADMIN, subject="bus-users-test")
+        async with httpx.AsyncClient(
+            base_url=launcher.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=20
+        ) as http:
+
+            async def ready() -> bool:
+                with contextlib.suppress(httpx.TransportError):
+                    return (await http.get("/ready")).status_code == 200
+                return False
+
+            await wait_until(ready, what="the gateway ready", within_s=60)
+            assert (await http.post("/api/companies", json={"dot_number": "2847193"})).status_code == 201
+            trigger = await http.post(
+                "/api/sync/trigger", json={"dot_numbers": ["2847193"], "sources": ["csa"]}
+            )
+            assert trigger.status_code == 202, trigger.text
+            request_id = trigger.json()["started"][0]["request_id"]
+
+            async def synced() -> bool:
+                items = (await http.get("/api/sync/log", params={"dot": "2847193"})).json()["items"]
+                return any(i["request_id"] == request_id and i["status"] == "succeeded" for i in items)
+
+            await wait_until(synced, what="the csa sync succeeded", within_s=60)
+    finally:
+        launcher.stop(grace_s=10)
+    nats_log = (data_dir / "logs" / "nats-server.log").read_text()
+    assert "Violation" not in nats_log, [line for line in nats_log.splitlines() if "Violation" in line][:5]
+
+    again = Launcher(data_dir=data_dir, gateway_port=free_port(), services=["csa"])
+    again.start()  # the csa service connects with the kept password, or the start fails
+    try:
+        assert bus_passwords(data_dir) == passwords
+    finally:
+        again.stop(grace_s=10)
+    for path in (data_dir / "logs").iterdir():
+        text = path.read_text(errors="replace")
+        assert not [user for user, password in passwords.items() if password in text], path.name

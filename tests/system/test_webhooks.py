@@ -112,7 +112,7 @@ async def receiver(system: Launcher) -> dict[str, Any]:
 
 async def notifier_idle(system: Launcher) -> bool:
     assert system.nats is not None
-    nc = await nats.connect(system.nats.url)
+    nc = await nats.connect(system.nats.url, **system.bus_admin())
     try:
         info = await nc.jetstream().consumer_info(EVENTS_STREAM, NOTIFIER_DURABLE)
         return info.num_pending == 0 and info.num_ack_pending == 0
@@ -213,3 +213,6 @@ async def test_a_bump_sends_one_signed_webhook_per_matching_change_and_the_backt
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     assert await notifier_idle(system)
     assert (await receiver(system))["total"] == before
+    # every service did all of the above as its own NATS user: not one publish or subscribe was refused
+    nats_log = (system.logs_dir / "nats-server.log").read_text()
+    assert "Violation" not in nats_log, [line for line in nats_log.splitlines() if "Violation" in line][:5]

@@ -116,7 +116,13 @@ def nats_server_binary() -> str:
 
 @dataclass
 class NatsServer:
-    """A nats-server with JetStream on loopback, its store under `store_dir`."""
+    """A nats-server with JetStream on loopback, its store under `store_dir`.
+
+    `authorization` is a rendered `authorization {...}` block (`fmcsa_events.permissions`); empty, the
+    server lets anyone in (the tests' plain servers). Its configuration file, which then holds the
+    passwords, is written with mode 0600. `env` is added to the server's environment (variables its
+    configuration refers to).
+    """
 
     store_dir: Path
     port: int = 0
@@ -127,6 +133,8 @@ class NatsServer:
     routes: Sequence[str] = ()
     server_name: str = "fmcsa"
     log_file: Path | None = None
+    authorization: str = field(default="", repr=False)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -144,6 +152,8 @@ class NatsServer:
             "  sync_interval: always" if self.sync_always else "",
             "}",
         ]
+        if self.authorization:
+            lines.append(self.authorization)
         if self.cluster:
             routes = ", ".join(f'"{r}"' for r in self.routes)
             lines += [
@@ -160,11 +170,15 @@ class NatsServer:
             self.port = free_port(self.host)
         self.store_dir.mkdir(parents=True, exist_ok=True)
         config = self.store_dir / f"{self.server_name}.conf"
-        config.write_text(self.config_text())
+        config.unlink(missing_ok=True)
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it may hold passwords
+        with os.fdopen(fd, "w") as out:
+            out.write(self.config_text())
         log = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115  # closed below; the child keeps its copy
         try:
             self.process = subprocess.Popen(
                 [nats_server_binary(), "-c", str(config)],
+                env={**os.environ, **self.env} if self.env else None,
                 stdout=log or subprocess.DEVNULL,
                 stderr=log or subprocess.DEVNULL,
                 start_new_session=True,
@@ -190,20 +204,26 @@ class NatsServer:
 
 @dataclass
 class Child:
-    """A service process in its own session (process group), so a stop reaches its children too."""
+    """A service process in its own session (process group), so a stop reaches its children too.
+
+    Its environment is this process's with `env` over it and the variables named in `unset` removed
+    (settings that must not pass through, such as another user's credential).
+    """
 
     name: str
     argv: Sequence[str]
     env: Mapping[str, str]
     log_path: Path | None = None
+    unset: Sequence[str] = ()
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> Child:
+        environment = {k: v for k, v in os.environ.items() if k not in self.unset} | dict(self.env)
         log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115  # closed below; the child keeps its copy
         try:
             self.process = subprocess.Popen(
                 list(self.argv),
-                env={**os.environ, **self.env},
+                env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT if log else None,
                 start_new_session=True,

@@ -21,6 +21,7 @@ import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.nats import NatsBroker
 from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.nats.security import NatsSecurity, NatsUserPassword
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
@@ -41,7 +42,18 @@ def make_broker(settings: ServiceSettings, *, service: str, registry: CollectorR
         name=service,
         # a plain stdlib logger: it propagates to the root handler that configure_logging installed
         logger=logging.getLogger(f"faststream.{service}"),
+        security=_security(settings),
     )
+
+
+def _security(settings: ServiceSettings) -> NatsSecurity | None:
+    """The broker's form of `settings.nats_options()`: user and password, and TLS, or nothing."""
+    options = settings.nats_options()
+    if "user" in options:
+        return NatsUserPassword(options["user"], options.get("password", ""), ssl_context=options.get("tls"))
+    if "tls" in options:
+        return NatsSecurity(ssl_context=options["tls"])
+    return None
 
 
 async def connect_nats(settings: ServiceSettings, *, name: str) -> NatsClient:
@@ -53,6 +65,7 @@ async def connect_nats(settings: ServiceSettings, *, name: str) -> NatsClient:
         reconnect_time_wait=0.5,
         connect_timeout=5,
         allow_reconnect=True,
+        **settings.nats_options(),
     )
 
 

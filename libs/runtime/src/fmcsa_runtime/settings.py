@@ -6,9 +6,11 @@ the shared fields below keep their `FMCSA_` names in every subclass through expl
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fmcsa_events.topology import Topology
@@ -19,16 +21,44 @@ def _shared(name: str) -> AliasChoices:
 
 
 class ServiceSettings(BaseSettings):
-    """Shared fields: `FMCSA_NATS_URL`, `FMCSA_DATA_DIR`, `FMCSA_LOG_LEVEL`, `FMCSA_LOG_JSON`,
-    `FMCSA_REPLICAS`, `FMCSA_STREAM_MAX_BYTES`. Per-service fields use the subclass's prefix.
+    """Shared fields: `FMCSA_NATS_URL` and the bus credential (`FMCSA_NATS_USER`, `FMCSA_NATS_PASSWORD` or
+    `FMCSA_NATS_PASSWORD_FILE`, `FMCSA_NATS_TLS_CA_FILE`), `FMCSA_DATA_DIR`, `FMCSA_LOG_LEVEL`,
+    `FMCSA_LOG_JSON`, `FMCSA_REPLICAS`, `FMCSA_STREAM_MAX_BYTES`. Per-service fields use the subclass's
+    prefix.
     """
 
-    model_config = SettingsConfigDict(env_prefix="FMCSA_", extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a refused setting never prints the environment it was read from (secrets)
+    model_config = SettingsConfigDict(
+        env_prefix="FMCSA_", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     nats_url: str = Field(
         "nats://127.0.0.1:4222",
         validation_alias=_shared("NATS_URL"),
         description="NATS server URL(s), comma-separated for a cluster.",
+    )
+    nats_user: str | None = Field(
+        None,
+        validation_alias=_shared("NATS_USER"),
+        description="NATS user of this service (its name: `gateway`, `source-csa`...); unset: no "
+        "authentication (a server without users). `./fmcsa up` always sets it.",
+    )
+    nats_password: SecretStr | None = Field(
+        None,
+        validation_alias=_shared("NATS_PASSWORD"),
+        description="Password of `FMCSA_NATS_USER` (or `FMCSA_NATS_PASSWORD_FILE`); never logged.",
+    )
+    nats_password_file: Path | None = Field(
+        None,
+        validation_alias=_shared("NATS_PASSWORD_FILE"),
+        description="A file holding the password of `FMCSA_NATS_USER` (what `./fmcsa up` passes; "
+        "a Docker secret).",
+    )
+    nats_tls_ca_file: Path | None = Field(
+        None,
+        validation_alias=_shared("NATS_TLS_CA_FILE"),
+        description="CA certificate (PEM) the NATS servers' certificates are checked against; set: "
+        "TLS to NATS (the cluster profile, `tls://` URLs).",
     )
     data_dir: Path = Field(
         Path(".fmcsa-data"),
@@ -65,6 +95,30 @@ class ServiceSettings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="Address of the health, readiness and metrics endpoint.")
     http_port: int = Field(0, ge=0, le=65535, description="Port of health/metrics; 0 picks a free one.")
     grace_s: float = Field(10.0, gt=0, description="Seconds to finish in-flight work on SIGTERM.")
+
+    @model_validator(mode="after")
+    def _one_password(self) -> ServiceSettings:
+        if self.nats_password is not None and self.nats_password_file is not None:
+            raise ValueError("set FMCSA_NATS_PASSWORD or FMCSA_NATS_PASSWORD_FILE, not both")
+        has_password = self.nats_password is not None or self.nats_password_file is not None
+        if has_password and not self.nats_user:
+            raise ValueError("a NATS password needs FMCSA_NATS_USER")
+        return self
+
+    def nats_options(self) -> dict[str, Any]:
+        """The credential and TLS arguments of `nats.connect` (and FastStream's NatsBroker); empty
+        when no user is set. Reads the password file here, so a rotated file needs only a restart.
+        """
+        options: dict[str, Any] = {}
+        if self.nats_user:
+            options["user"] = self.nats_user
+            if self.nats_password_file is not None:
+                options["password"] = self.nats_password_file.read_text().strip()
+            elif self.nats_password is not None:
+                options["password"] = self.nats_password.get_secret_value()
+        if self.nats_tls_ca_file is not None:
+            options["tls"] = ssl.create_default_context(cafile=str(self.nats_tls_ca_file))
+        return options
 
     def topology(self) -> Topology:
         return Topology(

@@ -84,7 +84,7 @@ async def test_create_backtest_deliver_and_resend_from_the_page(
             await expect(rule).to_be_visible(timeout=10_000)
 
             assert system.nats is not None
-            nc = await nats.connect(system.nats.url)
+            nc = await nats.connect(system.nats.url, **system.bus_admin())
             try:
                 await Bus(nc.jetstream(), producer="e2e").publish(
                     CarrierDataChanged(

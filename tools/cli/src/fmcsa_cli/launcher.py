@@ -2,9 +2,13 @@
 
 `Launcher.start()` starts nats-server (JetStream, `sync_interval: always`, store under the data folder),
 then the services in dependency order, each in its own process group with its log under
-`<data dir>/logs/`. `Launcher.stop()` stops the services in reverse order (SIGTERM, grace, SIGKILL)
-and nats-server last, so no process is left behind. A second start on the same data folder resumes
-with the same stream and databases. `supervise()` restarts a service that died, with back-off.
+`<data dir>/logs/`. The bus always asks for a password: `bus_passwords` keeps one per NATS user
+(`fmcsa_events.permissions`) under `<data dir>/nats-users/` (mode 0600, reused by the next start), the
+server gets the authorization block with every user's permissions, and each service gets only its own
+user and the path of its own password file. `Launcher.stop()` stops the services in reverse order
+(SIGTERM, grace, SIGKILL) and nats-server last, so no process is left behind. A second start on the
+same data folder resumes with the same stream, databases and passwords. `supervise()` restarts a
+service that died, with back-off.
 """
 
 from __future__ import annotations
@@ -19,6 +23,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.permissions import (
+    ADMIN,
+    GATEWAY,
+    NOTIFIER,
+    SCHEDULER,
+    STATUS,
+    USERS,
+    render_authorization,
+    source_user,
+)
 from fmcsa_runtime.embedded import Child, NatsServer, free_port, wait_for_port
 
 SANDBOX_WEB_KEY = "sandbox-webkey"
@@ -56,24 +71,33 @@ class LaunchFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """How to start one service: its module (run with `python -m`) and its extra environment."""
+    """How to start one service: its module (run with `python -m`), the variable of its HTTP port, and
+    the NATS user it connects as (None: it does not use the bus).
+    """
 
     name: str
     module: str
     http_port_env: str | None = None
+    bus_user: str | None = None
 
+
+VIOLATIONS_USER = source_user(SourceKey.VIOLATIONS)
+INSPECTIONS_USER = source_user(SourceKey.INSPECTIONS)
 
 # Dependency order: the sandbox and the projector first, the gateway last.
 ALL_SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("sandbox", "fmcsa_sandbox", "FMCSA_SANDBOX_PORT"),
-    ServiceSpec("status", "fmcsa_status", "FMCSA_STATUS_HTTP_PORT"),
-    ServiceSpec("csa", "fmcsa_source_csa", "FMCSA_CSA_HTTP_PORT"),
-    ServiceSpec("violations", "fmcsa_source_violations", "FMCSA_VIOLATIONS_HTTP_PORT"),
-    ServiceSpec("inspections", "fmcsa_source_inspections", "FMCSA_INSPECTIONS_HTTP_PORT"),
-    ServiceSpec("scheduler", "fmcsa_scheduler", "FMCSA_SCHEDULER_HTTP_PORT"),
-    ServiceSpec("notifier", "fmcsa_notifier", "FMCSA_NOTIFIER_HTTP_PORT"),
-    ServiceSpec("gateway", "fmcsa_gateway", None),
+    ServiceSpec("status", "fmcsa_status", "FMCSA_STATUS_HTTP_PORT", STATUS),
+    ServiceSpec("csa", "fmcsa_source_csa", "FMCSA_CSA_HTTP_PORT", source_user(SourceKey.CSA)),
+    ServiceSpec("violations", "fmcsa_source_violations", "FMCSA_VIOLATIONS_HTTP_PORT", VIOLATIONS_USER),
+    ServiceSpec("inspections", "fmcsa_source_inspections", "FMCSA_INSPECTIONS_HTTP_PORT", INSPECTIONS_USER),
+    ServiceSpec("scheduler", "fmcsa_scheduler", "FMCSA_SCHEDULER_HTTP_PORT", SCHEDULER),
+    ServiceSpec("notifier", "fmcsa_notifier", "FMCSA_NOTIFIER_HTTP_PORT", NOTIFIER),
+    ServiceSpec("gateway", "fmcsa_gateway", None, GATEWAY),
 )
+
+BUS_CREDENTIAL_SETTINGS = ("FMCSA_NATS_USER", "FMCSA_NATS_PASSWORD", "FMCSA_NATS_PASSWORD_FILE")
+"""Set by the launcher for each child, to that child's own user; never passed through from outside."""
 
 
 def jwt_secret(data_dir: Path, environ: Mapping[str, str]) -> str:
@@ -117,6 +141,45 @@ def sandbox_receiver_allow_list(sandbox_port: int) -> str:
     return f"127.0.0.1:{sandbox_port}"
 
 
+def bus_password_file(data_dir: Path, user: str) -> Path:
+    """Where `up` keeps a NATS user's password: `<data dir>/nats-users/<user>`."""
+    if user not in USERS:
+        raise ValueError(f"no NATS user {user!r}")
+    return data_dir / "nats-users" / user
+
+
+def bus_passwords(data_dir: Path) -> dict[str, str]:
+    """Every NATS user's password: read from `<data dir>/nats-users/`, or made (random, 32 bytes) and
+    written there with mode 0600 (the folder 0700) the first time, so the next start reuses them.
+    """
+    folder = data_dir / "nats-users"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    passwords = {}
+    for user in USERS:
+        path = bus_password_file(data_dir, user)
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32))
+        passwords[user] = path.read_text().strip()
+    return passwords
+
+
+def bus_credential_env(data_dir: Path, user: str) -> dict[str, str]:
+    """The settings that make a process connect as `user` with the password `up` keeps for it."""
+    return {"FMCSA_NATS_USER": user, "FMCSA_NATS_PASSWORD_FILE": str(bus_password_file(data_dir, user))}
+
+
+def secured_nats_server(data_dir: Path, *, port: int = 0, log_name: str = "nats-server.log") -> NatsServer:
+    """The nats-server of the data folder, its users and permissions configured (not started yet)."""
+    return NatsServer(
+        store_dir=data_dir / "nats",
+        port=port,
+        log_file=data_dir / "logs" / log_name,
+        authorization=render_authorization(bus_passwords(data_dir)),
+    )
+
+
 @dataclass
 class Launcher:
     data_dir: Path
@@ -144,13 +207,13 @@ class Launcher:
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
 
+    def bus_admin(self) -> dict[str, str]:
+        """`nats.connect` keyword arguments for the admin user (tests, benchmarks, operators)."""
+        return {"user": ADMIN, "password": bus_passwords(self.data_dir)[ADMIN]}
+
     def start(self) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.nats = NatsServer(
-            store_dir=self.data_dir / "nats",
-            port=self.nats_port,
-            log_file=self.logs_dir / "nats-server.log",
-        ).start()
+        self.nats = secured_nats_server(self.data_dir, port=self.nats_port).start()
         self._env = self._environment()
         self._ports: dict[str, int] = {}
         for spec in self._specs:
@@ -202,10 +265,14 @@ class Launcher:
         # settings the user set win over the sandbox wiring (e.g. real credentials and hosts)
         env |= user
         env["FMCSA_NATS_URL"] = self.nats.url
+        for name in BUS_CREDENTIAL_SETTINGS:
+            env.pop(name, None)
         return env
 
     def _start(self, spec: ServiceSpec) -> None:
         env = dict(self._env)
+        if spec.bus_user is not None:
+            env |= bus_credential_env(self.data_dir, spec.bus_user)
         if spec.name == "sandbox":
             assert self.sandbox_url is not None
             self._ports[spec.name] = int(self.sandbox_url.rsplit(":", 1)[1])
@@ -216,7 +283,11 @@ class Launcher:
             env[spec.http_port_env] = str(port)
             self._ports[spec.name] = port
         child = Child(
-            spec.name, [sys.executable, "-m", spec.module], env, log_path=self.logs_dir / f"{spec.name}.log"
+            spec.name,
+            [sys.executable, "-m", spec.module],
+            env,
+            log_path=self.logs_dir / f"{spec.name}.log",
+            unset=[name for name in BUS_CREDENTIAL_SETTINGS if name not in env],
         )
         self.children[spec.name] = child.start()
 

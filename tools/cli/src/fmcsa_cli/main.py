@@ -22,7 +22,15 @@ import typer
 
 from fmcsa_cli.doctor import run as run_doctor
 from fmcsa_cli.doctor import table as doctor_table
-from fmcsa_cli.launcher import ALL_SERVICES, Launcher, LaunchFailed, jwt_secret
+from fmcsa_cli.launcher import (
+    ALL_SERVICES,
+    BUS_CREDENTIAL_SETTINGS,
+    Launcher,
+    LaunchFailed,
+    bus_credential_env,
+    jwt_secret,
+    secured_nats_server,
+)
 from fmcsa_cli.sandbox_commands import sandbox_app
 from fmcsa_cli.upstreams import (
     EnvFileError,
@@ -31,6 +39,7 @@ from fmcsa_cli.upstreams import (
     keys_going_to_the_sandbox,
     settings_environment,
 )
+from fmcsa_events.permissions import STATUS
 from fmcsa_runtime.embedded import NatsServer
 from fmcsa_runtime.tokens import Role, mint
 
@@ -105,7 +114,8 @@ def up(
                     "fmcsa-sync is up.",
                     f"  gateway:      {launcher.gateway_url}",
                     f"  admin token:  {token}",
-                    f"  nats:         {launcher.nats.url}",
+                    f"  nats:         {launcher.nats.url} (users and passwords: "
+                    f"{launcher.data_dir / 'nats-users'}/)",
                     f"  sandbox:      {launcher.sandbox_url or '(not started)'}",
                     *(credential_summary(settings) if upstream is Upstream.REAL else []),
                     f"  data, logs:   {launcher.data_dir} ({launcher.logs_dir.name}/)",
@@ -203,13 +213,18 @@ def rebuild_status(
     """Replay the event stream into a new status store and swap it in (or --verify: print differences).
 
     Uses the NATS of the running `./fmcsa up` (from `<data dir>/up.json`) or FMCSA_NATS_URL; with
-    neither, it starts nats-server on the data folder's stream for the time of the rebuild. It runs
-    the status service's own `fmcsa-status-rebuild` as a process: the CLI imports no service.
+    neither, it starts nats-server on the data folder's stream for the time of the rebuild. On `up`'s
+    NATS it connects as the `status` user, with the password `up` keeps in the data folder; with
+    FMCSA_NATS_URL, as FMCSA_NATS_USER. It runs the status service's own `fmcsa-status-rebuild` as a
+    process: the CLI imports no service.
     """
     data_dir = _data_dir().resolve()
     env = {**os.environ, "FMCSA_DATA_DIR": str(data_dir)}
     nats: NatsServer | None = None
     if "FMCSA_NATS_URL" not in os.environ:
+        for name in BUS_CREDENTIAL_SETTINGS:
+            env.pop(name, None)
+        env |= bus_credential_env(data_dir, STATUS)
         nats_url = _running_nats_url(data_dir)
         if nats_url is None:
             if not (data_dir / "nats").is_dir():
@@ -218,9 +233,7 @@ def rebuild_status(
                 )
                 raise typer.Exit(1)
             (data_dir / "logs").mkdir(parents=True, exist_ok=True)
-            nats = NatsServer(
-                store_dir=data_dir / "nats", port=0, log_file=data_dir / "logs" / "nats-rebuild.log"
-            ).start()
+            nats = secured_nats_server(data_dir, log_name="nats-rebuild.log").start()
             nats_url = nats.url
         env["FMCSA_NATS_URL"] = nats_url
     try:
