@@ -384,7 +384,7 @@ async def request_syncs_and_wait(
 
 
 def nats_url_of(lines: list[str]) -> str:
-    return next(line for line in lines if line.strip().startswith("nats:")).split()[-1]
+    return next(line for line in lines if line.strip().startswith("nats:")).split()[1]
 
 
 def everything_sent(recorders: dict[str, Recorder]) -> str:
