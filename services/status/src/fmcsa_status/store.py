@@ -334,9 +334,15 @@ class StatusStore:
             self._forget()
             return Resync(refused.position)
         except Exception as error:
-            self._forget()
             if not is_data_error(error):
+                self._forget()
                 raise
+            try:  # the fold refused it: the write in flight first (its rows are only in the cache)
+                await self._written()
+            except _Refused as refused:
+                self._forget()
+                return Resync(refused.position)
+            self._forget()
             bisected = await self._bisect(fresh, believed, dead_letter, error)
             if isinstance(bisected, Resync):
                 return bisected

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -21,6 +22,7 @@ from nats.js import JetStreamContext
 from status_support import (
     T0,
     busy_history,
+    changed,
     delivered,
     expected_rows,
     first_difference,
@@ -35,14 +37,16 @@ from status_support import (
 
 from fmcsa_events.decoder import Undecodable, UndecodableReason
 from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.models import Event, SyncRequested
 from fmcsa_events.topology import DLQ_STREAM, EVENTS_STREAM, Topology, declare
 from fmcsa_status.handlers import Projector
 from fmcsa_status.rebuild import rebuild
 from fmcsa_status.settings import Settings
-from fmcsa_status.store import STORE_REFUSED, StatusStore
+from fmcsa_status.store import STORE_REFUSED, Applied, StatusStore
 from fmcsa_status.stream import Delivered
 from fmcsa_status_view.query import StatusView
 
+END_OF_TIME = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-12)))
 TOO_BIG = 2**64
 """An attempts count the model takes (no upper bound) and no database column holds: PostgreSQL's
 driver refuses it for an integer column, SQLite's for any integer."""
@@ -134,17 +138,29 @@ async def test_a_refused_value_is_dead_lettered_and_folding_goes_on_live_and_in_
     assert (await js.stream_info(DLQ_STREAM)).state.messages == 2  # REPLAY: nothing dead-lettered again
 
 
-async def test_a_batch_with_several_refused_values_keeps_every_good_event(database_url: str) -> None:
-    """The bisection itself, on the store: three refused events at the edges and in the middle of one
-    batch; each is dead-lettered once, in stream order, and every other event is folded."""
-    history = busy_history(seed=32, companies=3, rounds=2)
-    items = list(history)
+def too_big(req: SyncRequested) -> Event:
+    """An outcome whose attempts count the database refuses (the write fails)."""
+    return synced(req, 2).model_copy(update={"attempts": TOO_BIG})
+
+
+def beyond_time(req: SyncRequested) -> Event:
+    """A change observed at a time with no UTC value (year 10000): the fold itself raises."""
+    return changed(req, 2).model_copy(update={"observed_at": END_OF_TIME})
+
+
+@pytest.mark.parametrize("refused_event", [too_big, beyond_time])
+async def test_a_batch_with_several_refused_values_keeps_every_good_event(
+    database_url: str, refused_event: Callable[[SyncRequested], Event]
+) -> None:
+    """The bisection itself, on the store: three refused events at the edges and in the middle of
+    what is folded in two batches (PostgreSQL writes the first while it folds the second); each is
+    dead-lettered once, in stream order, and every other event is folded."""
+    items = list(busy_history(seed=32, companies=3, rounds=2))
     for index in (0, len(items) // 2, len(items) - 1):
-        req = request(f"10009{index:02d}", SourceKey.VIOLATIONS, 1)
-        bad = synced(req, 2).model_copy(update={"attempts": TOO_BIG})
-        items.insert(index, timed(bad))
+        req = request(f"10009{index:02d}", SourceKey.CSA, 1)
+        items.insert(index, timed(refused_event(req), req.requested_at))
     messages = delivered(items)
-    refused = [m.seq for m in messages if str(TOO_BIG).encode() in m.data]
+    refused = [m.seq for m in messages if str(TOO_BIG).encode() in m.data or b"9999-12-31" in m.data]
     assert len(refused) == 3
     letters: list[tuple[int, str]] = []
 
@@ -153,8 +169,11 @@ async def test_a_batch_with_several_refused_values_keeps_every_good_event(databa
 
     store = await StatusStore.connect(database_url)
     try:
-        await store.apply(messages, believed=0, dead_letter=dead_letter)
-        assert await store.flush() is None  # PostgreSQL: the write in flight is bisected here
+        third = len(messages) // 3
+        first = await store.apply(messages[:third], believed=0, dead_letter=dead_letter)
+        assert isinstance(first, Applied)
+        await store.apply(messages[third:], believed=first.position, dead_letter=dead_letter)
+        assert await store.flush() is None  # PostgreSQL: a write in flight is bisected here
         assert letters == [(seq, STORE_REFUSED) for seq in refused]
         assert await store.position() == len(messages)
         want = expected_rows([_refused(m) if m.seq in refused else m for m in messages])
