@@ -17,7 +17,8 @@ Guarantees:
   projector dead-letters it before the commit, so a crash never loses a dead letter (its id, derived
   from the stream sequence, makes a repeat harmless).
 - A data error never blocks the stream: when the database refuses a batch's write for a value
-  (`fmcsa_runtime.database.is_data_error`: a NUL in text, a number out of range...), the batch is
+  (`fmcsa_runtime.database.is_data_error`: a NUL in text, a number out of range...), or the fold
+  does (a time with no UTC value overflows), the batch is
   bisected: each half is folded and written in its own transaction, a half that fails again is split
   again, until the one event the database refuses is left; it is then written as poison (reason
   `store_refused`, the database's message as detail): dead-lettered, counted, the position moved past
