@@ -13,12 +13,21 @@
   (forged outcomes, change facts, company and rule events), none of them reaches the stream, every service
   user is refused deleting or purging a stream, deleting a consumer or a bucket, and a connection without
   a password is refused. `libs/events/tests/integration/test_bus_permissions.py` covers every event type
-  x every user on a server of its own.
+  x every user on a server of its own;
+- control characters (NUL, tab, line breaks, ESC, DEL) in free text get 422 wherever a person types
+  them (a company name by POST, the page's form, a JSON or CSV import row, a cron, a webhook URL) and
+  publish nothing; on the bus, where an old or forged event may carry one, the projector dead-letters
+  it (`invalid`) and goes on folding, and an event whose value the database refuses (an attempts count
+  beyond 64 bits) is dead-lettered as `store_refused` by bisecting its batch: the events after both
+  are folded and the position moves past them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,10 +42,11 @@ import nats.js.errors
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from reliability_support import SOURCES, Projection, System, wait_settled
+from reliability_support import SOURCES, Projection, System, manual_request, wait_settled
 
 from fmcsa_cli.launcher import bus_passwords
 from fmcsa_events.bus import Bus
+from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import (
     AlertRuleChanged,
     CarrierDataChanged,
@@ -340,3 +350,125 @@ async def test_r7_the_bus_refuses_forged_events_and_destruction(
     assert events.state.messages > 0
     assert consumer.name == source_durable("csa")
     assert answer == AUTHORIZATION_VIOLATION
+
+
+CONTROLS = ["\x00", "\x01", "\t", "\n", "\r", "\x1b", "\x1f", "\x7f"]
+CONTROL_DOTS = range(7_100_001, 7_100_100)
+
+
+async def control_characters_at_the_edge(
+    http: httpx.AsyncClient, admin: dict[str, str]
+) -> tuple[int, list[str]]:
+    """Each control character in each place a person types free text: 422, or an import's invalid row."""
+    tried = 0
+    wrong: list[str] = []
+    dot = str(CONTROL_DOTS.start)
+
+    def expect(ok: bool, what: str, answer: httpx.Response) -> None:
+        nonlocal tried
+        tried += 1
+        if not ok:
+            wrong.append(f"{what}: {answer.status_code} {answer.text[:120]}")
+
+    for char in CONTROLS:
+        code = f"U+{ord(char):04X}"
+        name = f"R7{char}Carrier"
+        answer = await http.post("/api/companies", json={"dot_number": dot, "name": name}, headers=admin)
+        expect(answer.status_code == 422 and code in answer.text, f"POST name {code}", answer)
+        answer = await http.post("/ui/companies", data={"dot_number": dot, "name": name}, headers=admin)
+        expect(answer.status_code == 422, f"form name {code}", answer)
+        answer = await http.post(
+            "/api/companies/import", json=[{"dot_number": dot, "name": name}], headers=admin
+        )
+        refused_row = answer.status_code == 200 and (answer.json()["accepted"], answer.json()["invalid"]) == (
+            0,
+            1,
+        )
+        expect(refused_row, f"JSON import {code}", answer)
+        text = io.StringIO()
+        csv.writer(text).writerows([["dot_number", "name"], [dot, name]])
+        answer = await http.post(
+            "/api/companies/import", content=text.getvalue(), headers={**admin, "content-type": "text/csv"}
+        )
+        refused_row = answer.status_code == 200 and (answer.json()["accepted"], answer.json()["invalid"]) == (
+            0,
+            1,
+        )
+        expect(refused_row, f"CSV import {code}", answer)
+        answer = await http.put("/api/schedules/csa", json={"cron": f"0 *{char}* * *"}, headers=admin)
+        expect(answer.status_code == 422, f"cron {code}", answer)
+        rule = {"kinds": ["crashes_added"], "destinations": [{"url": f"https://hooks.example.com/a{char}b"}]}
+        answer = await http.put("/api/alert-rules/r7-controls", json=rule, headers=admin)
+        expect(answer.status_code == 422, f"webhook URL {code}", answer)
+    return tried, wrong
+
+
+@pytest.mark.timeout(300)
+async def test_r7_control_characters_are_refused_at_the_edge_and_never_stop_the_projector(
+    system: System, nc: Client, report: Callable[[str], None], wait_until: Any
+) -> None:
+    js = nc.jetstream()
+    projection = Projection(system.status_url)
+    admin = system.bearer(Role.ADMIN, "r7-admin")
+    before = (await js.stream_info(EVENTS_STREAM)).state.last_seq
+    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=15) as http:
+        tried, wrong = await control_characters_at_the_edge(http, admin)
+    published = (await js.stream_info(EVENTS_STREAM)).state.last_seq - before
+    rejected_before = await projection.rejected()
+    # on the bus: a registration per control character, as raw bytes (old or forged), and an outcome
+    # whose attempts no database column holds; each followed by good events
+    expected: dict[str, str] = {}  # stream seq -> the projector's dead-letter reason
+    dots = iter(CONTROL_DOTS[1:])
+    for char in CONTROLS:
+        dot = str(next(dots))
+        headers = {
+            "Nats-Msg-Id": f"r7:{dot}",
+            "Fmcsa-Type": CompanyRegistered.TYPE,
+            "Fmcsa-Version": "1",
+            "Fmcsa-Occurred-At": datetime.now(UTC).isoformat(),
+            "Fmcsa-Producer": "r7",
+        }
+        data = json.dumps({"dot": dot, "name": f"R7{char}Carrier"}).encode()
+        ack = await js.publish(
+            f"fmcsa.evt.company_registered.{dot}", data, stream=EVENTS_STREAM, headers=headers
+        )
+        expected[str(ack.seq)] = "invalid"
+    bus = Bus(js, producer="reliability")
+    request = manual_request(SourceKey.CSA, next(dots))
+    now = datetime.now(UTC)
+    too_big = SourceSynced(
+        request_id=request.request_id, dot=request.dot, source=request.source, counts=Counts(),
+        attempts=2**64, started_at=now - timedelta(seconds=1), finished_at=now,
+    )  # fmt: skip
+    expected[str((await bus.publish(too_big)).seq)] = "store_refused"
+    after_dot = next(dots)
+    good = await bus.publish(CompanyRegistered(dot=str(after_dot), name="R7 After The Bad Ones"))
+
+    async def past_them() -> bool:
+        return await projection.position() >= good.seq
+
+    await wait_until(past_them, what="the projector past every refused event", within_s=60)
+    info = (await js.stream_info(DLQ_STREAM)).state
+    letters: dict[str, str] = {}  # the projector's dead letters: original stream seq -> reason
+    for seq in range(max(info.first_seq, 1), info.last_seq + 1):  # the DLQ holds a few hundred at most
+        letter = await js.get_msg(DLQ_STREAM, seq)
+        headers = dict(letter.headers or {})
+        if headers.get("Fmcsa-Dlq-Service") == "status":
+            letters[headers.get("Fmcsa-Dlq-Seq", "")] = headers.get("Fmcsa-Dlq-Reason", "")
+    dead_lettered = sum(1 for seq, reason in expected.items() if letters.get(seq) == reason)
+    rows = await projection._fetch("SELECT name FROM status_company WHERE dot = ?", (after_dot,))
+    folded_after = rows == [("R7 After The Bad Ones",)]
+    rejected = await projection.rejected() - rejected_before
+    alive = system.alive()
+    report(
+        f"R7 controls={len(CONTROLS)} edge_trials={tried} edge_rejected={tried - len(wrong)} "
+        f"published={published} bus_refused={len(expected)} dead_lettered={dead_lettered} "
+        f"reasons=invalid:{list(expected.values()).count('invalid')},store_refused:1 "
+        f"status_rejected=+{rejected} folded_after={folded_after} alive={sum(alive.values())}/{len(alive)}"
+    )
+    assert not wrong, wrong[:10]
+    assert published == 0, "a control character reached the bus through the gateway"
+    assert dead_lettered == len(expected), (expected, letters)
+    assert rejected == len(expected)
+    assert folded_after
+    assert all(alive.values()), alive

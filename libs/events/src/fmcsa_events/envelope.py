@@ -21,6 +21,7 @@ from fmcsa_events.models import (
     SyncRequested,
     Trigger,
 )
+from fmcsa_events.text import SafeText
 
 MSG_ID = "Nats-Msg-Id"
 TYPE = "Fmcsa-Type"
@@ -39,13 +40,13 @@ class Envelope(BaseModel):
     """Event id, type, version, occurred-at, correlation id (the request id), causation id, producer."""
 
     model_config = ConfigDict(frozen=True)
-    event_id: str = Field(min_length=1, max_length=200)
-    type: str
+    event_id: SafeText = Field(min_length=1, max_length=200)
+    type: SafeText
     version: int = Field(ge=1)
     occurred_at: AwareDatetime
-    correlation_id: str | None = None
-    causation_id: str | None = None
-    producer: str
+    correlation_id: SafeText | None = None
+    causation_id: SafeText | None = None
+    producer: SafeText
 
     def to_headers(self) -> dict[str, str]:
         headers = {

@@ -17,6 +17,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from fmcsa_events.identifiers import DotNumber, SourceKey
+from fmcsa_events.text import CleanText, SafeText
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -65,8 +66,8 @@ class CompanyRegistered(Event):
 
     TYPE: ClassVar[str] = "company_registered"
     dot: DotNumber
-    name: str | None = Field(None, max_length=200)
-    registered_by: str = Field("system", max_length=200)
+    name: SafeText | None = Field(None, max_length=200)
+    registered_by: SafeText = Field("system", max_length=200)
 
 
 class CompanyRemoved(Event):
@@ -74,7 +75,7 @@ class CompanyRemoved(Event):
 
     TYPE: ClassVar[str] = "company_removed"
     dot: DotNumber
-    removed_by: str = Field("system", max_length=200)
+    removed_by: SafeText = Field("system", max_length=200)
 
 
 class ScheduleChanged(Event):
@@ -83,9 +84,9 @@ class ScheduleChanged(Event):
     TYPE: ClassVar[str] = "schedule_changed"
     source: SourceKey
     interval_minutes: int | None = Field(None, ge=5, le=1440)
-    cron: str | None = Field(None, min_length=1, max_length=120)
+    cron: SafeText | None = Field(None, min_length=1, max_length=120)
     enabled: bool = True
-    changed_by: str = Field("system", max_length=200)
+    changed_by: SafeText = Field("system", max_length=200)
 
     @model_validator(mode="after")
     def _one_timing(self) -> ScheduleChanged:
@@ -106,7 +107,7 @@ class SyncRequested(Event):
     dot: DotNumber
     source: SourceKey
     trigger: Trigger
-    requested_by: str = Field("scheduler", max_length=200)
+    requested_by: SafeText = Field("scheduler", max_length=200)
     requested_at: AwareDatetime
     deadline: AwareDatetime
     slot: AwareDatetime | None = None
@@ -169,8 +170,8 @@ class SourceFailed(Event):
     kind: ErrorKind
     retryable: bool
     attempts: int = Field(ge=1)
-    message: str = Field(max_length=500)
-    detail: str = Field("", max_length=2000)
+    message: CleanText = Field(max_length=500)
+    detail: CleanText = Field("", max_length=2000)
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime
 
@@ -192,7 +193,7 @@ class SyncAttemptFailed(Event):
     attempt: int = Field(ge=1)
     max_attempts: int = Field(ge=1)
     kind: ErrorKind
-    message: str = Field(max_length=500)
+    message: CleanText = Field(max_length=500)
     retry_at: AwareDatetime
     first_attempt_at: AwareDatetime
 
@@ -298,8 +299,8 @@ class WebhookDestination(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
-    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://")
-    sealed_secret: str = Field(min_length=1, max_length=1000)
+    url: SafeText = Field(min_length=8, max_length=2000, pattern=r"^https?://")
+    sealed_secret: SafeText = Field(min_length=1, max_length=1000)
 
 
 class AlertRuleChanged(Event):
@@ -314,7 +315,7 @@ class AlertRuleChanged(Event):
     conditions: AlertConditions = Field(default_factory=AlertConditions)
     destinations: tuple[WebhookDestination, ...] = Field(min_length=1, max_length=5)
     enabled: bool = True
-    changed_by: str = Field("system", max_length=200)
+    changed_by: SafeText = Field("system", max_length=200)
 
 
 class AlertRuleRemoved(Event):
@@ -322,7 +323,7 @@ class AlertRuleRemoved(Event):
 
     TYPE: ClassVar[str] = "alert_rule_removed"
     name: str = Field(pattern=RULE_NAME_PATTERN)
-    removed_by: str = Field("system", max_length=200)
+    removed_by: SafeText = Field("system", max_length=200)
 
 
 class WebhookResendRequested(Event):
@@ -330,7 +331,7 @@ class WebhookResendRequested(Event):
 
     TYPE: ClassVar[str] = "webhook_resend_requested"
     delivery_id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    requested_by: str = Field("system", max_length=200)
+    requested_by: SafeText = Field("system", max_length=200)
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (

@@ -8,6 +8,7 @@ SQLite runs in WAL mode with a busy timeout, so one writer and many readers shar
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import event
@@ -58,3 +59,38 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
     return engine
+
+
+DATA_ERROR_CLASSES = ("22", "23")
+"""SQLSTATE classes of a value the database refuses: data exception (a NUL in text, a number out of
+range, ...) and integrity constraint violation."""
+
+
+def is_data_error(error: BaseException) -> bool:
+    """True when the database or its driver refused a value, so the same statement fails again on any
+    connection (a data error), as opposed to an outage, a lock or a cancellation (store trouble).
+
+    PostgreSQL: SQLSTATE class 22 or 23 (asyncpg's own refusal of a parameter is 22000); SQLite: the
+    driver's OverflowError (an integer beyond 64 bits), a DataError or an IntegrityError; both: a text
+    that cannot be encoded (UnicodeError). SQLAlchemy's wrapper is looked through (`.orig`), nothing else.
+    """
+    current: BaseException | None = error
+    for _ in range(4):  # SQLAlchemy's error -> the adapted DBAPI error -> the driver's own
+        if current is None:
+            return False
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in DATA_ERROR_CLASSES:
+            return True
+        if isinstance(current, OverflowError | UnicodeError | sqlite3.DataError | sqlite3.IntegrityError):
+            return True
+        current = getattr(current, "orig", None)
+    return False
+
+
+def data_error_reason(error: BaseException) -> str:
+    """The database's own message of a data error, one line, without the statement or its parameters
+    (SQLAlchemy appends both; a parameter may be a sealed secret or a whole row).
+    """
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).strip().splitlines()
+    return (text[0] if text else type(orig).__name__)[:300]

@@ -12,6 +12,8 @@ from enum import StrEnum
 
 import jwt
 
+from fmcsa_events.text import has_control_characters
+
 ISSUER = "fmcsa-sync"
 ALGORITHM = "HS256"
 _REQUIRED = ("sub", "role", "iss", "iat", "exp")
@@ -90,6 +92,8 @@ def verify(secret: str, token: str, *, now: datetime | None = None) -> Claims:
     subject, role, iat, exp = payload["sub"], payload["role"], payload["iat"], payload["exp"]
     if not isinstance(subject, str) or not subject or len(subject) > 200:
         raise InvalidToken("token refused: the subject must be 1 to 200 characters")
+    if has_control_characters(subject):  # it is written into events, whose models refuse them
+        raise InvalidToken("token refused: the subject holds a control character")
     try:
         claimed_role = Role(role)
     except ValueError:

@@ -76,3 +76,10 @@ def test_other_algorithms_and_garbage_are_refused() -> None:
     for token in (unsigned, forge(good_claims(), secret="s" * 64, algorithm="HS512"), "not-a-token", ""):
         with pytest.raises(InvalidToken):
             verify(SECRET, token, now=NOW)
+
+
+@pytest.mark.parametrize("subject", ["ann\x00", "ann\nadmin", "\x1b[31mann", "ann\x7f"])
+def test_a_subject_with_a_control_character_is_refused(subject: str) -> None:
+    """The subject is written into events (`registered_by`...), whose models refuse such text."""
+    with pytest.raises(InvalidToken, match="control character"):
+        verify(SECRET, mint(SECRET, role=Role.ADMIN, subject=subject, now=NOW), now=NOW)

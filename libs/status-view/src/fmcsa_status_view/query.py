@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from fmcsa_events.identifiers import SourceKey, parse_dot, parse_source
 from fmcsa_events.models import ChangeKind, Trigger
+from fmcsa_events.text import has_control_characters
 from fmcsa_status_view.codec import Codec, codec_for
 from fmcsa_status_view.database import Database, Session, open_database
 from fmcsa_status_view.location import Location
@@ -599,6 +600,8 @@ def _decode_cursor(cursor: str, kind: str) -> list[Any]:
         raise InvalidCursor("malformed cursor") from None
     if not isinstance(values, list) or len(values) < 2 or values[0] != kind:
         raise InvalidCursor("a cursor of another list")
+    if any(isinstance(v, str) and has_control_characters(v) for v in values):
+        raise InvalidCursor("malformed cursor")  # PostgreSQL refuses a NUL in a parameter: no 500
     return values[1:]
 
 

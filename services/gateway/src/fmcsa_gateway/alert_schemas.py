@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, SecretStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, SecretStr, field_validator
 
 from fmcsa_events.identifiers import DotNumber
 from fmcsa_events.models import AlertConditions, ChangeKind
+from fmcsa_events.text import SafeText, refuse_control_characters
 
 
 class _Request(BaseModel):
@@ -21,7 +22,7 @@ class _Answer(BaseModel):
 
 
 class DestinationIn(_Request):
-    url: str = Field(
+    url: SafeText = Field(
         min_length=8,
         max_length=2000,
         description="http(s) URL. Loopback, private and link-local addresses are refused (422) unless "
@@ -35,6 +36,13 @@ class DestinationIn(_Request):
         description="The signing secret (write-only, at least 16 characters). Required for a new URL; "
         "leave it out to keep the secret a URL of the rule already has.",
     )
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_is_text(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:  # the reason names the character, never the secret
+            refuse_control_characters(secret.get_secret_value())
+        return secret
 
 
 class PutAlertRule(_Request):

@@ -17,6 +17,7 @@ from itertools import pairwise
 from croniter import CroniterError, croniter  # type: ignore[import-untyped]  # croniter ships no type hints
 
 from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
+from fmcsa_events.text import refuse_control_characters
 
 MIN_INTERVAL_MINUTES = 5
 MAX_INTERVAL_MINUTES = 1440
@@ -69,7 +70,8 @@ def plan_import(
 
     A duplicate is a DOT seen earlier in the same upload or already registered; its first valid row wins.
     Spaces around a text DOT are trimmed (CSV cells often carry them); anything else must pass `parse_dot`.
-    A row is invalid when its DOT is not 1 to 8 digits or its name is not text of at most 200 characters.
+    A row is invalid when its DOT is not 1 to 8 digits or its name is not text of at most 200 characters
+    without a control character (`fmcsa_events.text.SafeText`).
     More than `max_rows` rows refuse the whole upload (`ImportRefused`), so nothing is half-imported.
     """
     accepted: list[tuple[str, str | None]] = []
@@ -93,6 +95,12 @@ def plan_import(
                 InvalidRow(line, _shown(raw_dot), f"name is longer than {MAX_NAME_LENGTH} characters")
             )
             continue
+        if name is not None:
+            try:
+                refuse_control_characters(name)
+            except ValueError as error:
+                invalid.append(InvalidRow(line, _shown(raw_dot), f"name: {error}"))
+                continue
         if dot in seen or dot in registered:
             duplicate += 1
             continue

@@ -1,7 +1,8 @@
 """The API's request and response models (never table classes): what OpenAPI documents and clients see.
 
-Request models refuse unknown fields and validate DOT numbers with `fmcsa_events.identifiers.DotNumber`,
-so a refused value answers 422 with its reason before any handler runs.
+Request models refuse unknown fields, validate DOT numbers with `fmcsa_events.identifiers.DotNumber`
+and free text with `fmcsa_events.text.SafeText` (no control character), so a refused value answers
+422 with its reason before any handler runs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from fmcsa_events.identifiers import DotNumber, SourceKey
 from fmcsa_events.models import Trigger
+from fmcsa_events.text import SafeText
 from fmcsa_gateway.domain import NextDue
 from fmcsa_status_view.models import (
     ChangeEntry,
@@ -45,7 +47,7 @@ class Answer(BaseModel):
 
 class RegisterCompany(Request):
     dot_number: DotNumber = Field(description="USDOT number: 1 to 8 digits.", examples=["2847193"])
-    name: str | None = Field(None, max_length=200, description="A label for people; optional.")
+    name: SafeText | None = Field(None, max_length=200, description="A label for people; optional.")
 
 
 class CompanyRegistration(Answer):
@@ -62,7 +64,7 @@ class CompanyRemoval(Answer):
 
 class ImportRow(Request):
     dot_number: str | int = Field(description="USDOT number: 1 to 8 digits.")
-    name: str | None = None
+    name: SafeText | None = None
 
 
 class InvalidImportRow(Answer):
@@ -122,7 +124,7 @@ class PutSchedule(Request):
         description="Every N minutes, 5 to 1440; or give `cron`.",
         json_schema_extra={"minimum": 5, "maximum": 1440},
     )
-    cron: str | None = Field(
+    cron: SafeText | None = Field(
         None,
         max_length=120,
         description="A cron expression in UTC (5 fields or @hourly...), at least 5 minutes apart.",

@@ -15,6 +15,10 @@ requests; steps only, every decision in `domain` and `fmcsa_alerts`.
   A crash before the ack redelivers the message after the ack wait; deliveries recorded as delivered
   are not sent again, one in flight at the crash is (at least once: same id, same body).
 - Undecodable messages go to the dead-letter stream with their reason, then are terminated.
+- So does a message that decodes but cannot be planned: the pure planning raised for it (reason
+  `unplannable`: the same message would raise again) or the store refused one of its values (reason
+  `store_refused`, `fmcsa_runtime.database.is_data_error`). Store trouble (an outage) is not either:
+  that message comes back after a pause, as before. A data error never holds up the messages after it.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from fmcsa_events.topology import EVENTS_STREAM, NOTIFIER_DURABLE
 from fmcsa_notifier.domain import Ack, NakFor, due, fate, plan
 from fmcsa_notifier.sender import Answer, Sender
 from fmcsa_notifier.store import NotifierStore, Work
+from fmcsa_runtime.database import data_error_reason, is_data_error
 from fmcsa_runtime.deadletter import dead_letter
 from fmcsa_runtime.redaction import register_secret
 
@@ -57,6 +62,27 @@ log = structlog.get_logger(__name__)
 
 ATTEMPTS = Counter("fmcsa_notifier_attempts_total", "Webhook attempts by result", ["result"])
 PLANNED = Counter("fmcsa_notifier_deliveries_planned_total", "Deliveries made by matching rules")
+
+UNPLANNABLE = "unplannable"
+STORE_REFUSED = "store_refused"
+
+
+class Refused(Exception):
+    """One message can never be planned (see the module docstring); `reason` names why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def refusal(error: Exception) -> Refused | None:
+    """The `Refused` a planning error amounts to, or None when it is store trouble (try again)."""
+    if isinstance(error, Refused):
+        return error
+    if is_data_error(error):
+        return Refused(STORE_REFUSED, data_error_reason(error))
+    return None
 
 
 class Notifier:
@@ -108,7 +134,14 @@ class Notifier:
                 if isinstance(decoded, Undecodable):
                     continue  # the live consumer dead-letters it if it ever sees it
                 if isinstance(decoded.event, AlertRuleChanged | AlertRuleRemoved):
-                    await self._store.record_rule(item.seq, decoded.event)
+                    try:
+                        await self._store.record_rule(item.seq, decoded.event)
+                    except Exception as error:
+                        refused = refusal(error)
+                        if refused is None:
+                            raise
+                        log.warning("notifier_rule_refused", seq=item.seq, reason=refused.detail)
+                        continue  # not a rule; the live consumer dead-letters it if it sees it
                     count += 1
         return count
 
@@ -148,9 +181,13 @@ class Notifier:
             for msg in messages:
                 try:
                     ids = await self._plan(msg)
-                except Exception:  # our bug or the store: the message comes back after a pause
-                    log.exception("notifier_plan_failed", seq=msg.metadata.sequence.stream)
-                    await msg.nak(delay=5.0)
+                except Exception as error:
+                    refused = refusal(error)
+                    if refused is None:  # store trouble: the message comes back after a pause
+                        log.exception("notifier_plan_failed", seq=msg.metadata.sequence.stream)
+                        await msg.nak(delay=5.0)
+                    else:  # it would fail again: out of the way, with its reason
+                        await self._dead_letter(msg, refused.reason, refused.detail)
                     continue
                 if ids is None:
                     continue
@@ -168,17 +205,7 @@ class Notifier:
         decoded = decode(msg.headers, msg.data)
         seq = msg.metadata.sequence.stream
         if isinstance(decoded, Undecodable):
-            await dead_letter(
-                self._js,
-                service=SERVICE,
-                reason=decoded.reason.value,
-                detail=decoded.detail,
-                subject=msg.subject,
-                data=msg.data,
-                headers=msg.headers,
-                stream_seq=seq,
-            )
-            await msg.term()
+            await self._dead_letter(msg, decoded.reason.value, decoded.detail)
             return None
         event = decoded.event
         now = self._clock()
@@ -194,13 +221,12 @@ class Notifier:
                 )
                 return None
             case CarrierDataChanged():
-                planned = plan(
-                    event,
-                    event_id=decoded.envelope.event_id,
-                    seq=seq,
-                    history=await self._store.rule_history(),
-                    api_url=self._api_url,
-                )
+                history = await self._store.rule_history()
+                try:
+                    event_id = decoded.envelope.event_id
+                    planned = plan(event, event_id=event_id, seq=seq, history=history, api_url=self._api_url)
+                except Exception as error:  # pure: this message raises the same way every time
+                    raise Refused(UNPLANNABLE, f"{type(error).__name__}: {error}"[:300]) from None
                 await self._store.plan(
                     planned, change=event, event_id=decoded.envelope.event_id, seq=seq, now=now
                 )
@@ -221,6 +247,22 @@ class Notifier:
             await msg.ack()
             return None
         return ids
+
+    async def _dead_letter(self, msg: Msg, reason: str, detail: str) -> None:
+        """Store the message in the dead-letter stream with its reason, then terminate it."""
+        seq = msg.metadata.sequence.stream
+        log.warning("event_dead_lettered", seq=seq, subject=msg.subject, reason=reason, detail=detail)
+        await dead_letter(
+            self._js,
+            service=SERVICE,
+            reason=reason,
+            detail=detail,
+            subject=msg.subject,
+            data=msg.data,
+            headers=msg.headers,
+            stream_seq=seq,
+        )
+        await msg.term()
 
     async def _drive(self, msg: Msg, ids: list[str]) -> None:
         heartbeat = asyncio.create_task(self._keep_alive(msg))

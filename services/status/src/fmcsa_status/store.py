@@ -16,6 +16,14 @@ Guarantees:
 - Poison (undecodable or impossible content) advances the position and is counted; the live
   projector dead-letters it before the commit, so a crash never loses a dead letter (its id, derived
   from the stream sequence, makes a repeat harmless).
+- A data error never blocks the stream: when the database refuses a batch's write for a value
+  (`fmcsa_runtime.database.is_data_error`: a NUL in text, a number out of range...), or the fold
+  does (a time with no UTC value overflows), the batch is
+  bisected: each half is folded and written in its own transaction, a half that fails again is split
+  again, until the one event the database refuses is left; it is then written as poison (reason
+  `store_refused`, the database's message as detail): dead-lettered, counted, the position moved past
+  it. Store trouble (an outage, a lock) is not a data error and raises as before. A rebuild meets the
+  same refusals and so folds the same rows.
 - PostgreSQL: one batch is written while the next is folded (`apply` returns once the batch is handed
   to its writer task; the next `apply`, `flush` or `position` waits for that commit first). SQLite
   writes in place (see `fmcsa_status_view.database`).
@@ -32,6 +40,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
+import structlog
 from sqlalchemy import JSON, Boolean, Column, String, Table
 
 from fmcsa_events.decoder import Undecodable
@@ -46,6 +55,7 @@ from fmcsa_events.models import (
     SyncAttemptFailed,
     SyncRequested,
 )
+from fmcsa_runtime.database import data_error_reason, is_data_error
 from fmcsa_status.domain.fold import Fact, Loaded, PairKey, fold, settle
 from fmcsa_status.domain.state import Change, Company, DayCount, DayKey, Entry, Pair, Point, SyncState, Totals
 from fmcsa_status.stream import Delivered
@@ -65,12 +75,16 @@ from fmcsa_status_view.tables import (
     columns,
 )
 
+log = structlog.get_logger(__name__)
+
 DeadLetter = Callable[[Delivered, str, str], Awaitable[None]]
 """`(message, reason, detail)`: publish one dead letter and return after its PubAck."""
 
 Poison = tuple[Delivered, str, str]
 
 _CHUNK = 900  # keys per IN (...) list, below every driver's parameter limit
+STORE_REFUSED = "store_refused"
+"""The poison reason of an event whose rows the database refused (a data error)."""
 
 _POSITION = "SELECT seq FROM status_position WHERE id = 1"
 _START = "INSERT INTO status_position (id, seq, events, rejected) VALUES (1, 0, 0, 0)"
@@ -115,6 +129,15 @@ class Resync:
     """Nothing folded: the store is at `position`, not where the caller believed; read from there."""
 
     position: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """The batch whose write is in flight (PostgreSQL): what a data error in it needs to be bisected."""
+
+    fresh: list[Delivered]
+    believed: int
+    dead_letter: DeadLetter | None
 
 
 class _Refused(Exception):
@@ -223,7 +246,11 @@ class StatusStore:
         self._cached_changes: dict[str, Change] = {}  # by event id: changes this writer wrote
         self._absent_dots: set[str] = set()  # DOTs known to have no row yet
         self._writing: asyncio.Task[None] | None = None
+        self._pending: _Pending | None = None
         self._folded_to: int | None = None
+        self._in_place = False  # while bisecting: every write commits before the next fold
+        self._refusals: dict[int, str] = {}  # stream sequence -> why the database refused its rows
+        self._late_poison: list[Poison] = []  # refused in a write in flight; reported by the next apply
 
     @classmethod
     async def connect(cls, url: str, *, follow_pointer: bool = True, cache_rows: int = 50_000) -> StatusStore:
@@ -286,7 +313,8 @@ class StatusStore:
         try:
             prepared = await self._fold(fresh, believed)
             try:
-                await self._written()
+                if await self._written():  # the last batch was bisected: fold on what it left
+                    prepared = await self._fold(fresh, believed)
             except _Refused as refused:
                 return Resync(refused.position)
             db = await self._current()
@@ -299,18 +327,68 @@ class StatusStore:
             else:
                 self._evict(prepared)
                 poison = prepared.poison
-                if db.sqlite:
+                if db.sqlite or self._in_place:
                     await self._write(db, prepared, dead_letter)
                 else:  # PostgreSQL works while the next batch is folded
                     self._writing = asyncio.create_task(self._write(db, prepared, dead_letter))
+                    self._pending = _Pending(fresh, believed, dead_letter)
         except _Refused as refused:
             self._forget()
             return Resync(refused.position)
+        except Exception as error:
+            if not is_data_error(error):
+                self._forget()
+                raise
+            try:  # the fold refused it: the write in flight first (its rows are only in the cache)
+                await self._written()
+            except _Refused as refused:
+                self._forget()
+                return Resync(refused.position)
+            self._forget()
+            bisected = await self._bisect(fresh, believed, dead_letter, error)
+            if isinstance(bisected, Resync):
+                return bisected
+            poison = list(bisected.poison)
         except BaseException:
             self._forget()
             raise
         self._folded_to = fresh[-1].seq
+        if self._late_poison and not self._in_place:
+            poison, self._late_poison = self._late_poison + list(poison), []
         return Applied(fresh[-1].seq, len(fresh), tuple(poison))
+
+    async def _bisect(
+        self, fresh: list[Delivered], believed: int, dead_letter: DeadLetter | None, error: BaseException
+    ) -> Applied | Resync:
+        """The database refused a value of `fresh` (stream order, after `believed`): write each half in
+        its own transaction, split again a half that fails again, and write the one event left as
+        poison (`store_refused`). Returns what the halves did together; raises when even that fails.
+        """
+        if len(fresh) == 1 and fresh[0].seq in self._refusals:
+            raise error  # its write as poison failed too: see below
+        outer, self._in_place = self._in_place, True
+        try:
+            if len(fresh) == 1:
+                reason = data_error_reason(error)
+                log.warning("status_store_refused", seq=fresh[0].seq, subject=fresh[0].subject, reason=reason)
+                self._refusals[fresh[0].seq] = reason
+                try:
+                    return await self.apply(fresh, believed=believed, dead_letter=dead_letter)
+                except Exception as again:  # not even the position moves: store trouble after all
+                    raise RuntimeError(f"event {fresh[0].seq} is refused even as poison: {again!r}") from None
+            middle = len(fresh) // 2
+            position, events, poison = believed, 0, list[Poison]()
+            for half in (fresh[:middle], fresh[middle:]):
+                result = await self.apply(half, believed=position, dead_letter=dead_letter)
+                if isinstance(result, Resync):
+                    return result
+                position, events = result.position, events + result.events
+                poison += result.poison
+            return Applied(position, events, tuple(poison))
+        finally:
+            self._in_place = outer
+            if len(fresh) == 1:
+                self._refusals.pop(fresh[0].seq, None)
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[tuple[Session, int]]:
@@ -377,16 +455,29 @@ class StatusStore:
         self._absent_dots.clear()
         self._folded_to = None
 
-    async def _written(self) -> None:
-        """Wait for the write in flight; on failure forget the cache and raise."""
+    async def _written(self) -> bool:
+        """Wait for the write in flight; on failure forget the cache and raise, but a data error is
+        bisected (see `_bisect`): True then, the store is past that batch and the cache was refilled.
+        """
         writing, self._writing = self._writing, None
+        pending, self._pending = self._pending, None
         if writing is None:
-            return
+            return False
         try:
             await writing
+        except Exception as error:
+            self._forget()
+            if pending is None or not is_data_error(error):
+                raise
+            bisected = await self._bisect(pending.fresh, pending.believed, pending.dead_letter, error)
+            if isinstance(bisected, Resync):
+                raise _Refused(bisected.position) from None
+            self._late_poison += bisected.poison
+            return True
         except BaseException:
             self._forget()
             raise
+        return False
 
     async def _lock_position(self, session: Session, db: Database) -> int:
         # SQLite: BEGIN IMMEDIATE already holds the write lock
@@ -400,6 +491,8 @@ class StatusStore:
             decoded = delivered.decoded
             if isinstance(decoded, Undecodable):
                 poison.append((delivered, decoded.reason.value, decoded.detail))
+            elif delivered.seq in self._refusals:  # bisected down to this event: it is poison now
+                poison.append((delivered, STORE_REFUSED, self._refusals[delivered.seq]))
             else:
                 envelope = decoded.envelope
                 facts.append(Fact(decoded.event, envelope.event_id, envelope.occurred_at, delivered.seq))

@@ -5,6 +5,7 @@ so the page and the API cannot disagree; a refused input comes back as a message
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from litestar.response import Template
 from pydantic import ValidationError
 
 from fmcsa_alerts.deliveries import DeliveryStatus
-from fmcsa_events.models import ChangeKind
+from fmcsa_events.models import RULE_NAME_PATTERN, ChangeKind
 from fmcsa_gateway.alert_schemas import BacktestIn, PutAlertRule
 from fmcsa_gateway.alerts import AlertsDep, rule_out
 from fmcsa_gateway.auth import ADMIN, OPERATOR, VIEWER, Caller
@@ -116,6 +117,8 @@ class AlertPagesController(Controller):
     async def deliveries(
         self, alerts: AlertsDep, rule: FromQuery[str] = "", status: FromQuery[str] = ""
     ) -> Template:
+        if rule and re.fullmatch(RULE_NAME_PATTERN, rule) is None:
+            return _message("error", f"a rule name must match {RULE_NAME_PATTERN}", 422)
         wanted = DeliveryStatus(status) if status in {s.value for s in DeliveryStatus} else None
         items = await alerts.deliveries.recent(rule=rule or None, status=wanted, limit=50)
         destinations = await alerts.deliveries.destinations()

@@ -53,10 +53,13 @@ RuleName = Annotated[
 ]
 
 
-def checked_name(name: str) -> str:
+DELIVERY_ID_PATTERN = r"[0-9a-f]{32}"
+
+
+def checked_name(name: str, *, field: str = "path.name") -> str:
     if re.fullmatch(RULE_NAME_PATTERN, name) is None:
         reason = f"a rule name must match {RULE_NAME_PATTERN}"
-        raise ProblemError(422, reason, errors=[FieldError(field="path.name", reason=reason)])
+        raise ProblemError(422, reason, errors=[FieldError(field=field, reason=reason)])
     return name
 
 
@@ -138,7 +141,10 @@ async def run_backtest(alerts: Alerts, name: str, data: BacktestIn) -> Backtest:
 
 
 async def resend(alerts: Alerts, delivery_id: str, caller: Caller) -> ResendAccepted:
-    if re.fullmatch(r"[0-9a-f]{32}", delivery_id) is None or await alerts.deliveries.get(delivery_id) is None:
+    if (
+        re.fullmatch(DELIVERY_ID_PATTERN, delivery_id) is None
+        or await alerts.deliveries.get(delivery_id) is None
+    ):
         raise ProblemError(404, f"no delivery {delivery_id[:40]}")
     published = await alerts.bus.publish(
         WebhookResendRequested(delivery_id=delivery_id, requested_by=caller.subject)
@@ -236,6 +242,12 @@ class DeliveriesController(Controller):
                 raise ProblemError(
                     422, str(error), errors=[FieldError(field="query.dot", reason=str(error))]
                 ) from None
+        # only values a delivery can hold reach the store (a NUL is refused by PostgreSQL: a 500)
+        if rule is not None:
+            checked_name(rule, field="query.rule")
+        if before is not None and re.fullmatch(DELIVERY_ID_PATTERN, before) is None:
+            reason = "`before` is the `next_before` of a page: 32 hex digits"
+            raise ProblemError(422, reason, errors=[FieldError(field="query.before", reason=reason)])
         items = await alerts.deliveries.recent(
             rule=rule, dot=number, status=status, limit=limit, before=before
         )
@@ -248,7 +260,8 @@ class DeliveriesController(Controller):
         self, alerts: AlertsDep, delivery_id: Annotated[str, PathParameter(max_length=64)]
     ) -> DeliveryOut:
         """One delivery with every attempt."""
-        found = await alerts.deliveries.get(delivery_id)
+        valid = re.fullmatch(DELIVERY_ID_PATTERN, delivery_id) is not None
+        found = await alerts.deliveries.get(delivery_id) if valid else None
         if found is None:
             raise ProblemError(404, f"no delivery {delivery_id[:40]}")
         return delivery_out(found)
