@@ -5,6 +5,7 @@ so the page and the API cannot disagree; a refused input comes back as a message
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from litestar.response import Template
 from pydantic import ValidationError
 
 from fmcsa_alerts.deliveries import DeliveryStatus
-from fmcsa_events.models import ChangeKind
+from fmcsa_events.models import RULE_NAME_PATTERN, ChangeKind
 from fmcsa_gateway.alert_schemas import BacktestIn, PutAlertRule
 from fmcsa_gateway.alerts import AlertsDep, rule_out
 from fmcsa_gateway.auth import ADMIN, OPERATOR, VIEWER, Caller
@@ -22,6 +23,7 @@ from fmcsa_gateway.problems import ProblemError
 from fmcsa_gateway.routes.alerts import put_rule, resend, run_backtest
 
 KINDS = [kind.value for kind in ChangeKind]
+RULES_PAGE_SIZE = 25
 
 
 def _text(form: Any, name: str) -> str:
@@ -75,12 +77,19 @@ class AlertPagesController(Controller):
     include_in_schema = False
 
     @get("/alerts", guards=[VIEWER])
-    async def rules(self, alerts: AlertsDep) -> Template:
-        rules = [rule_out(rule) for rule in await alerts.rules()]
+    async def rules(self, alerts: AlertsDep, cursor: FromQuery[str | None] = None) -> Template:
+        if cursor is not None and re.fullmatch(RULE_NAME_PATTERN, cursor) is None:
+            return _message("error", "that page of rules does not exist", 422)
+        found, next_cursor = await alerts.rules(limit=RULES_PAGE_SIZE, after=cursor)
         since = (alerts.clock() - timedelta(days=1)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
-        return Template(
-            template_name="fragments/alerts.html", context={"rules": rules, "kinds": KINDS, "since": since}
-        )
+        context = {
+            "rules": [rule_out(rule) for rule in found],
+            "kinds": KINDS,
+            "since": since,
+            "next_cursor": next_cursor,
+            "paged": cursor is not None,
+        }
+        return Template(template_name="fragments/alerts.html", context=context)
 
     @put("/alerts/{name:str}", guards=[ADMIN], status_code=200)
     async def save(
