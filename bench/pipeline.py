@@ -48,6 +48,7 @@ async def run(ctx: Context) -> None:
         "FMCSA_LOG_LEVEL": "WARNING",
         "FMCSA_LOG_JSON": "true",
         "FMCSA_GATEWAY_REQUEST_DEADLINE_S": "900",
+        "FMCSA_GATEWAY_TRIGGER_PER_MINUTE": "100000",  # trigger-to-visible samples one after another
     }
     for source in SOURCES:
         upper = source.upper()

@@ -107,6 +107,7 @@ def service_env(secret: Secrets, **extra: str) -> dict[str, str]:
         "FMCSA_LOG_JSON": "true",
         "FMCSA_SOURCE_ACK_WAIT_S": "3",  # a killed source's messages come back after 3 s, not 60
         "FMCSA_JWT_SECRET": secret.jwt,
+        "FMCSA_GATEWAY_TRIGGER_PER_MINUTE": "100000",  # R1 triggers every 0.5 s throughout its chaos
         "FMCSA_SANDBOX_QCMOBILE_WEB_KEY": secret.web_key,
         "FMCSA_SANDBOX_SOCRATA_APP_TOKEN": secret.app_token,
         "FMCSA_SANDBOX_SAFERWEB_API_KEY": secret.api_key,

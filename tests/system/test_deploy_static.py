@@ -5,11 +5,13 @@ workspace service has no Dockerfile or compose entry, an image names a package t
 runs a script its package does not declare, a compose or image environment variable is no setting of
 that service (settings classes are read at test time), a secret is written into a file, a service that
 scales has a fixed container name or host port, a healthcheck probes a port the image does not serve,
-a database URL points elsewhere than the compose PostgreSQL, the cluster profile is not three nodes with
-three replicas, or a compose variable is undocumented; and for the bus: deploy/nats/authorization.conf
-is not what `fmcsa_events.permissions.render_authorization` makes, a NATS config does not include it, a
-service does not connect as its own user with its own password only, or the cluster profile runs
-without TLS between its nodes and to its clients.
+a database URL points elsewhere than the compose PostgreSQL, a service connects as the superuser or as
+another service's role (or a role deploy/postgres/init.sql does not create, or with another role's
+password), a database is not owned by the one service that writes it, the gateway's role may write (issue
+20), the cluster profile is not three nodes with three replicas, or a compose variable is undocumented;
+and for the bus: deploy/nats/authorization.conf is not what `fmcsa_events.permissions.render_authorization`
+makes, a NATS config does not include it, a service does not connect as its own user with its own password
+only, or the cluster profile runs without TLS between its nodes and to its clients.
 
 Every check returns its problems as sentences; the tests at the end feed each check a broken copy of
 the real files and require it to name the break, so a check that passes vacuously fails the build.
@@ -806,6 +808,78 @@ def check_databases(d: Deployment) -> list[str]:
     return problems
 
 
+WRITE_PRIVILEGES = re.compile(
+    r"\b(ALL|INSERT|UPDATE|DELETE|TRUNCATE|CREATE|TEMP|TEMPORARY|REFERENCES|TRIGGER)\b", re.IGNORECASE
+)
+
+
+def _database_urls(d: Deployment) -> Iterator[tuple[str, str, str]]:
+    """(service, settings field, URL) of every PostgreSQL URL a compose service is given."""
+    for service, folder in d.built_from().items():
+        member = d.member_at(folder)
+        known = d.settings.get(member.name) if member else None
+        if not isinstance(known, dict):
+            continue
+        for key, value in d.environment(service).items():
+            setting = known.get(key)
+            if setting and setting.field.endswith("database_url") and value:
+                yield service, setting.field, value
+
+
+def check_database_roles(d: Deployment) -> list[str]:
+    """One PostgreSQL role per service: its own database owned by it, the readers' read only."""
+    problems = []
+    init = d.postgres_init
+    superuser = str((d.services().get("postgres", {}).get("environment") or {}).get("POSTGRES_USER", ""))
+    roles = set(re.findall(r"CREATE ROLE\s+(\w+)\s+LOGIN", init, re.IGNORECASE))
+    owners = dict(
+        (db, owner) for db, owner in re.findall(r"CREATE DATABASE\s+(\w+)\s+OWNER\s+(\w+)", init, re.I)
+    )
+    role_of: dict[str, str] = {}
+    readers: dict[str, set[str]] = {}  # role -> the databases it reads
+    postgres_env = d.environment("postgres") if "postgres" in d.services() else {}
+    for service, field_name, url in _database_urls(d):
+        parts = urlsplit(url.replace("${", "").replace("}", ""))
+        user, database = parts.username or "", parts.path.lstrip("/")
+        if user == superuser:
+            problems.append(f"{service}: {field_name} connects as the superuser role {superuser}")
+            continue
+        if user not in roles:
+            problems.append(f"{service}: {field_name} connects as {user!r}, a role init.sql does not create")
+        password = REFERENCE.search(url.split("@", 1)[0])
+        expected = f"POSTGRES_{user.upper()}_PASSWORD"
+        if password is None or password.group("name") != expected:
+            problems.append(
+                f"{service}: {field_name} must use the {user} role's own password ${{{expected}}}"
+            )
+        elif expected not in postgres_env:
+            problems.append(f"postgres: {expected} is not passed to the server, so role {user} has none")
+        if role_of.setdefault(service, user) != user:
+            problems.append(f"{service}: connects as two roles ({role_of[service]}, {user})")
+        if field_name == "database_url":  # the service's own store: it writes, it owns
+            if owners.get(database) != user:
+                problems.append(f"{service}: database {database} is not owned by its role {user}")
+        else:  # another service's store: read only
+            readers.setdefault(user, set()).add(database)
+            if owners.get(database) == user:
+                problems.append(f"{service}: reads {database} but its role {user} owns it")
+    shared = {r for r in role_of.values() if list(role_of.values()).count(r) > 1}
+    for role in sorted(shared):
+        problems.append(f"role {role} is shared by {sorted(s for s, r in role_of.items() if r == role)}")
+    for role in sorted(readers):
+        for grant in re.findall(rf"GRANT\s+(.+?)\s+TO\s+{role}\b", init, re.IGNORECASE):
+            if WRITE_PRIVILEGES.search(grant.split(" ON ", 1)[0]):
+                problems.append(f"the {role} role may write: GRANT {grant.strip()} TO {role}")
+        if re.search(rf"OWNER\s+{role}\b", init, re.IGNORECASE):
+            problems.append(f"the {role} role owns a database, so it may write")
+        read_only = re.findall(
+            rf"ALTER ROLE\s+{role}\s+IN DATABASE\s+(\w+)\s+SET default_transaction_read_only\s*=\s*on", init
+        )
+        for database in sorted(readers[role] - set(read_only)):
+            problems.append(f"the {role} role's sessions in {database} are not read only by default")
+    return problems
+
+
 def check_documented(d: Deployment) -> list[str]:
     problems = []
     every = {name for s in d.settings.values() if isinstance(s, dict) for name in s}
@@ -837,6 +911,7 @@ CHECKS: list[Check] = [
     check_bus_users,
     check_sandbox_profile,
     check_databases,
+    check_database_roles,
     check_documented,
 ]
 
@@ -887,6 +962,7 @@ def _mutated(d: Deployment, change: Callable[[Deployment], None]) -> Deployment:
         dockerfiles=dict(d.dockerfiles),
         env_files=copy.deepcopy(d.env_files),
         nats_configs=dict(d.nats_configs),
+        postgres_init=d.postgres_init,
     )
     change(broken)
     return broken
@@ -929,6 +1005,14 @@ def _set_nats_config(mode: str, old: str, new: str) -> Callable[[Deployment], No
             return
         assert old in d.nats_configs[mode]
         d.nats_configs[mode] = d.nats_configs[mode].replace(old, new)
+
+    return change
+
+
+def _edit_postgres_init(old: str, new: str) -> Callable[[Deployment], None]:
+    def change(d: Deployment) -> None:
+        assert old in d.postgres_init
+        d.postgres_init = d.postgres_init.replace(old, new)
 
     return change
 
@@ -1032,6 +1116,47 @@ BREAKS: dict[str, tuple[Callable[[Deployment], None], str]] = {
     "cluster routes without verified TLS": (
         _set_nats_config("cluster", "verify: true", "verify: false"),
         "(verified) for routes",
+    ),
+    "a service on the superuser role": (
+        _set_env(
+            "csa", "FMCSA_CSA_DATABASE_URL", "postgresql://fmcsa:${POSTGRES_PASSWORD}@postgres:5432/fmcsa_csa"
+        ),
+        "connects as the superuser",
+    ),
+    "a role shared by two services": (
+        _set_env(
+            "violations",
+            "FMCSA_VIOLATIONS_DATABASE_URL",
+            "postgresql://csa:${POSTGRES_CSA_PASSWORD}@postgres:5432/fmcsa_violations",
+        ),
+        "is shared by",
+    ),
+    "another role's password": (
+        _set_env(
+            "gateway",
+            "FMCSA_GATEWAY_STATUS_DATABASE_URL",
+            "postgresql://gateway:${POSTGRES_STATUS_PASSWORD}@postgres:5432/fmcsa_status",
+        ),
+        "own password",
+    ),
+    "a database owned by another role": (
+        _edit_postgres_init(
+            "CREATE DATABASE fmcsa_notifier OWNER notifier", "CREATE DATABASE fmcsa_notifier OWNER csa"
+        ),
+        "is not owned by its role notifier",
+    ),
+    "a gateway that may write": (
+        _edit_postgres_init(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE status GRANT SELECT ON TABLES TO gateway",
+            "ALTER DEFAULT PRIVILEGES FOR ROLE status GRANT SELECT, INSERT ON TABLES TO gateway",
+        ),
+        "the gateway role may write",
+    ),
+    "a gateway session that is not read only": (
+        _edit_postgres_init(
+            "ALTER ROLE gateway IN DATABASE fmcsa_notifier SET default_transaction_read_only = on;", ""
+        ),
+        "not read only by default",
     ),
     "an undocumented variable": (
         _set_key("gateway", "image", "${SOME_UNDOCUMENTED_VAR}/gateway"),

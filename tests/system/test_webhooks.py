@@ -34,6 +34,7 @@ DOTS = ["99700001", "99700003"]
 ENV = {
     "FMCSA_JWT_SECRET": SECRET,
     "FMCSA_SCHEDULER_ENABLED": "false",
+    "FMCSA_GATEWAY_TRIGGER_PER_MINUTE": "100000",  # retries a 409 every 20 ms: not what the limit is for
     "FMCSA_CSA_RATE_PER_S": "50",
     "FMCSA_VIOLATIONS_RATE_PER_S": "50",
     "FMCSA_INSPECTIONS_RATE_PER_S": "50",

@@ -3,12 +3,16 @@
 `sqlite:///path` (the embedded default) and `postgresql://user@host/db` (production) are accepted as
 users write them; the async drivers (aiosqlite, asyncpg) are chosen here. A `search_path` query
 parameter on a PostgreSQL URL selects a schema (the tests give each test its own).
-SQLite runs in WAL mode with a busy timeout, so one writer and many readers share a file.
+SQLite runs in WAL mode with a busy timeout, so one writer and many readers share a file. A SQLite file
+is private to the service's user: `private_sqlite_file` creates its folder 0700 (when it creates it) and
+the file 0600 before SQLite opens it; SQLite gives its -wal and -shm files the database file's mode.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -35,6 +39,23 @@ def async_url(url: str) -> tuple[URL, dict[str, Any]]:
     return parsed, connect_args
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Make `path` ready for SQLite, readable by this user only: a missing folder is created 0700 (one
+    that exists is the operator's to set), a missing file is created empty with mode 0600, and an
+    existing file of this user's that is open to others is narrowed to 0600.
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode passes through the umask
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        found = os.stat(path)
+        if found.st_mode & 0o077 and found.st_uid == os.getuid():  # a reader may not own the file
+            os.chmod(path, 0o600)
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -42,10 +63,8 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url` (see the module docstring); extra kwargs go to SQLAlchemy."""
     parsed, connect_args = async_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        from pathlib import Path
-
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        private_sqlite_file(Path(parsed.database))
     engine = create_async_engine(parsed, connect_args=connect_args, **kwargs)
     if parsed.get_backend_name() == "sqlite":
 

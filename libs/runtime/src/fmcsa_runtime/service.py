@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -115,8 +116,9 @@ def run(app: AsgiFastStream, settings: ServiceSettings) -> None:
     serve(app, host=settings.http_host, port=settings.http_port, grace_s=settings.grace_s)
 
 
-def serve(app: Any, *, host: str, port: int, grace_s: float) -> None:
+def serve(app: Any, *, host: str, port: int, grace_s: float, **options: Any) -> None:
     """Run an ASGI app under uvicorn until SIGTERM or SIGINT, stop gracefully, and return (exit 0).
+    `options` go to `uvicorn.Config` as they are (the gateway's timeouts and limits).
 
     uvicorn re-raises the signal it caught once it has shut down, so that the default handler kills
     the process (exit -15). A graceful stop is a success here: the re-raised signal meets a handler
@@ -124,6 +126,7 @@ def serve(app: Any, *, host: str, port: int, grace_s: float) -> None:
     """
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stopped_already)
+    os.umask(0o077)  # whatever the service writes (SQLite stores, spools) is its user's only
     config = uvicorn.Config(
         app,
         host=host,
@@ -132,6 +135,7 @@ def serve(app: Any, *, host: str, port: int, grace_s: float) -> None:
         access_log=False,
         log_config=None,  # keep the structlog handlers configure_logging installed
         lifespan="on",
+        **options,
     )
     asyncio.run(uvicorn.Server(config).serve())
 

@@ -18,7 +18,9 @@ ISSUER = "fmcsa-sync"
 ALGORITHM = "HS256"
 _REQUIRED = ("sub", "role", "iss", "iat", "exp")
 LEEWAY_S = 30
-"""Clock skew tolerated between the host that minted a token and the one that verifies it."""
+"""Clock skew tolerated between the host that minted a token and the one that verifies it, for the issue
+time only: a token is expired from its `exp` on, with no grace (the gateway answers 401, never a stale yes).
+"""
 
 
 class Role(StrEnum):
@@ -69,7 +71,7 @@ def verify(secret: str, token: str, *, now: datetime | None = None) -> Claims:
     """The claims of a token `mint` made with the same secret, or `InvalidToken` with the reason.
 
     Refuses any algorithm but HS256 (so `none` and key-confusion tricks fail), another issuer, an
-    expired token or one issued in the future (both beyond `LEEWAY_S`), a missing or empty subject,
+    expired token (from `exp` on), one issued in the future (beyond `LEEWAY_S`), a missing or empty subject,
     and a role outside viewer, operator, admin. Never returns partial claims.
     """
     checked_at = now or datetime.now(UTC)
@@ -102,10 +104,9 @@ def verify(secret: str, token: str, *, now: datetime | None = None) -> Claims:
         issued_at, expires_at = _instant(iat), _instant(exp)
     except (TypeError, ValueError, OverflowError, OSError):
         raise InvalidToken("token refused: iat and exp must be numeric dates") from None
-    leeway = timedelta(seconds=LEEWAY_S)
-    if expires_at + leeway <= checked_at:
+    if expires_at <= checked_at:
         raise InvalidToken("token refused: it has expired")
-    if issued_at - leeway > checked_at:
+    if issued_at - timedelta(seconds=LEEWAY_S) > checked_at:
         raise InvalidToken("token refused: it was issued in the future")
     return Claims(subject=subject, role=claimed_role, issued_at=issued_at, expires_at=expires_at)
 

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
-from fmcsa_runtime.database import create_engine, is_sqlite
+from fmcsa_runtime.database import create_engine, is_sqlite, private_sqlite_file
 
 WRITER_CACHE_KIB = 256 * 1024
 """SQLite page cache of the writer: a batch touches rows all over the sync log (request ids are
@@ -119,7 +119,7 @@ class SqliteDatabase:
         self._disposed = False
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(self.path)
         connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA busy_timeout=30000")
         if self._writer:  # WAL is kept in the file: readers find it set by the writer

@@ -102,6 +102,25 @@ class StatusView:
 
         return await self._run(work, None)
 
+    async def registered_among(self, dots: Sequence[str]) -> set[str]:
+        """Those of `dots` (canonical DOT numbers) that are registered and not removed since.
+
+        Raises `InvalidDotNumber` for a value that is not 1-8 digits.
+        """
+        numbers = sorted({int(parse_dot(dot)) for dot in dots})
+        found: set[str] = set()
+        for start in range(0, len(numbers), 500):  # within every driver's limit of bound parameters
+            chunk = numbers[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT dot FROM status_company WHERE active = ? AND dot IN ({marks})"
+
+            async def work(session: Session, sql: str = sql, chunk: list[int] = chunk) -> list[Any]:
+                return list(await session.fetch(sql, [True, *chunk]))
+
+            rows: list[Any] = await self._run(work, [])
+            found.update(str(row[0]) for row in rows)
+        return found
+
     async def last_scheduled_requests(
         self, dot: str, sources: Iterable[SourceKey | str]
     ) -> dict[SourceKey, datetime]:

@@ -74,6 +74,8 @@ class AlertRule(_Answer):
 
 
 class AlertRules(_Answer):
+    limit: int = Field(description="Most rules in this page.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
     items: list[AlertRule]
 
 

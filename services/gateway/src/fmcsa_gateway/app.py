@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.connection import Request
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import ScopeType
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -27,13 +28,14 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from litestar.types import ASGIApp
 
 from fmcsa_events.bus import Bus, utc_now
 from fmcsa_events.models import ScheduleChanged
 from fmcsa_events.topology import INFLIGHT_BUCKET, STATE_BUCKET, declare
 from fmcsa_gateway.alerts import alerts_lifespan, provide_alerts
 from fmcsa_gateway.asyncapi import asyncapi_document
-from fmcsa_gateway.auth import build_auth
+from fmcsa_gateway.auth import Caller, build_auth
 from fmcsa_gateway.bus_state import ScheduleCache, current_schedules
 from fmcsa_gateway.commands import Commands
 from fmcsa_gateway.live import Change, LiveFeed
@@ -42,12 +44,13 @@ from fmcsa_gateway.problems import EXCEPTION_HANDLERS
 from fmcsa_gateway.routes.alert_pages import AlertPagesController
 from fmcsa_gateway.routes.alerts import AlertRulesController, DeliveriesController
 from fmcsa_gateway.routes.changes import ChangesController
-from fmcsa_gateway.routes.companies import CompaniesController
+from fmcsa_gateway.routes.companies import CompaniesController, ImportController
 from fmcsa_gateway.routes.events import EventsController
 from fmcsa_gateway.routes.pages import PagesController
 from fmcsa_gateway.routes.schedules import SchedulesController
 from fmcsa_gateway.routes.sync import SyncController
 from fmcsa_gateway.routes.system import MetricsController, asyncapi, health, ready
+from fmcsa_gateway.security import RefuseMalformedTargets, security_headers
 from fmcsa_gateway.settings import Settings
 from fmcsa_runtime.service import connect_nats
 from fmcsa_status_view.query import StatusView
@@ -78,6 +81,40 @@ class TemplatePathMetrics(PrometheusMiddleware):
             "status_code": 200,
             "app_name": self._config.app_name,
         }
+
+
+class SwaggerFromFile(SwaggerRenderPlugin):
+    """Litestar's Swagger UI page, started by `static/swagger-init.js` instead of an inline script (the
+    Content Security Policy allows scripts from files only); it loads the spec from /schema/openapi.json.
+    """
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        title = str(openapi_schema["info"]["title"]).replace("<", "&lt;")
+        return f"""<!DOCTYPE html><html><head><title>{title}</title>{self.favicon}
+<meta charset="utf-8"/><meta name="viewport" content="width=device-width, initial-scale=1">
+<link href="{self.css_url}" rel="stylesheet">
+<script src="{self.js_url}"></script>
+<script src="{self.standalone_preset_js_url}"></script>
+<script src="/static/swagger-init.js"></script>
+</head><body><div id="swagger-container"></div></body></html>""".encode()
+
+
+class GatewayApp(Litestar):
+    """Litestar with `RefuseMalformedTargets` around its ASGI handler: a path no route could hold is a
+    400 before routing (inside the `before_send` hooks, so it carries the security headers too).
+    """
+
+    def _create_asgi_handler(self) -> ASGIApp:
+        return RefuseMalformedTargets(super()._create_asgi_handler())
+
+
+def _trigger_subject(request: Request[Any, Any, Any]) -> str:
+    user = request.scope.get("user")
+    return f"subject:{user.subject}" if isinstance(user, Caller) else "anonymous"
+
+
+async def _is_trigger(request: Request[Any, Any, Any]) -> bool:
+    return bool(request.route_handler.opt.get("trigger"))
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Litestar:
@@ -145,7 +182,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         "The bus's AsyncAPI document is at /asyncapi.json.",
         path="/schema",
         render_plugins=[
-            SwaggerRenderPlugin(
+            SwaggerFromFile(
                 path="/",
                 js_url=f"{SWAGGER}/swagger-ui-bundle.js",
                 css_url=f"{SWAGGER}/swagger-ui.css",
@@ -159,13 +196,23 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             }
         ),
     )
-    return Litestar(
+    # manual triggers (API and page, one budget): per token subject, checked before the handler runs
+    trigger_rate = RateLimitConfig(
+        rate_limit=("minute", settings.trigger_per_minute),
+        identifier_for_request=_trigger_subject,
+        check_throttle_handler=_is_trigger,
+    )
+    return GatewayApp(
         route_handlers=[
             health,
             ready,
             asyncapi,
             MetricsController,
             CompaniesController,
+            # the import alone may send a large body; every other route has request_max_body_size below
+            Router(
+                path="/", route_handlers=[ImportController], request_max_body_size=settings.import_max_bytes
+            ),
             ChangesController,
             SyncController,
             SchedulesController,
@@ -193,11 +240,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             "alerts": Provide(provide_alerts, sync_to_thread=False),
         },
         on_app_init=[auth.on_app_init],
-        middleware=[prometheus.middleware],
+        middleware=[prometheus.middleware, trigger_rate.middleware],
+        before_send=[security_headers],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]  # Litestar's handler map is invariant
         openapi_config=openapi,
         template_config=TemplateConfig(directory=PACKAGE / "templates", engine=JinjaTemplateEngine),
         state=State({"asyncapi": asyncapi_document(nats_url=settings.nats_url, version=_version())}),
-        request_max_body_size=settings.import_max_bytes,
+        request_max_body_size=settings.request_max_bytes,
         logging_config=None,
     )

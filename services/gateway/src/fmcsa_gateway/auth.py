@@ -1,15 +1,19 @@
 """Who may call what: Litestar's JWT auth over the tokens `fmcsa_runtime.tokens` mints, and role guards.
 
-- A request is authenticated by `Authorization: Bearer <token>`. Safe methods (GET, HEAD) may carry the
-  token in the `fmcsa_token` cookie instead: the admin page's EventSource cannot set headers. A cookie
-  never authenticates a mutating request, so a cross-site form cannot act with a signed-in browser.
+- A request is authenticated by `Authorization: Bearer <token>`. Only the live stream (`GET /api/events`)
+  may carry the token in the `fmcsa_token` cookie instead: the admin page's EventSource cannot set
+  headers. The page never writes that cookie: `POST /ui/session` (with the bearer header) sets it
+  `HttpOnly; Secure; SameSite=Strict; Path=/api/events` for the token's remaining lifetime, so no script
+  can read it and the browser sends it nowhere else. A cookie never authenticates any other request,
+  so a cross-site form cannot act with a signed-in browser.
 - Verification is `fmcsa_runtime.tokens.verify` (HS256, issuer, expiry, a known role, a subject): one
   definition for the CLI that mints and the gateway that checks. `VerifiedTokens` keeps a token's
   claims after its first successful verification (at most `TOKEN_CACHE_TTL_S`, at most
   `TOKEN_CACHE_SIZE` tokens, keyed by the token and the secret it was verified with), so a reader's
   repeated GETs skip the HMAC and claim checks; expiry is checked again on every use by the same rule
   as `verify`, and a refused token is never kept.
-- No token or a bad one: 401 with `WWW-Authenticate: Bearer`. A valid token of a lower role than the
+- No token, a bad one or an expired one (from its `exp` on): 401 with `WWW-Authenticate: Bearer`. A
+  valid token of a lower role than the
   route needs: 403. Roles are ordered viewer < operator (+ trigger) < admin (+ companies, schedules).
 """
 
@@ -20,23 +24,29 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Self
 
 import structlog
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    ImproperlyConfiguredException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+)
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.authentication import AuthenticationResult
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 from litestar.types import Guard
 
 from fmcsa_gateway.settings import Settings
-from fmcsa_runtime.tokens import ALGORITHM, LEEWAY_S, Claims, InvalidToken, Role, verify
+from fmcsa_runtime.tokens import ALGORITHM, Claims, InvalidToken, Role, verify
 
 log = structlog.get_logger(__name__)
 
 TOKEN_COOKIE = "fmcsa_token"
+COOKIE_PATH = "/api/events"
+"""The only path whose requests the cookie authenticates (and the only one the browser sends it to)."""
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 PUBLIC_PATHS = [
@@ -65,8 +75,6 @@ TOKEN_CACHE_SIZE = 1024
 TOKEN_CACHE_TTL_S = 60.0
 """Longest a verified token is kept before it is verified again from scratch."""
 
-_LEEWAY = timedelta(seconds=LEEWAY_S)
-
 
 class VerifiedTokens:
     """Claims of tokens that `verify` accepted recently, keyed by the token (and the secret it was
@@ -74,7 +82,7 @@ class VerifiedTokens:
 
     - Bounded: at most `max_size` tokens (least recently used evicted) and each for at most `ttl_s`
       (monotonic clock), after which it is verified again.
-    - Expiry still holds: every use checks `expires_at` with `verify`'s rule (`LEEWAY_S` of skew), so
+    - Expiry still holds: every use checks `expires_at` with `verify`'s rule (expired from `exp` on), so
       a kept token stops working at the same moment it would without the cache, and is dropped.
       The issue time needs no second look: a token not issued in the future stays so.
     - Only accepted tokens are kept: a refused, tampered or differently signed token is verified (and
@@ -108,7 +116,7 @@ class VerifiedTokens:
         if entry is not None:
             kept_secret, claims, until = entry
             if moment < until and kept_secret == secret:  # both are the server's own secrets
-                if claims.expires_at + _LEEWAY <= checked_at:
+                if claims.expires_at <= checked_at:
                     del self._entries[token]
                     raise InvalidToken("token refused: it has expired")
                 self._entries.move_to_end(token)
@@ -153,19 +161,32 @@ class RoleToken(Token):
             raise NotAuthorizedException(str(error), headers={"WWW-Authenticate": "Bearer"}) from None
         # Litestar's Token refuses an `iat` in the future; verify already allowed a small clock skew.
         issued = min(claims.issued_at, datetime.now(UTC))
-        return cls(
-            exp=claims.expires_at, sub=claims.subject, iat=issued, iss="fmcsa-sync", role=claims.role.value
-        )
+        try:
+            return cls(
+                exp=claims.expires_at,
+                sub=claims.subject,
+                iat=issued,
+                iss="fmcsa-sync",
+                role=claims.role.value,
+            )
+        except ImproperlyConfiguredException:  # it expired between verify and here (Token checks exp too)
+            raise NotAuthorizedException(
+                "token refused: it has expired", headers={"WWW-Authenticate": "Bearer"}
+            ) from None
 
 
 class BearerOrReadCookieMiddleware(JWTAuthenticationMiddleware):
-    """The bearer header for every method; the `fmcsa_token` cookie for GET and HEAD only."""
+    """The bearer header for every request; the `fmcsa_token` cookie for a GET of the live stream only."""
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         scheme, _, encoded = connection.headers.get(self.auth_header, "").partition(" ")
-        if not encoded and connection.scope.get("method") in SAFE_METHODS:
+        if (
+            not encoded
+            and connection.scope.get("method") in SAFE_METHODS
+            and connection.scope["path"] == COOKIE_PATH
+        ):
             scheme, encoded = "Bearer", connection.cookies.get(TOKEN_COOKIE, "")
         if not encoded or scheme.lower() != "bearer":
             raise NotAuthorizedException(

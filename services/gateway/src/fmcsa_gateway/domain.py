@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
 
+import msgspec
 from croniter import CroniterError, croniter  # type: ignore[import-untyped]  # croniter ships no type hints
 
 from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
@@ -109,6 +110,55 @@ def plan_import(
     return ImportPlan(accepted=accepted, duplicate=duplicate, invalid=invalid)
 
 
+class _JsonRow(msgspec.Struct):
+    """An object item of a JSON import; other keys are skipped unread (never built into a dict)."""
+
+    dot_number: object = None
+    dot: object = None
+    name: object = None
+
+
+JSON_VALUES_PER_ROW = 8
+"""A JSON import row is `"123"` or `{"dot_number": "123", "name": "..."}`: about three values with the
+separators; eight leaves room for commas in names without letting a body expand beyond a few per row."""
+_JSON_IMPORT = msgspec.json.Decoder(list[int | float | str | bool | _JsonRow | None])
+"""A JSON import is a flat list: an item that is itself a list is refused with its place, not expanded."""
+
+
+def json_import_rows(body: bytes, *, max_rows: int) -> list[tuple[int, object, object]]:
+    """The rows `(index, dot, name)` of a JSON import body, or `ImportRefused` with the reason (not
+    JSON, not a flat list of DOTs or objects, nested too deeply, a number beyond 64 bits). msgspec
+    builds only the kinds of items an import has (an array item is refused, not built; an object's
+    other keys are skipped); CPU-bound on a large body, so callers run it off the event loop.
+    """
+    # Every JSON value but the first of a container follows a comma, and every container opens with a
+    # bracket: so commas plus brackets (plus one) bound what decoding can build, counted at memchr speed
+    # before anything is built (brackets and commas inside strings only raise the count: safe).
+    values = body.count(b",") + body.count(b"[") + body.count(b"{")
+    if values > JSON_VALUES_PER_ROW * max_rows:
+        raise ImportRefused(
+            f"an import has at most {max_rows} rows, and a JSON one at most {JSON_VALUES_PER_ROW} values "
+            f"a row: this one holds up to {values} (send CSV, or split it)"
+        )
+    try:
+        items = _JSON_IMPORT.decode(body)
+    except msgspec.ValidationError as error:
+        raise ImportRefused(
+            f"a JSON import is a list of DOT numbers or of {{dot_number, name}} objects: {str(error)[:160]}"
+        ) from None
+    except (msgspec.DecodeError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:120]
+        raise ImportRefused(f"the body is not JSON: {reason}") from None
+    if len(items) > max_rows:  # before a row is built for any of them
+        raise ImportRefused(f"an import has at most {max_rows} rows")
+    return [
+        (index, item.dot if item.dot_number is None else item.dot_number, item.name)
+        if isinstance(item, _JsonRow)
+        else (index, item, None)
+        for index, item in enumerate(items, start=1)
+    ]
+
+
 def json_rows(document: object) -> list[tuple[int, object, object]]:
     """Rows of a JSON import: a list whose items are a DOT (string or number) or `{dot_number, name?}`."""
     if not isinstance(document, list):
@@ -116,7 +166,8 @@ def json_rows(document: object) -> list[tuple[int, object, object]]:
     rows: list[tuple[int, object, object]] = []
     for index, item in enumerate(document, start=1):
         if isinstance(item, dict):
-            rows.append((index, item.get("dot_number", item.get("dot")), item.get("name")))
+            dot = item.get("dot_number")
+            rows.append((index, item.get("dot") if dot is None else dot, item.get("name")))
         else:
             rows.append((index, item, None))
     return rows

@@ -1,12 +1,17 @@
 """Every error the gateway answers is an RFC 9457 problem (`application/problem+json`) with a reason.
 
 Litestar answers a bad parameter or body with 400; here it is 422 (the request was understood but its
-content is refused), with `errors: [{field, reason}]`. An exception nobody expected is a 500 problem
-that names no internals; it is logged with its traceback and counted, never passed to the client.
+content is refused), with `errors: [{field, reason}]`. A body nested too deeply for the decoder
+(`RecursionError`, e.g. 100,000 nested arrays) is a 400. An exception nobody expected is a 500 problem
+that names no internals; it is counted (`fmcsa_gateway_unexpected_errors_total`), never passed to the
+client, and logged at most `TRACEBACKS_PER_MINUTE` times a minute (the next line says how many were
+not): with its traceback for an authenticated caller, as one short line for an anonymous request, so
+nobody can fill the log, and nobody without a token can write a traceback to it.
 """
 
 from __future__ import annotations
 
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -97,14 +102,55 @@ def on_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> 
     return problem_response(request, status, error.detail, headers=error.headers)
 
 
+TRACEBACKS_PER_MINUTE = 10
+
+
+class LogBudget:
+    """At most `per_minute` grants in any minute (a fixed window on the monotonic clock); counts the
+    refusals so the next grant can say how many were shortened.
+    """
+
+    def __init__(self, per_minute: int, *, monotonic: Any = time.monotonic) -> None:
+        self._per_minute = per_minute
+        self._monotonic = monotonic
+        self._window = -1
+        self._used = 0
+        self.suppressed = 0
+
+    def take(self) -> bool:
+        window = int(self._monotonic() // 60)
+        if window != self._window:
+            self._window, self._used = window, 0
+        if self._used < self._per_minute:
+            self._used += 1
+            return True
+        self.suppressed += 1
+        return False
+
+
+ERROR_LOGS = LogBudget(TRACEBACKS_PER_MINUTE)
+
+
 def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[dict[str, Any]]:
-    UNEXPECTED.inc()
-    log.error("gateway_unexpected_error", path=request.url.path, method=request.method, exc_info=error)
+    UNEXPECTED.inc()  # every one is counted; at most TRACEBACKS_PER_MINUTE a minute are logged
+    if ERROR_LOGS.take():
+        where = {"path": request.scope.get("path", "")[:200], "method": request.scope.get("method")}
+        skipped, ERROR_LOGS.suppressed = ERROR_LOGS.suppressed, 0
+        if request.scope.get("user") is None:  # anonymous: one short line, never a traceback
+            kind = type(error).__name__
+            log.warning("gateway_unexpected_error", error_type=kind, not_logged_before=skipped, **where)
+        else:
+            log.error("gateway_unexpected_error", not_logged_before=skipped, exc_info=error, **where)
     return problem_response(request, 500, "the gateway met an unexpected error; it is logged")
+
+
+def on_too_deep(request: Request[Any, Any, Any], error: RecursionError) -> Response[dict[str, Any]]:
+    return problem_response(request, 400, "the request body is nested too deeply")
 
 
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     HTTPException: on_http_exception,
+    RecursionError: on_too_deep,
     Exception: on_unexpected,
 }
 

@@ -88,7 +88,10 @@ class ImportResult(Answer):
 
 class TriggerSync(Request):
     dot_numbers: list[DotNumber] | None = Field(
-        None, max_length=100_000, description="Companies to sync; empty or absent means every registered one."
+        None,
+        max_length=100_000,
+        description="Registered companies to sync (at most FMCSA_GATEWAY_TRIGGER_MAX_DOTS, 1,000 by "
+        "default); empty or absent means every registered one.",
     )
     sources: list[SourceKey] | None = Field(None, description="Sources to sync; empty or absent means all.")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from fmcsa_runtime.settings import ServiceSettings
+
+JWT_SECRET_MIN_LENGTH = 32
 
 
 class Settings(ServiceSettings):
@@ -47,7 +49,44 @@ class Settings(ServiceSettings):
         100_000, ge=1, description="Most data rows one POST /api/companies/import accepts."
     )
     import_max_bytes: int = Field(
-        32 * 1024**2, ge=1024, description="Largest request body the gateway reads (a CSV or JSON import)."
+        32 * 1024**2,
+        ge=1024,
+        description="Largest body of POST /api/companies/import (a CSV or JSON import); larger: 413.",
+    )
+    request_max_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        description="Largest body of every other request (forms, JSON commands); larger: 413.",
+    )
+    trigger_max_dots: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Most DOT numbers one POST /api/sync/trigger may name (each must be registered).",
+    )
+    trigger_per_minute: int = Field(
+        60,
+        ge=1,
+        description="Manual triggers (API and page) one token subject may send per minute; more: 429.",
+    )
+    keep_alive_s: int = Field(
+        5, ge=1, le=300, description="Seconds an idle keep-alive connection stays open."
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a connection has to send a request's head; slower (dripping) ones are closed.",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        description="Most bytes of a request head buffered while it is incomplete; more: 400 and closed.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Connections and requests served at once (open event streams count); more: 503.",
     )
     publish_in_flight: int = Field(
         256,
@@ -83,6 +122,16 @@ class Settings(ServiceSettings):
         "may reach although they are loopback, private or link-local; `up` allows the sandbox's receiver "
         "(127.0.0.1:<its port>).",
     )
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < JWT_SECRET_MIN_LENGTH:
+            raise ValueError(
+                f"FMCSA_JWT_SECRET must be at least {JWT_SECRET_MIN_LENGTH} characters "
+                "(`./fmcsa up` generates one of 64); a short secret can be guessed offline from one token"
+            )
+        return value
 
     def resolved_status_database_url(self) -> str:
         return self.status_database_url or self.sqlite_url("status")

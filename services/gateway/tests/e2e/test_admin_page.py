@@ -62,6 +62,15 @@ async def test_sign_in_register_trigger_and_watch_the_badges_turn_green(
             page = await browser.new_page(viewport={"width": 1280, "height": 1000})
             page.on("pageerror", lambda error: problems.append(str(error)))
             page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+            # the Content Security Policy (script-src 'self', no eval) must block nothing the page does
+            page.on(
+                "console",
+                lambda message: (
+                    problems.append(f"console: {message.text}")
+                    if "Content Security Policy" in message.text or "evalDisallowed" in message.text
+                    else None
+                ),
+            )
             await page.goto(system)
 
             await page.fill("#token", "not-a-token")
@@ -72,6 +81,18 @@ async def test_sign_in_register_trigger_and_watch_the_badges_turn_green(
             await expect(page.locator("#who")).to_have_text("e2e-admin (admin)")
             await expect(page.locator("#live")).to_have_text("live", timeout=15_000)
             await page.evaluate("window.__notReloaded = true")
+            # the token is in no script-readable place: the stream's cookie is the server's, HttpOnly
+            readable = await page.evaluate(
+                "document.cookie + JSON.stringify(sessionStorage) + JSON.stringify(localStorage)"
+            )
+            assert token not in readable
+            [cookie] = [c for c in await page.context.cookies() if c["name"] == "fmcsa_token"]
+            assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"], cookie["path"]) == (
+                True,
+                True,
+                "Strict",
+                "/api/events",
+            )
 
             await page.fill("#register input[name=dot_number]", DOT)
             await page.fill("#register input[name=name]", "Acme Freight")

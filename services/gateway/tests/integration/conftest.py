@@ -26,6 +26,7 @@ from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.models import Event
 from fmcsa_events.topology import EVENTS_STREAM
 from fmcsa_gateway.app import create_app
+from fmcsa_gateway.serving import uvicorn_options
 from fmcsa_gateway.settings import Settings
 from fmcsa_runtime.embedded import Child, free_port
 from fmcsa_runtime.tokens import Role, mint
@@ -160,6 +161,7 @@ async def serve(settings: Settings) -> AsyncIterator[str]:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
+        **uvicorn_options(settings),  # the gateway's timeouts and limits, as __main__ serves it
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -181,3 +183,34 @@ async def served_gateway(
 ) -> AsyncIterator[Served]:
     async with serve(settings_for(fresh_nats_url, database_url, tmp_path)) as url:
         yield Served(url, fresh_nats_url)
+
+
+@pytest.fixture
+def gateway_with(
+    fresh_nats_url: str, tmp_path: Path
+) -> Callable[..., contextlib.AbstractAsyncContextManager[Gateway]]:
+    """`async with gateway_with(**settings) as gw`: a gateway without a projector (an empty SQLite view)
+    whose settings differ from the others' as given (limits, caps, rates).
+    """
+
+    @contextlib.asynccontextmanager
+    async def start(**changes: Any) -> AsyncIterator[Gateway]:
+        database = f"sqlite:///{tmp_path / 'status.sqlite3'}"
+        app = create_app(settings_for(fresh_nats_url, database, tmp_path, **changes))
+        async with AsyncTestClient(app, timeout=60) as client:
+            yield Gateway(app, client, fresh_nats_url)
+
+    return start
+
+
+@pytest.fixture
+def served_with(
+    fresh_nats_url: str, tmp_path: Path
+) -> Callable[..., contextlib.AbstractAsyncContextManager[str]]:
+    """`async with served_with(**settings) as url`: like `gateway_with`, served by uvicorn on loopback."""
+
+    def start(**changes: Any) -> contextlib.AbstractAsyncContextManager[str]:
+        database = f"sqlite:///{tmp_path / 'status.sqlite3'}"
+        return serve(settings_for(fresh_nats_url, database, tmp_path, **changes))
+
+    return start

@@ -289,3 +289,38 @@ async def test_the_page_fragments_render(gw: Gateway, bearer: Callable[..., dict
     deliveries = await gw.client.get("/ui/deliveries", headers=admin)
     assert deliveries.status_code == 200
     assert "No deliveries yet" in deliveries.text
+
+
+async def test_the_rule_list_is_paged_in_the_api_and_on_the_page(
+    gw: Gateway, bearer: Callable[..., dict[str, str]]
+) -> None:
+    admin = bearer(Role.ADMIN)
+    names = [f"paged-{n:02d}" for n in range(27)]
+    for name in names:
+        assert (
+            await gw.client.put(f"/api/alert-rules/{name}", json=body(), headers=admin)
+        ).status_code == 200
+    assert (await gw.client.delete("/api/alert-rules/paged-04", headers=admin)).status_code == 204
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(20):
+        params: dict[str, Any] = {"limit": 5, **({"cursor": cursor} if cursor else {})}
+        page = (await gw.client.get("/api/alert-rules", params=params, headers=admin)).json()
+        assert page["limit"] == 5
+        assert len(page["items"]) <= 5
+        seen += [rule["name"] for rule in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [name for name in names if name != "paged-04"]
+    bad = await gw.client.get("/api/alert-rules", params={"cursor": "../x"}, headers=admin)
+    assert bad.status_code == 422
+    first = (await gw.client.get("/ui/alerts", headers=admin)).text
+    assert first.count('class="rule"') == 24  # a page of 25 names, one of them removed
+    assert 'id="alerts-next"' in first
+    assert "cursor=paged-24" in first  # the last name of the page
+    second = (await gw.client.get("/ui/alerts", params={"cursor": "paged-24"}, headers=admin)).text
+    assert second.count('class="rule"') == 2
+    assert 'data-rule="paged-25"' in second
+    assert 'data-rule="paged-26"' in second
+    assert 'id="alerts-next"' not in second

@@ -71,10 +71,18 @@ MUTATING = [
     Case("POST", "/api/companies", Role.ADMIN, json={"dot_number": "{dot}", "name": "Matrix"}),
     Case("POST", "/api/companies/import", Role.ADMIN, csv="dot_number\n{dot}\n"),
     Case("DELETE", "/api/companies/{dot}", Role.ADMIN, registered=True),
-    Case("POST", "/api/sync/trigger", Role.OPERATOR, json={"dot_numbers": ["{dot}"], "sources": ["csa"]}),
+    Case(
+        "POST",
+        "/api/sync/trigger",
+        Role.OPERATOR,
+        json={"dot_numbers": ["{dot}"], "sources": ["csa"]},
+        registered=True,  # a trigger names registered companies only
+    ),
     Case("PUT", "/api/schedules/violations", Role.ADMIN, json={"interval_minutes": 90, "enabled": True}),
     Case("POST", "/ui/companies", Role.ADMIN, form={"dot_number": "{dot}"}),
-    Case("POST", "/ui/sync/trigger", Role.OPERATOR, form={"dot_number": "{dot}"}),
+    Case("POST", "/ui/sync/trigger", Role.OPERATOR, form={"dot_number": "{dot}"}, registered=True),
+    Case("POST", "/ui/session", Role.VIEWER),
+    Case("DELETE", "/ui/session", Role.VIEWER),
     Case("PUT", "/api/alert-rules/matrix-{dot}", Role.ADMIN, json=ALERT_RULE),
     Case("DELETE", "/api/alert-rules/matrix-{dot}", Role.ADMIN, prepare="rule"),
     Case("POST", "/api/alert-rules/matrix-{dot}/backtest", Role.OPERATOR, json=SINCE, prepare="rule"),
@@ -270,11 +278,13 @@ async def test_bad_tokens_are_refused_with_401(lone_gateway: Any, authorization:
     assert answer.status_code == 401
 
 
-async def test_the_cookie_authenticates_reads_but_never_a_mutation(lone_gateway: Any) -> None:
+async def test_the_cookie_authenticates_the_live_stream_only_never_a_mutation(lone_gateway: Any) -> None:
+    """The stream's own path is the one the cookie opens (test_events_stream reads it over HTTP)."""
     token = mint(SECRET, role=Role.ADMIN, subject="cookie")
     lone_gateway.client.cookies.set("fmcsa_token", token)
     try:
-        assert (await lone_gateway.client.get("/api/schedules")).status_code == 200
+        assert (await lone_gateway.client.get("/api/schedules")).status_code == 401
+        assert (await lone_gateway.client.get("/ui/whoami")).status_code == 401
         answer = await lone_gateway.client.post("/api/companies", json={"dot_number": "5"})
         assert answer.status_code == 401
         answer = await lone_gateway.client.put("/api/schedules/csa", json={"interval_minutes": 60})
@@ -284,11 +294,19 @@ async def test_the_cookie_authenticates_reads_but_never_a_mutation(lone_gateway:
     assert await lone_gateway.events("fmcsa.evt.company_registered") == []
 
 
-async def test_events_carry_the_token_subject_as_who_asked(lone_gateway: Any, bearer: Any) -> None:
+async def test_events_carry_the_token_subject_as_who_asked(
+    gateway: Any, bearer: Any, wait_until: Any
+) -> None:
+    lone_gateway = gateway  # the projector runs: a trigger names companies the view has
     headers = bearer(Role.ADMIN, subject="dana@example.com")
     assert (
         await lone_gateway.client.post("/api/companies", json={"dot_number": "77"}, headers=headers)
     ).status_code == 201
+
+    async def shown() -> bool:  # the projector may still be starting
+        return (await gateway.client.get("/api/companies/77/status", headers=headers)).status_code == 200
+
+    await wait_until(shown, what="company 77 in the status view", within_s=30)
     answer = await lone_gateway.client.post(
         "/api/sync/trigger", json={"dot_numbers": ["77"]}, headers=headers
     )

@@ -15,9 +15,29 @@ from fmcsa_events.topology import INFLIGHT_BUCKET
 from fmcsa_runtime.tokens import Role
 
 
+async def _register(gateway: Any, bearer: Any, wait_until: Any, *dots: str) -> None:
+    """Register companies and wait until the status view shows them (the projector may still be starting;
+    once it runs, a trigger waits out its lag itself: test_hardening)."""
+    admin = bearer(Role.ADMIN)
+    for dot in dots:
+        answer = await gateway.client.post("/api/companies", json={"dot_number": dot}, headers=admin)
+        assert answer.status_code == 201, answer.text
+
+    async def shown() -> bool:
+        for dot in dots:
+            answer = await gateway.client.get(f"/api/companies/{dot}/status", headers=admin)
+            if answer.status_code != 200:
+                return False
+        return True
+
+    await wait_until(shown, what=f"companies {dots} in the status view", within_s=30)
+
+
 async def test_a_trigger_starts_free_pairs_skips_held_ones_and_409s_when_all_are_held(
-    lone_gateway: Any, bearer: Any
+    gateway: Any, bearer: Any, wait_until: Any
 ) -> None:
+    lone_gateway = gateway  # with the projector: a trigger names registered companies only
+    await _register(gateway, bearer, wait_until, "101", "102")
     operator = bearer(Role.OPERATOR, "olga")
     first = await lone_gateway.client.post(
         "/api/sync/trigger", json={"dot_numbers": ["101"], "sources": ["csa"]}, headers=operator
@@ -68,7 +88,9 @@ async def test_a_trigger_starts_free_pairs_skips_held_ones_and_409s_when_all_are
         await nc.close()
 
 
-async def test_a_stale_marker_is_taken_over(lone_gateway: Any, bearer: Any) -> None:
+async def test_a_stale_marker_is_taken_over(gateway: Any, bearer: Any, wait_until: Any) -> None:
+    lone_gateway = gateway
+    await _register(gateway, bearer, wait_until, "55")
     now = datetime.now(UTC)
     old = InflightMarker(
         request_id=uuid4(),
@@ -119,6 +141,7 @@ async def test_the_sync_log_shows_manual_requests_with_who_asked(
     gateway: Any, bearer: Any, wait_until: Any
 ) -> None:
     operator = bearer(Role.OPERATOR, "olga")
+    await _register(gateway, bearer, wait_until, "31")
     answer = await gateway.client.post(
         "/api/sync/trigger", json={"dot_numbers": ["31"], "sources": ["csa"]}, headers=operator
     )

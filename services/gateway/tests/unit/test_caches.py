@@ -12,7 +12,7 @@ from fmcsa_events.identifiers import SourceKey
 from fmcsa_gateway.auth import VerifiedTokens
 from fmcsa_gateway.bus_state import ScheduleCache, default_schedule
 from fmcsa_gateway.schemas import Schedule
-from fmcsa_runtime.tokens import LEEWAY_S, Claims, InvalidToken, Role, mint, verify
+from fmcsa_runtime.tokens import Claims, InvalidToken, Role, mint, verify
 
 SECRET = "unit-tests-secret-0123456789-0123456789"
 OTHER_SECRET = "another-secret-0123456789-0123456789-xyz"
@@ -62,13 +62,13 @@ def test_a_kept_token_stops_working_when_it_expires_as_verify_would() -> None:
     token = _token(ttl=timedelta(minutes=10))
     expires = T0 + timedelta(minutes=10)
     cache.verify(SECRET, token, now=T0)
-    # inside the skew verify tolerates, still good (and still from the cache)
-    assert cache.verify(SECRET, token, now=expires + timedelta(seconds=LEEWAY_S - 1)).subject == "alice"
+    # a second before its expiry, still good (and still from the cache)
+    assert cache.verify(SECRET, token, now=expires - timedelta(seconds=1)).subject == "alice"
     assert counting.calls == 1
     with pytest.raises(InvalidToken, match="expired"):
-        cache.verify(SECRET, token, now=expires + timedelta(seconds=LEEWAY_S))
+        cache.verify(SECRET, token, now=expires)  # expired from exp on: no leeway
     with pytest.raises(InvalidToken, match="expired"):
-        verify(SECRET, token, now=expires + timedelta(seconds=LEEWAY_S))  # the same moment without a cache
+        verify(SECRET, token, now=expires)  # the same moment without a cache
     assert len(cache) == 0  # dropped: the next use verifies from scratch, and is refused
     with pytest.raises(InvalidToken, match="expired"):
         cache.verify(SECRET, token, now=expires + timedelta(hours=1))

@@ -100,6 +100,15 @@ BUS_CREDENTIAL_SETTINGS = ("FMCSA_NATS_USER", "FMCSA_NATS_PASSWORD", "FMCSA_NATS
 """Set by the launcher for each child, to that child's own user; never passed through from outside."""
 
 
+def private_folder(path: Path) -> Path:
+    """Create `path` if needed and make it 0700: `up`'s data folder holds the secrets, the NATS store,
+    the SQLite stores and the logs, for this user only.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
 def jwt_secret(data_dir: Path, environ: Mapping[str, str]) -> str:
     """`FMCSA_JWT_SECRET` if set; else a random secret kept in `<data dir>/jwt-secret` (mode 0600), so
     tokens printed by one `up` still work after the next.
@@ -109,7 +118,7 @@ def jwt_secret(data_dir: Path, environ: Mapping[str, str]) -> str:
     path = data_dir / "jwt-secret"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(data_dir)
     secret = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -126,7 +135,7 @@ def webhook_secret_key(data_dir: Path, environ: Mapping[str, str]) -> str:
     path = data_dir / "webhook-secret-key"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(data_dir)
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()  # a Fernet key (cryptography's format)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -212,6 +221,10 @@ class Launcher:
         return {"user": ADMIN, "password": bus_passwords(self.data_dir)[ADMIN]}
 
     def start(self) -> None:
+        # every file this process and the services it starts create is this user's only (children
+        # inherit the umask): the NATS store, the SQLite stores, the logs, up.json
+        os.umask(0o077)
+        private_folder(self.data_dir)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.nats = secured_nats_server(self.data_dir, port=self.nats_port).start()
         self._env = self._environment()

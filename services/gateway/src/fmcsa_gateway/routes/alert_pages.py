@@ -23,6 +23,7 @@ from fmcsa_gateway.problems import ProblemError
 from fmcsa_gateway.routes.alerts import put_rule, resend, run_backtest
 
 KINDS = [kind.value for kind in ChangeKind]
+RULES_PAGE_SIZE = 25
 
 
 def _text(form: Any, name: str) -> str:
@@ -76,12 +77,19 @@ class AlertPagesController(Controller):
     include_in_schema = False
 
     @get("/alerts", guards=[VIEWER])
-    async def rules(self, alerts: AlertsDep) -> Template:
-        rules = [rule_out(rule) for rule in await alerts.rules()]
+    async def rules(self, alerts: AlertsDep, cursor: FromQuery[str | None] = None) -> Template:
+        if cursor is not None and re.fullmatch(RULE_NAME_PATTERN, cursor) is None:
+            return _message("error", "that page of rules does not exist", 422)
+        found, next_cursor = await alerts.rules(limit=RULES_PAGE_SIZE, after=cursor)
         since = (alerts.clock() - timedelta(days=1)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
-        return Template(
-            template_name="fragments/alerts.html", context={"rules": rules, "kinds": KINDS, "since": since}
-        )
+        context = {
+            "rules": [rule_out(rule) for rule in found],
+            "kinds": KINDS,
+            "since": since,
+            "next_cursor": next_cursor,
+            "paged": cursor is not None,
+        }
+        return Template(template_name="fragments/alerts.html", context=context)
 
     @put("/alerts/{name:str}", guards=[ADMIN], status_code=200)
     async def save(

@@ -47,6 +47,7 @@ from fmcsa_gateway.alerts import Alerts, AlertsDep, rule_out
 from fmcsa_gateway.auth import ADMIN, OPERATOR, VIEWER, Caller
 from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
 from fmcsa_runtime.redaction import register_secret
+from fmcsa_status_view.query import MAX_LIMIT
 
 RuleName = Annotated[
     str, PathParameter(description="Lower-case letters, digits, _ and -; up to 63.", max_length=64)
@@ -156,10 +157,21 @@ class AlertRulesController(Controller):
     path = "/api/alert-rules"
     tags = ("alerts",)
 
-    @get("/", guards=[VIEWER], responses=problem_specs(401))
-    async def list_rules(self, alerts: AlertsDep) -> AlertRules:
-        """Every alert rule in force, by name. Secrets are never shown."""
-        return AlertRules(items=[rule_out(rule) for rule in await alerts.rules()])
+    @get("/", guards=[VIEWER], responses=problem_specs(401, 422))
+    async def list_rules(
+        self,
+        alerts: AlertsDep,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Rules per page.")] = 50,
+        cursor: Annotated[
+            str | None,
+            QueryParameter(max_length=64, description="`next_cursor` of the previous page (a rule name)."),
+        ] = None,
+    ) -> AlertRules:
+        """The alert rules in force, by name, a page at a time (`limit`, `cursor`); secrets never shown."""
+        if cursor is not None:
+            checked_name(cursor, field="query.cursor")
+        rules, next_cursor = await alerts.rules(limit=limit, after=cursor)
+        return AlertRules(limit=limit, next_cursor=next_cursor, items=[rule_out(rule) for rule in rules])
 
     @get("/{name:str}", guards=[VIEWER], responses=problem_specs(400, 401, 404, 422))
     async def get_rule(self, alerts: AlertsDep, name: RuleName) -> AlertRule:

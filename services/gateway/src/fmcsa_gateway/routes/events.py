@@ -3,29 +3,43 @@
 Each event is `event: change` with `{type, seq, dot, source}` as data, sent after the status view applied
 it; `event: resync` asks the page to reload what it shows (it fell behind); a comment every
 `sse_keepalive_s` keeps idle connections open. The first event, `hello`, carries the view's position.
+The stream ends when the token that opened it expires (an `expired` event, then the end): a token's
+lifetime bounds what it can read, however long the connection stays open. The EventSource then
+reconnects with the same cookie and is refused (401), and the page asks for a new token.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from fmcsa_gateway.auth import VIEWER
+from fmcsa_gateway.auth import VIEWER, Caller, RoleToken
 from fmcsa_gateway.live import RESYNC
 from fmcsa_gateway.ports import PortsDep
 from fmcsa_gateway.problems import problem_specs
 
 
-async def changes(ports: PortsDep) -> AsyncIterator[ServerSentEventMessage]:
+async def changes(ports: PortsDep, *, expires_at: datetime) -> AsyncIterator[ServerSentEventMessage]:
+    # a monotonic deadline: a wall clock stepped back must not stretch the token's life
+    deadline = time.monotonic() + (expires_at - datetime.now(UTC)).total_seconds()
     async with ports.feed.subscribe() as subscription:
         position = await ports.view.applied_position()
         yield ServerSentEventMessage(event="hello", data=json.dumps({"position": position}), retry=2000)
         while True:
-            change = await subscription.next(ports.settings.sse_keepalive_s)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                yield ServerSentEventMessage(event="expired", data="{}")
+                return
+            change = await subscription.next(min(ports.settings.sse_keepalive_s, left))
             if change is None:
+                if time.monotonic() >= deadline:
+                    continue  # the token's end, not a quiet spell: the loop's head closes the stream
                 yield ServerSentEventMessage(comment="keep-alive", data=None)
             elif change is RESYNC:
                 yield ServerSentEventMessage(event="resync", data="{}")
@@ -38,6 +52,8 @@ class EventsController(Controller):
     tags = ("events",)
 
     @get("/", guards=[VIEWER], responses=problem_specs(401))
-    async def events(self, ports: PortsDep) -> ServerSentEvent:
-        """A text/event-stream of status changes (`hello`, then `change` and `resync` events)."""
-        return ServerSentEvent(changes(ports))
+    async def events(self, ports: PortsDep, request: Request[Caller, RoleToken, Any]) -> ServerSentEvent:
+        """A text/event-stream of status changes (`hello`, then `change` and `resync` events); it ends
+        with an `expired` event when the token that opened it expires.
+        """
+        return ServerSentEvent(changes(ports, expires_at=request.auth.exp))

@@ -2,23 +2,26 @@
 
 The shell is public (it holds no data); every fragment needs a token like the API it mirrors: viewer
 to read, operator to trigger, admin to register companies and change schedules. The page keeps the
-token in sessionStorage, sends it as a bearer header with every htmx request, and as a cookie only for
-the EventSource of `/api/events` (GET). Mutations reuse the API's own functions, so the page and the
-API cannot disagree; a refused input comes back as the fragment with its message (422).
+token in memory only (a script variable: never in storage or a script-readable cookie, so a reload asks
+for it again), sends it as a bearer header with every htmx request, and trades it once at
+`POST /ui/session` for an `HttpOnly; Secure; SameSite=Strict` cookie scoped to `/api/events`, which the
+EventSource sends; `DELETE /ui/session` clears it. Mutations reuse the API's own functions, so the page
+and the API cannot disagree; a refused input comes back as the fragment with its message (422).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 from litestar.response import Template
 from pydantic import ValidationError
 
 from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
-from fmcsa_gateway.auth import ADMIN, OPERATOR, VIEWER, Caller
+from fmcsa_gateway.auth import ADMIN, COOKIE_PATH, OPERATOR, TOKEN_COOKIE, VIEWER, Caller, RoleToken
 from fmcsa_gateway.bus_state import current_schedules, scheduler_status
 from fmcsa_gateway.chart import outcome_chart, trend_chart
 from fmcsa_gateway.ports import PortsDep
@@ -76,6 +79,21 @@ def shown_change(before: Any, after: Any) -> tuple[str, str]:
     return shown(before), shown(after)
 
 
+def session_cookie(token: str, max_age: int) -> Cookie:
+    """The live stream's cookie: no script reads it, only HTTPS (or localhost) carries it, no other site
+    sends it, and the browser sends it to `/api/events` alone. `max_age` 0 deletes it.
+    """
+    return Cookie(
+        key=TOKEN_COOKIE,
+        value=token,
+        path=COOKIE_PATH,
+        max_age=max_age,
+        httponly=True,
+        secure=True,
+        samesite="strict",
+    )
+
+
 def _context(ports: PortsDep, **values: Any) -> dict[str, Any]:
     now = ports.clock()
     return {"now": now, "ago": lambda moment: ago(moment, now), "sources": SOURCES, **values}
@@ -102,6 +120,18 @@ class PagesController(Controller):
     @get("/ui/whoami", guards=[VIEWER])
     async def whoami(self, request: Request[Caller, Any, Any]) -> dict[str, str]:
         return {"subject": request.user.subject, "role": request.user.role.value}
+
+    @post("/ui/session", guards=[VIEWER], status_code=204)
+    async def open_session(self, request: Request[Caller, RoleToken, Any]) -> Response[None]:
+        """Set the live stream's cookie to the bearer token of this request, for as long as it is valid."""
+        token = request.headers.get("authorization", "").partition(" ")[2].strip()
+        left = int((request.auth.exp - datetime.now(UTC)).total_seconds())
+        return Response(None, status_code=204, cookies=[session_cookie(token, max(left, 1))])
+
+    @delete("/ui/session", guards=[VIEWER], status_code=204)
+    async def close_session(self) -> Response[None]:
+        """Clear the live stream's cookie (signing out)."""
+        return Response(None, status_code=204, cookies=[session_cookie("", 0)])
 
     @get("/ui/summary", guards=[VIEWER])
     async def summary(self, ports: PortsDep) -> Template:
@@ -216,7 +246,7 @@ class PagesController(Controller):
             headers={"HX-Trigger": "companies-changed"},
         )
 
-    @post("/ui/sync/trigger", guards=[OPERATOR], status_code=200)
+    @post("/ui/sync/trigger", guards=[OPERATOR], status_code=200, opt={"trigger": True})
     async def trigger(self, ports: PortsDep, request: Request[Caller, Any, Any]) -> Template:
         form = await request.form()
         raw_dot = _form_text(form, "dot_number")

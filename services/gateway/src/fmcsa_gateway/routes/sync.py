@@ -2,10 +2,19 @@
 
 Reads need a viewer; `POST /api/sync/trigger` an operator. A trigger answers 202 with the requests it
 started and those it skipped because one is in flight; 409 when every pair asked for is in flight.
+
+A trigger names at most `trigger_max_dots` companies, each registered (422 naming the others, nothing
+published), and one token subject sends at most `trigger_per_minute` triggers (429 beyond; the API and
+the page share the budget). Registered means active in the status view, which folds a registration
+tens of milliseconds after its PubAck: a DOT the view does not know yet is looked up again for up to
+`REGISTRATION_WAIT_S`, ending early once the view has folded everything the stream held when asked, so
+"register, then trigger" works from one client without a race and an unknown DOT is refused quickly.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -14,9 +23,11 @@ from litestar import Controller, Request, get, post
 from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
+from nats.js.errors import NotFoundError
 
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import Trigger
+from fmcsa_events.topology import EVENTS_STREAM
 from fmcsa_gateway.auth import OPERATOR, VIEWER, Caller
 from fmcsa_gateway.commands import TriggerResult
 from fmcsa_gateway.domain import plan_trigger
@@ -36,14 +47,47 @@ from fmcsa_gateway.schemas import (
 from fmcsa_status_view.models import SyncState
 from fmcsa_status_view.query import InvalidCursor
 
+REGISTRATION_WAIT_S = 2.0
+"""Longest a trigger waits for the status view to fold a registration it does not show yet."""
+_POLL_S = 0.05
+
+
+async def unregistered(ports: Ports, dots: list[str]) -> list[str]:
+    """Those of `dots` the status view does not show registered, after waiting for its lag (see above)."""
+    missing = [dot for dot in dots if dot not in await ports.view.registered_among(dots)]
+    if not missing:
+        return []
+    try:
+        end = (await ports.js.stream_info(EVENTS_STREAM)).state.last_seq
+    except NotFoundError:  # no stream yet: nothing was ever registered
+        return missing
+    deadline = time.monotonic() + REGISTRATION_WAIT_S
+    while missing and time.monotonic() < deadline:
+        if await ports.view.applied_position() >= end:
+            known = await ports.view.registered_among(missing)  # the view has all the stream had
+            return [dot for dot in missing if dot not in known]
+        await asyncio.sleep(_POLL_S)
+        known = await ports.view.registered_among(missing)
+        missing = [dot for dot in missing if dot not in known]
+    return missing
+
 
 async def trigger_sync(ports: Ports, data: TriggerSync | None, caller: Caller) -> TriggerAccepted:
     """Start a manual request for each (DOT, source) asked for that is not in flight.
 
-    No DOT numbers means every registered company. Raises a 409 problem when all are in flight, and
-    a 422 one when there is nothing to sync at all.
+    No DOT numbers means every registered company. Raises a 422 problem for more DOT numbers than
+    `trigger_max_dots` or any that is not registered (nothing is started then), a 409 one when all are
+    in flight, and a 422 one when there is nothing to sync at all.
     """
-    dots = list(data.dot_numbers or []) if data else []
+    dots = list(dict.fromkeys(data.dot_numbers or [])) if data else []
+    most = ports.settings.trigger_max_dots
+    if len(dots) > most:
+        reason = f"a trigger names at most {most} companies ({len(dots)} given); leave it empty for all"
+        raise ProblemError(422, reason, errors=[FieldError(field="body.dot_numbers", reason=reason)])
+    if dots and (unknown := await unregistered(ports, dots)):
+        shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+        reason = f"not registered: {shown}; register a company before syncing it"
+        raise ProblemError(422, reason, errors=[FieldError(field="body.dot_numbers", reason=reason)])
     if not dots:
         dots = [dot async for dot in registered_dots(ports.view)]
         if not dots:
@@ -149,13 +193,15 @@ class SyncController(Controller):
         guards=[OPERATOR],
         status_code=HTTP_202_ACCEPTED,
         operation_class=OptionalBody,
-        responses=problem_specs(400, 401, 403, 409, 422),
+        responses=problem_specs(400, 401, 403, 409, 413, 422, 429),
+        opt={"trigger": True},  # the per-subject rate limit (app.create_app)
     )
     async def trigger(
         self, ports: PortsDep, request: Request[Caller, Any, Any], data: JSONBody[TriggerSync | None] = None
     ) -> TriggerAccepted:
         """Sync now: each (DOT, source) asked for (no DOT numbers: every registered company; no sources:
         all three) that has no request in flight gets a SyncRequested (trigger=manual, requested_by = the
-        token's subject). 202 lists started and skipped; 409 when all are in flight.
+        token's subject). 202 lists started and skipped; 409 when all are in flight; 422 for a DOT that is
+        not registered or more than the per-request cap; 429 beyond the per-subject rate.
         """
         return await trigger_sync(ports, data, request.user)

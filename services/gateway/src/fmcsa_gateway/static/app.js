@@ -1,8 +1,12 @@
 // The admin page's own script: sign-in, the bearer header on every htmx request, and live updates
-// over server-sent events. No framework and nothing fetched from elsewhere.
+// over server-sent events. No framework and nothing fetched from elsewhere. The page's Content Security
+// Policy allows scripts from the gateway's files only (no inline code, no eval): every behaviour of the
+// page's markup lives here. The token is kept in this closure only (never in storage or a script-readable
+// cookie); the live stream's cookie is set by the server, HttpOnly, for /api/events alone.
 (function () {
   "use strict";
-  const KEY = "fmcsa_token";
+  let current = null;  // the signed-in token, in memory only
+  let ticker = null;
   const app = document.getElementById("app");
   const signIn = document.getElementById("sign-in");
   const live = document.getElementById("live");
@@ -20,17 +24,18 @@
     { code: "[45]..", swap: false, error: true },
   ];
 
-  function token() { return sessionStorage.getItem(KEY); }
+  function token() { return current; }
 
-  function storeToken(value) {
-    sessionStorage.setItem(KEY, value);
-    // The cookie is read by the server for GET only (the EventSource cannot send a header).
-    document.cookie = KEY + "=" + encodeURIComponent(value) + "; path=/; SameSite=Strict";
+  // The EventSource cannot send a header: the server sets its cookie (HttpOnly, Path=/api/events).
+  async function openSession(value) {
+    const answer = await fetch("/ui/session", { method: "POST", headers: { Authorization: "Bearer " + value } });
+    if (!answer.ok) { throw new Error("the live stream's cookie was refused (" + answer.status + ")"); }
   }
 
-  function clearToken() {
-    sessionStorage.removeItem(KEY);
-    document.cookie = KEY + "=; path=/; Max-Age=0; SameSite=Strict";
+  function closeSession(value) {
+    if (value) {
+      fetch("/ui/session", { method: "DELETE", headers: { Authorization: "Bearer " + value } }).catch(function () {});
+    }
   }
 
   function toast(text, level) {
@@ -66,7 +71,8 @@
 
   async function start(value) {
     const me = await whoami(value);
-    storeToken(value);
+    await openSession(value);
+    current = value;
     document.body.dataset.role = me.role;
     document.getElementById("who").textContent = me.subject + " (" + me.role + ")";
     document.getElementById("sign-out").hidden = false;
@@ -74,11 +80,15 @@
     app.hidden = false;
     window.fmcsaSignedIn = true;
     htmx.trigger(document.body, "signed-in");
+    // the deliveries and the scheduler refresh every 10 s while signed in (hx-trigger "tick from:body")
+    if (!ticker) { ticker = setInterval(function () { htmx.trigger(document.body, "tick"); }, 10000); }
     connect();
   }
 
   function signOut(reason) {
-    clearToken();
+    closeSession(current);
+    current = null;
+    if (ticker) { clearInterval(ticker); ticker = null; }
     window.fmcsaSignedIn = false;
     if (source) { source.close(); source = null; }
     setLive(false);
@@ -129,6 +139,11 @@
       }
       later("summary");
     });
+    source.addEventListener("expired", function () {
+      source.close();
+      source = null;
+      signOut("Your token has expired: sign in with a new one.");
+    });
     source.addEventListener("resync", function () {
       htmx.trigger(document.body, "companies-changed");
       later("summary");
@@ -146,6 +161,17 @@
   });
   document.getElementById("sign-out").addEventListener("click", function () { signOut(""); });
 
-  const saved = token();
-  if (saved) { start(saved).catch(function (error) { signOut("Not signed in: " + error.message); }); }
+  // A registration that went through clears its form.
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    const form = event.detail.elt;
+    if (form && form.id === "register" && event.detail.successful) { form.reset(); }
+  });
+
+  // The new alert rule's form sends to /ui/alerts/<the name typed in it>.
+  document.body.addEventListener("htmx:configRequest", function (event) {
+    const form = event.detail.elt;
+    if (form && form.dataset && form.dataset.pathFromName !== undefined) {
+      event.detail.path = form.dataset.pathFromName + encodeURIComponent(form.elements.name.value);
+    }
+  });
 })();
