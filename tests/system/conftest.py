@@ -44,5 +44,7 @@ def nats_deploy_files(tmp_path: Path) -> NatsDeployFiles:
     ca.cert_pem.write_to_path(str(folder / "ca" / "ca.pem"))
     for conf in DEPLOY_NATS.glob("*.conf"):
         (folder / conf.name).write_text(conf.read_text().replace("/etc/nats/", f"{folder}/"))
-    passwords = {user: secrets.token_urlsafe(24) for user in USERS}
+    # as DEPLOY.md says to make them: a letter first, then hex (nats-server parses a variable's value, and
+    # one that starts with digits is read as a number: `Expected a digit but got 'j'`)
+    passwords = {user: "p" + secrets.token_hex(24) for user in USERS}
     return NatsDeployFiles(folder, folder / "ca" / "ca.pem", passwords)
