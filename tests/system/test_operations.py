@@ -96,14 +96,20 @@ def services() -> Iterator[list[Service]]:
 
 
 @pytest.mark.parametrize(
-    ("module", "prefix", "stop_signal"),
+    ("module", "port_env", "grace_env", "stop_signal"),
     [
-        ("fmcsa_status", "FMCSA_STATUS_", signal.SIGTERM),
-        ("fmcsa_source_csa", "FMCSA_CSA_", signal.SIGINT),
+        ("fmcsa_status", "FMCSA_STATUS_HTTP_PORT", "FMCSA_STATUS_GRACE_S", signal.SIGTERM),
+        ("fmcsa_source_csa", "FMCSA_CSA_HTTP_PORT", "FMCSA_CSA_GRACE_S", signal.SIGINT),
+        ("fmcsa_gateway", "FMCSA_GATEWAY_PORT", "FMCSA_GATEWAY_GRACE_S", signal.SIGTERM),
     ],
 )
 def test_a_service_without_nats_is_alive_not_ready_quiet_and_stops_within_its_grace(
-    module: str, prefix: str, stop_signal: signal.Signals, tmp_path: Path, services: list[Service]
+    module: str,
+    port_env: str,
+    grace_env: str,
+    stop_signal: signal.Signals,
+    tmp_path: Path,
+    services: list[Service],
 ) -> None:
     closed_port = free_port()  # nothing listens there: every connect is refused
     port = free_port()
@@ -113,7 +119,7 @@ def test_a_service_without_nats_is_alive_not_ready_quiet_and_stops_within_its_gr
         _clean_env(
             FMCSA_NATS_URL=f"nats://127.0.0.1:{closed_port}",
             FMCSA_DATA_DIR=str(tmp_path),
-            **{f"{prefix}HTTP_PORT": str(port), f"{prefix}GRACE_S": str(grace_s)},
+            **{port_env: str(port), grace_env: str(grace_s)},
         ),
         tmp_path / "service.log",
         port,
