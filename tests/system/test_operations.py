@@ -274,3 +274,31 @@ def test_json_log_lines_carry_no_colour_codes_from_uvicorn_or_faststream(
     assert any(name.startswith("faststream") for name in loggers), loggers
     assert "\x1b" not in log
     assert "color_message" not in log
+
+
+def test_a_startup_that_fails_is_logged_once_and_exits_1(
+    tmp_path: Path, fresh_nats_url: str, services: list[Service]
+) -> None:
+    port = free_port()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    service = Service(
+        "fmcsa_status",
+        _clean_env(
+            FMCSA_NATS_URL=fresh_nats_url,
+            FMCSA_DATA_DIR=str(tmp_path),
+            FMCSA_STATUS_HTTP_PORT=str(port),
+            # a database under a file: it cannot be opened, once NATS is connected
+            FMCSA_STATUS_DATABASE_URL=f"sqlite:///{blocker}/status.sqlite3",
+        ),
+        tmp_path / "status.log",
+        port,
+    )
+    services.append(service)
+    try:
+        code = service.process.wait(timeout=START_WITHIN_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running:\n{service.log()}")
+    failures = [line for line in service.lines() if line["event"] == "startup_failed"]
+    assert code == 1, service.log()
+    assert len(failures) == 1, service.log()
