@@ -6,12 +6,10 @@ import sys
 
 from pydantic import ValidationError
 
-from fmcsa_gateway.app import create_app
-from fmcsa_gateway.serving import uvicorn_options
 from fmcsa_gateway.settings import Settings
+from fmcsa_runtime.cli import parse_command_line
 from fmcsa_runtime.logging import configure_logging
 from fmcsa_runtime.redaction import register_secret
-from fmcsa_runtime.service import serve
 
 
 def load_settings() -> Settings:
@@ -27,12 +25,23 @@ def load_settings() -> Settings:
 
 
 def main() -> None:
+    parse_command_line(
+        Settings,
+        prog="fmcsa-gateway",
+        description="The REST API and admin page over the status store and the bus.",
+    )
+    # imported after the command line: `--help` answers without loading the service
+    from fmcsa_gateway.access_log import AccessLog
+    from fmcsa_gateway.app import create_app
+    from fmcsa_gateway.serving import uvicorn_options
+    from fmcsa_runtime.service import serve
+
     settings = load_settings()
     configure_logging(service="gateway", level=settings.log_level, json=settings.log_json)
     if settings.jwt_secret is not None:
         register_secret(settings.jwt_secret.get_secret_value())
     serve(
-        create_app(settings),
+        AccessLog(create_app(settings)),
         host=settings.http_host,
         port=settings.http_port,
         grace_s=settings.grace_s,

@@ -75,6 +75,7 @@ class _Runtime:
             max_in_flight=settings.max_in_flight,
             heartbeat_s=settings.ack_wait_s / 3,
             clock=self.clock,
+            fetch_timeout_s=settings.fetch_timeout_s,
         )
         folded = await self.notifier.fold_rule_history()
         log.info("notifier_rules_folded", events=folded)

@@ -31,7 +31,6 @@ from datetime import datetime, timedelta
 
 import structlog
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from prometheus_client import Counter
 
@@ -102,6 +101,7 @@ class Notifier:
         heartbeat_s: float,
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
+        fetch_timeout_s: float = 1.0,
     ) -> None:
         self._js = js
         self._store = store
@@ -112,6 +112,7 @@ class Notifier:
         self._schedule = schedule
         self._jitter = jitter
         self._batch_size = batch_size
+        self._fetch_timeout_s = fetch_timeout_s
         self._slots = asyncio.Semaphore(max_in_flight)
         self._attempt_slots = asyncio.Semaphore(max_in_flight)
         self._heartbeat_s = heartbeat_s
@@ -171,11 +172,14 @@ class Notifier:
     async def _follow(self, sub: JetStreamContext.PullSubscription) -> None:
         while self.running:
             try:
-                messages = await sub.fetch(self._batch_size, timeout=1.0)
-            except NatsTimeout:
+                messages = await sub.fetch(self._batch_size, timeout=self._fetch_timeout_s)
+            except TimeoutError:
+                # nothing came within the wait. nats-py raises its own TimeoutError from the wait, and a
+                # plain asyncio.TimeoutError (builtins.TimeoutError) when its deadline ran out between the
+                # probe and the lingering pull: catching only nats' subclass let the latter through
                 continue
-            except Exception:  # the bus is away: try again shortly, nothing was taken
-                log.warning("notifier_fetch_failed", exc_info=True)
+            except Exception as error:  # the bus is away: try again shortly, nothing was taken
+                log.warning("notifier_fetch_failed", error=f"{type(error).__name__}: {error}")
                 await asyncio.sleep(1.0)
                 continue
             for msg in messages:

@@ -52,6 +52,12 @@ class Settings(ServiceSettings):
         100, ge=10, description="Deliveries of one message before JetStream gives up (attempts plus crashes)."
     )
     batch_size: int = Field(32, ge=1, le=1000, description="Messages fetched at once.")
+    fetch_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Seconds one pull waits for messages when idle; a stop waits about this long.",
+    )
     max_in_flight: int = Field(32, ge=1, le=1000, description="Webhook attempts in flight at once.")
     webhook_secret_key: SecretStr | None = Field(
         None,

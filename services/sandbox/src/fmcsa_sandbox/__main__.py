@@ -11,11 +11,10 @@ from pathlib import Path
 from types import FrameType
 
 import structlog
-import uvicorn
 
+from fmcsa_runtime.cli import parse_command_line
 from fmcsa_runtime.logging import configure_logging
 from fmcsa_runtime.redaction import register_secret
-from fmcsa_sandbox.app import create_app
 from fmcsa_sandbox.settings import Settings
 
 log = structlog.get_logger("fmcsa_sandbox")
@@ -57,6 +56,16 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 def main() -> None:
+    parse_command_line(
+        Settings,
+        prog="fmcsa-sandbox",
+        description="A local stand-in for the FMCSA upstreams and a webhook receiver, for tests and demos.",
+    )
+    # imported after the command line: `--help` answers without loading the app
+    import uvicorn
+
+    from fmcsa_sandbox.app import create_app
+
     settings = Settings()
     configure_logging(service="sandbox", level=settings.log_level, json=settings.log_json)
     for secret in (
@@ -80,6 +89,7 @@ def main() -> None:
             create_app(settings),
             access_log=False,  # a line per request would cost more than the answer (and carry URLs)
             log_config=None,
+            use_colors=False,
             timeout_graceful_shutdown=GRACE_S,
             lifespan="off",
         )

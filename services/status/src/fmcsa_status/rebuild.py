@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from fmcsa_events.topology import EVENTS_STREAM, declare
+from fmcsa_runtime.cli import settings_help
 from fmcsa_runtime.logging import configure_logging
 from fmcsa_runtime.service import connect_nats
 from fmcsa_status.app import tune_garbage_collector
@@ -375,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="fmcsa-status-rebuild",
         description="Rebuild the status store from the event stream and swap it in (or --verify it).",
+        epilog=settings_help(Settings),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--verify", action="store_true", help="compare a replay with the live store; do not swap"

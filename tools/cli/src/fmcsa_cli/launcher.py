@@ -19,6 +19,7 @@ import os
 import secrets
 import sys
 import time
+import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,10 +239,15 @@ class Launcher:
         self._write_state()
 
     def _wait_ready(self, name: str, *, within_s: float) -> None:
-        """Wait until the service's HTTP port answers; fail with its log's tail if it exits first."""
+        """Wait until the service's HTTP port answers and (but the sandbox) its `/ready` says 200: a
+        service opens its port before it has connected; fail with its log's tail if it exits first.
+        """
         child = self.children[name]
+        deadline = time.monotonic() + within_s
         try:
             wait_for_port("127.0.0.1", self._ports[name], within_s=within_s, process=child.process)
+            if name != "sandbox":
+                _wait_http_ok(f"http://127.0.0.1:{self._ports[name]}/ready", deadline, child)
         except (RuntimeError, TimeoutError) as error:
             tail = ""
             if child.log_path is not None and child.log_path.exists():
@@ -346,3 +352,19 @@ class Launcher:
         state = self.data_dir / "up.json"
         if state.exists():
             state.unlink()
+
+
+def _wait_http_ok(url: str, deadline: float, child: Child) -> None:
+    """Poll `url` until it answers 200; TimeoutError at the deadline, RuntimeError if the child exits."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+    while time.monotonic() < deadline:
+        if child.process is not None and child.process.poll() is not None:
+            raise RuntimeError(f"process exited with {child.process.returncode} before {url} said ready")
+        try:
+            with direct.open(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:  # refused, 503 (HTTPError is an OSError) or timed out: not ready yet
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not say ready in time")
