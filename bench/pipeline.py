@@ -8,6 +8,8 @@ slots would add requests to the measured burst). Then:
    `POST /api/sync/trigger` (every company, every source) starts 3N requests. The bench counts the
    outcomes on the bus; per source, achieved rate = upstream calls the sandbox admitted / (last outcome
    of that source - the trigger), over the allowed rate. The key is the lowest of the three sources.
+   `rate_utilization_loaded`, `sandbox_429s_loaded`: the same sync again at once, while two processes
+   spin (bounded, killed at its end) so both cores stay busy: the clients' pace under CPU starvation.
 2. `speedup_vs_sequential`: the seeds' way on the same sandbox: the same three clients (built from the
    same settings), one company at a time, csa then violations then inspections, on a sample; its time
    per company x N, over the pipeline's time (trigger to last outcome).
@@ -19,8 +21,13 @@ slots would add requests to the measured burst). Then:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -75,6 +82,9 @@ async def run(ctx: Context) -> None:
             httpx.AsyncClient(base_url=launcher.sandbox_url, timeout=30) as sandbox,
         ):
             pipeline_s = await _full_sync(ctx, api, sandbox, launcher.nats.url)
+            expected_s = 2 * ctx.scale.companies / ctx.scale.rate_per_s
+            with busy_cores(expected_s * 2 + 60):
+                await _full_sync(ctx, api, sandbox, launcher.nats.url, suffix="_loaded")
             await _sequential(ctx, launcher.sandbox_url, pipeline_s)
             await _trigger_to_visible(ctx, api)
     finally:
@@ -93,8 +103,22 @@ async def _import(api: httpx.AsyncClient, dots: list[int], *, expect_total: int)
     raise TimeoutError(f"the status view did not show {expect_total} companies within 60 s")
 
 
+@contextlib.contextmanager
+def busy_cores(seconds: float, *, processes: int = 2) -> Iterator[None]:
+    """Two processes each spinning a core for at most `seconds`, killed on leaving the block."""
+    spin = f"import time\nt = time.time() + {seconds:.1f}\nwhile time.time() < t:\n    pass\n"
+    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+        for spinner in spinners:
+            spinner.wait(timeout=10)
+
+
 async def _full_sync(
-    ctx: Context, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, nats_url: str
+    ctx: Context, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, nats_url: str, *, suffix: str = ""
 ) -> float:
     scale = ctx.scale
     n = scale.companies
@@ -149,16 +173,27 @@ async def _full_sync(
     pipeline_s = end - t0
     ctx.note(
         "pipeline",
-        companies=n,
-        requests_started=started,
-        outcomes=len(seen),
-        pipeline_s=round(pipeline_s, 2),
-        per_source=per_source,
+        **{
+            f"companies{suffix}": n,
+            f"requests_started{suffix}": started,
+            f"outcomes{suffix}": len(seen),
+            f"pipeline_s{suffix}": round(pipeline_s, 2),
+            f"per_source{suffix}": per_source,
+            f"loadavg_at_start{suffix}": _loadavg(),
+        },
     )
-    print(f"  full sync of {n:,} companies x 3 sources: {pipeline_s:.1f} s", flush=True)
-    ctx.record("rate_utilization", min(p["utilization"] for p in per_source.values()))
-    ctx.record("sandbox_429s", float(sum(p["served_429"] for p in per_source.values())))
+    label = " (both cores kept busy)" if suffix else ""
+    print(f"  full sync of {n:,} companies x 3 sources{label}: {pipeline_s:.1f} s", flush=True)
+    ctx.record(f"rate_utilization{suffix}", min(p["utilization"] for p in per_source.values()))
+    ctx.record(f"sandbox_429s{suffix}", float(sum(p["served_429"] for p in per_source.values())))
     return pipeline_s
+
+
+def _loadavg() -> list[str]:
+    try:
+        return Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        return []
 
 
 async def _sequential(ctx: Context, sandbox_url: str, pipeline_s: float) -> None:

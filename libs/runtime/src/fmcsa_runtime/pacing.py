@@ -22,7 +22,7 @@ it (ARCHITECTURE.md, "Upstream pace", has the measurements behind each):
    any answer with `Retry-After`, halves it (once per congestion: a 429 to a call sent before the last
    decrease was sent at the old pace and is already answered); each `increase_interval_s` with clean
    answers and no throttle raises it by `increase_share` of the ceiling, up to the ceiling, but for
-   `memory_s` after a decrease only up to 95% of the pace at which the upstream pushed back: the pace
+   `memory_s` after a decrease only up to 90% of the pace at which the upstream pushed back: the pace
    settles just under the upstream's limit and probes above it once a minute.
 
 **Shared by the replicas** (`UpstreamPace.start`): the pace is per (source, upstream host), kept as a
@@ -159,7 +159,7 @@ class AimdPolicy:
     increase_share: float = 0.05
     """Added per interval of clean answers (20 intervals from nothing to the ceiling)."""
     increase_interval_s: float = 1.0
-    approach: float = 0.95
+    approach: float = 0.9
     """Increases stop at this share of the pace the upstream last pushed back at..."""
     memory_s: float = 60.0
     """...for this long after that decrease; then it is forgotten and the pace climbs again (probing

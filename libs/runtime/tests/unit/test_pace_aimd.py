@@ -69,12 +69,12 @@ def test_clean_answers_raise_the_pace_one_step_per_interval_up_to_the_ceiling() 
 
 
 def test_the_pace_holds_under_where_the_upstream_pushed_back_then_probes_after_a_minute() -> None:
-    state = PaceState(rate=9.0, ceiling=20.0, limit_seen=10.0, changed_at=0.0, decreased_at=0.0)
+    state = PaceState(rate=8.5, ceiling=20.0, limit_seen=10.0, changed_at=0.0, decreased_at=0.0)
     near = raised(state, POLICY, now=1.0)
-    assert near.rate == pytest.approx(9.5)  # stops at 95% of 10 rather than stepping to 10
+    assert near.rate == pytest.approx(9.0)  # stops at 90% of 10 rather than stepping to 9.5
     assert raised(near, POLICY, now=30.0) == near  # and holds there
     probing = raised(near, POLICY, now=60.0)  # a minute after the decrease the limit is forgotten
-    assert (probing.rate, probing.limit_seen) == (pytest.approx(10.5), None)
+    assert (probing.rate, probing.limit_seen) == (pytest.approx(10.0), None)
 
 
 @pytest.mark.parametrize(
