@@ -21,7 +21,7 @@ it (ARCHITECTURE.md, "Upstream pace", has the measurements behind each):
 3. **AIMD** (`PaceState`, `throttled`, `raised`). The pace starts at the configured ceiling. A 429, or
    any answer with `Retry-After`, halves it (once per congestion: a 429 to a call sent before the last
    decrease was sent at the old pace and is already answered); each `increase_interval_s` with clean
-   answers and no throttle raises it by `increase_share` of the ceiling, up to the ceiling, but for
+   answers and no throttle raises it by `increase_share` (10%) of the ceiling, up to the ceiling, but for
    `memory_s` after a decrease only up to 90% of the pace at which the upstream pushed back: the pace
    settles just under the upstream's limit and probes above it once a minute.
 
@@ -156,8 +156,9 @@ class AimdPolicy:
 
     decrease: float = 0.5
     """A throttle multiplies the pace by this."""
-    increase_share: float = 0.05
-    """Added per interval of clean answers (20 intervals from nothing to the ceiling)."""
+    increase_share: float = 0.1
+    """Added per interval of clean answers: from a halving back to 90% of the pace in 4 s (one 429
+    caused by jitter, not by the rate, costs about two seconds' worth of calls)."""
     increase_interval_s: float = 1.0
     approach: float = 0.9
     """Increases stop at this share of the pace the upstream last pushed back at..."""

@@ -109,7 +109,7 @@ async def test_clean_answers_raise_the_shared_pace_one_step_per_interval_not_one
             await wait_until(stepped, what="one step up", within_s=5.0)
             history.append(first.state.rate)
         steps = [round(b - a, 6) for a, b in zip([4.0, *history], history, strict=False)]
-        assert steps == [1.0, 1.0, 1.0]  # 5% of 20 each time, whichever replica wrote it
+        assert steps == [2.0, 2.0, 2.0]  # 10% of 20 each time, whichever replica wrote it
     finally:
         await first.stop()
         await second.stop()

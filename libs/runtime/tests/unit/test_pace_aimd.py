@@ -61,9 +61,9 @@ def test_clean_answers_raise_the_pace_one_step_per_interval_up_to_the_ceiling() 
     state = PaceState(rate=10.0, ceiling=20.0, changed_at=0.0)
     assert raised(state, POLICY, now=0.5) == state  # within the interval: no step
     one = raised(state, POLICY, now=1.0)
-    assert (one.rate, one.changed_at) == (11.0, 1.0)  # 5% of the ceiling
+    assert (one.rate, one.changed_at) == (12.0, 1.0)  # 10% of the ceiling
     assert raised(one, POLICY, now=1.5) == one
-    top = PaceState(rate=19.5, ceiling=20.0, changed_at=0.0)
+    top = PaceState(rate=19.0, ceiling=20.0, changed_at=0.0)
     assert raised(top, POLICY, now=10.0).rate == 20.0
     assert raised(PaceState.initial(20.0, now=0.0), POLICY, now=10.0).rate == 20.0
 
@@ -71,10 +71,10 @@ def test_clean_answers_raise_the_pace_one_step_per_interval_up_to_the_ceiling() 
 def test_the_pace_holds_under_where_the_upstream_pushed_back_then_probes_after_a_minute() -> None:
     state = PaceState(rate=8.5, ceiling=20.0, limit_seen=10.0, changed_at=0.0, decreased_at=0.0)
     near = raised(state, POLICY, now=1.0)
-    assert near.rate == pytest.approx(9.0)  # stops at 90% of 10 rather than stepping to 9.5
+    assert near.rate == pytest.approx(9.0)  # stops at 90% of 10 rather than stepping to 10.5
     assert raised(near, POLICY, now=30.0) == near  # and holds there
     probing = raised(near, POLICY, now=60.0)  # a minute after the decrease the limit is forgotten
-    assert (probing.rate, probing.limit_seen) == (pytest.approx(10.0), None)
+    assert (probing.rate, probing.limit_seen) == (pytest.approx(11.0), None)
 
 
 @pytest.mark.parametrize(
