@@ -8,6 +8,8 @@ slots would add requests to the measured burst). Then:
    `POST /api/sync/trigger` (every company, every source) starts 3N requests. The bench counts the
    outcomes on the bus; per source, achieved rate = upstream calls the sandbox admitted / (last outcome
    of that source - the trigger), over the allowed rate. The key is the lowest of the three sources.
+   `rate_utilization_loaded`, `sandbox_429s_loaded`: the same sync again at once, while two processes
+   spin (bounded, killed at its end) so both cores stay busy: the clients' pace under CPU starvation.
 2. `speedup_vs_sequential`: the seeds' way on the same sandbox: the same three clients (built from the
    same settings), one company at a time, csa then violations then inspections, on a sample; its time
    per company x N, over the pipeline's time (trigger to last outcome).
@@ -19,8 +21,13 @@ slots would add requests to the measured burst). Then:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -36,6 +43,7 @@ if TYPE_CHECKING:
 
 SOURCES = ("csa", "violations", "inspections")
 SYNC_DOTS_FROM = 2_000_001
+LOADED_DOTS_FROM = 3_000_001
 TRIGGER_DOTS_FROM = 4_000_001
 
 
@@ -76,6 +84,17 @@ async def run(ctx: Context) -> None:
             httpx.AsyncClient(base_url=launcher.sandbox_url, timeout=30) as sandbox,
         ):
             pipeline_s = await _full_sync(ctx, api, sandbox, launcher.nats.url, launcher.bus_admin())
+            expected_s = 2 * ctx.scale.companies / ctx.scale.rate_per_s
+            with busy_cores(expected_s * 2 + 60):
+                await _full_sync(
+                    ctx,
+                    api,
+                    sandbox,
+                    launcher.nats.url,
+                    launcher.bus_admin(),
+                    suffix="_loaded",
+                    first_dot=LOADED_DOTS_FROM,
+                )
             await _sequential(ctx, launcher.sandbox_url, pipeline_s)
             await _trigger_to_visible(ctx, api)
     finally:
@@ -94,12 +113,39 @@ async def _import(api: httpx.AsyncClient, dots: list[int], *, expect_total: int)
     raise TimeoutError(f"the status view did not show {expect_total} companies within 60 s")
 
 
+@contextlib.contextmanager
+def busy_cores(seconds: float, *, processes: int = 2) -> Iterator[None]:
+    """Two processes each spinning a core for at most `seconds`, killed on leaving the block."""
+    spin = f"import time\nt = time.time() + {seconds:.1f}\nwhile time.time() < t:\n    pass\n"
+    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+        for spinner in spinners:
+            spinner.wait(timeout=10)
+
+
 async def _full_sync(
-    ctx: Context, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, nats_url: str, admin: dict[str, str]
+    ctx: Context,
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    nats_url: str,
+    admin: dict[str, str],
+    *,
+    suffix: str = "",
+    first_dot: int = SYNC_DOTS_FROM,
 ) -> float:
+    """One full sync of N fresh companies: the first run triggers every company (the issue's way), a
+    later one (its own DOTs: no scheduler runs to release the first run's in-flight markers) its own.
+    """
     scale = ctx.scale
     n = scale.companies
-    await _import(api, list(range(SYNC_DOTS_FROM, SYNC_DOTS_FROM + n)), expect_total=n)
+    dots = list(range(first_dot, first_dot + n))
+    already = len(ctx.shared.setdefault("pipeline_companies", []))
+    await _import(api, dots, expect_total=already + n)
+    ctx.shared["pipeline_companies"].extend(dots)
     (await sandbox.post("/_sandbox/reset")).raise_for_status()
 
     seen: set[str] = set()
@@ -125,7 +171,8 @@ async def _full_sync(
     await nc.flush()
     try:
         t0 = time.monotonic()
-        answer = await api.post("/api/sync/trigger")
+        body = {"dot_numbers": [str(d) for d in dots]} if already else None
+        answer = await api.post("/api/sync/trigger", json=body)
         answer.raise_for_status()
         started = len(answer.json()["started"])
         expected_s = 2 * n / scale.rate_per_s
@@ -150,16 +197,27 @@ async def _full_sync(
     pipeline_s = end - t0
     ctx.note(
         "pipeline",
-        companies=n,
-        requests_started=started,
-        outcomes=len(seen),
-        pipeline_s=round(pipeline_s, 2),
-        per_source=per_source,
+        **{
+            f"companies{suffix}": n,
+            f"requests_started{suffix}": started,
+            f"outcomes{suffix}": len(seen),
+            f"pipeline_s{suffix}": round(pipeline_s, 2),
+            f"per_source{suffix}": per_source,
+            f"loadavg_at_start{suffix}": _loadavg(),
+        },
     )
-    print(f"  full sync of {n:,} companies x 3 sources: {pipeline_s:.1f} s", flush=True)
-    ctx.record("rate_utilization", min(p["utilization"] for p in per_source.values()))
-    ctx.record("sandbox_429s", float(sum(p["served_429"] for p in per_source.values())))
+    label = " (both cores kept busy)" if suffix else ""
+    print(f"  full sync of {n:,} companies x 3 sources{label}: {pipeline_s:.1f} s", flush=True)
+    ctx.record(f"rate_utilization{suffix}", min(p["utilization"] for p in per_source.values()))
+    ctx.record(f"sandbox_429s{suffix}", float(sum(p["served_429"] for p in per_source.values())))
     return pipeline_s
+
+
+def _loadavg() -> list[str]:
+    try:
+        return Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        return []
 
 
 async def _sequential(ctx: Context, sandbox_url: str, pipeline_s: float) -> None:
@@ -209,7 +267,7 @@ async def _sequential(ctx: Context, sandbox_url: str, pipeline_s: float) -> None
 async def _trigger_to_visible(ctx: Context, api: httpx.AsyncClient) -> None:
     scale = ctx.scale
     dots = [TRIGGER_DOTS_FROM + i for i in range(scale.trigger_samples)]
-    await _import(api, dots, expect_total=scale.companies + len(dots))
+    await _import(api, dots, expect_total=len(ctx.shared.get("pipeline_companies", [])) + len(dots))
     critical_ms = 2 * scale.latency_ms  # csa: carrier, then basics; the other two run beside it
     raw: list[float] = []
     for dot in dots:

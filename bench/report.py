@@ -40,6 +40,12 @@ class Goal:
 GOALS: tuple[Goal, ...] = (
     Goal("rate_utilization", "full sync: achieved upstream request rate / allowed rate", at_least=0.95),
     Goal("sandbox_429s", "429s the sandbox served during the full sync", at_most=0),
+    Goal(
+        "rate_utilization_loaded",
+        "the same full sync while another process keeps both cores busy",
+        at_least=0.95,
+    ),
+    Goal("sandbox_429s_loaded", "429s the sandbox served during the loaded full sync", at_most=0),
     Goal("speedup_vs_sequential", "sequential loop time (sample, scaled) / pipeline time", at_least=10),
     Goal("fold_ratio_vs_raw_read", "projector events/s / bare ordered-consumer events/s", at_least=0.5),
     Goal("rebuild_1m_seconds", "rebuild-status over 1,000,000 events (SQLite)", at_most=90, unit=" s"),

@@ -172,8 +172,15 @@ def _stages() -> list[Stage]:
     return [
         Stage(
             "pipeline",
-            ("rate_utilization", "sandbox_429s", "speedup_vs_sequential", "trigger_to_visible_p95_ms"),
-            {"quick": 150, "full": 900},
+            (
+                "rate_utilization",
+                "sandbox_429s",
+                "rate_utilization_loaded",
+                "sandbox_429s_loaded",
+                "speedup_vs_sequential",
+                "trigger_to_visible_p95_ms",
+            ),
+            {"quick": 240, "full": 1500},
             pipeline,
         ),
         Stage(

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -259,6 +259,22 @@ class System:
             timeout=timeout_s,
             check=False,
         )
+
+
+@contextlib.contextmanager
+def busy_cores(seconds: float, *, processes: int = 2) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Keep `processes` cores busy for at most `seconds` (each a bounded spin loop in its own
+    process), killed on leaving the block: the box as loaded as when other work shares it.
+    """
+    spin = f"import time\nt = time.time() + {seconds:.1f}\nwhile time.time() < t:\n    pass\n"
+    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(processes)]
+    try:
+        yield spinners
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+        for spinner in spinners:
+            spinner.wait(timeout=10)
 
 
 def manual_request(source: SourceKey, dot: int, *, minutes: float = 60) -> SyncRequested:

@@ -1,5 +1,6 @@
 """R4 upstream faults: the sandbox answers 10% 5xx, 5% 429, 2% malformed bodies and 1% hangs, and
-limits each upstream to exactly the rate its client is configured for. Every request ends, with a
+limits each upstream to exactly the rate its client is configured for, while another process keeps
+both cores busy. Every request ends, with a
 kind that names what went wrong (never `internal`), within the bounded attempts; the sandbox never
 refuses a call for going over its rate limit (its injected 429s are counted apart).
 
@@ -22,6 +23,7 @@ from reliability_support import (
     SOURCES,
     Projection,
     System,
+    busy_cores,
     ledger,
     manual_request,
     publish_surely,
@@ -54,12 +56,15 @@ async def test_r4_every_request_ends_with_the_right_kind_and_no_rate_limit_is_hi
     await system.sandbox_faults(**knobs(on=True))
     await system.sandbox_reset()
     try:
-        bus = Bus(nc.jetstream(), producer="reliability")
-        requests = [manual_request(source, dot) for dot in DOTS for source in SOURCES]
-        await publish_surely(bus, requests)
-        projection = Projection(system.status_url)
-        quiet = await wait_settled(nc, projection, DOTS, SOURCES, within_s=SCALE.settle_s)
-        stats = await system.sandbox_stats()
+        # both cores kept busy the whole time by another process: the clients' pace must hold on a box
+        # where every process (sources, sandbox, broker) is descheduled now and then
+        with busy_cores(SCALE.settle_s + 60):
+            bus = Bus(nc.jetstream(), producer="reliability")
+            requests = [manual_request(source, dot) for dot in DOTS for source in SOURCES]
+            await publish_surely(bus, requests)
+            projection = Projection(system.status_url)
+            quiet = await wait_settled(nc, projection, DOTS, SOURCES, within_s=SCALE.settle_s)
+            stats = await system.sandbox_stats()
     finally:
         await system.sandbox_faults(**knobs(on=False))
     counted = await ledger(nc.jetstream(), projection, DOTS)

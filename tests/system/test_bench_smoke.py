@@ -40,6 +40,8 @@ def test_a_smoke_sized_bench_runs_every_stage_and_writes_every_key(tmp_path: Pat
     assert set(doc["results"]) == {
         "rate_utilization",
         "sandbox_429s",
+        "rate_utilization_loaded",
+        "sandbox_429s_loaded",
         "speedup_vs_sequential",
         "fold_ratio_vs_raw_read",
         "rebuild_1m_seconds",

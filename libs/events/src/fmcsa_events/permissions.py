@@ -56,6 +56,8 @@ from fmcsa_events.topology import (
     INFLIGHT_BUCKET,
     LEASES_BUCKET,
     NOTIFIER_DURABLE,
+    PACE_BUCKET,
+    PACE_REPLICAS_BUCKET,
     STATE_BUCKET,
     source_durable,
 )
@@ -103,7 +105,7 @@ administration, and publishing to reply inboxes (forged replies)."""
 _OUR_STREAMS = (
     EVENTS_STREAM,
     DLQ_STREAM,
-    *(f"KV_{b}" for b in (INFLIGHT_BUCKET, LEASES_BUCKET, STATE_BUCKET)),
+    *(f"KV_{b}" for b in (INFLIGHT_BUCKET, LEASES_BUCKET, STATE_BUCKET, PACE_BUCKET, PACE_REPLICAS_BUCKET)),
 )
 
 _DECLARE_AND_READ: tuple[str, ...] = (
@@ -150,6 +152,8 @@ def _source(source: SourceKey) -> tuple[str, ...]:
         ),
         _dead_letters(source_user(source)),
         *_pull(source_durable(source)),
+        _kv(PACE_BUCKET),  # the shared adaptive pace of its upstream hosts (fmcsa_runtime.pacing)
+        _kv(PACE_REPLICAS_BUCKET),  # its replicas' heartbeats, which split that pace
     )
 
 

@@ -38,6 +38,8 @@ DLQ_STREAM = "FMCSA_DLQ"
 INFLIGHT_BUCKET = "fmcsa_inflight"
 LEASES_BUCKET = "fmcsa_leases"
 STATE_BUCKET = "fmcsa_state"
+PACE_BUCKET = "fmcsa_pace"
+PACE_REPLICAS_BUCKET = "fmcsa_pace_replicas"
 
 
 class TopologyMismatch(RuntimeError):
@@ -58,6 +60,7 @@ class Topology:
     source_max_ack_pending: int = 512
     inflight_ttl_s: float = 3600.0
     lease_ttl_s: float = 15.0
+    pace_replicas_ttl_s: float = 10.0
     sources: tuple[SourceKey, ...] = field(default_factory=lambda: tuple(SourceKey))
 
     def events_stream(self) -> StreamConfig:
@@ -126,6 +129,19 @@ class Topology:
             KeyValueConfig(
                 bucket=STATE_BUCKET,
                 description="heartbeats and state that services publish for the gateway",
+                storage=StorageType.FILE,
+                replicas=self.replicas,
+            ),
+            KeyValueConfig(
+                bucket=PACE_BUCKET,
+                description="the shared upstream pace of each (source, upstream host), changed by CAS",
+                storage=StorageType.FILE,
+                replicas=self.replicas,
+            ),
+            KeyValueConfig(
+                bucket=PACE_REPLICAS_BUCKET,
+                description="heartbeats of the source replicas sharing a pace; the TTL drops dead ones",
+                ttl=self.pace_replicas_ttl_s,
                 storage=StorageType.FILE,
                 replicas=self.replicas,
             ),

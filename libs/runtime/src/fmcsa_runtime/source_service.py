@@ -61,6 +61,7 @@ from fmcsa_runtime.deadletter import dead_letter
 from fmcsa_runtime.failpoints import failpoint
 from fmcsa_runtime.failures import Failure
 from fmcsa_runtime.outbox import changes_for, create_outbox
+from fmcsa_runtime.pacing import UpstreamPace
 from fmcsa_runtime.redaction import redact
 from fmcsa_runtime.service import build_app, connect_nats, make_broker
 from fmcsa_runtime.settings import ServiceSettings
@@ -586,9 +587,12 @@ def create_source_app(
     source: SourceKey,
     adapter_factory: Callable[[], Awaitable[SourceAdapter[Any]]],
     clock: Callable[[], datetime] = utc_now,
+    pace: UpstreamPace | None = None,
 ) -> Any:
     """Wire one source service: outcome log, bus, and a `SourceRunner` on the source's durable consumer
     (manual acks); the FastStream broker and app give it the health, readiness and metrics routes.
+    `pace`, the one the adapter's client spends, is bound to the bus at start (shared with the source's
+    other replicas, `fmcsa_runtime.pacing`) and unbound at the end.
 
     `settings` must also satisfy `SourceSettings` (max_attempts, concurrency, resolved_database_url).
     """
@@ -603,6 +607,9 @@ def create_source_app(
     async def on_startup() -> None:
         nc = await connect_nats(settings, name=service)
         await declare(nc.jetstream(), settings.topology())
+        if pace is not None:
+            await pace.start(nc.jetstream())
+            state["pace"] = pace
         engine = create_engine(source_settings.resolved_database_url())
         outcomes = OutcomeLog(engine)
         await outcomes.create()
@@ -646,6 +653,8 @@ def create_source_app(
             await adapter.close()
 
     async def after_shutdown() -> None:
+        if bound := state.get("pace"):
+            await bound.stop()
         if nc := state.get("nc"):
             await nc.drain()
         if engine := state.get("engine"):

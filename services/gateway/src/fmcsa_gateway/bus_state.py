@@ -8,6 +8,10 @@
   a ScheduleChanged or its live feed sees one. `GET /api/schedules` always reads the stream.
 - Scheduler status: the document the scheduler writes under `scheduler.status` in the `fmcsa_state`
   bucket (services/scheduler/README.md). Read as plain JSON: the gateway imports no other service.
+- Upstream pace: each source's shared pace per upstream host, the documents the sources keep in the
+  `fmcsa_pace` bucket, and their replicas' heartbeats in `fmcsa_pace_replicas` (see
+  `fmcsa_runtime.pacing`). Keys are listed from the bucket's stream info (no consumer is made), then
+  each is read with a direct get; a heartbeat older than the bucket's TTL is gone already.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
@@ -29,9 +33,9 @@ from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ScheduleChanged
 from fmcsa_events.subjects import schedule_changed
-from fmcsa_events.topology import EVENTS_STREAM
+from fmcsa_events.topology import EVENTS_STREAM, PACE_BUCKET, PACE_REPLICAS_BUCKET
 from fmcsa_gateway.domain import DEFAULT_INTERVAL_MINUTES
-from fmcsa_gateway.schemas import Schedule, SchedulerStatus
+from fmcsa_gateway.schemas import Schedule, SchedulerStatus, UpstreamPace
 
 log = structlog.get_logger(__name__)
 
@@ -158,3 +162,60 @@ def _status_from(document: Mapping[str, Any], *, now: datetime) -> SchedulerStat
     return SchedulerStatus.model_validate(
         {**fields, "known": True, "stale": stale, "running": bool(document.get("running")) and not stale}
     )
+
+
+async def _keys(js: JetStreamContext, bucket: str) -> list[str]:
+    prefix = f"$KV.{bucket}."
+    try:
+        info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
+    except NotFoundError:
+        return []
+    subjects = (info.state.subjects or {}) if info.state is not None else {}
+    return sorted(subject[len(prefix) :] for subject in subjects)
+
+
+async def _documents(js: JetStreamContext, bucket: str) -> dict[str, dict[str, Any]]:
+    """Every live key of a small bucket with its JSON document (unreadable ones are skipped)."""
+    try:
+        kv = await js.key_value(bucket)
+    except NotFoundError:
+        return {}
+    documents: dict[str, dict[str, Any]] = {}
+    for key in await _keys(js, bucket):
+        try:
+            entry = await kv.get(key)
+            document = json.loads(entry.value or b"{}")
+        except (KeyNotFoundError, KeyDeletedError, ValueError):
+            continue
+        if isinstance(document, dict):
+            documents[key] = document
+    return documents
+
+
+async def upstream_paces(js: JetStreamContext, *, now: datetime) -> list[UpstreamPace]:
+    """Each (source, upstream host)'s shared pace with its live replicas, by key."""
+    replicas = await _documents(js, PACE_REPLICAS_BUCKET)
+    paces: list[UpstreamPace] = []
+    for key, document in (await _documents(js, PACE_BUCKET)).items():
+        source, _, host = key.partition(".")
+        mine = [d for k, d in replicas.items() if k.rpartition(".")[0] == key]
+        try:
+            changed = document.get("changed_at")
+            paces.append(
+                UpstreamPace(
+                    source=source,
+                    host=host,
+                    pace_per_s=float(document["rate"]),
+                    ceiling_per_s=float(document["ceiling"]),
+                    limit_seen_per_s=None
+                    if document.get("limit_seen") is None
+                    else float(document["limit_seen"]),
+                    throttled=int(document.get("throttled", 0)),
+                    changed_at=datetime.fromtimestamp(float(changed), tz=now.tzinfo) if changed else None,
+                    replicas=len(mine),
+                    waited_s=round(sum(float(d.get("waited_s", 0.0)) for d in mine), 3),
+                )
+            )
+        except (KeyError, TypeError, ValueError, ValidationError) as error:
+            log.warning("upstream_pace_unreadable", key=key, error=str(error)[:200])
+    return paces

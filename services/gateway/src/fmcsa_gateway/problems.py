@@ -83,7 +83,8 @@ def _validation_errors(extra: Any) -> list[FieldError]:
     for item in extra if isinstance(extra, list) else []:
         if isinstance(item, dict):
             key = item.get("key") or ""
-            source = getattr(item.get("source"), "value", item.get("source"))
+            # Litestar names the source of a path, query or header error; a body field's error has none
+            source = getattr(item.get("source"), "value", item.get("source")) or ("body" if key else None)
             where = f"{source}.{key}" if source and key else str(key or source or "request")
             found.append(FieldError(field=where[:200], reason=str(item.get("message", "invalid"))[:500]))
     return found

@@ -179,6 +179,21 @@ class SchedulerStatus(Answer):
     sources: dict[str, SchedulerSource] = Field(default_factory=dict)
 
 
+class UpstreamPace(Answer):
+    """A source's shared pace towards one upstream host (`fmcsa_pace`, see `fmcsa_runtime.pacing`)."""
+
+    model_config = ConfigDict(frozen=True)
+    source: str
+    host: str = Field(description="The upstream host, as its KV key token (`.` and `:` become `_`).")
+    pace_per_s: float = Field(description="Calls per second allowed now, all replicas together.")
+    ceiling_per_s: float = Field(description="The configured rate the pace starts at and never exceeds.")
+    limit_seen_per_s: float | None = Field(description="The pace at which the upstream last pushed back.")
+    throttled: int = Field(description="429s and Retry-After answers seen by any replica, in all.")
+    changed_at: datetime | None
+    replicas: int = Field(description="Replicas with a live heartbeat, sharing the pace.")
+    waited_s: float = Field(description="Seconds the live replicas' calls have waited for the pace.")
+
+
 # --- reads -------------------------------------------------------------------------------------------
 
 

@@ -196,7 +196,8 @@ async def _wait_registered(gateway: Any, dot: str, wait_until: Any, bearer: Any)
         answer = await gateway.client.get(f"/api/companies/{dot}/status", headers=headers)
         return answer.status_code == 200 and answer.json()["active"]
 
-    await wait_until(seen, what=f"company {dot} in the status view")
+    # a busy box: the projector is a child process that may take more than the default 10 s
+    await wait_until(seen, what=f"company {dot} in the status view", within_s=30)
 
 
 @pytest.mark.parametrize("case", MUTATING, ids=lambda c: f"{c.method} {c.path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -166,4 +167,31 @@ async def test_scheduler_status_comes_from_its_heartbeat_and_goes_stale(
             "known"
         ] is False
     finally:
+        await nc.close()
+
+
+async def test_the_admin_page_shows_each_sources_shared_upstream_pace(lone_gateway: Any, bearer: Any) -> None:
+    from fmcsa_runtime.pacing import UpstreamPace
+
+    viewer = bearer(Role.VIEWER)
+    empty = await lone_gateway.client.get("/ui/pace", headers=viewer)
+    assert "No source has reported its pace yet" in empty.text
+    nc = await nats.connect(lone_gateway.nats_url)
+    replicas = [
+        UpstreamPace(source="csa", base_url="https://mobile.fmcsa.dot.gov/qc", ceiling=20.0, replica=name)
+        for name in ("a", "b")
+    ]
+    try:
+        for replica in replicas:
+            await replica.start(nc.jetstream(), sync_s=0.05, heartbeat_s=0.1)
+        replicas[0]._answered(replicas[0]._wall(), 429, {})
+        await replicas[0]._sync()
+        page = await lone_gateway.client.get("/ui/pace", headers=viewer)
+        assert page.status_code == 200
+        row = page.text.split("<tbody>")[1]
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in row.split("</td>")][:8]
+        assert cells == ["csa", "mobile_fmcsa_dot_gov", "10.00/s", "20.00/s", "20.00/s", "1", "2", "0.0 s"]
+    finally:
+        for replica in replicas:
+            await replica.stop()
         await nc.close()

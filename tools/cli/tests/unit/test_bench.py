@@ -26,6 +26,8 @@ report = importlib.import_module("bench.report")
 ISSUE_KEYS = {
     "rate_utilization",
     "sandbox_429s",
+    "rate_utilization_loaded",  # issue 21: the same full sync with both cores kept busy
+    "sandbox_429s_loaded",
     "speedup_vs_sequential",
     "fold_ratio_vs_raw_read",
     "rebuild_1m_seconds",

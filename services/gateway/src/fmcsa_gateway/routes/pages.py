@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
 from fmcsa_gateway.auth import ADMIN, COOKIE_PATH, OPERATOR, TOKEN_COOKIE, VIEWER, Caller, RoleToken
-from fmcsa_gateway.bus_state import current_schedules, scheduler_status
+from fmcsa_gateway.bus_state import current_schedules, scheduler_status, upstream_paces
 from fmcsa_gateway.chart import outcome_chart, trend_chart
 from fmcsa_gateway.ports import PortsDep
 from fmcsa_gateway.problems import ProblemError
@@ -318,3 +318,8 @@ class PagesController(Controller):
     async def scheduler(self, ports: PortsDep) -> Template:
         status = await scheduler_status(ports.state_kv, now=ports.clock())
         return Template(template_name="fragments/scheduler.html", context=_context(ports, status=status))
+
+    @get("/ui/pace", guards=[VIEWER])
+    async def pace(self, ports: PortsDep) -> Template:
+        paces = await upstream_paces(ports.js, now=ports.clock())
+        return Template(template_name="fragments/pace.html", context=_context(ports, paces=paces))

@@ -14,19 +14,20 @@ from fmcsa_runtime.source_service import ClientStoreAdapter, SourceAdapter, crea
 from fmcsa_source_csa.domain import summarize
 from fmcsa_source_csa.settings import Settings
 from fmcsa_source_csa.store import Store
-from fmcsa_source_csa.upstream import QCMobileClient
+from fmcsa_source_csa.upstream import QCMobileClient, make_pace
 
 
 def create_app(
     settings: Settings, *, clock: Callable[[], datetime] = utc_now, http: httpx.AsyncClient | None = None
 ) -> Any:
     """Wire the csa source; tests pass the clock or HTTP client they must control. Builds nothing
-    until the app starts.
+    until the app starts. The client's pace is bound to the bus (shared with the other replicas) at start.
     """
+    pace = make_pace(settings)
 
     async def adapter() -> SourceAdapter[Any]:
         store = await Store.connect(settings.resolved_database_url())
-        client = QCMobileClient.from_settings(settings, http=http)
+        client = QCMobileClient.from_settings(settings, http=http, pace=pace)
         return ClientStoreAdapter(client, store, summarize)
 
-    return create_source_app(settings, source=SourceKey.CSA, adapter_factory=adapter, clock=clock)
+    return create_source_app(settings, source=SourceKey.CSA, adapter_factory=adapter, clock=clock, pace=pace)

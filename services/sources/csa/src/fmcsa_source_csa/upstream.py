@@ -3,10 +3,10 @@
 Guarantees:
 - `fetch` never raises for upstream trouble: every answer becomes a `CsaFetch` or one `Failure`.
   An invalid DOT (`internal`) or a missing webKey (`not_configured`) makes no call at all.
-- Every HTTP call takes a slot of a semaphore of `concurrency`, then passes one aiolimiter leaky
-  bucket (`make_limiter`: the sandbox's `AsyncLimiter(rate_per_s, 1.0)` model with the headroom of
-  `fmcsa_runtime.pacing`, so equal limits serve no 429s) and is sent at once: a rate slot is never
-  granted to a call that then waits, so calls never bunch up behind it.
+- Every HTTP call takes a slot of a semaphore of `concurrency`, then a token of the source's
+  `UpstreamPace` (`fmcsa_runtime.pacing`: reserved at its gate, taken right before the request is
+  written; the pace is shared by the replicas and halves on a 429 or `Retry-After`), so calls never
+  bunch up behind a busy event loop and equal limits serve no 429s.
 - A retryable failure is retried in process (`stamina`, full-jitter backoff, or `Retry-After` when
   sent) while its wait is at most `inline_wait_max_s`, up to `inline_retries` times; timeouts go
   straight back (the attempt already took long). What is left returns with `retry_after_s` set:
@@ -28,13 +28,12 @@ from typing import Self, TypeVar
 import httpx
 import stamina
 import structlog
-from aiolimiter import AsyncLimiter
 from pydantic import SecretStr
 
 from fmcsa_events.identifiers import InvalidDotNumber, parse_dot
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.pacing import client_bucket
+from fmcsa_runtime.pacing import UpstreamPace
 from fmcsa_runtime.redaction import redact, register_secret
 from fmcsa_source_csa.domain import (
     Call,
@@ -60,9 +59,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def make_limiter(rate_per_s: float) -> AsyncLimiter:
-    """The leaky bucket that paces every call, a little inside QCMobile's own (`fmcsa_runtime.pacing`)."""
-    return AsyncLimiter(*client_bucket(rate_per_s))
+def make_pace(settings: Settings) -> UpstreamPace:
+    """The pace of every call, starting at `rate_per_s` (`fmcsa_runtime.pacing`); this process's alone
+    until the service binds it to the bus.
+    """
+    return UpstreamPace(source="csa", base_url=str(settings.base_url), ceiling=settings.rate_per_s)
 
 
 class _RetryableAnswer(Exception):
@@ -90,7 +91,7 @@ class QCMobileClient:
         http: httpx.AsyncClient,
         base_url: str,
         web_key: SecretStr | None,
-        limiter: AsyncLimiter,
+        pace: UpstreamPace,
         concurrency: int = 8,
         inline_retries: int = 2,
         inline_wait_max_s: float = 5.0,
@@ -101,7 +102,7 @@ class QCMobileClient:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._web_key = web_key
-        self._limiter = limiter
+        self._pace = pace
         self._semaphore = asyncio.Semaphore(concurrency)
         self._inline_retries = inline_retries
         self._inline_wait_max_s = inline_wait_max_s
@@ -111,9 +112,15 @@ class QCMobileClient:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, http: httpx.AsyncClient | None = None, clock: Clock = utc_now
+        cls,
+        settings: Settings,
+        *,
+        http: httpx.AsyncClient | None = None,
+        clock: Clock = utc_now,
+        pace: UpstreamPace | None = None,
     ) -> Self:
-        """Build the client from settings; an `http` client passed in is used as is and not closed.
+        """Build the client from settings; an `http` client passed in is used as is and not closed, a
+        `pace` passed in (the service's, shared on the bus) is used instead of a fresh one.
 
         Registers the webKey with `redact`; warns once (here, at start) when it is missing.
         """
@@ -139,7 +146,7 @@ class QCMobileClient:
             http=http,
             base_url=str(settings.base_url),
             web_key=web_key,
-            limiter=make_limiter(settings.rate_per_s),
+            pace=pace or make_pace(settings),
             concurrency=settings.concurrency,
             inline_retries=settings.inline_retries,
             inline_wait_max_s=settings.inline_wait_max_s,
@@ -242,8 +249,11 @@ class QCMobileClient:
         assert self._web_key is not None
         params = {"webKey": self._web_key.get_secret_value()}
         try:
-            async with self._semaphore, self._limiter:
-                response = await self._http.get(f"{self._base_url}/{path}", params=params)
+            async with self._semaphore, self._pace.call() as paced:
+                response = await self._http.get(
+                    f"{self._base_url}/{path}", params=params, extensions={"trace": paced.trace}
+                )
+                paced.answered(response.status_code, response.headers)
         except httpx.TimeoutException as error:
             return self._transport_failure(call, ErrorKind.TIMEOUT, "QCMobile did not answer in time", error)
         except httpx.TransportError as error:

@@ -16,7 +16,7 @@ from fmcsa_runtime.failures import Failure
 from fmcsa_runtime.pacing import client_bucket
 from fmcsa_source_csa.domain import CsaFetch
 from fmcsa_source_csa.settings import Settings
-from fmcsa_source_csa.upstream import QCMobileClient, make_limiter
+from fmcsa_source_csa.upstream import QCMobileClient, make_pace
 
 KEY = "unit-sentinel-webkey-5b1f"
 NOW = datetime(2025, 11, 4, 15, 0, tzinfo=UTC)
@@ -222,9 +222,26 @@ async def test_the_client_made_from_settings_closes_only_what_it_made() -> None:
 
 
 @pytest.mark.parametrize("rate", [0.5, 1.0, 2.0, 20.0, 50.0])
-def test_the_limiter_is_the_shared_client_bucket(rate: float) -> None:
-    limiter = make_limiter(rate)
-    assert (limiter.max_rate, limiter.time_period) == client_bucket(rate)
+def test_the_pace_starts_at_the_configured_rate_in_the_shared_client_bucket(rate: float) -> None:
+    pace = make_pace(Settings(web_key=SecretStr(KEY), rate_per_s=rate))
+    assert pace.key == "csa.mobile_fmcsa_dot_gov"
+    assert pace.state.rate == rate
+    assert (pace._bucket.capacity, pace._bucket.capacity / pace._bucket.refill_per_s) == client_bucket(rate)
+
+
+async def test_a_429_halves_the_pace_and_a_clean_answer_does_not() -> None:
+    answers = iter([httpx.Response(429, headers={"Retry-After": "30"}), httpx.Response(500, json={})])
+    recorder = Recorder(lambda request: next(answers))
+    settings = Settings(web_key=SecretStr(KEY), base_url="http://qc.test/qc/services", rate_per_s=20)
+    pace = make_pace(settings)
+    client = QCMobileClient.from_settings(
+        settings, http=httpx.AsyncClient(transport=httpx.MockTransport(recorder)), pace=pace
+    )
+    result = await client.fetch("1234567")
+    assert isinstance(result, Failure)
+    assert len(recorder.requests) == 1  # Retry-After 30 s is the bus's wait, not an inline one
+    assert pace.state.rate == 10.0
+    assert pace.state.throttled == 1
 
 
 def test_settings_default_to_the_real_host_and_the_contract_values(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,21 +14,24 @@ from fmcsa_runtime.source_service import ClientStoreAdapter, SourceAdapter, crea
 from fmcsa_source_inspections.domain import summarize
 from fmcsa_source_inspections.settings import Settings
 from fmcsa_source_inspections.store import Store
-from fmcsa_source_inspections.upstream import SaferWebClient
+from fmcsa_source_inspections.upstream import SaferWebClient, make_pace
 
 
 def create_app(
     settings: Settings, *, clock: Callable[[], datetime] = utc_now, http: httpx.AsyncClient | None = None
 ) -> Any:
     """Wire the inspections source; tests pass the clock or HTTP client they must control. Builds nothing
-    until the app starts.
+    until the app starts. The client's pace is bound to the bus (shared with the other replicas) at start.
     """
+    pace = make_pace(settings)
 
     async def adapter() -> SourceAdapter[Any]:
         store = await Store.connect(
             settings.resolved_database_url(), oos_rate_change_points=settings.oos_rate_change_points
         )
-        client = SaferWebClient.from_settings(settings, http=http)
+        client = SaferWebClient.from_settings(settings, http=http, pace=pace)
         return ClientStoreAdapter(client, store, summarize)
 
-    return create_source_app(settings, source=SourceKey.INSPECTIONS, adapter_factory=adapter, clock=clock)
+    return create_source_app(
+        settings, source=SourceKey.INSPECTIONS, adapter_factory=adapter, clock=clock, pace=pace
+    )

@@ -13,12 +13,11 @@ from typing import Self
 import httpx
 import stamina
 import structlog
-from aiolimiter import AsyncLimiter
 
 from fmcsa_events.identifiers import InvalidDotNumber, parse_dot
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.pacing import client_bucket
+from fmcsa_runtime.pacing import PacedCall, UpstreamPace
 from fmcsa_runtime.redaction import redact, register_secret, sample
 from fmcsa_source_inspections.domain import (
     InspectionsFetch,
@@ -56,13 +55,26 @@ def _backoff_hook(error: Exception) -> bool | float:
     return False
 
 
+def make_pace(settings: Settings) -> UpstreamPace:
+    """The pace of every call, starting at `rate_per_s` with `burst_headroom_s` (`fmcsa_runtime.pacing`);
+    this process's alone until the service binds it to the bus.
+    """
+    return UpstreamPace(
+        source="inspections",
+        base_url=str(settings.base_url),
+        ceiling=settings.rate_per_s,
+        burst_s=settings.burst_headroom_s,
+    )
+
+
 class SaferWebClient:
     """Fetches carrier snapshots from SaferWebAPI (or the sandbox, by `base_url`).
 
-    Guarantees: `fetch` never raises for upstream trouble; every HTTP call passes one
-    `AsyncLimiter(rate_per_s, 1.0)` and a semaphore of `concurrency`; no call is made for an invalid
-    DOT or without a key; the key travels only in the `x-api-key` header and is registered with
-    `redact`, so it reaches no log line, Failure or stored row.
+    Guarantees: `fetch` never raises for upstream trouble; every HTTP call passes a semaphore of
+    `concurrency` and the source's `UpstreamPace` (`fmcsa_runtime.pacing`: a token taken right before
+    the request is written, from a pace shared by the replicas that halves on a 429); no call is made
+    for an invalid DOT or without a key; the key travels only in the `x-api-key` header and is
+    registered with `redact`, so it reaches no log line, Failure or stored row.
     """
 
     def __init__(
@@ -71,7 +83,7 @@ class SaferWebClient:
         http: httpx.AsyncClient,
         owns_http: bool,
         api_key: str | None,
-        limiter: AsyncLimiter,
+        pace: UpstreamPace,
         concurrency: int,
         policy: RetryPolicy,
         rate_limit_wait_s: float,
@@ -82,7 +94,7 @@ class SaferWebClient:
         self._http = http
         self._owns_http = owns_http
         self._api_key = api_key
-        self._limiter = limiter
+        self._pace = pace
         self._slots = asyncio.Semaphore(concurrency)
         self._policy = policy
         self._rate_limit_wait_s = rate_limit_wait_s
@@ -92,9 +104,16 @@ class SaferWebClient:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, http: httpx.AsyncClient | None = None, clock: Clock = utc_now
+        cls,
+        settings: Settings,
+        *,
+        http: httpx.AsyncClient | None = None,
+        clock: Clock = utc_now,
+        pace: UpstreamPace | None = None,
     ) -> Self:
-        """Build the client; an `http` passed in is used as is and left open by `aclose`."""
+        """Build the client; an `http` passed in is used as is and left open by `aclose`; a `pace`
+        passed in (the service's, shared on the bus) is used instead of a fresh one at `rate_per_s`.
+        """
         api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
         api_key = api_key or None  # an empty variable means "not set"
         register_secret(api_key)
@@ -118,7 +137,7 @@ class SaferWebClient:
             http=http,
             owns_http=owns_http,
             api_key=api_key,
-            limiter=AsyncLimiter(*client_bucket(settings.rate_per_s, burst_s=settings.burst_headroom_s)),
+            pace=pace or make_pace(settings),
             concurrency=settings.concurrency,
             policy=RetryPolicy(
                 inline_retries=settings.inline_retries,
@@ -180,8 +199,8 @@ class SaferWebClient:
 
     async def _call(self, dot: str, api_key: str) -> InspectionsFetch | Failure:
         """One HTTP call, classified. Mapping errors (our bugs) become `internal`."""
-        async with self._slots, self._limiter:
-            answer = await self._get(dot, api_key)
+        async with self._slots, self._pace.call() as paced:
+            answer = await self._get(dot, api_key, paced)
         if isinstance(answer, Failure):
             return answer
         status, headers, body = answer
@@ -204,7 +223,9 @@ class SaferWebClient:
                 detail=sample(f"{type(error).__name__}: {error}"),
             )
 
-    async def _get(self, dot: str, api_key: str) -> tuple[int, httpx.Headers, bytes] | Failure:
+    async def _get(
+        self, dot: str, api_key: str, paced: PacedCall
+    ) -> tuple[int, httpx.Headers, bytes] | Failure:
         """Send the request and read the body, or the Failure that stopped it. A transport error
         after a 2xx status line means the body was cut short (`invalid_response`, retryable).
         """
@@ -212,9 +233,13 @@ class SaferWebClient:
         try:
             async with asyncio.timeout(self._call_timeout_s):
                 async with self._http.stream(
-                    "GET", SNAPSHOT_PATH.format(dot=dot), headers={"x-api-key": api_key}
+                    "GET",
+                    SNAPSHOT_PATH.format(dot=dot),
+                    headers={"x-api-key": api_key},
+                    extensions={"trace": paced.trace},
                 ) as response:
                     status = response.status_code
+                    paced.answered(status, response.headers)
                     return status, response.headers, await response.aread()
         except (httpx.TimeoutException, TimeoutError) as error:
             return _transport_failure(ErrorKind.TIMEOUT, "SaferWebAPI did not answer in time", error, status)

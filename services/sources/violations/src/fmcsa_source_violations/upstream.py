@@ -3,7 +3,8 @@
 Guarantees: `fetch` never raises for upstream trouble (every answer becomes a `ViolationsFetch` or one
 `Failure`); only a validated, canonical DOT reaches the query, and only as the equality filter
 `dot_number=<digits>` (never SoQL text); every HTTP call, retries included, passes the concurrency
-cap and then the rate limiter (a leaky bucket with headroom below the upstream's, see
+cap and then the source's `UpstreamPace` (a token reserved at its gate and taken right before the
+request is written, from a pace shared by the replicas that halves on a 429 or `Retry-After`; see
 `fmcsa_runtime.pacing`); the app token travels only in the `X-App-Token` header and
 never in a log line or a Failure.
 """
@@ -19,13 +20,12 @@ from typing import Self
 import httpx
 import stamina
 import structlog
-from aiolimiter import AsyncLimiter
 from pydantic import SecretStr
 
 from fmcsa_events.identifiers import InvalidDotNumber, parse_dot
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.pacing import client_bucket
+from fmcsa_runtime.pacing import UpstreamPace
 from fmcsa_runtime.redaction import redact, register_secret, sample
 from fmcsa_source_violations.domain import (
     Page,
@@ -63,6 +63,13 @@ def _backoff(error: Exception) -> bool | float:
     return error.wait_s if isinstance(error, _InlineRetry) else False
 
 
+def make_pace(settings: Settings) -> UpstreamPace:
+    """The pace of every call, starting at `rate_per_s` (`fmcsa_runtime.pacing`); this process's alone
+    until the service binds it to the bus.
+    """
+    return UpstreamPace(source="violations", base_url=str(settings.base_url), ceiling=settings.rate_per_s)
+
+
 class SocrataClient:
     """Reads `GET /resource/<dataset>.json?dot_number=..&$order=:id&$limit=..&$offset=..` until a short page.
 
@@ -89,6 +96,7 @@ class SocrataClient:
         retry_after_max_s: float,
         clock: Clock = utc_now,
         rng: random.Random | None = None,
+        pace: UpstreamPace | None = None,
     ) -> None:
         self._http = http
         self._owns_http = owns_http
@@ -96,7 +104,7 @@ class SocrataClient:
         self._token = app_token
         self._page_size = page_size
         self._max_pages = max_pages
-        self._limiter = AsyncLimiter(*client_bucket(rate_per_s))
+        self._pace = pace or UpstreamPace(source="violations", base_url=resource_url, ceiling=rate_per_s)
         self._semaphore = asyncio.Semaphore(concurrency)
         self._timeout = timeout
         self._inline_retries = inline_retries
@@ -110,10 +118,16 @@ class SocrataClient:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, http: httpx.AsyncClient | None = None, clock: Clock = utc_now
+        cls,
+        settings: Settings,
+        *,
+        http: httpx.AsyncClient | None = None,
+        clock: Clock = utc_now,
+        pace: UpstreamPace | None = None,
     ) -> Self:
         """Build the client; registers the token with `redact`. A passed `http` client is the caller's
-        to close; otherwise the client owns one sized to `concurrency`.
+        to close; otherwise the client owns one sized to `concurrency`. A `pace` passed in (the
+        service's, shared on the bus) is used instead of a fresh one at `rate_per_s`.
         """
         token = settings.app_token
         register_secret(token.get_secret_value() if token is not None else None)
@@ -139,6 +153,7 @@ class SocrataClient:
             inline_wait_max_s=settings.inline_wait_max_s,
             retry_after_max_s=settings.retry_after_max_s,
             clock=clock,
+            pace=pace or make_pace(settings),
         )
 
     @property
@@ -248,10 +263,15 @@ class SocrataClient:
         # Equality filter on the validated canonical DOT only: no $where, no SoQL text from input.
         params = {"dot_number": dot, "$order": ":id", "$limit": str(self._page_size), "$offset": str(offset)}
         try:
-            async with self._semaphore, self._limiter:
+            async with self._semaphore, self._pace.call() as paced:
                 response = await self._http.get(
-                    self._url, params=params, headers=self._headers, timeout=self._timeout
+                    self._url,
+                    params=params,
+                    headers=self._headers,
+                    timeout=self._timeout,
+                    extensions={"trace": paced.trace},
                 )
+                paced.answered(response.status_code, response.headers)
         except httpx.TimeoutException as error:
             return Failure(
                 ErrorKind.TIMEOUT,
