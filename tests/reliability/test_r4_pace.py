@@ -19,7 +19,7 @@ import nats
 import pytest
 from reliability_support import manual_request, publish_surely, record, stream_requests_and_outcomes
 
-from fmcsa_cli.launcher import Launcher
+from fmcsa_cli.launcher import Launcher, bus_credential_env
 from fmcsa_events.bus import Bus
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import SourceSynced
@@ -71,7 +71,7 @@ async def run_requests(
     """Publish a csa request per DOT, wait until each has an outcome; (requests, with one outcome,
     synced, the shared pace document)."""
     assert launcher.nats is not None
-    nc = await nats.connect(launcher.nats.url)
+    nc = await nats.connect(launcher.nats.url, **launcher.bus_admin())
     try:
         js = nc.jetstream()
         await publish_surely(
@@ -125,7 +125,11 @@ async def test_a_source_configured_at_20_per_s_learns_a_sandbox_limited_to_10(la
 async def test_two_replicas_of_a_source_together_stay_under_the_sandboxs_limit(launched: Launcher) -> None:
     # a second csa replica: same settings, same database and consumer, its own HTTP port
     port = free_port()
-    env = dict(launched._env) | {"FMCSA_CSA_HTTP_PORT": str(port)}
+    env = (
+        dict(launched._env)
+        | {"FMCSA_CSA_HTTP_PORT": str(port)}
+        | bus_credential_env(launched.data_dir, "source-csa")
+    )
     second = Child(
         "csa-2", [sys.executable, "-m", "fmcsa_source_csa"], env, log_path=launched.logs_dir / "csa-2.log"
     ).start()

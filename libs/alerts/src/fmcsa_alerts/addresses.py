@@ -160,7 +160,8 @@ def _plain_refusal(address: IpAddress) -> str | None:
 
 def address_refusal(address: IpAddress) -> str | None:
     """Why an address may not be called without the allow-list, or None when it is public. An IPv6
-    address that carries a refused IPv4 address (6to4, NAT64, Teredo, IPv4-mapped) is refused for it.
+    address that carries an IPv4 address (6to4, NAT64, Teredo, IPv4-mapped) is judged by that address:
+    refused when it is refused, public when it is public.
     """
     address = _unmapped(address)
     embedded = embedded_ipv4(address)
@@ -168,6 +169,9 @@ def address_refusal(address: IpAddress) -> str | None:
         form, inner = embedded
         if reason := _plain_refusal(inner):
             return f"{address} is a {form} address that leads to {inner}: {reason}"
+        # judged by where it leads: Python releases disagree on these prefixes themselves (3.11.2's
+        # Debian build calls all of 2002::/16 private, 3.11.7 does not), and the IPv4 address decides
+        return None
     if isinstance(address, ipaddress.IPv6Address) and address in _NAT64_LOCAL:
         return f"{address} is a local-use NAT64 address (64:ff9b:1::/48)"
     return _plain_refusal(address)

@@ -178,6 +178,8 @@ def test_ipv6_forms_that_lead_to_a_refused_ipv4_address_are_refused_for_it(addre
 def test_the_local_use_nat64_prefix_is_refused_and_a_6to4_of_a_public_address_is_not() -> None:
     assert address_refusal(ipaddress.ip_address("64:ff9b:1::a00:1")) is not None
     assert address_refusal(ipaddress.ip_address("2002:5db8:d70e::1")) is None  # 6to4 of 93.184.215.14
+    assert address_refusal(ipaddress.ip_address("64:ff9b::5db8:d70e")) is None  # NAT64 of the same
+    assert address_refusal(ipaddress.ip_address("2002:7f00:1::1")) is not None  # 6to4 of 127.0.0.1
 
 
 def test_an_allow_list_entry_with_a_port_lets_only_that_port_through() -> None:

@@ -83,6 +83,12 @@ WAITED = Counter(
 )
 REPLICAS = Gauge("fmcsa_upstream_pace_replicas", "Live replicas sharing the pace", ["source"])
 
+PACE_NOTE = (
+    " The pace starts here, is shared by all replicas of the source (each spends `pace / live replicas`),"
+    ' halves on a 429 or `Retry-After` and climbs back (ARCHITECTURE.md, "Upstream pace").'
+)
+"""What every source's `RATE_PER_S` setting says of the pace (its description ends with it)."""
+
 
 def client_bucket(rate_per_s: float, *, burst_s: float = BURST_S) -> tuple[float, float]:
     """`(capacity, seconds to refill it)` of a client bucket for an upstream limited to `rate_per_s` in

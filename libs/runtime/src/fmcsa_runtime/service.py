@@ -35,6 +35,7 @@ from faststream.nats.security import NatsSecurity, NatsUserPassword
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from fmcsa_events.topology import Topology, declare
 from fmcsa_runtime.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -93,6 +94,22 @@ class _ErrorLog:
 CONNECT_WAIT_INITIAL_S = 0.5
 CONNECT_WAIT_MAX_S = 10.0
 """Back-off between connect attempts while NATS is unreachable at start: 0.5 s doubling up to 10 s."""
+
+
+DECLARE_ATTEMPTS = 6
+DECLARE_TIMEOUT_S = 90.0
+
+
+async def declare_bus(nc: NatsClient, topology: Topology) -> None:
+    """`fmcsa_events.topology.declare`, retried while JetStream does not answer in time: on a cluster
+    that is still electing the leaders of streams and buckets (a first start, a node restarting), an
+    API request times out for a few seconds. stamina logs one line per retry; a refusal is not retried.
+    """
+    async for attempt in stamina.retry_context(
+        on=nats.errors.TimeoutError, attempts=DECLARE_ATTEMPTS, timeout=DECLARE_TIMEOUT_S, wait_initial=0.5
+    ):
+        with attempt:
+            await declare(nc.jetstream(), topology)
 
 
 async def connect_nats(settings: ServiceSettings, *, name: str) -> NatsClient:

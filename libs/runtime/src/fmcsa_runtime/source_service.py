@@ -55,7 +55,7 @@ from fmcsa_events.models import (
     SyncRequested,
 )
 from fmcsa_events.subjects import subject_for
-from fmcsa_events.topology import EVENTS_STREAM, declare, source_durable
+from fmcsa_events.topology import EVENTS_STREAM, source_durable
 from fmcsa_runtime.database import create_engine
 from fmcsa_runtime.deadletter import dead_letter
 from fmcsa_runtime.failpoints import failpoint
@@ -63,7 +63,7 @@ from fmcsa_runtime.failures import Failure
 from fmcsa_runtime.outbox import changes_for, create_outbox
 from fmcsa_runtime.pacing import UpstreamPace
 from fmcsa_runtime.redaction import redact
-from fmcsa_runtime.service import build_app, connect_nats, make_broker
+from fmcsa_runtime.service import build_app, connect_nats, declare_bus, make_broker
 from fmcsa_runtime.settings import ServiceSettings
 from fmcsa_runtime.settle import DEADLINE_PASSED, RetryLater, Stored, past_deadline, settle
 
@@ -606,7 +606,7 @@ def create_source_app(
 
     async def on_startup() -> None:
         nc = await connect_nats(settings, name=service)
-        await declare(nc.jetstream(), settings.topology())
+        await declare_bus(nc, settings.topology())
         if pace is not None:
             await pace.start(nc.jetstream())
             state["pace"] = pace

@@ -32,7 +32,7 @@ from litestar.types import ASGIApp
 
 from fmcsa_events.bus import Bus, utc_now
 from fmcsa_events.models import ScheduleChanged
-from fmcsa_events.topology import INFLIGHT_BUCKET, STATE_BUCKET, declare
+from fmcsa_events.topology import INFLIGHT_BUCKET, STATE_BUCKET
 from fmcsa_gateway.alerts import alerts_lifespan, provide_alerts
 from fmcsa_gateway.asyncapi import asyncapi_document
 from fmcsa_gateway.auth import Caller, build_auth
@@ -52,7 +52,7 @@ from fmcsa_gateway.routes.sync import SyncController
 from fmcsa_gateway.routes.system import MetricsController, asyncapi, health, ready
 from fmcsa_gateway.security import RefuseMalformedTargets, security_headers
 from fmcsa_gateway.settings import Settings
-from fmcsa_runtime.service import connect_nats
+from fmcsa_runtime.service import connect_nats, declare_bus
 from fmcsa_status_view.query import StatusView
 
 log = structlog.get_logger(__name__)
@@ -127,7 +127,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         feed: LiveFeed | None = None
         try:
             js = nc.jetstream()
-            await declare(js, settings.topology())
+            await declare_bus(nc, settings.topology())
             view = StatusView(settings.resolved_status_database_url())
             schedules = ScheduleCache(lambda: current_schedules(js))
 

@@ -15,13 +15,13 @@ from prometheus_client import CollectorRegistry
 from fmcsa_alerts.addresses import parse_allow_list
 from fmcsa_alerts.sealing import SecretBox
 from fmcsa_events.bus import Bus, utc_now
-from fmcsa_events.topology import declare, declare_consumer, notifier_consumer
+from fmcsa_events.topology import declare_consumer, notifier_consumer
 from fmcsa_notifier.handlers import SERVICE, Notifier
 from fmcsa_notifier.sender import Sender
 from fmcsa_notifier.settings import Settings
 from fmcsa_notifier.store import NotifierStore
 from fmcsa_runtime.redaction import register_secret
-from fmcsa_runtime.service import build_app, connect_nats, make_broker
+from fmcsa_runtime.service import build_app, connect_nats, declare_bus, make_broker
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +45,7 @@ class _Runtime:
             log.warning("webhook_secret_key_missing", effect="every delivery fails: no secret opens")
         self.nc = await connect_nats(settings, name=SERVICE)
         js = self.nc.jetstream()
-        await declare(js, settings.topology())
+        await declare_bus(self.nc, settings.topology())
         await declare_consumer(
             js,
             notifier_consumer(

@@ -12,8 +12,8 @@ from faststream.asgi import AsgiFastStream
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CollectorRegistry
 
-from fmcsa_events.topology import INFLIGHT_BUCKET, STATE_BUCKET, declare
-from fmcsa_runtime.service import build_app, connect_nats, make_broker
+from fmcsa_events.topology import INFLIGHT_BUCKET, STATE_BUCKET
+from fmcsa_runtime.service import build_app, connect_nats, declare_bus, make_broker
 from fmcsa_scheduler.handlers import Scheduler
 from fmcsa_scheduler.settings import Clock, Settings
 
@@ -31,7 +31,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> AsgiFastStr
         nc = await connect_nats(settings, name=f"scheduler-{settings.replica_id}")
         connection.append(nc)
         js = nc.jetstream()
-        await declare(js, settings.topology())
+        await declare_bus(nc, settings.topology())
         await scheduler.start(nc, await js.key_value(INFLIGHT_BUCKET), await js.key_value(STATE_BUCKET))
         for task in scheduler.tasks:
             task.add_done_callback(_stop_process_if_crashed)

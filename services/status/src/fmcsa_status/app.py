@@ -10,8 +10,7 @@ from faststream.asgi import AsgiFastStream
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CollectorRegistry
 
-from fmcsa_events.topology import declare
-from fmcsa_runtime.service import build_app, connect_nats, make_broker
+from fmcsa_runtime.service import build_app, connect_nats, declare_bus, make_broker
 from fmcsa_status.handlers import SERVICE, Projector
 from fmcsa_status.settings import Settings
 from fmcsa_status.store import StatusStore
@@ -30,7 +29,7 @@ class _Runtime:
         settings = self.settings
         self.nc = await connect_nats(settings, name=SERVICE)
         js = self.nc.jetstream()
-        await declare(js, settings.topology())
+        await declare_bus(self.nc, settings.topology())
         self.store = await StatusStore.connect(settings.resolved_database_url())
         self.projector = Projector(
             js,

@@ -37,10 +37,10 @@ from nats.js import JetStreamContext
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from fmcsa_events.topology import EVENTS_STREAM, declare
+from fmcsa_events.topology import EVENTS_STREAM
 from fmcsa_runtime.cli import settings_help
 from fmcsa_runtime.logging import configure_logging
-from fmcsa_runtime.service import connect_nats
+from fmcsa_runtime.service import connect_nats, declare_bus
 from fmcsa_status.app import tune_garbage_collector
 from fmcsa_status.settings import Settings
 from fmcsa_status.store import Applied, StatusStore, dump_rows, is_lock_timeout, primary_key
@@ -122,7 +122,7 @@ async def rebuild(
     nc = nc or await connect_nats(settings, name="status-rebuild")
     try:
         js = nc.jetstream()
-        await declare(js, settings.topology())
+        await declare_bus(nc, settings.topology())
         live = await StatusStore.connect(settings.resolved_database_url())
         try:
             return await _rebuild(settings, js, live, verify=verify, out=out, report=report)

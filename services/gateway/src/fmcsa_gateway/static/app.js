@@ -78,9 +78,8 @@
     document.getElementById("sign-out").hidden = false;
     signIn.hidden = true;
     app.hidden = false;
-    window.fmcsaSignedIn = true;
     htmx.trigger(document.body, "signed-in");
-    // the deliveries and the scheduler refresh every 10 s while signed in (hx-trigger "tick from:body")
+    // the deliveries, the scheduler and the upstream pace refresh every 10 s while signed in ("tick from:body")
     if (!ticker) { ticker = setInterval(function () { htmx.trigger(document.body, "tick"); }, 10000); }
     connect();
   }
@@ -89,7 +88,6 @@
     closeSession(current);
     current = null;
     if (ticker) { clearInterval(ticker); ticker = null; }
-    window.fmcsaSignedIn = false;
     if (source) { source.close(); source = null; }
     setLive(false);
     app.hidden = true;

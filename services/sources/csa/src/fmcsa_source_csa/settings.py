@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from fmcsa_runtime.pacing import PACE_NOTE
 from fmcsa_runtime.settings import ServiceSettings
 
 QCMOBILE_URL = "https://mobile.fmcsa.dot.gov/qc/services"
@@ -30,7 +31,10 @@ class Settings(ServiceSettings):
         "answer every request `not_configured`.",
     )
     rate_per_s: float = Field(
-        2.0, gt=0, le=50, description="Ceiling on QCMobile calls per second (a sync is two calls)."
+        2.0,
+        gt=0,
+        le=50,
+        description="Ceiling on QCMobile calls per second (a sync is two calls)." + PACE_NOTE,
     )
     concurrency: int = Field(8, ge=1, le=256, description="Most QCMobile calls in flight at once.")
     connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from fmcsa_runtime.pacing import PACE_NOTE
 from fmcsa_runtime.settings import ServiceSettings
 
 SAFERWEBAPI_URL = "https://saferwebapi.com"
@@ -24,9 +25,7 @@ class Settings(ServiceSettings):
     api_key: SecretStr | None = Field(
         None, description="SaferWebAPI key, sent as the `x-api-key` header. Unset: answer not_configured."
     )
-    rate_per_s: float = Field(
-        1.0, gt=0, description="Ceiling on SaferWebAPI calls per second (leaky bucket of one second's worth)."
-    )
+    rate_per_s: float = Field(1.0, gt=0, description="Ceiling on SaferWebAPI calls per second." + PACE_NOTE)
     burst_headroom_s: float = Field(
         0.25,
         ge=0,

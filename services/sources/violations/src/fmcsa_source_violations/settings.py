@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from fmcsa_runtime.pacing import PACE_NOTE
 from fmcsa_runtime.settings import ServiceSettings
 
 SOCRATA_URL = "https://data.transportation.gov"
@@ -31,7 +32,9 @@ class Settings(ServiceSettings):
         None,
         description="Socrata app token, sent as X-App-Token; unset or empty means anonymous (shared pool).",
     )
-    rate_per_s: float = Field(2.0, gt=0, description="Ceiling on Socrata calls per second (one per page).")
+    rate_per_s: float = Field(
+        2.0, gt=0, description="Ceiling on Socrata calls per second (one per page)." + PACE_NOTE
+    )
     concurrency: int = Field(8, ge=1, description="Most Socrata calls in flight at once.")
     connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection.")
     read_timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for each read of an answer.")
