@@ -24,7 +24,7 @@ import socket
 import sqlite3
 import ssl
 import sys
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -443,3 +443,68 @@ def main(
     for row in rows:
         sys.stdout.write(row.to_json() + "\n")
     sys.stdout.flush()
+
+
+@dataclass(frozen=True)
+class SourceProbe:
+    """What one source's doctor needs of its settings: names for the rows and remedies, where to call,
+    whether it has a key (`missing_key`: the skip row's detail and remedy when a key is required and
+    unset; None when it may call anonymously) and its store.
+    """
+
+    source: str
+    base_url: str
+    key: KeyAdvice
+    has_key: bool
+    missing_key: tuple[str, str] | None
+    database_url: str
+    connect_timeout_s: float
+    read_timeout_s: float
+    client_base_url: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        return f"FMCSA_{self.source.upper()}_"
+
+
+Fetched = Failure | str
+"""A cheap call's result: the failure, or what came back in a few words (`"snapshot parsed"`)."""
+
+
+async def source_checks(
+    probe: SourceProbe, dot: str | None, fetch: Callable[[httpx.AsyncClient, str], Awaitable[Fetched]]
+) -> list[Check]:
+    """Every source's doctor: the host (resolves, verified TLS), then one cheap call through the
+    service's own client (`fetch`) for the key, answer, rate-limit and clock rows, then the store. A
+    source whose key is required and unset sends nothing and says how to get one.
+    """
+    base_setting = f"{probe.prefix}BASE_URL"
+    rows: list[Check] = []
+    if not probe.has_key and probe.missing_key is not None:
+        rows.append(Check(f"{probe.source}: key", Status.SKIP, *probe.missing_key))
+    else:
+        probed, reachable = await probe_host(
+            probe.source, probe.base_url, base_setting, timeout_s=probe.connect_timeout_s
+        )
+        rows += probed
+        if reachable:
+            dot = dot or default_dot(probe.base_url)
+            responses: list[httpx.Response] = []
+            options: dict[str, Any] = {
+                "timeout": httpx.Timeout(probe.read_timeout_s, connect=probe.connect_timeout_s)
+            }
+            if probe.client_base_url is not None:
+                options["base_url"] = probe.client_base_url
+            async with capturing_client(responses, **options) as http:
+                result = await fetch(http, dot)
+            headers = responses[-1].headers if responses else None
+            anonymous = not probe.has_key
+            if isinstance(result, Failure):
+                outcome = Outcome(result, "", headers, anonymous=anonymous)
+            else:
+                outcome = Outcome(None, result, headers, anonymous=anonymous)
+            rows += answer_checks(probe.source, dot, outcome, probe.key, base_setting=base_setting)
+    rows.append(
+        await store_check(f"{probe.source}: store", probe.database_url, f"{probe.prefix}DATABASE_URL")
+    )
+    return rows

@@ -12,18 +12,7 @@ import argparse
 
 import httpx
 
-from fmcsa_runtime.doctor import (
-    Check,
-    KeyAdvice,
-    Outcome,
-    Status,
-    answer_checks,
-    capturing_client,
-    default_dot,
-    main,
-    probe_host,
-    store_check,
-)
+from fmcsa_runtime.doctor import Check, Fetched, KeyAdvice, SourceProbe, main, source_checks
 from fmcsa_runtime.failures import Failure
 from fmcsa_source_inspections.settings import Settings
 from fmcsa_source_inspections.upstream import SaferWebClient
@@ -38,45 +27,28 @@ KEY = KeyAdvice(
 async def checks(args: argparse.Namespace) -> list[Check]:
     settings = Settings()
     base = str(settings.base_url)
-    rows: list[Check] = []
-    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
-    if not key:
-        rows.append(
-            Check(
-                "inspections: key",
-                Status.SKIP,
-                "FMCSA_INSPECTIONS_API_KEY is not set: the inspections source answers every sync "
-                "not_configured",
-                "SaferWebAPI keys come with a paid plan at https://saferwebapi.com; "
-                "set FMCSA_INSPECTIONS_API_KEY",
-            )
-        )
-    else:
-        probed, reachable = await probe_host(
-            "inspections", base, "FMCSA_INSPECTIONS_BASE_URL", timeout_s=settings.connect_timeout_s
-        )
-        rows += probed
-        if reachable:
-            dot = args.dot or default_dot(base)
-            responses: list[httpx.Response] = []
-            timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
-            async with capturing_client(responses, base_url=base, timeout=timeout) as http:
-                client = SaferWebClient.from_settings(
-                    settings.model_copy(update={"inline_retries": 0}), http=http
-                )
-                result = await client.fetch(dot)
-            headers = responses[-1].headers if responses else None
-            if isinstance(result, Failure):
-                outcome = Outcome(result, "", headers)
-            else:
-                outcome = Outcome(None, "snapshot parsed", headers)
-            rows += answer_checks("inspections", dot, outcome, KEY, base_setting="FMCSA_INSPECTIONS_BASE_URL")
-    rows.append(
-        await store_check(
-            "inspections: store", settings.resolved_database_url(), "FMCSA_INSPECTIONS_DATABASE_URL"
-        )
+    probe = SourceProbe(
+        "inspections",
+        base,
+        KEY,
+        has_key=settings.api_key is not None and bool(settings.api_key.get_secret_value()),
+        missing_key=(
+            "FMCSA_INSPECTIONS_API_KEY is not set: the inspections source answers every sync not_configured",
+            "SaferWebAPI keys come with a paid plan at https://saferwebapi.com; "
+            "set FMCSA_INSPECTIONS_API_KEY",
+        ),
+        database_url=settings.resolved_database_url(),
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+        client_base_url=base,
     )
-    return rows
+
+    async def fetch(http: httpx.AsyncClient, dot: str) -> Fetched:
+        client = SaferWebClient.from_settings(settings.model_copy(update={"inline_retries": 0}), http=http)
+        result = await client.fetch(dot)
+        return result if isinstance(result, Failure) else "snapshot parsed"
+
+    return await source_checks(probe, args.dot, fetch)
 
 
 if __name__ == "__main__":

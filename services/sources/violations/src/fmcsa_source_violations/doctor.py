@@ -12,17 +12,7 @@ import argparse
 
 import httpx
 
-from fmcsa_runtime.doctor import (
-    Check,
-    KeyAdvice,
-    Outcome,
-    answer_checks,
-    capturing_client,
-    default_dot,
-    main,
-    probe_host,
-    store_check,
-)
+from fmcsa_runtime.doctor import Check, Fetched, KeyAdvice, SourceProbe, main, source_checks
 from fmcsa_runtime.failures import Failure
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.upstream import SocrataClient
@@ -38,33 +28,27 @@ PROBE_ROWS = 5
 
 async def checks(args: argparse.Namespace) -> list[Check]:
     settings = Settings()
-    base = str(settings.base_url)
-    rows, reachable = await probe_host(
-        "violations", base, "FMCSA_VIOLATIONS_BASE_URL", timeout_s=settings.connect_timeout_s
+    probe = SourceProbe(
+        "violations",
+        str(settings.base_url),
+        KEY,
+        has_key=settings.app_token is not None,
+        missing_key=None,  # Socrata answers anonymous reads (from a smaller, shared pool)
+        database_url=settings.resolved_database_url(),
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
     )
-    if reachable:
-        dot = args.dot or default_dot(base)
-        responses: list[httpx.Response] = []
-        timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
-        probe = settings.model_copy(update={"page_size": PROBE_ROWS, "inline_retries": 0})
-        async with capturing_client(responses, timeout=timeout) as http:
-            client = SocrataClient.from_settings(probe, http=http)
-            result = await client.first_page(dot)
-        headers = responses[-1].headers if responses else None
-        anonymous = settings.app_token is None
-        if isinstance(result, Failure):
-            outcome = Outcome(result, "", headers, anonymous=anonymous)
-        else:
-            outcome = Outcome(
-                None, f"{len(result.rows)} rows parsed (asked for {PROBE_ROWS})", headers, anonymous
-            )
-        rows += answer_checks("violations", dot, outcome, KEY, base_setting="FMCSA_VIOLATIONS_BASE_URL")
-    rows.append(
-        await store_check(
-            "violations: store", settings.resolved_database_url(), "FMCSA_VIOLATIONS_DATABASE_URL"
+
+    async def fetch(http: httpx.AsyncClient, dot: str) -> Fetched:
+        cheap = settings.model_copy(update={"page_size": PROBE_ROWS, "inline_retries": 0})
+        result = await SocrataClient.from_settings(cheap, http=http).first_page(dot)
+        return (
+            result
+            if isinstance(result, Failure)
+            else f"{len(result.rows)} rows parsed (asked for {PROBE_ROWS})"
         )
-    )
-    return rows
+
+    return await source_checks(probe, args.dot, fetch)
 
 
 if __name__ == "__main__":
