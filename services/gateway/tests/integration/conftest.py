@@ -22,6 +22,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from nats.js.errors import NotFoundError
 
+from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.models import Event
 from fmcsa_events.topology import EVENTS_STREAM
@@ -79,6 +80,25 @@ class Gateway:
             return found
         finally:
             await nc.close()
+
+    async def publish_folded(self, events: list[Event], *, headers: dict[str, str], wait_until: Any) -> int:
+        """Publish `events` in order (as the services would) and wait until the status view has folded
+        them; returns the last stream sequence."""
+        nc = await nats.connect(self.nats_url)
+        try:
+            bus = Bus(nc.jetstream(), producer="test")
+            last = 0
+            for event in events:
+                last = (await bus.publish(event)).seq
+        finally:
+            await nc.close()
+
+        async def folded() -> bool:
+            summary = await self.client.get("/api/sync/summary", headers=headers)
+            return bool(summary.json()["applied_position"] >= last)
+
+        await wait_until(folded, what=f"the view at position {last}", within_s=30)
+        return last
 
 
 def settings_for(nats_url: str, database_url: str, data_dir: Path, **changes: Any) -> Settings:

@@ -7,10 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-import nats
 import pytest
 
-from fmcsa_events.bus import Bus
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import (
     CarrierDataChanged,
@@ -195,20 +193,7 @@ async def _told(gateway: Any, wait_until: Any, headers: dict[str, str]) -> list[
         answer = await gateway.client.post("/api/companies", json={"dot_number": dot}, headers=headers)
         assert answer.status_code == 201, answer.text
     events, expected = story()
-    nc = await nats.connect(gateway.nats_url)
-    try:
-        bus = Bus(nc.jetstream(), producer="test")
-        last = 0
-        for event in events:
-            last = (await bus.publish(event)).seq
-    finally:
-        await nc.close()
-
-    async def folded() -> bool:
-        summary = await gateway.client.get("/api/sync/summary", headers=headers)
-        return bool(summary.json()["applied_position"] >= last)
-
-    await wait_until(folded, what=f"the view at position {last}", within_s=30)
+    await gateway.publish_folded(events, headers=headers, wait_until=wait_until)
     return expected
 
 

@@ -9,14 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-import nats
-
-from fmcsa_events.bus import Bus
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import (
     Counts,
     ErrorKind,
-    Event,
     SourceSynced,
     SyncAttemptFailed,
     SyncRequested,
@@ -25,23 +21,6 @@ from fmcsa_events.models import (
 from fmcsa_runtime.tokens import Role
 
 DOT = "2847193"
-
-
-async def _publish(gateway: Any, wait_until: Any, headers: dict[str, str], events: list[Event]) -> None:
-    nc = await nats.connect(gateway.nats_url)
-    try:
-        bus = Bus(nc.jetstream(), producer="test")
-        last = 0
-        for event in events:
-            last = (await bus.publish(event)).seq
-    finally:
-        await nc.close()
-
-    async def folded() -> bool:
-        summary = await gateway.client.get("/api/sync/summary", headers=headers)
-        return bool(summary.json()["applied_position"] >= last)
-
-    await wait_until(folded, what=f"the view at position {last}", within_s=30)
 
 
 async def test_a_request_between_attempts_shows_attempt_n_of_m_and_took_counts_from_the_first(
@@ -75,7 +54,7 @@ async def test_a_request_between_attempts_shows_attempt_n_of_m_and_took_counts_f
         )
         for attempt in (1, 2)
     ]
-    await _publish(gateway, wait_until, viewer, [request, *progress])
+    await gateway.publish_folded([request, *progress], headers=viewer, wait_until=wait_until)
 
     status = (await gateway.client.get(f"/api/companies/{DOT}/status", headers=viewer)).json()
     csa = status["sources"]["csa"]
@@ -108,7 +87,7 @@ async def test_a_request_between_attempts_shows_attempt_n_of_m_and_took_counts_f
         finished_at=now,
         retrieved_at=now,
     )
-    await _publish(gateway, wait_until, viewer, [outcome])
+    await gateway.publish_folded([outcome], headers=viewer, wait_until=wait_until)
     status = (await gateway.client.get(f"/api/companies/{DOT}/status", headers=viewer)).json()
     assert status["sources"]["csa"]["retry"] is None
     (entry,) = (await gateway.client.get(f"/api/sync/log?dot_number={DOT}", headers=viewer)).json()["items"]
