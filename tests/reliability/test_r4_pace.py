@@ -82,7 +82,7 @@ async def run_requests(
             requests, outcomes = await stream_requests_and_outcomes(js, dots)
             if len(outcomes) >= len(requests) or time.monotonic() > deadline:
                 break
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # poll interval: each pass reads the stream
         exactly_one = sum(1 for rid in requests if len(outcomes.get(rid, [])) == 1)
         synced = sum(1 for rid in requests if any(isinstance(o, SourceSynced) for o in outcomes.get(rid, [])))
         kv = await js.key_value(PACE_BUCKET)

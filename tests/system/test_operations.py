@@ -60,7 +60,7 @@ class Service:
                     return
             except httpx.TransportError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.1)  # poll interval while the process starts
         raise AssertionError(f"/health never answered:\n{self.log()}")
 
     def wait_until_ready(self) -> None:
@@ -72,7 +72,7 @@ class Service:
                     return
             except httpx.TransportError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.1)  # poll interval while the process connects
         raise AssertionError(f"/ready never said 200:\n{self.log()}")
 
     def log(self) -> str:
@@ -128,7 +128,7 @@ def test_a_service_without_nats_is_alive_not_ready_quiet_and_stops_within_its_gr
     service.wait_for_health()
     first_health = time.monotonic()
     assert service.http.get("/ready").status_code == 503
-    time.sleep(3.0)
+    time.sleep(3.0)  # the window the complaint was seen in: what the service logs while NATS is away
     assert service.http.get("/health").status_code == 200
     ready = service.http.get("/ready")
     assert ready.status_code == 503, ready.text
