@@ -52,28 +52,22 @@ class Service:
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5.0, trust_env=False)
 
     def wait_for_health(self) -> None:
-        deadline = time.monotonic() + START_WITHIN_S
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log()
-            try:
-                if self.http.get("/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)  # poll interval while the process starts
-        raise AssertionError(f"/health never answered:\n{self.log()}")
+        self._wait_for_200("/health")
 
     def wait_until_ready(self) -> None:
+        self._wait_for_200("/ready")
+
+    def _wait_for_200(self, path: str) -> None:
         deadline = time.monotonic() + START_WITHIN_S
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log()
             try:
-                if self.http.get("/ready").status_code == 200:
+                if self.http.get(path).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
-            time.sleep(0.1)  # poll interval while the process connects
-        raise AssertionError(f"/ready never said 200:\n{self.log()}")
+            time.sleep(0.1)  # poll interval while the process starts and connects
+        raise AssertionError(f"{path} never answered 200:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
