@@ -50,7 +50,7 @@ async def test_r2_a_killed_broker_loses_nothing(
             await asyncio.sleep(rng.uniform(0.0, 0.5))  # some of this chunk on the wire
             system.kill_broker()
             started = time.monotonic()
-            await asyncio.sleep(rng.uniform(0.5, 2.0))
+            await asyncio.sleep(rng.uniform(0.5, 2.0))  # how long the broker stays down (chaos, not a wait)
             system.restart_broker()
             down.append(time.monotonic() - started)
         published += await sending

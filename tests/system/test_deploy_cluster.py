@@ -228,7 +228,7 @@ async def publish_surely(
         except BUS_ERRORS:
             if time.monotonic() > deadline:
                 raise
-            await asyncio.sleep(RETRY_PAUSE_S)
+            await asyncio.sleep(RETRY_PAUSE_S)  # no stream leader yet: try again
 
 
 async def read_stream(js: JetStreamContext, subject: str = "fmcsa.evt.>", within_s: float = 30) -> list[Any]:
@@ -241,7 +241,7 @@ async def read_stream(js: JetStreamContext, subject: str = "fmcsa.evt.>", within
         except BUS_ERRORS:
             if time.monotonic() > deadline:
                 raise
-            await asyncio.sleep(RETRY_PAUSE_S)
+            await asyncio.sleep(RETRY_PAUSE_S)  # no stream leader yet: try again
 
 
 async def _read_once(js: JetStreamContext, subject: str) -> list[Any]:
@@ -441,7 +441,7 @@ async def publish_event(bus: Bus, event: Any, within_s: float = 30) -> None:
         except BUS_ERRORS:
             if time.monotonic() > deadline:
                 raise
-            await asyncio.sleep(RETRY_PAUSE_S)
+            await asyncio.sleep(RETRY_PAUSE_S)  # no stream leader yet: try again
 
 
 def manual_requests(wave: str) -> list[SyncRequested]:

@@ -143,7 +143,7 @@ def read_until(process: subprocess.Popen[str], marker: str, within_s: float) -> 
         elif process.poll() is not None:
             break
         else:
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll interval: nothing printed yet
     raise AssertionError(f"no {marker!r} within {within_s}s; output so far: {lines}")
 
 
