@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import pytest
 from xdist.scheduler import LoadGroupScheduling
 
-from fmcsa_runtime.embedded import NatsServer, free_port, sandbox_process
+from fmcsa_embedded import NatsServer, free_port, sandbox_process
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "tests" / "fixtures" / "fmcsa"
@@ -230,7 +230,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 def run_sandbox(tmp: Path, env: dict[str, str] | None = None) -> contextlib.AbstractContextManager[str]:
     """Run the sandbox upstream as its own process on a free loopback port; yields its base URL.
 
-    Test modules import `fmcsa_runtime.embedded.sandbox_process` (this is a thin alias of it)."""
+    Test modules import `fmcsa_embedded.sandbox_process` (this is a thin alias of it)."""
     return sandbox_process(tmp, env)
 
 

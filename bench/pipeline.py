@@ -35,7 +35,7 @@ import nats
 
 from bench import report
 from fmcsa_cli.launcher import SANDBOX_API_KEY, SANDBOX_APP_TOKEN, SANDBOX_WEB_KEY, Launcher
-from fmcsa_runtime.embedded import free_port
+from fmcsa_embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 
 if TYPE_CHECKING:
@@ -222,11 +222,11 @@ def _loadavg() -> list[str]:
 
 async def _sequential(ctx: Context, sandbox_url: str, pipeline_s: float) -> None:
     """The seeds' loop: the same clients, one company at a time, three calls in a row."""
-    from fmcsa_runtime.failures import Failure
     from fmcsa_source_csa.settings import Settings as CsaSettings
     from fmcsa_source_csa.upstream import QCMobileClient
     from fmcsa_source_inspections.settings import Settings as InspectionsSettings
     from fmcsa_source_inspections.upstream import SaferWebClient
+    from fmcsa_source_kit.failures import Failure
     from fmcsa_source_violations.settings import Settings as ViolationsSettings
     from fmcsa_source_violations.upstream import SocrataClient
 

@@ -38,6 +38,7 @@ import httpx
 import nats
 
 from bench import report
+from fmcsa_embedded import Child, NatsServer, free_port, wait_for_port
 from fmcsa_events.decoder import encode
 from fmcsa_events.envelope import envelope_for
 from fmcsa_events.identifiers import SourceKey
@@ -55,7 +56,6 @@ from fmcsa_events.models import (
 )
 from fmcsa_events.subjects import subject_for
 from fmcsa_events.topology import EVENTS_STREAM, declare
-from fmcsa_runtime.embedded import Child, NatsServer, free_port, wait_for_port
 from fmcsa_runtime.settings import ServiceSettings
 from fmcsa_runtime.tokens import Role, mint
 

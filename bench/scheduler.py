@@ -25,9 +25,9 @@ import nats
 
 from bench import report
 from bench.projection import publish
+from fmcsa_embedded import Child, NatsServer, free_port, wait_for_port
 from fmcsa_events.models import CompanyRegistered
 from fmcsa_events.topology import STATE_BUCKET
-from fmcsa_runtime.embedded import Child, NatsServer, free_port, wait_for_port
 
 if TYPE_CHECKING:
     from bench.run import Context

@@ -28,10 +28,10 @@ from nats.js import JetStreamContext
 from bench import report
 from fmcsa_alerts.sealing import SecretBox, generate_key
 from fmcsa_cli.launcher import Launcher
+from fmcsa_embedded import free_port
 from fmcsa_events.bus import Bus
 from fmcsa_events.models import AlertRuleChanged, CarrierDataChanged, ChangeKind, WebhookDestination
 from fmcsa_events.topology import EVENTS_STREAM, NOTIFIER_DURABLE
-from fmcsa_runtime.embedded import free_port
 
 if TYPE_CHECKING:
     from bench.run import Context

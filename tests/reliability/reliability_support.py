@@ -30,6 +30,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from fmcsa_cli.launcher import Launcher, bus_credential_env, secured_nats_server
+from fmcsa_embedded import free_port
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded
 from fmcsa_events.envelope import Envelope
@@ -38,7 +39,6 @@ from fmcsa_events.models import SourceFailed, SourceSynced, SyncRequested, Trigg
 from fmcsa_events.permissions import STATUS
 from fmcsa_events.reader import read_stream
 from fmcsa_events.topology import EVENTS_STREAM, source_durable
-from fmcsa_runtime.embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 from fmcsa_status_view.database import open_database
 from fmcsa_status_view.location import Location

@@ -20,12 +20,12 @@ import pytest
 from reliability_support import manual_request, publish_surely, record, stream_requests_and_outcomes
 
 from fmcsa_cli.launcher import Launcher, bus_credential_env
+from fmcsa_embedded import Child, free_port, wait_for_port
 from fmcsa_events.bus import Bus
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import SourceSynced
 from fmcsa_events.topology import PACE_BUCKET
-from fmcsa_runtime.embedded import Child, free_port, wait_for_port
-from fmcsa_runtime.pacing import pace_key
+from fmcsa_source_kit.pacing import pace_key
 
 pytestmark = pytest.mark.reliability
 

@@ -27,8 +27,8 @@ import httpx
 import pytest
 
 from fmcsa_cli.launcher import Launcher, bus_credential_env
+from fmcsa_embedded import free_port
 from fmcsa_events.permissions import STATUS
-from fmcsa_runtime.embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 
 SERVICES = ["sandbox", "status", "csa", "violations", "inspections", "scheduler", "gateway"]

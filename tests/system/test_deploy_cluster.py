@@ -36,6 +36,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from fmcsa_embedded import Child, NatsServer, free_port
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.models import (
@@ -48,7 +49,6 @@ from fmcsa_events.models import (
 )
 from fmcsa_events.permissions import ADMIN
 from fmcsa_events.topology import EVENTS_STREAM, Topology, declare
-from fmcsa_runtime.embedded import Child, NatsServer, free_port
 
 pytestmark = pytest.mark.system
 

@@ -40,6 +40,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
+from fmcsa_embedded import nats_server_binary
 from fmcsa_events.permissions import (
     ADMIN,
     GATEWAY,
@@ -50,7 +51,6 @@ from fmcsa_events.permissions import (
     password_variable,
     render_authorization,
 )
-from fmcsa_runtime.embedded import nats_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

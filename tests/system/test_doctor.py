@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from fmcsa_runtime.embedded import free_port, sandbox_process
+from fmcsa_embedded import free_port, sandbox_process
 
 pytestmark = pytest.mark.system
 

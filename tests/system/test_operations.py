@@ -25,7 +25,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from fmcsa_runtime.embedded import free_port, stop_process
+from fmcsa_embedded import free_port, stop_process
 
 pytestmark = pytest.mark.system
 

@@ -22,12 +22,12 @@ import pytest
 from nats.aio.client import Client
 
 from fmcsa_cli.launcher import Launcher, bus_credential_env
+from fmcsa_embedded import Child, free_port
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded
 from fmcsa_events.models import ErrorKind, SourceFailed, SourceSynced, SyncRequested, Trigger
 from fmcsa_events.reader import read_stream
 from fmcsa_events.topology import Topology, declare
-from fmcsa_runtime.embedded import Child, free_port
 
 pytestmark = pytest.mark.system
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fmcsa_cli.launcher import ALL_SERVICES, Launcher
-from fmcsa_runtime.embedded import free_port
+from fmcsa_embedded import free_port
 
 pytestmark = pytest.mark.system
 

@@ -35,12 +35,12 @@ from fmcsa_cli.launcher import (
     bus_password_file,
     bus_passwords,
 )
+from fmcsa_embedded import free_port
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.models import ErrorKind, SourceFailed, SyncRequested, Trigger
 from fmcsa_events.permissions import USERS
 from fmcsa_events.topology import Topology, declare
-from fmcsa_runtime.embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 
 pytestmark = pytest.mark.system

@@ -22,8 +22,8 @@ import nats
 import pytest
 
 from fmcsa_cli.launcher import Launcher
+from fmcsa_embedded import free_port
 from fmcsa_events.topology import EVENTS_STREAM, NOTIFIER_DURABLE
-from fmcsa_runtime.embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]

@@ -152,7 +152,7 @@ def _source(source: SourceKey) -> tuple[str, ...]:
         ),
         _dead_letters(source_user(source)),
         *_pull(source_durable(source)),
-        _kv(PACE_BUCKET),  # the shared adaptive pace of its upstream hosts (fmcsa_runtime.pacing)
+        _kv(PACE_BUCKET),  # the shared adaptive pace of its upstream hosts (fmcsa_source_kit.pacing)
         _kv(PACE_REPLICAS_BUCKET),  # its replicas' heartbeats, which split that pace
     )
 

@@ -24,6 +24,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, StreamConfig
 
+from fmcsa_embedded import NatsServer
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import encode
 from fmcsa_events.models import (
@@ -66,7 +67,6 @@ from fmcsa_events.topology import (
     declare,
     source_durable,
 )
-from fmcsa_runtime.embedded import NatsServer
 
 REFUSED_WITHIN_S = 1.0
 """How long a refused request waits for the answer it never gets (a violation comes back at once)."""

@@ -17,17 +17,14 @@ import contextlib
 import enum
 import ipaddress
 import json
-import math
 import os
-import re
 import socket
 import sqlite3
 import ssl
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,19 +34,8 @@ import pydantic
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.database import create_engine
-from fmcsa_runtime.failures import Failure
 from fmcsa_runtime.redaction import redact, register_secret
-
-SANDBOX_DOT = "2847193"
-"""The sandbox's example carrier (tests/fixtures/fmcsa: the same small carrier in all three sources)."""
-REAL_DOT = "21800"
-"""United Parcel Service Inc.: a carrier every real upstream knows, with data in all three sources."""
-CLOCK_TOLERANCE_S = 30.0
-"""Largest offset from an upstream's `Date` accepted: tokens, webhook signatures (5 min tolerance) and
-the schedule all read this clock; `Date` has one-second resolution, so smaller offsets are noise."""
-RATE_LIMIT_HEADER = re.compile(r"^(x-)?(rate-?limit|ratelimit)[-a-z]*$|^retry-after$", re.IGNORECASE)
 
 
 class Status(enum.StrEnum):
@@ -84,11 +70,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def default_dot(base_url: str) -> str:
-    """The DOT to ask for: the sandbox's example carrier on a loopback host, else a real, well-known one."""
-    return SANDBOX_DOT if is_loopback(urlsplit(base_url).hostname or "") else REAL_DOT
 
 
 async def probe_host(
@@ -177,117 +158,6 @@ async def probe_host(
         with contextlib.suppress(OSError, ssl.SSLError):
             await writer.wait_closed()
     return rows, True
-
-
-@dataclass(frozen=True)
-class KeyAdvice:
-    """How to talk about one source's credential."""
-
-    setting: str
-    rejected: str
-    """Remedy when the upstream refuses the key."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One cheap call's result: `failure` None means it parsed; `parsed` says what came back."""
-
-    failure: Failure | None
-    parsed: str
-    headers: httpx.Headers | None
-    anonymous: bool = False
-
-
-def answer_checks(
-    source: str, dot: str, outcome: Outcome, key: KeyAdvice, *, base_setting: str
-) -> list[Check]:
-    """The key, answer, rate-limit and clock rows of one cheap call."""
-    rows: list[Check] = []
-    failure = outcome.failure
-    if failure is None:
-        accepted = "anonymous: no token sent (shared per-IP pool)" if outcome.anonymous else "accepted"
-        rows.append(Check(f"{source}: key", Status.OK, accepted))
-        rows.append(Check(f"{source}: answer", Status.OK, f"DOT {dot}: {outcome.parsed}"))
-    else:
-        said = f"{failure.kind.value}: {failure.message}" + (f" ({failure.detail})" if failure.detail else "")
-        if failure.kind is ErrorKind.NOT_CONFIGURED:
-            rows.append(Check(f"{source}: key", Status.FAIL, said, key.rejected))
-            rows.append(Check(f"{source}: answer", Status.SKIP, "the key was refused: nothing to parse"))
-        else:
-            verdict = "accepted" if failure.kind is ErrorKind.NOT_FOUND else "no verdict (see the answer)"
-            rows.append(Check(f"{source}: key", Status.OK if verdict == "accepted" else Status.SKIP, verdict))
-            rows.append(
-                Check(f"{source}: answer", Status.FAIL, said, _answer_remedy(failure.kind, base_setting))
-            )
-    rows.append(rate_limit_check(source, outcome.headers))
-    rows.append(clock_check(source, outcome.headers, datetime.now(UTC)))
-    return rows
-
-
-def _answer_remedy(kind: ErrorKind, base_setting: str) -> str:
-    match kind:
-        case ErrorKind.NOT_FOUND:
-            return (
-                f"the upstream does not know this carrier: check that {base_setting} is the API root "
-                "(a wrong path looks like an unknown carrier), or pass --dot with a DOT it knows"
-            )
-        case ErrorKind.INVALID_RESPONSE:
-            return (
-                f"the answer is not what the parser reads: check that {base_setting} is the API root; "
-                "if it is, the upstream served an error page or changed its format (retry, then "
-                "docs/upstreams.md)"
-            )
-        case ErrorKind.RATE_LIMITED:
-            return "the upstream is rate-limiting this machine: wait and retry; lower the source's RATE_PER_S"
-        case ErrorKind.TIMEOUT:
-            return "the host accepted the connection but did not answer in time: retry; check proxies between"
-        case ErrorKind.UPSTREAM_ERROR:
-            return "the upstream answered an error or dropped the connection: retry later (docs/upstreams.md)"
-        case _:
-            return "a bug in fmcsa-sync: report it with this detail"
-
-
-def rate_limit_check(source: str, headers: Mapping[str, str] | None) -> Check:
-    """Which rate-limit headers the upstream sent (informational: none is normal for FMCSA hosts)."""
-    if headers is None:
-        return Check(f"{source}: rate limit", Status.SKIP, "no answer to read headers from")
-    pairs = (
-        [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers.raw]
-        if isinstance(headers, httpx.Headers)  # as sent, not lower-cased
-        else list(headers.items())
-    )
-    seen = [f"{name}: {value}" for name, value in pairs if RATE_LIMIT_HEADER.match(name)]
-    if not seen:
-        return Check(
-            f"{source}: rate limit", Status.OK, "no rate-limit headers sent (the source paces itself)"
-        )
-    return Check(f"{source}: rate limit", Status.OK, "; ".join(seen))
-
-
-def clock_check(source: str, headers: Mapping[str, str] | None, now: datetime) -> Check:
-    """This machine's clock against the upstream's `Date` header."""
-    date = headers.get("date") if headers is not None else None
-    if date is None:
-        return Check(f"{source}: clock", Status.SKIP, "the upstream sent no Date header")
-    try:
-        theirs = parsedate_to_datetime(date)
-    except (TypeError, ValueError):
-        return Check(f"{source}: clock", Status.SKIP, "the upstream's Date header does not parse")
-    if theirs.tzinfo is None:
-        theirs = theirs.replace(tzinfo=UTC)
-    offset = (now - theirs).total_seconds()
-    detail = (
-        f"this clock is {abs(offset):.0f} s {'ahead of' if offset >= 0 else 'behind'} the upstream's Date"
-    )
-    if math.fabs(offset) > CLOCK_TOLERANCE_S:
-        return Check(
-            f"{source}: clock",
-            Status.FAIL,
-            detail,
-            "synchronize this machine's clock (NTP, e.g. `timedatectl set-ntp true`): tokens, webhook "
-            "signatures and schedules depend on it",
-        )
-    return Check(f"{source}: clock", Status.OK, detail)
 
 
 async def store_check(name: str, url: str, setting: str, *, timeout_s: float = 5.0) -> Check:
@@ -401,15 +271,6 @@ def _without_userinfo(url: str) -> str:
     return url if parts.username is None else url.replace(parts.netloc, parts.netloc.rsplit("@", 1)[1])
 
 
-def capturing_client(captured: list[httpx.Response], **kwargs: Any) -> httpx.AsyncClient:
-    """An httpx client that keeps every response it receives (for their headers)."""
-
-    async def keep(response: httpx.Response) -> None:
-        captured.append(response)
-
-    return httpx.AsyncClient(event_hooks={"response": [keep]}, follow_redirects=False, **kwargs)
-
-
 def main(
     checks: Callable[[argparse.Namespace], Coroutine[Any, Any, Iterable[Check]]],
     *,
@@ -443,68 +304,3 @@ def main(
     for row in rows:
         sys.stdout.write(row.to_json() + "\n")
     sys.stdout.flush()
-
-
-@dataclass(frozen=True)
-class SourceProbe:
-    """What one source's doctor needs of its settings: names for the rows and remedies, where to call,
-    whether it has a key (`missing_key`: the skip row's detail and remedy when a key is required and
-    unset; None when it may call anonymously) and its store.
-    """
-
-    source: str
-    base_url: str
-    key: KeyAdvice
-    has_key: bool
-    missing_key: tuple[str, str] | None
-    database_url: str
-    connect_timeout_s: float
-    read_timeout_s: float
-    client_base_url: str | None = None
-
-    @property
-    def prefix(self) -> str:
-        return f"FMCSA_{self.source.upper()}_"
-
-
-Fetched = Failure | str
-"""A cheap call's result: the failure, or what came back in a few words (`"snapshot parsed"`)."""
-
-
-async def source_checks(
-    probe: SourceProbe, dot: str | None, fetch: Callable[[httpx.AsyncClient, str], Awaitable[Fetched]]
-) -> list[Check]:
-    """Every source's doctor: the host (resolves, verified TLS), then one cheap call through the
-    service's own client (`fetch`) for the key, answer, rate-limit and clock rows, then the store. A
-    source whose key is required and unset sends nothing and says how to get one.
-    """
-    base_setting = f"{probe.prefix}BASE_URL"
-    rows: list[Check] = []
-    if not probe.has_key and probe.missing_key is not None:
-        rows.append(Check(f"{probe.source}: key", Status.SKIP, *probe.missing_key))
-    else:
-        probed, reachable = await probe_host(
-            probe.source, probe.base_url, base_setting, timeout_s=probe.connect_timeout_s
-        )
-        rows += probed
-        if reachable:
-            dot = dot or default_dot(probe.base_url)
-            responses: list[httpx.Response] = []
-            options: dict[str, Any] = {
-                "timeout": httpx.Timeout(probe.read_timeout_s, connect=probe.connect_timeout_s)
-            }
-            if probe.client_base_url is not None:
-                options["base_url"] = probe.client_base_url
-            async with capturing_client(responses, **options) as http:
-                result = await fetch(http, dot)
-            headers = responses[-1].headers if responses else None
-            anonymous = not probe.has_key
-            if isinstance(result, Failure):
-                outcome = Outcome(result, "", headers, anonymous=anonymous)
-            else:
-                outcome = Outcome(None, result, headers, anonymous=anonymous)
-            rows += answer_checks(probe.source, dot, outcome, probe.key, base_setting=base_setting)
-    rows.append(
-        await store_check(f"{probe.source}: store", probe.database_url, f"{probe.prefix}DATABASE_URL")
-    )
-    return rows

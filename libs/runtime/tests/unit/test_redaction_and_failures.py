@@ -3,8 +3,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fmcsa_events.models import ErrorKind
-from fmcsa_runtime.failures import Failure, parse_retry_after
 from fmcsa_runtime.redaction import redact, register_secret, sample
+from fmcsa_runtime.retry_after import parse_retry_after
+from fmcsa_source_kit.failures import Failure
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@
   bucket (services/scheduler/README.md). Read as plain JSON: the gateway imports no other service.
 - Upstream pace: each source's shared pace per upstream host, the documents the sources keep in the
   `fmcsa_pace` bucket, and their replicas' heartbeats in `fmcsa_pace_replicas` (see
-  `fmcsa_runtime.pacing`). Keys are listed from the bucket's stream info (no consumer is made), then
+  `fmcsa_source_kit.pacing`). Keys are listed from the bucket's stream info (no consumer is made), then
   each is read with a direct get; a heartbeat older than the bucket's TTL is gone already.
 """
 

@@ -180,7 +180,7 @@ class SchedulerStatus(Answer):
 
 
 class UpstreamPace(Answer):
-    """A source's shared pace towards one upstream host (`fmcsa_pace`, see `fmcsa_runtime.pacing`)."""
+    """A source's shared pace towards one upstream host (`fmcsa_pace`, see `fmcsa_source_kit.pacing`)."""
 
     model_config = ConfigDict(frozen=True)
     source: str

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fmcsa_runtime.embedded import free_port
+from fmcsa_embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 
 SECRET = "e2e-secret-of-the-admin-page-test-0123456789"

@@ -17,9 +17,9 @@ import httpx
 import nats
 import pytest
 
+from fmcsa_embedded import free_port
 from fmcsa_events.bus import Bus
 from fmcsa_events.models import CarrierDataChanged, ChangeKind
-from fmcsa_runtime.embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 
 SECRET = "e2e-secret-of-the-alerts-page-test-0123456789"

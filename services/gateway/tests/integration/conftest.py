@@ -22,6 +22,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from nats.js.errors import NotFoundError
 
+from fmcsa_embedded import Child, free_port
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.models import Event
@@ -29,7 +30,6 @@ from fmcsa_events.topology import EVENTS_STREAM
 from fmcsa_gateway.app import create_app
 from fmcsa_gateway.serving import uvicorn_options
 from fmcsa_gateway.settings import Settings
-from fmcsa_runtime.embedded import Child, free_port
 from fmcsa_runtime.tokens import Role, mint
 
 SECRET = "gateway-integration-tests-secret-0123456789"

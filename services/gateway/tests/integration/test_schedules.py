@@ -171,7 +171,7 @@ async def test_scheduler_status_comes_from_its_heartbeat_and_goes_stale(
 
 
 async def test_the_admin_page_shows_each_sources_shared_upstream_pace(lone_gateway: Any, bearer: Any) -> None:
-    from fmcsa_runtime.pacing import UpstreamPace
+    from fmcsa_source_kit.pacing import UpstreamPace
 
     viewer = bearer(Role.VIEWER)
     empty = await lone_gateway.client.get("/ui/pace", headers=viewer)

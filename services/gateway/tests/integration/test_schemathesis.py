@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fmcsa_runtime.embedded import Child, free_port
+from fmcsa_embedded import Child, free_port
 from fmcsa_runtime.tokens import Role
 
 MIN_REQUESTS = 1_000

@@ -27,7 +27,7 @@ from fmcsa_alerts.addresses import AllowList, UrlRefused
 from fmcsa_alerts.resolve import resolve_checked
 from fmcsa_alerts.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header
 from fmcsa_alerts.urls import parse_url, target_of
-from fmcsa_runtime.failures import parse_retry_after
+from fmcsa_runtime.retry_after import parse_retry_after
 
 USER_AGENT = "fmcsa-sync-notifier/1"
 ANSWER_READ_BYTES = 4096

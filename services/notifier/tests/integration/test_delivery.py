@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 
 from fmcsa_alerts.deliveries import DeliveriesView, DeliveryStatus
 from fmcsa_alerts.sealing import SecretBox, generate_key
+from fmcsa_embedded import Child, free_port, wait_for_port
 from fmcsa_events.bus import Bus
 from fmcsa_events.envelope import envelope_for
 from fmcsa_events.models import (
@@ -33,7 +34,6 @@ from fmcsa_events.models import (
 )
 from fmcsa_events.subjects import subject_for
 from fmcsa_events.topology import DLQ_STREAM, EVENTS_STREAM, Topology, declare
-from fmcsa_runtime.embedded import Child, free_port, wait_for_port
 
 SECRET = "sandbox-webhook-secret"
 KEY = generate_key()

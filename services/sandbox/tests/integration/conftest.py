@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fmcsa_runtime.embedded import free_port, stop_process, wait_for_port
+from fmcsa_embedded import free_port, stop_process, wait_for_port
 from fmcsa_sandbox.settings import Settings
 
 WEB_KEY = "sandbox-webkey"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fmcsa_runtime.embedded import stop_process
+from fmcsa_embedded import stop_process
 
 Start = Callable[..., contextlib.AbstractContextManager[Any]]
 SECRETS = {

@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from fmcsa_embedded import Child
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.identifiers import SourceKey
@@ -42,7 +43,6 @@ from fmcsa_events.models import (
     Trigger,
 )
 from fmcsa_events.topology import EVENTS_STREAM, INFLIGHT_BUCKET, STATE_BUCKET, Topology, declare
-from fmcsa_runtime.embedded import Child
 from fmcsa_scheduler.domain import Schedule, latest_due, to_ms
 from fmcsa_scheduler.settings import Clock, scaled_clock
 from fmcsa_scheduler.state import BACKOFF_PREFIX, CHECKPOINT_KEY, SchedulerStatus, StateStore

@@ -19,8 +19,8 @@ from status_support import (
     store_rows,
 )
 
+from fmcsa_embedded import Child
 from fmcsa_events.topology import EVENTS_STREAM, Topology, declare
-from fmcsa_runtime.embedded import Child
 from fmcsa_status.store import StatusStore
 from fmcsa_status_view.query import StatusView
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fmcsa_embedded import Child, NatsServer, free_port, wait_for_port
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.permissions import (
     ADMIN,
@@ -35,7 +36,6 @@ from fmcsa_events.permissions import (
     render_authorization,
     source_user,
 )
-from fmcsa_runtime.embedded import Child, NatsServer, free_port, wait_for_port
 
 SANDBOX_WEB_KEY = "sandbox-webkey"
 SANDBOX_APP_TOKEN = "sandbox-app-token"

@@ -39,8 +39,8 @@ from fmcsa_cli.upstreams import (
     keys_going_to_the_sandbox,
     settings_environment,
 )
+from fmcsa_embedded import NatsServer
 from fmcsa_events.permissions import STATUS
-from fmcsa_runtime.embedded import NatsServer
 from fmcsa_runtime.tokens import Role, mint
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)

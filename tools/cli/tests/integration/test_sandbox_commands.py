@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fmcsa_cli.main import app
-from fmcsa_runtime.embedded import free_port, sandbox_process
+from fmcsa_embedded import free_port, sandbox_process
 
 
 @pytest.fixture

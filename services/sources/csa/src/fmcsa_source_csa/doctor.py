@@ -12,10 +12,11 @@ import argparse
 
 import httpx
 
-from fmcsa_runtime.doctor import Check, Fetched, KeyAdvice, SourceProbe, main, source_checks
-from fmcsa_runtime.failures import Failure
+from fmcsa_runtime.doctor import Check, main
 from fmcsa_source_csa.settings import Settings
 from fmcsa_source_csa.upstream import QCMobileClient
+from fmcsa_source_kit.doctor import Fetched, KeyAdvice, SourceProbe, source_checks
+from fmcsa_source_kit.failures import Failure
 
 KEY = KeyAdvice(
     "FMCSA_CSA_WEB_KEY",

@@ -48,8 +48,9 @@ from pydantic import JsonValue, TypeAdapter
 from fmcsa_events import decimals
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import CarrierDataChanged, ChangeKind, ErrorKind
-from fmcsa_runtime.failures import Failure, parse_retry_after
 from fmcsa_runtime.redaction import redact, sample
+from fmcsa_runtime.retry_after import parse_retry_after
+from fmcsa_source_kit.failures import Failure
 
 MAINTENANCE_TITLE: Final = b"FMCSA System Maintenance Page"
 _Code = TypeVar("_Code", bound=StrEnum)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from fmcsa_runtime.pacing import PACE_NOTE
 from fmcsa_runtime.settings import ServiceSettings
+from fmcsa_source_kit.pacing import PACE_NOTE
 
 QCMOBILE_URL = "https://mobile.fmcsa.dot.gov/qc/services"
 """The real FMCSA QCMobile API root; `up`, the tests and the benchmarks point `base_url` at the sandbox."""

@@ -47,7 +47,6 @@ from fmcsa_events import decimals
 from fmcsa_events.decimals import MAX_TEXT_LENGTH
 from fmcsa_events.models import Counts
 from fmcsa_runtime.database import create_engine
-from fmcsa_runtime.outbox import create_outbox, record_changes
 from fmcsa_source_csa.domain import (
     BasicScore,
     CsaFetch,
@@ -58,6 +57,7 @@ from fmcsa_source_csa.domain import (
     carrier_from_content,
     detect_changes,
 )
+from fmcsa_source_kit.outbox import create_outbox, record_changes
 
 log = structlog.get_logger(__name__)
 

@@ -4,7 +4,7 @@ Guarantees:
 - `fetch` never raises for upstream trouble: every answer becomes a `CsaFetch` or one `Failure`.
   An invalid DOT (`internal`) or a missing webKey (`not_configured`) makes no call at all.
 - Every HTTP call takes a slot of a semaphore of `concurrency`, then a token of the source's
-  `UpstreamPace` (`fmcsa_runtime.pacing`: reserved at its gate, taken right before the request is
+  `UpstreamPace` (`fmcsa_source_kit.pacing`: reserved at its gate, taken right before the request is
   written; the pace is shared by the replicas and halves on a 429 or `Retry-After`), so calls never
   bunch up behind a busy event loop and equal limits serve no 429s.
 - A retryable failure is retried in process (`stamina`, full-jitter backoff, or `Retry-After` when
@@ -32,8 +32,6 @@ from pydantic import SecretStr
 
 from fmcsa_events.identifiers import InvalidDotNumber, parse_dot
 from fmcsa_events.models import ErrorKind
-from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.pacing import UpstreamPace
 from fmcsa_runtime.redaction import redact, register_secret
 from fmcsa_source_csa.domain import (
     Call,
@@ -44,6 +42,8 @@ from fmcsa_source_csa.domain import (
     parse_carrier,
 )
 from fmcsa_source_csa.settings import Settings
+from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.pacing import UpstreamPace
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +60,7 @@ def utc_now() -> datetime:
 
 
 def make_pace(settings: Settings) -> UpstreamPace:
-    """The pace of every call, starting at `rate_per_s` (`fmcsa_runtime.pacing`); this process's alone
+    """The pace of every call, starting at `rate_per_s` (`fmcsa_source_kit.pacing`); this process's alone
     until the service binds it to the bus.
     """
     return UpstreamPace(source="csa", base_url=str(settings.base_url), ceiling=settings.rate_per_s)

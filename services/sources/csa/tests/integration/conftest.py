@@ -15,7 +15,7 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from fmcsa_runtime.embedded import free_port, stop_process, wait_for_port
+from fmcsa_embedded import free_port, stop_process, wait_for_port
 from fmcsa_runtime.logging import configure_logging
 from fmcsa_source_csa.settings import Settings
 from fmcsa_source_csa.upstream import QCMobileClient

@@ -16,10 +16,10 @@ import pytest
 
 from fmcsa_events.models import Counts, ErrorKind
 from fmcsa_runtime.database import create_engine
-from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.outbox import changes_for
 from fmcsa_source_csa.domain import CsaFetch, PercentileStatus, detect_changes, fetch_hashes, summarize
 from fmcsa_source_csa.store import Store
+from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.outbox import changes_for
 
 HEALTHY = "1000001"
 UNKNOWN = "99000001"
@@ -163,7 +163,7 @@ async def test_a_hung_answer_is_a_timeout(
 
 
 async def test_a_refused_connection_is_a_retryable_upstream_error(make_client: MakeClient) -> None:
-    from fmcsa_runtime.embedded import free_port
+    from fmcsa_embedded import free_port
 
     closed = f"http://127.0.0.1:{free_port()}"
     result = await make_client(closed, inline_retries=0).fetch(HEALTHY)
@@ -238,7 +238,7 @@ async def test_the_sentinel_key_is_in_no_log_failure_or_row(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from fmcsa_runtime.embedded import free_port
+    from fmcsa_embedded import free_port
 
     caplog.set_level(logging.DEBUG)
     admin = admin_of(sentinel_sandbox_url)

@@ -19,7 +19,6 @@ import fmcsa_source_csa.store as store_module
 from fmcsa_events.decimals import MAX_TEXT_LENGTH
 from fmcsa_events.models import CarrierDataChanged, ChangeKind, Counts
 from fmcsa_runtime.database import create_engine, is_sqlite
-from fmcsa_runtime.outbox import changes_for, create_outbox, record_changes
 from fmcsa_source_csa.domain import (
     BasicsAnswer,
     CarrierFacts,
@@ -32,6 +31,7 @@ from fmcsa_source_csa.domain import (
     parse_carrier,
 )
 from fmcsa_source_csa.store import CsaBasicHistory, CsaCarrierHistory, Store, widen_decimal_columns
+from fmcsa_source_kit.outbox import changes_for, create_outbox, record_changes
 
 NOW = datetime(2025, 11, 4, 15, 0, tzinfo=UTC)
 DOT = "2847193"

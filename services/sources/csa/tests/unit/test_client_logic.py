@@ -12,11 +12,11 @@ import stamina
 from pydantic import SecretStr
 
 from fmcsa_events.models import ErrorKind
-from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.pacing import client_bucket
 from fmcsa_source_csa.domain import CsaFetch
 from fmcsa_source_csa.settings import Settings
 from fmcsa_source_csa.upstream import QCMobileClient, make_pace
+from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.pacing import client_bucket
 
 KEY = "unit-sentinel-webkey-5b1f"
 NOW = datetime(2025, 11, 4, 15, 0, tzinfo=UTC)

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from fmcsa_events.models import ErrorKind
-from fmcsa_runtime.failures import Failure
 from fmcsa_source_csa.domain import (
     BasicsAnswer,
     Call,
@@ -22,6 +21,7 @@ from fmcsa_source_csa.domain import (
     parse_basics,
     parse_carrier,
 )
+from fmcsa_source_kit.failures import Failure
 
 NOW = datetime(2025, 11, 4, 15, 0, tzinfo=UTC)
 CARRIER_DOT = "2847193"

@@ -10,11 +10,11 @@ import httpx
 
 from fmcsa_events.bus import utc_now
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_runtime.source_service import ClientStoreAdapter, SourceAdapter, create_source_app
 from fmcsa_source_inspections.domain import summarize
 from fmcsa_source_inspections.settings import Settings
 from fmcsa_source_inspections.store import Store
 from fmcsa_source_inspections.upstream import SaferWebClient, make_pace
+from fmcsa_source_kit.runner import ClientStoreAdapter, SourceAdapter, create_source_app
 
 
 def create_app(

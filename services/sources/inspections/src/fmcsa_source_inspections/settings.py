@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from fmcsa_runtime.pacing import PACE_NOTE
 from fmcsa_runtime.settings import ServiceSettings
+from fmcsa_source_kit.pacing import PACE_NOTE
 
 SAFERWEBAPI_URL = "https://saferwebapi.com"
 
@@ -33,7 +33,7 @@ class Settings(ServiceSettings):
         description=(
             "Seconds' worth of calls the rate limit holds back from its one-second burst: a call may arrive "
             "that much late against the one before without a 429 from an upstream counting a bucket of one "
-            "second's worth at the same rate (see fmcsa_runtime.pacing). Costs no long-run rate."
+            "second's worth at the same rate (see fmcsa_source_kit.pacing). Costs no long-run rate."
         ),
     )
     concurrency: int = Field(8, ge=1, le=256, description="Most SaferWebAPI calls in flight at once.")

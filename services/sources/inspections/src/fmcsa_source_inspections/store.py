@@ -26,7 +26,6 @@ from sqlmodel import Field, SQLModel, col
 from fmcsa_events.identifiers import parse_dot
 from fmcsa_events.models import Counts
 from fmcsa_runtime.database import create_engine
-from fmcsa_runtime.outbox import create_outbox, record_changes
 from fmcsa_source_inspections.domain import (
     DEFAULT_OOS_RATE_CHANGE_POINTS,
     Change,
@@ -39,6 +38,7 @@ from fmcsa_source_inspections.domain import (
     snapshot_content,
     snapshot_from_content,
 )
+from fmcsa_source_kit.outbox import create_outbox, record_changes
 
 
 class InspectionsSnapshotRow(SQLModel, table=True):

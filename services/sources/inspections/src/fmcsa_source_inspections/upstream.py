@@ -16,8 +16,6 @@ import structlog
 
 from fmcsa_events.identifiers import InvalidDotNumber, parse_dot
 from fmcsa_events.models import ErrorKind
-from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.pacing import PacedCall, UpstreamPace
 from fmcsa_runtime.redaction import redact, register_secret, sample
 from fmcsa_source_inspections.domain import (
     InspectionsFetch,
@@ -27,6 +25,8 @@ from fmcsa_source_inspections.domain import (
     parse_response,
 )
 from fmcsa_source_inspections.settings import Settings
+from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.pacing import PacedCall, UpstreamPace
 
 log = structlog.get_logger(__name__)
 
@@ -56,7 +56,7 @@ def _backoff_hook(error: Exception) -> bool | float:
 
 
 def make_pace(settings: Settings) -> UpstreamPace:
-    """The pace of every call, starting at `rate_per_s` with `burst_headroom_s` (`fmcsa_runtime.pacing`);
+    """The pace of every call, starting at `rate_per_s` with `burst_headroom_s` (`fmcsa_source_kit.pacing`);
     this process's alone until the service binds it to the bus.
     """
     return UpstreamPace(
@@ -71,7 +71,7 @@ class SaferWebClient:
     """Fetches carrier snapshots from SaferWebAPI (or the sandbox, by `base_url`).
 
     Guarantees: `fetch` never raises for upstream trouble; every HTTP call passes a semaphore of
-    `concurrency` and the source's `UpstreamPace` (`fmcsa_runtime.pacing`: a token taken right before
+    `concurrency` and the source's `UpstreamPace` (`fmcsa_source_kit.pacing`: a token taken right before
     the request is written, from a pace shared by the replicas that halves on a 429); no call is made
     for an invalid DOT or without a key; the key travels only in the `x-api-key` header and is
     registered with `redact`, so it reaches no log line, Failure or stored row.

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 import fmcsa_source_inspections.store as store_module
 from fmcsa_events.models import CarrierDataChanged, ChangeKind, Counts
 from fmcsa_runtime.database import create_engine
-from fmcsa_runtime.outbox import changes_for, record_changes
 from fmcsa_source_inspections.domain import InspectionsFetch, content_hash, detect_changes, parse_response
 from fmcsa_source_inspections.store import Store
+from fmcsa_source_kit.outbox import changes_for, record_changes
 
 T0 = datetime(2025, 11, 4, 14, 0, tzinfo=UTC)
 DOT = "2847193"

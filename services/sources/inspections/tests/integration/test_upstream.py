@@ -20,12 +20,12 @@ from sqlalchemy import text
 
 from fmcsa_events.models import CarrierDataChanged, Counts, ErrorKind
 from fmcsa_runtime.database import create_engine
-from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.outbox import changes_for
 from fmcsa_source_inspections.domain import InspectionsFetch, detect_changes, summarize
 from fmcsa_source_inspections.settings import Settings
 from fmcsa_source_inspections.store import Store
 from fmcsa_source_inspections.upstream import SaferWebClient
+from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.outbox import changes_for
 
 SANDBOX_KEY = "sandbox-api-key"
 SENTINEL_KEY = "sentinel-Zq8Xv3-inspections-key"

@@ -12,10 +12,10 @@ import pytest
 from pydantic import SecretStr
 
 from fmcsa_events.models import ErrorKind
-from fmcsa_runtime.failures import Failure
 from fmcsa_source_inspections.domain import InspectionsFetch
 from fmcsa_source_inspections.settings import Settings
 from fmcsa_source_inspections.upstream import SaferWebClient
+from fmcsa_source_kit.failures import Failure
 
 NOW = datetime(2025, 11, 4, 12, 0, tzinfo=UTC)
 KEY = "unit-test-key-4711"

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from fmcsa_events.models import Counts, ErrorKind
-from fmcsa_runtime.failures import Failure
 from fmcsa_source_inspections.domain import (
     InspectionFigures,
     InspectionsFetch,
@@ -27,6 +26,7 @@ from fmcsa_source_inspections.domain import (
     snapshot_from_content,
     summarize,
 )
+from fmcsa_source_kit.failures import Failure
 
 NOW = datetime(2025, 11, 4, 14, 12, 8, tzinfo=UTC)
 

@@ -12,8 +12,9 @@ import argparse
 
 import httpx
 
-from fmcsa_runtime.doctor import Check, Fetched, KeyAdvice, SourceProbe, main, source_checks
-from fmcsa_runtime.failures import Failure
+from fmcsa_runtime.doctor import Check, main
+from fmcsa_source_kit.doctor import Fetched, KeyAdvice, SourceProbe, source_checks
+from fmcsa_source_kit.failures import Failure
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.upstream import SocrataClient
 

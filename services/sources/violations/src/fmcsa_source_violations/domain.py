@@ -23,8 +23,9 @@ from pydantic import JsonValue
 from fmcsa_events import decimals
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import CarrierDataChanged, ChangeKind, ErrorKind
-from fmcsa_runtime.failures import Failure, parse_retry_after
 from fmcsa_runtime.redaction import sample
+from fmcsa_runtime.retry_after import parse_retry_after
+from fmcsa_source_kit.failures import Failure
 
 HASH_VERSION = "v1"
 """Prefix of every content hash; bump it when the hashed fields or their normalization change."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from fmcsa_runtime.pacing import PACE_NOTE
 from fmcsa_runtime.settings import ServiceSettings
+from fmcsa_source_kit.pacing import PACE_NOTE
 
 SOCRATA_URL = "https://data.transportation.gov"
 VIOLATIONS_DATASET = "8mt8-2mdr"

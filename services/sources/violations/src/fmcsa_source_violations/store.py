@@ -24,7 +24,7 @@ from sqlmodel import Field, SQLModel
 
 from fmcsa_events.models import Counts
 from fmcsa_runtime.database import create_engine
-from fmcsa_runtime.outbox import create_outbox, record_changes
+from fmcsa_source_kit.outbox import create_outbox, record_changes
 from fmcsa_source_violations.domain import Basic, Violation, ViolationKey, ViolationsFetch, detect_changes
 
 

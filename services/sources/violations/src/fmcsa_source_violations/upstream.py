@@ -5,7 +5,7 @@ Guarantees: `fetch` never raises for upstream trouble (every answer becomes a `V
 `dot_number=<digits>` (never SoQL text); every HTTP call, retries included, passes the concurrency
 cap and then the source's `UpstreamPace` (a token reserved at its gate and taken right before the
 request is written, from a pace shared by the replicas that halves on a 429 or `Retry-After`; see
-`fmcsa_runtime.pacing`); the app token travels only in the `X-App-Token` header and
+`fmcsa_source_kit.pacing`); the app token travels only in the `X-App-Token` header and
 never in a log line or a Failure.
 """
 
@@ -24,9 +24,9 @@ from pydantic import SecretStr
 
 from fmcsa_events.identifiers import InvalidDotNumber, parse_dot
 from fmcsa_events.models import ErrorKind
-from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.pacing import UpstreamPace
 from fmcsa_runtime.redaction import redact, register_secret, sample
+from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.pacing import UpstreamPace
 from fmcsa_source_violations.domain import (
     Page,
     Step,
@@ -64,7 +64,7 @@ def _backoff(error: Exception) -> bool | float:
 
 
 def make_pace(settings: Settings) -> UpstreamPace:
-    """The pace of every call, starting at `rate_per_s` (`fmcsa_runtime.pacing`); this process's alone
+    """The pace of every call, starting at `rate_per_s` (`fmcsa_source_kit.pacing`); this process's alone
     until the service binds it to the bus.
     """
     return UpstreamPace(source="violations", base_url=str(settings.base_url), ceiling=settings.rate_per_s)

@@ -15,10 +15,10 @@ import httpx
 import pytest
 import structlog
 
+from fmcsa_embedded import sandbox_process
 from fmcsa_events.models import ErrorKind
-from fmcsa_runtime.embedded import sandbox_process
-from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.pacing import client_bucket
+from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.pacing import client_bucket
 from fmcsa_source_violations.domain import ViolationsFetch
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.store import Store

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 import fmcsa_source_violations.store as store_module
 from fmcsa_events.models import CarrierDataChanged, ChangeKind
 from fmcsa_runtime.database import create_engine
-from fmcsa_runtime.outbox import changes_for, record_changes
+from fmcsa_source_kit.outbox import changes_for, record_changes
 from fmcsa_source_violations.domain import (
     Violation,
     ViolationsFetch,

@@ -11,7 +11,7 @@ import pytest
 
 from fmcsa_events.models import ChangeKind
 from fmcsa_runtime.database import create_engine
-from fmcsa_runtime.outbox import changes_for
+from fmcsa_source_kit.outbox import changes_for
 from fmcsa_source_violations.domain import ViolationsFetch
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.store import Store

@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from fmcsa_events.models import ErrorKind
-from fmcsa_runtime.failures import Failure
+from fmcsa_source_kit.failures import Failure
 from fmcsa_source_violations.domain import ViolationsFetch
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.upstream import SocrataClient

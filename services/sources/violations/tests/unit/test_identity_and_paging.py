@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fmcsa_events.models import ErrorKind
-from fmcsa_runtime.failures import Failure
+from fmcsa_source_kit.failures import Failure
 from fmcsa_source_violations.domain import (
     Page,
     Step,

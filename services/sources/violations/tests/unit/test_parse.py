@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from fmcsa_events.models import ErrorKind
-from fmcsa_runtime.failures import Failure
 from fmcsa_runtime.redaction import register_secret
+from fmcsa_source_kit.failures import Failure
 from fmcsa_source_violations.domain import (
     Basic,
     Page,

@@ -58,14 +58,14 @@ from fmcsa_events.subjects import subject_for
 from fmcsa_events.topology import EVENTS_STREAM, source_durable
 from fmcsa_runtime.database import create_engine
 from fmcsa_runtime.deadletter import dead_letter
-from fmcsa_runtime.failpoints import failpoint
-from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.outbox import changes_for, create_outbox
-from fmcsa_runtime.pacing import UpstreamPace
 from fmcsa_runtime.redaction import redact
 from fmcsa_runtime.service import build_app, connect_nats, declare_bus, make_broker
 from fmcsa_runtime.settings import ServiceSettings
-from fmcsa_runtime.settle import DEADLINE_PASSED, RetryLater, Stored, past_deadline, settle
+from fmcsa_source_kit.failpoints import failpoint
+from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.outbox import changes_for, create_outbox
+from fmcsa_source_kit.pacing import UpstreamPace
+from fmcsa_source_kit.settle import DEADLINE_PASSED, RetryLater, Stored, past_deadline, settle
 
 log = structlog.get_logger(__name__)
 
@@ -592,7 +592,7 @@ def create_source_app(
     """Wire one source service: outcome log, bus, and a `SourceRunner` on the source's durable consumer
     (manual acks); the FastStream broker and app give it the health, readiness and metrics routes.
     `pace`, the one the adapter's client spends, is bound to the bus at start (shared with the source's
-    other replicas, `fmcsa_runtime.pacing`) and unbound at the end.
+    other replicas, `fmcsa_source_kit.pacing`) and unbound at the end.
 
     `settings` must also satisfy `SourceSettings` (max_attempts, concurrency, resolved_database_url).
     """

@@ -3,8 +3,8 @@ import socket
 
 import pytest
 
-from fmcsa_runtime import embedded
-from fmcsa_runtime.embedded import free_port
+import fmcsa_embedded as embedded
+from fmcsa_embedded import free_port
 
 
 def test_ports_picked_in_a_row_differ_even_when_the_os_offers_the_same_one(

@@ -8,7 +8,7 @@ from typing import Any, cast
 import nats.errors
 from nats.js.client import JetStreamContext
 
-from fmcsa_runtime.source_service import Delivery, SourceRunner
+from fmcsa_source_kit.runner import Delivery, SourceRunner
 
 
 class FakeMsg:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fmcsa_runtime.pacing import (
+from fmcsa_source_kit.pacing import (
     AimdPolicy,
     PaceState,
     TokenBucket,

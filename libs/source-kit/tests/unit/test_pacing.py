@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from fmcsa_runtime.pacing import BURST_S, SPACING_S, client_bucket
+from fmcsa_source_kit.pacing import BURST_S, SPACING_S, client_bucket
 
 
 class LeakyBucket:

@@ -34,10 +34,10 @@ from fmcsa_events.models import (
     Trigger,
 )
 from fmcsa_events.topology import DLQ_STREAM, EVENTS_STREAM, Topology, declare
-from fmcsa_runtime.failures import Failure
 from fmcsa_runtime.settings import ServiceSettings
-from fmcsa_runtime.settle import Stored
-from fmcsa_runtime.source_service import create_source_app
+from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.runner import create_source_app
+from fmcsa_source_kit.settle import Stored
 
 
 class RunnerSettings(ServiceSettings):

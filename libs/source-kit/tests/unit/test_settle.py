@@ -2,8 +2,8 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from fmcsa_events.models import Counts, ErrorKind, SourceFailed, SourceSynced, SyncRequested, Trigger
-from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.settle import DEADLINE_PASSED, RetryLater, Stored, backoff_s, past_deadline, settle
+from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.settle import DEADLINE_PASSED, RetryLater, Stored, backoff_s, past_deadline, settle
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import JsonValue
 
 from fmcsa_events.models import Counts, ErrorKind, SourceFailed, SourceSynced, SyncRequested
-from fmcsa_runtime.failures import Failure
+from fmcsa_source_kit.failures import Failure
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,21 +11,19 @@ import httpx
 import pytest
 
 from fmcsa_events.models import ErrorKind
-from fmcsa_runtime.doctor import (
+from fmcsa_runtime.doctor import Check, Status, store_check
+from fmcsa_runtime.redaction import register_secret
+from fmcsa_source_kit.doctor import (
     REAL_DOT,
     SANDBOX_DOT,
-    Check,
     KeyAdvice,
     Outcome,
-    Status,
     answer_checks,
     clock_check,
     default_dot,
     rate_limit_check,
-    store_check,
 )
-from fmcsa_runtime.failures import Failure
-from fmcsa_runtime.redaction import register_secret
+from fmcsa_source_kit.failures import Failure
 
 NOW = datetime(2026, 12, 6, 12, 0, 0, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client
 
 from fmcsa_events.topology import PACE_BUCKET, PACE_REPLICAS_BUCKET, Topology, declare
-from fmcsa_runtime.pacing import UpstreamPace
+from fmcsa_source_kit.pacing import UpstreamPace
 
 WaitUntil = Callable[..., Awaitable[Any]]
 BASE = "http://upstream.test:8443/api"
