@@ -5,18 +5,15 @@ basicsId)), and their histories `csa_carrier_history` / `csa_basic_history`, one
 `upstream_as_of` month, content hash) with when it was first and last seen: "what the public record
 said for month X, and when we looked" survives the upstream.
 
-Guarantees of `upsert`:
-- One transaction per fetch; idempotent: the same fetch again counts every record as unchanged.
-- Counts cover the fetch's records, every BASIC plus the carrier profile (`fetched = BASICs + 1`):
-  a new key is inserted, another content hash is updated, the same hash is unchanged. Labels are
-  not hashed (README 3.7) and are refreshed silently.
-- A BASIC held before but missing from a complete answer is marked `absent_since`, not deleted
-  and not counted; it counts as updated when it comes back.
-- Current rows only move forward in time: a fetch older than what is held (a late redelivery)
-  lands in the history and counts as unchanged, never overwriting newer data.
-- The change facts of the fetch (`domain.detect_changes` between the rows held and the fetch) are
-  recorded in the change outbox in the same transaction as the rows: both are stored or neither.
-  A carrier's first fetch records none (a baseline); the same fetch again records none.
+`upsert` decides nothing itself: it loads what is held for the DOT (`Held`, locking the carrier's row on
+PostgreSQL), asks the pure `domain.plan` what the fetch inserts, updates and ages out and which change
+facts it causes (the rules are in `domain/changes.py`), and executes that plan in one transaction with
+the change outbox (`record_changes`): rows and change facts are stored together or not at all. Then it
+records that every fetched record was seen: a current row seen no later than this fetch moves its
+`last_seen_at`, as-of month and labels forward (a `WHERE last_seen_at <= :at` guard, so rows only move
+forward in time), and the history keeps one row per version, widening its first and last seen.
+The counts it returns are the plan's (`fetched = BASICs + 1`); a redelivered request writes nothing new
+and records no change twice.
 
 Numbers are exact: a BASIC's `percentile` and `measure` are stored as the canonical text of the
 Decimal the upstream sent (`fmcsa_events.decimals.text`, VARCHAR(70), TEXT affinity on SQLite, so
@@ -36,10 +33,11 @@ from typing import Any, Final
 from uuid import UUID
 
 import structlog
-from sqlalchemy import Connection, DateTime, Index, Text, UniqueConstraint, inspect
+from sqlalchemy import Connection, DateTime, Index, Table, Text, UniqueConstraint, case, inspect, update
 from sqlalchemy import text as sql_text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -49,15 +47,20 @@ from fmcsa_events.models import Counts
 from fmcsa_runtime.database import create_engine
 from fmcsa_source_csa.domain import (
     BasicScore,
+    CarrierFacts,
     CsaFetch,
     Flag,
     FlagReason,
+    Held,
+    HeldBasic,
     PercentileStatus,
+    Record,
     as_of_month,
     carrier_from_content,
-    detect_changes,
+    plan,
 )
 from fmcsa_source_kit.outbox import create_outbox, record_changes
+from fmcsa_source_kit.plan import Observation, Plan
 
 log = structlog.get_logger(__name__)
 
@@ -236,13 +239,6 @@ def basic_from_row(row: _BasicColumns, basics_id: int) -> BasicScore:
     )
 
 
-class _Tally:
-    def __init__(self) -> None:
-        self.inserted = 0
-        self.updated = 0
-        self.unchanged = 0
-
-
 class Store:
     """The csa source's database; one per process, safe for concurrent upserts of different DOTs."""
 
@@ -289,113 +285,37 @@ class Store:
     async def _upsert_once(self, fetch: CsaFetch, request_id: UUID) -> Counts:
         at = _aware(fetch.retrieved_at)
         as_of = _aware(fetch.upstream_as_of) if fetch.upstream_as_of else as_of_month(at)
-        tally = _Tally()
+        seen = Observation(request_id=request_id, dot=fetch.dot, observed_at=at, upstream_as_of=as_of)
         async with AsyncSession(self._engine, expire_on_commit=False) as session, session.begin():
-            # PostgreSQL: lock the carrier's row so a concurrent upsert reads "before" after this one
+            # PostgreSQL: lock the carrier's row so a concurrent upsert reads "held" after this one
             carrier = await session.get(CsaCarrier, fetch.dot, with_for_update=True)
             basics = {
                 row.basics_id: row
                 for row in (await session.exec(select(CsaBasic).where(col(CsaBasic.dot) == fetch.dot))).all()
             }
-            changes = detect_changes(
-                _held(fetch.dot, carrier, basics.values()), fetch, request_id=request_id, observed_at=at
-            )
-            await self._upsert_carrier(session, fetch, carrier, at, as_of, tally)
-            await self._upsert_basics(session, fetch, basics, at, as_of, tally)
+            planned = plan(_held(fetch.dot, carrier, basics.values()), fetch, seen)
+            await self._write_carrier(session, fetch.dot, planned, carrier, at, as_of)
+            await self._write_basics(session, fetch.dot, planned, basics, at, as_of)
             await session.flush()
-            await record_changes(await session.connection(), changes)
-        return Counts(
-            fetched=fetch.record_count,
-            inserted=tally.inserted,
-            updated=tally.updated,
-            unchanged=tally.unchanged,
-        )
+            await self._record_sightings(session, fetch, at, as_of)
+            await record_changes(await session.connection(), planned.changes)
+        return planned.counts
 
-    async def _upsert_carrier(
+    async def _write_carrier(
         self,
         session: AsyncSession,
-        fetch: CsaFetch,
+        dot: str,
+        planned: Plan[Record],
         row: CsaCarrier | None,
         at: datetime,
         as_of: datetime,
-        tally: _Tally,
     ) -> None:
-        facts = fetch.carrier
-        digest = facts.content_hash()
-        text = json.dumps(facts.content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        values: dict[str, Any] = {
-            "legal_name": facts.legal_name,
-            "safety_rating": facts.safety_rating.value if facts.safety_rating else None,
-            "allowed_to_operate": facts.allowed_to_operate,
-            "facts": text,
-            "content_hash": digest,
-            "upstream_as_of": as_of,
-        }
-        if row is None:
-            session.add(CsaCarrier(dot=fetch.dot, first_seen_at=at, last_seen_at=at, changed_at=at, **values))
-            tally.inserted += 1
-        elif _aware(row.last_seen_at) > at:
-            tally.unchanged += 1  # a late, older fetch: history only
-        elif row.content_hash != digest:
-            for key, value in values.items():
-                setattr(row, key, value)
-            row.last_seen_at = row.changed_at = at
-            tally.updated += 1
-        else:
-            row.upstream_as_of, row.last_seen_at = as_of, at
-            tally.unchanged += 1
-        version = (
-            await session.exec(
-                select(CsaCarrierHistory).where(
-                    col(CsaCarrierHistory.dot) == fetch.dot,
-                    col(CsaCarrierHistory.upstream_as_of) == as_of,
-                    col(CsaCarrierHistory.content_hash) == digest,
-                )
-            )
-        ).first()
-        if version is None:
-            session.add(
-                CsaCarrierHistory(
-                    dot=fetch.dot,
-                    upstream_as_of=as_of,
-                    content_hash=digest,
-                    facts=text,
-                    first_seen_at=at,
-                    last_seen_at=at,
-                )
-            )
-        else:
-            version.first_seen_at = min(_aware(version.first_seen_at), at)
-            version.last_seen_at = max(_aware(version.last_seen_at), at)
-
-    async def _upsert_basics(
-        self,
-        session: AsyncSession,
-        fetch: CsaFetch,
-        rows: Mapping[int, CsaBasic],
-        at: datetime,
-        as_of: datetime,
-        tally: _Tally,
-    ) -> None:
-        held = dict(rows)
-        versions = {
-            (row.basics_id, row.content_hash): row
-            for row in (
-                await session.exec(
-                    select(CsaBasicHistory).where(
-                        col(CsaBasicHistory.dot) == fetch.dot, col(CsaBasicHistory.upstream_as_of) == as_of
-                    )
-                )
-            ).all()
-        }
-        for basic in fetch.basics:
-            values = _basic_values(basic)
-            row = held.pop(basic.basics_id, None)
-            if row is None:
+        for facts in planned.insert:
+            if isinstance(facts, CarrierFacts):
+                values = _carrier_values(facts)
                 session.add(
-                    CsaBasic(
-                        dot=fetch.dot,
-                        basics_id=basic.basics_id,
+                    CsaCarrier(
+                        dot=dot,
                         upstream_as_of=as_of,
                         first_seen_at=at,
                         last_seen_at=at,
@@ -403,36 +323,74 @@ class Store:
                         **values,
                     )
                 )
-                tally.inserted += 1
-            elif _aware(row.last_seen_at) > at:
-                tally.unchanged += 1  # a late, older fetch: history only
-            elif row.content_hash != values["content_hash"] or row.absent_since is not None:
-                for key, value in values.items():
+        for facts in planned.update:
+            if isinstance(facts, CarrierFacts) and row is not None:
+                for key, value in _carrier_values(facts).items():
                     setattr(row, key, value)
-                row.upstream_as_of, row.last_seen_at, row.changed_at, row.absent_since = as_of, at, at, None
-                tally.updated += 1
-            else:
-                row.code, row.name = basic.code, basic.name  # labels are not hashed: refresh silently
-                row.upstream_as_of, row.last_seen_at = as_of, at
-                tally.unchanged += 1
-            version = versions.get((basic.basics_id, basic.content_hash()))
-            if version is None:
+                row.upstream_as_of, row.last_seen_at, row.changed_at = as_of, at, at
+
+    async def _write_basics(
+        self,
+        session: AsyncSession,
+        dot: str,
+        planned: Plan[Record],
+        rows: Mapping[int, CsaBasic],
+        at: datetime,
+        as_of: datetime,
+    ) -> None:
+        for basic in planned.insert:
+            if isinstance(basic, BasicScore):
                 session.add(
-                    CsaBasicHistory(
-                        dot=fetch.dot,
+                    CsaBasic(
+                        dot=dot,
                         basics_id=basic.basics_id,
                         upstream_as_of=as_of,
                         first_seen_at=at,
                         last_seen_at=at,
-                        **values,
+                        changed_at=at,
+                        **_basic_values(basic),
                     )
                 )
-            else:
-                version.first_seen_at = min(_aware(version.first_seen_at), at)
-                version.last_seen_at = max(_aware(version.last_seen_at), at)
-        for gone in held.values():
-            if gone.absent_since is None and _aware(gone.last_seen_at) <= at:
-                gone.absent_since = at
+        for basic in planned.update:
+            if isinstance(basic, BasicScore):
+                row = rows[basic.basics_id]
+                for key, value in _basic_values(basic).items():
+                    setattr(row, key, value)
+                row.upstream_as_of, row.last_seen_at, row.changed_at, row.absent_since = as_of, at, at, None
+        for gone in planned.age_out:
+            if isinstance(gone, BasicScore):
+                rows[gone.basics_id].absent_since = at
+
+    async def _record_sightings(
+        self, session: AsyncSession, fetch: CsaFetch, at: datetime, as_of: datetime
+    ) -> None:
+        """Every record of the fetch was seen at `at`: a current row seen no later moves its
+        `last_seen_at`, as-of month and (BASICs) labels forward (a row seen later keeps them: rows only
+        move forward in time), and the history keeps each version once (`_keep_versions`).
+        """
+        dot = fetch.dot
+        connection = await session.connection()
+        await connection.execute(
+            update(CsaCarrier)
+            .where(col(CsaCarrier.dot) == dot, col(CsaCarrier.last_seen_at) <= at)
+            .values(upstream_as_of=as_of, last_seen_at=at)
+        )
+        for basic in fetch.basics:
+            await connection.execute(
+                update(CsaBasic)
+                .where(
+                    col(CsaBasic.dot) == dot,
+                    col(CsaBasic.basics_id) == basic.basics_id,
+                    col(CsaBasic.last_seen_at) <= at,
+                )
+                .values(code=basic.code, name=basic.name, upstream_as_of=as_of, last_seen_at=at)
+            )
+        seen = {"upstream_as_of": as_of, "first_seen_at": at, "last_seen_at": at}
+        carrier = _carrier_values(fetch.carrier)
+        version = {"dot": dot, "content_hash": carrier["content_hash"], "facts": carrier["facts"], **seen}
+        await _keep_versions(connection, "csa_carrier_history", [version])
+        versions = [{"dot": dot, "basics_id": b.basics_id, **_basic_values(b), **seen} for b in fetch.basics]
+        await _keep_versions(connection, "csa_basic_history", versions)
 
     async def previous(self, dot: str) -> CsaFetch | None:
         """Return what is held for `dot` now (call before `upsert` to diff), or None if nothing is.
@@ -441,25 +399,70 @@ class Store:
         """
         async with AsyncSession(self._engine, expire_on_commit=False) as session:
             carrier = await session.get(CsaCarrier, dot)
-            if carrier is None:
-                return None
             rows: Sequence[CsaBasic] = (
                 await session.exec(select(CsaBasic).where(col(CsaBasic.dot) == dot))
             ).all()
-        return _held(dot, carrier, rows)
+        held = _held(dot, carrier, rows)
+        return held.as_fetch() if held is not None else None
 
 
-def _held(dot: str, carrier: CsaCarrier | None, rows: Iterable[CsaBasic]) -> CsaFetch | None:
-    """What the store holds for `dot` as a fetch: None without a carrier row; BASICs marked absent are
-    left out; `retrieved_at` is when the carrier was last seen.
+async def _keep_versions(connection: AsyncConnection, name: str, rows: list[dict[str, Any]]) -> None:
+    """Insert each version once (its table's unique key: DOT, basicsId, month, hash); a version seen
+    before widens its first and last seen to include this sighting.
     """
+    if not rows:
+        return
+    table = SQLModel.metadata.tables[name]
+    key = [column.name for column in _version_key(table).columns]
+    statement = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(table)
+    new, held = statement.excluded, table.c
+    await connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=key,
+            set_={
+                "first_seen_at": case(
+                    (new.first_seen_at < held.first_seen_at, new.first_seen_at), else_=held.first_seen_at
+                ),
+                "last_seen_at": case(
+                    (new.last_seen_at > held.last_seen_at, new.last_seen_at), else_=held.last_seen_at
+                ),
+            },
+        ),
+        rows,
+    )
+
+
+def _version_key(table: Table) -> UniqueConstraint:
+    return next(c for c in table.constraints if isinstance(c, UniqueConstraint))
+
+
+def _carrier_values(facts: CarrierFacts) -> dict[str, Any]:
+    return {
+        "legal_name": facts.legal_name,
+        "safety_rating": facts.safety_rating.value if facts.safety_rating else None,
+        "allowed_to_operate": facts.allowed_to_operate,
+        "facts": json.dumps(facts.content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        "content_hash": facts.content_hash(),
+    }
+
+
+def _held(dot: str, carrier: CsaCarrier | None, rows: Iterable[CsaBasic]) -> Held | None:
+    """What the store holds for `dot` (None without a carrier row), absent BASICs included."""
     if carrier is None:
         return None
-    present = sorted((row for row in rows if row.absent_since is None), key=lambda row: row.basics_id)
-    return CsaFetch(
+    return Held(
         dot=dot,
-        retrieved_at=_aware(carrier.last_seen_at),
-        upstream_as_of=_aware(carrier.upstream_as_of),
         carrier=carrier_from_content(json.loads(carrier.facts)),
-        basics=tuple(basic_from_row(row, row.basics_id) for row in present),
+        carrier_hash=carrier.content_hash,
+        last_seen_at=_aware(carrier.last_seen_at),
+        upstream_as_of=_aware(carrier.upstream_as_of),
+        basics={
+            row.basics_id: HeldBasic(
+                score=basic_from_row(row, row.basics_id),
+                content_hash=row.content_hash,
+                last_seen_at=_aware(row.last_seen_at),
+                absent_since=_aware(row.absent_since) if row.absent_since else None,
+            )
+            for row in rows
+        },
     )

@@ -372,7 +372,7 @@ async def test_a_failing_row_write_records_no_change(
     async def failing_write(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the row write failed")
 
-    monkeypatch.setattr(store, "_upsert_basics", failing_write)
+    monkeypatch.setattr(store, "_write_basics", failing_write)
     new = passenger_fetch(examples_dir, now=NOW + timedelta(days=31), unsafe_driving="57")
     with pytest.raises(RuntimeError, match="row write failed"):
         await store.upsert(new, request_id=request)

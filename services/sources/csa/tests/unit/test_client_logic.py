@@ -199,12 +199,12 @@ async def test_a_non_json_basics_answer_after_a_found_carrier_is_invalid_respons
 async def test_a_bug_in_mapping_code_is_internal_not_an_exception(
     examples_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fmcsa_source_csa.domain as domain
+    import fmcsa_source_csa.domain.parse as parse
 
     def broken(*args: object, **kwargs: object) -> object:
         raise KeyError("oops")
 
-    monkeypatch.setattr(domain, "classify", broken)
+    monkeypatch.setattr(parse, "classify", broken)
     recorder = Recorder(examples(examples_dir))
     result = await client_for(recorder).fetch("2847193")
     assert isinstance(result, Failure)

@@ -1,4 +1,4 @@
-"""Pure CSA logic: classify QCMobile answers, normalize carrier facts and BASIC scores, summarize, hash.
+"""QCMobile answers into domain values: classify an answer, normalize carrier facts and BASIC scores.
 
 Nothing here does I/O or reads a clock: answers come in as (status, headers, body bytes, requested
 DOT, now) and leave as frozen values or one `Failure` (fmcsa README 3.9, checked in that order:
@@ -31,229 +31,34 @@ month in which we observed the snapshot, an upper bound on the run month, and it
 
 from __future__ import annotations
 
-import hashlib
 import html
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Final, TypeVar
-from uuid import UUID
-
-from pydantic import JsonValue, TypeAdapter
 
 from fmcsa_events import decimals
-from fmcsa_events.identifiers import SourceKey
-from fmcsa_events.models import CarrierDataChanged, ChangeKind, ErrorKind
+from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.redaction import redact, sample
 from fmcsa_runtime.retry_after import parse_retry_after
+from fmcsa_source_csa.domain.model import (
+    AuthorityStatus,
+    BasicsAnswer,
+    BasicScore,
+    Call,
+    CarrierFacts,
+    CsaFetch,
+    Flag,
+    FlagReason,
+    PercentileStatus,
+    SafetyRating,
+)
 from fmcsa_source_kit.failures import Failure
 
 MAINTENANCE_TITLE: Final = b"FMCSA System Maintenance Page"
 _Code = TypeVar("_Code", bound=StrEnum)
-
-
-class Call(StrEnum):
-    """The two QCMobile calls of one sync, in the order they are made."""
-
-    CARRIER = "carrier"
-    BASICS = "basics"
-
-
-class PercentileStatus(StrEnum):
-    """Why a BASIC has, or lacks, a percentile."""
-
-    PUBLIC = "public"
-    NOT_PUBLIC = "not_public"
-    INCONCLUSIVE = "inconclusive"
-    NO_VIOLATIONS = "no_violations"
-    INSUFFICIENT_DATA = "insufficient_data"
-    MISSING = "missing"
-    UNRECOGNIZED = "unrecognized"
-
-
-class FlagReason(StrEnum):
-    """Why a flag has no value."""
-
-    NOT_PUBLIC = "not_public"
-    MISSING = "missing"
-    UNRECOGNIZED = "unrecognized"
-
-
-class SafetyRating(StrEnum):
-    """An FMCSA safety rating; a carrier without one has `None` (not rated)."""
-
-    SATISFACTORY = "S"
-    CONDITIONAL = "C"
-    UNSATISFACTORY = "U"
-
-
-class AuthorityStatus(StrEnum):
-    """Status of one operating authority (common, contract, broker)."""
-
-    ACTIVE = "A"
-    INACTIVE = "I"
-    NONE = "N"
-
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    """A Y/N indicator: `value` is None exactly when `reason` says why."""
-
-    value: bool | None
-    reason: FlagReason | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BasicScore:
-    """One BASIC of one carrier, normalized; keyed by (`dot`, `basics_id`)."""
-
-    basics_id: int
-    code: str | None
-    name: str | None
-    percentile: Decimal | None
-    percentile_status: PercentileStatus
-    measure: Decimal | None
-    threshold: int | None
-    intervention_alert: Flag
-    on_road_alert: Flag
-    serious_violation: Flag
-    inspections_with_violation: int | None
-    violations: int | None
-    run_date: datetime | None
-
-    def content(self) -> dict[str, JsonValue]:
-        """Return the fields whose change is a change of the record (fmcsa README 3.7), labels excluded."""
-        return {
-            "basics_id": self.basics_id,
-            "percentile": _decimal_text(self.percentile),
-            "percentile_status": self.percentile_status.value,
-            "measure": _decimal_text(self.measure),
-            "threshold": self.threshold,
-            "intervention_alert": _flag_json(self.intervention_alert),
-            "on_road_alert": _flag_json(self.on_road_alert),
-            "serious_violation": _flag_json(self.serious_violation),
-            "inspections_with_violation": self.inspections_with_violation,
-            "violations": self.violations,
-            "run_date": self.run_date.isoformat() if self.run_date else None,
-        }
-
-    def content_hash(self) -> str:
-        return stable_hash(self.content())
-
-
-@dataclass(frozen=True, slots=True)
-class CarrierFacts:
-    """The carrier object of `/carriers/{dot}`, normalized; `ein` is deliberately absent.
-
-    Counts are 24-month figures (unverified); OOS rates are percents 0-100; insurance amounts are
-    thousands of dollars. Every field may be None: upstream omits fields without notice.
-    """
-
-    dot_number: int
-    legal_name: str | None = None
-    dba_name: str | None = None
-    status_code: str | None = None
-    allowed_to_operate: bool | None = None
-    out_of_service_date: date | None = None
-    mcs150_outdated: bool | None = None
-    is_passenger_carrier: bool | None = None
-    carrier_operation_code: str | None = None
-    carrier_operation_desc: str | None = None
-    census_type: str | None = None
-    census_type_desc: str | None = None
-    total_power_units: int | None = None
-    total_drivers: int | None = None
-    driver_inspections: int | None = None
-    driver_oos_inspections: int | None = None
-    driver_oos_rate: Decimal | None = None
-    driver_oos_rate_national_average: Decimal | None = None
-    vehicle_inspections: int | None = None
-    vehicle_oos_inspections: int | None = None
-    vehicle_oos_rate: Decimal | None = None
-    vehicle_oos_rate_national_average: Decimal | None = None
-    hazmat_inspections: int | None = None
-    hazmat_oos_inspections: int | None = None
-    hazmat_oos_rate: Decimal | None = None
-    hazmat_oos_rate_national_average: Decimal | None = None
-    oos_rate_national_average_year: str | None = None
-    crash_total: int | None = None
-    fatal_crashes: int | None = None
-    injury_crashes: int | None = None
-    towaway_crashes: int | None = None
-    safety_rating: SafetyRating | None = None
-    safety_rating_date: date | None = None
-    safety_review_date: date | None = None
-    safety_review_type: str | None = None
-    review_date: date | None = None
-    review_type: str | None = None
-    common_authority: AuthorityStatus | None = None
-    contract_authority: AuthorityStatus | None = None
-    broker_authority: AuthorityStatus | None = None
-    bipd_insurance_required: bool | None = None
-    bipd_required_amount: int | None = None
-    bipd_insurance_on_file: int | None = None
-    cargo_insurance_required: bool | None = None
-    cargo_insurance_on_file: int | None = None
-    bond_insurance_required: bool | None = None
-    bond_insurance_on_file: int | None = None
-    street: str | None = None
-    city: str | None = None
-    state: str | None = None
-    zipcode: str | None = None
-    country: str | None = None
-
-    def content(self) -> dict[str, JsonValue]:
-        """Return every normalized field as JSON values (Decimals as canonical text, dates ISO)."""
-        dumped: dict[str, JsonValue] = _CARRIER_ADAPTER.dump_python(self, mode="json")
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, Decimal):  # pydantic writes str(): "1E-7" for 0.0000001
-                dumped[field.name] = decimals.text(value)
-        return dumped
-
-    def content_hash(self) -> str:
-        return stable_hash(self.content())
-
-
-_CARRIER_ADAPTER: Final = TypeAdapter(CarrierFacts)
-
-
-def carrier_from_content(content: Mapping[str, Any]) -> CarrierFacts:
-    """Rebuild `CarrierFacts` from `CarrierFacts.content()` (as a store keeps it)."""
-    return _CARRIER_ADAPTER.validate_python(dict(content))
-
-
-@dataclass(frozen=True, slots=True)
-class BasicsAnswer:
-    """What one `/basics` answer held: the scores and the upstream's retrieval time.
-
-    `notes` name values that were accepted but not recognized (worth a log line, not a failure).
-    """
-
-    basics: tuple[BasicScore, ...]
-    retrieval_date: datetime | None
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CsaFetch:
-    """One successful csa sync of one carrier: its facts and its BASICs (possibly none)."""
-
-    dot: str
-    retrieved_at: datetime
-    upstream_as_of: datetime | None
-    carrier: CarrierFacts
-    basics: tuple[BasicScore, ...]
-    notes: tuple[str, ...] = ()
-
-    @property
-    def record_count(self) -> int:
-        """Records this fetch holds: every BASIC plus the carrier profile."""
-        return len(self.basics) + 1
 
 
 class _ShapeError(Exception):
@@ -334,10 +139,6 @@ def canonical_decimal(value: Decimal) -> Decimal:
     Raises ValueError for a value that is not finite or beyond `fmcsa_events.decimals`' bounds.
     """
     return decimals.exact(value)
-
-
-def _decimal_text(value: Decimal | None) -> str | None:
-    return None if value is None else decimals.text(value)
 
 
 def _decimal(value: object, name: str, *, nonnegative: bool = True) -> Decimal | None:
@@ -815,246 +616,3 @@ def assemble(dot: str, carrier: CarrierFacts, answer: BasicsAnswer, now: datetim
         basics=answer.basics,
         notes=answer.notes,
     )
-
-
-# --- hashing and the summary ----------------------------------------------------------------------
-
-
-def stable_hash(content: Mapping[str, JsonValue]) -> str:
-    """Hash canonical JSON (SHA-256, sorted keys, no spaces): equal content, equal hash, any host."""
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _flag_json(flag: Flag) -> JsonValue:
-    return {"value": flag.value, "reason": flag.reason.value if flag.reason else None}
-
-
-_RATING_WORDS: Final = {
-    SafetyRating.SATISFACTORY: "satisfactory",
-    SafetyRating.CONDITIONAL: "conditional",
-    SafetyRating.UNSATISFACTORY: "unsatisfactory",
-}
-_AUTHORITY_WORDS: Final = {
-    AuthorityStatus.ACTIVE: "active",
-    AuthorityStatus.INACTIVE: "inactive",
-    AuthorityStatus.NONE: "none",
-}
-
-
-def _iso(value: date | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _basic_summary(basic: BasicScore) -> dict[str, JsonValue]:
-    return {
-        "id": basic.basics_id,
-        "code": basic.code,
-        "name": basic.name,
-        "percentile": _decimal_text(basic.percentile),
-        "percentile_status": basic.percentile_status.value,
-        "measure": _decimal_text(basic.measure),
-        "threshold": basic.threshold,
-        "alert": basic.intervention_alert.value,
-        "alert_reason": basic.intervention_alert.reason.value if basic.intervention_alert.reason else None,
-        "on_road_alert": basic.on_road_alert.value,
-        "serious_violation": basic.serious_violation.value,
-        "inspections_with_violation": basic.inspections_with_violation,
-        "violations": basic.violations,
-    }
-
-
-def _inspection_group(
-    inspections: int | None, oos: int | None, rate: Decimal | None, average: Decimal | None
-) -> JsonValue:
-    return {
-        "inspections": inspections,
-        "out_of_service": oos,
-        "oos_rate": _decimal_text(rate),
-        "national_average": _decimal_text(average),
-    }
-
-
-def summarize(fetch: CsaFetch) -> dict[str, JsonValue]:
-    """Return the compact view of one fetch that the status page shows.
-
-    Per BASIC its percentile (with status), measure, threshold and alert flags; the carrier's
-    rating, authority, OOS and crash figures. Decimals are strings, dates ISO; a hidden value is
-    None beside its reason, never 0.
-    """
-    carrier = fetch.carrier
-    basics: list[JsonValue] = [_basic_summary(b) for b in fetch.basics]
-    alerts: list[JsonValue] = [
-        b.basics_id for b in fetch.basics if b.intervention_alert.value or b.on_road_alert.value
-    ]
-    return {
-        "basics": basics,
-        "alerts": alerts,
-        "percentiles_public": any(b.percentile_status is PercentileStatus.PUBLIC for b in fetch.basics),
-        "legal_name": carrier.legal_name,
-        "allowed_to_operate": carrier.allowed_to_operate,
-        "out_of_service_date": _iso(carrier.out_of_service_date),
-        "safety_rating": _RATING_WORDS[carrier.safety_rating] if carrier.safety_rating else "not_rated",
-        "safety_rating_date": _iso(carrier.safety_rating_date),
-        "authority": {
-            "common": _AUTHORITY_WORDS[carrier.common_authority] if carrier.common_authority else None,
-            "contract": _AUTHORITY_WORDS[carrier.contract_authority] if carrier.contract_authority else None,
-            "broker": _AUTHORITY_WORDS[carrier.broker_authority] if carrier.broker_authority else None,
-        },
-        "inspections": {
-            "driver": _inspection_group(
-                carrier.driver_inspections,
-                carrier.driver_oos_inspections,
-                carrier.driver_oos_rate,
-                carrier.driver_oos_rate_national_average,
-            ),
-            "vehicle": _inspection_group(
-                carrier.vehicle_inspections,
-                carrier.vehicle_oos_inspections,
-                carrier.vehicle_oos_rate,
-                carrier.vehicle_oos_rate_national_average,
-            ),
-            "hazmat": _inspection_group(
-                carrier.hazmat_inspections,
-                carrier.hazmat_oos_inspections,
-                carrier.hazmat_oos_rate,
-                carrier.hazmat_oos_rate_national_average,
-            ),
-        },
-        "crashes": {
-            "total": carrier.crash_total,
-            "fatal": carrier.fatal_crashes,
-            "injury": carrier.injury_crashes,
-            "towaway": carrier.towaway_crashes,
-        },
-    }
-
-
-def fetch_hashes(fetch: CsaFetch) -> dict[str, str]:
-    """Return the content hash per record key: `"carrier"` and each BASIC id as a string."""
-    return {
-        "carrier": fetch.carrier.content_hash(),
-        **{str(b.basics_id): b.content_hash() for b in fetch.basics},
-    }
-
-
-def failure_for_exception(call: Call, error: BaseException) -> Failure:
-    """Turn an unexpected exception while mapping an answer into `internal` (our bug, not retried)."""
-    return Failure(
-        ErrorKind.INTERNAL,
-        retryable=False,
-        message=f"csa source could not map the QCMobile {call.value} answer",
-        detail=redact(f"{type(error).__name__}: {error}")[:500],
-    )
-
-
-# --- change facts ---------------------------------------------------------------------------------
-
-BASIC_SUBJECTS: Final = {
-    11: "unsafe_driving",
-    12: "hos_compliance",
-    13: "driver_fitness",
-    14: "controlled_substances_alcohol",
-    15: "vehicle_maintenance",
-}
-"""The `subject` of a BASIC's change facts, by `basicsId`; an id not listed here is `basic_<id>`."""
-
-
-def basic_subject(basics_id: int) -> str:
-    """Name a BASIC in a change fact: `unsafe_driving` for 11, ..., `basic_<id>` for an unknown id."""
-    return BASIC_SUBJECTS.get(basics_id, f"basic_{basics_id}")
-
-
-def in_alert(basic: BasicScore | None) -> bool | None:
-    """Whether a BASIC is at or above its intervention threshold; None when that is not known.
-
-    A public percentile is compared with the answer's own `basicsViolationThreshold` (`percentile >=
-    threshold`, the SMS definition of exceeding it): that is the crossing people watch, and it never
-    depends on a flag that could lag the percentile. Without a public percentile or a threshold, the
-    upstream's `exceededFMCSAInterventionThreshold` flag decides (Y/N), and "-1" (not public) or an
-    absent BASIC is None: unknown, never "no alert".
-    """
-    if basic is None:
-        return None
-    public = basic.percentile_status is PercentileStatus.PUBLIC
-    if public and basic.percentile is not None and basic.threshold is not None:
-        return basic.percentile >= basic.threshold
-    return basic.intervention_alert.value
-
-
-def _basic_state(basic: BasicScore | None) -> JsonValue:
-    """The `before` / `after` of a BASIC's change fact; None for a BASIC absent from the answer."""
-    if basic is None:
-        return None
-    return {
-        "percentile": _decimal_text(basic.percentile),
-        "status": basic.percentile_status.value,
-        "measure": _decimal_text(basic.measure),
-        "threshold": basic.threshold,
-        "alert": in_alert(basic),
-    }
-
-
-def _is_public(basic: BasicScore | None) -> bool:
-    return basic is not None and basic.percentile_status is PercentileStatus.PUBLIC
-
-
-def _basic_kinds(before: BasicScore | None, after: BasicScore | None) -> list[ChangeKind]:
-    kinds: list[ChangeKind] = []
-    if _is_public(before) and not _is_public(after):
-        kinds.append(ChangeKind.BASIC_BECAME_NOT_PUBLIC)
-    elif not _is_public(before) and _is_public(after):
-        kinds.append(ChangeKind.BASIC_BECAME_PUBLIC)
-    elif (
-        _is_public(after)
-        and before is not None
-        and after is not None
-        and before.percentile != after.percentile
-    ):
-        kinds.append(ChangeKind.BASIC_PERCENTILE_CHANGED)  # public before and after: the number moved
-    was, now = in_alert(before), in_alert(after)
-    if now is True and was is not True:
-        kinds.append(ChangeKind.BASIC_ALERT_STARTED)
-    elif was is True and now is False:
-        kinds.append(ChangeKind.BASIC_ALERT_CLEARED)
-    return kinds
-
-
-def detect_changes(
-    before: CsaFetch | None, after: CsaFetch, *, request_id: UUID, observed_at: datetime
-) -> list[CarrierDataChanged]:
-    """The change facts between what the store held (`before`) and a new fetch, in BASIC-id order.
-
-    - `before` None (the carrier's first successful fetch) is a baseline: no change.
-    - A fetch older than the one held (a late redelivery; the store keeps the newer data) changes
-      nothing. The same data again changes nothing.
-    - Per BASIC (matched on `basicsId`; `before` holds only BASICs present at the last fetch):
-      `basic_became_public` / `basic_became_not_public` when the percentile turns public or stops
-      being public ("Not Public", another word, or the BASIC left the answer: `after` is None);
-      `basic_percentile_changed` when a public percentile moved (measure alone is not a change);
-      `basic_alert_started` when `in_alert` turns True from False or unknown, `basic_alert_cleared`
-      when it turns False from True (True to unknown clears nothing: it only became not public).
-    - `before` / `after` are `{percentile, status, measure, threshold, alert}` (Decimals as strings).
-    """
-    if before is None or before.retrieved_at > after.retrieved_at:
-        return []
-    held = {basic.basics_id: basic for basic in before.basics}
-    fresh = {basic.basics_id: basic for basic in after.basics}
-    changes: list[CarrierDataChanged] = []
-    for basics_id in sorted(held.keys() | fresh.keys()):
-        old, new = held.get(basics_id), fresh.get(basics_id)
-        for kind in _basic_kinds(old, new):
-            changes.append(
-                CarrierDataChanged(
-                    request_id=request_id,
-                    dot=after.dot,
-                    source=SourceKey.CSA,
-                    kind=kind,
-                    subject=basic_subject(basics_id),
-                    before=_basic_state(old),
-                    after=_basic_state(new),
-                    upstream_as_of=after.upstream_as_of,
-                    observed_at=observed_at,
-                )
-            )
-    return changes
