@@ -17,12 +17,11 @@ from typing import Self, TypeVar
 import httpx
 import structlog
 
-from fmcsa_events.bus import utc_now
 from fmcsa_source_csa.domain import CsaFetch, assemble, parse_basics, parse_carrier
 from fmcsa_source_csa.settings import Settings
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.pacing import UpstreamPace
-from fmcsa_source_kit.upstream import Answer, Auth, Clock, UpstreamClient, http_client, policy_of
+from fmcsa_source_kit.upstream import Answer, Auth, Clock, UpstreamClient, http_client, policy_of, utc_now
 
 log = structlog.get_logger(__name__)
 
