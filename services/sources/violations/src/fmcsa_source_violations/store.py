@@ -16,7 +16,7 @@ carrier and what it holds). Times are aware UTC datetimes in code and naive UTC 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -132,23 +132,10 @@ class CarrierRead(SQLModel, table=True):
 
 _TABLES = [ViolationRecord.__table__, ViolationVersion.__table__, CarrierRead.__table__]  # type: ignore[attr-defined]
 _KEY = ("dot_number", "unique_id", "viol_code", "viol_unit", "ordinal")
-_REPLACED: tuple[str, ...] = (
-    "insp_date",
-    "basic",
-    "basic_desc",
-    "oos",
-    "oos_weight",
-    "severity_weight",
-    "time_weight",
-    "total_severity_wght",
-    "section_desc",
-    "group_desc",
-    "content_hash",
-    "changed_at",
-    "aged_out_at",
-    "last_seen",
-    "upstream_as_of",
-)
+_CONTENT = tuple(field.name for field in fields(Violation))
+"""The stored columns of a violation: its key, content and hash (the same names as `Violation`'s)."""
+_TIMES = ("changed_at", "aged_out_at", "last_seen", "upstream_as_of")
+_REPLACED = (*(name for name in _CONTENT if name not in _KEY), *_TIMES)
 """What an update of a held key writes (its `first_seen` stays)."""
 
 
@@ -161,25 +148,8 @@ class HeldCounts:
 
 
 def _content(violation: Violation) -> dict[str, Any]:
-    """The stored columns of a violation: its key, content and hash (`basic` as its key)."""
-    return {
-        "dot_number": violation.dot_number,
-        "unique_id": violation.unique_id,
-        "viol_code": violation.viol_code,
-        "viol_unit": violation.viol_unit,
-        "ordinal": violation.ordinal,
-        "insp_date": violation.insp_date,
-        "basic": violation.basic.value if violation.basic else None,
-        "basic_desc": violation.basic_desc,
-        "oos": violation.oos,
-        "oos_weight": violation.oos_weight,
-        "severity_weight": violation.severity_weight,
-        "time_weight": violation.time_weight,
-        "total_severity_wght": violation.total_severity_wght,
-        "section_desc": violation.section_desc,
-        "group_desc": violation.group_desc,
-        "content_hash": violation.content_hash,
-    }
+    stored = {name: getattr(violation, name) for name in _CONTENT}
+    return stored | {"basic": violation.basic.value if violation.basic else None}
 
 
 def _key(violation: Violation) -> dict[str, Any]:
@@ -191,24 +161,8 @@ def _violation_from(row: _ViolationColumns) -> Violation:
         basic: Basic | None = Basic(row.basic) if row.basic is not None else None
     except ValueError:  # a key written by a newer version of this service
         basic = None
-    return Violation(
-        dot_number=row.dot_number,
-        unique_id=row.unique_id,
-        viol_code=row.viol_code,
-        viol_unit=row.viol_unit,
-        ordinal=row.ordinal,
-        insp_date=row.insp_date,
-        basic=basic,
-        basic_desc=row.basic_desc,
-        oos=bool(row.oos),
-        oos_weight=row.oos_weight,
-        severity_weight=row.severity_weight,
-        time_weight=row.time_weight,
-        total_severity_wght=row.total_severity_wght,
-        section_desc=row.section_desc,
-        group_desc=row.group_desc,
-        content_hash=row.content_hash,
-    )
+    stored = {name: getattr(row, name) for name in _CONTENT}
+    return Violation(**stored | {"basic": basic, "oos": bool(row.oos)})
 
 
 def _held_row(row: ViolationRecord) -> HeldRow:

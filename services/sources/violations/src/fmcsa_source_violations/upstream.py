@@ -60,32 +60,9 @@ class SocrataClient(UpstreamClient):
     short page.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        http: httpx.AsyncClient | None = None,
-        clock: Clock = utc_now,
-        pace: UpstreamPace | None = None,
-    ) -> None:
-        base = str(settings.base_url).rstrip("/")
-        super().__init__(
-            upstream="Socrata",
-            http=http or http_client(settings, base_url=base, user_agent=USER_AGENT),
-            auth=AUTH,
-            credential=settings.app_token,
-            pace=pace or make_pace(settings),
-            concurrency=settings.concurrency,
-            policy=policy_of(settings, backoff_initial_s=BACKOFF_INITIAL_S),
-            # a trickling answer resets the read timeout on every chunk: this bounds the whole call
-            call_timeout_s=settings.connect_timeout_s + settings.read_timeout_s,
-            owns_http=http is None,
-            clock=clock,
-        )
-        # absolute, so an HTTP client a caller passes in needs no base URL
-        self._resource = f"{base}/resource/{settings.dataset}.json"
-        self._page_size = settings.page_size
-        self._max_pages = settings.max_pages
+    _resource: str  # absolute, so an HTTP client a caller passes in needs no base URL
+    _page_size: int
+    _max_pages: int
 
     @classmethod
     def from_settings(
@@ -100,7 +77,23 @@ class SocrataClient(UpstreamClient):
         one sized to `concurrency`. A `pace` passed in (the service's, shared on the bus) is used
         instead of a fresh one at `rate_per_s`.
         """
-        return cls(settings, http=http, clock=clock, pace=pace)
+        base = str(settings.base_url).rstrip("/")
+        client = cls(
+            upstream="Socrata",
+            http=http or http_client(settings, base_url=base, user_agent=USER_AGENT),
+            auth=AUTH,
+            credential=settings.app_token,
+            pace=pace or make_pace(settings),
+            concurrency=settings.concurrency,
+            policy=policy_of(settings, backoff_initial_s=BACKOFF_INITIAL_S),
+            # a trickling answer resets the read timeout on every chunk: this bounds the whole call
+            call_timeout_s=settings.connect_timeout_s + settings.read_timeout_s,
+            owns_http=http is None,
+            clock=clock,
+        )
+        client._resource = f"{base}/resource/{settings.dataset}.json"
+        client._page_size, client._max_pages = settings.page_size, settings.max_pages
+        return client
 
     async def fetch(self, dot: str) -> ViolationsFetch | Failure:
         """Every row of one carrier, or one Failure; never raises for upstream trouble.
