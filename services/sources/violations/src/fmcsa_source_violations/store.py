@@ -1,35 +1,53 @@
 """The violations store: one row per violation key, superseded versions, aged-out marks, per-carrier reads.
 
-Keyed `(dot_number, unique_id, viol_code, viol_unit, ordinal)` (README 4.5). Works on SQLite and
-PostgreSQL alike; every upsert of one carrier is one transaction that first writes (and locks) the
-carrier's row, so concurrent upserts of the same carrier queue up instead of racing. The change facts
-of a read (`domain.detect_changes`) go to the change outbox in that same transaction as the rows.
+Keyed `(dot_number, unique_id, viol_code, viol_unit, ordinal)` (docs/upstreams.md 4.5). Works on SQLite
+and PostgreSQL alike. The store decides nothing about the domain: `upsert` loads what it holds for the
+carrier (`domain.Held`), asks the pure `domain.plan` what the read changes, and executes that plan in
+one transaction together with the plan's change facts in the change outbox (both are stored or
+neither). The transaction first writes (and locks) the carrier's row, so concurrent upserts of the same
+carrier queue up instead of racing, and the second one plans against what the first one wrote.
+
+Tables (names and columns unchanged since the first release, so existing stores keep working):
+`violations_violation` (the current state of a key; `aged_out_at` set when a complete read missed it),
+`violations_violation_version` (superseded contents) and `violations_carrier` (the last read of a
+carrier and what it holds). Times are aware UTC datetimes in code and naive UTC in the columns
+(`UtcDateTime`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Column, DateTime, Index, Integer, String, Text, and_, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import DateTime, Index, Text, func, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fmcsa_events.models import Counts
 from fmcsa_runtime.database import create_engine
 from fmcsa_source_kit.outbox import create_outbox, record_changes
-from fmcsa_source_violations.domain import Basic, Violation, ViolationKey, ViolationsFetch, detect_changes
+from fmcsa_source_kit.plan import Observation
+from fmcsa_source_violations.domain import (
+    Basic,
+    Held,
+    HeldRow,
+    Violation,
+    ViolationsFetch,
+    ViolationsPlan,
+    plan,
+)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on both databases: stored as naive UTC, read back with tzinfo=UTC."""
+    """Aware UTC datetimes on both databases, in the `TIMESTAMP WITHOUT TIME ZONE` columns the store
+    has always had: stored as naive UTC, read back with tzinfo=UTC.
+    """
 
     impl = DateTime(timezone=False)
     cache_ok = True
@@ -45,47 +63,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-def _utc(nullable: bool) -> Any:
-    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable))
+class _ViolationColumns(SQLModel):
+    """The stored fields of a violation: its key, normalized content and content hash."""
 
-
-class ViolationRecord(SQLModel, table=True):
-    """The current state of one violation key; `aged_out_at` is set when a complete read missed it."""
-
-    __tablename__ = "violations_violation"
-
-    dot_number: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-    unique_id: str = Field(sa_column=Column(String, primary_key=True))
-    viol_code: str = Field(sa_column=Column(String, primary_key=True))
-    viol_unit: str = Field(sa_column=Column(String, primary_key=True))
-    ordinal: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-    insp_date: date
-    basic: str | None = None
-    basic_desc: str | None = None
-    oos: bool
-    oos_weight: int
-    severity_weight: int
-    time_weight: int
-    total_severity_wght: int | None = None
-    section_desc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    group_desc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    content_hash: str = Field(max_length=64)
-    first_seen: datetime = _utc(nullable=False)
-    last_seen: datetime = _utc(nullable=False)
-    changed_at: datetime = _utc(nullable=False)
-    aged_out_at: datetime | None = _utc(nullable=True)
-    upstream_as_of: datetime | None = _utc(nullable=True)
-
-
-class ViolationVersion(SQLModel, table=True):
-    """A superseded content of a key, kept when an update replaced it (evidence outlives the upstream)."""
-
-    __tablename__ = "violations_violation_version"
-    __table_args__ = (
-        Index("ix_violations_version_key", "dot_number", "unique_id", "viol_code", "viol_unit"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
     dot_number: int
     unique_id: str
     viol_code: str
@@ -99,11 +79,43 @@ class ViolationVersion(SQLModel, table=True):
     severity_weight: int
     time_weight: int
     total_severity_wght: int | None = None
-    section_desc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    group_desc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    section_desc: str | None = Field(default=None, sa_type=Text)
+    group_desc: str | None = Field(default=None, sa_type=Text)
     content_hash: str = Field(max_length=64)
-    valid_from: datetime = _utc(nullable=False)
-    superseded_at: datetime = _utc(nullable=False)
+
+
+def _key_column() -> Any:
+    return Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+
+
+class ViolationRecord(_ViolationColumns, table=True):
+    """The current state of one violation key; `aged_out_at` is set when a complete read missed it."""
+
+    __tablename__ = "violations_violation"
+
+    dot_number: int = _key_column()
+    unique_id: str = _key_column()
+    viol_code: str = _key_column()
+    viol_unit: str = _key_column()
+    ordinal: int = _key_column()
+    first_seen: datetime = Field(sa_type=UtcDateTime)
+    last_seen: datetime = Field(sa_type=UtcDateTime)
+    changed_at: datetime = Field(sa_type=UtcDateTime)
+    aged_out_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    upstream_as_of: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class ViolationVersion(_ViolationColumns, table=True):
+    """A superseded content of a key, kept when an update replaced it (evidence outlives the upstream)."""
+
+    __tablename__ = "violations_violation_version"
+    __table_args__ = (
+        Index("ix_violations_version_key", "dot_number", "unique_id", "viol_code", "viol_unit"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    valid_from: datetime = Field(sa_type=UtcDateTime)
+    superseded_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class CarrierRead(SQLModel, table=True):
@@ -111,31 +123,20 @@ class CarrierRead(SQLModel, table=True):
 
     __tablename__ = "violations_carrier"
 
-    dot_number: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-    last_fetched_at: datetime = _utc(nullable=False)
-    upstream_as_of: datetime | None = _utc(nullable=True)
+    dot_number: int = _key_column()
+    last_fetched_at: datetime = Field(sa_type=UtcDateTime)
+    upstream_as_of: datetime | None = Field(default=None, sa_type=UtcDateTime)
     held: int = 0
     aged_out: int = 0
 
 
-_VIOLATION = ViolationRecord.__table__  # type: ignore[attr-defined]  # SQLModel sets it at class creation
-_VERSION = ViolationVersion.__table__  # type: ignore[attr-defined]
-_CARRIER = CarrierRead.__table__  # type: ignore[attr-defined]
-_TABLES = [_VIOLATION, _VERSION, _CARRIER]
-_CONTENT = (
-    "insp_date",
-    "basic",
-    "basic_desc",
-    "oos",
-    "oos_weight",
-    "severity_weight",
-    "time_weight",
-    "total_severity_wght",
-    "section_desc",
-    "group_desc",
-    "content_hash",
-)
+_TABLES = [ViolationRecord.__table__, ViolationVersion.__table__, CarrierRead.__table__]  # type: ignore[attr-defined]
 _KEY = ("dot_number", "unique_id", "viol_code", "viol_unit", "ordinal")
+_CONTENT = tuple(field.name for field in fields(Violation))
+"""The stored columns of a violation: its key, content and hash (the same names as `Violation`'s)."""
+_TIMES = ("changed_at", "aged_out_at", "last_seen", "upstream_as_of")
+_REPLACED = (*(name for name in _CONTENT if name not in _KEY), *_TIMES)
+"""What an update of a held key writes (its `first_seen` stays)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,67 +148,29 @@ class HeldCounts:
 
 
 def _content(violation: Violation) -> dict[str, Any]:
-    return {
-        "insp_date": violation.insp_date,
-        "basic": violation.basic.value if violation.basic else None,
-        "basic_desc": violation.basic_desc,
-        "oos": violation.oos,
-        "oos_weight": violation.oos_weight,
-        "severity_weight": violation.severity_weight,
-        "time_weight": violation.time_weight,
-        "total_severity_wght": violation.total_severity_wght,
-        "section_desc": violation.section_desc,
-        "group_desc": violation.group_desc,
-        "content_hash": violation.content_hash,
-    }
+    stored = {name: getattr(violation, name) for name in _CONTENT}
+    return stored | {"basic": violation.basic.value if violation.basic else None}
 
 
-def _key_params(key: ViolationKey) -> dict[str, Any]:
-    return {f"k_{name}": value for name, value in zip(_KEY, key, strict=True)}
+def _key(violation: Violation) -> dict[str, Any]:
+    return dict(zip(_KEY, violation.key, strict=True))
 
 
-def _key_where() -> Any:
-    return and_(*(_VIOLATION.c[name] == bindparam(f"k_{name}") for name in _KEY))
-
-
-def _violation_from(row: Mapping[Any, Any]) -> Violation:
+def _violation_from(row: _ViolationColumns) -> Violation:
     try:
-        basic: Basic | None = Basic(row["basic"]) if row["basic"] is not None else None
+        basic: Basic | None = Basic(row.basic) if row.basic is not None else None
     except ValueError:  # a key written by a newer version of this service
         basic = None
-    return Violation(
-        dot_number=row["dot_number"],
-        unique_id=row["unique_id"],
-        viol_code=row["viol_code"],
-        viol_unit=row["viol_unit"],
-        ordinal=row["ordinal"],
-        insp_date=row["insp_date"],
-        basic=basic,
-        basic_desc=row["basic_desc"],
-        oos=bool(row["oos"]),
-        oos_weight=row["oos_weight"],
-        severity_weight=row["severity_weight"],
-        time_weight=row["time_weight"],
-        total_severity_wght=row["total_severity_wght"],
-        section_desc=row["section_desc"],
-        group_desc=row["group_desc"],
-        content_hash=row["content_hash"],
-    )
+    stored = {name: getattr(row, name) for name in _CONTENT}
+    return Violation(**stored | {"basic": basic, "oos": bool(row.oos)})
 
 
-def _held_fetch(carrier: Mapping[Any, Any], rows: Sequence[Mapping[Any, Any]]) -> ViolationsFetch:
-    """What the store held for a carrier as a fetch: its rows in the window, aged-out rows left out."""
-    return ViolationsFetch(
-        dot=str(carrier["dot_number"]),
-        retrieved_at=carrier["last_fetched_at"],
-        upstream_as_of=carrier["upstream_as_of"],
-        records=tuple(_violation_from(row) for row in rows if row["aged_out_at"] is None),
-        pages=0,
-    )
+def _held_row(row: ViolationRecord) -> HeldRow:
+    return HeldRow(_violation_from(row), changed_at=row.changed_at, aged_out=row.aged_out_at is not None)
 
 
 class Store:
-    """Normalized violations with change detection. See `upsert` for what each count means."""
+    """Normalized violations; `upsert` executes what `domain.plan` decides (module docstring)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -225,178 +188,129 @@ class Store:
         await self._engine.dispose()
 
     async def upsert(self, fetch: ViolationsFetch, *, request_id: UUID) -> Counts:
-        """Store one complete read and its change facts for `request_id`, in one transaction.
-        Idempotent: the same fetch again counts every row as unchanged and records no change.
-
-        Per key: new -> inserted; same content hash -> unchanged (`time_weight` and
-        `total_severity_wght` refreshed silently); other hash -> updated, the old content kept as a
-        version; a key back after aging out -> updated. Keys held but missing from this read are
-        marked aged out (their `last_seen` stays at the last read that had them); they are not counted.
-        Change facts (`violations_added`, `violations_aged_out`) compare the rows held in the window
-        with the read; a carrier's first read is a baseline and records none.
+        """Store one complete read and its change facts for `request_id`, in one transaction, as
+        `domain.plan` decides (what each count means is there). Idempotent: the same fetch again
+        counts every row as unchanged and records no change.
         """
-        dot_number = int(fetch.dot)
-        seen_at = fetch.retrieved_at
-        async with self._engine.begin() as conn:
-            carrier = await self._touch_carrier(conn, fetch)  # first write: takes this carrier's lock
-            of_carrier = select(_VIOLATION).where(_VIOLATION.c.dot_number == dot_number)
-            rows = list((await conn.execute(of_carrier)).mappings())
-            held = {tuple(row[name] for name in _KEY): row for row in rows}
-            before = None if carrier is None else _held_fetch(carrier, rows)
-            changes = detect_changes(before, fetch, request_id=request_id, observed_at=seen_at)
-            inserts: list[dict[str, Any]] = []
-            updates: list[dict[str, Any]] = []
-            versions: list[dict[str, Any]] = []
-            refreshes: list[dict[str, Any]] = []
-            unchanged = 0
-            for violation in fetch.records:
-                old = held.get(violation.key)
-                content = _content(violation)
-                if old is None:
-                    inserts.append(
-                        {
-                            **dict(zip(_KEY, violation.key, strict=True)),
-                            **content,
-                            "first_seen": seen_at,
-                            "last_seen": seen_at,
-                            "changed_at": seen_at,
-                            "aged_out_at": None,
-                            "upstream_as_of": fetch.upstream_as_of,
-                        }
-                    )
-                elif old["content_hash"] != violation.content_hash or old["aged_out_at"] is not None:
-                    if old["content_hash"] != violation.content_hash:
-                        versions.append(
-                            {
-                                **{name: old[name] for name in (*_KEY, *_CONTENT)},
-                                "valid_from": old["changed_at"],
-                                "superseded_at": seen_at,
-                            }
-                        )
-                    updates.append({**_key_params(violation.key), **content, "changed_at": seen_at})
-                else:
-                    unchanged += 1
-                    if (old["time_weight"], old["total_severity_wght"]) != (
-                        violation.time_weight,
-                        violation.total_severity_wght,
-                    ):
-                        refreshes.append(
-                            {
-                                **_key_params(violation.key),
-                                "time_weight": violation.time_weight,
-                                "total_severity_wght": violation.total_severity_wght,
-                            }
-                        )
-            fetched_keys = {violation.key for violation in fetch.records}
-            aging = [
-                _key_params(key)
-                for key, row in held.items()
-                if key not in fetched_keys and row["aged_out_at"] is None
-            ]
-            if aging:
-                await conn.execute(update(_VIOLATION).where(_key_where()).values(aged_out_at=seen_at), aging)
-            if versions:
-                await conn.execute(_VERSION.insert(), versions)
-            if updates:
-                await conn.execute(
-                    update(_VIOLATION)
-                    .where(_key_where())
-                    .values(
-                        **{name: bindparam(name) for name in _CONTENT},
-                        changed_at=bindparam("changed_at"),
-                        aged_out_at=None,
-                    ),
-                    updates,
-                )
-            if refreshes:
-                await conn.execute(
-                    update(_VIOLATION)
-                    .where(_key_where())
-                    .values(
-                        time_weight=bindparam("time_weight"),
-                        total_severity_wght=bindparam("total_severity_wght"),
-                    ),
-                    refreshes,
-                )
-            if inserts:
-                await conn.execute(_VIOLATION.insert(), inserts)
-            await conn.execute(
-                update(_VIOLATION)
-                .where(_VIOLATION.c.dot_number == dot_number, _VIOLATION.c.aged_out_at.is_(None))
-                .values(last_seen=seen_at, upstream_as_of=fetch.upstream_as_of)
-            )
-            held_counts = await self._held(conn, dot_number)
-            await conn.execute(
-                update(_CARRIER)
-                .where(_CARRIER.c.dot_number == dot_number)
-                .values(held=held_counts.current, aged_out=held_counts.aged_out)
-            )
-            await record_changes(conn, changes)
-        return Counts(
-            fetched=len(fetch.records),
-            inserted=len(inserts),
-            updated=len(updates),
-            unchanged=unchanged,
-        )
+        seen = Observation(request_id, fetch.dot, fetch.retrieved_at, fetch.upstream_as_of)
+        async with AsyncSession(self._engine, expire_on_commit=False) as session, session.begin():
+            previous = await self._touch_carrier(session, fetch)  # first write: takes this carrier's lock
+            held = None if previous is None else await self._load(session, previous)
+            planned = plan(held, fetch, seen)
+            await self._execute(session, fetch, planned)
+            await record_changes(await session.connection(), planned.changes)
+        return planned.counts
 
     async def previous(self, dot: str) -> ViolationsFetch | None:
         """What the store holds for a carrier as of its last read (rows in the window, aged-out rows
-        left out), or None when it was never read. Call it before `upsert` to diff old and new.
+        left out), or None when it was never read.
         """
-        dot_number = int(dot)
-        async with self._engine.connect() as conn:
-            carrier = (
-                (await conn.execute(select(_CARRIER).where(_CARRIER.c.dot_number == dot_number)))
-                .mappings()
-                .first()
-            )
-            if carrier is None:
-                return None
-            rows = await conn.execute(
-                select(_VIOLATION)
-                .where(_VIOLATION.c.dot_number == dot_number, _VIOLATION.c.aged_out_at.is_(None))
-                .order_by(*(_VIOLATION.c[name] for name in _KEY))
-            )
-            return _held_fetch(carrier, list(rows.mappings()))
+        async with AsyncSession(self._engine, expire_on_commit=False) as session:
+            carrier = await session.get(CarrierRead, int(dot))
+            return None if carrier is None else (await self._load(session, carrier)).window()
 
     async def held(self, dot: str) -> HeldCounts:
         """Rows in the current window and rows aged out, for one carrier."""
-        async with self._engine.connect() as conn:
-            return await self._held(conn, int(dot))
+        async with AsyncSession(self._engine) as session:
+            return await self._held(session, int(dot))
 
     async def versions(self, dot: str) -> int:
         """How many superseded versions are kept for one carrier."""
-        async with self._engine.connect() as conn:
-            result = await conn.execute(
-                select(func.count()).select_from(_VERSION).where(_VERSION.c.dot_number == int(dot))
-            )
-            return int(result.scalar_one())
+        async with AsyncSession(self._engine) as session:
+            counted = select(func.count()).where(col(ViolationVersion.dot_number) == int(dot))
+            return (await session.exec(counted)).one()
 
-    async def _held(self, conn: AsyncConnection, dot_number: int) -> HeldCounts:
-        result = await conn.execute(
-            select(
-                func.count().filter(_VIOLATION.c.aged_out_at.is_(None)),
-                func.count().filter(_VIOLATION.c.aged_out_at.is_not(None)),
-            ).where(_VIOLATION.c.dot_number == dot_number)
+    async def _load(self, session: AsyncSession, carrier: CarrierRead) -> Held:
+        rows = await session.exec(
+            select(ViolationRecord)
+            .where(col(ViolationRecord.dot_number) == carrier.dot_number)
+            .order_by(*(col(getattr(ViolationRecord, name)) for name in _KEY))
         )
-        current, aged = result.one()
-        return HeldCounts(current=int(current or 0), aged_out=int(aged or 0))
+        return Held(
+            dot=str(carrier.dot_number),
+            last_fetched_at=carrier.last_fetched_at,
+            upstream_as_of=carrier.upstream_as_of,
+            rows=tuple(_held_row(row) for row in rows),
+        )
 
-    async def _touch_carrier(self, conn: AsyncConnection, fetch: ViolationsFetch) -> Mapping[str, Any] | None:
+    async def _execute(self, session: AsyncSession, fetch: ViolationsFetch, planned: ViolationsPlan) -> None:
+        """Write what the plan says; every row in the read is marked seen by this read."""
+        at, as_of = fetch.retrieved_at, fetch.upstream_as_of
+        if planned.supersede:
+            session.add_all(
+                ViolationVersion(**_content(held.violation), valid_from=held.changed_at, superseded_at=at)
+                for held in planned.supersede
+            )
+        if planned.insert or planned.update:  # one bulk upsert: new keys inserted, held keys replaced
+            dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+            upsert = dialect.insert(ViolationRecord)
+            times = {"first_seen": at, "last_seen": at, "changed_at": at, "aged_out_at": None}
+            await session.exec(
+                upsert.on_conflict_do_update(
+                    index_elements=list(_KEY), set_={name: upsert.excluded[name] for name in _REPLACED}
+                ),
+                params=[
+                    {**_content(v), **times, "upstream_as_of": as_of}
+                    for v in (*planned.insert, *planned.update)
+                ],
+            )
+        if planned.refresh:  # ORM bulk UPDATE by primary key
+            await session.exec(
+                update(ViolationRecord),
+                params=[
+                    {**_key(v), "time_weight": v.time_weight, "total_severity_wght": v.total_severity_wght}
+                    for v in planned.refresh
+                ],
+            )
+        if planned.age_out:
+            await session.exec(
+                update(ViolationRecord), params=[{**_key(v), "aged_out_at": at} for v in planned.age_out]
+            )
+        dot_number = int(fetch.dot)
+        await session.exec(
+            update(ViolationRecord)
+            .where(col(ViolationRecord.dot_number) == dot_number, col(ViolationRecord.aged_out_at).is_(None))
+            .values(last_seen=at, upstream_as_of=as_of)
+        )
+        await session.flush()
+        counts = await self._held(session, dot_number)
+        await session.exec(
+            update(CarrierRead)
+            .where(col(CarrierRead.dot_number) == dot_number)
+            .values(held=counts.current, aged_out=counts.aged_out)
+        )
+
+    async def _held(self, session: AsyncSession, dot_number: int) -> HeldCounts:
+        aged = col(ViolationRecord.aged_out_at)
+        result = await session.exec(
+            select(func.count().filter(aged.is_(None)), func.count().filter(aged.is_not(None))).where(
+                col(ViolationRecord.dot_number) == dot_number
+            )
+        )
+        current, aged_out = result.one()
+        return HeldCounts(current=int(current or 0), aged_out=int(aged_out or 0))
+
+    async def _touch_carrier(self, session: AsyncSession, fetch: ViolationsFetch) -> CarrierRead | None:
         """Record this read on the carrier's row, locking it for the transaction, and return the row
         as it was before (None: the carrier was never read, so this read is its baseline).
 
-        The first statement writes: on SQLite it takes the write lock, on PostgreSQL a concurrent
-        first insert waits here; the `FOR UPDATE` then queues a concurrent upsert behind this one.
+        The first statement writes (a Core insert that does nothing on conflict): on SQLite it takes
+        the write lock, on PostgreSQL a concurrent first insert waits here; the `FOR UPDATE` then
+        queues a concurrent upsert behind this one.
         """
         dot_number = int(fetch.dot)
         values = {"last_fetched_at": fetch.retrieved_at, "upstream_as_of": fetch.upstream_as_of}
-        insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        statement = insert(_CARRIER).values(dot_number=dot_number, held=0, aged_out=0, **values)
-        created = await conn.execute(statement.on_conflict_do_nothing(index_elements=["dot_number"]))
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        first = dialect.insert(CarrierRead).values(dot_number=dot_number, held=0, aged_out=0, **values)
+        created = await session.exec(first.on_conflict_do_nothing(index_elements=["dot_number"]))
         if created.rowcount == 1:
             return None
-        where = _CARRIER.c.dot_number == dot_number
-        previous = (await conn.execute(select(_CARRIER).where(where).with_for_update())).mappings().one()
-        await conn.execute(update(_CARRIER).where(where).values(**values))
-        return dict(previous)
+        carrier = await session.get(CarrierRead, dot_number, with_for_update=True)
+        assert carrier is not None  # the insert above met it
+        previous = CarrierRead(
+            dot_number=dot_number,
+            last_fetched_at=carrier.last_fetched_at,
+            upstream_as_of=carrier.upstream_as_of,
+        )
+        carrier.last_fetched_at, carrier.upstream_as_of = fetch.retrieved_at, fetch.upstream_as_of
+        return previous

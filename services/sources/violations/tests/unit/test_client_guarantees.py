@@ -102,3 +102,41 @@ async def test_a_final_failure_is_not_retried() -> None:
     assert isinstance(result, Failure)
     assert (result.kind, result.retryable) == (ErrorKind.UPSTREAM_ERROR, False)
     assert len(sent) == 1
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 414])
+async def test_a_final_answer_is_sent_once_and_leaves_without_a_delay(status: int) -> None:
+    client, sent = client_with(lambda _: httpx.Response(status, json={"code": "x"}), app_token="t")
+    result = await client.fetch("123")
+    assert isinstance(result, Failure)
+    assert result.retryable is False
+    assert result.retry_after_s is None
+    assert len(sent) == 1
+
+
+async def test_a_timeout_is_handed_back_to_the_bus_at_once() -> None:
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("the read timed out", request=request)
+
+    client, sent = client_with(slow, app_token="tok-5678-secret")
+    result = await client.fetch("123")
+    assert isinstance(result, Failure)
+    assert (result.kind, result.retryable) == (ErrorKind.TIMEOUT, True)
+    assert result.retry_after_s is not None
+    assert result.retry_after_s > 0
+    assert len(sent) == 1
+    assert "tok-5678-secret" not in result.detail
+
+
+async def test_the_doctor_probe_is_one_call_of_the_first_page_and_nothing_for_a_bad_dot() -> None:
+    rows = [{"unique_id": "1"}]  # a row of the wrong shape: the probe runs the service's parser
+    client, sent = client_with(lambda _: httpx.Response(200, json=rows), page_size=5)
+    result = await client.first_page("0123")
+    assert isinstance(result, Failure)
+    assert result.kind is ErrorKind.INVALID_RESPONSE
+    (request,) = sent
+    assert dict(request.url.params) == {"dot_number": "123", "$order": ":id", "$limit": "5", "$offset": "0"}
+    bad = await client.first_page("12a")
+    assert isinstance(bad, Failure)
+    assert bad.kind is ErrorKind.INTERNAL
+    assert len(sent) == 1

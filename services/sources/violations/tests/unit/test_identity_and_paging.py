@@ -1,4 +1,5 @@
-"""Keys, ordinals and hashes (README 4.5), the paging rules (4.2), inline retry plans (2.3), summaries."""
+"""Keys, ordinals and hashes (README 4.5), the paging rules (4.2), the retry policy the client runs on
+(2.3), summaries."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from fmcsa_events.models import ErrorKind
 from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.upstream import RetryPolicy
 from fmcsa_source_violations.domain import (
     Page,
     Step,
@@ -19,12 +22,12 @@ from fmcsa_source_violations.domain import (
     ViolationsFetch,
     assemble,
     assign_ordinals,
-    for_the_bus,
-    inline_wait,
     next_step,
     parse_row,
     summarize,
 )
+from fmcsa_source_violations.settings import Settings
+from fmcsa_source_violations.upstream import SocrataClient
 
 NOW = datetime(2025, 11, 4, 14, 0, tzinfo=UTC)
 AS_OF = datetime(2025, 10, 21, 9, 12, 44, tzinfo=UTC)
@@ -170,7 +173,13 @@ def test_assemble_numbers_rows_across_pages_and_takes_the_first_pages_as_of() ->
     assert (fetch.upstream_as_of, fetch.retrieved_at, fetch.pages) == (AS_OF, NOW, 2)
 
 
-# --- inline retry plan -----------------------------------------------------------------------------------
+# --- the retry policy of the client (the kit's, from the violations settings) ---------------------------
+
+
+async def client_policy() -> RetryPolicy:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(500))) as http:
+        client = SocrataClient.from_settings(Settings(inline_retries=2, inline_wait_max_s=5.0), http=http)
+        return client.policy
 
 
 def failure(
@@ -179,45 +188,38 @@ def failure(
     return Failure(kind, retryable=retryable, message="m", retry_after_s=after)
 
 
-def plan(f: Failure, retries_done: int = 0, draw: float = 0.5) -> float | None:
-    return inline_wait(f, retries_done=retries_done, inline_retries=2, inline_wait_max_s=5.0, draw=draw)
+async def test_a_short_retry_after_is_waited_in_process() -> None:
+    assert (await client_policy()).inline_wait(failure(after=1.0), 1, 0.5) == 1.0
 
 
-def test_a_short_retry_after_is_waited_in_process() -> None:
-    assert plan(failure(after=1.0)) == 1.0
+async def test_a_long_retry_after_goes_back_to_the_bus() -> None:
+    assert (await client_policy()).inline_wait(failure(after=60.0), 1, 0.5) is None
 
 
-def test_a_long_retry_after_goes_back_to_the_bus() -> None:
-    assert plan(failure(after=60.0)) is None
+async def test_without_retry_after_the_backoff_is_exponential_from_1_s_with_full_jitter() -> None:
+    policy = await client_policy()
+    assert policy.inline_wait(failure(), 1, 0.5) == 0.5
+    assert policy.inline_wait(failure(), 2, 0.5) == 1.0
+    assert policy.inline_wait(failure(), 2, 0.0) == 0.0
 
 
-def test_without_retry_after_the_backoff_is_exponential_with_full_jitter() -> None:
-    assert plan(failure(), 0, draw=0.5) == 0.5
-    assert plan(failure(), 1, draw=0.5) == 1.0
-    assert plan(failure(), 1, draw=0.0) == 0.0
+async def test_inline_retries_are_bounded() -> None:
+    assert (await client_policy()).inline_wait(failure(after=1.0), 3, 0.5) is None
 
 
-def test_inline_retries_are_bounded() -> None:
-    assert plan(failure(after=1.0), retries_done=2) is None
+async def test_a_timeout_is_not_retried_in_process() -> None:
+    assert (await client_policy()).inline_wait(failure(ErrorKind.TIMEOUT), 1, 0.5) is None
 
 
-@pytest.mark.parametrize(
-    "f",
-    [
-        failure(ErrorKind.UPSTREAM_ERROR, retryable=False),
-        failure(ErrorKind.TIMEOUT),
-        failure(ErrorKind.INVALID_RESPONSE, retryable=False),
-    ],
-)
-def test_final_failures_and_timeouts_are_not_retried_in_process(f: Failure) -> None:
-    assert plan(f) is None
-
-
-def test_a_retryable_failure_leaves_with_a_delay_and_a_final_one_unchanged() -> None:
-    assert for_the_bus(failure(), inline_wait_max_s=5.0).retry_after_s == 10.0
-    assert for_the_bus(failure(after=30.0), inline_wait_max_s=5.0).retry_after_s == 30.0
+async def test_a_retryable_failure_leaves_with_a_delay_and_a_final_one_unchanged() -> None:
+    policy = await client_policy()
+    for jitter in (0.0, 0.5, 0.999):
+        delay = policy.for_bus(failure(), jitter).retry_after_s
+        assert delay is not None
+        assert 5.0 <= delay <= 10.0
+    assert policy.for_bus(failure(after=30.0), 0.5).retry_after_s == 30.0
     final = failure(ErrorKind.UPSTREAM_ERROR, retryable=False)
-    assert for_the_bus(final, inline_wait_max_s=5.0) is final
+    assert policy.for_bus(final, 0.5) is final
 
 
 # --- summary ---------------------------------------------------------------------------------------------

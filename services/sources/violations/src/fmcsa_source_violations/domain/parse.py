@@ -1,7 +1,7 @@
-"""Pure rules of the violations source: classify Socrata answers, normalize rows, key, hash, page, summarize.
-
-Follows docs/upstreams.md sections 2 and 4 (dataset `8mt8-2mdr`). No I/O, no clock, no
-framework: every input (status, headers, body, the requested DOT, the time) comes in as an argument.
+"""Parsing of the violations dataset (docs/upstreams.md sections 2 and 4, dataset `8mt8-2mdr`): one
+Socrata answer becomes a `Page` or one `Failure`, one row a normalized `Violation` with its key and
+content hash. No I/O, no clock, no framework: every input (status, headers, body, the requested DOT,
+the time) comes in as an argument.
 """
 
 from __future__ import annotations
@@ -10,28 +10,21 @@ import hashlib
 import html
 import json
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
-from enum import Enum, StrEnum
-from uuid import UUID
-
-from pydantic import JsonValue
 
 from fmcsa_events import decimals
-from fmcsa_events.identifiers import SourceKey
-from fmcsa_events.models import CarrierDataChanged, ChangeKind, ErrorKind
+from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.redaction import sample
 from fmcsa_runtime.retry_after import parse_retry_after
 from fmcsa_source_kit.failures import Failure
+from fmcsa_source_violations.domain.model import Basic, Page, Violation
 
 HASH_VERSION = "v1"
 """Prefix of every content hash; bump it when the hashed fields or their normalization change."""
-
-INLINE_BACKOFF_BASE_S = 1.0
-"""First step of the in-process exponential backoff (full jitter) when no Retry-After came."""
 
 # Characters that change nothing a person reads but would change a hash: soft hyphen (served in
 # `basic_desc`), zero-width space and byte-order mark.
@@ -57,19 +50,6 @@ _DD_MON_YY = re.compile(r"([0-9]{2})-([A-Za-z]{3})-([0-9]{2})")
 _FLOATING = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:T00:00:00(?:\.0{1,3})?)?")
 _DIGITS = re.compile(r"[0-9]{1,10}")
 
-
-class Basic(StrEnum):
-    """The BASIC a violation counts toward, keyed from its normalized `basic_desc` label."""
-
-    UNSAFE_DRIVING = "unsafe_driving"
-    HOS_COMPLIANCE = "hos_compliance"
-    DRIVER_FITNESS = "driver_fitness"
-    DRUGS_ALCOHOL = "drugs_alcohol"
-    VEHICLE_MAINTENANCE = "vehicle_maintenance"
-    HAZMAT_COMPLIANCE = "hazmat_compliance"
-    CRASH_INDICATOR = "crash_indicator"
-
-
 # Labels reduced to lower-case letters and digits; the hazmat label is unverified, so several spellings.
 _BASIC_BY_LABEL = {
     "unsafedriving": Basic.UNSAFE_DRIVING,
@@ -86,90 +66,6 @@ _BASIC_BY_LABEL = {
     "hazmatcompliance": Basic.HAZMAT_COMPLIANCE,
     "crashindicator": Basic.CRASH_INDICATOR,
 }
-
-
-class ViolationUnit(StrEnum):
-    """Who or what was cited: `viol_unit` values `1`, `2`, `D`, `C`."""
-
-    MAIN_UNIT = "1"
-    SECONDARY_UNIT = "2"
-    DRIVER = "D"
-    CO_DRIVER = "C"
-
-
-ViolationKey = tuple[int, str, str, str, int]
-"""(dot_number, unique_id, viol_code, viol_unit, ordinal): unique per carrier within one read."""
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    """One normalized violation row. `content_hash` covers every field except `time_weight` and
-    `total_severity_wght` (they move monthly without anything happening on the road) and `ordinal`.
-    """
-
-    dot_number: int
-    unique_id: str
-    viol_code: str
-    viol_unit: str
-    ordinal: int
-    insp_date: date
-    basic: Basic | None
-    basic_desc: str | None
-    oos: bool
-    oos_weight: int
-    severity_weight: int
-    time_weight: int
-    total_severity_wght: int | None
-    section_desc: str | None
-    group_desc: str | None
-    content_hash: str
-
-    @property
-    def key(self) -> ViolationKey:
-        return (self.dot_number, self.unique_id, self.viol_code, self.viol_unit, self.ordinal)
-
-    @property
-    def unit(self) -> ViolationUnit | None:
-        """The cited unit, or None for a code this client does not know (kept, not refused)."""
-        try:
-            return ViolationUnit(self.viol_unit)
-        except ValueError:
-            return None
-
-
-@dataclass(frozen=True, slots=True)
-class ViolationsFetch:
-    """The result of one complete read of a carrier's rows: every page, with stable ordinals.
-
-    `upstream_as_of` is the dataset's Last-Modified (or X-SODA2-Truth-Last-Modified) when the read
-    began; None when Socrata sent neither. An empty `records` is a success (clean carrier or unknown DOT).
-    """
-
-    dot: str
-    retrieved_at: datetime
-    upstream_as_of: datetime | None
-    records: tuple[Violation, ...]
-    pages: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One parsed page. `rows` carry ordinal 0 until `assemble` numbers them; `version` is the raw
-    Last-Modified marker compared between pages of one read.
-    """
-
-    rows: tuple[Violation, ...]
-    version: str | None
-    last_modified: datetime | None
-    request_id: str | None
-
-
-class Step(Enum):
-    """What a read does after a page."""
-
-    NEXT_PAGE = "next_page"
-    COMPLETE = "complete"
-    RESTART = "restart"
 
 
 class _RowError(ValueError):
@@ -526,182 +422,3 @@ def _shape_failure(status: int, headers: Mapping[str, str], body: bytes, problem
         message=f"Socrata rows of the wrong shape: {sample(problem, limit=160)}",
         detail=_detail(status, headers, body, note=f"problem={sample(problem, limit=160)}"),
     )
-
-
-# ---------------------------------------------------------------------------------------------------
-# paging (README 4.2)
-
-
-def next_step(
-    page: Page,
-    *,
-    index: int,
-    first_version: str | None,
-    page_size: int,
-    max_pages: int,
-    restarted: bool,
-) -> Step | Failure:
-    """After page `index` (0-based) of a read: read on, stop, restart, or fail.
-
-    A short page (fewer rows than `page_size`, `[]` included) completes the read. A Last-Modified that
-    differs from the first page's means the monthly refresh happened mid-read: restart once, then fail
-    retryable. More rows than asked, or a full page at the `max_pages` guard, is `invalid_response`.
-    """
-    if index > 0 and page.version is not None and first_version is not None and page.version != first_version:
-        if restarted:
-            return Failure(
-                ErrorKind.UPSTREAM_ERROR,
-                retryable=True,
-                message="the violations dataset was refreshed during the read, twice",
-                detail=f"page={index} first_last_modified={first_version} now={page.version}",
-            )
-        return Step.RESTART
-    if len(page.rows) > page_size:
-        return Failure(
-            ErrorKind.INVALID_RESPONSE,
-            retryable=False,
-            message=f"Socrata sent {len(page.rows)} rows for a $limit of {page_size}",
-            detail=f"page={index} request_id={page.request_id}",
-        )
-    if len(page.rows) < page_size:
-        return Step.COMPLETE
-    if index + 1 >= max_pages:
-        return Failure(
-            ErrorKind.INVALID_RESPONSE,
-            retryable=False,
-            message=f"more than {max_pages} pages of violations: paging guard tripped",
-            detail=f"pages={index + 1} page_size={page_size} request_id={page.request_id}",
-        )
-    return Step.NEXT_PAGE
-
-
-def assemble(dot: str, pages: Sequence[Page], *, retrieved_at: datetime) -> ViolationsFetch:
-    """The fetch of one complete read: all rows with stable ordinals, as-of from the first page."""
-    rows = [row for page in pages for row in page.rows]
-    return ViolationsFetch(
-        dot=dot,
-        retrieved_at=retrieved_at,
-        upstream_as_of=pages[0].last_modified if pages else None,
-        records=assign_ordinals(rows),
-        pages=len(pages),
-    )
-
-
-# ---------------------------------------------------------------------------------------------------
-# retrying (README 2.3)
-
-
-def inline_wait(
-    failure: Failure,
-    *,
-    retries_done: int,
-    inline_retries: int,
-    inline_wait_max_s: float,
-    draw: float,
-) -> float | None:
-    """Seconds to wait before retrying in process, or None to hand the failure back to the bus.
-
-    Only retryable failures, at most `inline_retries` times, and only when the wait (Retry-After, else
-    exponential backoff with full jitter: `draw` in [0, 1) times 1, 2, 4... s) is at most
-    `inline_wait_max_s`. Timeouts go back at once: the call already spent its read timeout.
-    """
-    if not failure.retryable or failure.kind is ErrorKind.TIMEOUT or retries_done >= inline_retries:
-        return None
-    if failure.retry_after_s is not None:
-        wait = failure.retry_after_s
-    else:
-        wait = draw * min(inline_wait_max_s, INLINE_BACKOFF_BASE_S * 2**retries_done)
-    return wait if wait <= inline_wait_max_s else None
-
-
-def for_the_bus(failure: Failure, *, inline_wait_max_s: float) -> Failure:
-    """A retryable failure always carries `retry_after_s` when it leaves the client: the upstream's
-    Retry-After, else twice the longest inline wait (at least 2 s).
-    """
-    if not failure.retryable or failure.retry_after_s is not None:
-        return failure
-    return replace(failure, retry_after_s=max(2.0, 2 * inline_wait_max_s))
-
-
-# ---------------------------------------------------------------------------------------------------
-# summary
-
-
-def summarize(fetch: ViolationsFetch) -> dict[str, JsonValue]:
-    """What the status view shows: totals, out-of-service count, distinct inspections, counts per BASIC
-    (`unknown` for a label this client does not know), latest inspection date (ISO) and the as-of.
-    """
-    per_basic = Counter(v.basic.value if v.basic else "unknown" for v in fetch.records)
-    oos_per_basic = Counter(v.basic.value if v.basic else "unknown" for v in fetch.records if v.oos)
-    latest = max((v.insp_date for v in fetch.records), default=None)
-    return {
-        "total": len(fetch.records),
-        "oos": sum(1 for v in fetch.records if v.oos),
-        "inspections": len({v.unique_id for v in fetch.records}),
-        "per_basic": {key: per_basic[key] for key in sorted(per_basic)},
-        "oos_per_basic": {key: oos_per_basic[key] for key in sorted(oos_per_basic)},
-        "latest_inspection_date": latest.isoformat() if latest else None,
-        "upstream_as_of": fetch.upstream_as_of.isoformat() if fetch.upstream_as_of else None,
-    }
-
-
-# ---------------------------------------------------------------------------------------------------
-# change facts
-
-CHANGE_SUBJECT = "violations"
-"""The `subject` of both violations change kinds: the carrier's window of violation rows as a whole."""
-
-
-def violation_totals(rows: Sequence[Violation]) -> dict[str, JsonValue]:
-    """The small JSON of a set of rows in a change fact: `count`, `oos_count`, distinct `inspections`,
-    `per_basic` (BASIC key or `unknown` -> count, sorted) and `latest_inspection_date` (ISO or None).
-    """
-    per_basic = Counter(v.basic.value if v.basic else "unknown" for v in rows)
-    latest = max((v.insp_date for v in rows), default=None)
-    return {
-        "count": len(rows),
-        "oos_count": sum(1 for v in rows if v.oos),
-        "inspections": len({v.unique_id for v in rows}),
-        "per_basic": {key: per_basic[key] for key in sorted(per_basic)},
-        "latest_inspection_date": latest.isoformat() if latest else None,
-    }
-
-
-def detect_changes(
-    before: ViolationsFetch | None, after: ViolationsFetch, *, request_id: UUID, observed_at: datetime
-) -> list[CarrierDataChanged]:
-    """The change facts between the rows held for a carrier (`before`: its current window, aged-out
-    rows left out) and a complete new read, compared by violation key.
-
-    - `before` None (the carrier was never read) is a baseline: no change.
-    - `violations_added`: keys in the read but not held. `before` = the held totals, `after` = the
-      totals of the NEW rows only (`violation_totals`), so "2 new, 1 out-of-service" reads directly.
-    - `violations_aged_out`: held keys missing from the read (they left the 24-month window, or the
-      upstream dropped them). `before` = the held totals, `after` = the totals of the rows leaving.
-    - A key in both is no change, whatever moved: a `time_weight` step is the calendar, not an event,
-      and a corrected row is counted as `updated` by the store but is neither added nor aged out.
-    """
-    if before is None:
-        return []
-    held = {violation.key: violation for violation in before.records}
-    fresh = {violation.key: violation for violation in after.records}
-    added = [violation for key, violation in fresh.items() if key not in held]
-    gone = [violation for key, violation in held.items() if key not in fresh]
-    totals = violation_totals(before.records)
-    changes: list[CarrierDataChanged] = []
-    for kind, rows in ((ChangeKind.VIOLATIONS_ADDED, added), (ChangeKind.VIOLATIONS_AGED_OUT, gone)):
-        if rows:
-            changes.append(
-                CarrierDataChanged(
-                    request_id=request_id,
-                    dot=after.dot,
-                    source=SourceKey.VIOLATIONS,
-                    kind=kind,
-                    subject=CHANGE_SUBJECT,
-                    before=totals,
-                    after=violation_totals(rows),
-                    upstream_as_of=after.upstream_as_of,
-                    observed_at=observed_at,
-                )
-            )
-    return changes
