@@ -87,8 +87,8 @@ TABLES = [
     SQLModel.metadata.tables[InspectionsSnapshotVersionRow.__tablename__],
 ]
 
-Current = InspectionsSnapshotRow
-Version = InspectionsSnapshotVersionRow
+Row = InspectionsSnapshotRow
+VersionRow = InspectionsSnapshotVersionRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,10 @@ class Store:
             # Lock first, read second: on SQLite this write takes the database's write lock before
             # the read (so no read goes stale); on PostgreSQL it locks the carrier's row if there is one.
             await session.exec(
-                update(Current).where(col(Current.usdot) == usdot).values(usdot=col(Current.usdot))
+                update(Row)
+                .where(col(Row.usdot) == usdot)
+                .values(usdot=col(Row.usdot))
+                .execution_options(synchronize_session=False)
             )
             held = await _held(session, usdot)
             decided = plan(
@@ -177,16 +180,16 @@ class Store:
     async def _execute(self, session: AsyncSession, decided: Plan[SnapshotWrite]) -> None:
         """Write what the plan says, nothing more (inspections ages nothing out)."""
         for write in decided.insert:
-            session.add(Current(usdot=write.usdot, **_current_values(write)))
+            session.add(Row(usdot=write.usdot, **_current_values(write)))
         for write in (*decided.update, *decided.touch):
             if write.current is not None:
                 await session.exec(
-                    update(Current).where(col(Current.usdot) == write.usdot).values(**_current_values(write))
+                    update(Row).where(col(Row.usdot) == write.usdot).values(**_current_values(write))
                 )
         for write in (*decided.insert, *decided.update, *decided.touch):
             if write.new_version:
                 session.add(
-                    Version(
+                    VersionRow(
                         usdot=write.usdot,
                         content_hash=write.content_hash,
                         latest_update=write.fetch.snapshot.latest_update,
@@ -197,8 +200,11 @@ class Store:
                 )
             else:
                 await session.exec(
-                    update(Version)
-                    .where(col(Version.usdot) == write.usdot, col(Version.content_hash) == write.content_hash)
+                    update(VersionRow)
+                    .where(
+                        col(VersionRow.usdot) == write.usdot,
+                        col(VersionRow.content_hash) == write.content_hash,
+                    )
                     .values(
                         first_seen_at=write.version.first_seen_at, last_seen_at=write.version.last_seen_at
                     )
@@ -208,7 +214,7 @@ class Store:
     async def previous(self, dot: str) -> Snapshot | None:
         """The snapshot held now for `dot` (None if never stored)."""
         async with AsyncSession(self._engine) as session:
-            row = await session.get(Current, int(parse_dot(dot)))
+            row = await session.get(Row, int(parse_dot(dot)))
         return None if row is None else snapshot_from_content(json.loads(row.content))
 
     async def versions(self, dot: str) -> list[StoredVersion]:
@@ -216,9 +222,9 @@ class Store:
         async with AsyncSession(self._engine) as session:
             rows = (
                 await session.exec(
-                    select(Version)
-                    .where(col(Version.usdot) == int(parse_dot(dot)))
-                    .order_by(col(Version.first_seen_at), col(Version.content_hash))
+                    select(VersionRow)
+                    .where(col(VersionRow.usdot) == int(parse_dot(dot)))
+                    .order_by(col(VersionRow.first_seen_at), col(VersionRow.content_hash))
                 )
             ).all()
         return [
@@ -235,12 +241,12 @@ class Store:
 
 async def _held(session: AsyncSession, usdot: int) -> Held:
     """What the store holds for one carrier: its current snapshot and the seen times of its versions."""
-    row = await session.get(Current, usdot)
+    row = await session.get(Row, usdot)
     seen = (
         await session.exec(
-            select(col(Version.content_hash), col(Version.first_seen_at), col(Version.last_seen_at)).where(
-                col(Version.usdot) == usdot
-            )
+            select(
+                col(VersionRow.content_hash), col(VersionRow.first_seen_at), col(VersionRow.last_seen_at)
+            ).where(col(VersionRow.usdot) == usdot)
         )
     ).all()
     current = None

@@ -30,42 +30,30 @@ from fmcsa_source_inspections.domain.content import (
     snapshot_content,
     snapshot_from_content,
 )
-from fmcsa_source_inspections.domain.parse import ShapeError, parse_response, parse_snapshot
+from fmcsa_source_inspections.domain.parse import parse_response
 from fmcsa_source_inspections.domain.records import (
-    CanadaInspections,
-    Crashes,
     InspectionFigures,
     InspectionsFetch,
-    Mileage,
     SafetyRating,
     Snapshot,
-    UsInspections,
-    as_of,
 )
 from fmcsa_source_inspections.domain.summary import summarize
 
 __all__ = [
     "DEFAULT_OOS_RATE_CHANGE_POINTS",
-    "CanadaInspections",
-    "Crashes",
     "Current",
     "Held",
     "HeldSnapshot",
     "InspectionFigures",
     "InspectionsFetch",
-    "Mileage",
     "SafetyRating",
     "Seen",
-    "ShapeError",
     "Snapshot",
     "SnapshotWrite",
-    "UsInspections",
-    "as_of",
     "content_hash",
     "decimal_text",
     "detect_changes",
     "parse_response",
-    "parse_snapshot",
     "plan",
     "snapshot_content",
     "snapshot_from_content",
