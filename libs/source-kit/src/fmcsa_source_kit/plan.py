@@ -11,6 +11,10 @@ Rules every plan keeps (tested per source):
 - planning the same fetch against what it produced plans nothing (`Plan.is_empty`), so a redelivered
   request writes nothing new and publishes no second change;
 - `counts` cover the fetched records: `fetched = inserted + updated + unchanged`.
+
+`touch` holds the writes of records whose content did not change (they count as `unchanged`) but whose
+bookkeeping moves: a later "last seen" or "checked at" time, a version kept as history. A plan with
+only touches is not empty (it writes), yet it changes no record and plans no change fact.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class Plan(Generic[R]):
     age_out: tuple[R, ...] = ()
     unchanged: int = 0
     changes: tuple[CarrierDataChanged, ...] = field(default=())
+    touch: tuple[R, ...] = ()
 
     @property
     def counts(self) -> Counts:
@@ -45,7 +50,7 @@ class Plan(Generic[R]):
     @property
     def is_empty(self) -> bool:
         """True when executing the plan would write no row and record no change."""
-        return not (self.insert or self.update or self.age_out or self.changes)
+        return not (self.insert or self.update or self.age_out or self.changes or self.touch)
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,12 @@ class Settings(ServiceSettings):
         60.0, ge=0, description="Wait after a 429 that carries no Retry-After header."
     )
     retry_after_max_s: float = Field(
-        3600.0, gt=0, description="Ceiling on any wait an upstream asks for (Retry-After) or backoff reaches."
+        3600.0,
+        gt=0,
+        description=(
+            "Ceiling on any wait an upstream asks for (Retry-After) and on the delay of a retry handed back "
+            "to the bus."
+        ),
     )
     max_attempts: int = Field(5, ge=1, description="Deliveries before a retryable failure becomes final.")
     oos_rate_change_points: float = Field(

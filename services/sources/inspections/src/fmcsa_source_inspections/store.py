@@ -4,41 +4,51 @@ Tables: `inspections_snapshot` (one row per usdot: the snapshot held now, its co
 was first seen and last confirmed) and `inspections_snapshot_version` (one row per distinct content
 of a carrier, keyed by usdot and content hash; the hash covers `latest_update`, so this key is the
 `(usdot, latest_update, hash)` of the fmcsa README without a nullable key column). Works on SQLite
-and PostgreSQL. The change facts of a fetch (`domain.detect_changes` between the snapshot held and the
-new one) are recorded in the change outbox in the same transaction as the rows.
+and PostgreSQL.
+
+The store decides nothing: `upsert` locks the carrier, loads what it holds (`domain.Held`), asks the
+pure `domain.plan` what to write, and executes that plan in the same transaction as the plan's change
+facts go to the change outbox.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, DateTime, Index, Text, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlmodel import Field, SQLModel, col
+import structlog
+from sqlalchemy import BigInteger, DateTime, Index, Text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fmcsa_events.identifiers import parse_dot
 from fmcsa_events.models import Counts
 from fmcsa_runtime.database import create_engine
 from fmcsa_source_inspections.domain import (
     DEFAULT_OOS_RATE_CHANGE_POINTS,
-    Change,
+    Held,
+    HeldSnapshot,
     InspectionsFetch,
+    Seen,
     Snapshot,
-    content_hash,
-    counts_for,
-    decide_change,
-    detect_changes,
+    SnapshotWrite,
+    plan,
     snapshot_content,
     snapshot_from_content,
 )
 from fmcsa_source_kit.outbox import create_outbox, record_changes
+from fmcsa_source_kit.plan import Plan
+
+log = structlog.get_logger(__name__)
+
+_UPSERT_TRIES = 3
+"""Two first writes of one carrier may race on PostgreSQL (no row to lock yet): the loser re-plans."""
 
 
 class InspectionsSnapshotRow(SQLModel, table=True):
@@ -77,6 +87,9 @@ TABLES = [
     SQLModel.metadata.tables[InspectionsSnapshotVersionRow.__tablename__],
 ]
 
+Row = InspectionsSnapshotRow
+VersionRow = InspectionsSnapshotVersionRow
+
 
 @dataclass(frozen=True, slots=True)
 class StoredVersion:
@@ -99,8 +112,8 @@ def _content_text(snapshot: Snapshot) -> str:
 
 
 class Store:
-    """Change detection for inspections: `upsert` is idempotent (the same fetch again is unchanged)
-    and safe against concurrent writers of the same carrier on both databases.
+    """Executes `domain.plan` for each fetch: `upsert` is idempotent (the same fetch again writes
+    nothing) and safe against concurrent writers of the same carrier on both databases.
     """
 
     def __init__(
@@ -131,172 +144,138 @@ class Store:
         await self._engine.dispose()
 
     async def upsert(self, fetch: InspectionsFetch, *, request_id: UUID) -> Counts:
-        """Store one fetch: `inserted` for a carrier seen first, `updated` when the content hash
-        differs, `unchanged` when it is the same (the confirmation time advances). Every distinct
-        content is kept as a version. A fetch older than the one held never replaces it.
-
-        The change facts against the snapshot held before are recorded for `request_id` in the same
-        transaction; the first snapshot of a carrier records none, and neither does the same fetch
-        again (a redelivered request records no change twice).
+        """Store one fetch as `domain.plan` decides (inserted, updated or unchanged; every distinct
+        content kept as a version; a fetch older than the one held never replaces it), and record the
+        plan's change facts for `request_id` in the same transaction.
         """
-        snapshot = fetch.snapshot
-        digest = content_hash(snapshot)
-        text = _content_text(snapshot)
-        at = _utc(fetch.retrieved_at)
-        async with self._engine.begin() as conn:
-            # Write first: on SQLite this takes the write lock before the read below, so the read
-            # cannot go stale under a concurrent writer.
-            await self._keep_version(conn, snapshot, digest, text, at)
-            change, held = await self._apply_current(conn, fetch, digest, text, at)
-            changes = detect_changes(
-                held,
-                fetch,
-                request_id=request_id,
-                observed_at=at,
-                oos_rate_change_points=self._oos_rate_change_points,
+        for attempt in range(_UPSERT_TRIES):
+            try:
+                return await self._upsert_once(fetch, request_id)
+            except IntegrityError:
+                if attempt == _UPSERT_TRIES - 1:
+                    raise
+                log.info("inspections_upsert_raced", attempt=attempt + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _upsert_once(self, fetch: InspectionsFetch, request_id: UUID) -> Counts:
+        fetch = replace(fetch, retrieved_at=_utc(fetch.retrieved_at))  # SQLite keeps no offset: write UTC
+        usdot = fetch.snapshot.usdot
+        async with AsyncSession(self._engine, expire_on_commit=False) as session, session.begin():
+            # Lock first, read second: on SQLite this write takes the database's write lock before
+            # the read (so no read goes stale); on PostgreSQL it locks the carrier's row if there is one.
+            await session.exec(
+                update(Row)
+                .where(col(Row.usdot) == usdot)
+                .values(usdot=col(Row.usdot))
+                .execution_options(synchronize_session=False)
             )
-            await record_changes(conn, changes)
-        return counts_for(change)
+            held = await _held(session, usdot)
+            decided = plan(
+                held, fetch, request_id=request_id, oos_rate_change_points=self._oos_rate_change_points
+            )
+            await self._execute(session, decided)
+            await record_changes(await session.connection(), decided.changes)
+        return decided.counts
 
-    async def previous(self, dot: str) -> Snapshot | None:
-        """The snapshot held now for `dot` (None if never stored): call it before `upsert` to get
-        the "before" side of a change.
-        """
-        usdot = int(parse_dot(dot))
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(col(InspectionsSnapshotRow.content)).where(
-                        col(InspectionsSnapshotRow.usdot) == usdot
+    async def _execute(self, session: AsyncSession, decided: Plan[SnapshotWrite]) -> None:
+        """Write what the plan says, nothing more (inspections ages nothing out)."""
+        for write in decided.insert:
+            session.add(Row(usdot=write.usdot, **_current_values(write)))
+        for write in (*decided.update, *decided.touch):
+            if write.current is not None:
+                await session.exec(
+                    update(Row).where(col(Row.usdot) == write.usdot).values(**_current_values(write))
+                )
+        for write in (*decided.insert, *decided.update, *decided.touch):
+            if write.new_version:
+                session.add(
+                    VersionRow(
+                        usdot=write.usdot,
+                        content_hash=write.content_hash,
+                        latest_update=write.fetch.snapshot.latest_update,
+                        content=_content_text(write.fetch.snapshot),
+                        first_seen_at=write.version.first_seen_at,
+                        last_seen_at=write.version.last_seen_at,
                     )
                 )
-            ).one_or_none()
-        return None if row is None else snapshot_from_content(json.loads(row[0]))
+            else:
+                await session.exec(
+                    update(VersionRow)
+                    .where(
+                        col(VersionRow.usdot) == write.usdot,
+                        col(VersionRow.content_hash) == write.content_hash,
+                    )
+                    .values(
+                        first_seen_at=write.version.first_seen_at, last_seen_at=write.version.last_seen_at
+                    )
+                )
+        await session.flush()
+
+    async def previous(self, dot: str) -> Snapshot | None:
+        """The snapshot held now for `dot` (None if never stored)."""
+        async with AsyncSession(self._engine) as session:
+            row = await session.get(Row, int(parse_dot(dot)))
+        return None if row is None else snapshot_from_content(json.loads(row.content))
 
     async def versions(self, dot: str) -> list[StoredVersion]:
         """Every distinct snapshot content kept for `dot`, oldest first."""
-        usdot = int(parse_dot(dot))
-        table = InspectionsSnapshotVersionRow
-        async with self._engine.connect() as conn:
+        async with AsyncSession(self._engine) as session:
             rows = (
-                await conn.execute(
-                    select(
-                        col(table.content_hash),
-                        col(table.latest_update),
-                        col(table.first_seen_at),
-                        col(table.last_seen_at),
-                        col(table.content),
-                    )
-                    .where(col(table.usdot) == usdot)
-                    .order_by(col(table.first_seen_at), col(table.content_hash))
+                await session.exec(
+                    select(VersionRow)
+                    .where(col(VersionRow.usdot) == int(parse_dot(dot)))
+                    .order_by(col(VersionRow.first_seen_at), col(VersionRow.content_hash))
                 )
             ).all()
         return [
             StoredVersion(
-                content_hash=row[0],
-                latest_update=row[1],
-                first_seen_at=_utc(row[2]),
-                last_seen_at=_utc(row[3]),
-                snapshot=snapshot_from_content(json.loads(row[4])),
+                content_hash=row.content_hash,
+                latest_update=row.latest_update,
+                first_seen_at=_utc(row.first_seen_at),
+                last_seen_at=_utc(row.last_seen_at),
+                snapshot=snapshot_from_content(json.loads(row.content)),
             )
             for row in rows
         ]
 
-    async def _keep_version(
-        self, conn: AsyncConnection, snapshot: Snapshot, digest: str, text: str, at: datetime
-    ) -> None:
-        values = {
-            "usdot": snapshot.usdot,
-            "content_hash": digest,
-            "latest_update": snapshot.latest_update,
-            "content": text,
-            "first_seen_at": at,
-            "last_seen_at": at,
-        }
-        table = InspectionsSnapshotVersionRow
-        if conn.dialect.name == "postgresql":
-            pg = postgresql.insert(table).values(values)
-            await conn.execute(
-                pg.on_conflict_do_update(
-                    index_elements=["usdot", "content_hash"],
-                    set_={
-                        "first_seen_at": func.least(col(table.first_seen_at), pg.excluded.first_seen_at),
-                        "last_seen_at": func.greatest(col(table.last_seen_at), pg.excluded.last_seen_at),
-                    },
-                )
-            )
-        else:
-            lite = sqlite.insert(table).values(values)
-            await conn.execute(
-                lite.on_conflict_do_update(
-                    index_elements=["usdot", "content_hash"],
-                    set_={
-                        "first_seen_at": func.min(col(table.first_seen_at), lite.excluded.first_seen_at),
-                        "last_seen_at": func.max(col(table.last_seen_at), lite.excluded.last_seen_at),
-                    },
-                )
-            )
 
-    async def _apply_current(
-        self, conn: AsyncConnection, fetch: InspectionsFetch, digest: str, text: str, at: datetime
-    ) -> tuple[Change, InspectionsFetch | None]:
-        """Insert or update the current snapshot; return what that did and what was held before it."""
-        snapshot = fetch.snapshot
-        table = InspectionsSnapshotRow
-        values: dict[str, Any] = {
-            "content_hash": digest,
-            "latest_update": snapshot.latest_update,
-            "legal_name": snapshot.legal_name,
-            "operating_status": snapshot.operating_status,
-            "safety_rating": None if snapshot.safety_rating is None else snapshot.safety_rating.value,
-            "content": text,
-            "retrieved_at": at,
-            "first_seen_at": at,
-            "checked_at": at,
-        }
-        insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-        # A carrier seen first: insert, unless another writer got there first (then decide below).
-        inserted = await conn.execute(
-            insert.values(usdot=snapshot.usdot, **values).on_conflict_do_nothing(index_elements=["usdot"])
+async def _held(session: AsyncSession, usdot: int) -> Held:
+    """What the store holds for one carrier: its current snapshot and the seen times of its versions."""
+    row = await session.get(Row, usdot)
+    seen = (
+        await session.exec(
+            select(
+                col(VersionRow.content_hash), col(VersionRow.first_seen_at), col(VersionRow.last_seen_at)
+            ).where(col(VersionRow.usdot) == usdot)
         )
-        if inserted.rowcount == 1:
-            return "inserted", None
-        held = (
-            await conn.execute(
-                select(col(table.content_hash), col(table.retrieved_at), col(table.content))
-                .where(col(table.usdot) == snapshot.usdot)
-                .with_for_update()
-            )
-        ).one()
-        before = _held_fetch(fetch.dot, _utc(held[1]), held[2])
-        change = decide_change(held[0], before.retrieved_at, digest, at)
-        where = col(table.usdot) == snapshot.usdot
-        if change == "updated":
-            await conn.execute(update(table).where(where).values(values))
-        elif change == "unchanged":
-            await conn.execute(
-                update(table)
-                .where(where)
-                .values(
-                    retrieved_at=_later(col(table.retrieved_at), at, conn),
-                    checked_at=_later(col(table.checked_at), at, conn),
-                )
-            )
-        return change, before
+    ).all()
+    current = None
+    if row is not None:
+        current = HeldSnapshot(
+            snapshot=snapshot_from_content(json.loads(row.content)),
+            content_hash=row.content_hash,
+            retrieved_at=_utc(row.retrieved_at),
+            first_seen_at=_utc(row.first_seen_at),
+            checked_at=_utc(row.checked_at),
+        )
+    return Held(current, {digest: Seen(_utc(first), _utc(last)) for digest, first, last in seen})
 
 
-def _held_fetch(dot: str, retrieved_at: datetime, content: str) -> InspectionsFetch:
-    """The snapshot held for a carrier as the fetch that last stored or confirmed it."""
-    snapshot = snapshot_from_content(json.loads(content))
-    as_of = None
-    if snapshot.latest_update is not None:
-        as_of = datetime.combine(snapshot.latest_update, time(), tzinfo=UTC)
-    return InspectionsFetch(dot=dot, retrieved_at=retrieved_at, upstream_as_of=as_of, snapshot=snapshot)
-
-
-def _later(column: Any, at: datetime, conn: AsyncConnection) -> Any:
-    """SQL for the later of a stored time and `at` (GREATEST on PostgreSQL, max() on SQLite)."""
-    return func.greatest(column, at) if conn.dialect.name == "postgresql" else func.max(column, at)
+def _current_values(write: SnapshotWrite) -> dict[str, Any]:
+    """The current row's columns for a write that sets it."""
+    assert write.current is not None
+    snapshot = write.fetch.snapshot
+    return {
+        "content_hash": write.content_hash,
+        "latest_update": snapshot.latest_update,
+        "legal_name": snapshot.legal_name,
+        "operating_status": snapshot.operating_status,
+        "safety_rating": None if snapshot.safety_rating is None else snapshot.safety_rating.value,
+        "content": _content_text(snapshot),
+        "retrieved_at": write.current.retrieved_at,
+        "first_seen_at": write.current.first_seen_at,
+        "checked_at": write.current.checked_at,
+    }
 
 
 async def _create_tables(engine: AsyncEngine) -> None:

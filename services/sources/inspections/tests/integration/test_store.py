@@ -279,13 +279,13 @@ async def test_a_failing_row_write_records_no_change(
 ) -> None:
     await store.upsert(fetch_of(body_of(examples_dir), T0), request_id=uuid4())
     request = uuid4()
-    real_apply = store._apply_current
+    real_execute = store._execute
 
-    async def apply_then_fail(*args: Any, **kwargs: Any) -> Any:
-        await real_apply(*args, **kwargs)
+    async def execute_then_fail(*args: Any, **kwargs: Any) -> Any:
+        await real_execute(*args, **kwargs)
         raise RuntimeError("the row write failed")
 
-    monkeypatch.setattr(store, "_apply_current", apply_then_fail)
+    monkeypatch.setattr(store, "_execute", execute_then_fail)
     with pytest.raises(RuntimeError, match="row write failed"):
         await store.upsert(fetch_of(bumped(examples_dir), T0 + timedelta(days=7)), request_id=request)
     assert await changes_for(outbox_engine, request) == []

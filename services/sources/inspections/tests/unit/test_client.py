@@ -1,4 +1,5 @@
-"""The client's retry loop and transport mapping, on httpx's in-process MockTransport (no sockets)."""
+"""The client on the kit's retry loop and transport mapping, on httpx's in-process MockTransport (no sockets),
+and the retry policy its settings give."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from fmcsa_source_inspections.domain import InspectionsFetch
 from fmcsa_source_inspections.settings import Settings
 from fmcsa_source_inspections.upstream import SaferWebClient
 from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.upstream import RetryPolicy
 
 NOW = datetime(2025, 11, 4, 12, 0, tzinfo=UTC)
 KEY = "unit-test-key-4711"
@@ -158,3 +160,55 @@ async def test_an_empty_key_counts_as_not_set() -> None:
     assert isinstance(result, Failure)
     assert result.kind is ErrorKind.NOT_CONFIGURED
     assert calls.seen == []
+
+
+# --- the retry policy the settings give (the kit's `RetryPolicy`) ------------------------------------
+
+
+def failure(kind: ErrorKind, *, retryable: bool = True, retry_after_s: float | None = None) -> Failure:
+    return Failure(kind, retryable=retryable, message="m", retry_after_s=retry_after_s)
+
+
+def policy(**overrides: object) -> RetryPolicy:
+    return client_for(Calls(httpx.Response(500)), **{"backoff_initial_s": 0.5, **overrides}).policy
+
+
+def test_the_policy_comes_from_the_settings() -> None:
+    assert policy() == RetryPolicy(
+        inline_retries=2, inline_wait_max_s=5.0, backoff_initial_s=0.5, retry_after_max_s=3600.0
+    )
+    assert policy(inline_retries=4, inline_wait_max_s=1.5, backoff_initial_s=0.1, retry_after_max_s=90.0) == (
+        RetryPolicy(inline_retries=4, inline_wait_max_s=1.5, backoff_initial_s=0.1, retry_after_max_s=90.0)
+    )
+
+
+def test_short_retryable_failures_are_retried_in_process_with_full_jitter() -> None:
+    server_error = failure(ErrorKind.UPSTREAM_ERROR)
+    assert policy().inline_wait(server_error, 1, 0.0) == 0.0
+    assert policy().inline_wait(server_error, 1, 0.5) == 0.25
+    assert policy().inline_wait(server_error, 2, 0.5) == 0.5
+    assert policy().inline_wait(server_error, 3, 0.5) is None  # budget spent
+
+
+def test_backoff_never_exceeds_the_inline_ceiling() -> None:
+    many = policy(inline_retries=10)
+    assert many.inline_wait(failure(ErrorKind.UPSTREAM_ERROR), 10, 0.999) == pytest.approx(4.995)
+
+
+def test_a_short_retry_after_is_honoured_in_process_and_a_long_one_goes_to_the_bus() -> None:
+    assert policy().inline_wait(failure(ErrorKind.RATE_LIMITED, retry_after_s=1.0), 1, 0.9) == 1.0
+    assert policy().inline_wait(failure(ErrorKind.RATE_LIMITED, retry_after_s=60.0), 1, 0.0) is None
+
+
+def test_timeouts_are_not_retried_in_process() -> None:
+    assert policy().inline_wait(failure(ErrorKind.TIMEOUT), 1, 0.1) is None
+
+
+def test_a_retryable_failure_handed_back_always_names_a_delay() -> None:
+    for kind in (ErrorKind.UPSTREAM_ERROR, ErrorKind.TIMEOUT, ErrorKind.INVALID_RESPONSE):
+        delay = policy().for_bus(failure(kind), 0.5).retry_after_s
+        assert delay is not None
+        assert 5.0 <= delay <= 10.0  # half to all of twice inline_wait_max_s
+    assert policy().for_bus(failure(ErrorKind.RATE_LIMITED, retry_after_s=60.0), 0.5).retry_after_s == 60.0
+    final = failure(ErrorKind.NOT_FOUND, retryable=False)
+    assert policy().for_bus(final, 0.5) is final

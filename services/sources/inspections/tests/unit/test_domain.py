@@ -8,25 +8,21 @@ from typing import Any
 
 import pytest
 
-from fmcsa_events.models import Counts, ErrorKind
+from fmcsa_events.models import ErrorKind
 from fmcsa_source_inspections.domain import (
     InspectionFigures,
     InspectionsFetch,
-    RetryPolicy,
     SafetyRating,
     Snapshot,
     content_hash,
-    counts_for,
-    decide_change,
     decimal_text,
-    handed_back,
-    inline_wait_s,
     parse_response,
     snapshot_content,
     snapshot_from_content,
     summarize,
 )
 from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.upstream import RetryPolicy
 
 NOW = datetime(2025, 11, 4, 14, 12, 8, tzinfo=UTC)
 
@@ -539,77 +535,3 @@ def test_a_fetch_needs_an_aware_time() -> None:
         InspectionsFetch(
             dot="1", retrieved_at=datetime(2025, 1, 1), upstream_as_of=None, snapshot=Snapshot(usdot=1)
         )
-
-
-# --- change detection --------------------------------------------------------------------------------
-
-
-def test_changes_are_decided_by_hash_and_fetch_time() -> None:
-    earlier, later = NOW - timedelta(hours=1), NOW
-    assert decide_change(None, None, "a", later) == "inserted"
-    assert decide_change("a", earlier, "a", later) == "unchanged"
-    assert decide_change("a", later, "a", earlier) == "unchanged"
-    assert decide_change("a", earlier, "b", later) == "updated"
-    assert decide_change("a", later, "b", later) == "updated"
-    assert decide_change("a", later, "b", earlier) == "stale"
-
-
-def test_counts_of_one_snapshot() -> None:
-    assert counts_for("inserted") == Counts(fetched=1, inserted=1)
-    assert counts_for("updated") == Counts(fetched=1, updated=1)
-    assert counts_for("unchanged") == Counts(fetched=1, unchanged=1)
-    assert counts_for("stale") == Counts(fetched=1, unchanged=1)
-
-
-# --- retrying ----------------------------------------------------------------------------------------
-
-POLICY = RetryPolicy(inline_retries=2, inline_wait_max_s=5.0, backoff_initial_s=0.5, retry_after_max_s=3600.0)
-
-
-def failure(kind: ErrorKind, *, retryable: bool = True, retry_after_s: float | None = None) -> Failure:
-    return Failure(kind, retryable=retryable, message="m", retry_after_s=retry_after_s)
-
-
-def test_short_retryable_failures_are_retried_in_process_with_full_jitter() -> None:
-    server_error = failure(ErrorKind.UPSTREAM_ERROR)
-    assert inline_wait_s(server_error, retry=1, policy=POLICY, jitter=0.0) == 0.0
-    assert inline_wait_s(server_error, retry=1, policy=POLICY, jitter=0.5) == 0.25
-    assert inline_wait_s(server_error, retry=2, policy=POLICY, jitter=0.5) == 0.5
-    assert inline_wait_s(server_error, retry=3, policy=POLICY, jitter=0.5) is None  # budget spent
-
-
-def test_backoff_never_exceeds_the_inline_ceiling() -> None:
-    many = RetryPolicy(inline_retries=10, inline_wait_max_s=5.0, backoff_initial_s=0.5)
-    assert inline_wait_s(
-        failure(ErrorKind.UPSTREAM_ERROR), retry=10, policy=many, jitter=0.999
-    ) == pytest.approx(4.995)
-
-
-def test_a_short_retry_after_is_honoured_in_process_and_a_long_one_goes_to_the_bus() -> None:
-    assert (
-        inline_wait_s(failure(ErrorKind.RATE_LIMITED, retry_after_s=1.0), retry=1, policy=POLICY, jitter=0.9)
-        == 1.0
-    )
-    assert (
-        inline_wait_s(failure(ErrorKind.RATE_LIMITED, retry_after_s=60.0), retry=1, policy=POLICY, jitter=0)
-        is None
-    )
-
-
-def test_timeouts_and_final_failures_are_not_retried_in_process() -> None:
-    assert inline_wait_s(failure(ErrorKind.TIMEOUT), retry=1, policy=POLICY, jitter=0.1) is None
-    assert (
-        inline_wait_s(failure(ErrorKind.NOT_FOUND, retryable=False), retry=1, policy=POLICY, jitter=0.1)
-        is None
-    )
-
-
-def test_a_retryable_failure_handed_back_always_names_a_delay() -> None:
-    assert handed_back(failure(ErrorKind.UPSTREAM_ERROR), retry=3, policy=POLICY).retry_after_s == 2.0
-    assert handed_back(failure(ErrorKind.TIMEOUT), retry=1, policy=POLICY).retry_after_s == 0.5
-    assert (
-        handed_back(failure(ErrorKind.RATE_LIMITED, retry_after_s=60.0), retry=1, policy=POLICY).retry_after_s
-        == 60
-    )
-    final = failure(ErrorKind.NOT_FOUND, retryable=False)
-    assert handed_back(final, retry=1, policy=POLICY) is final

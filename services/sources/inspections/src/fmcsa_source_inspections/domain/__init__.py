@@ -1,0 +1,61 @@
+"""Pure SaferWebAPI logic: classify an answer (fmcsa README 5.5), normalize a carrier snapshot,
+summarize and hash it, and plan what a store write changes. No I/O, no clock, no HTTP or database imports.
+
+- `records`: the normalized snapshot and the fetch that read it;
+- `parse`: an answer to a fetch or one `Failure`;
+- `content`: the snapshot as stored and hashed, and back;
+- `summary`: the status page's view of a fetch;
+- `changes`: the change facts between two snapshots and the `plan` of one fetch's writes.
+
+Numbers are exact: bodies are parsed with `fmcsa_events.decimals.loads` (a JSON number with a fraction is
+a `Decimal`, never a float), percents are `Decimal` with all their decimals, stored and hashed as canonical
+decimal text, and the out-of-service move is computed exactly (`decimals.difference`).
+"""
+
+from __future__ import annotations
+
+from fmcsa_source_inspections.domain.changes import (
+    DEFAULT_OOS_RATE_CHANGE_POINTS,
+    Current,
+    Held,
+    HeldSnapshot,
+    Seen,
+    SnapshotWrite,
+    detect_changes,
+    plan,
+)
+from fmcsa_source_inspections.domain.content import (
+    content_hash,
+    decimal_text,
+    snapshot_content,
+    snapshot_from_content,
+)
+from fmcsa_source_inspections.domain.parse import parse_response
+from fmcsa_source_inspections.domain.records import (
+    InspectionFigures,
+    InspectionsFetch,
+    SafetyRating,
+    Snapshot,
+)
+from fmcsa_source_inspections.domain.summary import summarize
+
+__all__ = [
+    "DEFAULT_OOS_RATE_CHANGE_POINTS",
+    "Current",
+    "Held",
+    "HeldSnapshot",
+    "InspectionFigures",
+    "InspectionsFetch",
+    "SafetyRating",
+    "Seen",
+    "Snapshot",
+    "SnapshotWrite",
+    "content_hash",
+    "decimal_text",
+    "detect_changes",
+    "parse_response",
+    "plan",
+    "snapshot_content",
+    "snapshot_from_content",
+    "summarize",
+]
