@@ -8,10 +8,12 @@ import re
 from pathlib import Path
 
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_events.models import CHANGE_KINDS_BY_SOURCE, ErrorKind
+from fmcsa_events.models import ErrorKind
 from fmcsa_source_inspections.settings import Settings
+from fmcsa_source_kit.readme import readme_problems
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+README_PATH = Path(__file__).resolve().parents[2] / "README.md"
+README = README_PATH.read_text()
 PREFIX = "FMCSA_INSPECTIONS_"
 
 
@@ -27,35 +29,8 @@ def first_cells(text: str) -> list[str]:
     return [cell.strip("`") for cell in cells if cell not in ("kind", "variable", "upstream answer")]
 
 
-def expected_rows() -> list[str]:
-    """The settings rows as the top-level README writes them (tests/system/test_docs.py)."""
-    rows = []
-    for name, field in Settings.model_fields.items():
-        if field.validation_alias is not None:
-            continue  # a shared FMCSA_ setting: the top-level README lists it
-        default = field.default
-        if default is None:
-            shown = "unset"
-        elif hasattr(default, "get_secret_value"):
-            shown = "(secret)"
-        else:
-            shown = f"`{default}`"
-        description = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{PREFIX}{name.upper()}` | {shown} | {description} |")
-    return rows
-
-
-def test_the_change_kinds_are_exactly_the_sources() -> None:
-    documented = first_cells(section("Change kinds"))
-    assert documented == [kind.value for kind in CHANGE_KINDS_BY_SOURCE[SourceKey.INSPECTIONS]]
-
-
-def test_the_settings_table_lists_every_setting_with_its_default_and_description() -> None:
-    table = section("Settings")
-    expected = expected_rows()
-    missing = [row for row in expected if row not in table.splitlines()]
-    assert not missing, "README.md's settings table is out of date; expected:\n\n" + "\n".join(expected)
-    assert first_cells(table) == [row.split("`")[1] for row in expected]  # and nothing else
+def test_the_change_kinds_and_settings_tables_are_the_code() -> None:
+    assert readme_problems(README_PATH, source=SourceKey.INSPECTIONS, settings=Settings) == []
 
 
 def test_every_setting_the_readme_names_exists() -> None:

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import CHANGE_KINDS_BY_SOURCE, ErrorKind
+from fmcsa_source_kit.readme import readme_problems
 from fmcsa_source_violations.domain import CHANGE_SUBJECT, violation_totals
 from fmcsa_source_violations.settings import Settings
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+README_PATH = Path(__file__).resolve().parents[2] / "README.md"
+README = README_PATH.read_text()
 
 
 def table(heading: str) -> list[list[str]]:
@@ -45,12 +47,5 @@ def test_the_failure_kinds_are_error_kinds_and_cover_the_ones_this_source_answer
     assert named == answered
 
 
-def test_the_settings_table_is_the_settings_fields_and_their_descriptions() -> None:
-    prefix = str(Settings.model_config.get("env_prefix", ""))
-    own = {
-        f"{prefix}{name}".upper(): field.description
-        for name, field in Settings.model_fields.items()
-        if field.validation_alias is None  # the shared FMCSA_ settings are in the root README
-    }
-    documented = {unquoted(row[0]): row[2].replace("\\|", "|") for row in table("Settings")}
-    assert documented == own
+def test_the_change_kinds_and_settings_tables_are_the_code() -> None:
+    assert readme_problems(README_PATH, source=SourceKey.VIOLATIONS, settings=Settings) == []
