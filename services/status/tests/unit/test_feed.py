@@ -141,7 +141,7 @@ def test_no_as_of_or_an_odd_summary_gives_no_point_and_never_raises() -> None:
 
 
 def test_basic_subjects_are_the_csa_sources_names() -> None:
-    # fmcsa_source_csa.domain.BASIC_SUBJECTS: the feed and the history must name a BASIC alike
+    # fmcsa_source_csa.domain.changes.BASIC_SUBJECTS: the feed and the history must name a BASIC alike
     assert BASIC_SUBJECTS == {
         11: "unsafe_driving",
         12: "hos_compliance",

@@ -10,7 +10,7 @@ import httpx
 
 from fmcsa_events.bus import utc_now
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_source_csa.domain import summarize
+from fmcsa_source_csa.domain.summary import summarize
 from fmcsa_source_csa.settings import Settings
 from fmcsa_source_csa.store import Store
 from fmcsa_source_csa.upstream import QCMobileClient, make_pace

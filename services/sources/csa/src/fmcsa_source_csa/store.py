@@ -45,20 +45,17 @@ from fmcsa_events import decimals
 from fmcsa_events.decimals import MAX_TEXT_LENGTH
 from fmcsa_events.models import Counts
 from fmcsa_runtime.database import create_engine
-from fmcsa_source_csa.domain import (
+from fmcsa_source_csa.domain.changes import Held, HeldBasic, Record, plan
+from fmcsa_source_csa.domain.model import (
     BasicScore,
     CarrierFacts,
     CsaFetch,
     Flag,
     FlagReason,
-    Held,
-    HeldBasic,
     PercentileStatus,
-    Record,
-    as_of_month,
     carrier_from_content,
-    plan,
 )
+from fmcsa_source_csa.domain.parse import as_of_month
 from fmcsa_source_kit.outbox import create_outbox, record_changes
 from fmcsa_source_kit.plan import Observation, Plan
 

@@ -17,7 +17,8 @@ from typing import Self, TypeVar
 import httpx
 import structlog
 
-from fmcsa_source_csa.domain import CsaFetch, assemble, parse_basics, parse_carrier
+from fmcsa_source_csa.domain.model import CsaFetch
+from fmcsa_source_csa.domain.parse import assemble, parse_basics, parse_carrier
 from fmcsa_source_csa.settings import Settings
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.pacing import UpstreamPace

@@ -16,7 +16,9 @@ import pytest
 
 from fmcsa_events.models import Counts, ErrorKind
 from fmcsa_runtime.database import create_engine
-from fmcsa_source_csa.domain import CsaFetch, PercentileStatus, detect_changes, fetch_hashes, summarize
+from fmcsa_source_csa.domain.changes import detect_changes
+from fmcsa_source_csa.domain.model import CsaFetch, PercentileStatus
+from fmcsa_source_csa.domain.summary import fetch_hashes, summarize
 from fmcsa_source_csa.store import Store
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.outbox import changes_for

@@ -19,17 +19,9 @@ import fmcsa_source_csa.store as store_module
 from fmcsa_events.decimals import MAX_TEXT_LENGTH
 from fmcsa_events.models import CarrierDataChanged, ChangeKind, Counts
 from fmcsa_runtime.database import create_engine, is_sqlite
-from fmcsa_source_csa.domain import (
-    BasicsAnswer,
-    CarrierFacts,
-    CsaFetch,
-    PercentileStatus,
-    SafetyRating,
-    assemble,
-    detect_changes,
-    parse_basics,
-    parse_carrier,
-)
+from fmcsa_source_csa.domain.changes import detect_changes
+from fmcsa_source_csa.domain.model import BasicsAnswer, CarrierFacts, CsaFetch, PercentileStatus, SafetyRating
+from fmcsa_source_csa.domain.parse import assemble, parse_basics, parse_carrier
 from fmcsa_source_csa.store import CsaBasicHistory, CsaCarrierHistory, Store, widen_decimal_columns
 from fmcsa_source_kit.outbox import changes_for, create_outbox, record_changes
 

@@ -13,7 +13,8 @@ import pytest
 from fmcsa_events.envelope import event_id
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ChangeKind
-from fmcsa_source_csa.domain import (
+from fmcsa_source_csa.domain.changes import basic_subject, detect_changes, in_alert
+from fmcsa_source_csa.domain.model import (
     BasicsAnswer,
     BasicScore,
     CarrierFacts,
@@ -21,11 +22,8 @@ from fmcsa_source_csa.domain import (
     Flag,
     FlagReason,
     PercentileStatus,
-    basic_subject,
-    detect_changes,
-    in_alert,
-    parse_basics,
 )
+from fmcsa_source_csa.domain.parse import parse_basics
 
 DOT = "2847193"
 T0 = datetime(2025, 11, 4, 15, 0, tzinfo=UTC)

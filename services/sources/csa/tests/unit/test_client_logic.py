@@ -12,7 +12,7 @@ import stamina
 from pydantic import SecretStr
 
 from fmcsa_events.models import ErrorKind
-from fmcsa_source_csa.domain import CsaFetch
+from fmcsa_source_csa.domain.model import CsaFetch
 from fmcsa_source_csa.settings import Settings
 from fmcsa_source_csa.upstream import QCMobileClient, make_pace
 from fmcsa_source_kit.failures import Failure

@@ -9,17 +9,19 @@ from typing import Any
 
 import pytest
 
-from fmcsa_source_csa.domain import (
+from fmcsa_source_csa.domain.model import (
     BasicsAnswer,
     CarrierFacts,
     Flag,
     FlagReason,
     PercentileStatus,
     SafetyRating,
+    carrier_from_content,
+)
+from fmcsa_source_csa.domain.parse import (
     as_of_month,
     assemble,
     canonical_decimal,
-    carrier_from_content,
     normalize_label,
     parse_basics,
     parse_carrier,

@@ -11,16 +11,14 @@ from typing import Any
 import pytest
 
 from fmcsa_events.models import ErrorKind
-from fmcsa_source_csa.domain import (
+from fmcsa_source_csa.domain.model import (
     BasicsAnswer,
     Call,
     CarrierFacts,
     PercentileStatus,
     carrier_from_content,
-    classify,
-    parse_basics,
-    parse_carrier,
 )
+from fmcsa_source_csa.domain.parse import classify, parse_basics, parse_carrier
 from fmcsa_source_kit.failures import Failure
 
 NOW = datetime(2025, 11, 4, 15, 0, tzinfo=UTC)

@@ -12,17 +12,15 @@ from uuid import UUID
 import pytest
 
 from fmcsa_events.models import ChangeKind, Counts
-from fmcsa_source_csa.domain import (
+from fmcsa_source_csa.domain.changes import Held, HeldBasic, plan
+from fmcsa_source_csa.domain.model import (
     BasicScore,
     CarrierFacts,
     CsaFetch,
     Flag,
     FlagReason,
-    Held,
-    HeldBasic,
     PercentileStatus,
     SafetyRating,
-    plan,
 )
 from fmcsa_source_kit.plan import Observation, Plan
 

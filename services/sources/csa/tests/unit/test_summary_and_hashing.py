@@ -10,16 +10,9 @@ from pathlib import Path
 
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import Counts, SourceSynced
-from fmcsa_source_csa.domain import (
-    BasicsAnswer,
-    CarrierFacts,
-    CsaFetch,
-    assemble,
-    fetch_hashes,
-    parse_basics,
-    parse_carrier,
-    summarize,
-)
+from fmcsa_source_csa.domain.model import BasicsAnswer, CarrierFacts, CsaFetch
+from fmcsa_source_csa.domain.parse import assemble, parse_basics, parse_carrier
+from fmcsa_source_csa.domain.summary import fetch_hashes, summarize
 
 NOW = datetime(2025, 11, 4, 15, 0, tzinfo=UTC)
 

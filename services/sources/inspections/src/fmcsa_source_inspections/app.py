@@ -10,7 +10,7 @@ import httpx
 
 from fmcsa_events.bus import utc_now
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_source_inspections.domain import summarize
+from fmcsa_source_inspections.domain.summary import summarize
 from fmcsa_source_inspections.settings import Settings
 from fmcsa_source_inspections.store import Store
 from fmcsa_source_inspections.upstream import SaferWebClient, make_pace

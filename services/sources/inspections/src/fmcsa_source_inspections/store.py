@@ -30,18 +30,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from fmcsa_events.identifiers import parse_dot
 from fmcsa_events.models import Counts
 from fmcsa_runtime.database import create_engine
-from fmcsa_source_inspections.domain import (
+from fmcsa_source_inspections.domain.changes import (
     DEFAULT_OOS_RATE_CHANGE_POINTS,
     Held,
     HeldSnapshot,
-    InspectionsFetch,
     Seen,
-    Snapshot,
     SnapshotWrite,
     plan,
-    snapshot_content,
-    snapshot_from_content,
 )
+from fmcsa_source_inspections.domain.content import snapshot_content, snapshot_from_content
+from fmcsa_source_inspections.domain.records import InspectionsFetch, Snapshot
 from fmcsa_source_kit.outbox import create_outbox, record_changes
 from fmcsa_source_kit.plan import Plan
 

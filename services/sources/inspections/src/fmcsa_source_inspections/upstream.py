@@ -9,7 +9,8 @@ from typing import Any, Self
 
 import httpx
 
-from fmcsa_source_inspections.domain import InspectionsFetch, parse_response
+from fmcsa_source_inspections.domain.parse import parse_response
+from fmcsa_source_inspections.domain.records import InspectionsFetch
 from fmcsa_source_inspections.settings import Settings
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.pacing import UpstreamPace

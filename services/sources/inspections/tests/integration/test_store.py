@@ -16,7 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 import fmcsa_source_inspections.store as store_module
 from fmcsa_events.models import CarrierDataChanged, ChangeKind, Counts
 from fmcsa_runtime.database import create_engine
-from fmcsa_source_inspections.domain import InspectionsFetch, content_hash, detect_changes, parse_response
+from fmcsa_source_inspections.domain.changes import detect_changes
+from fmcsa_source_inspections.domain.content import content_hash
+from fmcsa_source_inspections.domain.parse import parse_response
+from fmcsa_source_inspections.domain.records import InspectionsFetch
 from fmcsa_source_inspections.store import Store
 from fmcsa_source_kit.outbox import changes_for, record_changes
 

@@ -20,7 +20,9 @@ from sqlalchemy import text
 
 from fmcsa_events.models import CarrierDataChanged, Counts, ErrorKind
 from fmcsa_runtime.database import create_engine
-from fmcsa_source_inspections.domain import InspectionsFetch, detect_changes, summarize
+from fmcsa_source_inspections.domain.changes import detect_changes
+from fmcsa_source_inspections.domain.records import InspectionsFetch
+from fmcsa_source_inspections.domain.summary import summarize
 from fmcsa_source_inspections.settings import Settings
 from fmcsa_source_inspections.store import Store
 from fmcsa_source_inspections.upstream import SaferWebClient

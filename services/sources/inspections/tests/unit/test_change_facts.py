@@ -14,7 +14,9 @@ import pytest
 from fmcsa_events.envelope import event_id
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ChangeKind
-from fmcsa_source_inspections.domain import InspectionsFetch, detect_changes, parse_response
+from fmcsa_source_inspections.domain.changes import detect_changes
+from fmcsa_source_inspections.domain.parse import parse_response
+from fmcsa_source_inspections.domain.records import InspectionsFetch
 
 DOT = "2847193"
 T0 = datetime(2025, 11, 4, 14, 0, tzinfo=UTC)

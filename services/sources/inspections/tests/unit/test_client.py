@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from fmcsa_events.models import ErrorKind
-from fmcsa_source_inspections.domain import InspectionsFetch
+from fmcsa_source_inspections.domain.records import InspectionsFetch
 from fmcsa_source_inspections.settings import Settings
 from fmcsa_source_inspections.upstream import SaferWebClient
 from fmcsa_source_kit.failures import Failure

@@ -9,18 +9,20 @@ from typing import Any
 import pytest
 
 from fmcsa_events.models import ErrorKind
-from fmcsa_source_inspections.domain import (
+from fmcsa_source_inspections.domain.content import (
+    content_hash,
+    decimal_text,
+    snapshot_content,
+    snapshot_from_content,
+)
+from fmcsa_source_inspections.domain.parse import parse_response
+from fmcsa_source_inspections.domain.records import (
     InspectionFigures,
     InspectionsFetch,
     SafetyRating,
     Snapshot,
-    content_hash,
-    decimal_text,
-    parse_response,
-    snapshot_content,
-    snapshot_from_content,
-    summarize,
 )
+from fmcsa_source_inspections.domain.summary import summarize
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.upstream import RetryPolicy
 

@@ -17,17 +17,10 @@ import pytest
 
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ChangeKind, Counts
-from fmcsa_source_inspections.domain import (
-    Current,
-    Held,
-    HeldSnapshot,
-    InspectionsFetch,
-    Seen,
-    SnapshotWrite,
-    content_hash,
-    parse_response,
-    plan,
-)
+from fmcsa_source_inspections.domain.changes import Current, Held, HeldSnapshot, Seen, SnapshotWrite, plan
+from fmcsa_source_inspections.domain.content import content_hash
+from fmcsa_source_inspections.domain.parse import parse_response
+from fmcsa_source_inspections.domain.records import InspectionsFetch
 from fmcsa_source_kit.plan import Plan
 
 DOT = "2847193"

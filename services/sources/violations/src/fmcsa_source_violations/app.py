@@ -11,7 +11,7 @@ import httpx
 from fmcsa_events.bus import utc_now
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_source_kit.runner import ClientStoreAdapter, SourceAdapter, create_source_app
-from fmcsa_source_violations.domain import summarize
+from fmcsa_source_violations.domain.summary import summarize
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.store import Store
 from fmcsa_source_violations.upstream import SocrataClient, make_pace

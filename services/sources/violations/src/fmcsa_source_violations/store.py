@@ -33,15 +33,8 @@ from fmcsa_events.models import Counts
 from fmcsa_runtime.database import create_engine
 from fmcsa_source_kit.outbox import create_outbox, record_changes
 from fmcsa_source_kit.plan import Observation
-from fmcsa_source_violations.domain import (
-    Basic,
-    Held,
-    HeldRow,
-    Violation,
-    ViolationsFetch,
-    ViolationsPlan,
-    plan,
-)
+from fmcsa_source_violations.domain.changes import Held, HeldRow, ViolationsPlan, plan
+from fmcsa_source_violations.domain.model import Basic, Violation, ViolationsFetch
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -37,7 +37,9 @@ from fmcsa_source_kit.upstream import (
     policy_of,
     utc_now,
 )
-from fmcsa_source_violations.domain import Page, Step, ViolationsFetch, assemble, next_step, parse_page
+from fmcsa_source_violations.domain.model import Page, Step, ViolationsFetch
+from fmcsa_source_violations.domain.paging import assemble, next_step
+from fmcsa_source_violations.domain.parse import parse_page
 from fmcsa_source_violations.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -19,7 +19,7 @@ from fmcsa_embedded import sandbox_process
 from fmcsa_events.models import ErrorKind
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.pacing import client_bucket
-from fmcsa_source_violations.domain import ViolationsFetch
+from fmcsa_source_violations.domain.model import ViolationsFetch
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.store import Store
 from fmcsa_source_violations.upstream import SocrataClient

@@ -16,13 +16,9 @@ import fmcsa_source_violations.store as store_module
 from fmcsa_events.models import CarrierDataChanged, ChangeKind
 from fmcsa_runtime.database import create_engine
 from fmcsa_source_kit.outbox import changes_for, record_changes
-from fmcsa_source_violations.domain import (
-    Violation,
-    ViolationsFetch,
-    assign_ordinals,
-    detect_changes,
-    parse_row,
-)
+from fmcsa_source_violations.domain.changes import detect_changes
+from fmcsa_source_violations.domain.model import Violation, ViolationsFetch
+from fmcsa_source_violations.domain.parse import assign_ordinals, parse_row
 from fmcsa_source_violations.store import HeldCounts, Store
 
 DOT = "2847193"

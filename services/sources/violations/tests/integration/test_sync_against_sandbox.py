@@ -12,7 +12,7 @@ import pytest
 from fmcsa_events.models import ChangeKind
 from fmcsa_runtime.database import create_engine
 from fmcsa_source_kit.outbox import changes_for
-from fmcsa_source_violations.domain import ViolationsFetch
+from fmcsa_source_violations.domain.model import ViolationsFetch
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.store import Store
 from fmcsa_source_violations.upstream import SocrataClient

@@ -10,14 +10,9 @@ from uuid import UUID
 from fmcsa_events.envelope import event_id
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ChangeKind
-from fmcsa_source_violations.domain import (
-    Violation,
-    ViolationsFetch,
-    assign_ordinals,
-    detect_changes,
-    parse_row,
-    violation_totals,
-)
+from fmcsa_source_violations.domain.changes import detect_changes, violation_totals
+from fmcsa_source_violations.domain.model import Violation, ViolationsFetch
+from fmcsa_source_violations.domain.parse import assign_ordinals, parse_row
 
 DOT = "2847193"
 T0 = datetime(2025, 11, 4, 14, 0, tzinfo=UTC)

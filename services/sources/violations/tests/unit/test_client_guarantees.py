@@ -11,7 +11,7 @@ import structlog
 
 from fmcsa_events.models import ErrorKind
 from fmcsa_source_kit.failures import Failure
-from fmcsa_source_violations.domain import ViolationsFetch
+from fmcsa_source_violations.domain.model import ViolationsFetch
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.upstream import SocrataClient
 

@@ -15,17 +15,10 @@ import pytest
 from fmcsa_events.models import ErrorKind
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.upstream import RetryPolicy
-from fmcsa_source_violations.domain import (
-    Page,
-    Step,
-    Violation,
-    ViolationsFetch,
-    assemble,
-    assign_ordinals,
-    next_step,
-    parse_row,
-    summarize,
-)
+from fmcsa_source_violations.domain.model import Page, Step, Violation, ViolationsFetch
+from fmcsa_source_violations.domain.paging import assemble, next_step
+from fmcsa_source_violations.domain.parse import assign_ordinals, parse_row
+from fmcsa_source_violations.domain.summary import summarize
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.upstream import SocrataClient
 

@@ -12,11 +12,9 @@ import pytest
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.redaction import register_secret
 from fmcsa_source_kit.failures import Failure
-from fmcsa_source_violations.domain import (
-    Basic,
-    Page,
-    ViolationUnit,
-    assemble,
+from fmcsa_source_violations.domain.model import Basic, Page, ViolationUnit
+from fmcsa_source_violations.domain.paging import assemble
+from fmcsa_source_violations.domain.parse import (
     parse_dd_mon_yy,
     parse_flag,
     parse_integer,

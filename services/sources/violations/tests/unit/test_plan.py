@@ -10,17 +10,9 @@ from uuid import UUID
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ChangeKind
 from fmcsa_source_kit.plan import Observation
-from fmcsa_source_violations.domain import (
-    Held,
-    HeldRow,
-    Violation,
-    ViolationsFetch,
-    ViolationsPlan,
-    assign_ordinals,
-    parse_row,
-    plan,
-    violation_totals,
-)
+from fmcsa_source_violations.domain.changes import Held, HeldRow, ViolationsPlan, plan, violation_totals
+from fmcsa_source_violations.domain.model import Violation, ViolationsFetch
+from fmcsa_source_violations.domain.parse import assign_ordinals, parse_row
 
 DOT = "2847193"
 T0 = datetime(2025, 11, 4, 14, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from pathlib import Path
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import CHANGE_KINDS_BY_SOURCE, ErrorKind
 from fmcsa_source_kit.readme import readme_problems
-from fmcsa_source_violations.domain import CHANGE_SUBJECT, violation_totals
+from fmcsa_source_violations.domain.changes import CHANGE_SUBJECT, violation_totals
 from fmcsa_source_violations.settings import Settings
 
 README_PATH = Path(__file__).resolve().parents[2] / "README.md"

@@ -35,7 +35,7 @@ BASIC_SUBJECTS: Mapping[int, str] = {
     15: "vehicle_maintenance",
 }
 """A BASIC's subject by QCMobile `basicsId`, as the csa source names it in its change facts
-(`fmcsa_source_csa.domain.BASIC_SUBJECTS`; services never import each other, so it is repeated
+(`fmcsa_source_csa.domain.changes.BASIC_SUBJECTS`; services never import each other, so it is repeated
 here and a test pins it); an id not listed is `basic_<id>`."""
 
 
