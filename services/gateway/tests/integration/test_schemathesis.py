@@ -41,8 +41,6 @@ from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import CarrierDataChanged, ChangeKind
 from fmcsa_runtime.tokens import Role
 
-MIN_REQUESTS = 1_000
-
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
@@ -81,8 +79,8 @@ def gateway_process(
 
 SEED = 20261123
 MAX_EXAMPLES = 12
-"""Per operation and phase: about a thousand requests over the ~22 operations in about 30 s."""
-MIN_REQUESTS = 800
+"""Per operation and phase: about 1,200 requests over the 22 operations in about 20 s (CI budget: 60 s)."""
+MIN_REQUESTS = 1_000
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 """schemathesis' own default for `positive_data_acceptance` (a 5xx is `not_a_server_error`'s)."""
 
@@ -189,7 +187,8 @@ async def test_generated_requests_get_documented_answers_and_valid_ones_are_acce
         "--seed",
         str(SEED),
         "--workers",
-        "4",
+        "1",  # with 4, two runs in four ended in a schemathesis error from hypothesis' source parsing in
+        # threads ("AST constructor recursion depth mismatch"); one worker does ~1,200 requests in ~20 s
         "--request-timeout",
         "30",
         "--report",
