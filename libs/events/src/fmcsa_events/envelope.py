@@ -30,6 +30,8 @@ OCCURRED_AT = "Fmcsa-Occurred-At"
 CORRELATION_ID = "Fmcsa-Correlation-Id"
 CAUSATION_ID = "Fmcsa-Causation-Id"
 PRODUCER = "Fmcsa-Producer"
+REQUIRED_HEADERS = (MSG_ID, TYPE, VERSION, OCCURRED_AT, PRODUCER)
+"""Headers every event carries; the correlation and causation ids only when it has them."""
 
 
 class MissingHeader(ValueError):
@@ -66,7 +68,7 @@ class Envelope(BaseModel):
     def from_headers(cls, headers: Mapping[str, str] | None) -> Envelope:
         """Read the envelope back; raises `MissingHeader` or pydantic's `ValidationError`."""
         headers = headers or {}
-        for required in (MSG_ID, TYPE, VERSION, OCCURRED_AT, PRODUCER):
+        for required in REQUIRED_HEADERS:
             if required not in headers:
                 raise MissingHeader(f"header {required} is missing")
         return cls(

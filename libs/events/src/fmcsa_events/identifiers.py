@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BeforeValidator, StringConstraints
+from pydantic import BeforeValidator, StringConstraints, WithJsonSchema
 
 # `\d` would also match non-ASCII digits and `$` would match before a trailing newline.
 _DOT_PATTERN = re.compile(r"[0-9]{1,8}")
@@ -47,8 +47,18 @@ def _validate_dot(value: object) -> str:
         raise ValueError(str(error)) from None
 
 
-DotNumber = Annotated[str, BeforeValidator(_validate_dot), StringConstraints(pattern=r"^[1-9][0-9]{0,7}$")]
-"""A validated, canonical DOT number; use it as the type of every DOT field."""
+DOT_PATTERN = r"^[1-9][0-9]{0,7}$"
+"""A canonical DOT number: what every event carries and every schema documents (`parse_dot` also takes
+leading zeros, which it drops)."""
+
+DotNumber = Annotated[
+    str,
+    BeforeValidator(_validate_dot),
+    StringConstraints(pattern=DOT_PATTERN),
+    WithJsonSchema({"type": "string", "pattern": DOT_PATTERN}),
+]
+"""A validated, canonical DOT number; use it as the type of every DOT field. Its JSON schema carries the
+pattern for input too (a before-validator would otherwise hide it)."""
 
 
 class SourceKey(StrEnum):

@@ -11,10 +11,10 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema, model_validator
 
 from fmcsa_events.identifiers import DotNumber, SourceKey
 from fmcsa_events.text import CleanText, SafeText
@@ -270,6 +270,10 @@ RULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 """An alert rule's name: lower-case letters, digits, `_` and `-`; it is a subject token."""
 
 
+SUBJECT_PATTERN = r"^[a-z0-9_]{1,80}$"
+"""A change's subject (`unsafe_driving`, `us_driver`...), as an alert condition names it."""
+
+
 class AlertConditions(BaseModel):
     """Optional limits a change must meet besides its kind and company; unset means no limit.
 
@@ -283,12 +287,14 @@ class AlertConditions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     percentile_at_least: float | None = Field(None, ge=0, le=100)
     delta_at_least: float | None = Field(None, gt=0, le=100)
-    subjects: tuple[str, ...] | None = Field(None, min_length=1, max_length=50)
+    subjects: (
+        tuple[Annotated[str, WithJsonSchema({"type": "string", "pattern": SUBJECT_PATTERN})], ...] | None
+    ) = Field(None, min_length=1, max_length=50)
 
     @model_validator(mode="after")
     def _subjects_are_tokens(self) -> AlertConditions:
         for subject in self.subjects or ():
-            if re.fullmatch(r"[a-z0-9_]{1,80}", subject) is None:
+            if re.fullmatch(SUBJECT_PATTERN, subject) is None:
                 raise ValueError(f"a subject is lower-case letters, digits and _, got {subject[:40]!r}")
         return self
 

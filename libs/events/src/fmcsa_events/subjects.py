@@ -7,6 +7,7 @@ Layout: `fmcsa.evt.<event_type>[.<source>][.<dot>]`; dead letters `fmcsa.dlq.<se
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from fmcsa_events.identifiers import parse_dot, parse_source
 from fmcsa_events.models import (
@@ -96,20 +97,40 @@ def dead_letter(service: str, reason: str) -> str:
     return f"{DLQ_PREFIX}.{service}.{reason}"
 
 
+SUBJECT_TOKENS: dict[str, tuple[str, ...]] = {
+    CompanyRegistered.TYPE: ("dot",),
+    CompanyRemoved.TYPE: ("dot",),
+    ScheduleChanged.TYPE: ("source",),
+    SyncRequested.TYPE: ("source", "dot"),
+    SourceSynced.TYPE: ("source", "dot"),
+    SourceFailed.TYPE: ("source", "dot"),
+    SyncAttemptFailed.TYPE: ("source", "dot"),
+    CarrierDataChanged.TYPE: ("source", "dot"),
+    AlertRuleChanged.TYPE: ("name",),
+    AlertRuleRemoved.TYPE: ("name",),
+    WebhookResendRequested.TYPE: (),
+}
+"""Per event type, the fields whose values follow `fmcsa.evt.<type>` in its subject, in order: what
+`subject_for` publishes on, and the channel parameters of the AsyncAPI document (`{source}`, `{dot}`)."""
+
+_TOKEN_CHECKS: dict[str, Callable[[object], str]] = {
+    "source": lambda value: parse_source(value).value,
+    "dot": parse_dot,
+    "name": lambda value: _rule_name(str(value)),
+}
+"""How each subject token is checked: nothing unvalidated becomes a subject token."""
+
+
+def subject_template(event_type: str) -> str:
+    """An event type's subject with its tokens as `{field}`: `fmcsa.evt.sync_requested.{source}.{dot}`."""
+    return ".".join((EVENTS_PREFIX, event_type, *(f"{{{name}}}" for name in SUBJECT_TOKENS[event_type])))
+
+
 def subject_for(event: Event) -> str:
-    """The subject an event is published on."""
-    match event:
-        case SyncRequested() | SourceSynced() | SourceFailed() | SyncAttemptFailed() | CarrierDataChanged():
-            return f"{EVENTS_PREFIX}.{event.TYPE}.{event.source}.{event.dot}"
-        case CompanyRegistered() | CompanyRemoved():
-            return f"{EVENTS_PREFIX}.{event.TYPE}.{event.dot}"
-        case ScheduleChanged():
-            return schedule_changed(event.source)
-        case AlertRuleChanged():
-            return alert_rule_changed(event.name)
-        case AlertRuleRemoved():
-            return alert_rule_removed(event.name)
-        case WebhookResendRequested():
-            return webhook_resend_requested()
-        case _:
-            raise TypeError(f"no subject for {type(event).__name__}")
+    """The subject an event is published on: its type, then its `SUBJECT_TOKENS` fields, each checked."""
+    tokens = SUBJECT_TOKENS.get(event.TYPE)
+    if tokens is None:
+        raise TypeError(f"no subject for {type(event).__name__}")
+    return ".".join(
+        (EVENTS_PREFIX, event.TYPE, *(_TOKEN_CHECKS[name](getattr(event, name)) for name in tokens))
+    )

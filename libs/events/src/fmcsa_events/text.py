@@ -18,7 +18,9 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 _REFUSED = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _SCRUBBED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -45,7 +47,23 @@ def has_control_characters(value: str) -> bool:
     return _REFUSED.search(value) is not None
 
 
-SafeText = Annotated[str, AfterValidator(refuse_control_characters)]
+SAFE_TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f]*$"
+"""SafeText's rule as a JSON Schema pattern (lone surrogates aside, which JSON text cannot carry raw)."""
+
+
+class _SafeTextSchema:
+    """Adds `SAFE_TEXT_PATTERN` to the JSON schema of a `SafeText`, beside its length limits."""
+
+    @staticmethod
+    def __get_pydantic_json_schema__(
+        core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema.setdefault("pattern", SAFE_TEXT_PATTERN)
+        return schema
+
+
+SafeText = Annotated[str, AfterValidator(refuse_control_characters), _SafeTextSchema()]
 """One line a person typed; refused (ValueError, so 422 at the gateway) if it holds a control
 character, DEL or a lone surrogate."""
 

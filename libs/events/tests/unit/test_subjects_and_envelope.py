@@ -6,7 +6,14 @@ import pytest
 from fmcsa_events import subjects
 from fmcsa_events.envelope import Envelope, MissingHeader, envelope_for, event_id
 from fmcsa_events.identifiers import InvalidDotNumber, InvalidSource
-from fmcsa_events.models import CompanyRegistered, ScheduleChanged, SourceFailed, SyncRequested, Trigger
+from fmcsa_events.models import (
+    EVENT_TYPES,
+    CompanyRegistered,
+    ScheduleChanged,
+    SourceFailed,
+    SyncRequested,
+    Trigger,
+)
 
 NOW = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
 RID = UUID("6f1c2a7e-0000-4000-8000-000000000001")
@@ -85,3 +92,11 @@ def test_envelope_round_trips_through_headers_and_links_cause() -> None:
 def test_missing_headers_are_named() -> None:
     with pytest.raises(MissingHeader, match="Fmcsa-Type"):
         Envelope.from_headers({"Nats-Msg-Id": "x"})
+
+
+def test_every_event_type_declares_its_subject_tokens_and_each_is_a_field() -> None:
+    assert set(subjects.SUBJECT_TOKENS) == {cls.TYPE for cls in EVENT_TYPES}
+    for cls in EVENT_TYPES:
+        assert set(subjects.SUBJECT_TOKENS[cls.TYPE]) <= set(cls.model_fields), cls.TYPE
+    assert subjects.subject_template(SyncRequested.TYPE) == "fmcsa.evt.sync_requested.{source}.{dot}"
+    assert subjects.subject_template("webhook_resend_requested") == "fmcsa.evt.webhook_resend_requested"

@@ -10,10 +10,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, Sec
 
 from fmcsa_events.identifiers import DotNumber
 from fmcsa_events.models import AlertConditions, ChangeKind
-from fmcsa_events.text import SafeText, refuse_control_characters
+from fmcsa_events.text import SAFE_TEXT_PATTERN, SafeText, refuse_control_characters
 
 
-class _Request(BaseModel):
+class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -21,13 +21,14 @@ class _Answer(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class DestinationIn(_Request):
+class DestinationIn(Request):
     url: SafeText = Field(
         min_length=8,
         max_length=2000,
-        description="http(s) URL. Loopback, private and link-local addresses are refused (422) unless "
-        "FMCSA_WEBHOOK_ALLOW_HOSTS allows them.",
-        examples=["https://hooks.example.com/fmcsa"],
+        description="http(s) URL. A host that does not resolve, or resolves to a loopback, private, "
+        "link-local or special-use address, is refused (422) unless FMCSA_WEBHOOK_ALLOW_HOSTS allows it.",
+        examples=["https://hooks.acme-logistics.com/fmcsa"],
+        json_schema_extra={"pattern": "^https?://[^\\x00-\\x1f\\x7f]+$"},
     )
     secret: SecretStr | None = Field(
         None,
@@ -35,6 +36,7 @@ class DestinationIn(_Request):
         max_length=200,
         description="The signing secret (write-only, at least 16 characters). Required for a new URL; "
         "leave it out to keep the secret a URL of the rule already has.",
+        json_schema_extra={"pattern": SAFE_TEXT_PATTERN},
     )
 
     @field_validator("secret")
@@ -45,7 +47,7 @@ class DestinationIn(_Request):
         return secret
 
 
-class PutAlertRule(_Request):
+class PutAlertRule(Request):
     kinds: list[ChangeKind] = Field(min_length=1, description="The change kinds that fire the rule.")
     dots: list[DotNumber] | None = Field(
         None, max_length=10_000, description="Only these companies; null or absent: every company."
@@ -79,7 +81,7 @@ class AlertRules(_Answer):
     items: list[AlertRule]
 
 
-class BacktestIn(_Request):
+class BacktestIn(Request):
     since: AwareDatetime = Field(description="Changes observed at or after this moment.")
     until: AwareDatetime | None = Field(None, description="...and before this one; absent: until now.")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import structlog
 from litestar import Litestar, Router
 from litestar.connection import Request
-from litestar.datastructures import State
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.middleware.rate_limit import RateLimitConfig
@@ -26,9 +27,10 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
+from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, Message, Scope
 
 from fmcsa_events.bus import Bus, utc_now
 from fmcsa_events.models import ScheduleChanged
@@ -39,6 +41,7 @@ from fmcsa_gateway.auth import Caller, build_auth
 from fmcsa_gateway.bus_state import ScheduleCache, current_schedules
 from fmcsa_gateway.commands import Commands
 from fmcsa_gateway.live import Change, LiveFeed
+from fmcsa_gateway.openapi import FinishedJsonRenderPlugin
 from fmcsa_gateway.ports import Ports, provide_ports
 from fmcsa_gateway.problems import EXCEPTION_HANDLERS
 from fmcsa_gateway.routes.alert_pages import AlertPagesController
@@ -106,6 +109,25 @@ class GatewayApp(Litestar):
 
     def _create_asgi_handler(self) -> ASGIApp:
         return RefuseMalformedTargets(super()._create_asgi_handler())
+
+    @cached_property
+    def methods_by_path(self) -> dict[str, frozenset[str]]:
+        """Each route's path template (`/api/alert-rules/{name}`) and every method it answers."""
+        return {r.path_format: frozenset(r.methods) for r in self.routes if isinstance(r, HTTPRoute)}
+
+
+async def allow_every_method(message: Message, scope: Scope) -> None:
+    """Litestar's default OPTIONS answer lists the methods of one handler of a path, not all of them
+    (litestar#4169, fixed in Litestar 3): rewrite its `Allow` with every method the path answers.
+    """
+    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+        return
+    app = scope.get("litestar_app")
+    headers = MutableScopeHeaders.from_message(message)
+    if isinstance(app, GatewayApp) and "allow" in headers:
+        methods = app.methods_by_path.get(str(scope.get("path_template", "")))
+        if methods:
+            headers["allow"] = ", ".join(sorted(methods))
 
 
 def _trigger_subject(request: Request[Any, Any, Any]) -> str:
@@ -182,13 +204,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         "The bus's AsyncAPI document is at /asyncapi.json.",
         path="/schema",
         render_plugins=[
+            FinishedJsonRenderPlugin(trigger_max_dots=settings.trigger_max_dots),
             SwaggerFromFile(
                 path="/",
                 js_url=f"{SWAGGER}/swagger-ui-bundle.js",
                 css_url=f"{SWAGGER}/swagger-ui.css",
                 standalone_preset_js_url=f"{SWAGGER}/swagger-ui-standalone-preset.js",
                 favicon="<link rel='icon' href='data:,'>",  # nothing fetched from elsewhere
-            )
+            ),
         ],
         components=Components(
             security_schemes={
@@ -241,7 +264,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         },
         on_app_init=[auth.on_app_init],
         middleware=[prometheus.middleware, trigger_rate.middleware],
-        before_send=[security_headers],
+        before_send=[security_headers, allow_every_method],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]  # Litestar's handler map is invariant
         openapi_config=openapi,
         template_config=TemplateConfig(directory=PACKAGE / "templates", engine=JinjaTemplateEngine),

@@ -120,8 +120,35 @@ class TriggerAccepted(Answer):
 # --- schedules ---------------------------------------------------------------------------------------
 
 
+_MINUTE = r"(?:[0-9]|[1-5][0-9]|\*/(?:5|6|10|12|15|20|30))"
+_HOUR = r"(?:[0-9]|1[0-9]|2[0-3])"
+_DAY = r"(?:[1-9]|1[0-9]|2[0-8])"
+_MONTH = r"(?:[1-9]|1[0-2])"
+CRON_PATTERN = (
+    r"^(?:@(?:yearly|annually|monthly|weekly|daily|midnight|hourly)"
+    rf"|{_MINUTE} (?:\*|\*/(?:[1-9]|1[0-9]|2[0-3])|{_HOUR}(?:,{_HOUR})*)"
+    rf" (?:\*|{_DAY}(?:,{_DAY})*) (?:\*|{_MONTH}(?:,{_MONTH})*) (?:\*|[0-6](?:,[0-6])*))$"
+)
+"""The cron expressions the schema documents: an alias, or five fields whose minute is one minute or a
+step that divides the hour (so it never fires less than 5 minutes apart) and whose day is 1-28 (so it
+fires every month). `domain.check_schedule` accepts every one of them, and more: any expression croniter
+reads that never fires less than 5 minutes apart."""
+
+
 class PutSchedule(Request):
+    """Exactly one of `interval_minutes` and `cron`."""
+
     # The bounds are documented here and checked by domain.check_schedule, whose reason people read.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["interval_minutes"], "properties": {"cron": {"type": "null"}}},
+                {"required": ["cron"], "properties": {"interval_minutes": {"type": "null"}}},
+            ]
+        },
+    )
     interval_minutes: int | None = Field(
         None,
         description="Every N minutes, 5 to 1440; or give `cron`.",
@@ -130,7 +157,10 @@ class PutSchedule(Request):
     cron: SafeText | None = Field(
         None,
         max_length=120,
-        description="A cron expression in UTC (5 fields or @hourly...), at least 5 minutes apart.",
+        description="A cron expression in UTC (5 fields or @hourly...), at least 5 minutes apart. The "
+        "pattern is the forms always accepted; any other that croniter reads and that never fires less "
+        "than 5 minutes apart is accepted too.",
+        json_schema_extra={"pattern": CRON_PATTERN},
     )
     enabled: bool = True
 

@@ -267,7 +267,7 @@ async def test_a_trigger_names_registered_companies_only(gateway: Any, bearer: A
     answer = await gateway.client.post(
         "/api/sync/trigger", json={"dot_numbers": ["4040404"]}, headers=operator
     )
-    assert answer.status_code == 422, answer.text
+    assert answer.status_code == 404, answer.text
     assert "4040404" in answer.json()["detail"]
     assert await gateway.events("fmcsa.evt.sync_requested") == []
     # registered a moment ago: the view may lag its PubAck, and the trigger waits for it
@@ -281,7 +281,7 @@ async def test_a_trigger_names_registered_companies_only(gateway: Any, bearer: A
     answer = await gateway.client.post(
         "/api/sync/trigger", json={"dot_numbers": ["4040404", "5050505"]}, headers=operator
     )
-    assert answer.status_code == 422
+    assert answer.status_code == 404
     assert len(await gateway.events("fmcsa.evt.sync_requested")) == 1
 
 
@@ -301,17 +301,17 @@ async def test_triggers_are_rate_limited_per_subject(gateway_with: Any) -> None:
         return {"Authorization": "Bearer " + mint(SECRET, role=Role.OPERATOR, subject=subject)}
 
     async with gateway_with(trigger_per_minute=2) as gateway:
-        body = {"dot_numbers": ["6060606"]}  # not registered: 422, but each try counts
+        body = {"dot_numbers": ["6060606"]}  # not registered: 404, but each try counts
         first = await gateway.client.post("/api/sync/trigger", json=body, headers=operator("alice"))
         second = await gateway.client.post(
             "/ui/sync/trigger", data={"dot_number": "6060606"}, headers=operator("alice")
         )
         third = await gateway.client.post("/api/sync/trigger", json=body, headers=operator("alice"))
-        assert (first.status_code, third.status_code) == (422, 429), (first.text, third.text)
+        assert (first.status_code, third.status_code) == (404, 429), (first.text, third.text)
         assert second.status_code != 429
         assert third.headers["content-type"].startswith("application/problem+json")
         other = await gateway.client.post("/api/sync/trigger", json=body, headers=operator("bob"))
-        assert other.status_code == 422  # another subject has its own budget
+        assert other.status_code == 404  # another subject has its own budget
         reads = await gateway.client.get("/api/sync/log", headers=operator("alice"))
         assert reads.status_code == 200  # reads are not limited
 

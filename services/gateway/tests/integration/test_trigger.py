@@ -120,7 +120,7 @@ async def test_an_empty_trigger_means_every_registered_company(
 ) -> None:
     admin = bearer(Role.ADMIN)
     answer = await gateway.client.post("/api/sync/trigger", headers=admin)
-    assert answer.status_code == 422  # nobody is registered yet
+    assert answer.status_code == 409  # nobody is registered yet: nothing to sync
     await gateway.client.post("/api/companies/import", json=["7", "8", "9"], headers=admin)
 
     async def registered() -> bool:

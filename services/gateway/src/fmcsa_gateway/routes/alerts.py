@@ -21,7 +21,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from fmcsa_alerts.deliveries import DeliveryStatus
 from fmcsa_alerts.rules import backtest
 from fmcsa_alerts.sealing import SealingUnavailable
-from fmcsa_events.identifiers import InvalidDotNumber, parse_dot
+from fmcsa_events.identifiers import DOT_PATTERN, InvalidDotNumber, parse_dot
 from fmcsa_events.models import (
     RULE_NAME_PATTERN,
     AlertRuleChanged,
@@ -50,11 +50,20 @@ from fmcsa_runtime.redaction import register_secret
 from fmcsa_status_view.query import MAX_LIMIT
 
 RuleName = Annotated[
-    str, PathParameter(description="Lower-case letters, digits, _ and -; up to 63.", max_length=64)
+    str,
+    PathParameter(
+        description="Lower-case letters, digits, _ and -; up to 63.",
+        max_length=64,
+        schema_extra={"pattern": RULE_NAME_PATTERN},
+    ),
 ]
 
 
 DELIVERY_ID_PATTERN = r"[0-9a-f]{32}"
+DeliveryId = Annotated[
+    str,
+    PathParameter(max_length=64, description="32 hex digits.", schema_extra={"pattern": "^[0-9a-f]{32}$"}),
+]
 
 
 def checked_name(name: str, *, field: str = "path.name") -> str:
@@ -164,7 +173,11 @@ class AlertRulesController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Rules per page.")] = 50,
         cursor: Annotated[
             str | None,
-            QueryParameter(max_length=64, description="`next_cursor` of the previous page (a rule name)."),
+            QueryParameter(
+                max_length=64,
+                description="`next_cursor` of the previous page (a rule name).",
+                schema_extra={"pattern": RULE_NAME_PATTERN},
+            ),
         ] = None,
     ) -> AlertRules:
         """The alert rules in force, by name, a page at a time (`limit`, `cursor`); secrets never shown."""
@@ -181,7 +194,7 @@ class AlertRulesController(Controller):
             raise ProblemError(404, f"no alert rule {name}")
         return rule_out(rule)
 
-    @put("/{name:str}", guards=[ADMIN], responses=problem_specs(400, 401, 403, 422, 503))
+    @put("/{name:str}", guards=[ADMIN], responses=problem_specs(400, 401, 403, 413, 422, 503))
     async def put_rule(
         self,
         alerts: AlertsDep,
@@ -215,7 +228,7 @@ class AlertRulesController(Controller):
         "/{name:str}/backtest",
         guards=[OPERATOR],
         status_code=200,
-        responses=problem_specs(400, 401, 403, 404, 422),
+        responses=problem_specs(400, 401, 403, 404, 413, 422),
     )
     async def backtest(self, alerts: AlertsDep, name: RuleName, data: JSONBody[BacktestIn]) -> Backtest:
         """Run the changes observed in `[since, until)` through the rule as it is now; sends nothing.
@@ -237,12 +250,27 @@ class DeliveriesController(Controller):
     async def list_deliveries(
         self,
         alerts: AlertsDep,
-        rule: Annotated[str | None, QueryParameter(max_length=64, description="Only this rule.")] = None,
-        dot: Annotated[str | None, QueryParameter(max_length=12, description="Only this company.")] = None,
+        rule: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=64, description="Only this rule.", schema_extra={"pattern": RULE_NAME_PATTERN}
+            ),
+        ] = None,
+        dot: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=12, description="Only this company.", schema_extra={"pattern": DOT_PATTERN}
+            ),
+        ] = None,
         status: Annotated[DeliveryStatus | None, QueryParameter(description="Only this status.")] = None,
         limit: Limit = 50,
         before: Annotated[
-            str | None, QueryParameter(max_length=32, description="next_before of a page.")
+            str | None,
+            QueryParameter(
+                max_length=32,
+                description="next_before of a page.",
+                schema_extra={"pattern": "^[0-9a-f]{32}$"},
+            ),
         ] = None,
     ) -> DeliveryPage:
         """Webhook deliveries, newest first, each with its attempts and last response code."""
@@ -268,9 +296,7 @@ class DeliveriesController(Controller):
         )
 
     @get("/deliveries/{delivery_id:str}", guards=[VIEWER], responses=problem_specs(401, 404, 422))
-    async def get_delivery(
-        self, alerts: AlertsDep, delivery_id: Annotated[str, PathParameter(max_length=64)]
-    ) -> DeliveryOut:
+    async def get_delivery(self, alerts: AlertsDep, delivery_id: DeliveryId) -> DeliveryOut:
         """One delivery with every attempt."""
         valid = re.fullmatch(DELIVERY_ID_PATTERN, delivery_id) is not None
         found = await alerts.deliveries.get(delivery_id) if valid else None
@@ -287,7 +313,7 @@ class DeliveriesController(Controller):
     async def resend_delivery(
         self,
         alerts: AlertsDep,
-        delivery_id: Annotated[str, PathParameter(max_length=64)],
+        delivery_id: DeliveryId,
         request: Request[Caller, Any, Any],
     ) -> ResendAccepted:
         """Send a delivery again (same id and body, a fresh round of retries): publishes

@@ -14,27 +14,28 @@ from typing import Annotated
 from litestar import Controller, get
 from litestar.params import QueryParameter
 
-from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.identifiers import DOT_PATTERN, SourceKey
 from fmcsa_events.models import CHANGE_KINDS_BY_SOURCE, ChangeKind
 from fmcsa_gateway.auth import VIEWER
 from fmcsa_gateway.ports import Ports, PortsDep
 from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
-from fmcsa_gateway.routes.companies import DOT_PATTERN, Cursor, DotPath, Limit, edge_dot
+from fmcsa_gateway.routes.companies import Cursor, DotPath, Limit, edge_dot
 from fmcsa_gateway.schemas import ChangePage, CompanyHistory, change_item, company_history
 from fmcsa_status_view.query import InvalidCursor
 
 
-def check_change_filters(source: SourceKey | None, kind: ChangeKind | None, since: datetime | None) -> None:
-    """Refuse, as a 422 problem, filters that can never match: a kind of another source, a naive time."""
-    if source is not None and kind is not None and kind not in CHANGE_KINDS_BY_SOURCE[source]:
-        reason = f"{kind} is not a change kind of the {source} source"
-        raise ProblemError(422, reason, errors=[FieldError(field="query.kind", reason=reason)])
+def check_change_filters(source: SourceKey | None, kind: ChangeKind | None, since: datetime | None) -> bool:
+    """Whether the filters can match anything: a kind of another source cannot (its page is empty, as for
+    any filter nothing matches). A naive time is refused as a 422 problem (the schema's date-time has a
+    zone, so only a hand-made call sends one).
+    """
     if since is not None and since.tzinfo is None:
         raise ProblemError(
             422,
             "since must carry a time zone",
             errors=[FieldError(field="query.since", reason="needs a time zone")],
         )
+    return source is None or kind is None or kind in CHANGE_KINDS_BY_SOURCE[source]
 
 
 async def list_changes(
@@ -49,7 +50,8 @@ async def list_changes(
 ) -> ChangePage:
     """One page of the feed, newest first; a DOT is checked at the edge, a bad cursor is a 422."""
     number = edge_dot(dot, where="query.dot") if dot is not None else None
-    check_change_filters(source, kind, since)
+    if not check_change_filters(source, kind, since):
+        return ChangePage(limit=limit, next_cursor=None, items=[])
     try:
         page = await ports.view.changes(
             dot=number,
@@ -89,7 +91,9 @@ class ChangesController(Controller):
         source: Annotated[SourceKey | None, QueryParameter(description="Only this source.")] = None,
         kind: Annotated[
             ChangeKind | None,
-            QueryParameter(description="Only this kind of change (it must belong to `source`, if given)."),
+            QueryParameter(
+                description="Only this kind of change (a kind of another `source` matches nothing)."
+            ),
         ] = None,
         since: Annotated[
             datetime | None,

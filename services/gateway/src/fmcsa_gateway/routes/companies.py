@@ -22,7 +22,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
+from fmcsa_events.identifiers import DOT_PATTERN, InvalidDotNumber, SourceKey, parse_dot
 from fmcsa_events.models import Trigger
 from fmcsa_gateway.auth import ADMIN, VIEWER, Caller
 from fmcsa_gateway.domain import (
@@ -50,12 +50,13 @@ from fmcsa_gateway.schemas import (
 from fmcsa_status_view.models import CompanyStatus
 from fmcsa_status_view.query import MAX_LIMIT, InvalidCursor, StatusView
 
-DOT_PATTERN = "^[0-9]{1,8}$"
-# The pattern is documented, not enforced by Litestar: parse_dot refuses with the reason people read.
+# The pattern is documented, not enforced by Litestar: parse_dot refuses with the reason people read
+# (and also takes leading zeros, which it drops: `007` is company 7).
 DotPath = Annotated[
     str,
     PathParameter(
-        description="USDOT number: 1 to 8 digits, not all zeros.", schema_extra={"pattern": DOT_PATTERN}
+        description="USDOT number: 1 to 8 digits, not all zeros (leading zeros are dropped).",
+        schema_extra={"pattern": DOT_PATTERN},
     ),
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Items per page.")]
@@ -174,6 +175,10 @@ async def _plan(ports: Ports, content_type: str, body: bytes) -> ImportPlan:
         raise ProblemError(422, str(error), errors=[FieldError(field="body", reason=str(error))]) from None
 
 
+CSV_PATTERN = '^[^"\\x00]*[^"\\x00\\s][^"\\x00]*$'
+"""CSV an import always reads: something besides spaces, no quote (an unclosed one is refused), no NUL."""
+
+
 @dataclass
 class ImportOperation(Operation):
     """Documents the three bodies the import takes, which one signature cannot express."""
@@ -197,21 +202,24 @@ class ImportOperation(Operation):
                 ]
             ),
         )
+        csv_text = Schema(
+            type=OpenAPIType.STRING,
+            content_media_type="text/csv",
+            pattern=CSV_PATTERN,
+            description="Lines of `dot_number,name`. The pattern is unquoted CSV with at least one "
+            "character that is not a space; quoted fields (RFC 4180) are read too.",
+        )
         self.request_body = RequestBody(
             required=True,
             description="A JSON list, CSV text (header `dot_number,name` optional), or a multipart CSV file.",
             content={
                 "application/json": OpenAPIMediaType(schema=rows),
-                "text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+                "text/csv": OpenAPIMediaType(schema=csv_text),
                 "multipart/form-data": OpenAPIMediaType(
                     schema=Schema(
                         type=OpenAPIType.OBJECT,
                         required=["file"],
-                        properties={
-                            "file": Schema(
-                                type=OpenAPIType.STRING, format=None, content_media_type="text/csv"
-                            )
-                        },
+                        properties={"file": csv_text},
                     )
                 ),
             },
@@ -223,6 +231,8 @@ async def _upload_body(request: Request[Any, Any, Any]) -> tuple[str, bytes]:
     if content_type.startswith(RequestEncodingType.MULTI_PART.value):
         form = await request.form()
         upload = form.get("file")
+        if isinstance(upload, str):  # a plain form field: the CSV text itself
+            return "text/csv", upload.encode()
         if not isinstance(upload, UploadFile):
             raise ProblemError(422, "a multipart import needs a `file` field holding the CSV")
         name = (upload.filename or "").lower()
@@ -245,7 +255,7 @@ class CompaniesController(Controller):
         status_code=HTTP_201_CREATED,
         responses={
             200: ResponseSpec(CompanyRegistration, description="Already registered: nothing was published."),
-            **problem_specs(400, 401, 403, 422),
+            **problem_specs(400, 401, 403, 413, 422),
         },
     )
     async def register(

@@ -259,11 +259,11 @@ class PagesController(Controller):
                 context={"level": "error", "text": _reason(error)},
                 status_code=422,
             )
-        except ProblemError as problem:
+        except ProblemError as problem:  # the page swaps 409 and 422 fragments (static/app.js)
             return Template(
                 template_name="fragments/message.html",
                 context={"level": "warn", "text": problem.detail},
-                status_code=problem.status_code,
+                status_code=409 if problem.status_code == 409 else 422,
             )
         text = f"started {len(result.started)} request(s)"
         if result.skipped:

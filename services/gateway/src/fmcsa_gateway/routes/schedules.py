@@ -50,7 +50,7 @@ class SchedulesController(Controller):
         """Each source's schedule in force: its last ScheduleChanged, or the default (every 360 minutes)."""
         return Schedules(items=await current_schedules(ports.js))
 
-    @put("/schedules/{source:str}", guards=[ADMIN], responses=problem_specs(400, 401, 403, 422))
+    @put("/schedules/{source:str}", guards=[ADMIN], responses=problem_specs(400, 401, 403, 413, 422))
     async def change_schedule(
         self,
         ports: PortsDep,

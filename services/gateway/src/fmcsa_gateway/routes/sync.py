@@ -25,7 +25,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from nats.js.errors import NotFoundError
 
-from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.identifiers import DOT_PATTERN, SourceKey
 from fmcsa_events.models import Trigger
 from fmcsa_events.topology import EVENTS_STREAM
 from fmcsa_gateway.auth import OPERATOR, VIEWER, Caller
@@ -33,7 +33,7 @@ from fmcsa_gateway.commands import TriggerResult
 from fmcsa_gateway.domain import plan_trigger
 from fmcsa_gateway.ports import Ports, PortsDep
 from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
-from fmcsa_gateway.routes.companies import DOT_PATTERN, Cursor, Limit, edge_dot, registered_dots
+from fmcsa_gateway.routes.companies import Cursor, Limit, edge_dot, registered_dots
 from fmcsa_gateway.schemas import (
     SkippedRequest,
     StartedRequest,
@@ -76,8 +76,9 @@ async def trigger_sync(ports: Ports, data: TriggerSync | None, caller: Caller) -
     """Start a manual request for each (DOT, source) asked for that is not in flight.
 
     No DOT numbers means every registered company. Raises a 422 problem for more DOT numbers than
-    `trigger_max_dots` or any that is not registered (nothing is started then), a 409 one when all are
-    in flight, and a 422 one when there is nothing to sync at all.
+    `trigger_max_dots` (the schema's `maxItems`), a 404 one for any that is not registered (nothing is
+    started then), and a 409 one when all are in flight or no company is registered at all: the request
+    is well formed, the state has nothing for it.
     """
     dots = list(dict.fromkeys(data.dot_numbers or [])) if data else []
     most = ports.settings.trigger_max_dots
@@ -87,11 +88,11 @@ async def trigger_sync(ports: Ports, data: TriggerSync | None, caller: Caller) -
     if dots and (unknown := await unregistered(ports, dots)):
         shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
         reason = f"not registered: {shown}; register a company before syncing it"
-        raise ProblemError(422, reason, errors=[FieldError(field="body.dot_numbers", reason=reason)])
+        raise ProblemError(404, reason, errors=[FieldError(field="body.dot_numbers", reason=reason)])
     if not dots:
         dots = [dot async for dot in registered_dots(ports.view)]
         if not dots:
-            raise ProblemError(422, "no company is registered, so there is nothing to sync")
+            raise ProblemError(409, "no company is registered, so there is nothing to sync")
     pairs = plan_trigger(dots, data.sources if data else None)
     result = await ports.commands.trigger(pairs, by=caller.subject)
     answer = accepted(result)
@@ -193,7 +194,7 @@ class SyncController(Controller):
         guards=[OPERATOR],
         status_code=HTTP_202_ACCEPTED,
         operation_class=OptionalBody,
-        responses=problem_specs(400, 401, 403, 409, 413, 422, 429),
+        responses=problem_specs(400, 401, 403, 404, 409, 413, 422, 429),
         opt={"trigger": True},  # the per-subject rate limit (app.create_app)
     )
     async def trigger(
@@ -201,7 +202,8 @@ class SyncController(Controller):
     ) -> TriggerAccepted:
         """Sync now: each (DOT, source) asked for (no DOT numbers: every registered company; no sources:
         all three) that has no request in flight gets a SyncRequested (trigger=manual, requested_by = the
-        token's subject). 202 lists started and skipped; 409 when all are in flight; 422 for a DOT that is
-        not registered or more than the per-request cap; 429 beyond the per-subject rate.
+        token's subject). 202 lists started and skipped; 404 for a DOT that is not registered; 409 when all
+        are in flight or none is registered; 422 for more than the per-request cap; 429 beyond the
+        per-subject rate.
         """
         return await trigger_sync(ports, data, request.user)
