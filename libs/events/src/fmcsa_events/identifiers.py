@@ -57,6 +57,7 @@ class SourceKey(StrEnum):
     CSA = "csa"
     VIOLATIONS = "violations"
     INSPECTIONS = "inspections"
+    AUTHORITY = "authority"
 
 
 class InvalidSource(ValueError):
