@@ -47,7 +47,9 @@ class SchedulesController(Controller):
 
     @get("/schedules", guards=[VIEWER], responses=problem_specs(401))
     async def list_schedules(self, ports: PortsDep) -> Schedules:
-        """Each source's schedule in force: its last ScheduleChanged, or the default (every 360 minutes)."""
+        """Each source's schedule in force: its last ScheduleChanged, or the scheduler's default (every 360
+        minutes; authority every 1440).
+        """
         return Schedules(items=await current_schedules(ports.js))
 
     @put("/schedules/{source:str}", guards=[ADMIN], responses=problem_specs(400, 401, 403, 422))
