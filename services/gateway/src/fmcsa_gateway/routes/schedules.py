@@ -19,7 +19,7 @@ from fmcsa_gateway.ports import Ports, PortsDep
 from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
 from fmcsa_gateway.schemas import PutSchedule, Schedule, SchedulerStatus, Schedules
 
-SourceParam = Annotated[SourceKey, PathParameter(description="csa, violations or inspections")]
+SourceParam = Annotated[SourceKey, PathParameter(description="A source key: " + ", ".join(SourceKey))]
 
 
 async def put_schedule(ports: Ports, source: SourceKey, data: PutSchedule, caller: Caller) -> Schedule:
