@@ -169,6 +169,25 @@ def csa_summary(percentile: str | None, measure: str | None = "1.25") -> dict[st
     }
 
 
+def authority_summary(
+    bipd_on_file: int | None, bipd_required: int | None = 750_000, next_cancellation: str | None = None
+) -> dict[str, object]:
+    """An authority summary as the source makes it (AUTHORITY.md): common authority active, an MC docket."""
+    return {
+        "authority": {"common": "active", "contract": "none", "broker": "inactive"},
+        "dockets": ["MC123456"],
+        "oos_order": None,
+        "insurance": {
+            "bipd_required": bipd_required,
+            "bipd_on_file": bipd_on_file,
+            "cargo_on_file": 0,
+            "bond_on_file": 0,
+            "filings": 2,
+            "next_cancellation": next_cancellation,
+        },
+    }
+
+
 def changed(
     req: SyncRequested,
     minute: float,
@@ -316,7 +335,7 @@ def busy_history(seed: int, companies: int = 12, rounds: int = 6) -> list[Timed]
         items.append(timed(event, moment, f"reg-{dot}"))
     for r in range(rounds):
         for dot in dots:
-            for source in (SourceKey.CSA, SourceKey.VIOLATIONS, SourceKey.INSPECTIONS):
+            for source in SourceKey:
                 minute = 10 * r + rng.random()
                 req = request(dot, source, minute)
                 items.append(timed(req))

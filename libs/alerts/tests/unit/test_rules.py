@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -6,8 +7,11 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
+from fmcsa_alerts.payload import webhook_body
 from fmcsa_alerts.rules import PastChange, backtest, change_value, in_effect, matches
+from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import (
+    CHANGE_KINDS_BY_SOURCE,
     AlertConditions,
     AlertRuleChanged,
     AlertRuleRemoved,
@@ -187,3 +191,49 @@ def test_backtest_keeps_the_period_drops_repeats_and_sends_nothing() -> None:
     )
     assert [f.event_id for f in fired] == ["change:b"]
     assert len(backtest(rule(), [early, inside, late], since=NOW - timedelta(days=3), until=None)) == 3
+
+
+FILING = {
+    "type": "BIPD",
+    "form": "91X",
+    "insurer": "Acme Casualty",
+    "policy_number": "P-1",
+    "coverage": 1_000_000,
+    "effective": "2025-01-01",
+    "cancellation": None,
+}
+
+
+def test_every_authority_kind_is_a_rule_kind_and_a_pending_cancellation_fires_its_rule() -> None:
+    authority = CHANGE_KINDS_BY_SOURCE[SourceKey.AUTHORITY]
+    assert AlertRuleChanged(name="all-authority", kinds=authority, destinations=(DEST,)).kinds == authority
+    pending = rule(name="insurance", kinds=(ChangeKind.INSURANCE_CANCELLATION_PENDING,), dots=("2847193",))
+    cancelling = change(
+        dot="2847193",
+        source="authority",
+        kind=ChangeKind.INSURANCE_CANCELLATION_PENDING,
+        subject="bipd_p_1",
+        before=FILING,
+        after={**FILING, "cancellation": "2027-01-15"},
+    )
+    assert matches(pending, cancelling)
+    assert not matches(pending, cancelling.model_copy(update={"kind": ChangeKind.INSURANCE_CANCELLED}))
+    assert not matches(pending, cancelling.model_copy(update={"dot": "99700010"}))
+    assert matches(
+        pending.model_copy(update={"conditions": AlertConditions(subjects=("bipd_p_1",))}), cancelling
+    )
+    # a filing carries no percentile: a percentile condition is never met by it
+    limited = pending.model_copy(update={"conditions": AlertConditions(percentile_at_least=1)})
+    assert not matches(limited, cancelling)
+    body = json.loads(
+        webhook_body(delivery="d" * 32, change_event_id="change:x", change=cancelling, rule="insurance",
+                     api_url="http://gw:8000")
+    )  # fmt: skip
+    assert body["rule"] == "insurance"
+    assert (body["change"]["kind"], body["change"]["source"]) == (
+        "insurance_cancellation_pending",
+        "authority",
+    )
+    assert body["change"]["before"] == FILING
+    assert body["change"]["after"]["cancellation"] == "2027-01-15"
+    assert body["links"]["company"] == "http://gw:8000/api/companies/2847193/status"

@@ -67,6 +67,7 @@ class SourceKey(StrEnum):
     CSA = "csa"
     VIOLATIONS = "violations"
     INSPECTIONS = "inspections"
+    AUTHORITY = "authority"
 
 
 class InvalidSource(ValueError):

@@ -215,6 +215,16 @@ class ChangeKind(StrEnum):
     SAFETY_RATING_CHANGED = "safety_rating_changed"
     CRASHES_ADDED = "crashes_added"
     OOS_RATE_CHANGED = "oos_rate_changed"
+    # authority (operating authority, docket numbers, out-of-service orders, insurance)
+    AUTHORITY_STATUS_CHANGED = "authority_status_changed"
+    AUTHORITY_REVOCATION_PENDING = "authority_revocation_pending"
+    DOCKET_ADDED = "docket_added"
+    OOS_ORDER_ISSUED = "oos_order_issued"
+    OOS_ORDER_LIFTED = "oos_order_lifted"
+    INSURANCE_FILING_ADDED = "insurance_filing_added"
+    INSURANCE_CANCELLATION_PENDING = "insurance_cancellation_pending"
+    INSURANCE_CANCELLED = "insurance_cancelled"
+    INSURANCE_BELOW_REQUIRED = "insurance_below_required"
 
 
 CHANGE_KINDS_BY_SOURCE: dict[SourceKey, tuple[ChangeKind, ...]] = {
@@ -231,6 +241,17 @@ CHANGE_KINDS_BY_SOURCE: dict[SourceKey, tuple[ChangeKind, ...]] = {
         ChangeKind.SAFETY_RATING_CHANGED,
         ChangeKind.CRASHES_ADDED,
         ChangeKind.OOS_RATE_CHANGED,
+    ),
+    SourceKey.AUTHORITY: (
+        ChangeKind.AUTHORITY_STATUS_CHANGED,
+        ChangeKind.AUTHORITY_REVOCATION_PENDING,
+        ChangeKind.DOCKET_ADDED,
+        ChangeKind.OOS_ORDER_ISSUED,
+        ChangeKind.OOS_ORDER_LIFTED,
+        ChangeKind.INSURANCE_FILING_ADDED,
+        ChangeKind.INSURANCE_CANCELLATION_PENDING,
+        ChangeKind.INSURANCE_CANCELLED,
+        ChangeKind.INSURANCE_BELOW_REQUIRED,
     ),
 }
 

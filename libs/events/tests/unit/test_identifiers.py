@@ -51,8 +51,9 @@ def test_parse_dot_accepts_only_what_the_pattern_allows(raw: str) -> None:
             parse_dot(raw)
 
 
-def test_sources_are_the_three_keys() -> None:
-    assert [s.value for s in SourceKey] == ["csa", "violations", "inspections"]
+def test_sources_are_the_four_keys() -> None:
+    assert [s.value for s in SourceKey] == ["csa", "violations", "inspections", "authority"]
     assert parse_source("csa") is SourceKey.CSA
-    with pytest.raises(InvalidSource, match="csa, violations, inspections"):
+    assert parse_source("authority") is SourceKey.AUTHORITY
+    with pytest.raises(InvalidSource, match="csa, violations, inspections, authority"):
         parse_source("crashes")

@@ -1,7 +1,8 @@
 """The seeds' `syncStatus` block, for clients that know only that shape.
 
     {"lastRun": ..., "success": ..., "errors": [{"source", "error", "timestamp"}],
-     "csaScoresLastSync": ..., "violationsLastSync": ..., "inspectionsLastSync": ...}
+     "csaScoresLastSync": ..., "violationsLastSync": ..., "inspectionsLastSync": ...,
+     "authorityLastSync": ...}
 
 Times are ISO 8601 UTC with milliseconds and a `Z` (JavaScript's `toISOString()`), or null.
 """
@@ -19,6 +20,7 @@ LAST_SYNC_KEYS: dict[SourceKey, str] = {
     SourceKey.CSA: "csaScoresLastSync",
     SourceKey.VIOLATIONS: "violationsLastSync",
     SourceKey.INSPECTIONS: "inspectionsLastSync",
+    SourceKey.AUTHORITY: "authorityLastSync",
 }
 
 
@@ -35,7 +37,8 @@ def sync_status_block(status: CompanyStatus | None) -> dict[str, JsonValue]:
 
     `lastRun` is the newest finished outcome of any source; `success` is true when the company has
     run and no source is failing; `errors` lists each failing source's newest error (its message for
-    people); `<source>LastSync` is that source's last successful fetch.
+    people); `<source>LastSync` is that source's last successful fetch (`authorityLastSync` is this
+    system's own addition: the seeds knew three sources).
     """
     errors: list[JsonValue] = []
     block: dict[str, JsonValue] = {

@@ -57,6 +57,7 @@ def test_the_seeds_block_lists_failing_sources_and_last_syncs() -> None:
         "csaScoresLastSync": "2026-11-23T06:00:00.123Z",
         "violationsLastSync": None,
         "inspectionsLastSync": None,
+        "authorityLastSync": None,
     }
 
 
@@ -64,6 +65,7 @@ def test_the_seeds_block_of_an_unknown_company_is_empty() -> None:
     assert sync_status_block(None) == {
         "lastRun": None, "success": False, "errors": [],
         "csaScoresLastSync": None, "violationsLastSync": None, "inspectionsLastSync": None,
+        "authorityLastSync": None,
     }  # fmt: skip
 
 

@@ -2,7 +2,7 @@
 
 - Schedules: the last `ScheduleChanged` per source, read with a direct last-message-by-subject get on
   the event stream, so a PUT is visible to the next GET (read-your-writes) with no fold kept here.
-  A source that never had one runs on the scheduler's default: every 360 minutes, enabled.
+  A source that never had one runs on the scheduler's default: every 360 minutes (authority: 1440), enabled.
   `ScheduleCache` keeps them for the answers that only show them (each source's next due time in a
   company's status): read at most once per `SCHEDULES_TTL_S`, and afresh after the gateway publishes
   a ScheduleChanged or its live feed sees one. `GET /api/schedules` always reads the stream.
@@ -34,7 +34,7 @@ from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ScheduleChanged
 from fmcsa_events.subjects import schedule_changed
 from fmcsa_events.topology import EVENTS_STREAM, PACE_BUCKET, PACE_REPLICAS_BUCKET
-from fmcsa_gateway.domain import DEFAULT_INTERVAL_MINUTES
+from fmcsa_gateway.domain import default_interval_minutes
 from fmcsa_gateway.schemas import Schedule, SchedulerStatus, UpstreamPace
 
 log = structlog.get_logger(__name__)
@@ -47,7 +47,7 @@ STALE_AFTER_S = 30.0
 def default_schedule(source: SourceKey) -> Schedule:
     return Schedule(
         source=source,
-        interval_minutes=DEFAULT_INTERVAL_MINUTES,
+        interval_minutes=default_interval_minutes(source),
         cron=None,
         enabled=True,
         default=True,

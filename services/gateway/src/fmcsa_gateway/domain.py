@@ -24,6 +24,16 @@ MIN_INTERVAL_MINUTES = 5
 MAX_INTERVAL_MINUTES = 1440
 DEFAULT_INTERVAL_MINUTES = 360
 """The scheduler's default when no ScheduleChanged exists for a source: every 6 hours."""
+DEFAULT_SOURCE_INTERVAL_MINUTES: dict[SourceKey, int] = {SourceKey.AUTHORITY: 1440}
+"""The scheduler's per-source defaults (`fmcsa_scheduler.domain.DEFAULT_SOURCE_INTERVAL_MINUTES`, repeated
+here since services never import each other; tests/system/test_schedule_defaults.py pins the two alike)."""
+
+
+def default_interval_minutes(source: SourceKey) -> int:
+    """The interval `source` runs on until a ScheduleChanged sets one (the scheduler's defaults)."""
+    return DEFAULT_SOURCE_INTERVAL_MINUTES.get(source, DEFAULT_INTERVAL_MINUTES)
+
+
 MAX_NAME_LENGTH = 200
 _CRON_ALIASES = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 _DOT_HEADERS = ("dot_number", "dot", "usdot", "usdot_number", "dotnumber", "usdotnumber")

@@ -347,6 +347,7 @@ class SyncStatusBlock(Answer):
     csaScoresLastSync: str | None
     violationsLastSync: str | None
     inspectionsLastSync: str | None
+    authorityLastSync: str | None
 
 
 class CompanyStatusOut(Answer):

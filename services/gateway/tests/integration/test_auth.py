@@ -12,6 +12,7 @@ import jwt
 import pytest
 from litestar.routes import HTTPRoute
 
+from fmcsa_events.identifiers import SourceKey
 from fmcsa_runtime.tokens import ISSUER, Role, mint
 
 SECRET = "gateway-integration-tests-secret-0123456789"  # the conftest's
@@ -317,9 +318,7 @@ async def test_events_carry_the_token_subject_as_who_asked(
     events = [event for _, event, _ in await lone_gateway.events()]
     assert [type(e).__name__ for e in events] == [
         "CompanyRegistered",
-        "SyncRequested",
-        "SyncRequested",
-        "SyncRequested",
+        *["SyncRequested"] * len(SourceKey),  # one per source
         "ScheduleChanged",
     ]
     assert {

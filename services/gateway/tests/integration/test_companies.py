@@ -61,6 +61,7 @@ async def test_registering_is_idempotent_once_the_view_has_the_company(
         "csaScoresLastSync": None,
         "violationsLastSync": None,
         "inspectionsLastSync": None,
+        "authorityLastSync": None,
     }
 
 

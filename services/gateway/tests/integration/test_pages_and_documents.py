@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fmcsa_events.models import EVENT_TYPES
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.models import EVENT_TYPES, ChangeKind
 from fmcsa_gateway.asyncapi import asyncapi_document
 from fmcsa_runtime.tokens import Role
 
@@ -59,6 +60,12 @@ async def test_swagger_ui_and_both_documents_are_served_locally(lone_gateway: An
     assert "fmcsa.evt.sync_requested.{source}.{dot}" in addresses
     assert "fmcsa.evt.source_synced.{source}.{dot}" in addresses
     assert {cls.__name__ for cls in EVENT_TYPES} <= set(asyncapi["components"]["schemas"])
+    # the enums follow SourceKey and ChangeKind: a new source and its kinds appear in both documents
+    sources = [s.value for s in SourceKey]
+    assert asyncapi["components"]["schemas"]["SourceKey"]["enum"] == sources
+    assert openapi["components"]["schemas"]["SourceKey"]["enum"] == sources
+    assert openapi["components"]["schemas"]["ChangeKind"]["enum"] == [k.value for k in ChangeKind]
+    assert {"authority", "insurance_cancellation_pending"} <= {*sources, *(k.value for k in ChangeKind)}
 
 
 async def test_metrics_count_requests_and_published_events(lone_gateway: Any, bearer: Any) -> None:

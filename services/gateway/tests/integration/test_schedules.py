@@ -15,7 +15,7 @@ from fmcsa_events.topology import STATE_BUCKET
 from fmcsa_runtime.tokens import Role
 
 
-async def test_schedules_default_to_every_six_hours_and_a_put_is_read_back(
+async def test_schedules_default_to_the_schedulers_defaults_and_a_put_is_read_back(
     lone_gateway: Any, bearer: Any
 ) -> None:
     admin = bearer(Role.ADMIN, "sam")
@@ -24,6 +24,7 @@ async def test_schedules_default_to_every_six_hours_and_a_put_is_read_back(
         ("csa", 360, True, True),
         ("violations", 360, True, True),
         ("inspections", 360, True, True),
+        ("authority", 1440, True, True),
     ]
     answer = await lone_gateway.client.put(
         "/api/schedules/csa", json={"cron": "0 */4 * * *", "enabled": False}, headers=admin

@@ -161,6 +161,55 @@ async def test_500_twice_then_success_is_delivered_on_the_third_attempt(
     assert body["links"]["company"].endswith("/api/companies/99700003/status")
 
 
+async def test_a_rule_on_insurance_cancellation_pending_sends_the_authority_change_as_a_webhook(
+    bus: Bus, notifier: NotifierProcess, receiver: httpx.AsyncClient, sandbox_url: str, wait_until: Any
+) -> None:
+    notifier.start()
+    destination = WebhookDestination(
+        url=f"{sandbox_url}/_sandbox/webhooks/insurance", sealed_secret=SecretBox(KEY).seal(SECRET)
+    )
+    await bus.publish(
+        AlertRuleChanged(
+            name="insurance", kinds=(ChangeKind.INSURANCE_CANCELLATION_PENDING,), destinations=(destination,)
+        )
+    )
+    filing = {
+        "type": "BIPD", "form": "91X", "insurer": "Acme Casualty", "policy_number": "P-1",
+        "coverage": 750_000, "effective": "2025-01-01", "cancellation": None,
+    }  # fmt: skip
+    pending = {**filing, "cancellation": "2027-01-15"}
+
+    def authority_change(kind: ChangeKind, before: object, after: object) -> CarrierDataChanged:
+        return CarrierDataChanged(
+            request_id=uuid4(), dot="99700010", source="authority", kind=kind, subject="bipd_p_1",
+            before=before, after=after, observed_at=datetime.now(UTC),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    await bus.publish(authority_change(ChangeKind.INSURANCE_FILING_ADDED, None, filing))  # no rule on it
+    published = await bus.publish(
+        authority_change(ChangeKind.INSURANCE_CANCELLATION_PENDING, filing, pending)
+    )
+    view = DeliveriesView(notifier.database_url)
+    try:
+        await wait_until(lambda: delivered(view), what="a delivered webhook", within_s=30)
+        [delivery] = await view.recent()
+        assert (delivery.rule, delivery.change_event_id) == ("insurance", published.envelope.event_id)
+    finally:
+        await view.close()
+    seen = (await receiver.get("/_sandbox/webhooks")).json()
+    assert [r["answered"] for r in seen["received"]] == [200]
+    [received] = seen["received"]
+    assert received["signature_ok"]
+    body = received["body"]
+    assert body["rule"] == "insurance"
+    assert (body["change"]["source"], body["change"]["kind"]) == (
+        "authority",
+        "insurance_cancellation_pending",
+    )
+    assert (body["change"]["before"], body["change"]["after"]) == (filing, pending)
+    assert body["links"]["company"].endswith("/api/companies/99700010/status")
+
+
 async def test_a_change_no_rule_matches_sends_nothing_and_a_private_address_is_refused(
     bus: Bus, notifier: NotifierProcess, receiver: httpx.AsyncClient, wait_until: Any, unused_port: int
 ) -> None:

@@ -29,6 +29,9 @@ HOUR_MS = 60 * MINUTE_MS
 MIN_INTERVAL_MINUTES = 5
 MAX_INTERVAL_MINUTES = 1440
 DEFAULT_INTERVAL_MINUTES = 360
+DEFAULT_SOURCE_INTERVAL_MINUTES: dict[SourceKey, int] = {SourceKey.AUTHORITY: 1440}
+"""Sources whose default differs from `DEFAULT_INTERVAL_MINUTES`: authority and insurance change daily at
+FMCSA (CSA data monthly), so the authority source runs once a day until a ScheduleChanged says otherwise."""
 _CRON_ALIASES = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 
 

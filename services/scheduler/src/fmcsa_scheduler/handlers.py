@@ -109,7 +109,7 @@ class Scheduler:
     def __init__(self, settings: Settings, *, clock: Clock) -> None:
         self.settings = settings
         self.clock = clock
-        self.registry = Registry(settings.default_interval_minutes)
+        self.registry = Registry(settings.default_interval_minutes, settings.default_intervals())
         self.timetable = Timetable(self.registry)
         self.outcomes = Outcomes()
         self.stats = Stats()

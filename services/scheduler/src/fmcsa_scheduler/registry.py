@@ -9,6 +9,7 @@ then free for the next registration). The number places it inside each slot (`do
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fmcsa_events.identifiers import SourceKey
@@ -54,9 +55,15 @@ class Registry:
     Memory per company: its DOT string, one list slot and one dict entry.
     """
 
-    def __init__(self, default_interval_minutes: int) -> None:
-        default = Schedule(interval_minutes=default_interval_minutes)
-        self.schedules: dict[SourceKey, Schedule] = {source: default for source in SourceKey}
+    def __init__(
+        self, default_interval_minutes: int, per_source: Mapping[SourceKey, int] | None = None
+    ) -> None:
+        """Every source starts on an interval: its entry in `per_source`, else `default_interval_minutes`."""
+        intervals = per_source or {}
+        self.schedules: dict[SourceKey, Schedule] = {
+            source: Schedule(interval_minutes=intervals.get(source, default_interval_minutes))
+            for source in SourceKey
+        }
         self.dots: list[str | None] = []  # number -> DOT; None marks a free number
         self._numbers: dict[str, int] = {}
         self._free: list[int] = []  # heap of free numbers, lowest first

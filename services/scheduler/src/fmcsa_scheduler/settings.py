@@ -8,17 +8,25 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from fmcsa_events.identifiers import SourceKey
 from fmcsa_runtime.settings import ServiceSettings
-from fmcsa_scheduler.domain import DEFAULT_INTERVAL_MINUTES, MAX_INTERVAL_MINUTES, MIN_INTERVAL_MINUTES
+from fmcsa_scheduler.domain import (
+    DEFAULT_INTERVAL_MINUTES,
+    DEFAULT_SOURCE_INTERVAL_MINUTES,
+    MAX_INTERVAL_MINUTES,
+    MIN_INTERVAL_MINUTES,
+)
 
 Clock = Callable[[], datetime]
 
 
 class Settings(ServiceSettings):
-    """The scheduler's settings. Every replica must run with the same `default_interval_minutes`."""
+    """The scheduler's settings. Every replica must run with the same `default_interval_minutes` and
+    `source_interval_minutes`.
+    """
 
     model_config = SettingsConfigDict(env_prefix="FMCSA_SCHEDULER_", extra="ignore", populate_by_name=True)
 
@@ -38,7 +46,14 @@ class Settings(ServiceSettings):
         DEFAULT_INTERVAL_MINUTES,
         ge=MIN_INTERVAL_MINUTES,
         le=MAX_INTERVAL_MINUTES,
-        description="Interval of a source that never had a ScheduleChanged.",
+        description="Interval of a source that never had a ScheduleChanged and is not in "
+        "source_interval_minutes.",
+    )
+    source_interval_minutes: dict[SourceKey, int] = Field(
+        {source.value: minutes for source, minutes in DEFAULT_SOURCE_INTERVAL_MINUTES.items()},
+        validate_default=True,
+        description="Per source, the interval of a source that never had a ScheduleChanged (JSON, e.g. "
+        '{"authority": 1440}; replaces the default map, unlisted sources use default_interval_minutes).',
     )
     publish_in_flight: int = Field(
         256, ge=1, le=10_000, description="Most publishes (and marker writes) awaiting their ack at once."
@@ -69,6 +84,22 @@ class Settings(ServiceSettings):
         description="Tests and demos only: epoch seconds at which scaled time equals real time; unset: the "
         "moment the settings are read. Replicas that share a scale must share the anchor.",
     )
+
+    @field_validator("source_interval_minutes")
+    @classmethod
+    def _intervals_in_bounds(cls, value: dict[SourceKey, int]) -> dict[SourceKey, int]:
+        for source, minutes in value.items():
+            if not MIN_INTERVAL_MINUTES <= minutes <= MAX_INTERVAL_MINUTES:
+                bounds = f"{MIN_INTERVAL_MINUTES} to {MAX_INTERVAL_MINUTES}"
+                raise ValueError(f"the interval of {source.value} must be {bounds} minutes, got {minutes}")
+        return value
+
+    def default_intervals(self) -> dict[SourceKey, int]:
+        """Each source's interval until a ScheduleChanged sets one: its entry, else the common default."""
+        return {
+            source: self.source_interval_minutes.get(source, self.default_interval_minutes)
+            for source in SourceKey
+        }
 
     def clock(self) -> Clock:
         """The scheduler's clock: real UTC time unless a test shifts or scales it (see the clock_ fields)."""

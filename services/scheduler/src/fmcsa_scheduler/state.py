@@ -66,7 +66,9 @@ class SchedulerStatus(BaseModel):
     skipped: dict[str, int] = Field(description="Due slots not requested since this replica started.")
     rejected_schedules: int = Field(description="ScheduleChanged events refused (e.g. a bad cron).")
     undecodable_events: int = Field(description="Events this replica could not decode and skipped.")
-    sources: dict[str, SourceStatus] = Field(description="Per source, keyed csa, violations, inspections.")
+    sources: dict[str, SourceStatus] = Field(
+        description="Per source, keyed by source key (csa, violations, inspections, authority)."
+    )
 
 
 @dataclass(frozen=True, slots=True)

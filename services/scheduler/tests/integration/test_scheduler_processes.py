@@ -43,7 +43,13 @@ from fmcsa_events.models import (
     Trigger,
 )
 from fmcsa_events.topology import EVENTS_STREAM, INFLIGHT_BUCKET, STATE_BUCKET, Topology, declare
-from fmcsa_scheduler.domain import Schedule, latest_due, to_ms
+from fmcsa_scheduler.domain import (
+    DEFAULT_INTERVAL_MINUTES,
+    DEFAULT_SOURCE_INTERVAL_MINUTES,
+    Schedule,
+    latest_due,
+    to_ms,
+)
 from fmcsa_scheduler.settings import Clock, scaled_clock
 from fmcsa_scheduler.state import BACKOFF_PREFIX, CHECKPOINT_KEY, SchedulerStatus, StateStore
 
@@ -301,25 +307,29 @@ async def test_after_downtime_only_the_latest_missed_slot_is_requested(harness: 
     async def caught_up_and_ticked_on() -> bool:
         status = await harness.status()
         caught_up = harness.requests(after_seq=before)
-        if len(caught_up) < 30 or status is None or status.last_tick_at is None:
+        if len(caught_up) < 10 * len(SourceKey) or status is None or status.last_tick_at is None:
             return False
         return status.last_tick_at > max(r.requested_at for r in caught_up) + timedelta(seconds=1)
 
     await harness.until(
-        caught_up_and_ticked_on, what="30 catch-up requests and a second of ticks", within_s=20
+        caught_up_and_ticked_on, what="a catch-up request per pair and a second of ticks", within_s=20
     )
     catch_ups = [r for r in harness.requests(after_seq=before) if r.trigger is Trigger.CATCH_UP]
     assert Counter((r.source, r.dot) for r in catch_ups) == Counter(
         {(s, d): 1 for s in SourceKey for d in dots}
     )
-    six_hours = Schedule(interval_minutes=360).timing()
+    # each source on its default: authority daily, the others every 6 hours
+    minutes = {s: DEFAULT_SOURCE_INTERVAL_MINUTES.get(s, DEFAULT_INTERVAL_MINUTES) for s in SourceKey}
+    assert minutes[SourceKey.AUTHORITY] == 1440
     for request in catch_ups:
         index = dots.index(request.dot)  # the harness registered them in this order: numbers 0..9
-        expected = latest_due(six_hours, index, request.source, to_ms(request.requested_at))
+        timing = Schedule(interval_minutes=minutes[request.source]).timing()
+        expected = latest_due(timing, index, request.source, to_ms(request.requested_at))
         assert to_ms(request.slot) == expected.slot_ms
     # anything else after the restart is a regular later slot, never an older missed one
     for request in harness.requests(after_seq=before):
-        assert request.trigger is Trigger.CATCH_UP or request.requested_at - request.slot < timedelta(hours=6)
+        gap = timedelta(minutes=minutes[request.source])
+        assert request.trigger is Trigger.CATCH_UP or request.requested_at - request.slot < gap
 
 
 @pytest.mark.parametrize("scale", [600.0])

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import nats
 import pytest
 from nats.aio.client import Client
 from status_support import (
+    at,
+    authority_summary,
     busy_history,
+    changed,
     expected_rows,
     failed,
     first_difference,
@@ -26,10 +30,12 @@ from status_support import (
 )
 
 from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.models import ChangeKind
 from fmcsa_events.topology import DLQ_STREAM, Topology, declare
 from fmcsa_status.handlers import Projector
 from fmcsa_status.store import StatusStore
 from fmcsa_status_view.query import StatusView
+from fmcsa_status_view.syncstatus import sync_status_block
 
 CSA = SourceKey.CSA
 
@@ -115,3 +121,90 @@ async def test_poison_goes_to_the_dead_letter_stream_and_the_position_moves_on(
 
 async def _at(view: StatusView, seq: int) -> bool:
     return await view.applied_position() >= seq
+
+
+async def test_the_authority_source_is_folded_into_status_feed_and_insurance_history(
+    nc: Client, database_url: str, wait_until: Any
+) -> None:
+    js = nc.jetstream()
+    dot, auth = "2847193", SourceKey.AUTHORITY
+    event, moment = registered(dot, 0)
+    first, second = request(dot, auth, 1), request(dot, auth, 10)
+    filing = {
+        "type": "BIPD", "form": "91X", "insurer": "Acme Casualty", "policy_number": "P-1",
+        "coverage": 1_000_000, "effective": "2025-01-01", "cancellation": None,
+    }  # fmt: skip
+    cancelling = {**filing, "cancellation": "2026-12-23"}
+    last = await publish_history(
+        js,
+        [
+            timed(event, moment, "reg"),
+            timed(first),
+            timed(synced(first, 2, summary=authority_summary(1_000_000), as_of=datetime(2026, 11, 1))),
+            timed(second),
+            timed(
+                changed(
+                    second,
+                    11,
+                    kind=ChangeKind.INSURANCE_CANCELLATION_PENDING,
+                    subject="bipd_p_1",
+                    before=filing,
+                    after=cancelling,
+                )
+            ),
+            timed(
+                changed(
+                    second,
+                    11,
+                    kind=ChangeKind.INSURANCE_BELOW_REQUIRED,
+                    subject="bipd",
+                    before={"on_file": 1_000_000, "required": 750_000},
+                    after={"on_file": 500_000, "required": 750_000},
+                )
+            ),
+            timed(
+                synced(
+                    second,
+                    12,
+                    summary=authority_summary(500_000, next_cancellation="2026-12-23"),
+                    as_of=datetime(2026, 11, 2),
+                )
+            ),
+            timed(failed(request(dot, CSA, 13), 14)),
+        ],
+    )
+    view = StatusView(database_url)
+    projector, store = await run_projector(nc, database_url)
+    try:
+        await wait_until(lambda: _at(view, last), what=f"position {last}")
+    finally:
+        await projector.stop(grace_s=5)
+        await store.close()
+    try:
+        status = await view.company_status(dot)
+        assert status is not None
+        assert status.sources[auth].state == "succeeded"
+        assert status.sources[auth].last_success_at == at(12)
+        assert sync_status_block(status)["authorityLastSync"] == "2026-11-23T06:12:00.000Z"
+        log = await view.sync_log(dot=dot, source=auth)
+        assert [e.request_id for e in log.items] == [str(second.request_id), str(first.request_id)]
+        feed = await view.changes(source=auth)
+        assert [(e.kind, e.subject) for e in feed.items] == [
+            ("insurance_below_required", "bipd"),
+            ("insurance_cancellation_pending", "bipd_p_1"),
+        ]
+        assert (feed.items[1].before, feed.items[1].after) == (filing, cancelling)
+        pending = await view.changes(kind="insurance_cancellation_pending")
+        assert [e.dot for e in pending.items] == [dot]
+        history = await view.history(dot, source=auth)
+        assert [(s.subject, [p.values for p in s.points]) for s in history] == [
+            (
+                "insurance",
+                [
+                    {"bipd_on_file": 1_000_000.0, "bipd_required": 750_000.0},
+                    {"bipd_on_file": 500_000.0, "bipd_required": 750_000.0},
+                ],
+            )
+        ]
+    finally:
+        await view.close()

@@ -79,6 +79,7 @@ async def test_one_company_with_its_sources_and_the_seeds_block(view: StatusView
         "csaScoresLastSync": "2026-11-23T06:10:00.000Z",
         "violationsLastSync": None,
         "inspectionsLastSync": None,
+        "authorityLastSync": None,
     }
     assert await view.company_status("55") is None
     with pytest.raises(InvalidDotNumber):

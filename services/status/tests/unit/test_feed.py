@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from status_support import changed, csa_summary, fold_all, request, synced, timed
+from status_support import authority_summary, changed, csa_summary, fold_all, request, synced, timed
 
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ChangeKind
@@ -12,7 +12,7 @@ from fmcsa_status.domain.feed import BASIC_SUBJECTS, history_points
 from fmcsa_status.domain.fold import Loaded, fold
 from fmcsa_status.domain.memory import MemoryProjection
 
-CSA, VIO, INS = SourceKey.CSA, SourceKey.VIOLATIONS, SourceKey.INSPECTIONS
+CSA, VIO, INS, AUTH = SourceKey.CSA, SourceKey.VIOLATIONS, SourceKey.INSPECTIONS, SourceKey.AUTHORITY
 DOT = "2847193"
 SEPT, OCT = datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -124,6 +124,22 @@ def test_violations_and_inspections_summaries_give_their_series() -> None:
         (INS, "us_vehicle"): {"oos_rate": 30.0, "inspections": 10.0, "out_of_service": 3.0},
         (INS, "us_crashes"): {"total": 3.0, "fatal": 0.0, "injury": 1.0, "tow": 2.0},
     }
+
+
+def test_an_authority_summary_gives_the_insurance_series_in_dollars_unknown_as_none() -> None:
+    req = request(DOT, AUTH, 0)
+    points = history_points(synced(req, 1, summary=authority_summary(1_000_000), as_of=OCT))
+    assert [(q.source, q.subject, q.figures) for q in points] == [
+        (AUTH, "insurance", {"bipd_on_file": 1_000_000.0, "bipd_required": 750_000.0})
+    ]
+    unknown = history_points(synced(req, 1, summary=authority_summary(None, None), as_of=OCT))
+    assert [q.figures for q in unknown] == [{"bipd_on_file": None, "bipd_required": None}]
+    for odd in ({"insurance": None}, {"insurance": [1]}, {}, {"authority": {"common": "active"}}):
+        assert history_points(synced(req, 1, summary=odd, as_of=OCT)) == []
+    strange = {"insurance": {"bipd_on_file": "lots", "bipd_required": True}}
+    assert [q.figures for q in history_points(synced(req, 1, summary=strange, as_of=OCT))] == [
+        {"bipd_on_file": None, "bipd_required": None}
+    ]
 
 
 def test_no_as_of_or_an_odd_summary_gives_no_point_and_never_raises() -> None:

@@ -24,6 +24,7 @@ from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
 from fmcsa_gateway.auth import ADMIN, COOKIE_PATH, OPERATOR, TOKEN_COOKIE, VIEWER, Caller, RoleToken
 from fmcsa_gateway.bus_state import current_schedules, scheduler_status, upstream_paces
 from fmcsa_gateway.chart import outcome_chart, trend_chart
+from fmcsa_gateway.panels import authority_panel, dollars
 from fmcsa_gateway.ports import PortsDep
 from fmcsa_gateway.problems import ProblemError
 from fmcsa_gateway.routes.companies import next_due_by_source, register_company
@@ -206,12 +207,18 @@ class PagesController(Controller):
         history = await ports.view.history(number, source=SourceKey.CSA)
         csa = company.sources.get(SourceKey.CSA)
         basics = (csa.last_summary or {}).get("basics") if csa is not None else None
+        authority = company.sources.get(SourceKey.AUTHORITY)
         context = _context(
             ports,
             dot=number,
             company=company,
             log=list(log.items),
             basics=basics if isinstance(basics, list) else [],
+            authority=authority_panel(
+                authority.last_summary if authority is not None else None, today=ports.clock().date()
+            ),
+            authority_as_of=authority.upstream_as_of if authority is not None else None,
+            dollars=dollars,
             due=await next_due_by_source(ports, company),
             changes=list(changes.items),
             more_changes=changes.next_cursor is not None,

@@ -19,7 +19,7 @@ from fmcsa_gateway.ports import Ports, PortsDep
 from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
 from fmcsa_gateway.schemas import PutSchedule, Schedule, SchedulerStatus, Schedules
 
-SourceParam = Annotated[SourceKey, PathParameter(description="csa, violations or inspections")]
+SourceParam = Annotated[SourceKey, PathParameter(description="A source key: " + ", ".join(SourceKey))]
 
 
 async def put_schedule(ports: Ports, source: SourceKey, data: PutSchedule, caller: Caller) -> Schedule:
@@ -47,7 +47,9 @@ class SchedulesController(Controller):
 
     @get("/schedules", guards=[VIEWER], responses=problem_specs(401))
     async def list_schedules(self, ports: PortsDep) -> Schedules:
-        """Each source's schedule in force: its last ScheduleChanged, or the default (every 360 minutes)."""
+        """Each source's schedule in force: its last ScheduleChanged, or the scheduler's default (every 360
+        minutes; authority every 1440).
+        """
         return Schedules(items=await current_schedules(ports.js))
 
     @put("/schedules/{source:str}", guards=[ADMIN], responses=problem_specs(400, 401, 403, 413, 422))

@@ -10,6 +10,7 @@ withholds or does not carry is None, never 0):
 | violations | `violations` | `total`, `oos`, `inspections` (rows in the 24-month window) |
 | inspections | `us_vehicle`, `us_driver` | `oos_rate` (percent), `inspections`, `out_of_service` |
 | inspections | `us_crashes` | `total`, `fatal`, `injury`, `tow` |
+| authority | `insurance` | `bipd_on_file`, `bipd_required` (whole US dollars) |
 
 A point is keyed by (DOT, source, subject, upstream as-of); an outcome without an upstream as-of
 adds no point (it cannot be placed on the time axis honestly). A summary that is not of the
@@ -74,6 +75,8 @@ def history_points(outcome: SourceSynced) -> list[Point]:
             series = _violations_series(summary)
         case SourceKey.INSPECTIONS:
             series = _inspections_series(summary)
+        case SourceKey.AUTHORITY:
+            series = _authority_series(summary)
     request_id = str(outcome.request_id)
     return [
         Point(outcome.dot, outcome.source, subject, as_of, figures, request_id, observed)
@@ -125,6 +128,13 @@ def _inspections_series(summary: Mapping[str, Any]) -> dict[str, dict[str, float
             name: _number(crashes.get(name)) for name in ("total", "fatal", "injury", "tow")
         }
     return series
+
+
+def _authority_series(summary: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+    insurance = summary.get("insurance")
+    if not isinstance(insurance, dict):
+        return {}
+    return {"insurance": {name: _number(insurance.get(name)) for name in ("bipd_on_file", "bipd_required")}}
 
 
 def _number(value: Any) -> float | None:
