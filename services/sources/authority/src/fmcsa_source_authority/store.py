@@ -176,6 +176,13 @@ _TABLE_OF: dict[type, type[SQLModel]] = {
 }
 
 
+def _keyed(row: Row) -> tuple[type[SQLModel], dict[str, Any]]:
+    """The table of a plan's row and the values of its primary key."""
+    table = _TABLE_OF[type(row)]
+    values = _values(row)
+    return table, {column.name: values[column.name] for column in table.__table__.primary_key}  # type: ignore[attr-defined]
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -238,21 +245,17 @@ class Store:
     @staticmethod
     async def _execute(session: AsyncSession, planned: Plan[Row], at: datetime) -> None:
         for row in planned.age_out:
-            table = _TABLE_OF[type(row)]
-            keys = {k: v for k, v in _values(row).items() if k in ("dot", "docket", "subject")}
-            await session.exec(delete(table).where(*(getattr(table, k) == v for k, v in keys.items())))
+            table, key = _keyed(row)
+            await session.exec(delete(table).where(*(getattr(table, k) == v for k, v in key.items())))
         for row in planned.insert:
             table = _TABLE_OF[type(row)]
             stamps = {"first_seen_at": at} | ({} if isinstance(row, Docket) else {"changed_at": at})
             session.add(table(**_values(row), **stamps))
         for row in planned.update:
-            table = _TABLE_OF[type(row)]
-            values = _values(row)
-            held = await session.get(
-                table, tuple(v for k, v in values.items() if k in ("dot", "docket", "subject"))
-            )
+            table, key = _keyed(row)
+            held = await session.get(table, key)
             assert held is not None, "a planned update is of a held row"
-            for name, value in values.items():
+            for name, value in _values(row).items():
                 setattr(held, name, value)
             if hasattr(held, "changed_at"):
                 held.changed_at = at

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.redaction import sample
@@ -36,6 +36,7 @@ from fmcsa_source_authority.domain.model import (
 )
 from fmcsa_source_kit.failures import Failure
 
+T = TypeVar("T")
 MAINTENANCE_TITLE = b"FMCSA System Maintenance Page"
 _EIN = re.compile(rb'"ein"\s*:\s*"?[0-9-]*"?')
 _STATUS_LETTERS = {"A": AuthorityStatus.ACTIVE, "I": AuthorityStatus.INACTIVE, "N": AuthorityStatus.NONE}
@@ -257,29 +258,56 @@ class CarrierAnswer:
     as_of: datetime | None
 
 
-def parse_carrier(
-    said: Said, dot: str, now: datetime, *, retry_after_max_s: float
-) -> CarrierAnswer | Failure:
-    content = qcmobile_content(said, dot, now, retry_after_max_s=retry_after_max_s)
-    if isinstance(content, Failure):
-        return content
-    try:
-        carrier = _object(_object(content, "content").get("carrier"), "content.carrier")
-        _same_dot(carrier.get("dotNumber"), dot, "carrier.dotNumber")
-        return CarrierAnswer(
-            statuses={
-                t: _status(carrier.get(f"{t.value}AuthorityStatus"), f"{t.value}AuthorityStatus")
-                for t in AuthorityType
-            },
-            bipd_required=_dollars(carrier.get("bipdRequiredAmount"), "bipdRequiredAmount"),
-            bipd_on_file=_dollars(carrier.get("bipdInsuranceOnFile"), "bipdInsuranceOnFile"),
-            cargo_on_file=_dollars(carrier.get("cargoInsuranceOnFile"), "cargoInsuranceOnFile"),
-            bond_on_file=_dollars(carrier.get("bondInsuranceOnFile"), "bondInsuranceOnFile"),
-            oos_date=parse_date(carrier.get("oosDate"), "oosDate"),
-            as_of=retrieval_date(said.body),
+def _qcmobile(read: Callable[[Any, str], T]) -> Callable[..., T | Failure]:
+    """A QCMobile parser from a reader of the answer's `content` (which raises `ShapeError`)."""
+
+    def parse(said: Said, dot: str, now: datetime, *, retry_after_max_s: float) -> T | Failure:
+        content = qcmobile_content(said, dot, now, retry_after_max_s=retry_after_max_s)
+        if isinstance(content, Failure):
+            return content
+        try:
+            return read(content, dot)
+        except ShapeError as error:
+            return said.shape(error)
+
+    return parse
+
+
+def _entries(content: Any, dot: str, key: str | None) -> Iterator[dict[str, Any]]:
+    """The objects of a sub-resource list (under `key` in each item), each checked to be `dot`'s."""
+    for index, item in enumerate(_list(content, "content")):
+        raw = _object(item, f"content[{index}]")
+        if key is not None:
+            raw = _object(raw.get(key), f"content[{index}].{key}")
+        _same_dot(raw.get("dotNumber"), dot, f"content[{index}].dotNumber")
+        yield raw
+
+
+def _statuses(raw: Mapping[str, Any]) -> dict[AuthorityType, AuthorityStatus | None]:
+    return {t: _status(raw.get(f"{t}AuthorityStatus"), f"{t}AuthorityStatus") for t in AuthorityType}
+
+
+def _flagged(raw: Mapping[str, Any], suffix: str) -> frozenset[AuthorityType]:
+    """The authority types whose `<type>Authority<suffix>` flag is "Y"."""
+    return frozenset(
+        t for t in AuthorityType if (_text(raw.get(f"{t}Authority{suffix}"), suffix) or "").upper() == "Y"
+    )
+
+
+def _carrier(content: Any, dot: str) -> CarrierAnswer:
+    carrier = _object(_object(content, "content").get("carrier"), "content.carrier")
+    _same_dot(carrier.get("dotNumber"), dot, "carrier.dotNumber")
+    amounts = {
+        name: _dollars(carrier.get(field), field)
+        for name, field in (
+            ("bipd_required", "bipdRequiredAmount"),
+            ("bipd_on_file", "bipdInsuranceOnFile"),
+            ("cargo_on_file", "cargoInsuranceOnFile"),
+            ("bond_on_file", "bondInsuranceOnFile"),
         )
-    except ShapeError as error:
-        return said.shape(error)
+    }
+    oos_date = parse_date(carrier.get("oosDate"), "oosDate")
+    return CarrierAnswer(statuses=_statuses(carrier), **amounts, oos_date=oos_date, as_of=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,95 +322,50 @@ class AuthorityEntry:
     pending_revocation: frozenset[AuthorityType]
 
 
-def _docket(prefix: object, number: object, name: str) -> str | None:
-    letters, digits = _text(prefix, f"{name}.prefix"), _text(number, f"{name}.docketNumber")
+def _docket(raw: Mapping[str, Any]) -> str | None:
+    letters, digits = _text(raw.get("prefix"), "prefix"), _text(raw.get("docketNumber"), "docketNumber")
     if digits is None:
         return None
     if not digits.isdigit():
-        raise ShapeError(f"{name}.docketNumber is not a number")
+        raise ShapeError("docketNumber is not a number")
     return f"{(letters or '').upper()}{int(digits)}"
 
 
-def _flag(value: object, name: str) -> bool:
-    text = _text(value, name)
-    return text is not None and text.upper() == "Y"
+def _authority(content: Any, dot: str) -> list[AuthorityEntry]:
+    return [
+        AuthorityEntry(
+            _docket(raw), _statuses(raw), _flagged(raw, "PendingStatus"), _flagged(raw, "RevocationStatus")
+        )
+        for raw in _entries(content, dot, "carrierAuthority")
+    ]
 
 
-def parse_authority(
+def _dockets(content: Any, dot: str) -> list[str]:
+    return [docket for raw in _entries(content, dot, None) if (docket := _docket(raw))]
+
+
+def _order(raw: Mapping[str, Any]) -> OosOrder:
+    day = parse_date(raw.get("oosDate"), "oos.oosDate")
+    if day is None:
+        raise ShapeError("oos.oosDate is missing")
+    reason = _text(raw.get("oosReasonDescription"), "oosReasonDescription")
+    return OosOrder(day, reason or _text(raw.get("oosReason"), "oosReason"))
+
+
+_parse_carrier = _qcmobile(_carrier)
+parse_authority = _qcmobile(_authority)
+parse_dockets = _qcmobile(_dockets)
+parse_oos = _qcmobile(lambda content, dot: [_order(raw) for raw in _entries(content, dot, "oos")])
+
+
+def parse_carrier(
     said: Said, dot: str, now: datetime, *, retry_after_max_s: float
-) -> list[AuthorityEntry] | Failure:
-    content = qcmobile_content(said, dot, now, retry_after_max_s=retry_after_max_s)
-    if isinstance(content, Failure):
-        return content
-    try:
-        entries = []
-        for index, item in enumerate(_list(content, "content")):
-            raw = _object(
-                _object(item, f"content[{index}]").get("carrierAuthority"),
-                f"content[{index}].carrierAuthority",
-            )
-            _same_dot(raw.get("dotNumber"), dot, "carrierAuthority.dotNumber")
-            entries.append(
-                AuthorityEntry(
-                    docket=_docket(raw.get("prefix"), raw.get("docketNumber"), "carrierAuthority"),
-                    statuses={
-                        t: _status(raw.get(f"{t.value}AuthorityStatus"), f"{t.value}AuthorityStatus")
-                        for t in AuthorityType
-                    },
-                    pending_grant=frozenset(
-                        t
-                        for t in AuthorityType
-                        if _flag(raw.get(f"{t.value}AuthorityPendingStatus"), "pending")
-                    ),
-                    pending_revocation=frozenset(
-                        t
-                        for t in AuthorityType
-                        if _flag(raw.get(f"{t.value}AuthorityRevocationStatus"), "revocation")
-                    ),
-                )
-            )
-        return entries
-    except ShapeError as error:
-        return said.shape(error)
-
-
-def parse_dockets(said: Said, dot: str, now: datetime, *, retry_after_max_s: float) -> list[str] | Failure:
-    content = qcmobile_content(said, dot, now, retry_after_max_s=retry_after_max_s)
-    if isinstance(content, Failure):
-        return content
-    try:
-        dockets = []
-        for index, item in enumerate(_list(content, "content")):
-            raw = _object(item, f"content[{index}]")
-            if "prefix" not in raw and isinstance(raw.get("docketNumber"), dict):  # wrapped like the others
-                raw = raw["docketNumber"]
-            _same_dot(raw.get("dotNumber"), dot, "docketNumber.dotNumber")
-            if docket := _docket(raw.get("prefix"), raw.get("docketNumber"), f"content[{index}]"):
-                dockets.append(docket)
-        return dockets
-    except ShapeError as error:
-        return said.shape(error)
-
-
-def parse_oos(said: Said, dot: str, now: datetime, *, retry_after_max_s: float) -> list[OosOrder] | Failure:
-    content = qcmobile_content(said, dot, now, retry_after_max_s=retry_after_max_s)
-    if isinstance(content, Failure):
-        return content
-    try:
-        orders = []
-        for index, item in enumerate(_list(content, "content")):
-            raw = _object(_object(item, f"content[{index}]").get("oos"), f"content[{index}].oos")
-            _same_dot(raw.get("dotNumber"), dot, "oos.dotNumber")
-            day = parse_date(raw.get("oosDate"), "oos.oosDate")
-            if day is None:
-                raise ShapeError("oos.oosDate is missing")
-            reason = _text(raw.get("oosReasonDescription"), "oosReasonDescription") or _text(
-                raw.get("oosReason"), "oosReason"
-            )
-            orders.append(OosOrder(day, reason))
-        return orders
-    except ShapeError as error:
-        return said.shape(error)
+) -> CarrierAnswer | Failure:
+    """The carrier record, with QCMobile's `retrievalDate` as its `as_of`."""
+    answer = _parse_carrier(said, dot, now, retry_after_max_s=retry_after_max_s)
+    if isinstance(answer, Failure):
+        return answer
+    return replace(answer, as_of=retrieval_date(said.body))
 
 
 # --- DataHub (Socrata) ---------------------------------------------------------------------------
