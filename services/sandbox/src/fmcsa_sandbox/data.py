@@ -3,7 +3,7 @@
 What callers may rely on:
 - The same `(dot, version)` gives the same `Snapshot` in every process and on every run: every seed is a
   blake2b digest of the arguments (never Python's salted `hash()`), fed to its own `random.Random`.
-- One carrier is one story across the three sources. Its inspections, violations and crashes come from one
+- One carrier is one story across the sources. Its inspections, violations and crashes come from one
   timeline, so the QCMobile inspection and crash counts equal the SaferWebAPI snapshot's, and each BASIC's
   `totalViolation` / `totalInspectionWithViolation` equal the violation rows (and their distinct
   inspections) that the Socrata rows give for that BASIC.
@@ -535,7 +535,9 @@ class BasicMeasure:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything the three sources serve for one carrier at one data version."""
+    """Everything csa, violations and inspections serve for one carrier at one data version (the authority
+    source reads it too, with `licensing.py`'s dockets, flags and filings).
+    """
 
     profile: Profile
     version: int
