@@ -3,7 +3,7 @@
 What callers may rely on:
 - The same `(dot, version)` gives the same `Snapshot` in every process and on every run: every seed is a
   blake2b digest of the arguments (never Python's salted `hash()`), fed to its own `random.Random`.
-- One carrier is one story across the three sources. Its inspections, violations and crashes come from one
+- One carrier is one story across the sources. Its inspections, violations and crashes come from one
   timeline, so the QCMobile inspection and crash counts equal the SaferWebAPI snapshot's, and each BASIC's
   `totalViolation` / `totalInspectionWithViolation` equal the violation rows (and their distinct
   inspections) that the Socrata rows give for that BASIC.
@@ -33,7 +33,7 @@ from functools import lru_cache
 # --- magic DOTs -------------------------------------------------------------------------------------------
 
 UNKNOWN_DOTS = range(99_000_001, 99_000_100)
-"""Unknown to all three sources: QCMobile `content: null` / `[]`, Socrata `[]`, SaferWebAPI 404."""
+"""Unknown to all sources: QCMobile `content: null` / `[]`, Socrata `[]` (both datasets), SaferWebAPI 404."""
 CSA_ALWAYS_500 = 99_100_001
 VIOLATIONS_429_TWICE = 99_200_001
 INSPECTIONS_HANG = 99_300_001
@@ -58,7 +58,7 @@ SCRIPTED_CANCELLED = 99_700_011
 SCRIPTED_BELOW_REQUIRED = 99_700_012
 
 MAGIC_DOTS: Mapping[int, str] = {
-    UNKNOWN_DOTS.start: f"{UNKNOWN_DOTS.start}..{UNKNOWN_DOTS.stop - 1}: unknown to all three sources",
+    UNKNOWN_DOTS.start: f"{UNKNOWN_DOTS.start}..{UNKNOWN_DOTS.stop - 1}: unknown to all sources",
     CSA_ALWAYS_500: "csa always answers 500 `{}`",
     VIOLATIONS_429_TWICE: "violations answers 429 (`Retry-After: 1`) to the first two calls of each sync",
     INSPECTIONS_HANG: "inspections hangs for HANG_S (far longer than any client timeout)",
@@ -535,7 +535,9 @@ class BasicMeasure:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything the three sources serve for one carrier at one data version."""
+    """Everything csa, violations and inspections serve for one carrier at one data version (the authority
+    source reads it too, with `licensing.py`'s dockets, flags and filings).
+    """
 
     profile: Profile
     version: int

@@ -35,6 +35,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from email.utils import format_datetime
 from functools import lru_cache
 from typing import Any
@@ -482,17 +483,42 @@ def _plan(params: tuple[tuple[str, str], ...], dataset: Dataset) -> Query | Socr
     return Query(key, statement, outputs, grouped, limit=limit, offset=offset, dataset=dataset)
 
 
+def _pin(text: str) -> str:
+    """A pinned DOT text in one spelling (`02847193` and `2847193` pin the same carrier, whose rows the
+    WHERE then filters as text), so that pins intersect; a text that names no DOT stays as it is.
+    """
+    dot = canonical_dot(text)
+    return text if dot is None else str(dot)
+
+
+def _dot_number(expr: soql.Expr, literal: soql.Expr) -> frozenset[str] | None:
+    """`dot_number = 'text'`, or `dot_number::number = n` (whole): the DOT texts it pins, else None."""
+    if not isinstance(literal, soql.Literal):
+        return None
+    value = literal.value
+    match expr:
+        case soql.Column(name="dot_number") if isinstance(value, str):
+            return frozenset({_pin(value)})
+        case soql.Cast(operand=soql.Column(name="dot_number"), type=soql.NUMBER) if isinstance(
+            value, Decimal
+        ):
+            return frozenset({str(int(value))}) if value == int(value) and value >= 0 else None
+    return None
+
+
 def pinned_dots(where: soql.Expr | None) -> frozenset[str] | None:
-    """The `dot_number` texts a WHERE restricts rows to (equality, IN, joined by AND / OR), or None."""
+    """The `dot_number` texts a WHERE restricts rows to (equality, the number cast's equality, IN, joined
+    by AND / OR), or None.
+    """
     match where:
-        case soql.Compare(op="=", left=soql.Column(name="dot_number"), right=soql.Literal(value=str(v))):
-            return frozenset({v})
-        case soql.Compare(op="=", left=soql.Literal(value=str(v)), right=soql.Column(name="dot_number")):
-            return frozenset({v})
+        case soql.Compare(op="=", left=left, right=right) if (pinned := _dot_number(left, right)) is not None:
+            return pinned
+        case soql.Compare(op="=", left=left, right=right) if (pinned := _dot_number(right, left)) is not None:
+            return pinned
         case soql.In(operand=soql.Column(name="dot_number"), items=items, negated=False):
             texts = [item.value for item in items if isinstance(item, soql.Literal)]
             if len(texts) == len(items) and all(isinstance(t, str) for t in texts):
-                return frozenset(str(t) for t in texts)
+                return frozenset(_pin(str(t)) for t in texts)
             return None
         case soql.Logic(op="and", left=left, right=right):
             a, b = pinned_dots(left), pinned_dots(right)
