@@ -32,6 +32,7 @@ READERS_OF_FIXTURES = (
     "services/sandbox/tests/integration/test_drift.py",
     "services/sources/violations/tests/unit/test_parse.py",
     "services/sources/inspections/tests/integration/test_store.py",
+    "services/sources/authority/tests/unit/test_parse.py",
 )
 """At least one test file of each package that reads the fixtures (tests/fixtures/fmcsa/README.md)."""
 

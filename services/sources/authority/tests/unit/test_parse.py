@@ -280,3 +280,19 @@ def test_two_rows_of_one_policy_keep_the_one_effective_last() -> None:
     fetched = assemble(DOT, carrier(), [], [], [], filings, NOW)
     (kept,) = fetched.filings
     assert kept.coverage == 1_000_000
+
+
+def test_the_docket_and_insurance_fixtures_parse(examples_dir: Path) -> None:
+    dockets = parse_dockets(
+        said("docket-numbers", example(examples_dir, "qcmobile-docket-numbers.json")), DOT, NOW, **LIMIT
+    )
+    assert dockets == ["MC1034412"]
+    page = example(examples_dir, "datahub-insurance-page.json")
+    filings = parse_filings(said("insurance", page, upstream="DataHub"), DOT, NOW, token_sent=True, **LIMIT)
+    assert isinstance(filings, list)
+    assert [(f.kind, f.coverage, f.cancellation) for f in filings] == [
+        ("BIPD", 1_000_000, None),
+        ("CARGO", 100_000, None),
+        ("BIPD", 750_000, date(2024, 3, 1)),
+    ]
+    assert len({f.subject for f in filings}) == 3  # two BIPD policies are two filings
