@@ -1,21 +1,23 @@
 """The full sync against the rate-limited sandbox, its sequential baseline, and trigger-to-visible.
 
 One `Launcher` (the code behind `./fmcsa up`) starts nats-server, the sandbox, the status projector,
-the three source services and the gateway as processes on a scratch data folder (no scheduler: its
+the four source services and the gateway as processes on a scratch data folder (no scheduler: its
 slots would add requests to the measured burst). Then:
 
 1. `rate_utilization`, `sandbox_429s`: N companies are imported through the gateway and one
-   `POST /api/sync/trigger` (every company, every source) starts 3N requests. The bench counts the
+   `POST /api/sync/trigger` (every company, every source) starts 4N requests. The bench counts the
    outcomes on the bus; per source, achieved rate = upstream calls the sandbox admitted / (last outcome
-   of that source - the trigger), over the allowed rate. The key is the lowest of the three sources.
+   of that source - the trigger), over the allowed rate. The key is the lowest of the four sources
+   (authority's QCMobile and DataHub calls share the sandbox's `authority` limit: its client splits the rate
+   4 : 1, as a sync is four QCMobile calls and one DataHub call).
    `rate_utilization_loaded`, `sandbox_429s_loaded`: the same sync again at once, while two processes
    spin (bounded, killed at its end) so both cores stay busy: the clients' pace under CPU starvation.
-2. `speedup_vs_sequential`: the seeds' way on the same sandbox: the same three clients (built from the
-   same settings), one company at a time, csa then violations then inspections, on a sample; its time
-   per company x N, over the pipeline's time (trigger to last outcome).
+2. `speedup_vs_sequential`: the seeds' way on the same sandbox: the same four clients (built from the
+   same settings), one company at a time, csa then violations then inspections then authority, on a
+   sample; its time per company x N, over the pipeline's time (trigger to last outcome).
 3. `trigger_to_visible_p95_ms`: companies registered after the sync (so none is in flight) are
    triggered one at a time; the time from the POST until `GET /api/companies/{dot}/status` shows the
-   outcome of all three requests, minus the sandbox latency on the critical path (csa's two calls).
+   outcome of all four requests, minus the sandbox latency on the critical path (authority's five calls).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from fmcsa_runtime.tokens import Role, mint
 if TYPE_CHECKING:
     from bench.run import Context
 
-SOURCES = ("csa", "violations", "inspections")
+SOURCES = ("csa", "violations", "inspections", "authority")
+CALLS_PER_SYNC = {"csa": 2, "violations": 1, "inspections": 1, "authority": 5}
+"""Upstream calls per sync of one company (a small carrier: one page of violations, of filings)."""
 SYNC_DOTS_FROM = 2_000_001
 LOADED_DOTS_FROM = 3_000_001
 TRIGGER_DOTS_FROM = 4_000_001
@@ -64,10 +68,12 @@ async def run(ctx: Context) -> None:
         env[f"FMCSA_SANDBOX_{upper}_LATENCY_MS"] = str(scale.latency_ms)
         env[f"FMCSA_{upper}_RATE_PER_S"] = str(rate)  # the client is configured at the upstream's limit
         env[f"FMCSA_{upper}_CONCURRENCY"] = str(scale.source_concurrency)
+    env["FMCSA_AUTHORITY_RATE_PER_S"] = str(rate * 4 / 5)  # one sandbox limit for both of its hosts
+    env["FMCSA_AUTHORITY_DATAHUB_RATE_PER_S"] = str(rate / 5)
     launcher = Launcher(
         data_dir=ctx.workdir / "pipeline",
         gateway_port=free_port(),
-        services=["sandbox", "status", "csa", "violations", "inspections", "gateway"],
+        services=["sandbox", "status", *SOURCES, "gateway"],
         extra_env=env,
     )
     started = time.monotonic()
@@ -84,7 +90,7 @@ async def run(ctx: Context) -> None:
             httpx.AsyncClient(base_url=launcher.sandbox_url, timeout=30) as sandbox,
         ):
             pipeline_s = await _full_sync(ctx, api, sandbox, launcher.nats.url, launcher.bus_admin())
-            expected_s = 2 * ctx.scale.companies / ctx.scale.rate_per_s
+            expected_s = max(CALLS_PER_SYNC.values()) * ctx.scale.companies / ctx.scale.rate_per_s
             with busy_cores(expected_s * 2 + 60):
                 await _full_sync(
                     ctx,
@@ -163,7 +169,7 @@ async def _full_sync(
         last[parts[3]] = time.monotonic()
         if parts[2] == "source_failed":
             failed[parts[3]] = failed.get(parts[3], 0) + 1
-        if len(seen) >= 3 * n:
+        if len(seen) >= len(SOURCES) * n:
             done.set()
 
     await nc.subscribe("fmcsa.evt.source_synced.>", cb=on_outcome)
@@ -175,7 +181,7 @@ async def _full_sync(
         answer = await api.post("/api/sync/trigger", json=body)
         answer.raise_for_status()
         started = len(answer.json()["started"])
-        expected_s = 2 * n / scale.rate_per_s
+        expected_s = max(CALLS_PER_SYNC.values()) * n / scale.rate_per_s
         await asyncio.wait_for(done.wait(), timeout=expected_s * 2 + 60)
         end = max(last.values())
     finally:
@@ -207,7 +213,7 @@ async def _full_sync(
         },
     )
     label = " (both cores kept busy)" if suffix else ""
-    print(f"  full sync of {n:,} companies x 3 sources{label}: {pipeline_s:.1f} s", flush=True)
+    print(f"  full sync of {n:,} companies x {len(SOURCES)} sources{label}: {pipeline_s:.1f} s", flush=True)
     ctx.record(f"rate_utilization{suffix}", min(p["utilization"] for p in per_source.values()))
     ctx.record(f"sandbox_429s{suffix}", float(sum(p["served_429"] for p in per_source.values())))
     return pipeline_s
@@ -221,7 +227,9 @@ def _loadavg() -> list[str]:
 
 
 async def _sequential(ctx: Context, sandbox_url: str, pipeline_s: float) -> None:
-    """The seeds' loop: the same clients, one company at a time, three calls in a row."""
+    """The seeds' loop: the same clients, one company at a time, one source after another."""
+    from fmcsa_source_authority.settings import Settings as AuthoritySettings
+    from fmcsa_source_authority.upstream import AuthorityClient
     from fmcsa_source_csa.settings import Settings as CsaSettings
     from fmcsa_source_csa.upstream import QCMobileClient
     from fmcsa_source_inspections.settings import Settings as InspectionsSettings
@@ -240,16 +248,26 @@ async def _sequential(ctx: Context, sandbox_url: str, pipeline_s: float) -> None
     inspections = SaferWebClient.from_settings(
         InspectionsSettings(base_url=sandbox_url, api_key=SANDBOX_API_KEY, rate_per_s=rate)
     )
+    authority = AuthorityClient.from_settings(
+        AuthoritySettings(
+            base_url=f"{sandbox_url}/qc/services",
+            web_key=SANDBOX_WEB_KEY,
+            datahub_base_url=sandbox_url,
+            app_token=SANDBOX_APP_TOKEN,
+            rate_per_s=rate * 4 / 5,
+            datahub_rate_per_s=rate / 5,
+        )
+    )
     sample = [str(SYNC_DOTS_FROM + i) for i in range(ctx.scale.sequential_sample)]
     failures = 0
     try:
         began = time.monotonic()
         for dot in sample:
-            for client in (csa, violations, inspections):
+            for client in (csa, violations, inspections, authority):
                 failures += isinstance(await client.fetch(dot), Failure)
         seconds = time.monotonic() - began
     finally:
-        for client in (csa, violations, inspections):
+        for client in (csa, violations, inspections, authority):
             await client.aclose()
     estimate = report.sequential_estimate_s(seconds, len(sample), ctx.scale.companies)
     ctx.note(
@@ -268,7 +286,7 @@ async def _trigger_to_visible(ctx: Context, api: httpx.AsyncClient) -> None:
     scale = ctx.scale
     dots = [TRIGGER_DOTS_FROM + i for i in range(scale.trigger_samples)]
     await _import(api, dots, expect_total=len(ctx.shared.get("pipeline_companies", [])) + len(dots))
-    critical_ms = 2 * scale.latency_ms  # csa: carrier, then basics; the other two run beside it
+    critical_ms = CALLS_PER_SYNC["authority"] * scale.latency_ms  # authority's calls, one after another
     raw: list[float] = []
     for dot in dots:
         began = time.monotonic()

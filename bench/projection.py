@@ -71,6 +71,19 @@ SUMMARY: dict[SourceKey, dict[str, Any]] = {
     SourceKey.CSA: {"basics_public": 5, "alerts": 1, "highest_percentile": 71, "run_month": "2025-12"},
     SourceKey.VIOLATIONS: {"rows": 14, "oos": 2, "latest_inspection": "2025-11-20"},
     SourceKey.INSPECTIONS: {"us_inspections": 31, "oos_rate": 9.7, "crashes": 1, "status": "ACTIVE"},
+    SourceKey.AUTHORITY: {
+        "authority": {"common": "active", "contract": "none", "broker": "none"},
+        "dockets": ["MC1034412"],
+        "oos_order": None,
+        "insurance": {
+            "bipd_required": 750000,
+            "bipd_on_file": 1000000,
+            "cargo_on_file": 0,
+            "bond_on_file": 0,
+            "filings": 2,
+            "next_cancellation": None,
+        },
+    },
 }
 
 

@@ -9,6 +9,7 @@
 \getenv csa_password POSTGRES_CSA_PASSWORD
 \getenv violations_password POSTGRES_VIOLATIONS_PASSWORD
 \getenv inspections_password POSTGRES_INSPECTIONS_PASSWORD
+\getenv authority_password POSTGRES_AUTHORITY_PASSWORD
 \getenv status_password POSTGRES_STATUS_PASSWORD
 \getenv notifier_password POSTGRES_NOTIFIER_PASSWORD
 \getenv gateway_password POSTGRES_GATEWAY_PASSWORD
@@ -16,6 +17,7 @@
 CREATE ROLE csa LOGIN PASSWORD :'csa_password';
 CREATE ROLE violations LOGIN PASSWORD :'violations_password';
 CREATE ROLE inspections LOGIN PASSWORD :'inspections_password';
+CREATE ROLE authority LOGIN PASSWORD :'authority_password';
 CREATE ROLE status LOGIN PASSWORD :'status_password';
 CREATE ROLE notifier LOGIN PASSWORD :'notifier_password';
 CREATE ROLE gateway LOGIN PASSWORD :'gateway_password';
@@ -23,11 +25,12 @@ CREATE ROLE gateway LOGIN PASSWORD :'gateway_password';
 CREATE DATABASE fmcsa_csa OWNER csa;
 CREATE DATABASE fmcsa_violations OWNER violations;
 CREATE DATABASE fmcsa_inspections OWNER inspections;
+CREATE DATABASE fmcsa_authority OWNER authority;
 CREATE DATABASE fmcsa_status OWNER status;
 CREATE DATABASE fmcsa_notifier OWNER notifier;
 
 -- nobody but its owner connects to a service's database ...
-REVOKE ALL ON DATABASE fmcsa_csa, fmcsa_violations, fmcsa_inspections, fmcsa_status, fmcsa_notifier FROM PUBLIC;
+REVOKE ALL ON DATABASE fmcsa_csa, fmcsa_violations, fmcsa_inspections, fmcsa_authority, fmcsa_status, fmcsa_notifier FROM PUBLIC;
 -- ... except the gateway, to the two it reads
 GRANT CONNECT ON DATABASE fmcsa_status, fmcsa_notifier TO gateway;
 

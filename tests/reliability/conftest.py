@@ -21,7 +21,7 @@ if HERE not in sys.path:
 
 from reliability_support import Secrets, System, record, service_env  # noqa: E402  # needs HERE on sys.path
 
-ALL = ["sandbox", "status", "csa", "violations", "inspections", "scheduler", "gateway"]
+ALL = ["sandbox", "status", "csa", "violations", "inspections", "authority", "scheduler", "gateway"]
 
 
 @pytest.fixture(scope="package")

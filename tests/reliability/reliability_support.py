@@ -2,7 +2,7 @@
 that counts requests against terminal outcomes, and the one-line report.
 
 Scale: CI by default (bounded so the folder runs in a few minutes on a 2-core box);
-`FMCSA_RELIABILITY_SCALE=full` runs the issue's figures (2,000 companies x 3 sources, a 30 s database
+`FMCSA_RELIABILITY_SCALE=full` runs the issue's figures (2,000 companies x 4 sources, a 30 s database
 outage, minutes of kills). The line of each test goes to the terminal and is appended to
 `test-artifacts/reliability.txt` (git-ignored).
 """
@@ -45,7 +45,12 @@ from fmcsa_status_view.location import Location
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT = ROOT / "test-artifacts" / "reliability.txt"
-SOURCES: tuple[SourceKey, ...] = (SourceKey.CSA, SourceKey.VIOLATIONS, SourceKey.INSPECTIONS)
+SOURCES: tuple[SourceKey, ...] = (
+    SourceKey.CSA,
+    SourceKey.VIOLATIONS,
+    SourceKey.INSPECTIONS,
+    SourceKey.AUTHORITY,
+)
 TERMINAL = ("succeeded", "failed")
 
 
@@ -114,6 +119,8 @@ def service_env(secret: Secrets, **extra: str) -> dict[str, str]:
         "FMCSA_CSA_WEB_KEY": secret.web_key,
         "FMCSA_VIOLATIONS_APP_TOKEN": secret.app_token,
         "FMCSA_INSPECTIONS_API_KEY": secret.api_key,
+        "FMCSA_AUTHORITY_WEB_KEY": secret.web_key,
+        "FMCSA_AUTHORITY_APP_TOKEN": secret.app_token,
         "FMCSA_SCHEDULER_CLOCK_SCALE": str(SCALE.clock_scale),
         "FMCSA_SCHEDULER_CLOCK_ANCHOR_S": repr(time.time()),  # shared by every restart
         "FMCSA_SCHEDULER_TICK_S": "0.2",
@@ -123,13 +130,16 @@ def service_env(secret: Secrets, **extra: str) -> dict[str, str]:
         # choice), which would make R4 a minute-long wait on one request; the test checks the kind
         "FMCSA_INSPECTIONS_RATE_LIMIT_WAIT_S": "3",
     }
-    for source in ("CSA", "VIOLATIONS", "INSPECTIONS"):
+    for source in ("CSA", "VIOLATIONS", "INSPECTIONS", "AUTHORITY"):
         env |= {
             f"FMCSA_{source}_RATE_PER_S": rate,
             f"FMCSA_{source}_CONCURRENCY": "16",
             f"FMCSA_{source}_READ_TIMEOUT_S": "2",
             f"FMCSA_{source}_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
         }
+    # the sandbox counts authority's QCMobile and DataHub calls against one limit: a sync is 4 + 1 calls
+    env["FMCSA_AUTHORITY_RATE_PER_S"] = str(CLIENT_RATE_PER_S * 4 / 5)
+    env["FMCSA_AUTHORITY_DATAHUB_RATE_PER_S"] = str(CLIENT_RATE_PER_S / 5)
     return env | extra
 
 

@@ -31,7 +31,7 @@ from fmcsa_runtime.tokens import Role
 pytestmark = pytest.mark.reliability
 
 DOTS = range(1_000_000, 1_000_000 + SCALE.companies)
-VICTIMS = ["scheduler", "csa", "violations", "inspections", "status", "gateway"]
+VICTIMS = ["scheduler", "csa", "violations", "inspections", "authority", "status", "gateway"]
 
 
 async def trigger_through_the_gateway(

@@ -693,6 +693,7 @@ BUS_USERS = {
     "csa": "source-csa",
     "violations": "source-violations",
     "inspections": "source-inspections",
+    "authority": "source-authority",
     "status": STATUS,
     "notifier": NOTIFIER,
     "gateway": GATEWAY,
@@ -1195,6 +1196,7 @@ def test_compose_passes_real_credentials_through_and_never_defaults_them(deploym
         "csa": "FMCSA_CSA_WEB_KEY",
         "violations": "FMCSA_VIOLATIONS_APP_TOKEN",
         "inspections": "FMCSA_INSPECTIONS_API_KEY",
+        "authority": "FMCSA_AUTHORITY_WEB_KEY",
     }
     for service, key in wanted.items():
         env = deployment.environment(service)

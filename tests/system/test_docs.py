@@ -24,6 +24,7 @@ SETTINGS_MODULES = [
     "fmcsa_source_csa.settings",
     "fmcsa_source_violations.settings",
     "fmcsa_source_inspections.settings",
+    "fmcsa_source_authority.settings",
     "fmcsa_status.settings",
     "fmcsa_gateway.settings",
     "fmcsa_sandbox.settings",

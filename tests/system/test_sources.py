@@ -36,6 +36,8 @@ FAST = {
     "FMCSA_CSA_RATE_PER_S": "50",
     "FMCSA_VIOLATIONS_RATE_PER_S": "50",
     "FMCSA_INSPECTIONS_RATE_PER_S": "50",
+    "FMCSA_AUTHORITY_RATE_PER_S": "50",
+    "FMCSA_AUTHORITY_DATAHUB_RATE_PER_S": "50",
     "FMCSA_CSA_CONCURRENCY": "16",
     "FMCSA_INSPECTIONS_READ_TIMEOUT_S": "1",
     "FMCSA_CSA_MAX_ATTEMPTS": "2",
@@ -114,7 +116,7 @@ async def wait_for_outcomes(
     return seen
 
 
-@pytest.mark.parametrize("source", ["csa", "violations", "inspections"])
+@pytest.mark.parametrize("source", ["csa", "violations", "inspections", "authority"])
 async def test_each_source_runs_alone_with_only_nats_and_the_sandbox(
     source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
 ) -> None:

@@ -204,6 +204,7 @@ def test_up_prints_the_url_then_stops_cleanly_on_sigint_and_resumes(tmp_path: Pa
             "csa",
             "violations",
             "inspections",
+            "authority",
             "scheduler",
             "notifier",
             "gateway",

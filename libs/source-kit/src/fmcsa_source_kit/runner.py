@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -587,12 +587,13 @@ def create_source_app(
     source: SourceKey,
     adapter_factory: Callable[[], Awaitable[SourceAdapter[Any]]],
     clock: Callable[[], datetime] = utc_now,
-    pace: UpstreamPace | None = None,
+    pace: UpstreamPace | Sequence[UpstreamPace] | None = None,
 ) -> Any:
     """Wire one source service: outcome log, bus, and a `SourceRunner` on the source's durable consumer
     (manual acks); the FastStream broker and app give it the health, readiness and metrics routes.
-    `pace`, the one the adapter's client spends, is bound to the bus at start (shared with the source's
-    other replicas, `fmcsa_source_kit.pacing`) and unbound at the end.
+    `pace`, the one the adapter's client spends (or one per upstream host, for a source that calls
+    several), is bound to the bus at start (shared with the source's other replicas,
+    `fmcsa_source_kit.pacing`) and unbound at the end.
 
     `settings` must also satisfy `SourceSettings` (max_attempts, concurrency, resolved_database_url).
     """
@@ -603,13 +604,16 @@ def create_source_app(
     service = f"source-{source}"
     broker = make_broker(settings, service=service, registry=registry)
     state: dict[str, Any] = {}
+    paces: tuple[UpstreamPace, ...] = (
+        () if pace is None else (pace,) if isinstance(pace, UpstreamPace) else tuple(pace)
+    )
 
     async def on_startup() -> None:
         nc = await connect_nats(settings, name=service)
         await declare_bus(nc, settings.topology())
-        if pace is not None:
-            await pace.start(nc.jetstream())
-            state["pace"] = pace
+        for each in paces:
+            await each.start(nc.jetstream())
+            state.setdefault("paces", []).append(each)
         engine = create_engine(source_settings.resolved_database_url())
         outcomes = OutcomeLog(engine)
         await outcomes.create()
@@ -653,7 +657,7 @@ def create_source_app(
             await adapter.close()
 
     async def after_shutdown() -> None:
-        if bound := state.get("pace"):
+        for bound in state.get("paces", []):
             await bound.stop()
         if nc := state.get("nc"):
             await nc.drain()

@@ -33,9 +33,10 @@ from fmcsa_events.models import (
     SyncRequested,
     Trigger,
 )
-from fmcsa_events.topology import DLQ_STREAM, EVENTS_STREAM, Topology, declare
+from fmcsa_events.topology import DLQ_STREAM, EVENTS_STREAM, PACE_REPLICAS_BUCKET, Topology, declare
 from fmcsa_runtime.settings import ServiceSettings
 from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.pacing import UpstreamPace
 from fmcsa_source_kit.runner import create_source_app
 from fmcsa_source_kit.settle import Stored
 
@@ -409,3 +410,30 @@ async def test_stop_hands_back_a_delivery_that_does_not_finish_in_time(
     (outcome,) = await outcomes(nc)
     assert isinstance(outcome, SourceSynced)
     assert (outcome.request_id, outcome.attempts) == (request.request_id, 2)
+
+
+async def test_a_source_with_two_upstream_hosts_binds_both_paces_to_the_bus(
+    nc: Client, fresh_nats_url: str, tmp_path: Path, wait_until: Any
+) -> None:
+    paces = [
+        UpstreamPace(source="authority", base_url="http://qc.test/qc/services", ceiling=4.0, replica="r1"),
+        UpstreamPace(source="authority", base_url="http://hub.test", ceiling=2.0, replica="r1"),
+    ]
+
+    async def adapter() -> ScriptedUpstream:
+        return ScriptedUpstream()
+
+    beats = await nc.jetstream().key_value(PACE_REPLICAS_BUCKET)
+
+    async def live() -> set[str]:
+        try:
+            return set(await beats.keys())
+        except nats.js.errors.NoKeysError:
+            return set()
+
+    app = create_source_app(
+        settings_for(fresh_nats_url, tmp_path), source=SourceKey.CSA, adapter_factory=adapter, pace=paces
+    )
+    async with app:
+        assert await live() == {f"{pace.key}.r1" for pace in paces}
+    assert await live() == set()  # both heartbeats dropped at the stop

@@ -3,7 +3,7 @@
 What callers may rely on:
 - The same `(dot, version)` gives the same `Snapshot` in every process and on every run: every seed is a
   blake2b digest of the arguments (never Python's salted `hash()`), fed to its own `random.Random`.
-- One carrier is one story across the three sources. Its inspections, violations and crashes come from one
+- One carrier is one story across the sources. Its inspections, violations and crashes come from one
   timeline, so the QCMobile inspection and crash counts equal the SaferWebAPI snapshot's, and each BASIC's
   `totalViolation` / `totalInspectionWithViolation` equal the violation rows (and their distinct
   inspections) that the Socrata rows give for that BASIC.
@@ -13,7 +13,7 @@ What callers may rely on:
   measures and (for some carriers) the percentiles, and moves SAFER's `latest_update` when its figures
   changed. A carrier with nothing on the road in those months stays unchanged.
 - The magic DOTs of `MAGIC_DOTS` behave as documented there and in the README.
-- A scripted DOT (`SCRIPTS`: 99700001..99700004) is the carrier generated at version 1, frozen, plus the
+- A scripted DOT (`SCRIPTS`: 99700001..99700012) is the carrier generated at version 1, frozen, plus the
   change its script documents per version: at every version the rest of its answers (rows, time weights,
   counts, measures, percentiles, profile) stay as at version 1, so a test can assert exactly the change.
   Only Socrata's `:id` is minted anew per version, as for every carrier.
@@ -33,7 +33,7 @@ from functools import lru_cache
 # --- magic DOTs -------------------------------------------------------------------------------------------
 
 UNKNOWN_DOTS = range(99_000_001, 99_000_100)
-"""Unknown to all three sources: QCMobile `content: null` / `[]`, Socrata `[]`, SaferWebAPI 404."""
+"""Unknown to all sources: QCMobile `content: null` / `[]`, Socrata `[]` (both datasets), SaferWebAPI 404."""
 CSA_ALWAYS_500 = 99_100_001
 VIOLATIONS_429_TWICE = 99_200_001
 INSPECTIONS_HANG = 99_300_001
@@ -44,9 +44,21 @@ SCRIPTED_ALERT = 99_700_001
 SCRIPTED_OOS_VIOLATION = 99_700_002
 SCRIPTED_RATING_AND_STATUS = 99_700_003
 SCRIPTED_NOT_PUBLIC = 99_700_004
+AUTHORITY_ALWAYS_500 = 99_100_002
+AUTHORITY_429_TWICE = 99_200_003
+AUTHORITY_HANG = 99_300_002
+AUTHORITY_MAINTENANCE = 99_400_002
+SCRIPTED_AUTHORITY_STATUS = 99_700_005
+SCRIPTED_REVOCATION_PENDING = 99_700_006
+SCRIPTED_DOCKET_ADDED = 99_700_007
+SCRIPTED_OOS_ORDER = 99_700_008
+SCRIPTED_FILING_ADDED = 99_700_009
+SCRIPTED_CANCELLATION_PENDING = 99_700_010
+SCRIPTED_CANCELLED = 99_700_011
+SCRIPTED_BELOW_REQUIRED = 99_700_012
 
 MAGIC_DOTS: Mapping[int, str] = {
-    UNKNOWN_DOTS.start: f"{UNKNOWN_DOTS.start}..{UNKNOWN_DOTS.stop - 1}: unknown to all three sources",
+    UNKNOWN_DOTS.start: f"{UNKNOWN_DOTS.start}..{UNKNOWN_DOTS.stop - 1}: unknown to all sources",
     CSA_ALWAYS_500: "csa always answers 500 `{}`",
     VIOLATIONS_429_TWICE: "violations answers 429 (`Retry-After: 1`) to the first two calls of each sync",
     INSPECTIONS_HANG: "inspections hangs for HANG_S (far longer than any client timeout)",
@@ -58,7 +70,23 @@ MAGIC_DOTS: Mapping[int, str] = {
     SCRIPTED_RATING_AND_STATUS: "scripted: SATISFACTORY + ACTIVE at odd versions, CONDITIONAL + "
     "OUT-OF-SERVICE at even ones",
     SCRIPTED_NOT_PUBLIC: 'scripted: Vehicle Maintenance public at odd versions, "Not Public" at even ones',
+    AUTHORITY_ALWAYS_500: "authority always answers 500 `{}` (QCMobile and the insurance dataset)",
+    AUTHORITY_429_TWICE: "authority answers 429 (`Retry-After: 1`) to the first two calls of each sync",
+    AUTHORITY_HANG: "authority hangs for HANG_S (QCMobile and the insurance dataset)",
+    AUTHORITY_MAINTENANCE: "authority answers the QCMobile HTML maintenance page with status 200",
+    SCRIPTED_AUTHORITY_STATUS: "scripted: common authority active at odd versions, inactive at even ones",
+    SCRIPTED_REVOCATION_PENDING: "scripted: common authority revocation pending at even versions",
+    SCRIPTED_DOCKET_ADDED: "scripted: one more FF docket at each bump",
+    SCRIPTED_OOS_ORDER: "scripted: an out-of-service order at even versions, none at odd ones",
+    SCRIPTED_FILING_ADDED: "scripted: one more CARGO insurance filing at each bump",
+    SCRIPTED_CANCELLATION_PENDING: "scripted: the BIPD filing's cancellation 30 days ahead at even versions",
+    SCRIPTED_CANCELLED: "scripted: the BIPD filing cancelled (a past date) at even versions",
+    SCRIPTED_BELOW_REQUIRED: "scripted: BIPD on file 750 of 750 required at odd versions, 500 at even ones",
 }
+
+EXAMPLE_CARRIER = 2_847_193
+"""The carrier of the example files: for hire, common authority active, an MC docket, no out-of-service order,
+BIPD 1000 of 750 required on file, one BIPD and one CARGO filing."""
 
 HEAD_DOTS: tuple[int, ...] = tuple(range(1_000_001, 1_000_011))
 """The carriers a Socrata query without a DOT filter reads (the sandbox's "first rows of the dataset")."""
@@ -507,7 +535,9 @@ class BasicMeasure:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything the three sources serve for one carrier at one data version."""
+    """Everything csa, violations and inspections serve for one carrier at one data version (the authority
+    source reads it too, with `licensing.py`'s dockets, flags and filings).
+    """
 
     profile: Profile
     version: int
@@ -688,6 +718,11 @@ _PROFILE_OVERRIDES: Mapping[int, Callable[[Profile], Profile]] = {
     SCRIPTED_OOS_VIOLATION: _scripted_base(passenger=False, units=90, inspections_per_month=10.0),
     SCRIPTED_RATING_AND_STATUS: _scripted_base(passenger=False, units=18, inspections_per_month=2.0),
     SCRIPTED_NOT_PUBLIC: _scripted_base(passenger=True, units=30, inspections_per_month=3.0),
+    **{
+        dot: _scripted_base(passenger=False, units=6 + dot % 100, inspections_per_month=1.0)
+        for dot in range(SCRIPTED_AUTHORITY_STATUS, SCRIPTED_BELOW_REQUIRED + 1)
+    },
+    EXAMPLE_CARRIER: lambda facts: replace(facts, bipd_on_file="1000"),
 }
 
 
@@ -792,7 +827,8 @@ def counts(dot: int, version: int) -> Counts:
 _ROW_ID_ALPHABET = "23456789abcdefghijkmnpqrstuvwxyz"
 
 
-def _row_id(seed: int) -> str:
+def row_id(seed: int) -> str:
+    """A Socrata `:id` (`row-xxxx~xxxx~xxxx`) from a 64-bit seed."""
     chars = []
     for _ in range(12):
         chars.append(_ROW_ID_ALPHABET[seed & 31])
@@ -827,7 +863,7 @@ def _rows(dot: int, version: int, inspections: list[Inspection]) -> tuple[Violat
             detail = _mix64(_CODE_SEEDS[key[0]] ^ (ord(key[1]) << 16 | ordinal))
             seed = _mix64(base ^ _mix64(int(inspection.unique_id) ^ detail))
             rows.append(
-                ViolationRow(_row_id(seed), dot, inspection.unique_id, inspection.day, violation, weight)
+                ViolationRow(row_id(seed), dot, inspection.unique_id, inspection.day, violation, weight)
             )
     rows.sort(key=lambda r: r.row_id)
     return tuple(rows)
@@ -914,7 +950,7 @@ def _at_version(found: Snapshot, version: int) -> Snapshot:
     as every carrier's do); nothing else is touched.
     """
     seed = stable_seed(found.dot, run_month(version), "scripted-rows")
-    rows = [replace(row, row_id=_row_id(_mix64(seed ^ index))) for index, row in enumerate(found.rows)]
+    rows = [replace(row, row_id=row_id(_mix64(seed ^ index))) for index, row in enumerate(found.rows)]
     return replace(found, version=version, rows=tuple(sorted(rows, key=lambda r: r.row_id)))
 
 
@@ -1036,11 +1072,62 @@ def _not_public_flips(base: Snapshot, version: int) -> Snapshot:
     return _at_version(replace(base, basics=basics), version)
 
 
+def _frozen(base: Snapshot, version: int) -> Snapshot:
+    """The authority scripts of `licensing.py` (99700006, 07, 09, 10, 11): what this module serves stays as
+    at version 1; their change is in `/authority`, `/docket-numbers` or the insurance dataset only.
+    """
+    return _at_version(base, version)
+
+
+def _authority_flips(base: Snapshot, version: int) -> Snapshot:
+    """99700005: common authority active at odd versions, inactive at even ones; what follows from it moves
+    with it (QCMobile `allowedToOperate`, SAFER's `operating_status` and `latest_update`, the run date plus
+    3 days at every version).
+    """
+    facts = replace(base.profile, authority_active=not _even(version))
+    moved = run_date(version) + timedelta(days=3)
+    return _at_version(replace(base, profile=facts, latest_update=moved), version)
+
+
+AUTHORITY_ORDER_REASON = ("IMMHAZ", "Imminent hazard")
+"""99700008's out-of-service order reason (99700003's is a fine not paid)."""
+
+
+def _oos_order_flips(base: Snapshot, version: int) -> Snapshot:
+    """99700008: an out-of-service order at even versions (id 98000 + version, the run date minus 2 days,
+    an imminent hazard), none at odd ones; SAFER's `latest_update` is the run date plus 3 days.
+    """
+    order = None
+    if _even(version):
+        order = OosOrder(98_000 + version, run_date(version) - timedelta(days=2), *AUTHORITY_ORDER_REASON)
+    facts = replace(base.profile, oos_order=order)
+    moved = run_date(version) + timedelta(days=3)
+    return _at_version(replace(base, profile=facts, latest_update=moved), version)
+
+
+BELOW_REQUIRED_BIPD = ("750", "500")
+"""99700012's BIPD on file (thousands of dollars) at odd and at even versions; 750 is required."""
+
+
+def _bipd_flips(base: Snapshot, version: int) -> Snapshot:
+    """99700012: BIPD on file 750 (the required amount) at odd versions, 500 at even ones."""
+    facts = replace(base.profile, bipd_on_file=BELOW_REQUIRED_BIPD[_even(version)])
+    return _at_version(replace(base, profile=facts), version)
+
+
 SCRIPTS: Mapping[int, Script] = {
     SCRIPTED_ALERT: _alert_flips,
     SCRIPTED_OOS_VIOLATION: _oos_violation_each_bump,
     SCRIPTED_RATING_AND_STATUS: _rating_and_status_flip,
     SCRIPTED_NOT_PUBLIC: _not_public_flips,
+    SCRIPTED_AUTHORITY_STATUS: _authority_flips,
+    SCRIPTED_REVOCATION_PENDING: _frozen,
+    SCRIPTED_DOCKET_ADDED: _frozen,
+    SCRIPTED_OOS_ORDER: _oos_order_flips,
+    SCRIPTED_FILING_ADDED: _frozen,
+    SCRIPTED_CANCELLATION_PENDING: _frozen,
+    SCRIPTED_CANCELLED: _frozen,
+    SCRIPTED_BELOW_REQUIRED: _bipd_flips,
 }
 """The scripted DOTs: each gets its version-1 carrier and a version; the README's magic-DOT table lists
 what changes at each bump."""

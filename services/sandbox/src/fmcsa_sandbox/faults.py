@@ -172,6 +172,28 @@ class RefusedTwicePerSync:
             self._in_sync = False
 
 
+class RefusedTwicePerCarrierSync:
+    """DOT 99200003's rule (the authority source): the first two calls of each sync are refused, whichever
+    paths they ask for. A sync starts with a call to the carrier record (`/carriers/{dot}`, which every
+    sync of that source begins with) once a call of the previous sync has been served.
+    """
+
+    __slots__ = ("_refused", "_served")
+
+    def __init__(self) -> None:
+        self._refused = 0
+        self._served = 0
+
+    def refuse(self, *, carrier_record: bool) -> bool:
+        if carrier_record and self._served:
+            self._refused = self._served = 0
+        if self._refused < 2:
+            self._refused += 1
+            return True
+        self._served += 1
+        return False
+
+
 def truncate(body: bytes) -> bytes:
     """A body cut short, as a dropped connection leaves it: the first half (never valid JSON)."""
     return body[: max(1, len(body) // 2)] if len(body) > 1 else b"["

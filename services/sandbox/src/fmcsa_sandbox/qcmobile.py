@@ -24,6 +24,10 @@ from litestar import Request, Response, Router, get
 from litestar.params import FromPath
 
 from fmcsa_sandbox.data import (
+    AUTHORITY_429_TWICE,
+    AUTHORITY_ALWAYS_500,
+    AUTHORITY_HANG,
+    AUTHORITY_MAINTENANCE,
     BASICS_RUN_DATE,
     CSA_ALWAYS_500,
     CSA_MAINTENANCE,
@@ -33,12 +37,14 @@ from fmcsa_sandbox.data import (
     Snapshot,
     canonical_dot,
     oos_rate,
+    run_date,
     search_docket,
     search_name,
     snapshot,
 )
 from fmcsa_sandbox.faults import MAINTENANCE_HTML
-from fmcsa_sandbox.state import JSON, Gate, SandboxState, respond
+from fmcsa_sandbox.licensing import Licensing, licensing
+from fmcsa_sandbox.state import JSON, Gate, SandboxState, respond, too_many_requests
 
 Content = Callable[[Snapshot | None, str], Any]
 
@@ -191,12 +197,22 @@ def oos_content(found: Snapshot | None, base: str) -> Any:
     ]
 
 
+def _licensing(found: Snapshot) -> Licensing:
+    """The authority facts of a known carrier (QCMobile's paths do not depend on the day)."""
+    facts = licensing(found.dot, found.version, run_date(found.version))
+    assert facts is not None  # a snapshot's DOT is known
+    return facts
+
+
 def authority_content(found: Snapshot | None, base: str) -> Any:
-    """`content` of `/authority`: one entry for a for-hire carrier, `[]` for a private one."""
+    """`content` of `/authority`: one entry (the MC docket's) for a for-hire carrier, `[]` for a private one.
+    Beside the recorded fields, the pending-grant and pending-revocation flags of each authority type
+    (`commonAuthorityPendingStatus`, `commonAuthorityRevocationStatus`, ...): "Y"/"N", unverified upstream.
+    """
     if found is None or found.profile.docket is None or found.profile.applicant_id is None:
         return []
     p = found.profile
-    status = "A" if p.authority_active else "I"
+    facts = _licensing(found)
     return [
         {
             "carrierAuthority": {
@@ -206,9 +222,15 @@ def authority_content(found: Snapshot | None, base: str) -> Any:
                 "authorizedForHouseholdGoods": "N",
                 "authorizedForPassenger": _yn(p.passenger),
                 "authorizedForProperty": _yn(not p.passenger),
-                "brokerAuthorityStatus": "N",
-                "commonAuthorityStatus": status,
-                "contractAuthorityStatus": "N",
+                "brokerAuthorityPendingStatus": facts.broker_flags.pending,
+                "brokerAuthorityRevocationStatus": facts.broker_flags.revocation,
+                "brokerAuthorityStatus": facts.broker,
+                "commonAuthorityPendingStatus": facts.common_flags.pending,
+                "commonAuthorityRevocationStatus": facts.common_flags.revocation,
+                "commonAuthorityStatus": facts.common,
+                "contractAuthorityPendingStatus": facts.contract_flags.pending,
+                "contractAuthorityRevocationStatus": facts.contract_flags.revocation,
+                "contractAuthorityStatus": facts.contract,
                 "docketNumber": p.docket,
                 "dotNumber": p.dot,
                 "prefix": "MC",
@@ -240,11 +262,16 @@ def operation_content(found: Snapshot | None, base: str) -> Any:
 
 
 def docket_content(found: Snapshot | None, base: str) -> Any:
-    """`content` of `/docket-numbers` (unused by the sources; the carrier links it)."""
-    if found is None or found.profile.docket is None:
+    """`content` of `/docket-numbers`: the carrier's MC, MX and FF dockets, the MC docket first."""
+    if found is None:
         return []
-    p = found.profile
-    return [{"docketNumber": p.docket, "docketNumberId": p.applicant_id, "dotNumber": p.dot, "prefix": "MC"}]
+    return [
+        {"docketNumber": d.number, "docketNumberId": d.docket_id, "dotNumber": found.dot, "prefix": d.prefix}
+        for d in _licensing(found).dockets
+    ]
+
+
+AUTHORITY_CONTENT = frozenset({authority_content, docket_content, oos_content})
 
 
 def _paging(query: dict[str, list[str]]) -> tuple[int, int]:
@@ -289,6 +316,23 @@ def webkey_not_found(now: float, root: str) -> dict[str, Any]:
     }
 
 
+ALWAYS_500 = frozenset({CSA_ALWAYS_500, AUTHORITY_ALWAYS_500})
+MAINTENANCE = frozenset({CSA_MAINTENANCE, AUTHORITY_MAINTENANCE})
+
+
+def source_of(content: Content, user_agent: str | None) -> str:
+    """Which sandbox source a QCMobile request counts against (its limiter, latency, fault dice and
+    counters): `/authority`, `/docket-numbers` and `/oos` are the authority source's; the carrier record is
+    the authority source's when the `User-Agent` names it (`authority`, any case), else csa's, as is
+    everything else (sandbox convention: both sources call the same host with the same key).
+    """
+    if content in AUTHORITY_CONTENT:
+        return "authority"
+    if content is carrier_content and "authority" in (user_agent or "").lower():
+        return "authority"
+    return "csa"
+
+
 def _root(request: Request[Any, Any, Any]) -> str:
     host = request.headers.get("host") or "127.0.0.1"
     return f"http://{host}/qc"
@@ -312,16 +356,27 @@ def qcmobile_router(state: SandboxState) -> Router:
         return respond(gate, b'{"content":' + encoded + b',"retrievalDate":"' + stamp + b'"}')
 
     async def serve(request: Request[Any, Any, Any], dot_text: str, content: Content) -> Response[bytes]:
-        gate = await state.admit("csa", request.scope)
+        source = source_of(content, request.headers.get("user-agent"))
+        gate = await state.admit(source, request.scope)
         if isinstance(gate, Response):
             return gate
         dot = canonical_dot(dot_text)
-        if dot == CSA_ALWAYS_500:
-            state.count_magic("csa")
+        if dot in ALWAYS_500:
+            state.count_magic(source)
             return Response(b"{}", status_code=500, media_type=JSON)
-        if dot == CSA_MAINTENANCE:
-            state.count_magic("csa")
+        if dot in MAINTENANCE:
+            state.count_magic(source)
             return Response(MAINTENANCE_HTML, status_code=200, media_type="text/html")
+        if dot == AUTHORITY_HANG:
+            state.count_magic(source)
+            await state.hang()
+        if (
+            dot == AUTHORITY_429_TWICE
+            and source == "authority"
+            and state.authority_refused_twice.refuse(carrier_record=content is carrier_content)
+        ):
+            state.count_magic(source)
+            return too_many_requests("1")
         if (refusal := refused(request, gate)) is not None:
             return refusal
         return answer(gate, encoded_content(content, dot, state.version, f"{_root(request)}/services"))

@@ -14,8 +14,9 @@ from pydantic_settings import SettingsConfigDict
 
 from fmcsa_runtime.settings import ServiceSettings
 
-SOURCES: tuple[str, ...] = ("csa", "violations", "inspections")
-"""The three sources the sandbox imitates: QCMobile, Socrata `8mt8-2mdr`, SaferWebAPI."""
+SOURCES: tuple[str, ...] = ("csa", "violations", "inspections", "authority")
+"""The four sources the sandbox imitates: QCMobile (carrier and BASICs), Socrata `8mt8-2mdr`, SaferWebAPI, and
+the authority source's QCMobile paths with the Socrata insurance dataset `qh9u-swkp`."""
 
 FAULT_KINDS: tuple[str, ...] = ("hang", "5xx", "429", "malformed")
 """Fault probabilities every source has (`<source>_p_<kind>`); violations also has `p_202`."""
@@ -67,12 +68,14 @@ class Settings(ServiceSettings):
     csa_rate_per_s: float = _rate("csa")
     violations_rate_per_s: float = _rate("violations")
     inspections_rate_per_s: float = _rate("inspections")
+    authority_rate_per_s: float = _rate("authority")
     retry_after: bool = Field(
         True, description="Send `Retry-After` (whole seconds, rounded up) on rate-limit and fault 429s."
     )
     csa_latency_ms: float = _latency("csa")
     violations_latency_ms: float = _latency("violations")
     inspections_latency_ms: float = _latency("inspections")
+    authority_latency_ms: float = _latency("authority")
     csa_p_5xx: float = _p("csa", "gets a 5xx (500 `{}`, 502 empty or 503 HTML)")
     csa_p_429: float = _p("csa", "gets a 429 (`Retry-After: 1` on half of them)")
     csa_p_malformed: float = _p("csa", "gets its body cut in half (truncated JSON)")
@@ -86,8 +89,12 @@ class Settings(ServiceSettings):
     inspections_p_429: float = _p("inspections", "gets a 429 (`Retry-After: 1` on half of them)")
     inspections_p_malformed: float = _p("inspections", "gets its body cut in half (truncated JSON)")
     inspections_p_hang: float = _p("inspections", "hangs for `hang_s` before its answer")
+    authority_p_5xx: float = _p("authority", "gets a 5xx (500 `{}`, 502 empty or 503 HTML)")
+    authority_p_429: float = _p("authority", "gets a 429 (`Retry-After: 1` on half of them)")
+    authority_p_malformed: float = _p("authority", "gets its body cut in half (truncated JSON)")
+    authority_p_hang: float = _p("authority", "hangs for `hang_s` before its answer")
     hang_s: float = Field(
-        300.0, ge=0, description="How long a hang lasts (fault or DOT 99300001), in seconds."
+        300.0, ge=0, description="How long a hang lasts (fault or DOT 99300001 / 99300002), in seconds."
     )
     data_version: int = Field(
         1, ge=1, le=10_000, description="Data version at start; `POST /_sandbox/bump` adds one."

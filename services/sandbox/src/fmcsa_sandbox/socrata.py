@@ -32,9 +32,10 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from email.utils import format_datetime
 from functools import lru_cache
 from typing import Any
@@ -45,17 +46,26 @@ from litestar.params import FromPath
 
 from fmcsa_sandbox import soql
 from fmcsa_sandbox.data import (
+    AUTHORITY_429_TWICE,
+    AUTHORITY_ALWAYS_500,
+    AUTHORITY_HANG,
     BASIC_BY_ID,
+    HEAD_DOTS,
     VIOLATIONS_429_TWICE,
     ViolationRow,
     canonical_dot,
     head_rows,
+    mdy,
     published_at,
+    row_id,
+    run_date,
     snapshot,
     socrata_date,
+    stable_seed,
 )
 from fmcsa_sandbox.faults import Fault, truncate
-from fmcsa_sandbox.state import SandboxState, json_response, too_many_requests
+from fmcsa_sandbox.licensing import Filing, licensing
+from fmcsa_sandbox.state import JSON, SandboxState, json_response, too_many_requests
 
 DATASET = "8mt8-2mdr"
 INTERNAL_ID = "alpha.58302"  # Socrata's internal name of the dataset, as its error bodies show it
@@ -67,14 +77,24 @@ DISPLAY_NAMES: tuple[str, ...] = (
     "Unique_ID", "Insp_Date", "DOT_Number", "Viol_Code", "BASIC_Desc", "OOS_Indicator", "OOS_Weight",
     "Severity_Weight", "Time_Weight", "Total_Severity_Wght", "Section_Desc", "Group_Desc", "Viol_Unit",
 )  # fmt: skip
+INSURANCE_DATASET = "qh9u-swkp"
+INSURANCE_INTERNAL_ID = "alpha.61447"  # invented: the real one was never recorded
+INSURANCE_COLUMNS: tuple[str, ...] = (
+    "docket_number", "dot_number", "ins_form_code", "mod_col_1", "ins_type_desc", "name_company", "policy_no",
+    "trans_date", "underl_lim_amount", "max_cov_amount", "effective_date", "cancl_effective_date",
+)  # fmt: skip
+INSURANCE_DISPLAY_NAMES = INSURANCE_COLUMNS  # the real metadata was never recorded
 ROW_ID, CREATED_AT, UPDATED_AT = ":id", ":created_at", ":updated_at"
 SYSTEM_FIELDS: tuple[str, ...] = (ROW_ID, CREATED_AT, UPDATED_AT)
-FIELD_TYPES: Mapping[str, str] = {
-    **dict.fromkeys(COLUMNS, soql.TEXT),
-    ROW_ID: soql.TEXT,
-    CREATED_AT: soql.TIMESTAMP,
-    UPDATED_AT: soql.TIMESTAMP,
-}
+
+
+def field_types(columns: Sequence[str]) -> Mapping[str, str]:
+    """Every column text (as in both real datasets), and the system fields."""
+    system = {ROW_ID: soql.TEXT, CREATED_AT: soql.TIMESTAMP, UPDATED_AT: soql.TIMESTAMP}
+    return {**dict.fromkeys(columns, soql.TEXT), **system}
+
+
+FIELD_TYPES: Mapping[str, str] = field_types(COLUMNS)
 SOQL_PARAMETERS = {"$select", "$where", "$group", "$having", "$order", "$limit", "$offset"}
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 50_000
@@ -90,7 +110,7 @@ class SocrataError:
     body: dict[str, Any]
 
 
-def soql_error(error: soql.SoqlError, statement: str) -> SocrataError:
+def soql_error(error: soql.SoqlError, statement: str, internal_id: str = INTERNAL_ID) -> SocrataError:
     """Socrata's two 400 shapes: a parse error names the query; the others name the position."""
     if error.code == "query.compiler.malformed":
         return SocrataError(
@@ -103,7 +123,7 @@ def soql_error(error: soql.SoqlError, statement: str) -> SocrataError:
             "errorCode": error.code,
             "data": {
                 **error.data,
-                "dataset": INTERNAL_ID,
+                "dataset": internal_id,
                 "position": {"row": error.position.row, "column": error.position.column},
             },
         },
@@ -154,6 +174,147 @@ PERMISSION_DENIED = SocrataError(
 )
 
 
+# --- datasets and their rows -----------------------------------------------------------------------------
+
+SourceRow = dict[str, soql.Value]
+RowSource = Callable[[frozenset[str] | None, int, date | None], list[SourceRow]]
+"""(the `dot_number` texts a query pins, or None; the data version; the day, for rows that depend on it) ->
+the rows it reads, system fields included, in `:id` order."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Dataset:
+    """One imitated dataset; compared and hashed by identity (there are two, module constants)."""
+
+    id: str
+    internal_id: str
+    source: str  # the sandbox source its requests count against
+    name: str
+    description: str
+    row_label: str
+    columns: tuple[str, ...]
+    display_names: tuple[str, ...]
+    rows: RowSource
+    dated: bool = False  # its rows depend on the day (`today`), not only on the version
+
+    @property
+    def types(self) -> Mapping[str, str]:
+        return _TYPES[self.id]
+
+
+def row_values(row: ViolationRow) -> dict[str, str]:
+    """A row as Socrata serves it: every value a string, null keys left out, in column order."""
+    v = row.violation
+    label = BASIC_BY_ID[v.kind.basic_id].label
+    if v.soft_hyphen:
+        label = f"{label[:-4]}{SOFT_HYPHEN}{label[-4:]}"
+    values = {
+        "unique_id": row.unique_id,
+        "insp_date": socrata_date(row.insp_date),
+        "dot_number": str(row.dot),
+        "viol_code": v.kind.code,
+        "basic_desc": label,
+        "oos_indicator": "true" if v.oos else "false",
+        "oos_weight": str(v.oos_weight),
+        "severity_weight": str(v.kind.severity),
+        "time_weight": str(row.time_weight),
+        "total_severity_wght": str(v.total_severity),
+        "section_desc": v.kind.section_desc,
+        "group_desc": v.kind.group_desc,
+        "viol_unit": v.unit,
+    }
+    if v.group_missing:
+        del values["group_desc"]
+    return values
+
+
+def _violation_rows(dots: frozenset[str] | None, version: int, today: date | None = None) -> list[SourceRow]:
+    rows: Sequence[ViolationRow]
+    if dots is None:
+        rows = head_rows(version)
+    else:
+        found = [snapshot(dot, version) for text in sorted(dots) if (dot := canonical_dot(text)) is not None]
+        rows = sorted((row for s in found if s is not None for row in s.rows), key=lambda r: r.row_id)
+    published = published_at(version)
+    return [
+        {ROW_ID: row.row_id, CREATED_AT: published, UPDATED_AT: published, **row_values(row)} for row in rows
+    ]
+
+
+def filing_values(dot: int, filing: Filing) -> dict[str, str]:
+    """An insurance filing as the dataset serves it: text, the DOT zero-padded to 8 digits, dates
+    `MM/DD/YYYY`, amounts in thousands of dollars; no `cancl_effective_date` key when not cancelled.
+    """
+    values = {
+        "docket_number": filing.docket,
+        "dot_number": f"{dot:08d}",
+        "ins_form_code": filing.form,
+        "mod_col_1": f"{filing.kind}/{filing.layer}" if filing.layer else filing.kind,
+        "ins_type_desc": filing.kind,
+        "name_company": filing.insurer,
+        "policy_no": filing.policy,
+        "trans_date": mdy(filing.trans_date) or "",
+        "underl_lim_amount": str(filing.underlying),
+        "max_cov_amount": str(filing.max_coverage),
+        "effective_date": mdy(filing.effective) or "",
+    }
+    if filing.cancelled is not None:
+        values["cancl_effective_date"] = mdy(filing.cancelled) or ""
+    return values
+
+
+def _filing_row_id(dot: int, filing: Filing) -> str:
+    return row_id(stable_seed(dot, filing.kind, filing.policy, "insurance-row"))
+
+
+def _insurance_rows(dots: frozenset[str] | None, version: int, today: date | None = None) -> list[SourceRow]:
+    day = today or run_date(version)
+    texts = sorted(dots) if dots is not None else [f"{dot:08d}" for dot in HEAD_DOTS]
+    facts = [licensing(dot, version, day) for text in texts if (dot := canonical_dot(text)) is not None]
+    published = published_at(version)
+    rows: list[SourceRow] = [
+        {
+            ROW_ID: _filing_row_id(f.dot, filing),
+            CREATED_AT: published,
+            UPDATED_AT: published,
+            **filing_values(f.dot, filing),
+        }
+        for f in facts
+        if f is not None
+        for filing in f.filings
+    ]
+    return sorted(rows, key=lambda row: str(row[ROW_ID]))
+
+
+VIOLATIONS = Dataset(
+    id=DATASET,
+    internal_id=INTERNAL_ID,
+    source="violations",
+    name="SMS Input - Violation",
+    description="Violations from roadside inspections of the last 24 months, as the monthly Safety "
+    "Measurement System (SMS) run uses them.",
+    row_label="Violation",
+    columns=COLUMNS,
+    display_names=DISPLAY_NAMES,
+    rows=_violation_rows,
+)
+INSURANCE = Dataset(
+    id=INSURANCE_DATASET,
+    internal_id=INSURANCE_INTERNAL_ID,
+    source="authority",
+    name="ActPendInsur - All With History",
+    description="Active and pending insurance filings of carriers, brokers and freight forwarders "
+    "(FMCSA Licensing and Insurance).",
+    row_label="Insurance filing",
+    columns=INSURANCE_COLUMNS,
+    display_names=INSURANCE_DISPLAY_NAMES,
+    rows=_insurance_rows,
+    dated=True,
+)
+DATASETS: Mapping[str, Dataset] = {d.id: d for d in (VIOLATIONS, INSURANCE)}
+_TYPES: Mapping[str, Mapping[str, str]] = {d.id: field_types(d.columns) for d in DATASETS.values()}
+
+
 # --- planning: parameters -> one checked SoQL statement ---------------------------------------------------
 
 
@@ -177,6 +338,7 @@ class Query:
     grouped: bool
     limit: int = DEFAULT_LIMIT
     offset: int = 0
+    dataset: Dataset = VIOLATIONS
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Query) and other.key == self.key
@@ -238,9 +400,12 @@ def _soda_type(expr: soql.Expr, kind: str) -> str:
     return {soql.TIMESTAMP: "calendar_date"}.get(kind, kind)
 
 
-def check(statement: soql.Statement, *, system_fields: bool) -> tuple[tuple[Output, ...], bool]:
+def check(
+    statement: soql.Statement, *, system_fields: bool, dataset: Dataset = VIOLATIONS
+) -> tuple[tuple[Output, ...], bool]:
     """The statement's outputs, and whether it aggregates; `soql.SoqlError` when Socrata would refuse it."""
-    checker = soql.Checker(FIELD_TYPES)
+    types, columns = dataset.types, dataset.columns
+    checker = soql.Checker(types)
     items = [item for item in statement.select if isinstance(item, soql.Item)]
     grouped = bool(statement.group) or statement.having is not None
     grouped = grouped or any(soql.has_aggregate(item.expr) for item in items)
@@ -253,10 +418,10 @@ def check(statement: soql.Statement, *, system_fields: bool) -> tuple[tuple[Outp
         if isinstance(item, soql.Star):
             if grouped:
                 raise soql.not_in_group_bys(soql.Column("*", item.at))
-            names = SYSTEM_FIELDS if item.system else (*SYSTEM_FIELDS, *COLUMNS) if system_fields else COLUMNS
+            names = SYSTEM_FIELDS if item.system else (*SYSTEM_FIELDS, *columns) if system_fields else columns
             for name in names:
                 column = soql.Column(name, item.at)
-                outputs.append(Output(name, column, FIELD_TYPES[name], _soda_type(column, FIELD_TYPES[name])))
+                outputs.append(Output(name, column, types[name], _soda_type(column, types[name])))
             continue
         kind = checker.type_of(item.expr, aggregates=True)
         if grouped and (loose := soql.ungrouped_column(item.expr, statement.group)) is not None:
@@ -268,8 +433,8 @@ def check(statement: soql.Statement, *, system_fields: bool) -> tuple[tuple[Outp
             )
         outputs.append(Output(name, item.expr, kind, _soda_type(item.expr, kind)))
     unique = {o.name: o for o in outputs}  # `*` twice or `:id, *` name a column once
-    aliases = {o.name: o.kind for o in unique.values() if o.name not in FIELD_TYPES}
-    scoped = soql.Checker(FIELD_TYPES, aliases)
+    aliases = {o.name: o.kind for o in unique.values() if o.name not in types}
+    scoped = soql.Checker(types, aliases)
     in_scope = (*statement.group, *(soql.Column(name, soql.Position(1, 1)) for name in aliases))
     if statement.having is not None:
         _boolean(scoped.type_of(statement.having, aggregates=True), "having", statement.having.at)
@@ -289,13 +454,13 @@ def _boolean(kind: str, clause: str, at: soql.Position) -> None:
         )
 
 
-def plan(params: Sequence[tuple[str, str]]) -> Query | SocrataError:
+def plan(params: Sequence[tuple[str, str]], dataset: Dataset = VIOLATIONS) -> Query | SocrataError:
     """Validate the query parameters into a `Query` (the app token is checked before, and skipped here)."""
-    return _plan(tuple((name, value) for name, value in params if name != "$$app_token"))
+    return _plan(tuple((name, value) for name, value in params if name != "$$app_token"), dataset)
 
 
 @lru_cache(maxsize=4096)
-def _plan(params: tuple[tuple[str, str], ...]) -> Query | SocrataError:
+def _plan(params: tuple[tuple[str, str], ...], dataset: Dataset) -> Query | SocrataError:
     system_fields = False
     for name, value in params:
         if name == "$$exclude_system_fields":
@@ -307,27 +472,53 @@ def _plan(params: tuple[tuple[str, str], ...]) -> Query | SocrataError:
         return statement_text
     try:
         statement = soql.parse(statement_text)
-        outputs, grouped = check(statement, system_fields=system_fields)
+        outputs, grouped = check(statement, system_fields=system_fields, dataset=dataset)
     except soql.SoqlError as error:
-        return soql_error(error, statement_text)
+        return soql_error(error, statement_text, dataset.internal_id)
     limit = DEFAULT_LIMIT if statement.limit is None else statement.limit
     if limit > MAX_LIMIT:
         return limit_exceeded(limit)
-    key = f"{system_fields}|{statement_text}"
-    return Query(key, statement, outputs, grouped, limit=limit, offset=statement.offset or 0)
+    key = f"{dataset.id}|{system_fields}|{statement_text}"
+    offset = statement.offset or 0
+    return Query(key, statement, outputs, grouped, limit=limit, offset=offset, dataset=dataset)
+
+
+def _pin(text: str) -> str:
+    """A pinned DOT text in one spelling (`02847193` and `2847193` pin the same carrier, whose rows the
+    WHERE then filters as text), so that pins intersect; a text that names no DOT stays as it is.
+    """
+    dot = canonical_dot(text)
+    return text if dot is None else str(dot)
+
+
+def _dot_number(expr: soql.Expr, literal: soql.Expr) -> frozenset[str] | None:
+    """`dot_number = 'text'`, or `dot_number::number = n` (whole): the DOT texts it pins, else None."""
+    if not isinstance(literal, soql.Literal):
+        return None
+    value = literal.value
+    match expr:
+        case soql.Column(name="dot_number") if isinstance(value, str):
+            return frozenset({_pin(value)})
+        case soql.Cast(operand=soql.Column(name="dot_number"), type=soql.NUMBER) if isinstance(
+            value, Decimal
+        ):
+            return frozenset({str(int(value))}) if value == int(value) and value >= 0 else None
+    return None
 
 
 def pinned_dots(where: soql.Expr | None) -> frozenset[str] | None:
-    """The `dot_number` texts a WHERE restricts rows to (equality, IN, joined by AND / OR), or None."""
+    """The `dot_number` texts a WHERE restricts rows to (equality, the number cast's equality, IN, joined
+    by AND / OR), or None.
+    """
     match where:
-        case soql.Compare(op="=", left=soql.Column(name="dot_number"), right=soql.Literal(value=str(v))):
-            return frozenset({v})
-        case soql.Compare(op="=", left=soql.Literal(value=str(v)), right=soql.Column(name="dot_number")):
-            return frozenset({v})
+        case soql.Compare(op="=", left=left, right=right) if (pinned := _dot_number(left, right)) is not None:
+            return pinned
+        case soql.Compare(op="=", left=left, right=right) if (pinned := _dot_number(right, left)) is not None:
+            return pinned
         case soql.In(operand=soql.Column(name="dot_number"), items=items, negated=False):
             texts = [item.value for item in items if isinstance(item, soql.Literal)]
             if len(texts) == len(items) and all(isinstance(t, str) for t in texts):
-                return frozenset(str(t) for t in texts)
+                return frozenset(_pin(str(t)) for t in texts)
             return None
         case soql.Logic(op="and", left=left, right=right):
             a, b = pinned_dots(left), pinned_dots(right)
@@ -341,52 +532,13 @@ def pinned_dots(where: soql.Expr | None) -> frozenset[str] | None:
 # --- execution --------------------------------------------------------------------------------------------
 
 
-def row_values(row: ViolationRow) -> dict[str, str]:
-    """A row as Socrata serves it: every value a string, null keys left out, in column order."""
-    v = row.violation
-    label = BASIC_BY_ID[v.kind.basic_id].label
-    if v.soft_hyphen:
-        label = f"{label[:-4]}{SOFT_HYPHEN}{label[-4:]}"
-    values = {
-        "unique_id": row.unique_id,
-        "insp_date": socrata_date(row.insp_date),
-        "dot_number": str(row.dot),
-        "viol_code": v.kind.code,
-        "basic_desc": label,
-        "oos_indicator": "true" if v.oos else "false",
-        "oos_weight": str(v.oos_weight),
-        "severity_weight": str(v.kind.severity),
-        "time_weight": str(row.time_weight),
-        "total_severity_wght": str(v.total_severity),
-        "section_desc": v.kind.section_desc,
-        "group_desc": v.kind.group_desc,
-        "viol_unit": v.unit,
-    }
-    if v.group_missing:
-        del values["group_desc"]
-    return values
-
-
-def _source_rows(dots: frozenset[str] | None, version: int) -> list[dict[str, soql.Value]]:
-    rows: Sequence[ViolationRow]
-    if dots is None:
-        rows = head_rows(version)
-    else:
-        found = [snapshot(dot, version) for text in sorted(dots) if (dot := canonical_dot(text)) is not None]
-        rows = sorted((row for s in found if s is not None for row in s.rows), key=lambda r: r.row_id)
-    published = published_at(version)
-    return [
-        {ROW_ID: row.row_id, CREATED_AT: published, UPDATED_AT: published, **row_values(row)} for row in rows
-    ]
-
-
 def _sort_key(value: soql.Value) -> tuple[bool, Any]:
     return value is None, value
 
 
-def _execute(query: Query, version: int) -> list[dict[str, soql.Value]]:
+def _execute(query: Query, version: int, today: date | None) -> list[dict[str, soql.Value]]:
     statement = query.statement
-    rows = _source_rows(query.dots(), version)
+    rows = query.dataset.rows(query.dots(), version, today)
     if statement.where is not None:
         rows = [row for row in rows if soql.evaluate(statement.where, row) is True]
     # each result: (the environment ORDER BY and HAVING see, the row's group)
@@ -441,13 +593,15 @@ def _csv(fields: Sequence[str], rows: Sequence[Mapping[str, soql.Value]]) -> byt
 
 
 @lru_cache(maxsize=2048)
-def page(query: Query, version: int, form: str = "json") -> Page:
-    """One page of a query at a data version in `json` or `csv`, encoded once (pages never change)."""
-    rows = _execute(query, version)
+def page(query: Query, version: int, form: str = "json", today: date | None = None) -> Page:
+    """One page of a query at a data version (and, for a dated dataset, a day) in `json` or `csv`, encoded
+    once (pages never change).
+    """
+    rows = _execute(query, version, today)
     fields = query.fields
     body = _csv(fields, rows) if form == "csv" else _json(fields, rows)
     digest = hashlib.blake2b(body, digest_size=6).hexdigest()
-    etag = base64.b64encode(f"{INTERNAL_ID}_{version}_{digest}".encode()).decode().rstrip("=")
+    etag = base64.b64encode(f"{query.dataset.internal_id}_{version}_{digest}".encode()).decode().rstrip("=")
     types = tuple(o.soda_type for o in query.outputs)
     return Page(body=body, fields=fields, types=types, rows=len(rows), etag=f'"{etag}"')
 
@@ -488,19 +642,18 @@ def soda_headers(page_: Page, version: int, request_id: str) -> dict[str, str]:
 CREATED_AT_EPOCH = int(datetime(2018, 3, 2, 15, 4, 11, tzinfo=UTC).timestamp())
 
 
-def metadata(version: int) -> dict[str, Any]:
+def metadata(version: int, dataset: Dataset = VIOLATIONS) -> dict[str, Any]:
     """The dataset's view metadata, as sodapy's `get_metadata` reads it; `rowsUpdatedAt` moves with a bump."""
     updated = int(published_at(version).timestamp())
     return {
-        "id": DATASET,
-        "name": "SMS Input - Violation",
+        "id": dataset.id,
+        "name": dataset.name,
         "assetType": "dataset",
         "attribution": "Federal Motor Carrier Safety Administration",
         "averageRating": 0,
         "category": "Trucking and Motorcoaches",
         "createdAt": CREATED_AT_EPOCH,
-        "description": "Violations from roadside inspections of the last 24 months, as the monthly Safety "
-        "Measurement System (SMS) run uses them.",
+        "description": dataset.description,
         "displayType": "table",
         "hideFromCatalog": False,
         "hideFromDataJson": False,
@@ -512,7 +665,7 @@ def metadata(version: int) -> dict[str, Any]:
         "publicationStage": "published",
         "rowsUpdatedAt": updated,
         "rowsUpdatedBy": "fmcs-sms1",
-        "tableId": int(INTERNAL_ID.split(".")[1]),
+        "tableId": int(dataset.internal_id.split(".")[1]),
         "totalTimesRated": 0,
         "viewLastModified": updated,
         "viewType": "tabular",
@@ -528,15 +681,15 @@ def metadata(version: int) -> dict[str, Any]:
                 "tableColumnId": 90_000_001 + i,
                 "format": {},
             }
-            for i, (name, display) in enumerate(zip(COLUMNS, DISPLAY_NAMES, strict=True))
+            for i, (name, display) in enumerate(zip(dataset.columns, dataset.display_names, strict=True))
         ],
         "metadata": {
             "rdfSubject": "0",
-            "rowLabel": "Violation",
+            "rowLabel": dataset.row_label,
             "availableDisplayTypes": ["table", "fatrow"],
         },
         "owner": {"id": "fmcs-sms1", "displayName": "FMCSA", "type": "interactive"},
-        "tags": ["sms", "violation", "fmcsa"],
+        "tags": ["sms", "violation", "fmcsa"] if dataset is VIOLATIONS else ["insurance", "l&i", "fmcsa"],
         "flags": ["default", "restorable", "restorePossibleForType"],
     }
 
@@ -550,15 +703,15 @@ def _error(error: SocrataError, request_id: str) -> Response[bytes]:
     )
 
 
-def _form(name: str, accept: str | None) -> str | None:
-    """`json` or `csv` by the suffix, else by `Accept`; None for another dataset or format."""
-    if name == f"{DATASET}.json":
-        return "json"
-    if name == f"{DATASET}.csv":
-        return "csv"
-    if name == DATASET:
-        return "csv" if "text/csv" in (accept or "") else "json"
-    return None
+def _form(name: str, accept: str | None) -> tuple[Dataset, str] | None:
+    """The dataset, and `json` or `csv` by the suffix, else by `Accept`; None for another dataset or
+    format.
+    """
+    stem, _, suffix = name.partition(".")
+    dataset = DATASETS.get(stem)
+    if dataset is None or suffix not in ("", "json", "csv"):
+        return None
+    return dataset, suffix or ("csv" if "text/csv" in (accept or "") else "json")
 
 
 def socrata_router(state: SandboxState) -> Router:
@@ -578,27 +731,48 @@ def socrata_router(state: SandboxState) -> Router:
             headers = {**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
         return Response(body, status_code=200, media_type=media, headers=headers)
 
+    async def magic(query: Query) -> Response[bytes] | None:
+        """A magic DOT's edge behaviour, when the query pins exactly one (None: serve)."""
+        pinned = query.dots()
+        dot = canonical_dot(next(iter(pinned))) if pinned is not None and len(pinned) == 1 else None
+        source = query.dataset.source
+        if query.dataset is VIOLATIONS:
+            if dot == VIOLATIONS_429_TWICE and state.refused_twice.refuse(query.offset):
+                state.count_magic(source)
+                return too_many_requests("1")
+            return None
+        if dot == AUTHORITY_ALWAYS_500:
+            state.count_magic(source)
+            return Response(b"{}", status_code=500, media_type=JSON)
+        if dot == AUTHORITY_HANG:
+            state.count_magic(source)
+            await state.hang()
+        if dot == AUTHORITY_429_TWICE and state.authority_refused_twice.refuse(carrier_record=False):
+            state.count_magic(source)
+            return too_many_requests("1")
+        return None
+
     @get("/resource/{name:str}")
     async def resource(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
-        gate = await state.admit("violations", request.scope)
+        resolved = _form(name, request.headers.get("accept"))
+        gate = await state.admit(resolved[0].source if resolved else "violations", request.scope)
         if isinstance(gate, Response):
             return gate
         request_id = state.request_id()
-        form = _form(name, request.headers.get("accept"))
-        if form is None:
+        if resolved is None:
             return _error(dataset_missing(name.rsplit(".", 1)[0]), request_id)
+        dataset, form = resolved
         params = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
         if token_refused(request, params):
             return _error(PERMISSION_DENIED, request_id)
-        query = plan(params)
+        query = plan(params, dataset)
         if isinstance(query, SocrataError):
             return _error(query, request_id)
-        magic = query.dots() == frozenset({str(VIOLATIONS_429_TWICE)})
-        if magic and state.refused_twice.refuse(query.offset):
-            state.count_magic("violations")
-            return too_many_requests("1")
-        found = page(query, state.version, form)
-        if magic:
+        if (edge := await magic(query)) is not None:
+            return edge
+        today = datetime.fromtimestamp(state.clock(), UTC).date() if dataset.dated else None
+        found = page(query, state.version, form, today)
+        if dataset is VIOLATIONS and query.dots() == frozenset({str(VIOLATIONS_429_TWICE)}):
             state.refused_twice.served(last_page=found.rows < query.limit)
         headers = soda_headers(found, state.version, request_id)
         if request.headers.get("if-none-match") == found.etag:
@@ -607,16 +781,17 @@ def socrata_router(state: SandboxState) -> Router:
 
     @get("/api/views/{name:str}")
     async def view(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
-        gate = await state.admit("violations", request.scope)
+        dataset = DATASETS.get(name.removesuffix(".json"))
+        gate = await state.admit(dataset.source if dataset else "violations", request.scope)
         if isinstance(gate, Response):
             return gate
         request_id = state.request_id()
-        if name not in (DATASET, f"{DATASET}.json"):
+        if dataset is None:
             return _error(view_missing(name.removesuffix(".json")), request_id)
         params = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
         if token_refused(request, params):
             return _error(PERMISSION_DENIED, request_id)
-        body = json.dumps(metadata(state.version), separators=(",", ":")).encode()
+        body = json.dumps(metadata(state.version, dataset), separators=(",", ":")).encode()
         headers = {
             "X-Socrata-RequestId": request_id,
             "Last-Modified": format_datetime(published_at(state.version), usegmt=True),

@@ -26,6 +26,7 @@ from fmcsa_sandbox.faults import (
     FaultDice,
     LeakyBucket,
     Odds,
+    RefusedTwicePerCarrierSync,
     RefusedTwicePerSync,
     retry_after_header,
     truncate,
@@ -81,6 +82,7 @@ class SandboxState:
         self.dice = FaultDice(rng)
         self.seen: deque[tuple[str, bytes]] = deque(maxlen=REQUESTS_SEEN)
         self.refused_twice = RefusedTwicePerSync()
+        self.authority_refused_twice = RefusedTwicePerCarrierSync()
         self._request_ids = count(1)
         self._request_prefix = os.urandom(4).hex()
         self.update(settings.runtime_knobs())

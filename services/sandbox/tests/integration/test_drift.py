@@ -15,6 +15,7 @@ from fmcsa_sandbox.data import Snapshot, directory, snapshot
 WEB_KEY = {"webKey": "sandbox-webkey"}
 API_KEY = {"x-api-key": "sandbox-api-key"}
 RESOURCE = "/resource/8mt8-2mdr.json"
+INSURANCE = "/resource/qh9u-swkp.json"
 Compare = Callable[[Any, Any], list[str]]
 
 
@@ -39,6 +40,10 @@ ALT_BLOCK = pick(lambda s: s.profile.us_block == "united_states_inspections")
 
 # example file -> (expected status, request)
 REQUESTS: dict[str, tuple[int, Callable[[httpx.Client], httpx.Response]]] = {
+    "datahub-insurance-page.json": (
+        200,
+        lambda c: c.get(INSURANCE, params={"dot_number": f"{PROPERTY:08d}", "$order": ":id"}),
+    ),
     "qcmobile-authority.json": (
         200,
         lambda c: c.get(f"/qc/services/carriers/{PROPERTY}/authority", params=WEB_KEY),
@@ -57,6 +62,10 @@ REQUESTS: dict[str, tuple[int, Callable[[httpx.Client], httpx.Response]]] = {
     ),
     "qcmobile-carrier-unknown.json": (200, lambda c: c.get("/qc/services/carriers/99000001", params=WEB_KEY)),
     "qcmobile-carrier.json": (200, lambda c: c.get(f"/qc/services/carriers/{PROPERTY}", params=WEB_KEY)),
+    "qcmobile-docket-numbers.json": (
+        200,
+        lambda c: c.get(f"/qc/services/carriers/{PROPERTY}/docket-numbers", params=WEB_KEY),
+    ),
     "qcmobile-maintenance.html": (200, lambda c: c.get("/qc/services/carriers/99400001", params=WEB_KEY)),
     "qcmobile-oos.json": (
         200,
@@ -136,6 +145,16 @@ def test_the_socrata_example_has_the_same_header_fields_as_its_rows(
     assert json.loads(response.headers["X-SODA2-Fields"]) == list(recorded[0])
 
 
+def test_the_insurance_example_has_the_same_header_fields_as_its_rows(
+    http: httpx.Client, examples_dir: Path
+) -> None:
+    response = http.get(INSURANCE, params={"dot_number": f"{PROPERTY:08d}"})
+    recorded = json.loads((examples_dir / "datahub-insurance-page.json").read_text())
+    fields = json.loads(response.headers["X-SODA2-Fields"])
+    assert set(fields) == {key for row in recorded for key in row}
+    assert fields == [key for key in recorded[-1]]  # the cancelled filing's row has every column
+
+
 @pytest.mark.parametrize("dot", [str(d) for d in range(1_000_001, 1_000_021)])
 def test_every_carrier_answers_in_the_examples_shapes(
     dot: str, examples_dir: Path, http: httpx.Client, same_shape: Compare
@@ -157,8 +176,16 @@ def test_every_carrier_answers_in_the_examples_shapes(
     rows = http.get(RESOURCE, params={"dot_number": dot, "$order": ":id"}).json()
     if rows:
         problems += same_shape(example("socrata-8mt8-2mdr-page.json"), rows)
-    for resource, name in (("oos", "qcmobile-oos.json"), ("authority", "qcmobile-authority.json")):
+    for resource, name in (
+        ("oos", "qcmobile-oos.json"),
+        ("authority", "qcmobile-authority.json"),
+        ("docket-numbers", "qcmobile-docket-numbers.json"),
+    ):
         answer = http.get(f"/qc/services/carriers/{dot}/{resource}", params=WEB_KEY).json()
         if answer["content"]:
             problems += same_shape(example(name), answer)
+    filings = http.get(INSURANCE, params={"dot_number": f"{int(dot):08d}", "$order": ":id"}).json()
+    if filings:
+        problems += same_shape(example("datahub-insurance-page.json"), filings)
+    assert bool(filings) == found.profile.for_hire  # a for-hire carrier has a BIPD filing, a private one none
     assert problems == [], "\n".join(problems)

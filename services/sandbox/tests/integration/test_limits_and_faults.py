@@ -125,6 +125,9 @@ def test_stats_count_per_source_and_scrub_secrets(http: httpx.Client) -> None:
     http.get(f"{CARRIER}/basics", params={"webKey": "some-wrong-key"})
     http.get("/resource/8mt8-2mdr.json", params={"dot_number": "2847193", "$$app_token": "sandbox-app-token"})
     http.get("/v2/usdot/snapshot/2847193", headers={"x-api-key": "sandbox-api-key"})
+    http.get(f"{CARRIER}/authority", params=WEB_KEY)
+    http.get(CARRIER, params=WEB_KEY, headers={"User-Agent": "fmcsa-sync (Authority source)"})
+    http.get("/resource/qh9u-swkp.json", params={"dot_number": "02847193"})
     stats = http.get("/_sandbox/stats")
     body = stats.json()
     assert body["data_version"] == 1
@@ -132,6 +135,7 @@ def test_stats_count_per_source_and_scrub_secrets(http: httpx.Client) -> None:
         "csa": 2,
         "violations": 1,
         "inspections": 1,
+        "authority": 3,
     }
     csa = body["sources"]["csa"]
     assert set(csa["faults"]) >= {"5xx", "429", "malformed", "hang"}

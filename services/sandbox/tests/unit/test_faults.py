@@ -11,6 +11,7 @@ from fmcsa_sandbox.faults import (
     FaultDice,
     LeakyBucket,
     Odds,
+    RefusedTwicePerCarrierSync,
     RefusedTwicePerSync,
     retry_after_header,
     truncate,
@@ -141,6 +142,24 @@ def test_the_magic_sync_is_refused_twice_then_served_until_its_last_page() -> No
     assert sync.refuse(1000) is False  # the second page of the same sync
     sync.served(last_page=True)
     assert [sync.refuse(0), sync.refuse(0), sync.refuse(0)] == [True, True, False]
+
+
+def test_the_authority_rule_refuses_two_calls_from_each_carrier_record_that_starts_a_sync() -> None:
+    sync = RefusedTwicePerCarrierSync()
+    assert [sync.refuse(carrier_record=True), sync.refuse(carrier_record=False)] == [True, True]
+    assert [sync.refuse(carrier_record=flag) for flag in (True, False, False)] == [False, False, False]
+    # the next carrier record starts the next sync; calls before it belong to the last one
+    assert [sync.refuse(carrier_record=flag) for flag in (True, True, True, False)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_the_authority_rule_refuses_whatever_comes_first() -> None:
+    sync = RefusedTwicePerCarrierSync()
+    assert [sync.refuse(carrier_record=False) for _ in range(3)] == [True, True, False]
 
 
 def test_an_offset_request_outside_a_sync_is_served() -> None:

@@ -44,7 +44,7 @@ def test_fault_probabilities_of_one_source_cannot_add_up_past_one() -> None:
 
 def test_every_runtime_knob_is_a_setting() -> None:
     assert set(RUNTIME_KNOBS) <= set(Settings.model_fields)
-    assert len(RUNTIME_KNOBS) == 21
+    assert len(RUNTIME_KNOBS) == 27
 
 
 def test_knob_changes_are_validated_like_the_settings() -> None:

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 from fmcsa_sandbox import soql
 from fmcsa_sandbox.data import snapshot
 from fmcsa_sandbox.socrata import (
     COLUMNS,
+    INSURANCE,
+    INSURANCE_COLUMNS,
     MAX_LIMIT,
     Query,
     SocrataError,
@@ -62,6 +65,30 @@ def test_the_dots_a_where_pins_down() -> None:
     assert dots("dot_number = '1' AND dot_number = '3'") == frozenset()
     assert dots("dot_number = '1' OR viol_unit = 'D'") is None
     assert dots("NOT dot_number = '1'") is None
+    # the spellings of one DOT pin one carrier (its rows are then filtered as text), and the number cast pins
+    assert dots("dot_number = '02847193' AND dot_number::number = 2847193") == {"2847193"}
+    assert dots("dot_number::number = 2847193") == {"2847193"}
+    assert dots("dot_number::number = 2.5") is None
+    assert dots("dot_number = 'MC1'") == {"MC1"}
+
+
+def test_the_insurance_dataset_is_planned_against_its_own_columns() -> None:
+    query = plan([("dot_number", "02847193"), ("$order", "policy_no DESC")], INSURANCE)
+    assert isinstance(query, Query)
+    assert query.fields == INSURANCE_COLUMNS
+    assert query.dots() == {"2847193"}
+    rows = json.loads(page(query, 1, "json", date(2026, 12, 7)).body)
+    assert [r["policy_no"] for r in rows] == sorted((r["policy_no"] for r in rows), reverse=True)
+    assert {r["dot_number"] for r in rows} == {"02847193"}
+    unpadded = plan([("dot_number", "2847193")], INSURANCE)
+    assert isinstance(unpadded, Query)
+    assert page(unpadded, 1, "json", date(2026, 12, 7)).rows == 0
+    wrong = plan([("viol_code", "1")], INSURANCE)  # a column of the other dataset
+    assert isinstance(wrong, SocrataError)
+    assert (wrong.body["errorCode"], wrong.body["data"]["dataset"]) == (
+        "query.soql.no-such-column",
+        "alpha.61447",
+    )
 
 
 def test_an_unknown_column_is_a_no_such_column_error() -> None:

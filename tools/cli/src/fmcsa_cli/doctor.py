@@ -26,6 +26,7 @@ SERVICE_DOCTORS: tuple[tuple[str, str], ...] = (
     ("csa", "fmcsa_source_csa.doctor"),
     ("violations", "fmcsa_source_violations.doctor"),
     ("inspections", "fmcsa_source_inspections.doctor"),
+    ("authority", "fmcsa_source_authority.doctor"),
     ("status", "fmcsa_status.doctor"),
     ("notifier", "fmcsa_notifier.doctor"),
     ("gateway", "fmcsa_gateway.doctor"),

@@ -47,6 +47,8 @@ SANDBOX_CREDENTIALS: tuple[tuple[str, str, str, str], ...] = (
     ("FMCSA_CSA_BASE_URL", "/qc/services", "FMCSA_CSA_WEB_KEY", SANDBOX_WEB_KEY),
     ("FMCSA_VIOLATIONS_BASE_URL", "", "FMCSA_VIOLATIONS_APP_TOKEN", SANDBOX_APP_TOKEN),
     ("FMCSA_INSPECTIONS_BASE_URL", "", "FMCSA_INSPECTIONS_API_KEY", SANDBOX_API_KEY),
+    ("FMCSA_AUTHORITY_BASE_URL", "/qc/services", "FMCSA_AUTHORITY_WEB_KEY", SANDBOX_WEB_KEY),
+    ("FMCSA_AUTHORITY_DATAHUB_BASE_URL", "", "FMCSA_AUTHORITY_APP_TOKEN", SANDBOX_APP_TOKEN),
 )
 
 
@@ -84,6 +86,7 @@ class ServiceSpec:
 
 VIOLATIONS_USER = source_user(SourceKey.VIOLATIONS)
 INSPECTIONS_USER = source_user(SourceKey.INSPECTIONS)
+AUTHORITY_USER = source_user(SourceKey.AUTHORITY)
 
 # Dependency order: the sandbox and the projector first, the gateway last.
 ALL_SERVICES: tuple[ServiceSpec, ...] = (
@@ -92,6 +95,7 @@ ALL_SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("csa", "fmcsa_source_csa", "FMCSA_CSA_HTTP_PORT", source_user(SourceKey.CSA)),
     ServiceSpec("violations", "fmcsa_source_violations", "FMCSA_VIOLATIONS_HTTP_PORT", VIOLATIONS_USER),
     ServiceSpec("inspections", "fmcsa_source_inspections", "FMCSA_INSPECTIONS_HTTP_PORT", INSPECTIONS_USER),
+    ServiceSpec("authority", "fmcsa_source_authority", "FMCSA_AUTHORITY_HTTP_PORT", AUTHORITY_USER),
     ServiceSpec("scheduler", "fmcsa_scheduler", "FMCSA_SCHEDULER_HTTP_PORT", SCHEDULER),
     ServiceSpec("notifier", "fmcsa_notifier", "FMCSA_NOTIFIER_HTTP_PORT", NOTIFIER),
     ServiceSpec("gateway", "fmcsa_gateway", None, GATEWAY),

@@ -53,6 +53,20 @@ SOURCES: tuple[SourceUpstream, ...] = (
         "FMCSA_INSPECTIONS_API_KEY",
         True,
     ),
+    SourceUpstream(
+        "authority",
+        "FMCSA_AUTHORITY_BASE_URL",
+        "https://mobile.fmcsa.dot.gov/qc/services",
+        "FMCSA_AUTHORITY_WEB_KEY",
+        True,
+    ),
+    SourceUpstream(
+        "authority",
+        "FMCSA_AUTHORITY_DATAHUB_BASE_URL",
+        "https://data.transportation.gov",
+        "FMCSA_AUTHORITY_APP_TOKEN",
+        False,
+    ),
 )
 """The same URLs are each source's settings default (tests/system/test_real_upstreams.py checks it)."""
 
@@ -114,6 +128,8 @@ def settings_environment(environ: Mapping[str, str], upstream: Upstream) -> dict
         if not given.get("FMCSA_VIOLATIONS_APP_TOKEN", "").strip():
             # anonymous Socrata reads share a per-IP pool: keep well under 1,000 requests an hour
             given.setdefault("FMCSA_VIOLATIONS_RATE_PER_S", ANONYMOUS_SOCRATA_RATE_PER_S)
+        if not given.get("FMCSA_AUTHORITY_APP_TOKEN", "").strip():
+            given.setdefault("FMCSA_AUTHORITY_DATAHUB_RATE_PER_S", ANONYMOUS_SOCRATA_RATE_PER_S)
     return given
 
 

@@ -51,7 +51,7 @@ def test_stats_prints_the_counters_as_json(data_dir: Path) -> None:
     assert code == 0
     stats = json.loads(out)
     assert stats["data_version"] == 1
-    assert set(stats["sources"]) == {"csa", "violations", "inspections"}
+    assert set(stats["sources"]) == {"csa", "violations", "inspections", "authority"}
 
 
 def test_python_m_fmcsa_cli_finds_the_sandbox_through_fmcsa_data_dir(data_dir: Path, tmp_path: Path) -> None:

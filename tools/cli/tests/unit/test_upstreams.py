@@ -27,11 +27,14 @@ def env_file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
 def test_the_real_base_urls_are_the_settings_defaults() -> None:
     modules = {"csa": "fmcsa_source_csa", "violations": "fmcsa_source_violations"}
     modules["inspections"] = "fmcsa_source_inspections"
+    modules["authority"] = "fmcsa_source_authority"
     for source in SOURCES:
         settings = importlib.import_module(f"{modules[source.source]}.settings").Settings
-        default = str(settings.model_fields["base_url"].default).rstrip("/")
+        prefix = f"FMCSA_{source.source.upper()}_"
+        base_field = source.base_url_setting.removeprefix(prefix).lower()
+        default = str(settings.model_fields[base_field].default).rstrip("/")
         assert default == source.real_base_url
-        key_field = source.key_setting.removeprefix(f"FMCSA_{source.source.upper()}_").lower()
+        key_field = source.key_setting.removeprefix(prefix).lower()
         assert key_field in settings.model_fields
 
 

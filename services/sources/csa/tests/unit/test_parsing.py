@@ -210,7 +210,9 @@ def test_the_maintenance_page_with_200_is_a_retryable_upstream_error(examples_di
     assert "maintenance" in failed(result, ErrorKind.UPSTREAM_ERROR, retryable=True).message
 
 
-@pytest.mark.parametrize("name", ["qcmobile-oos.json", "qcmobile-authority.json"])
+@pytest.mark.parametrize(
+    "name", ["qcmobile-oos.json", "qcmobile-authority.json", "qcmobile-docket-numbers.json"]
+)
 def test_the_other_sub_resource_examples_are_usable_envelopes(examples_dir: Path, name: str) -> None:
     result = classify(Call.BASICS, 200, {}, body_of(examples_dir, name), CARRIER_DOT, NOW)
     assert isinstance(result, dict)
@@ -229,6 +231,7 @@ def test_every_qcmobile_example_file_is_covered(examples_dir: Path) -> None:
         "qcmobile-maintenance.html",
         "qcmobile-oos.json",
         "qcmobile-authority.json",
+        "qcmobile-docket-numbers.json",
     }
     assert {p.name for p in examples_dir.glob("qcmobile-*")} == covered
 
