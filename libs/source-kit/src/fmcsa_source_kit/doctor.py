@@ -219,3 +219,22 @@ async def source_checks(
         await store_check(f"{probe.source}: store", probe.database_url, f"{probe.prefix}DATABASE_URL")
     )
     return rows
+
+
+QCMOBILE_SITE = "https://mobile.fmcsa.dot.gov/QCDevsite"
+
+
+def qcmobile_key(source: str, setting: str) -> tuple[KeyAdvice, tuple[str, str]]:
+    """The advice about a QCMobile webKey (csa and authority read QCMobile): what to do when it is
+    rejected, and the skip row's detail and remedy when it is unset.
+    """
+    advice = KeyAdvice(
+        setting,
+        rejected=f"QCMobile does not know this webKey: copy it again from 'My WebKeys' at {QCMOBILE_SITE} "
+        f"(sign in with Login.gov) into {setting}",
+    )
+    missing = (
+        f"{setting} is not set: the {source} source answers every sync not_configured",
+        f"get a free webKey at {QCMOBILE_SITE} and set {setting}",
+    )
+    return advice, missing

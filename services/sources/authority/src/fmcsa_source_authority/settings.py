@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from fmcsa_runtime.settings import ServiceSettings
 from fmcsa_source_kit.pacing import PACE_NOTE
+from fmcsa_source_kit.settings import SourceSettings
 
 QCMOBILE_URL = "https://mobile.fmcsa.dot.gov/qc/services"
 """The real FMCSA QCMobile API root; `up`, the tests and the benchmarks point `base_url` at the sandbox."""
@@ -18,7 +20,7 @@ INSURANCE_DATASET = "qh9u-swkp"
 """ActPendInsur: active and pending insurance filings, one row per filing."""
 
 
-class Settings(ServiceSettings):
+class Settings(SourceSettings):
     """The authority source's configuration; every field has a working default.
 
     Only `web_key` is needed against the real QCMobile API (without it every request is answered
@@ -26,6 +28,7 @@ class Settings(ServiceSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix="FMCSA_AUTHORITY_")
+    SOURCE: ClassVar[str] = "authority"
 
     base_url: HttpUrl = Field(
         HttpUrl(QCMOBILE_URL),
@@ -57,27 +60,6 @@ class Settings(ServiceSettings):
     datahub_rate_per_s: float = Field(
         2.0, gt=0, le=50, description="Ceiling on DataHub calls per second (a sync is one)." + PACE_NOTE
     )
-    concurrency: int = Field(8, ge=1, le=256, description="Most calls in flight at once, per upstream.")
-    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection.")
-    read_timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for each read of an answer.")
     call_timeout_s: float = Field(
         60.0, gt=0, description="Seconds one whole call may take, body included (a trickle cannot hold it)."
     )
-    inline_retries: int = Field(
-        2, ge=0, le=10, description="In-process retries of a retryable failure whose wait is short."
-    )
-    inline_wait_max_s: float = Field(
-        5.0, ge=0, description="Longest wait spent in process; a longer one goes back to the bus as a delay."
-    )
-    retry_after_max_s: float = Field(
-        3600.0, gt=0, description="Ceiling on any wait asked for by `Retry-After` or chosen by backoff."
-    )
-    max_attempts: int = Field(5, ge=1, description="Deliveries before a retryable failure is final.")
-    database_url: str | None = Field(
-        None,
-        description="sqlite:///path or postgresql://user@host/db; unset: `<data_dir>/authority.sqlite3`.",
-    )
-
-    def resolved_database_url(self) -> str:
-        """Return `database_url`, else the SQLite file `authority.sqlite3` under the data folder."""
-        return self.database_url or self.sqlite_url("authority")

@@ -15,14 +15,10 @@ import httpx
 from fmcsa_runtime.doctor import Check, main
 from fmcsa_source_csa.settings import Settings
 from fmcsa_source_csa.upstream import QCMobileClient
-from fmcsa_source_kit.doctor import Fetched, KeyAdvice, SourceProbe, source_checks
+from fmcsa_source_kit.doctor import Fetched, SourceProbe, qcmobile_key, source_checks
 from fmcsa_source_kit.failures import Failure
 
-KEY = KeyAdvice(
-    "FMCSA_CSA_WEB_KEY",
-    rejected="QCMobile does not know this webKey: copy it again from 'My WebKeys' at "
-    "https://mobile.fmcsa.dot.gov/QCDevsite (sign in with Login.gov) into FMCSA_CSA_WEB_KEY",
-)
+KEY, MISSING_KEY = qcmobile_key("csa", "FMCSA_CSA_WEB_KEY")
 
 
 async def checks(args: argparse.Namespace) -> list[Check]:
@@ -32,10 +28,7 @@ async def checks(args: argparse.Namespace) -> list[Check]:
         str(settings.base_url),
         KEY,
         has_key=settings.web_key is not None and bool(settings.web_key.get_secret_value()),
-        missing_key=(
-            "FMCSA_CSA_WEB_KEY is not set: the csa source answers every sync not_configured",
-            "get a free webKey at https://mobile.fmcsa.dot.gov/QCDevsite and set FMCSA_CSA_WEB_KEY",
-        ),
+        missing_key=MISSING_KEY,
         database_url=settings.resolved_database_url(),
         connect_timeout_s=settings.connect_timeout_s,
         read_timeout_s=settings.read_timeout_s,

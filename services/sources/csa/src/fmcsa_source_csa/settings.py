@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from fmcsa_runtime.settings import ServiceSettings
 from fmcsa_source_kit.pacing import PACE_NOTE
+from fmcsa_source_kit.settings import SourceSettings
 
 QCMOBILE_URL = "https://mobile.fmcsa.dot.gov/qc/services"
 """The real FMCSA QCMobile API root; `up`, the tests and the benchmarks point `base_url` at the sandbox."""
 
 
-class Settings(ServiceSettings):
+class Settings(SourceSettings):
     """The CSA source's configuration; every field has a working default.
 
     Only `web_key` is needed against the real QCMobile API (without it every request is answered
@@ -20,6 +22,7 @@ class Settings(ServiceSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix="FMCSA_CSA_")
+    SOURCE: ClassVar[str] = "csa"
 
     base_url: HttpUrl = Field(
         HttpUrl(QCMOBILE_URL),
@@ -36,24 +39,3 @@ class Settings(ServiceSettings):
         le=50,
         description="Ceiling on QCMobile calls per second (a sync is two calls)." + PACE_NOTE,
     )
-    concurrency: int = Field(8, ge=1, le=256, description="Most QCMobile calls in flight at once.")
-    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection.")
-    read_timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for each read of an answer.")
-    inline_retries: int = Field(
-        2, ge=0, le=10, description="In-process retries of a retryable failure whose wait is short."
-    )
-    inline_wait_max_s: float = Field(
-        5.0, ge=0, description="Longest wait spent in process; a longer one goes back to the bus as a delay."
-    )
-    retry_after_max_s: float = Field(
-        3600.0, gt=0, description="Ceiling on any wait asked for by `Retry-After` or chosen by backoff."
-    )
-    max_attempts: int = Field(5, ge=1, description="Deliveries before a retryable failure is final.")
-    database_url: str | None = Field(
-        None,
-        description="sqlite:///path or postgresql://user@host/db; unset: `<data_dir>/csa.sqlite3`.",
-    )
-
-    def resolved_database_url(self) -> str:
-        """Return `database_url`, else the SQLite file `csa.sqlite3` under the data folder."""
-        return self.database_url or self.sqlite_url("csa")

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from fmcsa_runtime.settings import ServiceSettings
 from fmcsa_source_kit.pacing import PACE_NOTE
+from fmcsa_source_kit.settings import SourceSettings
 
 SAFERWEBAPI_URL = "https://saferwebapi.com"
 
 
-class Settings(ServiceSettings):
+class Settings(SourceSettings):
     """SaferWebAPI client, store and retry settings. Every field has a working default; without
     `api_key` the service still starts and answers every request with `not_configured`.
     """
 
     model_config = SettingsConfigDict(env_prefix="FMCSA_INSPECTIONS_", extra="ignore", populate_by_name=True)
+    SOURCE: ClassVar[str] = "inspections"
 
     base_url: HttpUrl = Field(
         HttpUrl(SAFERWEBAPI_URL),
@@ -36,19 +39,6 @@ class Settings(ServiceSettings):
             "second's worth at the same rate (see fmcsa_source_kit.pacing). Costs no long-run rate."
         ),
     )
-    concurrency: int = Field(8, ge=1, le=256, description="Most SaferWebAPI calls in flight at once.")
-    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection to SaferWebAPI.")
-    read_timeout_s: float = Field(
-        30.0, gt=0, description="Seconds to wait for the answer; a hung call ends as `timeout` (retryable)."
-    )
-    inline_retries: int = Field(
-        2, ge=0, le=10, description="In-process retries of retryable failures whose wait is short."
-    )
-    inline_wait_max_s: float = Field(
-        5.0,
-        ge=0,
-        description="Longest wait spent in process; longer waits go back to the bus as a delayed retry.",
-    )
     backoff_initial_s: float = Field(
         0.5,
         gt=0,
@@ -57,15 +47,6 @@ class Settings(ServiceSettings):
     rate_limit_wait_s: float = Field(
         60.0, ge=0, description="Wait after a 429 that carries no Retry-After header."
     )
-    retry_after_max_s: float = Field(
-        3600.0,
-        gt=0,
-        description=(
-            "Ceiling on any wait an upstream asks for (Retry-After) and on the delay of a retry handed back "
-            "to the bus."
-        ),
-    )
-    max_attempts: int = Field(5, ge=1, description="Deliveries before a retryable failure becomes final.")
     oos_rate_change_points: float = Field(
         5.0,
         gt=0,
@@ -75,10 +56,3 @@ class Settings(ServiceSettings):
             "two snapshots to publish an `oos_rate_changed` change fact; smaller moves are not changes."
         ),
     )
-    database_url: str | None = Field(
-        None, description="Store URL (sqlite:/// or postgresql://); unset: <data_dir>/inspections.sqlite3."
-    )
-
-    def resolved_database_url(self) -> str:
-        """The store URL in use: `database_url`, else the SQLite file under the data folder."""
-        return self.database_url or self.sqlite_url("inspections")

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from fmcsa_runtime.settings import ServiceSettings
 from fmcsa_source_kit.pacing import PACE_NOTE
+from fmcsa_source_kit.settings import SourceSettings
 
 SOCRATA_URL = "https://data.transportation.gov"
 VIOLATIONS_DATASET = "8mt8-2mdr"
 
 
-class Settings(ServiceSettings):
+class Settings(SourceSettings):
     """Socrata client, paging, retry and store settings; every field has a working default.
 
     No app token is a valid configuration: reads then draw on Socrata's shared anonymous pool.
     """
 
     model_config = SettingsConfigDict(env_prefix="FMCSA_VIOLATIONS_", extra="ignore", populate_by_name=True)
+    SOURCE: ClassVar[str] = "violations"
 
     base_url: HttpUrl = Field(
         HttpUrl(SOCRATA_URL), description="Socrata host serving the dataset; the sandbox in up and tests."
@@ -35,18 +38,6 @@ class Settings(ServiceSettings):
     rate_per_s: float = Field(
         2.0, gt=0, description="Ceiling on Socrata calls per second (one per page)." + PACE_NOTE
     )
-    concurrency: int = Field(8, ge=1, description="Most Socrata calls in flight at once.")
-    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection.")
-    read_timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for each read of an answer.")
-    inline_retries: int = Field(2, ge=0, description="In-process retries of a page after a short wait.")
-    inline_wait_max_s: float = Field(
-        5.0, ge=0, description="Longer waits go back to the bus as a delayed redelivery."
-    )
-    retry_after_max_s: float = Field(3600.0, gt=0, description="Ceiling on any Retry-After honoured.")
-    max_attempts: int = Field(5, ge=1, description="Deliveries before a retryable failure is final.")
-    database_url: str | None = Field(
-        None, description="Store database URL; unset means the SQLite file <data_dir>/violations.sqlite3."
-    )
     page_size: int = Field(
         1000, ge=1, le=50000, description="Rows per page ($limit); SODA 2.0 caps it at 50000."
     )
@@ -62,7 +53,3 @@ class Settings(ServiceSettings):
         if isinstance(value, SecretStr) and not value.get_secret_value().strip():
             return None
         return value
-
-    def resolved_database_url(self) -> str:
-        """The store's URL: `database_url`, else the SQLite file under the data folder."""
-        return self.database_url or self.sqlite_url("violations")
