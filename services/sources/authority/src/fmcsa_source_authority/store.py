@@ -15,13 +15,12 @@ from uuid import UUID
 
 import structlog
 from sqlalchemy import BigInteger, Column, DateTime
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel, col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fmcsa_events.models import Counts
-from fmcsa_runtime.database import create_engine
 from fmcsa_source_authority.domain import (
     AuthorityFetch,
     AuthorityStatus,
@@ -33,8 +32,9 @@ from fmcsa_source_authority.domain import (
     Row,
     plan,
 )
-from fmcsa_source_kit.outbox import create_outbox, record_changes
+from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation, Plan
+from fmcsa_source_kit.tables import open_store
 
 log = structlog.get_logger(__name__)
 
@@ -190,18 +190,7 @@ class Store:
     @classmethod
     async def connect(cls, url: str) -> Store:
         """Open the database at `url`; create the authority tables and the change outbox if absent."""
-        engine = create_engine(url)
-        for attempt in range(_TRIES):
-            try:
-                async with engine.begin() as connection:
-                    await connection.run_sync(SQLModel.metadata.create_all, tables=TABLES)
-                await create_outbox(engine)
-                break
-            except DBAPIError:  # replicas creating the same tables at once: the loser looks again
-                if attempt == _TRIES - 1:
-                    await engine.dispose()
-                    raise
-        return cls(engine)
+        return cls(await open_store(url, TABLES))
 
     @property
     def engine(self) -> AsyncEngine:

@@ -36,7 +36,7 @@ import structlog
 from sqlalchemy import Connection, DateTime, Index, Table, Text, UniqueConstraint, case, inspect, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -44,7 +44,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from fmcsa_events import decimals
 from fmcsa_events.decimals import MAX_TEXT_LENGTH
 from fmcsa_events.models import Counts
-from fmcsa_runtime.database import create_engine
 from fmcsa_source_csa.domain.changes import Held, HeldBasic, Record, plan
 from fmcsa_source_csa.domain.model import (
     BasicScore,
@@ -56,8 +55,9 @@ from fmcsa_source_csa.domain.model import (
     carrier_from_content,
 )
 from fmcsa_source_csa.domain.parse import as_of_month
-from fmcsa_source_kit.outbox import create_outbox, record_changes
+from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation, Plan
+from fmcsa_source_kit.tables import open_store
 
 log = structlog.get_logger(__name__)
 
@@ -236,6 +236,12 @@ def basic_from_row(row: _BasicColumns, basics_id: int) -> BasicScore:
     )
 
 
+def _migrate(connection: Connection) -> None:
+    """Widen a store made before exact decimals (PostgreSQL VARCHAR(40) columns)."""
+    if altered := widen_decimal_columns(connection):
+        log.info("csa_store_migrated", widened=altered)
+
+
 class Store:
     """The csa source's database; one per process, safe for concurrent upserts of different DOTs."""
 
@@ -247,21 +253,7 @@ class Store:
         """Open the database at `url` (sqlite:/// or postgresql://); create the csa tables and the change
         outbox if absent.
         """
-        engine = create_engine(url)
-        for attempt in range(_UPSERT_TRIES):
-            try:
-                async with engine.begin() as connection:
-                    await connection.run_sync(SQLModel.metadata.create_all, tables=TABLES)
-                    altered = await connection.run_sync(widen_decimal_columns)
-                if altered:
-                    log.info("csa_store_migrated", widened=altered)
-                await create_outbox(engine)
-                break
-            except DBAPIError:  # replicas creating the same tables at once: the loser looks again
-                if attempt == _UPSERT_TRIES - 1:
-                    await engine.dispose()
-                    raise
-        return cls(engine)
+        return cls(await open_store(url, TABLES, migrate=_migrate))
 
     async def close(self) -> None:
         await self._engine.dispose()

@@ -22,14 +22,13 @@ from uuid import UUID
 
 import structlog
 from sqlalchemy import BigInteger, DateTime, Index, Text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fmcsa_events.identifiers import parse_dot
 from fmcsa_events.models import Counts
-from fmcsa_runtime.database import create_engine
 from fmcsa_source_inspections.domain.changes import (
     DEFAULT_OOS_RATE_CHANGE_POINTS,
     Held,
@@ -40,8 +39,9 @@ from fmcsa_source_inspections.domain.changes import (
 )
 from fmcsa_source_inspections.domain.content import snapshot_content, snapshot_from_content
 from fmcsa_source_inspections.domain.records import InspectionsFetch, Snapshot
-from fmcsa_source_kit.outbox import create_outbox, record_changes
+from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Plan
+from fmcsa_source_kit.tables import open_store
 
 log = structlog.get_logger(__name__)
 
@@ -130,13 +130,7 @@ class Store:
 
         `oos_rate_change_points`: how far a US out-of-service rate must move to be a change fact.
         """
-        engine = create_engine(url)
-        try:
-            await _create_tables(engine)
-        except DBAPIError:
-            # Two replicas starting together may both try CREATE TABLE on PostgreSQL; the loser retries.
-            await _create_tables(engine)
-        return cls(engine, oos_rate_change_points=Decimal(str(oos_rate_change_points)))
+        return cls(await open_store(url, TABLES), oos_rate_change_points=Decimal(str(oos_rate_change_points)))
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -274,9 +268,3 @@ def _current_values(write: SnapshotWrite) -> dict[str, Any]:
         "first_seen_at": write.current.first_seen_at,
         "checked_at": write.current.checked_at,
     }
-
-
-async def _create_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all, tables=TABLES)
-    await create_outbox(engine)

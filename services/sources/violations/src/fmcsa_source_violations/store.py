@@ -30,9 +30,9 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fmcsa_events.models import Counts
-from fmcsa_runtime.database import create_engine
-from fmcsa_source_kit.outbox import create_outbox, record_changes
+from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation
+from fmcsa_source_kit.tables import open_store
 from fmcsa_source_violations.domain.changes import Held, HeldRow, ViolationsPlan, plan
 from fmcsa_source_violations.domain.model import Basic, Violation, ViolationsFetch
 
@@ -171,11 +171,7 @@ class Store:
     @classmethod
     async def connect(cls, url: str) -> Store:
         """Open the database and create the `violations_*` tables and the change outbox if missing."""
-        engine = create_engine(url)
-        async with engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all, tables=_TABLES)
-        await create_outbox(engine)
-        return cls(engine)
+        return cls(await open_store(url, _TABLES))
 
     async def close(self) -> None:
         await self._engine.dispose()

@@ -1,0 +1,39 @@
+"""Opening a source's store: its SQLModel tables and the change outbox, created if missing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import stamina
+from sqlalchemy import Connection, Table
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
+
+from fmcsa_runtime.database import create_engine
+from fmcsa_source_kit.outbox import create_outbox
+
+
+async def open_store(
+    url: str, tables: Sequence[Table], *, migrate: Callable[[Connection], Any] | None = None
+) -> AsyncEngine:
+    """The engine of the store at `url`, with `tables` (and `migrate`, run in the same transaction) and the
+    change outbox in place. Replicas starting together may race on CREATE TABLE (PostgreSQL): the loser
+    tries again (stamina, three attempts) and then finds the tables there.
+    """
+    engine = create_engine(url)
+    try:
+        async for attempt in stamina.retry_context(
+            on=DBAPIError, attempts=3, wait_initial=0.05, wait_max=0.5
+        ):
+            with attempt:
+                async with engine.begin() as connection:
+                    await connection.run_sync(SQLModel.metadata.create_all, tables=list(tables))
+                    if migrate is not None:
+                        await connection.run_sync(migrate)
+                await create_outbox(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
