@@ -31,14 +31,14 @@ from fmcsa_embedded import free_port
 from fmcsa_events.permissions import STATUS
 from fmcsa_runtime.tokens import Role, mint
 
-SERVICES = ["sandbox", "status", "csa", "violations", "inspections", "scheduler", "gateway"]
+SERVICES = ["sandbox", "status", "csa", "violations", "inspections", "authority", "scheduler", "gateway"]
 """What the feed needs; the scheduler only releases in-flight markers (it publishes nothing here)."""
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
 
 SECRET = "system-tests-of-the-change-feed-0123456789"
 DOTS = ["99700001", "99700002", "99700003", "99700004"]
-SOURCES = ["csa", "violations", "inspections"]
+SOURCES = ["csa", "violations", "inspections", "authority"]
 FAILPOINT = "source.after_store"
 ENV = {
     "FMCSA_JWT_SECRET": SECRET,
@@ -215,6 +215,7 @@ def assert_the_documented_changes(changes: list[dict[str, Any]]) -> None:
             ("99700002", "violations", "violations_added", "violations"): 1,
             ("99700003", "inspections", "safety_rating_changed", "safety_rating"): 1,
             ("99700003", "inspections", "operating_status_changed", "operating_status"): 1,
+            ("99700003", "authority", "oos_order_issued", "oos_order"): 1,  # the same order, on QCMobile
             ("99700004", "csa", "basic_became_not_public", "vehicle_maintenance"): 1,
         }.items()
     ), changes

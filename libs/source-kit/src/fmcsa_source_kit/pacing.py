@@ -49,9 +49,11 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+import stamina
 import structlog
+from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError, NoStreamResponseError
 from nats.js.kv import KeyValue
 from prometheus_client import Counter, Gauge
 
@@ -67,6 +69,9 @@ SPACING_S = 0.05
 """Extra seconds between calls where the bucket holds one call (rates near 1/s)."""
 
 REPLICAS_TTL_S = Topology.pace_replicas_ttl_s
+
+START_WAIT_S = 30.0
+"""How long `start` waits for the pace buckets to answer (a stream leader election) before it gives up."""
 """How long a replica's heartbeat keeps it counted (the TTL of `fmcsa_pace_replicas`); a replica
 heartbeats every third of it."""
 
@@ -433,10 +438,16 @@ class UpstreamPace:
         or create the document, heartbeat this replica, count the live ones, then keep them in step.
         """
         self._js = js
-        self._pace_kv = await js.key_value(PACE_BUCKET)
-        self._replicas_kv = await js.key_value(PACE_REPLICAS_BUCKET)
-        await self._sync()
-        await self._heartbeat()
+        # a cluster that is still electing the buckets' stream leaders (just formed, or a node died)
+        # answers nothing for a few seconds: wait for it rather than fail the service's start
+        async for attempt in stamina.retry_context(
+            on=(NoStreamResponseError, NoRespondersError, TimeoutError), timeout=START_WAIT_S, wait_max=2.0
+        ):
+            with attempt:
+                self._pace_kv = await js.key_value(PACE_BUCKET)
+                self._replicas_kv = await js.key_value(PACE_REPLICAS_BUCKET)
+                await self._sync()
+                await self._heartbeat()
         beat = heartbeat_s if heartbeat_s is not None else REPLICAS_TTL_S / 3
         self._task = asyncio.create_task(self._loop(sync_s, beat), name=f"pace:{self.key}")
 

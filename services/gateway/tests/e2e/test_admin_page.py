@@ -102,8 +102,8 @@ async def test_sign_in_register_trigger_and_watch_the_badges_turn_green(
             await expect(row).to_be_visible(timeout=15_000)
 
             await row.locator("button[data-trigger]").click()
-            await expect(page.locator("#toast")).to_contain_text("started 3 request(s)")
-            for source in ("csa", "violations", "inspections"):
+            await expect(page.locator("#toast")).to_contain_text("started 4 request(s)")
+            for source in ("csa", "violations", "inspections", "authority"):
                 badge = page.locator(f'#row-{DOT} .badge[data-source="{source}"]')
                 await expect(badge).to_have_attribute("data-state", "succeeded", timeout=90_000)
             assert await page.evaluate("window.__notReloaded === true"), "the page was reloaded"
@@ -111,7 +111,7 @@ async def test_sign_in_register_trigger_and_watch_the_badges_turn_green(
             await row.locator("a.dot").click()
             detail = page.locator(f"#detail-{DOT}")
             await expect(detail).to_contain_text("all sources healthy", timeout=15_000)
-            await expect(detail.locator("table.log tbody tr")).to_have_count(3)
+            await expect(detail.locator("table.log tbody tr")).to_have_count(4)
 
             form = page.locator("#schedule-csa")
             await form.locator("input[value=interval]").check()

@@ -24,7 +24,7 @@ from fmcsa_runtime.tokens import Role, mint
 SECRET = "e2e-secret-of-the-change-feed-page-0123456789"
 DOT = "99700001"
 
-SERVICES = ["sandbox", "status", "csa", "violations", "inspections", "scheduler", "gateway"]
+SERVICES = ["sandbox", "status", "csa", "violations", "inspections", "authority", "scheduler", "gateway"]
 """What the feed needs; the scheduler only releases in-flight markers (it publishes nothing here)."""
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
@@ -112,7 +112,7 @@ async def test_the_timeline_and_the_trend_chart_follow_a_bump_live(
                 bumped = await client.post(f"{sandbox}/_sandbox/bump")
             assert bumped.json()["data_version"] == 2
             await detail.locator("form button[type=submit]").first.click()
-            await expect(page.locator("#toast")).to_contain_text("started 3 request(s)")
+            await expect(page.locator("#toast")).to_contain_text("started 4 request(s)")
 
             alert = timeline.locator('tr[data-kind="basic_alert_started"][data-subject="unsafe_driving"]')
             await expect(alert).to_have_count(1, timeout=60_000)
