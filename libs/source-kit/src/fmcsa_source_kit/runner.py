@@ -1,4 +1,4 @@
-"""The bus side shared by the three source services: consume `SyncRequested`, end each in one outcome.
+"""The bus side every source service shares: consume `SyncRequested`, end each in one outcome.
 
 `SourceRunner` pulls the source's durable consumer (replicas share it) and keeps up to `concurrency`
 deliveries in flight, each in its own task: it fetches only as many messages as there are free slots, so
