@@ -9,13 +9,12 @@ from __future__ import annotations
 import importlib
 import re
 from pathlib import Path
-from typing import Any
 
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from fmcsa_events.models import EVENT_TYPES
 from fmcsa_runtime.settings import ServiceSettings
+from fmcsa_source_kit.readme import default_text, env_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,27 +29,6 @@ SETTINGS_MODULES = [
     "fmcsa_sandbox.settings",
     "fmcsa_notifier.settings",
 ]
-
-
-def env_name(cls: type[BaseSettings], name: str, field: FieldInfo) -> str:
-    alias = field.validation_alias
-    if alias is not None:
-        choices: Any = getattr(alias, "choices", [alias])
-        return str(choices[0])
-    prefix = str(cls.model_config.get("env_prefix", ""))
-    return f"{prefix}{name}".upper()
-
-
-def default_text(field: FieldInfo) -> str:
-    if field.default_factory is not None:
-        return "(computed)"
-    value = field.default
-    if value is None:
-        return "unset"
-    if hasattr(value, "get_secret_value"):
-        return "(secret)"
-    text = str(value)
-    return f"`{text}`" if text else '`""`'
 
 
 def rows_for(cls: type[BaseSettings], *, shared: bool) -> list[str]:

@@ -247,7 +247,7 @@ async def test_a_timeout_is_handed_back_at_once_without_an_inline_retry() -> Non
 
 async def test_an_answer_slower_than_the_call_timeout_is_a_timeout_handed_back_at_once() -> None:
     async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(5)
+        await asyncio.sleep(5)  # an upstream that answers long after the call's time limit
         return httpx.Response(200, content=b"late")
 
     recorder = Recorder(slow)
