@@ -17,6 +17,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema, model_validator
 
 from fmcsa_events.identifiers import DotNumber, SourceKey
+from fmcsa_events.schedules import cron_problem
 from fmcsa_events.text import CleanText, SafeText
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -79,7 +80,9 @@ class CompanyRemoved(Event):
 
 
 class ScheduleChanged(Event):
-    """A source's schedule: an interval of 5-1440 minutes or a cron expression, and an enabled flag."""
+    """A source's schedule: an interval of 5-1440 minutes or a cron expression, and an enabled flag; the rules
+    are `fmcsa_events.schedules` (a cron expression that breaks them does not validate).
+    """
 
     TYPE: ClassVar[str] = "schedule_changed"
     source: SourceKey
@@ -92,6 +95,8 @@ class ScheduleChanged(Event):
     def _one_timing(self) -> ScheduleChanged:
         if (self.interval_minutes is None) == (self.cron is None):
             raise ValueError("a schedule has exactly one of interval_minutes and cron")
+        if self.cron is not None and (problem := cron_problem(self.cron)) is not None:
+            raise ValueError(problem)  # the scheduler's rules (fmcsa_events.schedules): never published
         return self
 
 

@@ -32,9 +32,9 @@ from pydantic import ValidationError
 from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ScheduleChanged
+from fmcsa_events.schedules import default_interval_minutes
 from fmcsa_events.subjects import schedule_changed
 from fmcsa_events.topology import EVENTS_STREAM, PACE_BUCKET, PACE_REPLICAS_BUCKET
-from fmcsa_gateway.domain import default_interval_minutes
 from fmcsa_gateway.schemas import Schedule, SchedulerStatus, UpstreamPace
 
 log = structlog.get_logger(__name__)

@@ -12,30 +12,20 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import pairwise
 
 import msgspec
-from croniter import CroniterError, croniter  # type: ignore[import-untyped]  # croniter ships no type hints
 
 from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
+from fmcsa_events.schedules import (
+    DEFAULT_INTERVAL_MINUTES,
+    cron_problem,
+    interval_problem,
+    next_fire,
+    normalized_cron,
+)
 from fmcsa_events.text import refuse_control_characters
 
-MIN_INTERVAL_MINUTES = 5
-MAX_INTERVAL_MINUTES = 1440
-DEFAULT_INTERVAL_MINUTES = 360
-"""The scheduler's default when no ScheduleChanged exists for a source: every 6 hours."""
-DEFAULT_SOURCE_INTERVAL_MINUTES: dict[SourceKey, int] = {SourceKey.AUTHORITY: 1440}
-"""The scheduler's per-source defaults (`fmcsa_scheduler.domain.DEFAULT_SOURCE_INTERVAL_MINUTES`, repeated
-here since services never import each other; tests/system/test_schedule_defaults.py pins the two alike)."""
-
-
-def default_interval_minutes(source: SourceKey) -> int:
-    """The interval `source` runs on until a ScheduleChanged sets one (the scheduler's defaults)."""
-    return DEFAULT_SOURCE_INTERVAL_MINUTES.get(source, DEFAULT_INTERVAL_MINUTES)
-
-
 MAX_NAME_LENGTH = 200
-_CRON_ALIASES = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 _DOT_HEADERS = ("dot_number", "dot", "usdot", "usdot_number", "dotnumber", "usdotnumber")
 _NAME_HEADERS = ("name", "legal_name", "company", "company_name", "carrier")
 
@@ -242,41 +232,15 @@ def check_schedule(
     if (interval_minutes is None) == (cron is None or not cron.strip()):
         return ScheduleRefused("interval_minutes", "give exactly one of interval_minutes and cron")
     if interval_minutes is not None:
-        if not MIN_INTERVAL_MINUTES <= interval_minutes <= MAX_INTERVAL_MINUTES:
-            return ScheduleRefused(
-                "interval_minutes",
-                f"interval_minutes must be {MIN_INTERVAL_MINUTES} to {MAX_INTERVAL_MINUTES}, "
-                f"got {interval_minutes}",
-            )
+        if (problem := interval_problem(interval_minutes)) is not None:
+            return ScheduleRefused("interval_minutes", problem)
         return ScheduleSpec(interval_minutes=interval_minutes, cron=None, enabled=enabled)
     assert cron is not None
-    text = " ".join(cron.split())
-    reason = _cron_problem(text, now_s)
+    text = normalized_cron(cron)
+    reason = cron_problem(text, at_s=now_s)
     if reason is not None:
         return ScheduleRefused("cron", reason)
     return ScheduleSpec(interval_minutes=None, cron=text, enabled=enabled)
-
-
-def _cron_problem(text: str, now_s: float) -> str | None:
-    fields = text.split()
-    if not (len(fields) == 5 or (len(fields) == 1 and text.lower() in _CRON_ALIASES)):
-        return f"cron must have 5 fields (minute hour day month weekday) or be an alias, got {text[:60]!r}"
-    try:
-        parsed = croniter(text, now_s)
-        parsed.get_next(float)
-    except (CroniterError, ValueError, KeyError, TypeError, OverflowError) as error:
-        return f"cron {text[:60]!r} is not valid: {str(error)[:120]}"
-    minutes = _field_values(parsed.expanded[0], 60)
-    hours = _field_values(parsed.expanded[1], 24)
-    times = sorted(h * 60 + m for h in hours for m in minutes)
-    gaps = [b - a for a, b in pairwise(times)] + [1440 - times[-1] + times[0]]
-    if min(gaps) < MIN_INTERVAL_MINUTES:
-        return f"cron {text[:60]!r} fires {min(gaps)} minute(s) apart; the least is {MIN_INTERVAL_MINUTES}"
-    return None
-
-
-def _field_values(expanded: Sequence[int | str], size: int) -> list[int]:
-    return list(range(size)) if list(expanded) == ["*"] else [int(v) for v in expanded]
 
 
 # --- trigger -----------------------------------------------------------------------------------------
@@ -321,11 +285,8 @@ def next_due(
     if cron is not None and cron.strip():
         if last_scheduled_at is None:
             return NextDue(at=None, enabled=True, within=None)
-        try:
-            following = croniter(" ".join(cron.split()), last_scheduled_at).get_next(datetime)
-        except (CroniterError, ValueError, KeyError, TypeError, OverflowError):
-            return NextDue(at=None, enabled=True, within=None)  # checked when saved; never stop a read
-        return NextDue(at=following, enabled=True, within=None)
+        # None for an expression croniter cannot read: checked when saved; never stop a read
+        return NextDue(at=next_fire(cron, last_scheduled_at), enabled=True, within=None)
     interval = timedelta(minutes=interval_minutes or DEFAULT_INTERVAL_MINUTES)
     if last_scheduled_at is None:
         return NextDue(at=None, enabled=True, within=interval)

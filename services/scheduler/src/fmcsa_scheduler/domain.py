@@ -11,7 +11,6 @@ from the epoch, or a cron fire time) and ending where the next one starts; its l
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,19 +19,17 @@ from functools import lru_cache
 from typing import Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from croniter import CroniterError, croniter  # type: ignore[import-untyped]  # croniter ships no type hints
+from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no type hints
 
 from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.schedules import (
+    DEFAULT_INTERVAL_MINUTES,
+    cron_problem,
+    interval_problem,
+)
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
-MIN_INTERVAL_MINUTES = 5
-MAX_INTERVAL_MINUTES = 1440
-DEFAULT_INTERVAL_MINUTES = 360
-DEFAULT_SOURCE_INTERVAL_MINUTES: dict[SourceKey, int] = {SourceKey.AUTHORITY: 1440}
-"""Sources whose default differs from `DEFAULT_INTERVAL_MINUTES`: authority and insurance change daily at
-FMCSA (CSA data monthly), so the authority source runs once a day until a ScheduleChanged says otherwise."""
-_CRON_ALIASES = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 
 
 def to_ms(moment: datetime) -> int:
@@ -82,39 +79,14 @@ def validate_schedule(
     if (interval_minutes is None) == (cron is None):
         return InvalidSchedule("give exactly one of interval_minutes and cron")
     if interval_minutes is not None:
-        if not MIN_INTERVAL_MINUTES <= interval_minutes <= MAX_INTERVAL_MINUTES:
-            bounds = f"{MIN_INTERVAL_MINUTES} to {MAX_INTERVAL_MINUTES}"
-            return InvalidSchedule(f"interval_minutes must be {bounds}, got {interval_minutes}")
+        if (problem := interval_problem(interval_minutes)) is not None:
+            return InvalidSchedule(problem)
         return Schedule(interval_minutes=interval_minutes, enabled=enabled, since_ms=since_ms)
     assert cron is not None
-    reason = _cron_problem(cron, since_ms)
+    reason = cron_problem(cron, at_s=since_ms / 1000)
     if reason is not None:
         return InvalidSchedule(reason)
     return Schedule(interval_minutes=None, cron=cron.strip(), enabled=enabled, since_ms=since_ms)
-
-
-def _cron_problem(cron: str, at_ms: int) -> str | None:
-    text = cron.strip()
-    fields = text.split()
-    if not (len(fields) == 5 or (len(fields) == 1 and text.lower() in _CRON_ALIASES)):
-        return f"cron must have 5 fields (minute hour day month weekday) or be an alias, got {text[:60]!r}"
-    try:
-        parsed = croniter(text, at_ms / 1000)
-        parsed.get_next(float)
-    except (CroniterError, ValueError, KeyError, TypeError) as error:
-        return f"cron {text[:60]!r} is not valid: {str(error)[:120]}"
-    minutes = _field_values(parsed.expanded[0], 60)
-    hours = _field_values(parsed.expanded[1], 24)
-    times = sorted(h * 60 + m for h in hours for m in minutes)
-    # Consecutive fire times on one day, and across midnight (day fields can only widen that gap).
-    gaps = [b - a for a, b in itertools.pairwise(times)] + [1440 - times[-1] + times[0]]
-    if min(gaps) < MIN_INTERVAL_MINUTES:
-        return f"cron {text[:60]!r} fires {min(gaps)} minute(s) apart; the least is {MIN_INTERVAL_MINUTES}"
-    return None
-
-
-def _field_values(expanded: list[int | str], size: int) -> list[int]:
-    return list(range(size)) if expanded == ["*"] else [int(v) for v in expanded]
 
 
 class Timing(Protocol):

@@ -12,13 +12,13 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_runtime.settings import ServiceSettings
-from fmcsa_scheduler.domain import (
+from fmcsa_events.schedules import (
     DEFAULT_INTERVAL_MINUTES,
     DEFAULT_SOURCE_INTERVAL_MINUTES,
     MAX_INTERVAL_MINUTES,
     MIN_INTERVAL_MINUTES,
 )
+from fmcsa_runtime.settings import ServiceSettings
 
 Clock = Callable[[], datetime]
 

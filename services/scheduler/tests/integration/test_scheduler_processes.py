@@ -42,10 +42,9 @@ from fmcsa_events.models import (
     SyncRequested,
     Trigger,
 )
+from fmcsa_events.schedules import DEFAULT_INTERVAL_MINUTES, DEFAULT_SOURCE_INTERVAL_MINUTES
 from fmcsa_events.topology import EVENTS_STREAM, INFLIGHT_BUCKET, STATE_BUCKET, Topology, declare
 from fmcsa_scheduler.domain import (
-    DEFAULT_INTERVAL_MINUTES,
-    DEFAULT_SOURCE_INTERVAL_MINUTES,
     Schedule,
     latest_due,
     to_ms,

@@ -95,7 +95,9 @@ def test_the_same_schedule_saved_again_changes_nothing() -> None:
 
 def test_a_bad_cron_is_rejected_and_the_old_schedule_stays() -> None:
     registry = Registry(360)
-    change = registry.apply(ScheduleChanged(source=CSA, cron="*/2 * * * *"), occurred_ms=0)
+    # ScheduleChanged refuses such a cron itself; the registry still refuses one that reaches it unchecked
+    old = ScheduleChanged.model_construct(source=CSA, cron="*/2 * * * *", interval_minutes=None, enabled=True)
+    change = registry.apply(old, occurred_ms=0)
     assert isinstance(change, ScheduleRejected)
     assert registry.schedules[CSA].interval_minutes == 360
 
