@@ -388,7 +388,7 @@ async def test_no_more_calls_are_in_flight_than_the_concurrency() -> None:
         nonlocal in_flight, most
         in_flight += 1
         most = max(most, in_flight)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # hold the slot long enough for the others to queue behind it
         in_flight -= 1
         return httpx.Response(200, content=b"ok")
 

@@ -4,41 +4,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import UUID
+
+from violations_support import DOT, row
 
 from fmcsa_events.envelope import event_id
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ChangeKind
 from fmcsa_source_violations.domain.changes import detect_changes, violation_totals
 from fmcsa_source_violations.domain.model import Violation, ViolationsFetch
-from fmcsa_source_violations.domain.parse import assign_ordinals, parse_row
+from fmcsa_source_violations.domain.parse import assign_ordinals
 
-DOT = "2847193"
 T0 = datetime(2025, 11, 4, 14, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=31)
 AS_OF = datetime(2025, 11, 21, 9, 12, 44, tzinfo=UTC)
 REQUEST = UUID("00000000-0000-4000-8000-000000000013")
-
-
-def row(**overrides: Any) -> Violation:
-    raw: dict[str, Any] = {
-        "unique_id": "905120418",
-        "insp_date": "02-SEP-25",
-        "dot_number": DOT,
-        "viol_code": "3939TS",
-        "basic_desc": "Vehicle Maintenance",
-        "oos_indicator": "false",
-        "oos_weight": "0",
-        "severity_weight": "6",
-        "time_weight": "3",
-        "total_severity_wght": "18",
-        "section_desc": "Inoperative turn signal",
-        "group_desc": "Lighting",
-        "viol_unit": "2",
-    }
-    raw.update(overrides)
-    return parse_row(raw, DOT)
 
 
 def window() -> list[Violation]:
