@@ -176,8 +176,14 @@ class AimdPolicy:
     memory_s: float = 60.0
     """...for this long after that decrease; then it is forgotten and the pace climbs again (probing
     whether the upstream's limit went up; a 429 there costs one more halving, once a `memory_s`)."""
-    floor_share: float = 0.02
-    """The pace never drops below this share of the ceiling (nor below `floor_min_per_s`)."""
+    floor_share: float = 0.25
+    """The pace never drops below this share of the ceiling (nor below `floor_min_per_s`). A 429 says
+    nothing of why it came: an upstream that pushes back now and then for its own reasons (load, a
+    deploy) makes every halving also lower where the pace stops climbing, and with 5% such 429s a pace
+    learned down to 2% of the ceiling sent 0.9 calls/s where 32/s were allowed (R4 stalled; the
+    simulation in test_pace_aimd.py). A quarter of the ceiling keeps a source useful whatever the noise;
+    an upstream whose real limit is below it answers more 429s, each honoured (`Retry-After`) and counted
+    (`fmcsa_upstream_throttled_total`): set `RATE_PER_S` near the real limit."""
     floor_min_per_s: float = 0.05
 
     def floor(self, ceiling: float) -> float:

@@ -3,6 +3,8 @@ client configured at 20/s against an upstream limited to 10/s."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from fmcsa_source_kit.pacing import (
@@ -53,8 +55,8 @@ def test_the_pace_never_drops_below_its_floor() -> None:
     state = PaceState.initial(20.0, now=0.0)
     for n in range(40):
         state = throttled(state, POLICY, now=float(n + 1), sent_at=float(n + 1))
-    assert state.rate == pytest.approx(POLICY.floor(20.0)) == pytest.approx(0.4)
-    assert POLICY.floor(1.0) == pytest.approx(0.05)
+    assert state.rate == pytest.approx(POLICY.floor(20.0)) == pytest.approx(5.0)
+    assert POLICY.floor(0.1) == pytest.approx(0.05)
 
 
 def test_clean_answers_raise_the_pace_one_step_per_interval_up_to_the_ceiling() -> None:
@@ -134,9 +136,13 @@ def test_a_lowered_rate_drops_the_tokens_above_the_new_capacity() -> None:
     assert bucket.refill_per_s == pytest.approx(capacity / period)
 
 
-def simulate(*, ceiling: float, upstream_rate: float, seconds: float, step: float = 0.01) -> dict[str, float]:
+def simulate(
+    *, ceiling: float, upstream_rate: float, seconds: float, p_noise: float = 0.0, step: float = 0.01
+) -> dict[str, float]:
     """A client always ready to call, paced by `UpstreamPace`'s bucket and AIMD (local: no bus), against
-    an upstream leaky bucket; answers arrive after 50 ms. Returns the 429s and the late rate."""
+    an upstream leaky bucket that also answers a share `p_noise` of the calls it admits with a 429 (seeded,
+    not caused by the rate); answers arrive after 50 ms. Returns the 429s and the late rate."""
+    noise = random.Random(7)
     upstream = LeakyBucket(upstream_rate)
     now = 0.0
     pace = UpstreamPace(
@@ -152,7 +158,7 @@ def simulate(*, ceiling: float, upstream_rate: float, seconds: float, step: floa
     while now < seconds:
         for answer in [f for f in in_flight if f[0] <= now]:
             in_flight.remove(answer)
-            pace._answered(answer[1], 200 if answer[2] else 429, {})
+            pace._answered(answer[1], 200 if answer[2] and noise.random() >= p_noise else 429, {})
         while bucket.wait_s(now) == 0.0:
             bucket.take(now)
             admitted = upstream.admit(now)
@@ -183,3 +189,11 @@ def test_without_throttles_the_pace_stays_at_the_ceiling() -> None:
     assert result["refused"] == 0
     assert result["pace"] == 20.0
     assert result["late_rate"] == pytest.approx(20.0 * 0.99, rel=0.02)
+
+
+def test_429s_that_come_whatever_the_rate_do_not_drive_the_pace_to_nothing() -> None:
+    # 5% of the calls refused at random, as R4's sandbox does: every halving also lowers where the pace
+    # stops climbing, so without a floor worth having it sank to 0.64/s of 32 (0.9 calls/s late)
+    result = simulate(ceiling=32.0, upstream_rate=1000.0, seconds=60.0, p_noise=0.05)
+    assert result["pace"] >= POLICY.floor(32.0) == 8.0, result
+    assert result["late_rate"] >= 7.0, result
