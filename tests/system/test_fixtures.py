@@ -4,7 +4,8 @@ and the browser tests say clearly when no browser is to be had.
 - The newcomer path: the working tree (as `git add -A` would commit it) is cloned into an empty
   temporary folder, with no design folder beside it, and `./fmcsa test` runs a test of each package
   that reads `tests/fixtures/fmcsa/` there, in one process, without PostgreSQL (as on a newcomer's
-  machine). It reuses this machine's uv and its package cache, so it needs no network.
+  machine). It reuses this machine's uv and its package cache, so it needs no network. A second
+  `./fmcsa` there leaves the environment the first one made as it is.
 - The fixture copy: where the team's design folder happens to sit beside this checkout (as
   `../shared`, in CI), the example bodies kept in the repository must still equal its originals; a file
   the repository adds beyond them must be named in the fixtures README as written here. Skipped cleanly
@@ -101,6 +102,16 @@ def test_a_plain_clone_with_nothing_beside_it_runs_the_fixture_tests(tmp_path: P
     assert int(passed.group(1)) >= 20, summary
     assert not re.search(r"\d+ (error|failed)", summary), summary
     assert "../shared" not in output, "a test still looks for the design folder"
+
+    # a second run finds the environment made and leaves it alone (a pyenv shim given to uv as the
+    # interpreter made every ./fmcsa recreate .venv, under any other ./fmcsa process still running)
+    made = (clone / ".venv" / "pyvenv.cfg").stat()
+    again = subprocess.run(
+        ["./fmcsa", "--help"], cwd=clone, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, (again.stdout + again.stderr)[-2000:]
+    kept = (clone / ".venv" / "pyvenv.cfg").stat()
+    assert (kept.st_ino, kept.st_mtime_ns) == (made.st_ino, made.st_mtime_ns), "./fmcsa recreated .venv"
 
 
 def test_the_fixture_copy_equals_the_design_folder_where_it_exists() -> None:
