@@ -9,8 +9,11 @@ How the swap stays correct while the projector and the gateway run:
    no metric counts; poison is only counted in the new store, as it was in the live one.
 2. It takes the live store's write lock (the projector's next batch waits), reads the live position
    P, folds the new store up to at least P, and swaps inside that lock: SQLite replaces the pointer
-   file with rename(2); PostgreSQL renames both schemas and drops the old one in one transaction.
-   Readers see the old store or the new one, never a mix, and never an older position than before.
+   file with rename(2); PostgreSQL locks the readers out (only once the new store's last batch is
+   committed: a reader's REPEATABLE READ snapshot is taken before it waits for that lock and must not
+   predate that batch, or it would read the new tables one batch behind), renames both schemas and
+   drops the old one in one transaction. Readers see the old store or the new one, never a mix, and
+   never an older position than before.
 3. The projector notices (pointer changed, or its position is not what it wrote), re-reads the new
    store's position and resumes from there: nothing is skipped, nothing folded twice.
 The SQLite file retired by a swap is kept until the next rebuild (to roll back by hand: write its
@@ -175,7 +178,10 @@ async def _swap(live: StatusStore, new: StatusStore, folder: _Folder, target: _T
         try:
             async with live.exclusive() as (session, position):
                 await folder.fold_to(position)
-                await new.flush()
+                if (refused := await new.flush()) is not None:
+                    raise RuntimeError(f"the new store refused its last batch (at {refused.position})")
+                # only now, with every commit of the new store done: see `shut_out_readers`
+                await live.shut_out_readers(session)
                 await target.swap_in(session)
             return
         except DBAPIError as error:

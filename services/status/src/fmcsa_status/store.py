@@ -393,9 +393,9 @@ class StatusStore:
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[tuple[Session, int]]:
         """Hold the store's write lock (no batch commits meanwhile) and yield the open transaction
-        and the applied position. PostgreSQL: every table is locked, for a schema swap; a lock not
-        granted within 200 ms raises (see `is_lock_timeout`) rather than risk a deadlock with a
-        reader midway through its snapshot: try again.
+        and the applied position. Readers go on; `shut_out_readers` then locks them out too, for a
+        schema swap. PostgreSQL: a lock not granted within 200 ms raises (see `is_lock_timeout`)
+        rather than risk a deadlock with a reader midway through its snapshot: try again.
         """
         await self.flush()
         self._forget()
@@ -403,9 +403,20 @@ class StatusStore:
         async with db.transaction() as session:
             if not db.sqlite:
                 await session.execute("SET LOCAL lock_timeout = '200ms'")
-                names = ", ".join(table.name for table in TABLES)
-                await session.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+                # EXCLUSIVE: the projector's `SELECT ... FOR UPDATE` of its position waits; plain reads do not
+                await session.execute("LOCK TABLE status_position IN EXCLUSIVE MODE")
             yield session, await self._lock_position(session, db)
+
+    async def shut_out_readers(self, session: Session) -> None:
+        """Inside `exclusive`: lock every table against readers too (PostgreSQL; SQLite swaps a pointer
+        file and needs no lock). Take it only once nothing else is to commit before the swap: a reader
+        waiting here already holds its REPEATABLE READ snapshot (PostgreSQL takes it before the lock),
+        and after the swap it reads the new tables as of that snapshot.
+        """
+        assert self._db is not None, "exclusive() opened the store"
+        if not self._db.sqlite:
+            names = ", ".join(table.name for table in TABLES)
+            await session.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
 
     async def dump(self, table: Table) -> AsyncIterator[dict[str, Any]]:
         """Every row of one table, after waiting for the write in flight; see `dump_rows`."""
