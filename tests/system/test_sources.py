@@ -25,7 +25,15 @@ from fmcsa_cli.launcher import Launcher, bus_credential_env
 from fmcsa_embedded import Child, free_port
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded
-from fmcsa_events.models import ErrorKind, SourceFailed, SourceSynced, SyncRequested, Trigger
+from fmcsa_events.models import (
+    CarrierDataChanged,
+    ErrorKind,
+    SourceFailed,
+    SourceSynced,
+    SyncAttemptFailed,
+    SyncRequested,
+    Trigger,
+)
 from fmcsa_events.reader import read_stream
 from fmcsa_events.topology import Topology, declare
 
@@ -178,6 +186,42 @@ async def test_magic_dots_end_in_their_documented_outcomes(
     not_public = seen[requests[("csa", "99600001")].request_id][0]
     assert isinstance(not_public, SourceSynced)
     assert "not_public" in str(not_public.summary)
+
+
+async def test_a_valid_empty_answer_is_held_back_and_the_next_read_clears_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
+) -> None:
+    """The drop guard end to end: 99500002's second read is a valid empty page. The violations source
+    keeps what it holds, says `suspect_drop` (an attempt that failed, with the counts), reads again and,
+    the answer complete again, ends synced with every violation unchanged and no change fact."""
+    clean_env(monkeypatch)
+    launcher = launch(tmp_path, ["sandbox", "violations"])
+    try:
+        nc = await bus_client(launcher)
+        bus = Bus(nc.jetstream(), producer="test")
+        baseline = request_for("violations", "99500002")
+        await bus.publish(baseline)
+        (first,) = (await wait_for_outcomes(nc, [baseline], wait_until, within_s=60))[baseline.request_id]
+        assert isinstance(first, SourceSynced)
+        held = first.counts.fetched
+        assert held > 0
+        hiccup = request_for("violations", "99500002")
+        await bus.publish(hiccup)
+        (second,) = (await wait_for_outcomes(nc, [hiccup], wait_until, within_s=60))[hiccup.request_id]
+        events = [
+            d.decoded.event
+            async for d in read_stream(nc.jetstream(), subject="fmcsa.evt.*.*.*")
+            if isinstance(d.decoded, Decoded)
+        ]
+    finally:
+        launcher.stop()
+    held_back = [e for e in events if isinstance(e, SyncAttemptFailed) and e.request_id == hiccup.request_id]
+    assert [e.kind for e in held_back] == [ErrorKind.SUSPECT_DROP]
+    assert f"would drop {held:,} of the {held:,} violations held" in held_back[0].message
+    assert isinstance(second, SourceSynced)
+    assert second.attempts == 2
+    assert (second.counts.fetched, second.counts.unchanged) == (held, held)
+    assert not [e for e in events if isinstance(e, CarrierDataChanged)]
 
 
 async def test_a_stopped_source_does_not_delay_the_others(

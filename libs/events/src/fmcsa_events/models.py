@@ -59,6 +59,8 @@ class ErrorKind(StrEnum):
     UPSTREAM_ERROR = "upstream_error"
     TIMEOUT = "timeout"
     INVALID_RESPONSE = "invalid_response"
+    SUSPECT_DROP = "suspect_drop"
+    """The answer would drop most of what is held for the carrier: kept back until the next fetch."""
     INTERNAL = "internal"
 
 

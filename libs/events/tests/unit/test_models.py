@@ -114,6 +114,7 @@ def test_failed_needs_a_kind_of_the_vocabulary() -> None:
         "upstream_error",
         "timeout",
         "invalid_response",
+        "suspect_drop",
         "internal",
     }
 

@@ -63,6 +63,7 @@ from fmcsa_runtime.service import build_app, connect_nats, declare_bus, make_bro
 from fmcsa_runtime.settings import ServiceSettings
 from fmcsa_source_kit.failpoints import failpoint
 from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.guard import SuspectDrop
 from fmcsa_source_kit.outbox import changes_for, create_outbox
 from fmcsa_source_kit.pacing import UpstreamPace
 from fmcsa_source_kit.settle import DEADLINE_PASSED, RetryLater, Stored, past_deadline, settle
@@ -140,7 +141,7 @@ class SourceAdapter(Protocol[F]):
 
     async def fetch(self, dot: str) -> F | Failure: ...
 
-    async def store(self, fetched: F, request: SyncRequested) -> Stored: ...
+    async def store(self, fetched: F, request: SyncRequested) -> Stored | Failure: ...
 
     async def close(self) -> None: ...
 
@@ -729,8 +730,11 @@ class ClientStoreAdapter(Generic[FetchedT]):
     async def fetch(self, dot: str) -> FetchedT | Failure:
         return await self._client.fetch(dot)
 
-    async def store(self, fetched: FetchedT, request: SyncRequested) -> Stored:
-        counts = await self._store.upsert(fetched, request_id=request.request_id)
+    async def store(self, fetched: FetchedT, request: SyncRequested) -> Stored | Failure:
+        try:
+            counts = await self._store.upsert(fetched, request_id=request.request_id)
+        except SuspectDrop as drop:  # the store kept what it had (fmcsa_source_kit.guard)
+            return drop.failure()
         return Stored(
             counts=counts,
             retrieved_at=fetched.retrieved_at,

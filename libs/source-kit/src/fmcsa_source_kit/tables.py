@@ -12,15 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 from fmcsa_runtime.database import create_engine
+from fmcsa_source_kit.guard import create_suspect_drops
 from fmcsa_source_kit.outbox import create_outbox
 
 
 async def open_store(
-    url: str, tables: Sequence[Table], *, migrate: Callable[[Connection], Any] | None = None
+    url: str,
+    tables: Sequence[Table],
+    *,
+    migrate: Callable[[Connection], Any] | None = None,
+    drop_guard: bool = False,
 ) -> AsyncEngine:
-    """The engine of the store at `url`, with `tables` (and `migrate`, run in the same transaction) and the
-    change outbox in place. Replicas starting together may race on CREATE TABLE (PostgreSQL): the loser
-    tries again (stamina, three attempts) and then finds the tables there.
+    """The engine of the store at `url`, with `tables` (and `migrate`, run in the same transaction), the
+    change outbox and, with `drop_guard`, the guard's `suspect_drops` (`fmcsa_source_kit.guard`) in
+    place. Replicas starting together may race on CREATE TABLE (PostgreSQL): the loser tries again
+    (stamina, three attempts) and then finds the tables there.
     """
     engine = create_engine(url)
     try:
@@ -33,6 +39,8 @@ async def open_store(
                     if migrate is not None:
                         await connection.run_sync(migrate)
                 await create_outbox(engine)
+                if drop_guard:
+                    await create_suspect_drops(engine)
     except BaseException:
         await engine.dispose()
         raise

@@ -39,6 +39,7 @@ VIOLATIONS_429_TWICE = 99_200_001
 INSPECTIONS_HANG = 99_300_001
 CSA_MAINTENANCE = 99_400_001
 VIOLATIONS_2500_ROWS = 99_500_001
+VIOLATIONS_EMPTY_EVERY_OTHER = 99_500_002
 CSA_NOT_PUBLIC = 99_600_001
 SCRIPTED_ALERT = 99_700_001
 SCRIPTED_OOS_VIOLATION = 99_700_002
@@ -64,6 +65,8 @@ MAGIC_DOTS: Mapping[int, str] = {
     INSPECTIONS_HANG: "inspections hangs for HANG_S (far longer than any client timeout)",
     CSA_MAINTENANCE: "csa answers the HTML maintenance page with status 200",
     VIOLATIONS_2500_ROWS: "violations has exactly 2,500 rows at every version (three pages of 1000)",
+    VIOLATIONS_EMPTY_EVERY_OTHER: "violations answers every second read with a valid empty page (`[]`, 200): "
+    "a hiccup, once after each complete answer",
     CSA_NOT_PUBLIC: 'csa percentiles are "Not Public" (a property carrier with inspections)',
     SCRIPTED_ALERT: "scripted: Unsafe Driving 45% (no alert) at odd versions, 58% (alert) at even ones",
     SCRIPTED_OOS_VIOLATION: "scripted: one new out-of-service violation at each bump",
@@ -713,6 +716,7 @@ def _scripted_base(
 
 _PROFILE_OVERRIDES: Mapping[int, Callable[[Profile], Profile]] = {
     VIOLATIONS_2500_ROWS: _exact_rows(VIOLATIONS_2500_ROWS),
+    VIOLATIONS_EMPTY_EVERY_OTHER: _scripted_base(passenger=False, units=40, inspections_per_month=4.0),
     CSA_NOT_PUBLIC: _not_public,
     SCRIPTED_ALERT: _scripted_base(passenger=True, units=24, inspections_per_month=3.0),
     SCRIPTED_OOS_VIOLATION: _scripted_base(passenger=False, units=90, inspections_per_month=10.0),

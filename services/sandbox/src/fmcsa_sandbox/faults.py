@@ -148,6 +148,22 @@ class FaultDice:
         return self._rng.random() < 0.5
 
 
+class EmptyEveryOtherRead:
+    """DOT 99500002's rule: every second read (a first page, `$offset=0`) is answered with a valid empty
+    page, as a dataset hiccup would; the reads in between are complete.
+    """
+
+    __slots__ = ("_reads",)
+
+    def __init__(self) -> None:
+        self._reads = 0
+
+    def empty(self, offset: int) -> bool:
+        if offset == 0:
+            self._reads += 1
+        return self._reads % 2 == 0
+
+
 class RefusedTwicePerSync:
     """DOT 99200001's rule: the first two calls of each sync are refused. A sync starts with a first page
     (`$offset=0`) after the previous sync completed, and completes with a short page that was served.

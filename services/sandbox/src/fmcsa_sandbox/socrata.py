@@ -52,6 +52,7 @@ from fmcsa_sandbox.data import (
     BASIC_BY_ID,
     HEAD_DOTS,
     VIOLATIONS_429_TWICE,
+    VIOLATIONS_EMPTY_EVERY_OTHER,
     ViolationRow,
     canonical_dot,
     head_rows,
@@ -775,6 +776,13 @@ def socrata_router(state: SandboxState) -> Router:
         if dataset is VIOLATIONS and query.dots() == frozenset({str(VIOLATIONS_429_TWICE)}):
             state.refused_twice.served(last_page=found.rows < query.limit)
         headers = soda_headers(found, state.version, request_id)
+        if (
+            dataset is VIOLATIONS
+            and query.dots() == frozenset({str(VIOLATIONS_EMPTY_EVERY_OTHER)})
+            and state.empty_every_other.empty(query.offset)
+        ):
+            state.count_magic(dataset.source)
+            return send(request, gate, b"[]", MEDIA_TYPE, headers)
         if request.headers.get("if-none-match") == found.etag:
             return Response(b"", status_code=304, headers=headers)
         return send(request, gate, found.body, CSV_MEDIA_TYPE if form == "csv" else MEDIA_TYPE, headers)

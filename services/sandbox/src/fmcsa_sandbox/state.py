@@ -22,6 +22,7 @@ from fmcsa_runtime.redaction import redact
 from fmcsa_sandbox.faults import (
     Clock,
     Counters,
+    EmptyEveryOtherRead,
     Fault,
     FaultDice,
     LeakyBucket,
@@ -82,6 +83,7 @@ class SandboxState:
         self.dice = FaultDice(rng)
         self.seen: deque[tuple[str, bytes]] = deque(maxlen=REQUESTS_SEEN)
         self.refused_twice = RefusedTwicePerSync()
+        self.empty_every_other = EmptyEveryOtherRead()
         self.authority_refused_twice = RefusedTwicePerCarrierSync()
         self._request_ids = count(1)
         self._request_prefix = os.urandom(4).hex()

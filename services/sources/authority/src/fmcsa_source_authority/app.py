@@ -30,7 +30,7 @@ def create_app(
     paces = make_paces(settings)
 
     async def adapter() -> SourceAdapter[Any]:
-        store = await Store.connect(settings.resolved_database_url())
+        store = await Store.connect(settings.resolved_database_url(), guard=settings.drop_guard())
         client = AuthorityClient.from_settings(
             settings, http=http, datahub_http=datahub_http, paces=paces, clock=clock
         )

@@ -9,6 +9,7 @@ from typing import ClassVar
 from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from fmcsa_source_kit.guard import DropGuardSettings
 from fmcsa_source_kit.pacing import PACE_NOTE
 from fmcsa_source_kit.settings import SourceSettings
 
@@ -20,7 +21,7 @@ INSURANCE_DATASET = "qh9u-swkp"
 """ActPendInsur: active and pending insurance filings, one row per filing."""
 
 
-class Settings(SourceSettings):
+class Settings(DropGuardSettings, SourceSettings):
     """The authority source's configuration; every field has a working default.
 
     Only `web_key` is needed against the real QCMobile API (without it every request is answered

@@ -32,6 +32,7 @@ from fmcsa_source_authority.domain import (
     Row,
     plan,
 )
+from fmcsa_source_kit.guard import DropGuard, check_drop, guarded
 from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation, Plan
 from fmcsa_source_kit.tables import open_store
@@ -184,13 +185,16 @@ def _keyed(row: Row) -> tuple[type[SQLModel], dict[str, Any]]:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, guard: DropGuard) -> None:
         self._engine = engine
+        self._guard = guard
 
     @classmethod
-    async def connect(cls, url: str) -> Store:
-        """Open the database at `url`; create the authority tables and the change outbox if absent."""
-        return cls(await open_store(url, TABLES))
+    async def connect(cls, url: str, *, guard: DropGuard | None = None) -> Store:
+        """Open the database at `url`; create the authority tables, the change outbox and the drop guard's
+        table if absent.
+        """
+        return cls(await open_store(url, TABLES, drop_guard=True), guard or DropGuard())
 
     @property
     def engine(self) -> AsyncEngine:
@@ -220,8 +224,22 @@ class Store:
         seen = Observation(request_id, fetch.dot, _aware(fetch.retrieved_at), fetch.upstream_as_of)
         for attempt in range(_TRIES):
             try:
-                async with AsyncSession(self._engine, expire_on_commit=False) as session, session.begin():
-                    planned = plan(await self._held(session, fetch.dot), fetch, seen)
+                async with (
+                    guarded(self._engine, request_id=request_id, at=seen.observed_at),
+                    AsyncSession(self._engine, expire_on_commit=False) as session,
+                    session.begin(),
+                ):
+                    held = await self._held(session, fetch.dot)
+                    planned = plan(held, fetch, seen)
+                    # the profile is in every answer: what can vanish is the dockets and the filings
+                    await check_drop(
+                        await session.connection(),
+                        self._guard,
+                        dot=fetch.dot,
+                        held=len(held.dockets) + len(held.filings),
+                        dropped=len(planned.age_out),
+                        what="docket numbers and insurance filings",
+                    )
                     await self._execute(session, planned, seen.observed_at)
                     await record_changes(await session.connection(), planned.changes)
                 return planned.counts

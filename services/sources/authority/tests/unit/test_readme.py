@@ -52,6 +52,7 @@ def test_the_failure_table_names_only_real_kinds_and_all_the_client_returns() ->
     assert named <= kinds
     assert named == {
         "internal",
+        "suspect_drop",  # the store's, through the kit's drop guard
         "not_configured",
         "not_found",
         "rate_limited",

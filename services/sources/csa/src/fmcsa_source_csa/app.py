@@ -26,7 +26,7 @@ def create_app(
     pace = make_pace(settings)
 
     async def adapter() -> SourceAdapter[Any]:
-        store = await Store.connect(settings.resolved_database_url())
+        store = await Store.connect(settings.resolved_database_url(), guard=settings.drop_guard())
         client = QCMobileClient.from_settings(settings, http=http, pace=pace)
         return ClientStoreAdapter(client, store, summarize)
 

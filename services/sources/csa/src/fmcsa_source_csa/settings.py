@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from fmcsa_source_kit.guard import DropGuardSettings
 from fmcsa_source_kit.pacing import PACE_NOTE
 from fmcsa_source_kit.settings import SourceSettings
 
@@ -14,7 +15,7 @@ QCMOBILE_URL = "https://mobile.fmcsa.dot.gov/qc/services"
 """The real FMCSA QCMobile API root; `up`, the tests and the benchmarks point `base_url` at the sandbox."""
 
 
-class Settings(SourceSettings):
+class Settings(DropGuardSettings, SourceSettings):
     """The CSA source's configuration; every field has a working default.
 
     Only `web_key` is needed against the real QCMobile API (without it every request is answered

@@ -55,6 +55,7 @@ from fmcsa_source_csa.domain.model import (
     carrier_from_content,
 )
 from fmcsa_source_csa.domain.parse import as_of_month
+from fmcsa_source_kit.guard import DropGuard, check_drop, guarded
 from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation, Plan
 from fmcsa_source_kit.tables import open_store
@@ -245,15 +246,16 @@ def _migrate(connection: Connection) -> None:
 class Store:
     """The csa source's database; one per process, safe for concurrent upserts of different DOTs."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, guard: DropGuard) -> None:
         self._engine = engine
+        self._guard = guard
 
     @classmethod
-    async def connect(cls, url: str) -> Store:
-        """Open the database at `url` (sqlite:/// or postgresql://); create the csa tables and the change
-        outbox if absent.
+    async def connect(cls, url: str, *, guard: DropGuard | None = None) -> Store:
+        """Open the database at `url` (sqlite:/// or postgresql://); create the csa tables, the change
+        outbox and the drop guard's table if absent.
         """
-        return cls(await open_store(url, TABLES, migrate=_migrate))
+        return cls(await open_store(url, TABLES, migrate=_migrate, drop_guard=True), guard or DropGuard())
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -275,7 +277,11 @@ class Store:
         at = _aware(fetch.retrieved_at)
         as_of = _aware(fetch.upstream_as_of) if fetch.upstream_as_of else as_of_month(at)
         seen = Observation(request_id=request_id, dot=fetch.dot, observed_at=at, upstream_as_of=as_of)
-        async with AsyncSession(self._engine, expire_on_commit=False) as session, session.begin():
+        async with (
+            guarded(self._engine, request_id=request_id, at=at),
+            AsyncSession(self._engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
             # PostgreSQL: lock the carrier's row so a concurrent upsert reads "held" after this one
             carrier = await session.get(CsaCarrier, fetch.dot, with_for_update=True)
             basics = {
@@ -283,6 +289,15 @@ class Store:
                 for row in (await session.exec(select(CsaBasic).where(col(CsaBasic.dot) == fetch.dot))).all()
             }
             planned = plan(_held(fetch.dot, carrier, basics.values()), fetch, seen)
+            present = sum(row.absent_since is None for row in basics.values())
+            await check_drop(
+                await session.connection(),
+                self._guard,
+                dot=fetch.dot,
+                held=present,
+                dropped=len(planned.age_out),
+                what="BASICs",
+            )
             await self._write_carrier(session, fetch.dot, planned, carrier, at, as_of)
             await self._write_basics(session, fetch.dot, planned, basics, at, as_of)
             await session.flush()

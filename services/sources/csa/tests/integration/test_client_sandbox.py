@@ -258,7 +258,8 @@ async def test_the_sentinel_key_is_in_no_log_failure_or_row(
     results.append(await make_client(f"http://127.0.0.1:{free_port()}", web_key=sentinel_key).fetch(HEALTHY))
 
     kinds = {r.kind for r in results if isinstance(r, Failure)}
-    assert kinds == set(ErrorKind), f"every error path ran: {kinds}"
+    # suspect_drop is the store's verdict, not the client's (test_store.py holds it back)
+    assert kinds == set(ErrorKind) - {ErrorKind.SUSPECT_DROP}, f"every error path ran: {kinds}"
     fetched = [r for r in results if isinstance(r, CsaFetch)]
     assert len(fetched) == 2
     store = await Store.connect(database_url)

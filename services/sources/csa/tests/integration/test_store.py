@@ -23,6 +23,7 @@ from fmcsa_source_csa.domain.changes import detect_changes
 from fmcsa_source_csa.domain.model import BasicsAnswer, CarrierFacts, CsaFetch, PercentileStatus, SafetyRating
 from fmcsa_source_csa.domain.parse import assemble, parse_basics, parse_carrier
 from fmcsa_source_csa.store import CsaBasicHistory, CsaCarrierHistory, Store, widen_decimal_columns
+from fmcsa_source_kit.guard import DropGuard, create_suspect_drops
 from fmcsa_source_kit.outbox import changes_for, create_outbox, record_changes
 
 NOW = datetime(2025, 11, 4, 15, 0, tzinfo=UTC)
@@ -490,9 +491,9 @@ async def test_a_store_made_before_exact_numbers_is_migrated_on_connect(
     async with engine.begin() as connection:
         await connection.run_sync(old.create_all)
     await create_outbox(engine)
-    assert await Store(engine).upsert(example_fetch(examples_dir), request_id=uuid4()) == Counts(
-        fetched=6, inserted=6
-    )
+    await create_suspect_drops(engine)
+    stored = await Store(engine, DropGuard()).upsert(example_fetch(examples_dir), request_id=uuid4())
+    assert stored == Counts(fetched=6, inserted=6)
     await engine.dispose()
     store = await Store.connect(database_url)
     try:

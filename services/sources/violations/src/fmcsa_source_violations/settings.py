@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from fmcsa_source_kit.guard import DropGuardSettings
 from fmcsa_source_kit.pacing import PACE_NOTE
 from fmcsa_source_kit.settings import SourceSettings
 
@@ -14,7 +15,7 @@ SOCRATA_URL = "https://data.transportation.gov"
 VIOLATIONS_DATASET = "8mt8-2mdr"
 
 
-class Settings(SourceSettings):
+class Settings(DropGuardSettings, SourceSettings):
     """Socrata client, paging, retry and store settings; every field has a working default.
 
     No app token is a valid configuration: reads then draw on Socrata's shared anonymous pool.

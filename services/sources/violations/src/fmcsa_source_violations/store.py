@@ -30,6 +30,7 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fmcsa_events.models import Counts
+from fmcsa_source_kit.guard import DropGuard, check_drop, guarded
 from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation
 from fmcsa_source_kit.tables import open_store
@@ -165,13 +166,16 @@ def _held_row(row: ViolationRecord) -> HeldRow:
 class Store:
     """Normalized violations; `upsert` executes what `domain.plan` decides (module docstring)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, guard: DropGuard) -> None:
         self._engine = engine
+        self._guard = guard
 
     @classmethod
-    async def connect(cls, url: str) -> Store:
-        """Open the database and create the `violations_*` tables and the change outbox if missing."""
-        return cls(await open_store(url, _TABLES))
+    async def connect(cls, url: str, *, guard: DropGuard | None = None) -> Store:
+        """Open the database and create the `violations_*` tables, the change outbox and the drop
+        guard's table if missing.
+        """
+        return cls(await open_store(url, _TABLES, drop_guard=True), guard or DropGuard())
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -182,10 +186,23 @@ class Store:
         counts every row as unchanged and records no change.
         """
         seen = Observation(request_id, fetch.dot, fetch.retrieved_at, fetch.upstream_as_of)
-        async with AsyncSession(self._engine, expire_on_commit=False) as session, session.begin():
+        async with (
+            guarded(self._engine, request_id=request_id, at=fetch.retrieved_at),
+            AsyncSession(self._engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
             previous = await self._touch_carrier(session, fetch)  # first write: takes this carrier's lock
             held = None if previous is None else await self._load(session, previous)
             planned = plan(held, fetch, seen)
+            live = 0 if held is None else sum(not row.aged_out for row in held.rows)
+            await check_drop(
+                await session.connection(),
+                self._guard,
+                dot=fetch.dot,
+                held=live,
+                dropped=len(planned.age_out),
+                what="violations",
+            )
             await self._execute(session, fetch, planned)
             await record_changes(await session.connection(), planned.changes)
         return planned.counts

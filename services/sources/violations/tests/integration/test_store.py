@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import fmcsa_source_violations.store as store_module
-from fmcsa_events.models import CarrierDataChanged, ChangeKind
+from fmcsa_events.models import CarrierDataChanged, ChangeKind, ErrorKind
 from fmcsa_runtime.database import create_engine
+from fmcsa_source_kit.guard import DropGuard, SuspectDrop
 from fmcsa_source_kit.outbox import changes_for, record_changes
 from fmcsa_source_violations.domain.changes import detect_changes
 from fmcsa_source_violations.domain.model import Violation, ViolationsFetch
@@ -152,12 +153,58 @@ async def test_a_row_back_after_aging_out_counts_as_updated(store: Store) -> Non
     assert (await store.held(DOT)).aged_out == 0
 
 
-async def test_an_empty_read_ages_out_everything(store: Store) -> None:
+async def test_an_empty_read_is_held_back_once_then_a_second_one_ages_out_everything(
+    store: Store, outbox_engine: AsyncEngine
+) -> None:
     await store.upsert(fetch(window()), request_id=uuid4())
-    counts = await store.upsert(fetch([], at=T0 + timedelta(days=1)), request_id=uuid4())
+    first, second = uuid4(), uuid4()
+    with pytest.raises(SuspectDrop) as suspect:
+        await store.upsert(fetch([], at=T0 + timedelta(days=1)), request_id=first)
+    assert (suspect.value.held, suspect.value.dropped) == (5, 5)
+    assert suspect.value.failure().kind is ErrorKind.SUSPECT_DROP
+    assert suspect.value.failure().retryable
+    held = await store.held(DOT)
+    assert (held.current, held.aged_out) == (5, 0)  # kept what it had
+    assert await changes_for(outbox_engine, first) == []  # and recorded no change
+    previous = await store.previous(DOT)
+    assert previous is not None
+    assert previous.retrieved_at == T0
+    # the next answer agrees: the drop is confirmed and executed, with its change facts
+    counts = await store.upsert(fetch([], at=T0 + timedelta(days=1, minutes=1)), request_id=second)
     assert (counts.fetched, counts.inserted, counts.updated, counts.unchanged) == (0, 0, 0, 0)
     held = await store.held(DOT)
     assert (held.current, held.aged_out) == (0, 5)
+    assert [c.kind for c in await changes_for(outbox_engine, second)] == [ChangeKind.VIOLATIONS_AGED_OUT]
+
+
+async def test_a_suspect_answer_followed_by_a_normal_one_is_cleared(
+    store: Store, outbox_engine: AsyncEngine
+) -> None:
+    await store.upsert(fetch(window()), request_id=uuid4())
+    with pytest.raises(SuspectDrop):
+        await store.upsert(fetch([], at=T0 + timedelta(days=1)), request_id=uuid4())
+    again = uuid4()
+    counts = await store.upsert(fetch(window(), at=T0 + timedelta(days=1, minutes=1)), request_id=again)
+    assert (counts.inserted, counts.updated, counts.unchanged) == (0, 0, 5)
+    assert await changes_for(outbox_engine, again) == []
+    # the suspicion was cleared: the next empty answer is suspect afresh, not a confirmation
+    with pytest.raises(SuspectDrop):
+        await store.upsert(fetch([], at=T0 + timedelta(days=2)), request_id=uuid4())
+    assert (await store.held(DOT)).current == 5
+
+
+async def test_a_drop_under_the_share_or_of_few_rows_is_trusted(database_url: str) -> None:
+    guarded_store = await Store.connect(database_url, guard=DropGuard(share=0.5, min_held=4))
+    try:
+        await guarded_store.upsert(fetch(window()), request_id=uuid4())
+        # 2 of 5 gone: under half
+        await guarded_store.upsert(fetch(window()[:3], at=T0 + timedelta(days=1)), request_id=uuid4())
+        assert (await guarded_store.held(DOT)).current == 3
+        # 2 of 3 gone: over half, but 3 held is under min_held 4
+        await guarded_store.upsert(fetch(window()[:1], at=T0 + timedelta(days=2)), request_id=uuid4())
+        assert (await guarded_store.held(DOT)).current == 1
+    finally:
+        await guarded_store.close()
 
 
 async def test_previous_returns_what_was_held_with_times_as_aware_datetimes(store: Store) -> None:
