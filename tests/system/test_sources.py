@@ -224,6 +224,40 @@ async def test_a_valid_empty_answer_is_held_back_and_the_next_read_clears_it(
     assert not [e for e in events if isinstance(e, CarrierDataChanged)]
 
 
+async def test_a_second_sync_of_an_unchanged_dataset_is_a_check_not_a_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
+) -> None:
+    """The violations freshness check through the service (the launcher turns it off against the sandbox
+    unless set): the second sync asks the dataset's metadata, finds nothing newer than what is held and
+    ends `checked_unchanged`, with the held data's times and summary and no page read."""
+    clean_env(monkeypatch)
+    launcher = launch(tmp_path, ["sandbox", "violations"], FMCSA_VIOLATIONS_FRESHNESS_CHECK_S="300")
+    try:
+        nc = await bus_client(launcher)
+        bus = Bus(nc.jetstream(), producer="test")
+        outcomes = []
+        for _ in range(2):
+            request = request_for("violations", "2847193")
+            await bus.publish(request)
+            (outcome,) = (await wait_for_outcomes(nc, [request], wait_until, within_s=60))[request.request_id]
+            assert isinstance(outcome, SourceSynced)
+            outcomes.append(outcome)
+        assert launcher.sandbox_url is not None
+        async with httpx.AsyncClient(base_url=launcher.sandbox_url, timeout=10) as http:
+            seen = (await http.get("/_sandbox/stats")).json()["requests_seen"]
+    finally:
+        launcher.stop()
+    read, checked = outcomes
+    assert not read.checked_unchanged
+    assert read.counts.fetched > 0
+    assert checked.checked_unchanged
+    assert checked.counts.fetched == 0
+    assert (checked.retrieved_at, checked.upstream_as_of) == (read.retrieved_at, read.upstream_as_of)
+    assert checked.summary == read.summary
+    pages = [path for path in seen if path.startswith("/resource/")]
+    assert len(pages) == 1  # the first sync's one page; the second read none
+
+
 async def test_a_stopped_source_does_not_delay_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
 ) -> None:

@@ -158,6 +158,10 @@ class SourceSynced(Event):
     retrieved_at: AwareDatetime | None = None
     upstream_as_of: datetime | None = None
     summary: dict[str, JsonValue] = Field(default_factory=dict)
+    checked_unchanged: bool = False
+    """True when the source only checked the upstream's publication (e.g. a Socrata dataset's
+    `rowsUpdatedAt`) and found nothing newer than what it holds: no data was fetched, `counts` are zero,
+    `retrieved_at` and `upstream_as_of` are those of the data held, and `summary` describes it."""
 
     @property
     def duration_ms(self) -> int:

@@ -710,27 +710,71 @@ class _Store(Protocol[F_contra]):
 FetchedT = TypeVar("FetchedT", bound=_Fetched)
 
 
+@dataclass(frozen=True, slots=True)
+class FreshnessCheck(Generic[FetchedT]):
+    """How a source tells that a carrier's held data is still what its upstream publishes: when the
+    upstream last published (None: cannot tell) and what the store holds for a carrier (None: nothing).
+    """
+
+    published_at: Callable[[], Awaitable[datetime | None]]
+    held: Callable[[str], Awaitable[FetchedT | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged(Generic[FetchedT]):
+    """What a freshness check gives instead of a fetch: the data held, still what the upstream has."""
+
+    held: FetchedT
+    checked_at: datetime
+
+
 class ClientStoreAdapter(Generic[FetchedT]):
-    """A `SourceAdapter` from a source package's client, store and `summarize`."""
+    """A `SourceAdapter` from a source package's client, store and `summarize`.
+
+    With `freshness` (a source whose upstream says when its data last changed, e.g. a Socrata
+    dataset's `rowsUpdatedAt`), a carrier whose held data is at least that recent is not fetched: the
+    request ends `SourceSynced` with `checked_unchanged`, zero counts and the held data's times and
+    summary. When the check cannot tell (it failed, or nothing is held), the carrier is fetched.
+    """
 
     def __init__(
         self,
         client: _Client[FetchedT],
         store: _Store[FetchedT],
         summarize: Callable[[FetchedT], dict[str, JsonValue]],
+        *,
+        freshness: FreshnessCheck[FetchedT] | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._client = client
         self._store = store
         self._summarize = summarize
+        self._freshness = freshness
+        self._clock = clock
 
     @property
     def configured(self) -> bool:
         return self._client.configured
 
-    async def fetch(self, dot: str) -> FetchedT | Failure:
+    async def fetch(self, dot: str) -> FetchedT | Unchanged[FetchedT] | Failure:
+        if self._freshness is not None and (published := await self._freshness.published_at()) is not None:
+            held = await self._freshness.held(dot)
+            if held is not None and held.upstream_as_of is not None and published <= held.upstream_as_of:
+                return Unchanged(held, self._clock())
         return await self._client.fetch(dot)
 
-    async def store(self, fetched: FetchedT, request: SyncRequested) -> Stored | Failure:
+    async def store(
+        self, fetched: FetchedT | Unchanged[FetchedT], request: SyncRequested
+    ) -> Stored | Failure:
+        if isinstance(fetched, Unchanged):
+            held = fetched.held
+            return Stored(
+                counts=Counts(),
+                retrieved_at=held.retrieved_at,
+                upstream_as_of=held.upstream_as_of,
+                summary=self._summarize(held),
+                checked_unchanged=True,
+            )
         try:
             counts = await self._store.upsert(fetched, request_id=request.request_id)
         except SuspectDrop as drop:  # the store kept what it had (fmcsa_source_kit.guard)

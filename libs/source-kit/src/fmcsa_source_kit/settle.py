@@ -34,6 +34,7 @@ class Stored:
     retrieved_at: datetime | None
     upstream_as_of: datetime | None
     summary: dict[str, JsonValue]
+    checked_unchanged: bool = False
 
 
 DEADLINE_PASSED = Failure(
@@ -80,6 +81,7 @@ def settle(
             retrieved_at=result.retrieved_at,
             upstream_as_of=result.upstream_as_of,
             summary=result.summary,
+            checked_unchanged=result.checked_unchanged,
         )
     if result.retryable and result.kind is not ErrorKind.NOT_CONFIGURED and attempt < max_attempts:
         delay = result.retry_after_s

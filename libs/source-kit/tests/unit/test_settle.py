@@ -29,6 +29,16 @@ def test_a_stored_fetch_settles_as_synced_with_its_counts() -> None:
     assert outcome.counts.inserted == 5
     assert outcome.attempts == 2
     assert outcome.summary == {"basics": 5}
+    assert not outcome.checked_unchanged
+
+
+def test_a_freshness_check_settles_as_synced_checked_unchanged_with_the_held_times() -> None:
+    held_at = NOW - timedelta(days=3)
+    stored = Stored(Counts(), held_at, held_at - timedelta(days=1), {"total": 7}, checked_unchanged=True)
+    outcome = settle(request(), stored, attempt=1, max_attempts=5, started_at=NOW, now=NOW)
+    assert isinstance(outcome, SourceSynced)
+    assert outcome.checked_unchanged
+    assert (outcome.retrieved_at, outcome.counts.fetched, outcome.summary) == (held_at, 0, {"total": 7})
 
 
 def test_retryable_failure_goes_back_with_the_upstreams_delay() -> None:

@@ -58,6 +58,7 @@ def sandbox_wiring(sandbox_url: str, user: Mapping[str, str]) -> dict[str, str]:
     A source whose base URL the user set elsewhere (a real host, a proxy) gets no sandbox credential:
     its own key if the user set one, else none (QCMobile and SaferWebAPI then answer `not_configured`,
     Socrata reads anonymously). A sandbox credential is never sent to a host other than this sandbox.
+    The violations freshness check is off (see below); a value the user set wins, as every setting does.
     """
     env: dict[str, str] = {}
     for base_setting, path, key_setting, key in SANDBOX_CREDENTIALS:
@@ -65,6 +66,10 @@ def sandbox_wiring(sandbox_url: str, user: Mapping[str, str]) -> dict[str, str]:
         env[base_setting] = url
         if user.get(base_setting, url) == url:
             env[key_setting] = key
+    # a `sandbox bump` publishes at once and the demo and the tests sync right after it: the violations
+    # freshness check (which trusts the dataset's rowsUpdatedAt for minutes) is off against the sandbox
+    # unless the user sets it
+    env["FMCSA_VIOLATIONS_FRESHNESS_CHECK_S"] = "0"
     return env
 
 

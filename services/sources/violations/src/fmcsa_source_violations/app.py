@@ -10,7 +10,7 @@ import httpx
 
 from fmcsa_events.bus import utc_now
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_source_kit.runner import ClientStoreAdapter, SourceAdapter, create_source_app
+from fmcsa_source_kit.runner import ClientStoreAdapter, FreshnessCheck, SourceAdapter, create_source_app
 from fmcsa_source_violations.domain.summary import summarize
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.store import Store
@@ -28,7 +28,11 @@ def create_app(
     async def adapter() -> SourceAdapter[Any]:
         store = await Store.connect(settings.resolved_database_url(), guard=settings.drop_guard())
         client = SocrataClient.from_settings(settings, http=http, pace=pace)
-        return ClientStoreAdapter(client, store, summarize)
+        # the dataset says when its rows last changed: a carrier held at least that recent is not read again
+        freshness = (
+            FreshnessCheck(client.published_at, store.previous) if settings.freshness_check_s else None
+        )
+        return ClientStoreAdapter(client, store, summarize, freshness=freshness, clock=clock)
 
     return create_source_app(
         settings, source=SourceKey.VIOLATIONS, adapter_factory=adapter, clock=clock, pace=pace

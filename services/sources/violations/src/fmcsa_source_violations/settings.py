@@ -45,6 +45,13 @@ class Settings(DropGuardSettings, SourceSettings):
     max_pages: int = Field(
         100, ge=1, description="Pages read per carrier before the read fails as invalid_response."
     )
+    freshness_check_s: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds the dataset's `rowsUpdatedAt` (one metadata call) is trusted before it is asked "
+        "again; a carrier whose held data is at least that recent is not read again (SourceSynced "
+        "`checked_unchanged`). 0 turns the check off: every sync reads every page.",
+    )
 
     @field_validator("app_token", mode="before")
     @classmethod

@@ -18,7 +18,11 @@ to the bus) and scrubbed transport failures. What is the violations source's own
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Self
 
 import httpx
@@ -63,8 +67,12 @@ class SocrataClient(UpstreamClient):
     """
 
     _resource: str  # absolute, so an HTTP client a caller passes in needs no base URL
+    _view: str  # the dataset's metadata, for `published_at`
     _page_size: int
     _max_pages: int
+    _freshness_s: float
+    _published: tuple[float, datetime | None] | None = None  # (monotonic time asked, answer)
+    _asking: asyncio.Lock | None = None
 
     @classmethod
     def from_settings(
@@ -94,8 +102,28 @@ class SocrataClient(UpstreamClient):
             clock=clock,
         )
         client._resource = f"{base}/resource/{settings.dataset}.json"
+        client._view = f"{base}/api/views/{settings.dataset}.json"
         client._page_size, client._max_pages = settings.page_size, settings.max_pages
+        client._freshness_s = settings.freshness_check_s
         return client
+
+    async def published_at(self) -> datetime | None:
+        """When the dataset's rows last changed (`rowsUpdatedAt` of its metadata), asked at most once per
+        `freshness_check_s` however many carriers wait on it; None when the metadata could not be had or
+        read (the carrier is then read in full: the check fails open).
+        """
+        if self._asking is None:
+            self._asking = asyncio.Lock()
+        async with self._asking:
+            now = time.monotonic()
+            if self._published is not None and now - self._published[0] < self._freshness_s:
+                return self._published[1]
+            answer = await self.get(self._view, _rows_updated_at, retry=False)
+            published = None if isinstance(answer, Failure) else answer
+            if published is None:
+                log.info("violations_freshness_unknown", reason=getattr(answer, "message", "unreadable"))
+            self._published = (now, published)
+            return published
 
     async def fetch(self, dot: str) -> ViolationsFetch | Failure:
         """Every row of one carrier, or one Failure; never raises for upstream trouble.
@@ -179,3 +207,20 @@ class SocrataClient(UpstreamClient):
             )
 
         return parse
+
+
+def _rows_updated_at(answer: Answer) -> datetime | Failure:
+    """`rowsUpdatedAt` (epoch seconds) of a Socrata view's metadata, as an aware datetime."""
+    unreadable = Failure(ErrorKind.INVALID_RESPONSE, retryable=True, message="dataset metadata unreadable")
+    if answer.status != 200:
+        return Failure(
+            ErrorKind.UPSTREAM_ERROR, retryable=True, message=f"dataset metadata: HTTP {answer.status}"
+        )
+    try:
+        doc = json.loads(answer.body)
+        updated = doc["rowsUpdatedAt"] if isinstance(doc, dict) else None
+    except (ValueError, KeyError):
+        return unreadable
+    if not isinstance(updated, int) or isinstance(updated, bool) or updated <= 0:
+        return unreadable
+    return datetime.fromtimestamp(updated, UTC)

@@ -3,16 +3,21 @@ and the next monthly run after `POST /_sandbox/bump` (rows age out, weights step
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import httpx
 import pytest
 
-from fmcsa_events.models import ChangeKind
+from fmcsa_events.models import ChangeKind, Counts, SyncRequested, Trigger
 from fmcsa_runtime.database import create_engine
 from fmcsa_source_kit.outbox import changes_for
+from fmcsa_source_kit.runner import ClientStoreAdapter, FreshnessCheck, Unchanged
+from fmcsa_source_kit.settle import Stored
 from fmcsa_source_violations.domain.model import ViolationsFetch
+from fmcsa_source_violations.domain.summary import summarize
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.store import Store
 from fmcsa_source_violations.upstream import SocrataClient
@@ -118,3 +123,90 @@ async def test_counts_follow_the_monthly_run(
         f"unchanged={bumped.unchanged} (time_weight stepped silently: {weights_stepped}) "
         f"aged_out={expected_aged}"
     )
+
+
+def _freshness_settings(sandbox_url: str, **extra: object) -> Settings:
+    # re-asked at every sync, so that a bump is seen at once
+    return Settings.model_validate({"base_url": sandbox_url, "freshness_check_s": 0.001, **extra})
+
+
+async def test_an_unchanged_dataset_is_checked_not_read_and_a_bump_is_read(
+    sandbox_url: str, store: Store
+) -> None:
+    client = SocrataClient.from_settings(_freshness_settings(sandbox_url))
+    adapter = ClientStoreAdapter(
+        client, store, summarize, freshness=FreshnessCheck(client.published_at, store.previous)
+    )
+    try:
+        first = await adapter.fetch(HEALTHY)
+        assert isinstance(first, ViolationsFetch)  # nothing held yet: read
+        stored = await adapter.store(first, request_for(HEALTHY))
+        assert isinstance(stored, Stored)
+        assert not stored.checked_unchanged
+
+        before = await sandbox_requests(sandbox_url)
+        again = await adapter.fetch(HEALTHY)
+        assert isinstance(again, Unchanged)
+        checked = await adapter.store(again, request_for(HEALTHY))
+        assert isinstance(checked, Stored)
+        assert checked.checked_unchanged
+        assert checked.counts == Counts()
+        assert (checked.retrieved_at, checked.upstream_as_of) == (first.retrieved_at, first.upstream_as_of)
+        assert checked.summary == stored.summary  # the data held, described as the fetch described it
+        asked = await sandbox_requests(sandbox_url) - before
+        assert asked == Counter({"/api/views/8mt8-2mdr.json": 1})  # one metadata call, no page
+
+        await bump(sandbox_url)
+        moved = await adapter.fetch(HEALTHY)
+        assert isinstance(moved, ViolationsFetch)  # the dataset was republished: read again
+        assert moved.upstream_as_of is not None
+        assert first.upstream_as_of is not None
+        assert moved.upstream_as_of > first.upstream_as_of
+    finally:
+        await client.aclose()
+
+
+async def test_the_metadata_is_asked_once_per_freshness_period_whatever_the_carriers(
+    sandbox_url: str,
+) -> None:
+    client = SocrataClient.from_settings(_freshness_settings(sandbox_url, freshness_check_s=300))
+    try:
+        before = await sandbox_requests(sandbox_url)
+        answers = {await client.published_at() for _ in range(20)}
+        assert len(answers) == 1
+        (published,) = answers
+        assert published is not None
+        assert published.tzinfo is not None
+        asked = await sandbox_requests(sandbox_url) - before
+        assert asked == Counter({"/api/views/8mt8-2mdr.json": 1})
+    finally:
+        await client.aclose()
+
+
+async def test_a_metadata_call_that_fails_lets_the_carrier_be_read(sandbox_url: str) -> None:
+    client = SocrataClient.from_settings(_freshness_settings(sandbox_url, dataset="zzzz-zzzz"))
+    try:
+        assert await client.published_at() is None  # 404 for another dataset: cannot tell, so read
+    finally:
+        await client.aclose()
+
+
+def request_for(dot: str) -> SyncRequested:
+    now = datetime.now(UTC)
+    return SyncRequested(
+        request_id=uuid4(),
+        dot=dot,
+        source="violations",
+        trigger=Trigger.MANUAL,
+        requested_by="test",
+        requested_at=now,
+        deadline=now + timedelta(minutes=5),
+    )
+
+
+async def sandbox_requests(sandbox_url: str) -> Counter[str]:
+    """Every request path the sandbox has seen (the last 1000), counted."""
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
+        answer = await http.get("/_sandbox/stats")
+        answer.raise_for_status()
+    return Counter(seen.split("?", 1)[0] for seen in answer.json()["requests_seen"])

@@ -4,6 +4,7 @@ nothing sent for a bad DOT, and no exception escaping `fetch`. (Real HTTP is in 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -11,9 +12,10 @@ import structlog
 
 from fmcsa_events.models import ErrorKind
 from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.upstream import Answer
 from fmcsa_source_violations.domain.model import ViolationsFetch
 from fmcsa_source_violations.settings import Settings
-from fmcsa_source_violations.upstream import SocrataClient
+from fmcsa_source_violations.upstream import SocrataClient, _rows_updated_at
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -140,3 +142,27 @@ async def test_the_doctor_probe_is_one_call_of_the_first_page_and_nothing_for_a_
     assert isinstance(bad, Failure)
     assert bad.kind is ErrorKind.INTERNAL
     assert len(sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (
+            200,
+            b'{"id":"8mt8-2mdr","rowsUpdatedAt":1761037964}',
+            datetime(2025, 10, 21, 9, 12, 44, tzinfo=UTC),
+        ),
+        (200, b'{"id":"8mt8-2mdr"}', None),
+        (200, b'{"rowsUpdatedAt":"1761037964"}', None),
+        (200, b'{"rowsUpdatedAt":true}', None),
+        (200, b"[]", None),
+        (200, b"not json", None),
+        (404, b'{"code":"not_found"}', None),
+    ],
+)
+def test_the_dataset_metadata_gives_rows_updated_at_or_nothing(
+    status: int, body: bytes, expected: datetime | None
+) -> None:
+    answer = Answer(status, httpx.Headers(), body, datetime(2026, 1, 1, tzinfo=UTC))
+    parsed = _rows_updated_at(answer)
+    assert (None if isinstance(parsed, Failure) else parsed) == expected
