@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import stamina
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
@@ -82,6 +83,10 @@ TICK_SECONDS = Histogram("fmcsa_scheduler_tick_seconds", "Duration of one tick (
 
 _TRANSIENT = (NatsError, TimeoutError)
 ACTIVITY_RETRY_S = 30.0
+ACTIVITY_WAIT_INITIAL_S = 0.1
+ACTIVITY_WAIT_MAX_S = 5.0
+"""A bus error while applying a request or an outcome is retried for up to `ACTIVITY_RETRY_S`, 0.1 s
+doubling up to 5 s between tries."""
 
 
 @dataclass
@@ -260,27 +265,35 @@ class Scheduler:
             )
             answered = event
         released = answered is None
-        delay, deadline = 0.1, asyncio.get_running_loop().time() + ACTIVITY_RETRY_S
-        while True:
-            try:
-                if not released and answered is not None:
-                    await release(
-                        self._inflight,
-                        source=answered.source,
-                        dot=answered.dot,
-                        request_id=answered.request_id,
-                    )
-                    released = True
-                if change is not None:
-                    await self._state.save_backoff(change)
-                return
-            except _TRANSIENT as error:
-                if self._stopping.is_set() or asyncio.get_running_loop().time() + delay > deadline:
-                    log.warning("outcome_not_applied", seq=seq, error=repr(error))
-                    return
-                self.stats.activity_retries += 1
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+
+        def transient(error: Exception) -> bool:
+            return isinstance(error, _TRANSIENT) and not self._stopping.is_set()
+
+        try:
+            with structlog.contextvars.bound_contextvars(retrying="activity", seq=seq):
+                async for attempt in stamina.retry_context(
+                    on=transient,
+                    attempts=None,
+                    timeout=ACTIVITY_RETRY_S,
+                    wait_initial=ACTIVITY_WAIT_INITIAL_S,
+                    wait_max=ACTIVITY_WAIT_MAX_S,
+                    wait_jitter=0.0,
+                ):
+                    with attempt:
+                        if attempt.num > 1:
+                            self.stats.activity_retries += 1
+                        if not released and answered is not None:
+                            await release(
+                                self._inflight,
+                                source=answered.source,
+                                dot=answered.dot,
+                                request_id=answered.request_id,
+                            )
+                            released = True
+                        if change is not None:
+                            await self._state.save_backoff(change)
+        except _TRANSIENT as error:  # out of time, or stopping: the marker ends at its deadline
+            log.warning("outcome_not_applied", seq=seq, error=repr(error))
 
     # --- ticks -----------------------------------------------------------------------------------------
 
