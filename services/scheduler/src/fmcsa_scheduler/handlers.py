@@ -39,6 +39,7 @@ from fmcsa_events.models import (
     SyncRequested,
     Trigger,
 )
+from fmcsa_events.scheduler_status import SchedulerSourceStatus, SchedulerStatus
 from fmcsa_events.topology import EVENTS_STREAM
 from fmcsa_scheduler.domain import (
     HOUR_MS,
@@ -56,7 +57,7 @@ from fmcsa_scheduler.outcomes import BackoffChange, Outcomes
 from fmcsa_scheduler.reader import StreamReader
 from fmcsa_scheduler.registry import CompanyAdded, Registry, ScheduleRejected, ScheduleSet
 from fmcsa_scheduler.settings import Clock, Settings
-from fmcsa_scheduler.state import Checkpoint, SchedulerStatus, SourceStatus, StateStore
+from fmcsa_scheduler.state import Checkpoint, StateStore
 from fmcsa_scheduler.timetable import DueEntry, Timetable
 
 log = structlog.get_logger(__name__)
@@ -438,12 +439,12 @@ class Scheduler:
         self.outcomes.expire(now_ms)
         in_flight = self.outcomes.open_by_source()
         backing_off = self.outcomes.backing_off(now_ms)
-        sources: dict[str, SourceStatus] = {}
+        sources: dict[str, SchedulerSourceStatus] = {}
         for source in SourceKey:
             schedule = self.registry.schedules[source]
             next_due = self.timetable.next_due_ms(source) if self.ready.is_set() else None
             next_slot = schedule.timing().slot_at(now_ms)[1] if schedule.enabled else None
-            sources[source] = SourceStatus(
+            sources[source] = SchedulerSourceStatus(
                 enabled=schedule.enabled,
                 interval_minutes=schedule.interval_minutes,
                 cron=schedule.cron,
