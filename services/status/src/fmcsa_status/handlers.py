@@ -91,7 +91,9 @@ class Projector:
         while not self._stopping.is_set():
             streak = 0
 
-            def failed(error: Exception) -> bool:
+            def failed(error: BaseException) -> bool:
+                if not isinstance(error, Exception):  # a cancel (the stop) is never retried
+                    return False
                 nonlocal streak
                 streak += 1
                 self.failures += 1

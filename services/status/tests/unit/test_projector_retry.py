@@ -3,8 +3,10 @@ each, and a follow that ends (a resync) starts again without a pause."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
+import pytest
 import stamina
 
 from fmcsa_status.handlers import Projector
@@ -36,3 +38,10 @@ async def test_failed_follows_are_retried_and_counted() -> None:
         await projector.run()
     assert projector.follows == 5
     assert projector.failures == 3
+
+
+async def test_a_cancel_is_not_retried() -> None:
+    projector = ScriptedProjector(asyncio.CancelledError(), None)
+    with stamina.set_testing(True, attempts=100, cap=True), pytest.raises(asyncio.CancelledError):
+        await projector.run()
+    assert (projector.follows, projector.failures) == (1, 0)
