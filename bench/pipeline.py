@@ -13,8 +13,9 @@ slots would add requests to the measured burst). Then:
    `rate_utilization_loaded`, `sandbox_429s_loaded`: the same sync again at once, while two processes
    spin (bounded, killed at its end) so both cores stay busy: the clients' pace under CPU starvation.
 2. `speedup_vs_sequential`: the seeds' way on the same sandbox: the same four clients (built from the
-   same settings), one company at a time, csa then violations then inspections then authority, on a
-   sample; its time per company x N, over the pipeline's time (trigger to last outcome).
+   same settings), one company at a time, one source after another, on a sample; its time per company
+   x N, over the pipeline's time (trigger to last outcome). Each client runs as a process
+   (`python -m fmcsa_source_<source>.sequential`): the bench imports no service.
 3. `trigger_to_visible_p95_ms`: companies registered after the sync (so none is in flight) are
    triggered one at a time; the time from the POST until `GET /api/companies/{dot}/status` shows the
    outcome of all four requests, minus the sandbox latency on the critical path (authority's five calls).
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import secrets
 import subprocess
 import sys
@@ -36,7 +39,7 @@ import httpx
 import nats
 
 from bench import report
-from fmcsa_cli.launcher import SANDBOX_API_KEY, SANDBOX_APP_TOKEN, SANDBOX_WEB_KEY, Launcher
+from fmcsa_cli.launcher import Launcher, sandbox_wiring
 from fmcsa_embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
 
@@ -227,48 +230,54 @@ def _loadavg() -> list[str]:
 
 
 async def _sequential(ctx: Context, sandbox_url: str, pipeline_s: float) -> None:
-    """The seeds' loop: the same clients, one company at a time, one source after another."""
-    from fmcsa_source_authority.settings import Settings as AuthoritySettings
-    from fmcsa_source_authority.upstream import AuthorityClient
-    from fmcsa_source_csa.settings import Settings as CsaSettings
-    from fmcsa_source_csa.upstream import QCMobileClient
-    from fmcsa_source_inspections.settings import Settings as InspectionsSettings
-    from fmcsa_source_inspections.upstream import SaferWebClient
-    from fmcsa_source_kit.failures import Failure
-    from fmcsa_source_violations.settings import Settings as ViolationsSettings
-    from fmcsa_source_violations.upstream import SocrataClient
-
+    """The seeds' loop: the same clients, one company at a time, one source after another. Each source's
+    client lives in its own process (`python -m fmcsa_source_<source>.sequential`: the bench imports no
+    service), built and warmed up (one untimed fetch each: a fresh process's first call pays for lazy
+    imports the seeds' long loop pays once) before the clock starts; the bench hands each company to
+    them in turn and waits for each answer before the next.
+    """
     rate = ctx.scale.rate_per_s
-    csa = QCMobileClient.from_settings(
-        CsaSettings(base_url=f"{sandbox_url}/qc/services", web_key=SANDBOX_WEB_KEY, rate_per_s=rate)
-    )
-    violations = SocrataClient.from_settings(
-        ViolationsSettings(base_url=sandbox_url, app_token=SANDBOX_APP_TOKEN, rate_per_s=rate)
-    )
-    inspections = SaferWebClient.from_settings(
-        InspectionsSettings(base_url=sandbox_url, api_key=SANDBOX_API_KEY, rate_per_s=rate)
-    )
-    authority = AuthorityClient.from_settings(
-        AuthoritySettings(
-            base_url=f"{sandbox_url}/qc/services",
-            web_key=SANDBOX_WEB_KEY,
-            datahub_base_url=sandbox_url,
-            app_token=SANDBOX_APP_TOKEN,
-            rate_per_s=rate * 4 / 5,
-            datahub_rate_per_s=rate / 5,
-        )
-    )
+    env = {
+        **os.environ,
+        **sandbox_wiring(sandbox_url, {}),
+        "FMCSA_DATA_DIR": str(ctx.workdir / "sequential"),
+        "FMCSA_LOG_LEVEL": "WARNING",
+        **{f"FMCSA_{source.upper()}_RATE_PER_S": str(rate) for source in SOURCES},
+        "FMCSA_AUTHORITY_RATE_PER_S": str(rate * 4 / 5),
+        "FMCSA_AUTHORITY_DATAHUB_RATE_PER_S": str(rate / 5),
+    }
     sample = [str(SYNC_DOTS_FROM + i) for i in range(ctx.scale.sequential_sample)]
+    clients = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            f"fmcsa_source_{source}.sequential",
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for source in SOURCES
+    ]
     failures = 0
     try:
+        for client in clients:
+            await _answer_of(client, expect=SEQUENTIAL_READY)
+            await _fetch_in(client, sample[0])  # warm-up, untimed: a fresh process's first call costs more
         began = time.monotonic()
         for dot in sample:
-            for client in (csa, violations, inspections, authority):
-                failures += isinstance(await client.fetch(dot), Failure)
+            for client in clients:
+                failures += (await _fetch_in(client, dot))["failed"]
         seconds = time.monotonic() - began
     finally:
-        for client in (csa, violations, inspections, authority):
-            await client.aclose()
+        for client in clients:
+            if client.stdin is not None:
+                client.stdin.close()
+        for client in clients:
+            try:
+                await asyncio.wait_for(client.wait(), 10)
+            except TimeoutError:
+                client.kill()
+                await client.wait()
     estimate = report.sequential_estimate_s(seconds, len(sample), ctx.scale.companies)
     ctx.note(
         "pipeline",
@@ -280,6 +289,28 @@ async def _sequential(ctx: Context, sandbox_url: str, pipeline_s: float) -> None
     )
     print(f"  sequential: {seconds / len(sample):.3f} s a company -> {estimate:.0f} s for all", flush=True)
     ctx.record("speedup_vs_sequential", estimate / pipeline_s)
+
+
+SEQUENTIAL_READY = "ready"
+"""What a `fmcsa_source_<source>.sequential` process prints once its client is built."""
+
+
+async def _fetch_in(client: asyncio.subprocess.Process, dot: str) -> dict[str, Any]:
+    """Have a sequential client process fetch `dot`; its answer."""
+    assert client.stdin is not None
+    client.stdin.write(f"{dot}\n".encode())
+    await client.stdin.drain()
+    answer: dict[str, Any] = json.loads(await _answer_of(client))
+    return answer
+
+
+async def _answer_of(client: asyncio.subprocess.Process, *, expect: str | None = None) -> str:
+    """The client process's next line (a JSON answer, or `expect`); it must come within a minute."""
+    assert client.stdout is not None
+    line = (await asyncio.wait_for(client.stdout.readline(), 60)).decode().strip()
+    if not line or (expect is not None and line != expect):
+        raise RuntimeError(f"a sequential client process answered {line!r} (exit code {client.returncode})")
+    return line
 
 
 async def _trigger_to_visible(ctx: Context, api: httpx.AsyncClient) -> None:

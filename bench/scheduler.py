@@ -7,17 +7,18 @@ timetable grows) starts on an empty stream; its resident set is read from /proc 
 highest resident set over a few seconds is the figure.
 
 `spread_max_min_ratio`: pure, with the scheduler's own due-time functions (`due_in_slot`, which the
-timetable uses): N companies, each source's default interval; requests per minute of one slot, per
-source; the figure is the worst source's busiest minute over its quietest.
+timetable uses), run as a process (`python -m fmcsa_scheduler.spread`: the bench imports no service):
+N companies, each source's default interval; requests per minute of one slot, per source; the figure
+is the worst source's busiest minute over its quietest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from bench import report
 from bench.projection import publish
 from fmcsa_embedded import Child, NatsServer, free_port, wait_for_port
 from fmcsa_events.models import CompanyRegistered
+from fmcsa_events.scheduler_status import SCHEDULER_STATUS_KEY, SchedulerStatus
 from fmcsa_events.topology import STATE_BUCKET
 
 if TYPE_CHECKING:
@@ -48,18 +50,17 @@ async def run(ctx: Context) -> None:
 
 
 def spread_counts(companies: int, interval_minutes: int) -> dict[str, list[int]]:
-    """Requests per minute of one slot, per source, from the scheduler's due-time function."""
-    from fmcsa_events.identifiers import SourceKey
-    from fmcsa_scheduler.domain import MINUTE_MS, IntervalTiming, due_in_slot
-
-    timing = IntervalTiming(interval_minutes)
-    slot = timing.slot_at(1_767_225_600_000)  # 2026-01-01T00:00Z
-    counts: dict[str, list[int]] = {}
-    for source in SourceKey:
-        per_minute = Counter(
-            (due_in_slot(i, source, slot).due_ms - slot[0]) // MINUTE_MS for i in range(companies)
-        )
-        counts[str(source)] = [per_minute.get(m, 0) for m in range(interval_minutes)]
+    """Requests per minute of one slot, per source, from the scheduler's due-time function: run as
+    `python -m fmcsa_scheduler.spread` (the bench imports no service).
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "fmcsa_scheduler.spread", str(companies), str(interval_minutes)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    counts: dict[str, list[int]] = json.loads(done.stdout)
     return counts
 
 
@@ -143,9 +144,8 @@ async def _companies_seen(url: str, count: int, *, within_s: float) -> None:
         deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
             try:
-                entry = await kv.get("scheduler.status")
-                status = json.loads(entry.value or b"{}")
-                if status.get("companies") == count and status.get("ready", True):
+                status = SchedulerStatus.decode((await kv.get(SCHEDULER_STATUS_KEY)).value)
+                if status.companies == count and status.ready:
                     return
             except Exception:  # not written yet
                 pass

@@ -30,6 +30,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 import nats.errors
+import stamina
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -75,6 +76,13 @@ F = TypeVar("F")
 PUBLISH_RETRY_S = 30.0
 """How long an outcome's publish is retried through a stream leader election or a reconnect; far inside
 the stream's duplicate window, so a retry of a publish that was stored after all is dropped."""
+PUBLISH_WAIT_INITIAL_S = 0.1
+PUBLISH_WAIT_MAX_S = 2.0
+"""Back-off between an outcome's publish attempts: 0.1 s doubling up to 2 s."""
+
+PULL_WAIT_INITIAL_S = 0.1
+PULL_WAIT_MAX_S = 2.0
+"""Back-off between failed pulls of the source's consumer: 0.1 s doubling up to 2 s."""
 
 OUTCOMES = Counter(
     "fmcsa_source_outcomes_total", "Terminal outcomes published", ["source", "outcome", "kind"]
@@ -244,6 +252,29 @@ class OutcomeLog:
         return saved if saved.tzinfo is not None else saved.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
+async def publish_outcome(js: JetStreamContext, saved: SavedOutcome) -> None:
+    """Publish a saved outcome and await its PubAck; JetStream drops a repeat of its event id.
+
+    While a cluster elects a new stream leader (a few seconds) a publish finds no responder or times
+    out: stamina retries it with the same event id for up to `PUBLISH_RETRY_S` (one
+    `stamina.retry_scheduled` line each, `retrying=outcome_publish`), so a failover delays the outcome
+    by seconds instead of leaving the request unacked until its ack wait runs out.
+    """
+    with structlog.contextvars.bound_contextvars(retrying="outcome_publish"):
+        async for attempt in stamina.retry_context(
+            on=(NoRespondersError, NoStreamResponseError, TimeoutError),
+            attempts=None,
+            timeout=PUBLISH_RETRY_S,
+            wait_initial=PUBLISH_WAIT_INITIAL_S,
+            wait_max=PUBLISH_WAIT_MAX_S,
+            wait_jitter=0.0,
+        ):
+            with attempt:
+                await js.publish(
+                    saved.subject, saved.payload, stream=EVENTS_STREAM, headers=saved.headers, timeout=10.0
+                )
+
+
 class SourceHandler(Generic[F]):
     """The steps for one delivery (see the module docstring); no business `if` lives here."""
 
@@ -399,26 +430,7 @@ class SourceHandler(Generic[F]):
             await self.bus.publish(change, envelope=envelope)
 
     async def _publish(self, saved: SavedOutcome) -> None:
-        """Publish a saved outcome and await its PubAck; JetStream drops a repeat of its event id.
-
-        While a cluster elects a new stream leader (a few seconds) a publish finds no responder or times
-        out: it is retried with the same event id for up to `PUBLISH_RETRY_S`, so a failover delays the
-        outcome by seconds instead of leaving the request unacked until its ack wait runs out.
-        """
-        loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + PUBLISH_RETRY_S, 0.1
-        while True:
-            try:
-                await self.nc.jetstream().publish(
-                    saved.subject, saved.payload, stream=EVENTS_STREAM, headers=saved.headers, timeout=10.0
-                )
-                return
-            except (NoRespondersError, NoStreamResponseError, TimeoutError):
-                if loop.time() + pause > deadline:
-                    raise
-                log.info("outcome_publish_retried", pause_s=pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
+        await publish_outcome(self.nc.jetstream(), saved)
 
     def _internal(self, request: SyncRequested, error: Exception) -> SourceFailed:
         now = self.clock()
@@ -508,28 +520,39 @@ class SourceRunner:
             log.error("pull_loop_failed", error=f"{type(error).__name__}: {error}", exc_info=error)
 
     async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
-        pause = 0.1
         while not self._stopping:
             await self._slot_free.wait()
             free = self._concurrency - len(self._in_flight)
             if self._stopping or free < 1:
                 continue
-            try:
-                fetched = await sub.fetch(free, timeout=self._fetch_wait_s)
-            except TimeoutError:  # nats-py raises its own and asyncio's: nothing came within the wait
-                continue
-            except Exception as error:  # a reconnect, a leader election, a closed connection: keep pulling
-                log.warning("pull_failed", error=f"{type(error).__name__}: {error}", pause_s=pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
-                continue
-            pause = 0.1
-            for raw in fetched:
+            for raw in await self._fetch(sub, free):
                 msg = PulledMessage(raw)
                 if self._stopping:  # fetched as the stop began: hand it back rather than start it
                     await self._hand_back(msg)
                 else:
                     self._spawn(msg)
+
+    async def _fetch(self, sub: JetStreamContext.PullSubscription, free: int) -> list[Msg]:
+        """Up to `free` messages, or none when nothing came within the wait. Any other failure (a
+        reconnect, a leader election, a closed connection) is retried by stamina, forever, with
+        back-off from `PULL_WAIT_INITIAL_S` up to `PULL_WAIT_MAX_S`: one `stamina.retry_scheduled`
+        line per failure.
+        """
+        with structlog.contextvars.bound_contextvars(retrying="pull", durable=self._durable):
+            async for attempt in stamina.retry_context(
+                on=Exception,
+                attempts=None,
+                timeout=None,
+                wait_initial=PULL_WAIT_INITIAL_S,
+                wait_max=PULL_WAIT_MAX_S,
+                wait_jitter=0.0,
+            ):
+                with attempt:
+                    try:
+                        return await sub.fetch(free, timeout=self._fetch_wait_s)
+                    except TimeoutError:  # nats-py raises its own and asyncio's: nothing came within the wait
+                        return []
+        raise AssertionError("stamina ended without a result")  # pragma: no cover
 
     def _spawn(self, msg: PulledMessage) -> None:
         task = asyncio.create_task(self._handle(msg))

@@ -20,7 +20,7 @@ from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from fmcsa_events.bus import Bus
-from fmcsa_events.decoder import Decoded, decode
+from fmcsa_events.decoder import Decoded, decode, encode
 from fmcsa_events.envelope import Envelope
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import (
@@ -33,11 +33,12 @@ from fmcsa_events.models import (
     SyncRequested,
     Trigger,
 )
+from fmcsa_events.subjects import subject_for
 from fmcsa_events.topology import DLQ_STREAM, EVENTS_STREAM, PACE_REPLICAS_BUCKET, Topology, declare
 from fmcsa_runtime.settings import ServiceSettings
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.pacing import UpstreamPace
-from fmcsa_source_kit.runner import create_source_app
+from fmcsa_source_kit.runner import SavedOutcome, create_source_app, publish_outcome
 from fmcsa_source_kit.settle import Stored
 
 
@@ -437,3 +438,35 @@ async def test_a_source_with_two_upstream_hosts_binds_both_paces_to_the_bus(
     async with app:
         assert await live() == {f"{pace.key}.r1" for pace in paces}
     assert await live() == set()  # both heartbeats dropped at the stop
+
+
+async def test_an_outcome_publish_waits_out_a_stream_that_does_not_answer_yet(fresh_nats_url: str) -> None:
+    """No stream answers the first publishes (as while a cluster elects its leader): they are retried
+    with the same event id until it does, and the outcome is stored once."""
+    client = await nats.connect(fresh_nats_url)
+    try:
+        js = client.jetstream()
+        now = datetime.now(UTC)
+        outcome = SourceSynced(
+            request_id=uuid4(),
+            dot="5",
+            source="csa",
+            counts=Counts(fetched=1),
+            attempts=1,
+            started_at=now,
+            finished_at=now,
+        )
+        envelope = Bus(js, producer="test").envelope(outcome)
+        saved = SavedOutcome(subject_for(outcome), envelope.to_headers(), encode(outcome))
+
+        async def declare_later() -> None:
+            await asyncio.sleep(0.5)
+            await declare(js, Topology())
+
+        later = asyncio.create_task(declare_later())
+        await publish_outcome(js, saved)  # without a retry: NoRespondersError at once
+        await later
+        await publish_outcome(js, saved)  # a repeat of the event id is dropped by the stream
+        assert [o.request_id for o in await outcomes(client)] == [outcome.request_id]
+    finally:
+        await client.drain()

@@ -7,7 +7,8 @@
   company's status): read at most once per `SCHEDULES_TTL_S`, and afresh after the gateway publishes
   a ScheduleChanged or its live feed sees one. `GET /api/schedules` always reads the stream.
 - Scheduler status: the document the scheduler writes under `scheduler.status` in the `fmcsa_state`
-  bucket (services/scheduler/README.md). Read as plain JSON: the gateway imports no other service.
+  bucket (services/scheduler/README.md), read with the document type both share
+  (`fmcsa_events.scheduler_status`): the gateway imports no other service.
 - Upstream pace: each source's shared pace per upstream host, the documents the sources keep in the
   `fmcsa_pace` bucket, and their replicas' heartbeats in `fmcsa_pace_replicas` (see
   `fmcsa_source_kit.pacing`). Keys are listed from the bucket's stream info (no consumer is made), then
@@ -32,6 +33,8 @@ from pydantic import ValidationError
 from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import ScheduleChanged
+from fmcsa_events.scheduler_status import SCHEDULER_STATUS_KEY
+from fmcsa_events.scheduler_status import SchedulerStatus as SchedulerStatusDocument
 from fmcsa_events.schedules import default_interval_minutes
 from fmcsa_events.subjects import schedule_changed
 from fmcsa_events.topology import EVENTS_STREAM, PACE_BUCKET, PACE_REPLICAS_BUCKET
@@ -39,7 +42,6 @@ from fmcsa_gateway.schemas import Schedule, SchedulerStatus, UpstreamPace
 
 log = structlog.get_logger(__name__)
 
-SCHEDULER_STATUS_KEY = "scheduler.status"
 STALE_AFTER_S = 30.0
 """A heartbeat older than this means no scheduler replica is running (it writes every few seconds)."""
 
@@ -144,23 +146,19 @@ async def scheduler_status(state: KeyValue, *, now: datetime) -> SchedulerStatus
     except KeyNotFoundError:
         return SchedulerStatus(known=False, running=False, stale=True)
     try:
-        document = json.loads(entry.value or b"{}")
-        if not isinstance(document, dict):
-            raise ValueError("not an object")
-        return _status_from(document, now=now)
-    except (ValueError, TypeError, ValidationError) as error:
+        document = SchedulerStatusDocument.decode(entry.value)
+    except ValidationError as error:
         log.warning("scheduler_status_unreadable", error=str(error)[:200])
         return SchedulerStatus(known=False, running=False, stale=True)
+    return _status_from(document, now=now)
 
 
-def _status_from(document: Mapping[str, Any], *, now: datetime) -> SchedulerStatus:
-    heartbeat_raw = document.get("heartbeat_at")
-    heartbeat = datetime.fromisoformat(heartbeat_raw) if isinstance(heartbeat_raw, str) else None
-    stale = heartbeat is None or (now - heartbeat).total_seconds() > STALE_AFTER_S
+def _status_from(document: SchedulerStatusDocument, *, now: datetime) -> SchedulerStatus:
+    stale = (now - document.heartbeat_at).total_seconds() > STALE_AFTER_S
     known_fields = set(SchedulerStatus.model_fields) - {"known", "running", "stale"}
-    fields = {k: v for k, v in document.items() if k in known_fields}
+    fields = {k: v for k, v in document.model_dump(mode="json").items() if k in known_fields}
     return SchedulerStatus.model_validate(
-        {**fields, "known": True, "stale": stale, "running": bool(document.get("running")) and not stale}
+        {**fields, "known": True, "stale": stale, "running": document.running and not stale}
     )
 
 

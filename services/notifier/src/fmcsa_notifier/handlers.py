@@ -29,6 +29,7 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import stamina
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -64,6 +65,9 @@ PLANNED = Counter("fmcsa_notifier_deliveries_planned_total", "Deliveries made by
 
 UNPLANNABLE = "unplannable"
 STORE_REFUSED = "store_refused"
+
+FETCH_RETRY_S = 1.0
+"""Pause between pulls of the notifier's consumer while the bus is away."""
 
 
 class Refused(Exception):
@@ -169,20 +173,34 @@ class Notifier:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
+    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+        """A batch, or none when nothing came within the wait. The bus away (any other failure; nothing
+        was taken) is retried by stamina every `FETCH_RETRY_S`, forever, one `stamina.retry_scheduled`
+        line each.
+        """
+        with structlog.contextvars.bound_contextvars(retrying="notifier_fetch"):
+            async for attempt in stamina.retry_context(
+                on=Exception,
+                attempts=None,
+                timeout=None,
+                wait_initial=FETCH_RETRY_S,
+                wait_max=FETCH_RETRY_S,
+                wait_jitter=0.0,
+            ):
+                with attempt:
+                    try:
+                        return await sub.fetch(self._batch_size, timeout=self._fetch_timeout_s)
+                    except TimeoutError:
+                        # nothing came within the wait. nats-py raises its own TimeoutError from the wait,
+                        # and a plain asyncio.TimeoutError (builtins.TimeoutError) when its deadline ran out
+                        # between the probe and the lingering pull: catching only nats' subclass let the
+                        # latter through
+                        return []
+        raise AssertionError("stamina ended without a result")  # pragma: no cover
+
     async def _follow(self, sub: JetStreamContext.PullSubscription) -> None:
         while self.running:
-            try:
-                messages = await sub.fetch(self._batch_size, timeout=self._fetch_timeout_s)
-            except TimeoutError:
-                # nothing came within the wait. nats-py raises its own TimeoutError from the wait, and a
-                # plain asyncio.TimeoutError (builtins.TimeoutError) when its deadline ran out between the
-                # probe and the lingering pull: catching only nats' subclass let the latter through
-                continue
-            except Exception as error:  # the bus is away: try again shortly, nothing was taken
-                log.warning("notifier_fetch_failed", error=f"{type(error).__name__}: {error}")
-                await asyncio.sleep(1.0)
-                continue
-            for msg in messages:
+            for msg in await self._fetch(sub):
                 try:
                     ids = await self._plan(msg)
                 except Exception as error:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import stamina
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
@@ -38,6 +39,7 @@ from fmcsa_events.models import (
     SyncRequested,
     Trigger,
 )
+from fmcsa_events.scheduler_status import SchedulerSourceStatus, SchedulerStatus
 from fmcsa_events.topology import EVENTS_STREAM
 from fmcsa_scheduler.domain import (
     HOUR_MS,
@@ -55,7 +57,7 @@ from fmcsa_scheduler.outcomes import BackoffChange, Outcomes
 from fmcsa_scheduler.reader import StreamReader
 from fmcsa_scheduler.registry import CompanyAdded, Registry, ScheduleRejected, ScheduleSet
 from fmcsa_scheduler.settings import Clock, Settings
-from fmcsa_scheduler.state import Checkpoint, SchedulerStatus, SourceStatus, StateStore
+from fmcsa_scheduler.state import Checkpoint, StateStore
 from fmcsa_scheduler.timetable import DueEntry, Timetable
 
 log = structlog.get_logger(__name__)
@@ -82,6 +84,10 @@ TICK_SECONDS = Histogram("fmcsa_scheduler_tick_seconds", "Duration of one tick (
 
 _TRANSIENT = (NatsError, TimeoutError)
 ACTIVITY_RETRY_S = 30.0
+ACTIVITY_WAIT_INITIAL_S = 0.1
+ACTIVITY_WAIT_MAX_S = 5.0
+"""A bus error while applying a request or an outcome is retried for up to `ACTIVITY_RETRY_S`, 0.1 s
+doubling up to 5 s between tries."""
 
 
 @dataclass
@@ -260,27 +266,35 @@ class Scheduler:
             )
             answered = event
         released = answered is None
-        delay, deadline = 0.1, asyncio.get_running_loop().time() + ACTIVITY_RETRY_S
-        while True:
-            try:
-                if not released and answered is not None:
-                    await release(
-                        self._inflight,
-                        source=answered.source,
-                        dot=answered.dot,
-                        request_id=answered.request_id,
-                    )
-                    released = True
-                if change is not None:
-                    await self._state.save_backoff(change)
-                return
-            except _TRANSIENT as error:
-                if self._stopping.is_set() or asyncio.get_running_loop().time() + delay > deadline:
-                    log.warning("outcome_not_applied", seq=seq, error=repr(error))
-                    return
-                self.stats.activity_retries += 1
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+
+        def transient(error: Exception) -> bool:
+            return isinstance(error, _TRANSIENT) and not self._stopping.is_set()
+
+        try:
+            with structlog.contextvars.bound_contextvars(retrying="activity", seq=seq):
+                async for attempt in stamina.retry_context(
+                    on=transient,
+                    attempts=None,
+                    timeout=ACTIVITY_RETRY_S,
+                    wait_initial=ACTIVITY_WAIT_INITIAL_S,
+                    wait_max=ACTIVITY_WAIT_MAX_S,
+                    wait_jitter=0.0,
+                ):
+                    with attempt:
+                        if attempt.num > 1:
+                            self.stats.activity_retries += 1
+                        if not released and answered is not None:
+                            await release(
+                                self._inflight,
+                                source=answered.source,
+                                dot=answered.dot,
+                                request_id=answered.request_id,
+                            )
+                            released = True
+                        if change is not None:
+                            await self._state.save_backoff(change)
+        except _TRANSIENT as error:  # out of time, or stopping: the marker ends at its deadline
+            log.warning("outcome_not_applied", seq=seq, error=repr(error))
 
     # --- ticks -----------------------------------------------------------------------------------------
 
@@ -425,12 +439,12 @@ class Scheduler:
         self.outcomes.expire(now_ms)
         in_flight = self.outcomes.open_by_source()
         backing_off = self.outcomes.backing_off(now_ms)
-        sources: dict[str, SourceStatus] = {}
+        sources: dict[str, SchedulerSourceStatus] = {}
         for source in SourceKey:
             schedule = self.registry.schedules[source]
             next_due = self.timetable.next_due_ms(source) if self.ready.is_set() else None
             next_slot = schedule.timing().slot_at(now_ms)[1] if schedule.enabled else None
-            sources[source] = SourceStatus(
+            sources[source] = SchedulerSourceStatus(
                 enabled=schedule.enabled,
                 interval_minutes=schedule.interval_minutes,
                 cron=schedule.cron,

@@ -1,7 +1,8 @@
 """What the scheduler keeps in the `fmcsa_state` bucket, for the gateway and for its own restarts.
 
 Keys (documented in the README):
-- `scheduler.status`: the `SchedulerStatus` document, rewritten every `status_interval_s` by a running
+- `scheduler.status`: the `SchedulerStatus` document (`fmcsa_events.scheduler_status`, shared with the
+  gateway that reads it), rewritten every `status_interval_s` by a running
   replica (the latest heartbeat of any replica wins; `replica` and `heartbeat_at` say whose and when).
 - `scheduler.checkpoint`: `{"through": <ISO time>, "activity_seq": <stream sequence>}`: the moment through
   which every due slot was handled by some replica, and the last request or outcome that replica had
@@ -18,57 +19,15 @@ from datetime import datetime
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from fmcsa_events.identifiers import parse_dot, parse_source
+from fmcsa_events.scheduler_status import SCHEDULER_STATUS_KEY, SchedulerStatus
 from fmcsa_scheduler.domain import Backoff, from_ms, to_ms
 from fmcsa_scheduler.outcomes import BackoffChange, BackoffCleared, Pair
 
-STATUS_KEY = "scheduler.status"
+STATUS_KEY = SCHEDULER_STATUS_KEY
 CHECKPOINT_KEY = "scheduler.checkpoint"
 BACKOFF_PREFIX = "scheduler.backoff"
-
-
-class SourceStatus(BaseModel):
-    """One source as the scheduler sees it."""
-
-    model_config = ConfigDict(frozen=True)
-    enabled: bool
-    interval_minutes: int | None
-    cron: str | None
-    schedule_since: AwareDatetime | None = Field(description="When the current schedule took effect.")
-    next_due_at: AwareDatetime | None = Field(description="The earliest next due time of any company.")
-    next_slot_at: AwareDatetime | None = Field(description="Start of the next slot after now.")
-    due: int = Field(description="Pairs that came due since the previous heartbeat.")
-    published: int = Field(description="Requests published since this replica started.")
-    in_flight: int = Field(description="Open requests this replica saw and no outcome or deadline ended yet.")
-    backing_off: int = Field(description="Pairs held back by the back-off rule right now.")
-    skipped: dict[str, int] = Field(
-        description="Due slots not requested since this replica started, by reason."
-    )
-
-
-class SchedulerStatus(BaseModel):
-    """The document under `scheduler.status`: the fields of the old worker status, and more."""
-
-    model_config = ConfigDict(frozen=True)
-    replica: str = Field(description="The replica that wrote this heartbeat.")
-    enabled: bool = Field(description="False: the scheduler folds and ticks but publishes nothing.")
-    running: bool = Field(description="False once the replica stopped (its last heartbeat says so).")
-    ready: bool = Field(description="The registry is folded and the timetable built.")
-    heartbeat_at: AwareDatetime = Field(description="When this was written; stale means no replica runs.")
-    started_at: AwareDatetime = Field(description="When this replica built its timetable.")
-    last_tick_at: AwareDatetime | None = Field(description="The last tick of this replica.")
-    checkpoint_at: AwareDatetime | None = Field(description="Every slot due until then was handled.")
-    companies: int = Field(description="Registered companies.")
-    due: int = Field(description="Pairs that came due since the previous heartbeat, all sources.")
-    in_flight: int = Field(description="Open requests, all sources (see SourceStatus.in_flight).")
-    skipped: dict[str, int] = Field(description="Due slots not requested since this replica started.")
-    rejected_schedules: int = Field(description="ScheduleChanged events refused (e.g. a bad cron).")
-    undecodable_events: int = Field(description="Events this replica could not decode and skipped.")
-    sources: dict[str, SourceStatus] = Field(
-        description="Per source, keyed by source key (csa, violations, inspections, authority)."
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +103,14 @@ class StateStore:
         await self._kv.put(key, json.dumps({**value, "kind": backoff.kind}).encode())
 
     async def write_status(self, status: SchedulerStatus) -> None:
-        await self._kv.put(STATUS_KEY, status.model_dump_json().encode())
+        await self._kv.put(STATUS_KEY, status.encode())
 
     async def read_status(self) -> SchedulerStatus | None:
         try:
             entry = await self._kv.get(STATUS_KEY)
         except KeyNotFoundError:
             return None
-        return SchedulerStatus.model_validate_json(entry.value or b"{}")
+        return SchedulerStatus.decode(entry.value)
 
 
 def _checkpoint(data: bytes | None) -> Checkpoint | None:

@@ -42,6 +42,7 @@ from fmcsa_events.models import (
     SyncRequested,
     Trigger,
 )
+from fmcsa_events.scheduler_status import SchedulerStatus
 from fmcsa_events.schedules import DEFAULT_INTERVAL_MINUTES, DEFAULT_SOURCE_INTERVAL_MINUTES
 from fmcsa_events.topology import EVENTS_STREAM, INFLIGHT_BUCKET, STATE_BUCKET, Topology, declare
 from fmcsa_scheduler.domain import (
@@ -50,7 +51,7 @@ from fmcsa_scheduler.domain import (
     to_ms,
 )
 from fmcsa_scheduler.settings import Clock, scaled_clock
-from fmcsa_scheduler.state import BACKOFF_PREFIX, CHECKPOINT_KEY, SchedulerStatus, StateStore
+from fmcsa_scheduler.state import BACKOFF_PREFIX, CHECKPOINT_KEY, StateStore
 
 
 @dataclass(frozen=True)

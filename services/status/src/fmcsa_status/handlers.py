@@ -8,9 +8,9 @@ resubscribes from there, so nothing is skipped and nothing is folded twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
+import stamina
 import structlog
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge, Histogram
@@ -84,19 +84,34 @@ class Projector:
             log.exception("projector_last_write_failed")
 
     async def run(self) -> None:
-        delay = 0.1
+        """Follow the stream; after a failure (store or bus trouble) stamina pauses (0.1 s doubling up
+        to `retry_max_s`, one `stamina.retry_scheduled` line each) and `_follow` resumes from the stored
+        position. The first failure of a run of them is logged with its traceback, the rest are not.
+        """
         while not self._stopping.is_set():
-            try:
-                await self._follow()
-                delay = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # store or bus trouble: log, pause, resume from the stored position
+            streak = 0
+
+            def failed(error: BaseException) -> bool:
+                if not isinstance(error, Exception):  # a cancel (the stop) is never retried
+                    return False
+                nonlocal streak
+                streak += 1
                 self.failures += 1
-                log.exception("projector_failed", retry_in_s=delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-                delay = min(delay * 2, self._retry_max_s)
+                if streak == 1:
+                    log.error("projector_failed", error=repr(error), exc_info=error)
+                return True
+
+            with structlog.contextvars.bound_contextvars(retrying="projector"):
+                async for attempt in stamina.retry_context(
+                    on=failed,
+                    attempts=None,
+                    timeout=None,
+                    wait_initial=0.1,
+                    wait_max=self._retry_max_s,
+                    wait_jitter=0.0,
+                ):
+                    with attempt:
+                        await self._follow()
 
     async def _follow(self) -> None:
         """Subscribe from the stored position + 1 and fold batches until stopped or resynced."""

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import stamina
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -170,25 +171,39 @@ async def _rebuild(
     return outcome
 
 
+SWAP_ATTEMPTS = 100
+SWAP_WAIT_INITIAL_S = 0.05
+SWAP_WAIT_MAX_S = 1.0
+"""Tries at the live store's write lock while PostgreSQL's `lock_timeout` runs out on readers: 0.05 s
+doubling up to 1 s between them."""
+
+
+def _waits_for_readers(error: Exception) -> bool:
+    return isinstance(error, DBAPIError) and is_lock_timeout(error)
+
+
 async def _swap(live: StatusStore, new: StatusStore, folder: _Folder, target: _Target) -> None:
     """Inside the live store's write lock: catch up to its position, then swap (see the module
-    docstring). PostgreSQL gives way to readers when its locks are not granted at once: retried.
+    docstring). PostgreSQL gives way to readers when its locks are not granted at once: retried by
+    stamina (one `stamina.retry_scheduled` line per try, `retrying=status_swap`).
     """
-    for attempt in range(1, 101):
-        try:
-            async with live.exclusive() as (session, position):
-                await folder.fold_to(position)
-                if (refused := await new.flush()) is not None:
-                    raise RuntimeError(f"the new store refused its last batch (at {refused.position})")
-                # only now, with every commit of the new store done: see `shut_out_readers`
-                await live.shut_out_readers(session)
-                await target.swap_in(session)
-            return
-        except DBAPIError as error:
-            if not is_lock_timeout(error) or attempt == 100:
-                raise
-            log.info("status_swap_waits_for_readers", attempt=attempt)
-            await asyncio.sleep(min(0.05 * attempt, 1.0))
+    with structlog.contextvars.bound_contextvars(retrying="status_swap"):
+        async for attempt in stamina.retry_context(
+            on=_waits_for_readers,
+            attempts=SWAP_ATTEMPTS,
+            timeout=None,
+            wait_initial=SWAP_WAIT_INITIAL_S,
+            wait_max=SWAP_WAIT_MAX_S,
+            wait_jitter=0.0,
+        ):
+            with attempt:
+                async with live.exclusive() as (session, position):
+                    await folder.fold_to(position)
+                    if (refused := await new.flush()) is not None:
+                        raise RuntimeError(f"the new store refused its last batch (at {refused.position})")
+                    # only now, with every commit of the new store done: see `shut_out_readers`
+                    await live.shut_out_readers(session)
+                    await target.swap_in(session)
 
 
 class _Folder:

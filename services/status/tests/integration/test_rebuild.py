@@ -217,3 +217,45 @@ def _files(folder: Path, pattern: str) -> list[str]:
 
 async def _at(view: StatusView, seq: int) -> bool:
     return await view.applied_position() >= seq
+
+
+async def test_the_swap_waits_for_a_reader_that_holds_a_table_past_the_lock_timeout(
+    nc: Client, fresh_nats_url: str, database_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL: a reader's open transaction holds a live table for longer than the swap's lock
+    timeout (200 ms); the swap's lock is refused a few times, retried (stamina), and granted once the
+    reader is done. SQLite swaps a pointer file and takes no such lock."""
+    if Location(database_url).sqlite:
+        pytest.skip("a lock timeout is PostgreSQL's")
+    js = nc.jetstream()
+    store = await StatusStore.connect(database_url)
+    projector = Projector(js, store, batch_size=64, batch_wait_s=0.01)
+    projector.start()
+    view = StatusView(database_url)
+    reader = open_database(Location(database_url).live_url(), writer=False)
+    try:
+        last = await publish_history(js, busy_history(seed=5, companies=3, rounds=2))
+        holding, released = asyncio.Event(), asyncio.Event()
+
+        async def hold_a_table() -> None:
+            async with reader.transaction() as session:
+                await session.scalar("SELECT seq FROM status_position WHERE id = 1")
+                holding.set()
+                await asyncio.sleep(1.5)  # seven lock timeouts of the swap
+            released.set()
+
+        held = asyncio.create_task(hold_a_table())
+        await asyncio.wait({held, asyncio.create_task(holding.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        assert holding.is_set(), held.exception()
+        settings = Settings(nats_url=fresh_nats_url, data_dir=tmp_path, database_url=database_url)
+        outcome = await rebuild(settings, out=io.StringIO(), report=io.StringIO(), nc=nc)
+        assert released.is_set()  # the swap got its lock only after the reader let go
+        await held
+        assert outcome.swapped
+        assert outcome.position >= last
+        assert (await view.summary()).position >= last
+    finally:
+        await projector.stop(grace_s=5)
+        await store.close()
+        await view.close()
+        await reader.dispose()

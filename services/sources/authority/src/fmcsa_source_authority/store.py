@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+import stamina
 import structlog
 from sqlalchemy import BigInteger, Column, DateTime
 from sqlalchemy.exc import IntegrityError
@@ -36,8 +37,6 @@ from fmcsa_source_kit.guard import DropGuard, check_drop, guarded
 from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation, Plan
 from fmcsa_source_kit.tables import open_store
-
-log = structlog.get_logger(__name__)
 
 _TRIES = 3
 
@@ -222,32 +221,38 @@ class Store:
     async def upsert(self, fetch: AuthorityFetch, *, request_id: UUID) -> Counts:
         """Plan and store one fetch with its change facts for `request_id` (module docstring)."""
         seen = Observation(request_id, fetch.dot, _aware(fetch.retrieved_at), fetch.upstream_as_of)
-        for attempt in range(_TRIES):
-            try:
-                async with (
-                    guarded(self._engine, request_id=request_id, at=seen.observed_at),
-                    AsyncSession(self._engine, expire_on_commit=False) as session,
-                    session.begin(),
-                ):
-                    held = await self._held(session, fetch.dot)
-                    planned = plan(held, fetch, seen)
-                    # the profile is in every answer: what can vanish is the dockets and the filings
-                    await check_drop(
-                        await session.connection(),
-                        self._guard,
-                        dot=fetch.dot,
-                        held=len(held.dockets) + len(held.filings),
-                        dropped=len(planned.age_out),
-                        what="docket numbers and insurance filings",
-                    )
-                    await self._execute(session, planned, seen.observed_at)
-                    await record_changes(await session.connection(), planned.changes)
-                return planned.counts
-            except IntegrityError:
-                if attempt == _TRIES - 1:
-                    raise
-                log.info("authority_upsert_raced", dot=fetch.dot, attempt=attempt + 1)
-        raise AssertionError("unreachable")  # pragma: no cover
+        # two writers racing to insert the same new key: the loser tries again (at once) and sees it;
+        # stamina logs each retry, bound to the store and carrier
+        with structlog.contextvars.bound_contextvars(retrying="authority_upsert", dot=fetch.dot):
+            async for attempt in stamina.retry_context(
+                on=IntegrityError,
+                attempts=_TRIES,
+                timeout=None,
+                wait_initial=0.0,
+                wait_max=0.0,
+                wait_jitter=0.0,
+            ):
+                with attempt:
+                    async with (
+                        guarded(self._engine, request_id=request_id, at=seen.observed_at),
+                        AsyncSession(self._engine, expire_on_commit=False) as session,
+                        session.begin(),
+                    ):
+                        held = await self._held(session, fetch.dot)
+                        planned = plan(held, fetch, seen)
+                        # the profile is in every answer: what can vanish is the dockets and the filings
+                        await check_drop(
+                            await session.connection(),
+                            self._guard,
+                            dot=fetch.dot,
+                            held=len(held.dockets) + len(held.filings),
+                            dropped=len(planned.age_out),
+                            what="docket numbers and insurance filings",
+                        )
+                        await self._execute(session, planned, seen.observed_at)
+                        await record_changes(await session.connection(), planned.changes)
+                    return planned.counts
+        raise AssertionError("stamina ended without a result")  # pragma: no cover
 
     @staticmethod
     async def _execute(session: AsyncSession, planned: Plan[Row], at: datetime) -> None:

@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
+import stamina
 import structlog
 from sqlalchemy import Connection, DateTime, Index, Table, Text, UniqueConstraint, case, inspect, update
 from sqlalchemy import text as sql_text
@@ -264,14 +265,20 @@ class Store:
         """Store one fetch and its change facts for `request_id` (see the module docstring); return what
         it did to each record. A redelivered request records no change twice (same event ids).
         """
-        for attempt in range(_UPSERT_TRIES):
-            try:
-                return await self._upsert_once(fetch, request_id)
-            except IntegrityError:
-                if attempt == _UPSERT_TRIES - 1:
-                    raise
-                log.info("csa_upsert_raced", dot=fetch.dot, attempt=attempt + 1)
-        raise AssertionError("unreachable")  # pragma: no cover
+        # two writers racing to insert the same new key: the loser tries again (at once) and sees it;
+        # stamina logs each retry, bound to the store and carrier
+        with structlog.contextvars.bound_contextvars(retrying="csa_upsert", dot=fetch.dot):
+            async for attempt in stamina.retry_context(
+                on=IntegrityError,
+                attempts=_UPSERT_TRIES,
+                timeout=None,
+                wait_initial=0.0,
+                wait_max=0.0,
+                wait_jitter=0.0,
+            ):
+                with attempt:
+                    return await self._upsert_once(fetch, request_id)
+        raise AssertionError("stamina ended without a result")  # pragma: no cover
 
     async def _upsert_once(self, fetch: CsaFetch, request_id: UUID) -> Counts:
         at = _aware(fetch.retrieved_at)
