@@ -1,4 +1,5 @@
-"""What the status view answers: frozen read models (never table classes), and pages of them.
+"""What the status view answers: frozen read models (never table classes), and pages of them. The
+sync log is read as its rows (`fmcsa_status_view.rows.SyncLogRow`), which need no other shape.
 
 Times are aware UTC datetimes. A DOT number is its canonical text (`"2847193"`).
 """
@@ -111,35 +112,6 @@ class CompanyStatus:
     never_synced: bool
     failing_sources: tuple[SourceKey, ...]
     sources: dict[SourceKey, SourceStatus] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class SyncLogEntry:
-    """One request and its outcome. `status` is `requested` until the outcome is folded;
-    `requested_at` is None while the outcome is known but its request is not (yet).
-    """
-
-    request_id: str
-    dot: str
-    source: SourceKey
-    status: SyncState
-    trigger: str | None
-    requested_by: str | None
-    requested_at: datetime | None
-    deadline: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_ms: int | None
-    attempts: int | None
-    counts: Counts | None
-    upstream_as_of: datetime | None
-    retrieved_at: datetime | None
-    error_kind: str | None
-    error_message: str | None
-    error_detail: str | None
-    error_retryable: bool | None
-    retry: RetryProgress | None = None
-    """The newest attempt's progress while the request waits for its next attempt (`requested`)."""
 
 
 @dataclass(frozen=True, slots=True)

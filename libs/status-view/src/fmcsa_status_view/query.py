@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from fmcsa_events.identifiers import SourceKey, parse_dot, parse_source
 from fmcsa_events.models import ChangeKind, Trigger
 from fmcsa_events.text import has_control_characters
+from fmcsa_status_view.binding import RowBinding
 from fmcsa_status_view.codec import Codec, codec_for
 from fmcsa_status_view.database import Database, Session, open_database
 from fmcsa_status_view.location import Location
@@ -40,9 +41,9 @@ from fmcsa_status_view.models import (
     SourceStatus,
     SourceSummary,
     Summary,
-    SyncLogEntry,
     SyncState,
 )
+from fmcsa_status_view.rows import SyncLogRow
 from fmcsa_status_view.tables import CHANGE, COMPANY, SOURCE, SYNC_LOG, columns
 
 MAX_LIMIT = 500
@@ -56,7 +57,6 @@ R = TypeVar("R")
 
 _COMPANY_COLUMNS = columns(COMPANY)
 _SOURCE_COLUMNS = columns(SOURCE)
-_LOG_COLUMNS = columns(SYNC_LOG)
 _CHANGE_COLUMNS = columns(CHANGE)
 _RETRY_COLUMNS = ("retry_attempt", "retry_max_attempts", "retry_kind", "retry_message", "retry_at")
 
@@ -72,6 +72,7 @@ class StatusView:
         self._location = Location(database_url)
         self._db: Database | None = None
         self._codec: Codec = codec_for("sqlite" if self._location.sqlite else "postgresql")
+        self._log = RowBinding(SYNC_LOG, SyncLogRow, self._codec, ("request_id",))
         self._marker: tuple[int, int] | None = None
         self._retired: list[Database] = []
 
@@ -229,7 +230,7 @@ class StatusView:
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> Page[SyncLogEntry]:
+    ) -> Page[SyncLogRow]:
         """Requests newest first (by requested time; an outcome whose request is not known yet sorts by
         its finish time). `since` is inclusive and `until` exclusive on that time. Raises ValueError
         (or `InvalidDotNumber`, `InvalidSource`) for a filter value outside its vocabulary.
@@ -266,17 +267,16 @@ class StatusView:
                 raise InvalidCursor("not a sync-log cursor") from None
             where.append("(sort_at < ? OR (sort_at = ? AND request_id < ?))")
             params += [moment, moment, request_id]
+        log = self._log
         rows = await self._select(
-            "status_sync_log", _LOG_COLUMNS, where, params, "sort_at DESC, request_id DESC", limit + 1
+            "status_sync_log", log.names, where, params, "sort_at DESC, request_id DESC", limit + 1
         )
         more = len(rows) > limit
-        entries = [self._log_entry(dict(zip(_LOG_COLUMNS, row, strict=True))) for row in rows[:limit]]
+        entries: list[SyncLogRow] = [log.decode(row) for row in rows[:limit]]
         next_cursor = None
         if more and entries:
-            last = rows[limit - 1]
-            sort_at = codec.time_in(last[_LOG_COLUMNS.index("sort_at")])
-            assert sort_at is not None
-            next_cursor = _encode_cursor("l", [sort_at.isoformat(), entries[-1].request_id])
+            last = entries[-1]
+            next_cursor = _encode_cursor("l", [last.sort_at.isoformat(), last.request_id])
         return Page(tuple(entries), next_cursor)
 
     async def changes(
@@ -556,34 +556,6 @@ class StatusView:
             after=j(row["after"]),
             upstream_as_of=t(row["upstream_as_of"]),
             observed_at=observed_at,
-        )
-
-    def _log_entry(self, row: dict[str, Any]) -> SyncLogEntry:
-        t = self._codec.time_in
-        counts = None
-        if row["status"] == SyncState.SUCCEEDED:
-            counts = _counts(row)
-        return SyncLogEntry(
-            request_id=row["request_id"],
-            dot=str(row["dot"]),
-            source=SourceKey(row["source"]),
-            status=SyncState(row["status"]),
-            trigger=row["trigger"],
-            requested_by=row["requested_by"],
-            requested_at=t(row["requested_at"]),
-            deadline=t(row["deadline"]),
-            started_at=t(row["started_at"]),
-            finished_at=t(row["finished_at"]),
-            duration_ms=row["duration_ms"],
-            attempts=row["attempts"],
-            counts=counts,
-            upstream_as_of=t(row["upstream_as_of"]),
-            retrieved_at=t(row["retrieved_at"]),
-            error_kind=row["error_kind"],
-            error_message=row["error_message"],
-            error_detail=row["error_detail"],
-            error_retryable=Codec.bool_in(row["error_retryable"]),
-            retry=self._retry(row) if row["status"] == SyncState.REQUESTED else None,
         )
 
 

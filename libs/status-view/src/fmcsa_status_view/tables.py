@@ -6,17 +6,25 @@ ids as their canonical text. `status_position` holds the one stream sequence the
 applied, written in the same transaction as the rows it changed (style.md 2.8). `status_change`
 (the change feed) and `status_history` (series by upstream as-of) are folded from
 `CarrierDataChanged` and `SourceSynced` in the same transactions.
+
+A table whose row is a class of `fmcsa_status_view.rows` is derived from it (`row_table`): the row
+class spells the columns, this module only their storage details (lengths, keys, indexes).
 """
 
 from __future__ import annotations
 
+import types
+from collections.abc import Mapping
+from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Table, text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, String, Table, text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
+
+from fmcsa_status_view.rows import SyncLogRow
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -111,59 +119,6 @@ class StatusSource(SQLModel, table=True):
     failed: int = 0
 
 
-class StatusSyncLog(SQLModel, table=True):
-    """One row per request id: the request and its terminal outcome, whichever came first.
-
-    `sort_at` is `requested_at`, or `finished_at` while the request is not known yet; the log lists
-    newest first by `(sort_at, request_id)`. `pending_summary` is set only while a success waits
-    for its request.
-    """
-
-    __tablename__ = "status_sync_log"
-    __table_args__ = (
-        Index("ix_status_sync_log_sort", "sort_at", "request_id"),
-        Index("ix_status_sync_log_dot", "dot", "sort_at", "request_id"),
-        # Only failures: the list people look for, at a fraction of an index on every status.
-        Index(
-            "ix_status_sync_log_failed",
-            "sort_at",
-            "request_id",
-            sqlite_where=text("status = 'failed'"),
-            postgresql_where=text("status = 'failed'"),
-        ),
-    )
-    request_id: str = Field(primary_key=True, max_length=36)
-    dot: int
-    source: str = Field(max_length=16)
-    status: str = Field(max_length=16)
-    trigger: str | None = None
-    requested_by: str | None = None
-    requested_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    deadline: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    started_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    duration_ms: int | None = Field(default=None, sa_type=BigInteger)
-    attempts: int | None = None
-    fetched: int | None = None
-    inserted: int | None = None
-    updated: int | None = None
-    unchanged: int | None = None
-    upstream_as_of: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    retrieved_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    error_kind: str | None = None
-    error_message: str | None = None
-    error_detail: str | None = None
-    error_retryable: bool | None = None
-    pending_summary: dict[str, Any] | None = Field(default=None, sa_type=JSON)
-    sort_at: datetime = Field(sa_type=UtcDateTime)
-    # the newest `SyncAttemptFailed` while the request waits for its next attempt (kept after the outcome)
-    retry_attempt: int | None = None
-    retry_max_attempts: int | None = None
-    retry_kind: str | None = Field(default=None, max_length=32)
-    retry_message: str | None = None
-    retry_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-
-
 class StatusDaily(SQLModel, table=True):
     """Outcomes per UTC day (`YYYY-MM-DD`) and source, for the summary chart."""
 
@@ -243,10 +198,79 @@ def _table(model: type[SQLModel]) -> Table:
     return table
 
 
+def row_table(
+    name: str,
+    row: type[Any],
+    *indexes: Index,
+    key: tuple[str, ...],
+    lengths: Mapping[str, int] | None = None,
+    big: frozenset[str] = frozenset(),
+    extra: tuple[Column[Any], ...] = (),
+    **kwargs: Any,
+) -> Table:
+    """The table of a row class (`fmcsa_status_view.rows`): a column per field, in field order, then
+    the `extra` columns (values a property of the row gives). A column's type follows the field's
+    annotation (text, with its `lengths`; an integer, BIGINT if `big`; a flag; an aware UTC time; a
+    JSON value), NULL allowed where the annotation allows None; a `dot` field is an INTEGER.
+    """
+    hints = get_type_hints(row)
+    columns: list[Column[Any]] = []
+    for f in fields(row):
+        kind, optional = _unwrap(hints[f.name])
+        sql: TypeEngine[Any]
+        if f.name == "dot" or (kind is int and f.name not in big):
+            sql = Integer()
+        elif kind is bool:
+            sql = Boolean()
+        elif kind is int:
+            sql = BigInteger()
+        elif kind is datetime:
+            sql = UtcDateTime()
+        elif isinstance(kind, type) and issubclass(kind, str):
+            sql = String((lengths or {}).get(f.name))
+        else:  # a dict or any JSON value
+            sql = JSON()
+        primary = f.name in key
+        # an integer key is the value given (no SERIAL)
+        auto: Literal["auto"] | bool = False if primary and isinstance(sql, Integer) else "auto"
+        column = Column(
+            f.name, sql, primary_key=primary, nullable=optional and not primary, autoincrement=auto
+        )
+        columns.append(column)
+    return Table(name, SQLModel.metadata, *columns, *extra, *indexes, **kwargs)
+
+
+def _unwrap(hint: Any) -> tuple[Any, bool]:
+    """`(the type, whether None is allowed)` of an annotation such as `int | None`."""
+    if get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        return (args[0] if len(args) == 1 else Any), len(args) < len(get_args(hint))
+    return (get_origin(hint) or hint), False
+
+
 POSITION = _table(StatusPosition)
 COMPANY = _table(StatusCompany)
 SOURCE = _table(StatusSource)
-SYNC_LOG = _table(StatusSyncLog)
+SYNC_LOG = row_table(
+    "status_sync_log",
+    SyncLogRow,
+    Index("ix_status_sync_log_sort", "sort_at", "request_id"),
+    Index("ix_status_sync_log_dot", "dot", "sort_at", "request_id"),
+    # Only failures: the list people look for, at a fraction of an index on every status.
+    Index(
+        "ix_status_sync_log_failed",
+        "sort_at",
+        "request_id",
+        sqlite_where=text("status = 'failed'"),
+        postgresql_where=text("status = 'failed'"),
+    ),
+    key=("request_id",),
+    lengths={"request_id": 36, "source": 16, "status": 16, "retry_kind": 32},
+    big=frozenset({"duration_ms"}),
+    # the log's order: requested time, or finish time while the request is not known yet
+    extra=(Column("sort_at", UtcDateTime(), nullable=False),),
+)
+"""One row per request id (`SyncLogRow`), newest first by `(sort_at, request_id)`."""
 DAILY = _table(StatusDaily)
 TOTALS = _table(StatusTotals)
 CHANGE = _table(StatusChange)

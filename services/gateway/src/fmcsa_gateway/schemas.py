@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
 
 from fmcsa_events.identifiers import DotNumber, SourceKey
 from fmcsa_events.models import Trigger
@@ -28,9 +28,9 @@ from fmcsa_status_view.models import (
     RetryProgress,
     SourceStatus,
     Summary,
-    SyncLogEntry,
     SyncState,
 )
+from fmcsa_status_view.rows import SyncLogRow
 from fmcsa_status_view.syncstatus import sync_status_block
 
 
@@ -367,8 +367,10 @@ class CompanyStatusOut(Answer):
 
 
 class SyncLogItem(Answer):
+    """One sync-log row (`fmcsa_status_view.rows.SyncLogRow`): `SyncLogItem.of(row)`."""
+
     request_id: str
-    dot_number: str
+    dot_number: str = Field(validation_alias=AliasChoices("dot_number", "dot"))
     source: SourceKey
     status: SyncState
     trigger: str | None
@@ -387,6 +389,10 @@ class SyncLogItem(Answer):
     retry: RetryOut | None = Field(
         None, description="Set while the request waits for its next attempt (status `requested`)."
     )
+
+    @classmethod
+    def of(cls, row: SyncLogRow) -> SyncLogItem:
+        return cls.model_validate(row, from_attributes=True)
 
 
 class SyncLogPage(Page):
@@ -580,29 +586,6 @@ def company_status(
         failing_sources=list(company.failing_sources),
         sources={str(k): source_status(v, due.get(k)) for k, v in company.sources.items()},
         syncStatus=SyncStatusBlock.model_validate(sync_status_block(company)),
-    )
-
-
-def sync_log_item(entry: SyncLogEntry) -> SyncLogItem:
-    return SyncLogItem(
-        request_id=entry.request_id,
-        dot_number=entry.dot,
-        source=entry.source,
-        status=entry.status,
-        trigger=entry.trigger,
-        requested_by=entry.requested_by,
-        requested_at=entry.requested_at,
-        deadline=entry.deadline,
-        started_at=entry.started_at,
-        finished_at=entry.finished_at,
-        duration_ms=entry.duration_ms,
-        attempts=entry.attempts,
-        counts=_counts(entry.counts),
-        upstream_as_of=entry.upstream_as_of,
-        error_kind=entry.error_kind,
-        error_message=entry.error_message,
-        error_retryable=entry.error_retryable,
-        retry=_retry(entry.retry),
     )
 
 

@@ -1,4 +1,5 @@
-"""The values the status fold works on, one per row of the projection's tables.
+"""The values the status fold works on, one per row of the projection's tables (the sync log's is
+the shared `fmcsa_status_view.rows.SyncLogRow`).
 
 They are records, not shared objects: the fold never changes a value it was given. It copies a row
 the first time a batch touches it (`copy()`), changes its copy in place (a batch changes the same
@@ -14,96 +15,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from enum import StrEnum
 from operator import attrgetter
 from typing import Any
 
 from fmcsa_events.identifiers import SourceKey
+from fmcsa_status_view.models import SyncState as SyncState
+from fmcsa_status_view.rows import JsonObject as JsonObject
+from fmcsa_status_view.rows import RequestKey as RequestKey
+from fmcsa_status_view.rows import SyncLogRow
 
-RequestKey = tuple[datetime, str]
-"""The order of requests: `(requested_at, request_id as text)`; a larger key is the newer request."""
+Entry = SyncLogRow
+"""One sync-log row: the row class `StatusView` reads too (`fmcsa_status_view.rows`)."""
 
 LifecycleKey = tuple[datetime, str]
 """The order of company lifecycle facts: `(occurred_at, event_id)`."""
 
-JsonObject = dict[str, Any]
-
 ALL = "all"
 """The totals scope that covers every source."""
-
-
-class SyncState(StrEnum):
-    """Where one request stands, and (for a source) where its newest request stands."""
-
-    REQUESTED = "requested"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-@dataclass(slots=True)
-class Entry:
-    """One sync-log row: one request, merged from its `SyncRequested` and its terminal outcome.
-
-    Either part may arrive first. `pending_summary` holds a success's data summary only while the
-    success waits for its request (it is applied to the source's status once both are known).
-    """
-
-    request_id: str
-    dot: str
-    source: SourceKey
-    status: SyncState = SyncState.REQUESTED
-    trigger: str | None = None
-    requested_by: str | None = None
-    requested_at: datetime | None = None
-    deadline: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    duration_ms: int | None = None
-    attempts: int | None = None
-    fetched: int | None = None
-    inserted: int | None = None
-    updated: int | None = None
-    unchanged: int | None = None
-    upstream_as_of: datetime | None = None
-    retrieved_at: datetime | None = None
-    error_kind: str | None = None
-    error_message: str | None = None
-    error_detail: str | None = None
-    error_retryable: bool | None = None
-    pending_summary: JsonObject | None = None
-    retry_attempt: int | None = None
-    retry_max_attempts: int | None = None
-    retry_kind: str | None = None
-    retry_message: str | None = None
-    retry_at: datetime | None = None
-
-    @property
-    def has_request(self) -> bool:
-        return self.requested_at is not None
-
-    @property
-    def has_outcome(self) -> bool:
-        return self.finished_at is not None
-
-    @property
-    def complete(self) -> bool:
-        return self.requested_at is not None and self.finished_at is not None
-
-    @property
-    def key(self) -> RequestKey | None:
-        return None if self.requested_at is None else (self.requested_at, self.request_id)
-
-    @property
-    def sort_at(self) -> datetime:
-        """When the log shows it: requested time, or finish (else first attempt) time while the request
-        is unknown.
-        """
-        moment = self.requested_at or self.finished_at or self.started_at
-        assert moment is not None, "an entry holds a request, an outcome or a retry"
-        return moment
-
-    def copy(self) -> Entry:
-        return Entry(*_ENTRY_FIELDS(self))
 
 
 @dataclass(slots=True)
@@ -341,6 +269,5 @@ def _getter(cls: type[Any]) -> Any:
     return attrgetter(*(f.name for f in fields(cls)))
 
 
-_ENTRY_FIELDS = _getter(Entry)
 _PAIR_FIELDS = _getter(Pair)
 _COMPANY_FIELDS = _getter(Company)
