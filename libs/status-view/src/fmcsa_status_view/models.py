@@ -1,5 +1,5 @@
 """What the status view answers: frozen read models (never table classes), and pages of them. The
-sync log is read as its rows (`fmcsa_status_view.rows.SyncLogRow`), which need no other shape.
+sync log and the change feed are read as their rows (`fmcsa_status_view.rows`): no other shape.
 
 Times are aware UTC datetimes. A DOT number is its canonical text (`"2847193"`).
 """
@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
-from uuid import UUID
 
 from fmcsa_events.identifiers import SourceKey
 
@@ -112,28 +111,6 @@ class CompanyStatus:
     never_synced: bool
     failing_sources: tuple[SourceKey, ...]
     sources: dict[SourceKey, SourceStatus] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeEntry:
-    """One changed fact of a carrier's public record (a folded `CarrierDataChanged`).
-
-    `position` is its stream sequence: the feed's order (newest first) and its identity in the
-    store; `event_id` is `change:<request_id>:<kind>:<subject>`, kept once however often it was
-    published. `before` and `after` are the small JSON values the source service stated.
-    """
-
-    position: int
-    event_id: str
-    request_id: UUID
-    dot: str
-    source: SourceKey
-    kind: str
-    subject: str
-    before: Any
-    after: Any
-    upstream_as_of: datetime | None
-    observed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
-from uuid import UUID
 
 from sqlalchemy.exc import DBAPIError
 
@@ -29,7 +28,6 @@ from fmcsa_status_view.codec import Codec, codec_for
 from fmcsa_status_view.database import Database, Session, open_database
 from fmcsa_status_view.location import Location
 from fmcsa_status_view.models import (
-    ChangeEntry,
     CompanyStatus,
     Counts,
     DayOutcomes,
@@ -43,7 +41,7 @@ from fmcsa_status_view.models import (
     Summary,
     SyncState,
 )
-from fmcsa_status_view.rows import SyncLogRow
+from fmcsa_status_view.rows import ChangeRow, SyncLogRow
 from fmcsa_status_view.tables import CHANGE, COMPANY, SOURCE, SYNC_LOG, columns
 
 MAX_LIMIT = 500
@@ -57,7 +55,6 @@ R = TypeVar("R")
 
 _COMPANY_COLUMNS = columns(COMPANY)
 _SOURCE_COLUMNS = columns(SOURCE)
-_CHANGE_COLUMNS = columns(CHANGE)
 _RETRY_COLUMNS = ("retry_attempt", "retry_max_attempts", "retry_kind", "retry_message", "retry_at")
 
 
@@ -73,6 +70,7 @@ class StatusView:
         self._db: Database | None = None
         self._codec: Codec = codec_for("sqlite" if self._location.sqlite else "postgresql")
         self._log = RowBinding(SYNC_LOG, SyncLogRow, self._codec, ("request_id",))
+        self._feed = RowBinding(CHANGE, ChangeRow, self._codec, ("position",))
         self._marker: tuple[int, int] | None = None
         self._retired: list[Database] = []
 
@@ -288,7 +286,7 @@ class StatusView:
         since: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> Page[ChangeEntry]:
+    ) -> Page[ChangeRow]:
         """The change feed, newest first (by stream position); the filters combine with AND. `since`
         is inclusive on `observed_at`. Raises ValueError (or `InvalidDotNumber`, `InvalidSource`) for
         a filter value outside its vocabulary (`kind` must be a `ChangeKind`), `InvalidCursor` for a
@@ -312,8 +310,9 @@ class StatusView:
         if cursor:
             where.append("position < ?")
             params.append(_int_in(_decode_cursor(cursor, "f")[0], 1, _MAX_INT))
-        rows = await self._select("status_change", _CHANGE_COLUMNS, where, params, "position DESC", limit + 1)
-        entries = [self._change(dict(zip(_CHANGE_COLUMNS, row, strict=True))) for row in rows[:limit]]
+        feed = self._feed
+        rows = await self._select("status_change", feed.names, where, params, "position DESC", limit + 1)
+        entries: list[ChangeRow] = [feed.decode(row) for row in rows[:limit]]
         more = len(rows) > limit
         next_cursor = _encode_cursor("f", [entries[-1].position]) if more and entries else None
         return Page(tuple(entries), next_cursor)
@@ -538,24 +537,6 @@ class StatusView:
             kind=row["retry_kind"],
             message=row["retry_message"] or "",
             next_attempt_at=at,
-        )
-
-    def _change(self, row: dict[str, Any]) -> ChangeEntry:
-        t, j = self._codec.time_in, self._codec.json_in
-        observed_at = t(row["observed_at"])
-        assert observed_at is not None, "a change always has its observed time"
-        return ChangeEntry(
-            position=int(row["position"]),
-            event_id=row["event_id"],
-            request_id=UUID(row["request_id"]),
-            dot=str(row["dot"]),
-            source=SourceKey(row["source"]),
-            kind=row["kind"],
-            subject=row["subject"],
-            before=j(row["before"]),
-            after=j(row["after"]),
-            upstream_as_of=t(row["upstream_as_of"]),
-            observed_at=observed_at,
         )
 
 

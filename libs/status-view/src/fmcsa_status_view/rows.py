@@ -118,6 +118,29 @@ class SyncLogRow:
         return SyncLogRow(*_SYNC_LOG_FIELDS(self))
 
 
+@dataclass(slots=True)
+class ChangeRow:
+    """One row of the change feed (`status_change`): a `CarrierDataChanged`, kept once per `event_id`.
+
+    `event_id` is the fact's deterministic id (`change:<request_id>:<kind>:<subject>`), computed from
+    its content, so a republish under any message id is the same change. `position` is the stream
+    sequence it was folded at (the lowest, if it was published more than once): the feed's order,
+    newest first. `before` and `after` are the small JSON values the source service stated.
+    """
+
+    position: int
+    event_id: str
+    request_id: str
+    dot: str
+    source: SourceKey
+    kind: str
+    subject: str
+    before: Any
+    after: Any
+    upstream_as_of: datetime | None
+    observed_at: datetime
+
+
 def _getter(cls: type[Any]) -> Any:
     return attrgetter(*(f.name for f in fields(cls)))
 

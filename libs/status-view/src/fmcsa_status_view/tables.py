@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
-from fmcsa_status_view.rows import SyncLogRow
+from fmcsa_status_view.rows import ChangeRow, SyncLogRow
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -148,31 +148,6 @@ class StatusTotals(SQLModel, table=True):
     last_success_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
-class StatusChange(SQLModel, table=True):
-    """The change feed: one row per `CarrierDataChanged`, by its deterministic event id
-    (`change:<request_id>:<kind>:<subject>`, unique), at the stream sequence it was first folded at
-    (`position`: the feed's order, newest first). `before` and `after` are the fact's JSON values.
-    """
-
-    __tablename__ = "status_change"
-    __table_args__ = (
-        Index("ix_status_change_dot", "dot", "position"),
-        Index("ix_status_change_kind", "kind", "position"),
-        Index("ix_status_change_observed", "observed_at"),
-    )
-    position: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
-    event_id: str = Field(unique=True)
-    request_id: str = Field(max_length=36)
-    dot: int
-    source: str = Field(max_length=16)
-    kind: str = Field(max_length=40)
-    subject: str = Field(max_length=80)
-    before: Any = Field(default=None, sa_type=JSON, nullable=True)
-    after: Any = Field(default=None, sa_type=JSON, nullable=True)
-    upstream_as_of: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    observed_at: datetime = Field(sa_type=UtcDateTime)
-
-
 class StatusHistory(SQLModel, table=True):
     """History series: one point per (DOT, source, subject, upstream as-of), from each `SourceSynced`
     summary (`fmcsa_status.domain.feed` lists the subjects and values per source). `figures` maps a
@@ -205,13 +180,15 @@ def row_table(
     key: tuple[str, ...],
     lengths: Mapping[str, int] | None = None,
     big: frozenset[str] = frozenset(),
+    unique: frozenset[str] = frozenset(),
     extra: tuple[Column[Any], ...] = (),
     **kwargs: Any,
 ) -> Table:
     """The table of a row class (`fmcsa_status_view.rows`): a column per field, in field order, then
     the `extra` columns (values a property of the row gives). A column's type follows the field's
     annotation (text, with its `lengths`; an integer, BIGINT if `big`; a flag; an aware UTC time; a
-    JSON value), NULL allowed where the annotation allows None; a `dot` field is an INTEGER.
+    JSON value), NULL allowed where the annotation allows None (`Any` does); a `dot` field is an
+    INTEGER.
     """
     hints = get_type_hints(row)
     columns: list[Column[Any]] = []
@@ -234,7 +211,12 @@ def row_table(
         # an integer key is the value given (no SERIAL)
         auto: Literal["auto"] | bool = False if primary and isinstance(sql, Integer) else "auto"
         column = Column(
-            f.name, sql, primary_key=primary, nullable=optional and not primary, autoincrement=auto
+            f.name,
+            sql,
+            primary_key=primary,
+            nullable=optional and not primary,
+            autoincrement=auto,
+            unique=f.name in unique or None,
         )
         columns.append(column)
     return Table(name, SQLModel.metadata, *columns, *extra, *indexes, **kwargs)
@@ -245,7 +227,7 @@ def _unwrap(hint: Any) -> tuple[Any, bool]:
     if get_origin(hint) in (Union, types.UnionType):
         args = [a for a in get_args(hint) if a is not type(None)]
         return (args[0] if len(args) == 1 else Any), len(args) < len(get_args(hint))
-    return (get_origin(hint) or hint), False
+    return (get_origin(hint) or hint), hint is Any
 
 
 POSITION = _table(StatusPosition)
@@ -273,7 +255,18 @@ SYNC_LOG = row_table(
 """One row per request id (`SyncLogRow`), newest first by `(sort_at, request_id)`."""
 DAILY = _table(StatusDaily)
 TOTALS = _table(StatusTotals)
-CHANGE = _table(StatusChange)
+CHANGE = row_table(
+    "status_change",
+    ChangeRow,
+    Index("ix_status_change_dot", "dot", "position"),
+    Index("ix_status_change_kind", "kind", "position"),
+    Index("ix_status_change_observed", "observed_at"),
+    key=("position",),
+    lengths={"request_id": 36, "source": 16, "kind": 40, "subject": 80},
+    big=frozenset({"position"}),
+    unique=frozenset({"event_id"}),
+)
+"""The change feed: one row per `CarrierDataChanged` (`ChangeRow`), unique by its event id."""
 HISTORY = _table(StatusHistory)
 
 TABLES: tuple[Table, ...] = (POSITION, COMPANY, SOURCE, SYNC_LOG, DAILY, TOTALS, CHANGE, HISTORY)

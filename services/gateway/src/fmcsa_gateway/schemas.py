@@ -20,7 +20,6 @@ from fmcsa_events.models import Trigger
 from fmcsa_events.text import SafeText
 from fmcsa_gateway.domain import NextDue
 from fmcsa_status_view.models import (
-    ChangeEntry,
     CompanyStatus,
     Counts,
     HistorySeries,
@@ -30,7 +29,7 @@ from fmcsa_status_view.models import (
     Summary,
     SyncState,
 )
-from fmcsa_status_view.rows import SyncLogRow
+from fmcsa_status_view.rows import ChangeRow, SyncLogRow
 from fmcsa_status_view.syncstatus import sync_status_block
 
 
@@ -438,7 +437,7 @@ class ChangeItem(Answer):
     position: int = Field(description="The stream sequence of the change: the feed's order.")
     event_id: str
     request_id: UUID = Field(description="The sync request whose fetch observed the change.")
-    dot_number: str
+    dot_number: str = Field(validation_alias=AliasChoices("dot_number", "dot"))
     source: SourceKey
     kind: str = Field(description="What changed, e.g. `basic_alert_started`, `violations_added`.")
     subject: str = Field(description="What changed within the kind: a BASIC, `us_vehicle`, or the kind.")
@@ -446,6 +445,10 @@ class ChangeItem(Answer):
     after: Any = Field(description="The value after the change (JSON; null when there is none).")
     upstream_as_of: datetime | None = Field(description="The date the upstream data describes.")
     observed_at: datetime = Field(description="When the source service saw the change.")
+
+    @classmethod
+    def of(cls, row: ChangeRow) -> ChangeItem:
+        return cls.model_validate(row, from_attributes=True)
 
 
 class ChangePage(Page):
@@ -602,22 +605,6 @@ def summary(view: Summary) -> SummaryOut:
         per_source=[SourceTotals(**asdict(s)) for s in view.per_source.values()],
         outcomes_per_day=[DayOutcomesOut(**asdict(d)) for d in view.outcomes_per_day],
         applied_position=view.position,
-    )
-
-
-def change_item(entry: ChangeEntry) -> ChangeItem:
-    return ChangeItem(
-        position=entry.position,
-        event_id=entry.event_id,
-        request_id=entry.request_id,
-        dot_number=entry.dot,
-        source=entry.source,
-        kind=str(entry.kind),
-        subject=entry.subject,
-        before=entry.before,
-        after=entry.after,
-        upstream_as_of=entry.upstream_as_of,
-        observed_at=entry.observed_at,
     )
 
 

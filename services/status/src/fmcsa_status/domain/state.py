@@ -1,5 +1,5 @@
-"""The values the status fold works on, one per row of the projection's tables (the sync log's is
-the shared `fmcsa_status_view.rows.SyncLogRow`).
+"""The values the status fold works on, one per row of the projection's tables (the sync log's and
+the change feed's are the shared rows of `fmcsa_status_view.rows`).
 
 They are records, not shared objects: the fold never changes a value it was given. It copies a row
 the first time a batch touches it (`copy()`), changes its copy in place (a batch changes the same
@@ -20,12 +20,15 @@ from typing import Any
 
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_status_view.models import SyncState as SyncState
+from fmcsa_status_view.rows import ChangeRow, SyncLogRow
 from fmcsa_status_view.rows import JsonObject as JsonObject
 from fmcsa_status_view.rows import RequestKey as RequestKey
-from fmcsa_status_view.rows import SyncLogRow
 
 Entry = SyncLogRow
 """One sync-log row: the row class `StatusView` reads too (`fmcsa_status_view.rows`)."""
+
+Change = ChangeRow
+"""One row of the change feed: the row class `StatusView` reads too."""
 
 LifecycleKey = tuple[datetime, str]
 """The order of company lifecycle facts: `(occurred_at, event_id)`."""
@@ -198,28 +201,6 @@ class DayCount:
     def add(self, other: DayCount) -> None:
         self.succeeded += other.succeeded
         self.failed += other.failed
-
-
-@dataclass(slots=True)
-class Change:
-    """One row of the change feed: a `CarrierDataChanged`, kept once per `event_id`.
-
-    `event_id` is the fact's deterministic id (`change:<request_id>:<kind>:<subject>`), computed from
-    its content, so a republish under any message id is the same change. `position` is the stream
-    sequence it was folded at (the lowest, if it was published more than once): the feed's order.
-    """
-
-    position: int
-    event_id: str
-    request_id: str
-    dot: str
-    source: SourceKey
-    kind: str
-    subject: str
-    before: Any
-    after: Any
-    upstream_as_of: datetime | None
-    observed_at: datetime
 
 
 HistoryKey = tuple[str, SourceKey, str, datetime]
