@@ -52,11 +52,15 @@ class RowBinding:
             row[i] = out(row[i])
         return tuple(row)
 
-    def decode(self, row: Sequence[Any]) -> Any:
+    def values(self, row: Sequence[Any]) -> list[Any]:
+        """A selected row's values as the row class takes them, in field order."""
         values = list(row)
         for i, read in self._in:
             values[i] = read(values[i])
-        return self.cls(*values)
+        return values
+
+    def decode(self, row: Sequence[Any]) -> Any:
+        return self.cls(*self.values(row))
 
 
 def encoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:

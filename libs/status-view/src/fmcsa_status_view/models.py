@@ -8,84 +8,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from fmcsa_events.identifiers import SourceKey
+from fmcsa_status_view.rows import Counts as Counts
+from fmcsa_status_view.rows import LastError as LastError
+from fmcsa_status_view.rows import RetryProgress as RetryProgress
+from fmcsa_status_view.rows import SourceRow
+from fmcsa_status_view.rows import SyncState as SyncState
 
 T = TypeVar("T")
 
 
-class SyncState(StrEnum):
-    """Where a request stands; for a source, where its newest request stands."""
-
-    REQUESTED = "requested"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    """What one successful fetch did to the source's store."""
-
-    fetched: int
-    inserted: int
-    updated: int
-    unchanged: int
-
-
-@dataclass(frozen=True, slots=True)
-class LastError:
-    """The newest failed request of a source (kept after a later success, as history)."""
-
-    request_id: str
-    kind: str
-    message: str
-    retryable: bool
-    at: datetime
-    attempts: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class RetryProgress:
-    """A request that waits for its next attempt: attempt `attempt` of at most `max_attempts` failed
-    with `kind`, and the next one is due at `next_attempt_at` (a folded `SyncAttemptFailed`).
+@dataclass(slots=True)
+class SourceStatus(SourceRow):
+    """One source of one company: its row (`status_source`), whose properties group what a reader
+    shows (`last_counts`, `last_error`...), and its newest request's retry progress. Three times
+    matter (ARCHITECTURE.md): `upstream_as_of` (what the data describes), `last_success_at` (last good
+    fetch) and `last_requested_at`/`state` (last attempt). `consecutive_failures` counts failed
+    requests newer than the newest success.
     """
 
-    attempt: int
-    max_attempts: int
-    kind: str
-    message: str
-    next_attempt_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class SourceStatus:
-    """One source of one company. Three times matter (ARCHITECTURE.md): `upstream_as_of` (what the data
-    describes), `last_success_at` (last good fetch) and `last_requested_at`/`state` (last attempt).
-    `consecutive_failures` counts failed requests newer than the newest success.
-    """
-
-    source: SourceKey
-    state: SyncState
-    last_request_id: str | None
-    last_requested_at: datetime | None
-    last_trigger: str | None
-    last_requested_by: str | None
-    last_finished_at: datetime | None
-    last_success_at: datetime | None
-    last_success_request_id: str | None
-    last_counts: Counts | None
-    last_duration_ms: int | None
-    last_summary: dict[str, Any] | None
-    upstream_as_of: datetime | None
-    retrieved_at: datetime | None
-    last_error: LastError | None
-    consecutive_failures: int
-    failing: bool
-    requests: int
-    succeeded: int
-    failed: int
     retry: RetryProgress | None = None
     """Set while the newest request waits for its next attempt (state `requested`)."""
 

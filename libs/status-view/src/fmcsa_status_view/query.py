@@ -14,7 +14,6 @@ import binascii
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -29,11 +28,9 @@ from fmcsa_status_view.database import Database, Session, open_database
 from fmcsa_status_view.location import Location
 from fmcsa_status_view.models import (
     CompanyStatus,
-    Counts,
     DayOutcomes,
     HistoryPoint,
     HistorySeries,
-    LastError,
     Page,
     RetryProgress,
     SourceStatus,
@@ -41,7 +38,7 @@ from fmcsa_status_view.models import (
     Summary,
     SyncState,
 )
-from fmcsa_status_view.rows import ChangeRow, SyncLogRow
+from fmcsa_status_view.rows import ChangeRow, CompanyRow, SourceRow, SyncLogRow
 from fmcsa_status_view.tables import CHANGE, COMPANY, SOURCE, SYNC_LOG, columns
 
 MAX_LIMIT = 500
@@ -54,7 +51,6 @@ _MAX_INT = 2**63 - 1  # the largest value a BIGINT (and SQLite's INTEGER) holds
 R = TypeVar("R")
 
 _COMPANY_COLUMNS = columns(COMPANY)
-_SOURCE_COLUMNS = columns(SOURCE)
 _RETRY_COLUMNS = ("retry_attempt", "retry_max_attempts", "retry_kind", "retry_message", "retry_at")
 
 
@@ -71,6 +67,8 @@ class StatusView:
         self._codec: Codec = codec_for("sqlite" if self._location.sqlite else "postgresql")
         self._log = RowBinding(SYNC_LOG, SyncLogRow, self._codec, ("request_id",))
         self._feed = RowBinding(CHANGE, ChangeRow, self._codec, ("position",))
+        self._companies = RowBinding(COMPANY, CompanyRow, self._codec, ("dot",))
+        self._sources = RowBinding(SOURCE, SourceRow, self._codec, ("dot", "source"))
         self._marker: tuple[int, int] | None = None
         self._retired: list[Database] = []
 
@@ -451,80 +449,41 @@ class StatusView:
             raise
 
     async def _with_sources(self, session: Session, rows: Sequence[Any]) -> list[CompanyStatus]:
-        dots = [row[0] for row in rows]
-        sources: dict[int, dict[SourceKey, SourceStatus]] = {dot: {} for dot in dots}
-        if dots:
-            marks = ", ".join("?" * len(dots))
+        companies: list[CompanyRow] = [self._companies.decode(row) for row in rows]
+        sources: dict[str, dict[SourceKey, SourceStatus]] = {c.dot: {} for c in companies}
+        if companies:
+            marks = ", ".join("?" * len(companies))
+            names = self._sources.names
             # the newest request's retry progress, only for pairs whose newest request is open
             sql = (
-                f"SELECT {', '.join(f's.{c}' for c in _SOURCE_COLUMNS)}, "
+                f"SELECT {', '.join(f's.{c}' for c in names)}, "
                 f"{', '.join(f'l.{c}' for c in _RETRY_COLUMNS)} FROM status_source s "
                 "LEFT JOIN status_sync_log l ON s.state = 'requested' AND l.request_id = s.last_request_id "
                 f"WHERE s.dot IN ({marks})"
             )
-            width = len(_SOURCE_COLUMNS)
-            for row in await session.fetch(sql, dots):
-                status = self._source_status(dict(zip(_SOURCE_COLUMNS, row[:width], strict=True)))
-                retry = self._retry(dict(zip(_RETRY_COLUMNS, row[width:], strict=True)))
-                if retry is not None:
-                    status = replace(status, retry=retry)
-                sources[row[0]][status.source] = status
-        return [self._company(dict(zip(_COMPANY_COLUMNS, row, strict=True)), sources[row[0]]) for row in rows]
+            width = len(names)
+            for row in await session.fetch(sql, [int(c.dot) for c in companies]):
+                values = self._sources.values(row[:width])
+                values.append(self._retry(dict(zip(_RETRY_COLUMNS, row[width:], strict=True))))
+                status = SourceStatus(*values)  # the row, then its retry progress
+                sources[status.dot][status.source] = status
+        return [self._company(c, sources[c.dot]) for c in companies]
 
-    def _company(self, row: dict[str, Any], sources: dict[SourceKey, SourceStatus]) -> CompanyStatus:
-        t = self._codec.time_in
-        failing = tuple(SourceKey(s) for s in str(row["failing_sources"]).split(",") if s)
+    @staticmethod
+    def _company(row: CompanyRow, sources: dict[SourceKey, SourceStatus]) -> CompanyStatus:
         return CompanyStatus(
-            dot=str(row["dot"]),
-            name=row["name"],
-            active=bool(row["active"]),
-            registered_at=t(row["registered_at"]),
-            removed_at=t(row["removed_at"]),
+            dot=row.dot,
+            name=row.name,
+            active=row.active,
+            registered_at=row.registered_at,
+            removed_at=row.removed_at,
             last_run=_newest(s.last_finished_at for s in sources.values()),
             last_success_at=_newest(s.last_success_at for s in sources.values()),
-            success=bool(row["success"]),
-            failing=bool(row["failing"]),
-            never_synced=bool(row["never_synced"]),
-            failing_sources=failing,
+            success=row.success,
+            failing=row.failing,
+            never_synced=row.never_synced,
+            failing_sources=tuple(SourceKey(s) for s in row.failing_sources.split(",") if s),
             sources={s: sources[s] for s in SourceKey if s in sources},
-        )
-
-    def _source_status(self, row: dict[str, Any]) -> SourceStatus:
-        t = self._codec.time_in
-        error = None
-        if row["error_request_id"] is not None:
-            error = LastError(
-                request_id=row["error_request_id"],
-                kind=row["error_kind"],
-                message=row["error_message"],
-                retryable=bool(row["error_retryable"]),
-                at=t(row["last_error_at"]),  # type: ignore[arg-type]  # set together with the request id
-                attempts=row["error_attempts"],
-            )
-        counts = None
-        if row["success_request_id"] is not None:
-            counts = _counts(row)
-        return SourceStatus(
-            source=SourceKey(row["source"]),
-            state=SyncState(row["state"]),
-            last_request_id=row["last_request_id"],
-            last_requested_at=t(row["last_requested_at"]),
-            last_trigger=row["last_trigger"],
-            last_requested_by=row["last_requested_by"],
-            last_finished_at=t(row["last_finished_at"]),
-            last_success_at=t(row["last_success_at"]),
-            last_success_request_id=row["success_request_id"],
-            last_counts=counts,
-            last_duration_ms=row["success_duration_ms"],
-            last_summary=self._codec.json_in(row["last_summary"]),
-            upstream_as_of=t(row["upstream_as_of"]),
-            retrieved_at=t(row["retrieved_at"]),
-            last_error=error,
-            consecutive_failures=int(row["consecutive_failures"]),
-            failing=bool(row["failing"]),
-            requests=int(row["requests"]),
-            succeeded=int(row["succeeded"]),
-            failed=int(row["failed"]),
         )
 
     def _retry(self, row: dict[str, Any]) -> RetryProgress | None:
@@ -542,10 +501,6 @@ class StatusView:
 
 def _newest(moments: Iterable[datetime | None]) -> datetime | None:
     return max((m for m in moments if m is not None), default=None)
-
-
-def _counts(row: dict[str, Any]) -> Counts:
-    return Counts(row["fetched"] or 0, row["inserted"] or 0, row["updated"] or 0, row["unchanged"] or 0)
 
 
 def _check_limit(limit: int) -> int:

@@ -16,16 +16,62 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from enum import StrEnum
 from operator import attrgetter
 from typing import Any
 
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_status_view.models import Counts, RetryProgress, SyncState
 
 RequestKey = tuple[datetime, str]
 """The order of requests: `(requested_at, request_id as text)`; a larger key is the newer request."""
 
+LifecycleKey = tuple[datetime, str]
+"""The order of company lifecycle facts: `(occurred_at, event_id)`."""
+
 JsonObject = dict[str, Any]
+
+
+class SyncState(StrEnum):
+    """Where a request stands; for a source, where its newest request stands."""
+
+    REQUESTED = "requested"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """What one successful fetch did to the source's store."""
+
+    fetched: int
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class LastError:
+    """The newest failed request of a source (kept after a later success, as history)."""
+
+    request_id: str
+    kind: str
+    message: str
+    retryable: bool
+    at: datetime
+    attempts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryProgress:
+    """A request that waits for its next attempt: attempt `attempt` of at most `max_attempts` failed
+    with `kind`, and the next one is due at `next_attempt_at` (a folded `SyncAttemptFailed`).
+    """
+
+    attempt: int
+    max_attempts: int
+    kind: str
+    message: str
+    next_attempt_at: datetime
 
 
 @dataclass(slots=True)
@@ -119,6 +165,141 @@ class SyncLogRow:
 
 
 @dataclass(slots=True)
+class SourceRow:
+    """The status of one (company, source) (`status_source`): its newest request, newest success and
+    newest failure. `consecutive_failures` counts failed requests newer than the newest success
+    (request order). `state`, `last_finished_at` and `failing` are derived by the fold and stored for
+    queries. `last_counts`, `last_error`... group what a reader shows.
+    """
+
+    dot: str
+    source: SourceKey
+    state: SyncState = SyncState.REQUESTED
+    last_request_id: str | None = None
+    last_requested_at: datetime | None = None
+    last_trigger: str | None = None
+    last_requested_by: str | None = None
+    last_finished_at: datetime | None = None
+    success_request_id: str | None = None
+    success_requested_at: datetime | None = None
+    last_success_at: datetime | None = None
+    success_attempts: int | None = None
+    success_duration_ms: int | None = None
+    fetched: int | None = None
+    inserted: int | None = None
+    updated: int | None = None
+    unchanged: int | None = None
+    last_summary: JsonObject | None = None
+    upstream_as_of: datetime | None = None
+    retrieved_at: datetime | None = None
+    error_request_id: str | None = None
+    error_requested_at: datetime | None = None
+    last_error_at: datetime | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    error_retryable: bool | None = None
+    error_attempts: int | None = None
+    consecutive_failures: int = 0
+    failing: bool = False
+    requests: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+    @property
+    def request_key(self) -> RequestKey | None:
+        if self.last_request_id is None or self.last_requested_at is None:
+            return None
+        return (self.last_requested_at, self.last_request_id)
+
+    @property
+    def success_key(self) -> RequestKey | None:
+        if self.success_request_id is None or self.success_requested_at is None:
+            return None
+        return (self.success_requested_at, self.success_request_id)
+
+    @property
+    def error_key(self) -> RequestKey | None:
+        if self.error_request_id is None or self.error_requested_at is None:
+            return None
+        return (self.error_requested_at, self.error_request_id)
+
+    @property
+    def synced(self) -> bool:
+        return self.success_request_id is not None
+
+    @property
+    def last_success_request_id(self) -> str | None:
+        return self.success_request_id
+
+    @property
+    def last_duration_ms(self) -> int | None:
+        return self.success_duration_ms
+
+    @property
+    def last_counts(self) -> Counts | None:
+        """What the newest success's fetch did."""
+        if self.success_request_id is None:
+            return None
+        return Counts(self.fetched or 0, self.inserted or 0, self.updated or 0, self.unchanged or 0)
+
+    @property
+    def last_error(self) -> LastError | None:
+        """The newest failed request (kept after a later success, as history)."""
+        if self.error_request_id is None or self.last_error_at is None:
+            return None
+        return LastError(
+            request_id=self.error_request_id,
+            kind=self.error_kind or "",
+            message=self.error_message or "",
+            retryable=bool(self.error_retryable),
+            at=self.last_error_at,
+            attempts=self.error_attempts,
+        )
+
+    def copy(self) -> SourceRow:
+        return SourceRow(*_SOURCE_FIELDS(self))
+
+
+@dataclass(slots=True)
+class CompanyRow:
+    """One company (`status_company`, by DOT): its lifecycle (last-writer-wins by occurred-at) and
+    flags derived from its sources. `active` = registered and not removed since; `success` = it has
+    run and no source is failing; `never_synced` = no source ever succeeded; `failing_sources` the
+    failing ones' keys, comma-separated.
+
+    Only what changes rarely is kept here, so most outcomes leave the row alone; the company's last
+    run and last success are the newest of its sources' (`status_source`), derived when read.
+    """
+
+    dot: str
+    name: str | None = None
+    registered_at: datetime | None = None
+    registered_event_id: str | None = None
+    removed_at: datetime | None = None
+    removed_event_id: str | None = None
+    active: bool = False
+    success: bool = False
+    failing: bool = False
+    never_synced: bool = True
+    failing_sources: str = ""
+
+    @property
+    def registered_key(self) -> LifecycleKey | None:
+        if self.registered_at is None or self.registered_event_id is None:
+            return None
+        return (self.registered_at, self.registered_event_id)
+
+    @property
+    def removed_key(self) -> LifecycleKey | None:
+        if self.removed_at is None or self.removed_event_id is None:
+            return None
+        return (self.removed_at, self.removed_event_id)
+
+    def copy(self) -> CompanyRow:
+        return CompanyRow(*_COMPANY_FIELDS(self))
+
+
+@dataclass(slots=True)
 class ChangeRow:
     """One row of the change feed (`status_change`): a `CarrierDataChanged`, kept once per `event_id`.
 
@@ -146,3 +327,5 @@ def _getter(cls: type[Any]) -> Any:
 
 
 _SYNC_LOG_FIELDS = _getter(SyncLogRow)
+_SOURCE_FIELDS = _getter(SourceRow)
+_COMPANY_FIELDS = _getter(CompanyRow)

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
-from fmcsa_status_view.rows import ChangeRow, SyncLogRow
+from fmcsa_status_view.rows import ChangeRow, CompanyRow, SourceRow, SyncLogRow
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -53,70 +53,6 @@ class StatusPosition(SQLModel, table=True):
     seq: int = Field(default=0, sa_type=BigInteger)
     events: int = Field(default=0, sa_type=BigInteger)
     rejected: int = Field(default=0, sa_type=BigInteger)
-
-
-class StatusCompany(SQLModel, table=True):
-    """One row per company (DOT) seen in any event; `active` = registered and not removed since.
-
-    It holds what changes rarely (lifecycle and flags); last run and last success are the newest of
-    the company's `status_source` rows, so most outcomes write no company row at all.
-    """
-
-    __tablename__ = "status_company"
-    __table_args__ = (
-        Index("ix_status_company_failing", "active", "failing", "dot"),
-        Index("ix_status_company_never_synced", "active", "never_synced", "dot"),
-    )
-    dot: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    name: str | None = None
-    registered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    registered_event_id: str | None = None
-    removed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    removed_event_id: str | None = None
-    active: bool = False
-    success: bool = False
-    failing: bool = False
-    never_synced: bool = True
-    failing_sources: str = ""
-
-
-class StatusSource(SQLModel, table=True):
-    """One row per (company, source) ever requested: newest request, newest success, newest failure."""
-
-    __tablename__ = "status_source"
-    __table_args__ = (Index("ix_status_source_failing", "source", "failing", "dot"),)
-    dot: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    source: str = Field(primary_key=True, max_length=16)
-    state: str = Field(max_length=16)
-    last_request_id: str | None = None
-    last_requested_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    last_trigger: str | None = None
-    last_requested_by: str | None = None
-    last_finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    success_request_id: str | None = None
-    success_requested_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    last_success_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    success_attempts: int | None = None
-    success_duration_ms: int | None = Field(default=None, sa_type=BigInteger)
-    fetched: int | None = None
-    inserted: int | None = None
-    updated: int | None = None
-    unchanged: int | None = None
-    last_summary: dict[str, Any] | None = Field(default=None, sa_type=JSON)
-    upstream_as_of: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    retrieved_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    error_request_id: str | None = None
-    error_requested_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    last_error_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    error_kind: str | None = None
-    error_message: str | None = None
-    error_retryable: bool | None = None
-    error_attempts: int | None = None
-    consecutive_failures: int = 0
-    failing: bool = False
-    requests: int = 0
-    succeeded: int = 0
-    failed: int = 0
 
 
 class StatusDaily(SQLModel, table=True):
@@ -231,8 +167,25 @@ def _unwrap(hint: Any) -> tuple[Any, bool]:
 
 
 POSITION = _table(StatusPosition)
-COMPANY = _table(StatusCompany)
-SOURCE = _table(StatusSource)
+COMPANY = row_table(
+    "status_company",
+    CompanyRow,
+    Index("ix_status_company_failing", "active", "failing", "dot"),
+    Index("ix_status_company_never_synced", "active", "never_synced", "dot"),
+    key=("dot",),
+)
+"""One row per company (DOT) seen in any event (`CompanyRow`): what changes rarely (lifecycle and
+flags); its last run and last success are the newest of its `status_source` rows, so most outcomes
+write no company row at all."""
+SOURCE = row_table(
+    "status_source",
+    SourceRow,
+    Index("ix_status_source_failing", "source", "failing", "dot"),
+    key=("dot", "source"),
+    lengths={"source": 16, "state": 16},
+    big=frozenset({"success_duration_ms"}),
+)
+"""One row per (company, source) ever requested (`SourceRow`): newest request, success, failure."""
 SYNC_LOG = row_table(
     "status_sync_log",
     SyncLogRow,

@@ -8,12 +8,19 @@ and free text with `fmcsa_events.text.SafeText` (no control character), so a ref
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from fmcsa_events.identifiers import DotNumber, SourceKey
 from fmcsa_events.models import Trigger
@@ -21,11 +28,7 @@ from fmcsa_events.text import SafeText
 from fmcsa_gateway.domain import NextDue
 from fmcsa_status_view.models import (
     CompanyStatus,
-    Counts,
     HistorySeries,
-    LastError,
-    RetryProgress,
-    SourceStatus,
     Summary,
     SyncState,
 )
@@ -270,6 +273,11 @@ class SourceBadge(Answer):
     error_kind: str | None = Field(description="Kind of the newest error while the source is failing.")
     retry: RetryOut | None = Field(None, description="Set while the newest request waits for a retry.")
 
+    @field_validator("error_kind")
+    @classmethod
+    def _while_failing(cls, kind: str | None, info: ValidationInfo) -> str | None:
+        return kind if info.data.get("failing") else None
+
 
 class NextDueOut(Answer):
     """When the scheduler next requests this (company, source), estimated from outside the scheduler."""
@@ -306,7 +314,10 @@ class SourceStatusOut(Answer):
     upstream_as_of: datetime | None
     retrieved_at: datetime | None
     last_error: LastErrorOut | None
-    summary: dict[str, Any] | None = Field(description="The source's compact data of its last success.")
+    summary: dict[str, Any] | None = Field(
+        description="The source's compact data of its last success.",
+        validation_alias=AliasChoices("summary", "last_summary"),
+    )
     requests: int
     succeeded: int
     failed: int
@@ -319,7 +330,7 @@ class SourceStatusOut(Answer):
 
 
 class CompanyItem(Answer):
-    dot_number: str
+    dot_number: str = Field(validation_alias=AliasChoices("dot_number", "dot"))
     name: str | None
     active: bool
     registered_at: datetime | None
@@ -350,7 +361,7 @@ class SyncStatusBlock(Answer):
 
 
 class CompanyStatusOut(Answer):
-    dot_number: str
+    dot_number: str = Field(validation_alias=AliasChoices("dot_number", "dot"))
     name: str | None
     active: bool
     registered_at: datetime | None
@@ -428,7 +439,10 @@ class SummaryOut(Answer):
     last_success_at: datetime | None
     per_source: list[SourceTotals]
     outcomes_per_day: list[DayOutcomesOut]
-    applied_position: int = Field(description="The last stream sequence the status view has folded.")
+    applied_position: int = Field(
+        description="The last stream sequence the status view has folded.",
+        validation_alias=AliasChoices("applied_position", "position"),
+    )
 
 
 class ChangeItem(Answer):
@@ -473,52 +487,24 @@ class CompanyHistory(Answer):
     series: list[HistorySeriesOut]
 
 
-# --- from the status view's read models --------------------------------------------------------------
+# --- from the status view's rows and read models -------------------------------------------------
+#
+# Answers validate from what `StatusView` returns (`from_attributes`): an answer's field reads the
+# attribute of its name (nested answers too), or the one its `validation_alias` names where the API
+# speaks otherwise (`dot_number` for `dot`); `_With` gives what the view does not hold.
 
 
-def _counts(counts: Counts | None) -> CountsOut | None:
-    if counts is None:  # fields by hand: `asdict` deep-copies, a tenth of a status answer's time
-        return None
-    return CountsOut(
-        fetched=counts.fetched, inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged
-    )
+class _With:
+    """`source`'s attributes, with `given` added or replaced: what an answer validates from."""
 
+    __slots__ = ("_given", "_source")
 
-def _last_error(error: LastError) -> LastErrorOut:
-    return LastErrorOut(
-        request_id=error.request_id,
-        kind=error.kind,
-        message=error.message,
-        retryable=error.retryable,
-        at=error.at,
-        attempts=error.attempts,
-    )
+    def __init__(self, source: object, **given: Any) -> None:
+        self._source, self._given = source, given
 
-
-def _retry(retry: RetryProgress | None) -> RetryOut | None:
-    if retry is None:
-        return None
-    return RetryOut(
-        attempt=retry.attempt,
-        max_attempts=retry.max_attempts,
-        kind=retry.kind,
-        message=retry.message,
-        next_attempt_at=retry.next_attempt_at,
-    )
-
-
-def source_badge(status: SourceStatus) -> SourceBadge:
-    return SourceBadge(
-        state=status.state,
-        failing=status.failing,
-        consecutive_failures=status.consecutive_failures,
-        last_requested_at=status.last_requested_at,
-        last_finished_at=status.last_finished_at,
-        last_success_at=status.last_success_at,
-        upstream_as_of=status.upstream_as_of,
-        error_kind=status.last_error.kind if status.failing and status.last_error else None,
-        retry=_retry(status.retry),
-    )
+    def __getattr__(self, name: str) -> Any:
+        given = self._given
+        return given[name] if name in given else getattr(self._source, name)
 
 
 def next_due_out(due: NextDue) -> NextDueOut:
@@ -526,48 +512,8 @@ def next_due_out(due: NextDue) -> NextDueOut:
     return NextDueOut(at=due.at, enabled=due.enabled, within_minutes=within)
 
 
-def source_status(status: SourceStatus, due: NextDue | None = None) -> SourceStatusOut:
-    error = status.last_error
-    return SourceStatusOut(
-        source=status.source,
-        state=status.state,
-        failing=status.failing,
-        consecutive_failures=status.consecutive_failures,
-        last_request_id=status.last_request_id,
-        last_requested_at=status.last_requested_at,
-        last_trigger=status.last_trigger,
-        last_requested_by=status.last_requested_by,
-        last_finished_at=status.last_finished_at,
-        last_success_at=status.last_success_at,
-        last_success_request_id=status.last_success_request_id,
-        last_counts=_counts(status.last_counts),
-        last_duration_ms=status.last_duration_ms,
-        upstream_as_of=status.upstream_as_of,
-        retrieved_at=status.retrieved_at,
-        last_error=None if error is None else _last_error(error),
-        summary=status.last_summary,
-        requests=status.requests,
-        succeeded=status.succeeded,
-        failed=status.failed,
-        next_due=None if due is None else next_due_out(due),
-        retry=_retry(status.retry),
-    )
-
-
 def company_item(company: CompanyStatus) -> CompanyItem:
-    return CompanyItem(
-        dot_number=company.dot,
-        name=company.name,
-        active=company.active,
-        registered_at=company.registered_at,
-        last_run=company.last_run,
-        last_success_at=company.last_success_at,
-        success=company.success,
-        failing=company.failing,
-        never_synced=company.never_synced,
-        failing_sources=list(company.failing_sources),
-        sources={str(k): source_badge(v) for k, v in company.sources.items()},
-    )
+    return CompanyItem.model_validate(company, from_attributes=True)
 
 
 def company_status(
@@ -575,48 +521,21 @@ def company_status(
 ) -> CompanyStatusOut:
     """The company's status; `due` adds each source's next due time."""
     due = due or {}
-    return CompanyStatusOut(
-        dot_number=company.dot,
-        name=company.name,
-        active=company.active,
-        registered_at=company.registered_at,
-        removed_at=company.removed_at,
-        last_run=company.last_run,
-        last_success_at=company.last_success_at,
-        success=company.success,
-        failing=company.failing,
-        never_synced=company.never_synced,
-        failing_sources=list(company.failing_sources),
-        sources={str(k): source_status(v, due.get(k)) for k, v in company.sources.items()},
-        syncStatus=SyncStatusBlock.model_validate(sync_status_block(company)),
+    sources = {
+        key: _With(status, next_due=None if (d := due.get(key)) is None else next_due_out(d))
+        for key, status in company.sources.items()
+    }
+    block = sync_status_block(company)
+    return CompanyStatusOut.model_validate(
+        _With(company, sources=sources, syncStatus=block), from_attributes=True
     )
 
 
 def summary(view: Summary) -> SummaryOut:
-    return SummaryOut(
-        companies=view.companies,
-        failing=view.failing,
-        never_synced=view.never_synced,
-        requests=view.requests,
-        succeeded=view.succeeded,
-        failed=view.failed,
-        last_sync_at=view.last_sync_at,
-        last_success_at=view.last_success_at,
-        per_source=[SourceTotals(**asdict(s)) for s in view.per_source.values()],
-        outcomes_per_day=[DayOutcomesOut(**asdict(d)) for d in view.outcomes_per_day],
-        applied_position=view.position,
-    )
+    per_source = list(view.per_source.values())
+    return SummaryOut.model_validate(_With(view, per_source=per_source), from_attributes=True)
 
 
 def company_history(dot: str, source: SourceKey, series: Sequence[HistorySeries]) -> CompanyHistory:
-    return CompanyHistory(
-        dot_number=dot,
-        source=source,
-        series=[
-            HistorySeriesOut(
-                subject=s.subject,
-                points=[HistoryPointOut(as_of=p.as_of, values=dict(p.values)) for p in s.points],
-            )
-            for s in series
-        ],
-    )
+    answer = {"dot_number": dot, "source": source, "series": series}
+    return CompanyHistory.model_validate(answer, from_attributes=True)

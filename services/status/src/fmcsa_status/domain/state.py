@@ -20,8 +20,9 @@ from typing import Any
 
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_status_view.models import SyncState as SyncState
-from fmcsa_status_view.rows import ChangeRow, SyncLogRow
+from fmcsa_status_view.rows import ChangeRow, CompanyRow, SourceRow, SyncLogRow
 from fmcsa_status_view.rows import JsonObject as JsonObject
+from fmcsa_status_view.rows import LifecycleKey as LifecycleKey
 from fmcsa_status_view.rows import RequestKey as RequestKey
 
 Entry = SyncLogRow
@@ -30,129 +31,14 @@ Entry = SyncLogRow
 Change = ChangeRow
 """One row of the change feed: the row class `StatusView` reads too."""
 
-LifecycleKey = tuple[datetime, str]
-"""The order of company lifecycle facts: `(occurred_at, event_id)`."""
+Pair = SourceRow
+"""The status of one (company, source): the row class `StatusView` reads too."""
+
+Company = CompanyRow
+"""One company: the row class `StatusView` reads too."""
 
 ALL = "all"
 """The totals scope that covers every source."""
-
-
-@dataclass(slots=True)
-class Pair:
-    """Status of one (company, source): its newest request, newest success and newest failure.
-
-    `consecutive_failures` counts failed requests newer than the newest success (request order).
-    `state`, `last_finished_at` and `failing` are derived (see `derived`) and stored for queries.
-    """
-
-    dot: str
-    source: SourceKey
-    state: SyncState = SyncState.REQUESTED
-    last_request_id: str | None = None
-    last_requested_at: datetime | None = None
-    last_trigger: str | None = None
-    last_requested_by: str | None = None
-    last_finished_at: datetime | None = None
-    success_request_id: str | None = None
-    success_requested_at: datetime | None = None
-    last_success_at: datetime | None = None
-    success_attempts: int | None = None
-    success_duration_ms: int | None = None
-    fetched: int | None = None
-    inserted: int | None = None
-    updated: int | None = None
-    unchanged: int | None = None
-    last_summary: JsonObject | None = None
-    upstream_as_of: datetime | None = None
-    retrieved_at: datetime | None = None
-    error_request_id: str | None = None
-    error_requested_at: datetime | None = None
-    last_error_at: datetime | None = None
-    error_kind: str | None = None
-    error_message: str | None = None
-    error_retryable: bool | None = None
-    error_attempts: int | None = None
-    consecutive_failures: int = 0
-    failing: bool = False
-    requests: int = 0
-    succeeded: int = 0
-    failed: int = 0
-
-    @property
-    def request_key(self) -> RequestKey | None:
-        if self.last_request_id is None or self.last_requested_at is None:
-            return None
-        return (self.last_requested_at, self.last_request_id)
-
-    @property
-    def success_key(self) -> RequestKey | None:
-        if self.success_request_id is None or self.success_requested_at is None:
-            return None
-        return (self.success_requested_at, self.success_request_id)
-
-    @property
-    def error_key(self) -> RequestKey | None:
-        if self.error_request_id is None or self.error_requested_at is None:
-            return None
-        return (self.error_requested_at, self.error_request_id)
-
-    @property
-    def synced(self) -> bool:
-        return self.success_request_id is not None
-
-    def derive(self) -> None:
-        """Recompute `state`, `last_finished_at` and `failing` from the rest (in place)."""
-        success, error = self.success_key, self.error_key
-        newest_done: RequestKey | None
-        if success is None or (error is not None and error > success):
-            newest_done, finished, done_state = error, self.last_error_at, SyncState.FAILED
-        else:
-            newest_done, finished, done_state = success, self.last_success_at, SyncState.SUCCEEDED
-        answered = newest_done is not None and newest_done == self.request_key
-        self.state = done_state if answered else SyncState.REQUESTED
-        self.last_finished_at = finished if newest_done is not None else None
-        self.failing = self.consecutive_failures > 0
-
-    def copy(self) -> Pair:
-        return Pair(*_PAIR_FIELDS(self))
-
-
-@dataclass(slots=True)
-class Company:
-    """One company (by DOT): its lifecycle (last-writer-wins by occurred-at) and flags derived from
-    its sources. `active` = registered and not removed since; `success` = it has run and no source is
-    failing; `never_synced` = no source ever succeeded.
-
-    Only what changes rarely is kept here, so most outcomes leave the row alone; the company's last
-    run and last success are the newest of its sources' (`status_source`), derived when read.
-    """
-
-    dot: str
-    name: str | None = None
-    registered_at: datetime | None = None
-    registered_event_id: str | None = None
-    removed_at: datetime | None = None
-    removed_event_id: str | None = None
-    active: bool = False
-    success: bool = False
-    failing: bool = False
-    never_synced: bool = True
-    failing_sources: str = ""
-
-    @property
-    def registered_key(self) -> LifecycleKey | None:
-        if self.registered_at is None or self.registered_event_id is None:
-            return None
-        return (self.registered_at, self.registered_event_id)
-
-    @property
-    def removed_key(self) -> LifecycleKey | None:
-        if self.removed_at is None or self.removed_event_id is None:
-            return None
-        return (self.removed_at, self.removed_event_id)
-
-    def copy(self) -> Company:
-        return Company(*_COMPANY_FIELDS(self))
 
 
 @dataclass(slots=True)
@@ -231,6 +117,20 @@ class Point:
         return (self.observed_at, self.request_id)
 
 
+def derive(pair: Pair) -> None:
+    """Recompute a pair's `state`, `last_finished_at` and `failing` from the rest (in place)."""
+    success, error = pair.success_key, pair.error_key
+    newest_done: RequestKey | None
+    if success is None or (error is not None and error > success):
+        newest_done, finished, done_state = error, pair.last_error_at, SyncState.FAILED
+    else:
+        newest_done, finished, done_state = success, pair.last_success_at, SyncState.SUCCEEDED
+    answered = newest_done is not None and newest_done == pair.request_key
+    pair.state = done_state if answered else SyncState.REQUESTED
+    pair.last_finished_at = finished if newest_done is not None else None
+    pair.failing = pair.consecutive_failures > 0
+
+
 def utc(moment: datetime) -> datetime:
     """The same instant in UTC; a naive value is taken to be UTC already."""
     if moment.tzinfo is None:
@@ -248,7 +148,3 @@ def latest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 def _getter(cls: type[Any]) -> Any:
     return attrgetter(*(f.name for f in fields(cls)))
-
-
-_PAIR_FIELDS = _getter(Pair)
-_COMPANY_FIELDS = _getter(Company)
