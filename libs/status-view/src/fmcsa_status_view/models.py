@@ -14,7 +14,7 @@ from fmcsa_events.identifiers import SourceKey
 from fmcsa_status_view.rows import Counts as Counts
 from fmcsa_status_view.rows import LastError as LastError
 from fmcsa_status_view.rows import RetryProgress as RetryProgress
-from fmcsa_status_view.rows import SourceRow
+from fmcsa_status_view.rows import SourceRow, TotalsRow
 from fmcsa_status_view.rows import SyncState as SyncState
 
 T = TypeVar("T")
@@ -84,21 +84,6 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class SourceSummary:
-    """Totals of one source: `companies`, `failing`, `never_synced` count its (company, source) rows."""
-
-    source: SourceKey
-    companies: int
-    failing: int
-    never_synced: int
-    requests: int
-    succeeded: int
-    failed: int
-    last_finished_at: datetime | None
-    last_success_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class DayOutcomes:
     day: date
     source: SourceKey
@@ -110,6 +95,8 @@ class DayOutcomes:
 class Summary:
     """Totals over everything: `companies`, `failing`, `never_synced` count active companies;
     `requests`, `succeeded`, `failed` count sync-log events; `last_sync_at` is the newest outcome.
+    `per_source` holds each source's totals row (its `companies`, `failing`, `never_synced` count
+    its (company, source) rows).
     """
 
     companies: int
@@ -120,7 +107,7 @@ class Summary:
     failed: int
     last_sync_at: datetime | None
     last_success_at: datetime | None
-    per_source: dict[SourceKey, SourceSummary]
+    per_source: dict[SourceKey, TotalsRow]
     outcomes_per_day: tuple[DayOutcomes, ...]
     position: int
     events: int

@@ -34,12 +34,11 @@ from fmcsa_status_view.models import (
     Page,
     RetryProgress,
     SourceStatus,
-    SourceSummary,
     Summary,
     SyncState,
 )
-from fmcsa_status_view.rows import ChangeRow, CompanyRow, SourceRow, SyncLogRow
-from fmcsa_status_view.tables import CHANGE, COMPANY, SOURCE, SYNC_LOG, columns
+from fmcsa_status_view.rows import ChangeRow, CompanyRow, SourceRow, SyncLogRow, TotalsRow
+from fmcsa_status_view.tables import CHANGE, COMPANY, SOURCE, SYNC_LOG, TOTALS, columns
 
 MAX_LIMIT = 500
 
@@ -69,6 +68,7 @@ class StatusView:
         self._feed = RowBinding(CHANGE, ChangeRow, self._codec, ("position",))
         self._companies = RowBinding(COMPANY, CompanyRow, self._codec, ("dot",))
         self._sources = RowBinding(SOURCE, SourceRow, self._codec, ("dot", "source"))
+        self._totals = RowBinding(TOTALS, TotalsRow, self._codec, ("scope",))
         self._marker: tuple[int, int] | None = None
         self._retired: list[Database] = []
 
@@ -343,16 +343,13 @@ class StatusView:
         """Totals, per source, and outcomes per day for the `days` days up to the newest day with any."""
         if not 1 <= days <= 3660:
             raise ValueError("days must be 1..3660")
-        totals_sql = (
-            "SELECT scope, companies, failing, never_synced, requests, succeeded, failed,"
-            " last_finished_at, last_success_at FROM status_totals"
-        )
+        totals_sql = self._totals.select
         daily_sql = (
             "SELECT day, source, succeeded, failed FROM status_daily WHERE day >= ? ORDER BY day, source"
         )
 
         async def work(session: Session) -> Summary:
-            totals = {row[0]: row for row in await session.fetch(totals_sql)}
+            totals = {row.scope: row for row in map(self._totals.decode, await session.fetch(totals_sql))}
             newest = await session.scalar("SELECT MAX(day) FROM status_daily")
             daily: Sequence[Any] = []
             if newest is not None:
@@ -363,34 +360,19 @@ class StatusView:
 
         return await self._run(work, _empty_summary())
 
-    def _summary(self, totals: dict[str, Any], daily: Sequence[Any], position: Any) -> Summary:
-        t = self._codec.time_in
-        every = totals.get("all")
-        per_source = {
-            source: SourceSummary(
-                source=source,
-                companies=int(row[1]),
-                failing=int(row[2]),
-                never_synced=int(row[3]),
-                requests=int(row[4]),
-                succeeded=int(row[5]),
-                failed=int(row[6]),
-                last_finished_at=t(row[7]),
-                last_success_at=t(row[8]),
-            )
-            for source in SourceKey
-            if (row := totals.get(source.value)) is not None
-        }
+    @staticmethod
+    def _summary(totals: dict[str, TotalsRow], daily: Sequence[Any], position: Any) -> Summary:
+        every = totals.get("all") or TotalsRow("all")
         return Summary(
-            companies=int(every[1]) if every else 0,
-            failing=int(every[2]) if every else 0,
-            never_synced=int(every[3]) if every else 0,
-            requests=int(every[4]) if every else 0,
-            succeeded=int(every[5]) if every else 0,
-            failed=int(every[6]) if every else 0,
-            last_sync_at=t(every[7]) if every else None,
-            last_success_at=t(every[8]) if every else None,
-            per_source=per_source,
+            companies=every.companies,
+            failing=every.failing,
+            never_synced=every.never_synced,
+            requests=every.requests,
+            succeeded=every.succeeded,
+            failed=every.failed,
+            last_sync_at=every.last_finished_at,
+            last_success_at=every.last_success_at,
+            per_source={s: row for s in SourceKey if (row := totals.get(s.value)) is not None},
             outcomes_per_day=tuple(
                 DayOutcomes(date.fromisoformat(str(day)), SourceKey(source), int(ok), int(bad))
                 for day, source, ok, bad in daily

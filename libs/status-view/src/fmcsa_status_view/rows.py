@@ -322,6 +322,78 @@ class ChangeRow:
     observed_at: datetime
 
 
+@dataclass(slots=True)
+class TotalsRow:
+    """Counters of one scope (`status_totals`: `all` or a source key). Applied as increments; dates as
+    maxima; requests and outcomes count sync-log events.
+
+    For a source, `companies`, `failing` and `never_synced` count its (company, source) pairs; for
+    `all` they count active companies.
+    """
+
+    scope: str
+    companies: int = 0
+    failing: int = 0
+    never_synced: int = 0
+    requests: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    last_finished_at: datetime | None = None
+    last_success_at: datetime | None = None
+
+    def add(self, other: TotalsRow) -> None:
+        """Add `other`'s increments to this one (in place)."""
+        self.companies += other.companies
+        self.failing += other.failing
+        self.never_synced += other.never_synced
+        self.requests += other.requests
+        self.succeeded += other.succeeded
+        self.failed += other.failed
+        self.last_finished_at = latest(self.last_finished_at, other.last_finished_at)
+        self.last_success_at = latest(self.last_success_at, other.last_success_at)
+
+    @property
+    def is_zero(self) -> bool:
+        return self == TotalsRow(self.scope)
+
+
+HistoryKey = tuple[str, SourceKey, str, datetime]
+"""`(dot, source, subject, as_of)`: one point of one series."""
+
+
+@dataclass(slots=True)
+class HistoryRow:
+    """One point of a history series (`status_history`): the values a source's summary gave for
+    `subject` on the upstream as-of date `as_of`. Of several observations of one as-of date, the
+    newest wins (by `order`: `(observed_at, request_id)`), so a repeated as-of overwrites and never
+    duplicates. A value is None when the upstream withheld it, never 0.
+    """
+
+    dot: str
+    source: SourceKey
+    subject: str
+    as_of: datetime
+    figures: dict[str, float | None]
+    request_id: str
+    observed_at: datetime
+
+    @property
+    def key(self) -> HistoryKey:
+        return (self.dot, self.source, self.subject, self.as_of)
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        return (self.observed_at, self.request_id)
+
+
+def latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a >= b else b
+
+
 def _getter(cls: type[Any]) -> Any:
     return attrgetter(*(f.name for f in fields(cls)))
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
-from fmcsa_status_view.rows import ChangeRow, CompanyRow, SourceRow, SyncLogRow
+from fmcsa_status_view.rows import ChangeRow, CompanyRow, HistoryRow, SourceRow, SyncLogRow, TotalsRow
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -63,44 +63,6 @@ class StatusDaily(SQLModel, table=True):
     source: str = Field(primary_key=True, max_length=16)
     succeeded: int = Field(default=0, sa_type=BigInteger)
     failed: int = Field(default=0, sa_type=BigInteger)
-
-
-class StatusTotals(SQLModel, table=True):
-    """Counters per scope (`all` or a source key), kept as increments by the projector.
-
-    Scope `all`: `companies`, `failing`, `never_synced` count active companies. A source scope:
-    they count that source's (company, source) rows. Requests and outcomes count sync-log events.
-    """
-
-    __tablename__ = "status_totals"
-    scope: str = Field(primary_key=True, max_length=16)
-    companies: int = Field(default=0, sa_type=BigInteger)
-    failing: int = Field(default=0, sa_type=BigInteger)
-    never_synced: int = Field(default=0, sa_type=BigInteger)
-    requests: int = Field(default=0, sa_type=BigInteger)
-    succeeded: int = Field(default=0, sa_type=BigInteger)
-    failed: int = Field(default=0, sa_type=BigInteger)
-    last_finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    last_success_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-
-
-class StatusHistory(SQLModel, table=True):
-    """History series: one point per (DOT, source, subject, upstream as-of), from each `SourceSynced`
-    summary (`fmcsa_status.domain.feed` lists the subjects and values per source). `figures` maps a
-    value's name to a number or null (withheld upstream, never 0). A repeated as-of overwrites the
-    point when its observation (`observed_at`, then `request_id`) is newer.
-    """
-
-    __tablename__ = "status_history"
-    # SQLite: the key is the table (one B-tree, not a rowid table plus a key index): half the writes.
-    __table_args__ = {"sqlite_with_rowid": False}
-    dot: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    source: str = Field(primary_key=True, max_length=16)
-    subject: str = Field(primary_key=True, max_length=80)
-    as_of: datetime = Field(primary_key=True, sa_type=UtcDateTime)
-    figures: dict[str, Any] = Field(sa_type=JSON)
-    request_id: str = Field(max_length=36)
-    observed_at: datetime = Field(sa_type=UtcDateTime)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -207,7 +169,16 @@ SYNC_LOG = row_table(
 )
 """One row per request id (`SyncLogRow`), newest first by `(sort_at, request_id)`."""
 DAILY = _table(StatusDaily)
-TOTALS = _table(StatusTotals)
+TOTALS = row_table(
+    "status_totals",
+    TotalsRow,
+    key=("scope",),
+    lengths={"scope": 16},
+    big=frozenset({"companies", "failing", "never_synced", "requests", "succeeded", "failed"}),
+)
+"""Counters per scope (`TotalsRow`), kept as increments by the projector. Scope `all`: `companies`,
+`failing`, `never_synced` count active companies; a source scope: that source's (company, source)
+rows."""
 CHANGE = row_table(
     "status_change",
     ChangeRow,
@@ -220,7 +191,18 @@ CHANGE = row_table(
     unique=frozenset({"event_id"}),
 )
 """The change feed: one row per `CarrierDataChanged` (`ChangeRow`), unique by its event id."""
-HISTORY = _table(StatusHistory)
+HISTORY = row_table(
+    "status_history",
+    HistoryRow,
+    key=("dot", "source", "subject", "as_of"),
+    lengths={"source": 16, "subject": 80, "request_id": 36},
+    # SQLite: the key is the table (one B-tree, not a rowid table plus a key index): half the writes.
+    sqlite_with_rowid=False,
+)
+"""History series (`HistoryRow`): one point per (DOT, source, subject, upstream as-of), from each
+`SourceSynced` summary (`fmcsa_status.domain.feed` lists the subjects and values per source).
+`figures` maps a value's name to a number or null (withheld upstream, never 0). A repeated as-of
+overwrites the point when its observation (`observed_at`, then `request_id`) is newer."""
 
 TABLES: tuple[Table, ...] = (POSITION, COMPANY, SOURCE, SYNC_LOG, DAILY, TOTALS, CHANGE, HISTORY)
 """Every table of the projection, in creation order; `SQLModel.metadata.create_all(tables=TABLES)`."""

@@ -410,7 +410,7 @@ class SyncLogPage(Page):
 
 
 class SourceTotals(Answer):
-    source: SourceKey
+    source: SourceKey = Field(validation_alias=AliasChoices("source", "scope"))
     companies: int
     failing: int
     never_synced: int

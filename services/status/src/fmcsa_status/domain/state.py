@@ -18,12 +18,13 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
-from fmcsa_events.identifiers import SourceKey
 from fmcsa_status_view.models import SyncState as SyncState
-from fmcsa_status_view.rows import ChangeRow, CompanyRow, SourceRow, SyncLogRow
+from fmcsa_status_view.rows import ChangeRow, CompanyRow, HistoryRow, SourceRow, SyncLogRow, TotalsRow
+from fmcsa_status_view.rows import HistoryKey as HistoryKey
 from fmcsa_status_view.rows import JsonObject as JsonObject
 from fmcsa_status_view.rows import LifecycleKey as LifecycleKey
 from fmcsa_status_view.rows import RequestKey as RequestKey
+from fmcsa_status_view.rows import latest as latest
 
 Entry = SyncLogRow
 """One sync-log row: the row class `StatusView` reads too (`fmcsa_status_view.rows`)."""
@@ -37,42 +38,14 @@ Pair = SourceRow
 Company = CompanyRow
 """One company: the row class `StatusView` reads too."""
 
+Totals = TotalsRow
+"""The counters of one scope: the row class `StatusView` reads too."""
+
+Point = HistoryRow
+"""One point of a history series: the row of `status_history`."""
+
 ALL = "all"
 """The totals scope that covers every source."""
-
-
-@dataclass(slots=True)
-class Totals:
-    """Counters of one scope (`all` or a source). Applied as increments; dates as maxima.
-
-    For a source, `companies`, `failing` and `never_synced` count its (company, source) pairs; for
-    `all` they count active companies.
-    """
-
-    scope: str
-    companies: int = 0
-    failing: int = 0
-    never_synced: int = 0
-    requests: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    last_finished_at: datetime | None = None
-    last_success_at: datetime | None = None
-
-    def add(self, other: Totals) -> None:
-        """Add `other`'s increments to this one (in place)."""
-        self.companies += other.companies
-        self.failing += other.failing
-        self.never_synced += other.never_synced
-        self.requests += other.requests
-        self.succeeded += other.succeeded
-        self.failed += other.failed
-        self.last_finished_at = latest(self.last_finished_at, other.last_finished_at)
-        self.last_success_at = latest(self.last_success_at, other.last_success_at)
-
-    @property
-    def is_zero(self) -> bool:
-        return self == Totals(self.scope)
 
 
 DayKey = tuple[str, str]
@@ -87,34 +60,6 @@ class DayCount:
     def add(self, other: DayCount) -> None:
         self.succeeded += other.succeeded
         self.failed += other.failed
-
-
-HistoryKey = tuple[str, SourceKey, str, datetime]
-"""`(dot, source, subject, as_of)`: one point of one series."""
-
-
-@dataclass(slots=True)
-class Point:
-    """One point of a history series: the values a source's summary gave for `subject` on the
-    upstream as-of date `as_of`. Of several observations of one as-of date, the newest wins (by
-    `order`: `(observed_at, request_id)`), so a repeated as-of overwrites and never duplicates.
-    """
-
-    dot: str
-    source: SourceKey
-    subject: str
-    as_of: datetime
-    figures: dict[str, float | None]
-    request_id: str
-    observed_at: datetime
-
-    @property
-    def key(self) -> HistoryKey:
-        return (self.dot, self.source, self.subject, self.as_of)
-
-    @property
-    def order(self) -> tuple[datetime, str]:
-        return (self.observed_at, self.request_id)
 
 
 def derive(pair: Pair) -> None:
@@ -136,14 +81,6 @@ def utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-def latest(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a if a >= b else b
 
 
 def _getter(cls: type[Any]) -> Any:
