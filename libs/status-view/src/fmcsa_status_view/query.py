@@ -38,7 +38,7 @@ from fmcsa_status_view.models import (
     SyncState,
 )
 from fmcsa_status_view.rows import ChangeRow, CompanyRow, SourceRow, SyncLogRow, TotalsRow
-from fmcsa_status_view.tables import CHANGE, COMPANY, SOURCE, SYNC_LOG, TOTALS, columns
+from fmcsa_status_view.tables import CHANGE, COMPANY, SOURCE, SYNC_LOG, TOTALS
 
 MAX_LIMIT = 500
 
@@ -49,7 +49,6 @@ _MAX_INT = 2**63 - 1  # the largest value a BIGINT (and SQLite's INTEGER) holds
 
 R = TypeVar("R")
 
-_COMPANY_COLUMNS = columns(COMPANY)
 _RETRY_COLUMNS = ("retry_attempt", "retry_max_attempts", "retry_kind", "retry_message", "retry_at")
 
 
@@ -91,7 +90,7 @@ class StatusView:
         Raises `InvalidDotNumber` for a value that is not 1-8 digits.
         """
         number = int(parse_dot(dot))
-        sql = f"SELECT {', '.join(_COMPANY_COLUMNS)} FROM status_company WHERE dot = ?"
+        sql = f"{self._companies.select} WHERE dot = ?"
 
         async def work(session: Session) -> CompanyStatus | None:
             rows = await session.fetch(sql, (number,))
@@ -200,7 +199,7 @@ class StatusView:
                 where.append("s.success_request_id IS NOT NULL")
             if failing is None and never_synced is None:
                 where.append("s.dot IS NOT NULL")
-        select = ", ".join(f"c.{name}" for name in _COMPANY_COLUMNS)
+        select = ", ".join(f"c.{name}" for name in self._companies.names)
         sql = (
             f"SELECT {select} FROM status_company c {join} WHERE {' AND '.join(where)} ORDER BY c.dot LIMIT ?"
         )

@@ -387,6 +387,7 @@ class HistoryRow:
 
 
 def latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The later of two times; None where neither is known."""
     if a is None:
         return b
     if b is None:
