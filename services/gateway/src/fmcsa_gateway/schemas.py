@@ -8,6 +8,7 @@ and free text with `fmcsa_events.text.SafeText` (no control character), so a ref
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -26,12 +27,7 @@ from fmcsa_events.identifiers import DotNumber, SourceKey
 from fmcsa_events.models import Trigger
 from fmcsa_events.text import SafeText
 from fmcsa_gateway.domain import NextDue
-from fmcsa_status_view.models import (
-    CompanyStatus,
-    HistorySeries,
-    Summary,
-    SyncState,
-)
+from fmcsa_status_view.models import CompanyStatus, HistorySeries, SourceStatus, Summary, SyncState
 from fmcsa_status_view.rows import ChangeRow, SyncLogRow
 from fmcsa_status_view.syncstatus import sync_status_block
 
@@ -491,20 +487,12 @@ class CompanyHistory(Answer):
 #
 # Answers validate from what `StatusView` returns (`from_attributes`): an answer's field reads the
 # attribute of its name (nested answers too), or the one its `validation_alias` names where the API
-# speaks otherwise (`dot_number` for `dot`); `_With` gives what the view does not hold.
+# speaks otherwise (`dot_number` for `dot`); `_fields` adds what the view does not hold.
 
 
-class _With:
-    """`source`'s attributes, with `given` added or replaced: what an answer validates from."""
-
-    __slots__ = ("_given", "_source")
-
-    def __init__(self, source: object, **given: Any) -> None:
-        self._source, self._given = source, given
-
-    def __getattr__(self, name: str) -> Any:
-        given = self._given
-        return given[name] if name in given else getattr(self._source, name)
+def _fields(source: Any, **given: Any) -> dict[str, Any]:
+    """A read model's fields by name (a shallow `asdict`), with `given` added or replaced."""
+    return {**{f.name: getattr(source, f.name) for f in fields(source)}, **given}
 
 
 def next_due_out(due: NextDue) -> NextDueOut:
@@ -516,24 +504,24 @@ def company_item(company: CompanyStatus) -> CompanyItem:
     return CompanyItem.model_validate(company, from_attributes=True)
 
 
+def source_status(status: SourceStatus, due: NextDue | None = None) -> SourceStatusOut:
+    answer = SourceStatusOut.model_validate(status, from_attributes=True)
+    return answer if due is None else answer.model_copy(update={"next_due": next_due_out(due)})
+
+
 def company_status(
     company: CompanyStatus, due: Mapping[SourceKey, NextDue] | None = None
 ) -> CompanyStatusOut:
     """The company's status; `due` adds each source's next due time."""
     due = due or {}
-    sources = {
-        key: _With(status, next_due=None if (d := due.get(key)) is None else next_due_out(d))
-        for key, status in company.sources.items()
-    }
-    block = sync_status_block(company)
-    return CompanyStatusOut.model_validate(
-        _With(company, sources=sources, syncStatus=block), from_attributes=True
-    )
+    sources = {key: source_status(status, due.get(key)) for key, status in company.sources.items()}
+    answer = _fields(company, sources=sources, syncStatus=sync_status_block(company))
+    return CompanyStatusOut.model_validate(answer, from_attributes=True)
 
 
 def summary(view: Summary) -> SummaryOut:
-    per_source = list(view.per_source.values())
-    return SummaryOut.model_validate(_With(view, per_source=per_source), from_attributes=True)
+    answer = _fields(view, per_source=list(view.per_source.values()))
+    return SummaryOut.model_validate(answer, from_attributes=True)
 
 
 def company_history(dot: str, source: SourceKey, series: Sequence[HistorySeries]) -> CompanyHistory:
