@@ -32,12 +32,19 @@ from fmcsa_status_view.models import (
     HistoryPoint,
     HistorySeries,
     Page,
-    RetryProgress,
     SourceStatus,
     Summary,
     SyncState,
 )
-from fmcsa_status_view.rows import ChangeRow, CompanyRow, SourceRow, SyncLogRow, TotalsRow
+from fmcsa_status_view.rows import (
+    RETRY_FIELDS,
+    ChangeRow,
+    CompanyRow,
+    SourceRow,
+    SyncLogRow,
+    TotalsRow,
+    retry_progress,
+)
 from fmcsa_status_view.tables import CHANGE, COMPANY, SOURCE, SYNC_LOG, TOTALS
 
 MAX_LIMIT = 500
@@ -48,8 +55,6 @@ MAX_CURSOR = 512
 _MAX_INT = 2**63 - 1  # the largest value a BIGINT (and SQLite's INTEGER) holds
 
 R = TypeVar("R")
-
-_RETRY_COLUMNS = ("retry_attempt", "retry_max_attempts", "retry_kind", "retry_message", "retry_at")
 
 
 class InvalidCursor(ValueError):
@@ -438,14 +443,15 @@ class StatusView:
             # the newest request's retry progress, only for pairs whose newest request is open
             sql = (
                 f"SELECT {', '.join(f's.{c}' for c in names)}, "
-                f"{', '.join(f'l.{c}' for c in _RETRY_COLUMNS)} FROM status_source s "
+                f"{', '.join(f'l.{c}' for c in RETRY_FIELDS)} FROM status_source s "
                 "LEFT JOIN status_sync_log l ON s.state = 'requested' AND l.request_id = s.last_request_id "
                 f"WHERE s.dot IN ({marks})"
             )
             width = len(names)
             for row in await session.fetch(sql, [int(c.dot) for c in companies]):
                 values = self._sources.values(row[:width])
-                values.append(self._retry(dict(zip(_RETRY_COLUMNS, row[width:], strict=True))))
+                attempt, most, kind, message, at = row[width:]
+                values.append(retry_progress(attempt, most, kind, message, self._codec.time_in(at)))
                 status = SourceStatus(*values)  # the row, then its retry progress
                 sources[status.dot][status.source] = status
         return [self._company(c, sources[c.dot]) for c in companies]
@@ -465,18 +471,6 @@ class StatusView:
             never_synced=row.never_synced,
             failing_sources=tuple(SourceKey(s) for s in row.failing_sources.split(",") if s),
             sources={s: sources[s] for s in SourceKey if s in sources},
-        )
-
-    def _retry(self, row: dict[str, Any]) -> RetryProgress | None:
-        at = self._codec.time_in(row["retry_at"])
-        if row["retry_attempt"] is None or at is None:
-            return None
-        return RetryProgress(
-            attempt=int(row["retry_attempt"]),
-            max_attempts=int(row["retry_max_attempts"]),
-            kind=row["retry_kind"],
-            message=row["retry_message"] or "",
-            next_attempt_at=at,
         )
 
 

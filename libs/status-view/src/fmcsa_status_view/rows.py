@@ -150,15 +150,9 @@ class SyncLogRow:
     @property
     def retry(self) -> RetryProgress | None:
         """The newest attempt's progress while the request waits for its next attempt (`requested`)."""
-        if self.status != SyncState.REQUESTED or self.retry_attempt is None or self.retry_at is None:
+        if self.status != SyncState.REQUESTED:
             return None
-        return RetryProgress(
-            attempt=self.retry_attempt,
-            max_attempts=self.retry_max_attempts or 0,
-            kind=self.retry_kind or "",
-            message=self.retry_message or "",
-            next_attempt_at=self.retry_at,
-        )
+        return retry_progress(*_RETRY_FIELDS(self))
 
     def copy(self) -> SyncLogRow:
         return SyncLogRow(*_SYNC_LOG_FIELDS(self))
@@ -384,6 +378,21 @@ class HistoryRow:
     @property
     def order(self) -> tuple[datetime, str]:
         return (self.observed_at, self.request_id)
+
+
+RETRY_FIELDS = ("retry_attempt", "retry_max_attempts", "retry_kind", "retry_message", "retry_at")
+"""The fields of `SyncLogRow` that hold a request's retry progress, in `retry_progress` order."""
+
+_RETRY_FIELDS = attrgetter(*RETRY_FIELDS)
+
+
+def retry_progress(
+    attempt: int | None, max_attempts: int | None, kind: str | None, message: str | None, at: datetime | None
+) -> RetryProgress | None:
+    """A request's retry progress from its sync-log row's `RETRY_FIELDS`; None before any retry."""
+    if attempt is None or at is None:
+        return None
+    return RetryProgress(attempt, max_attempts or 0, kind or "", message or "", at)
 
 
 def latest(a: datetime | None, b: datetime | None) -> datetime | None:
