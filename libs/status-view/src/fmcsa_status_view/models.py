@@ -1,4 +1,5 @@
-"""What the status view answers: frozen read models (never table classes), and pages of them.
+"""What the status view answers: frozen read models (never table classes), and pages of them. The
+sync log and the change feed are read as their rows (`fmcsa_status_view.rows`): no other shape.
 
 Times are aware UTC datetimes. A DOT number is its canonical text (`"2847193"`).
 """
@@ -7,85 +8,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from enum import StrEnum
-from typing import Any, Generic, TypeVar
-from uuid import UUID
+from typing import Generic, TypeVar
 
 from fmcsa_events.identifiers import SourceKey
+from fmcsa_status_view.rows import Counts as Counts
+from fmcsa_status_view.rows import LastError as LastError
+from fmcsa_status_view.rows import RetryProgress as RetryProgress
+from fmcsa_status_view.rows import SourceRow, TotalsRow
+from fmcsa_status_view.rows import SyncState as SyncState
 
 T = TypeVar("T")
 
 
-class SyncState(StrEnum):
-    """Where a request stands; for a source, where its newest request stands."""
-
-    REQUESTED = "requested"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    """What one successful fetch did to the source's store."""
-
-    fetched: int
-    inserted: int
-    updated: int
-    unchanged: int
-
-
-@dataclass(frozen=True, slots=True)
-class LastError:
-    """The newest failed request of a source (kept after a later success, as history)."""
-
-    request_id: str
-    kind: str
-    message: str
-    retryable: bool
-    at: datetime
-    attempts: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class RetryProgress:
-    """A request that waits for its next attempt: attempt `attempt` of at most `max_attempts` failed
-    with `kind`, and the next one is due at `next_attempt_at` (a folded `SyncAttemptFailed`).
+@dataclass(slots=True)
+class SourceStatus(SourceRow):
+    """One source of one company: its row (`status_source`), whose properties group what a reader
+    shows (`last_counts`, `last_error`...), and its newest request's retry progress. Three times
+    matter (ARCHITECTURE.md): `upstream_as_of` (what the data describes), `last_success_at` (last good
+    fetch) and `last_requested_at`/`state` (last attempt). `consecutive_failures` counts failed
+    requests newer than the newest success.
     """
 
-    attempt: int
-    max_attempts: int
-    kind: str
-    message: str
-    next_attempt_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class SourceStatus:
-    """One source of one company. Three times matter (ARCHITECTURE.md): `upstream_as_of` (what the data
-    describes), `last_success_at` (last good fetch) and `last_requested_at`/`state` (last attempt).
-    `consecutive_failures` counts failed requests newer than the newest success.
-    """
-
-    source: SourceKey
-    state: SyncState
-    last_request_id: str | None
-    last_requested_at: datetime | None
-    last_trigger: str | None
-    last_requested_by: str | None
-    last_finished_at: datetime | None
-    last_success_at: datetime | None
-    last_success_request_id: str | None
-    last_counts: Counts | None
-    last_duration_ms: int | None
-    last_summary: dict[str, Any] | None
-    upstream_as_of: datetime | None
-    retrieved_at: datetime | None
-    last_error: LastError | None
-    consecutive_failures: int
-    failing: bool
-    requests: int
-    succeeded: int
-    failed: int
     retry: RetryProgress | None = None
     """Set while the newest request waits for its next attempt (state `requested`)."""
 
@@ -111,57 +54,6 @@ class CompanyStatus:
     never_synced: bool
     failing_sources: tuple[SourceKey, ...]
     sources: dict[SourceKey, SourceStatus] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class SyncLogEntry:
-    """One request and its outcome. `status` is `requested` until the outcome is folded;
-    `requested_at` is None while the outcome is known but its request is not (yet).
-    """
-
-    request_id: str
-    dot: str
-    source: SourceKey
-    status: SyncState
-    trigger: str | None
-    requested_by: str | None
-    requested_at: datetime | None
-    deadline: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_ms: int | None
-    attempts: int | None
-    counts: Counts | None
-    upstream_as_of: datetime | None
-    retrieved_at: datetime | None
-    error_kind: str | None
-    error_message: str | None
-    error_detail: str | None
-    error_retryable: bool | None
-    retry: RetryProgress | None = None
-    """The newest attempt's progress while the request waits for its next attempt (`requested`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeEntry:
-    """One changed fact of a carrier's public record (a folded `CarrierDataChanged`).
-
-    `position` is its stream sequence: the feed's order (newest first) and its identity in the
-    store; `event_id` is `change:<request_id>:<kind>:<subject>`, kept once however often it was
-    published. `before` and `after` are the small JSON values the source service stated.
-    """
-
-    position: int
-    event_id: str
-    request_id: UUID
-    dot: str
-    source: SourceKey
-    kind: str
-    subject: str
-    before: Any
-    after: Any
-    upstream_as_of: datetime | None
-    observed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,21 +84,6 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class SourceSummary:
-    """Totals of one source: `companies`, `failing`, `never_synced` count its (company, source) rows."""
-
-    source: SourceKey
-    companies: int
-    failing: int
-    never_synced: int
-    requests: int
-    succeeded: int
-    failed: int
-    last_finished_at: datetime | None
-    last_success_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class DayOutcomes:
     day: date
     source: SourceKey
@@ -218,6 +95,8 @@ class DayOutcomes:
 class Summary:
     """Totals over everything: `companies`, `failing`, `never_synced` count active companies;
     `requests`, `succeeded`, `failed` count sync-log events; `last_sync_at` is the newest outcome.
+    `per_source` holds each source's totals row (its `companies`, `failing`, `never_synced` count
+    its (company, source) rows).
     """
 
     companies: int
@@ -228,7 +107,7 @@ class Summary:
     failed: int
     last_sync_at: datetime | None
     last_success_at: datetime | None
-    per_source: dict[SourceKey, SourceSummary]
+    per_source: dict[SourceKey, TotalsRow]
     outcomes_per_day: tuple[DayOutcomes, ...]
     position: int
     events: int

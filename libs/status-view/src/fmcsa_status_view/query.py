@@ -14,36 +14,38 @@ import binascii
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
-from uuid import UUID
 
 from sqlalchemy.exc import DBAPIError
 
 from fmcsa_events.identifiers import SourceKey, parse_dot, parse_source
 from fmcsa_events.models import ChangeKind, Trigger
 from fmcsa_events.text import has_control_characters
+from fmcsa_status_view.binding import RowBinding
 from fmcsa_status_view.codec import Codec, codec_for
 from fmcsa_status_view.database import Database, Session, open_database
 from fmcsa_status_view.location import Location
 from fmcsa_status_view.models import (
-    ChangeEntry,
     CompanyStatus,
-    Counts,
     DayOutcomes,
     HistoryPoint,
     HistorySeries,
-    LastError,
     Page,
-    RetryProgress,
     SourceStatus,
-    SourceSummary,
     Summary,
-    SyncLogEntry,
     SyncState,
 )
-from fmcsa_status_view.tables import CHANGE, COMPANY, SOURCE, SYNC_LOG, columns
+from fmcsa_status_view.rows import (
+    RETRY_FIELDS,
+    ChangeRow,
+    CompanyRow,
+    SourceRow,
+    SyncLogRow,
+    TotalsRow,
+    retry_progress,
+)
+from fmcsa_status_view.tables import CHANGE, COMPANY, SOURCE, SYNC_LOG, TOTALS
 
 MAX_LIMIT = 500
 
@@ -53,12 +55,6 @@ MAX_CURSOR = 512
 _MAX_INT = 2**63 - 1  # the largest value a BIGINT (and SQLite's INTEGER) holds
 
 R = TypeVar("R")
-
-_COMPANY_COLUMNS = columns(COMPANY)
-_SOURCE_COLUMNS = columns(SOURCE)
-_LOG_COLUMNS = columns(SYNC_LOG)
-_CHANGE_COLUMNS = columns(CHANGE)
-_RETRY_COLUMNS = ("retry_attempt", "retry_max_attempts", "retry_kind", "retry_message", "retry_at")
 
 
 class InvalidCursor(ValueError):
@@ -72,6 +68,11 @@ class StatusView:
         self._location = Location(database_url)
         self._db: Database | None = None
         self._codec: Codec = codec_for("sqlite" if self._location.sqlite else "postgresql")
+        self._log = RowBinding(SYNC_LOG, SyncLogRow, self._codec, ("request_id",))
+        self._feed = RowBinding(CHANGE, ChangeRow, self._codec, ("position",))
+        self._companies = RowBinding(COMPANY, CompanyRow, self._codec, ("dot",))
+        self._sources = RowBinding(SOURCE, SourceRow, self._codec, ("dot", "source"))
+        self._totals = RowBinding(TOTALS, TotalsRow, self._codec, ("scope",))
         self._marker: tuple[int, int] | None = None
         self._retired: list[Database] = []
 
@@ -94,7 +95,7 @@ class StatusView:
         Raises `InvalidDotNumber` for a value that is not 1-8 digits.
         """
         number = int(parse_dot(dot))
-        sql = f"SELECT {', '.join(_COMPANY_COLUMNS)} FROM status_company WHERE dot = ?"
+        sql = f"{self._companies.select} WHERE dot = ?"
 
         async def work(session: Session) -> CompanyStatus | None:
             rows = await session.fetch(sql, (number,))
@@ -203,7 +204,7 @@ class StatusView:
                 where.append("s.success_request_id IS NOT NULL")
             if failing is None and never_synced is None:
                 where.append("s.dot IS NOT NULL")
-        select = ", ".join(f"c.{name}" for name in _COMPANY_COLUMNS)
+        select = ", ".join(f"c.{name}" for name in self._companies.names)
         sql = (
             f"SELECT {select} FROM status_company c {join} WHERE {' AND '.join(where)} ORDER BY c.dot LIMIT ?"
         )
@@ -229,7 +230,7 @@ class StatusView:
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> Page[SyncLogEntry]:
+    ) -> Page[SyncLogRow]:
         """Requests newest first (by requested time; an outcome whose request is not known yet sorts by
         its finish time). `since` is inclusive and `until` exclusive on that time. Raises ValueError
         (or `InvalidDotNumber`, `InvalidSource`) for a filter value outside its vocabulary.
@@ -266,17 +267,16 @@ class StatusView:
                 raise InvalidCursor("not a sync-log cursor") from None
             where.append("(sort_at < ? OR (sort_at = ? AND request_id < ?))")
             params += [moment, moment, request_id]
+        log = self._log
         rows = await self._select(
-            "status_sync_log", _LOG_COLUMNS, where, params, "sort_at DESC, request_id DESC", limit + 1
+            "status_sync_log", log.names, where, params, "sort_at DESC, request_id DESC", limit + 1
         )
         more = len(rows) > limit
-        entries = [self._log_entry(dict(zip(_LOG_COLUMNS, row, strict=True))) for row in rows[:limit]]
+        entries: list[SyncLogRow] = [log.decode(row) for row in rows[:limit]]
         next_cursor = None
         if more and entries:
-            last = rows[limit - 1]
-            sort_at = codec.time_in(last[_LOG_COLUMNS.index("sort_at")])
-            assert sort_at is not None
-            next_cursor = _encode_cursor("l", [sort_at.isoformat(), entries[-1].request_id])
+            last = entries[-1]
+            next_cursor = _encode_cursor("l", [last.sort_at.isoformat(), last.request_id])
         return Page(tuple(entries), next_cursor)
 
     async def changes(
@@ -288,7 +288,7 @@ class StatusView:
         since: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> Page[ChangeEntry]:
+    ) -> Page[ChangeRow]:
         """The change feed, newest first (by stream position); the filters combine with AND. `since`
         is inclusive on `observed_at`. Raises ValueError (or `InvalidDotNumber`, `InvalidSource`) for
         a filter value outside its vocabulary (`kind` must be a `ChangeKind`), `InvalidCursor` for a
@@ -312,8 +312,9 @@ class StatusView:
         if cursor:
             where.append("position < ?")
             params.append(_int_in(_decode_cursor(cursor, "f")[0], 1, _MAX_INT))
-        rows = await self._select("status_change", _CHANGE_COLUMNS, where, params, "position DESC", limit + 1)
-        entries = [self._change(dict(zip(_CHANGE_COLUMNS, row, strict=True))) for row in rows[:limit]]
+        feed = self._feed
+        rows = await self._select("status_change", feed.names, where, params, "position DESC", limit + 1)
+        entries: list[ChangeRow] = [feed.decode(row) for row in rows[:limit]]
         more = len(rows) > limit
         next_cursor = _encode_cursor("f", [entries[-1].position]) if more and entries else None
         return Page(tuple(entries), next_cursor)
@@ -346,16 +347,13 @@ class StatusView:
         """Totals, per source, and outcomes per day for the `days` days up to the newest day with any."""
         if not 1 <= days <= 3660:
             raise ValueError("days must be 1..3660")
-        totals_sql = (
-            "SELECT scope, companies, failing, never_synced, requests, succeeded, failed,"
-            " last_finished_at, last_success_at FROM status_totals"
-        )
+        totals_sql = self._totals.select
         daily_sql = (
             "SELECT day, source, succeeded, failed FROM status_daily WHERE day >= ? ORDER BY day, source"
         )
 
         async def work(session: Session) -> Summary:
-            totals = {row[0]: row for row in await session.fetch(totals_sql)}
+            totals = {row.scope: row for row in map(self._totals.decode, await session.fetch(totals_sql))}
             newest = await session.scalar("SELECT MAX(day) FROM status_daily")
             daily: Sequence[Any] = []
             if newest is not None:
@@ -366,34 +364,19 @@ class StatusView:
 
         return await self._run(work, _empty_summary())
 
-    def _summary(self, totals: dict[str, Any], daily: Sequence[Any], position: Any) -> Summary:
-        t = self._codec.time_in
-        every = totals.get("all")
-        per_source = {
-            source: SourceSummary(
-                source=source,
-                companies=int(row[1]),
-                failing=int(row[2]),
-                never_synced=int(row[3]),
-                requests=int(row[4]),
-                succeeded=int(row[5]),
-                failed=int(row[6]),
-                last_finished_at=t(row[7]),
-                last_success_at=t(row[8]),
-            )
-            for source in SourceKey
-            if (row := totals.get(source.value)) is not None
-        }
+    @staticmethod
+    def _summary(totals: dict[str, TotalsRow], daily: Sequence[Any], position: Any) -> Summary:
+        every = totals.get("all") or TotalsRow("all")
         return Summary(
-            companies=int(every[1]) if every else 0,
-            failing=int(every[2]) if every else 0,
-            never_synced=int(every[3]) if every else 0,
-            requests=int(every[4]) if every else 0,
-            succeeded=int(every[5]) if every else 0,
-            failed=int(every[6]) if every else 0,
-            last_sync_at=t(every[7]) if every else None,
-            last_success_at=t(every[8]) if every else None,
-            per_source=per_source,
+            companies=every.companies,
+            failing=every.failing,
+            never_synced=every.never_synced,
+            requests=every.requests,
+            succeeded=every.succeeded,
+            failed=every.failed,
+            last_sync_at=every.last_finished_at,
+            last_success_at=every.last_success_at,
+            per_source={s: row for s in SourceKey if (row := totals.get(s.value)) is not None},
             outcomes_per_day=tuple(
                 DayOutcomes(date.fromisoformat(str(day)), SourceKey(source), int(ok), int(bad))
                 for day, source, ok, bad in daily
@@ -452,147 +435,47 @@ class StatusView:
             raise
 
     async def _with_sources(self, session: Session, rows: Sequence[Any]) -> list[CompanyStatus]:
-        dots = [row[0] for row in rows]
-        sources: dict[int, dict[SourceKey, SourceStatus]] = {dot: {} for dot in dots}
-        if dots:
-            marks = ", ".join("?" * len(dots))
+        companies: list[CompanyRow] = [self._companies.decode(row) for row in rows]
+        sources: dict[str, dict[SourceKey, SourceStatus]] = {c.dot: {} for c in companies}
+        if companies:
+            marks = ", ".join("?" * len(companies))
+            names = self._sources.names
             # the newest request's retry progress, only for pairs whose newest request is open
             sql = (
-                f"SELECT {', '.join(f's.{c}' for c in _SOURCE_COLUMNS)}, "
-                f"{', '.join(f'l.{c}' for c in _RETRY_COLUMNS)} FROM status_source s "
+                f"SELECT {', '.join(f's.{c}' for c in names)}, "
+                f"{', '.join(f'l.{c}' for c in RETRY_FIELDS)} FROM status_source s "
                 "LEFT JOIN status_sync_log l ON s.state = 'requested' AND l.request_id = s.last_request_id "
                 f"WHERE s.dot IN ({marks})"
             )
-            width = len(_SOURCE_COLUMNS)
-            for row in await session.fetch(sql, dots):
-                status = self._source_status(dict(zip(_SOURCE_COLUMNS, row[:width], strict=True)))
-                retry = self._retry(dict(zip(_RETRY_COLUMNS, row[width:], strict=True)))
-                if retry is not None:
-                    status = replace(status, retry=retry)
-                sources[row[0]][status.source] = status
-        return [self._company(dict(zip(_COMPANY_COLUMNS, row, strict=True)), sources[row[0]]) for row in rows]
+            width = len(names)
+            for row in await session.fetch(sql, [int(c.dot) for c in companies]):
+                values = self._sources.values(row[:width])
+                attempt, most, kind, message, at = row[width:]
+                values.append(retry_progress(attempt, most, kind, message, self._codec.time_in(at)))
+                status = SourceStatus(*values)  # the row, then its retry progress
+                sources[status.dot][status.source] = status
+        return [self._company(c, sources[c.dot]) for c in companies]
 
-    def _company(self, row: dict[str, Any], sources: dict[SourceKey, SourceStatus]) -> CompanyStatus:
-        t = self._codec.time_in
-        failing = tuple(SourceKey(s) for s in str(row["failing_sources"]).split(",") if s)
+    @staticmethod
+    def _company(row: CompanyRow, sources: dict[SourceKey, SourceStatus]) -> CompanyStatus:
         return CompanyStatus(
-            dot=str(row["dot"]),
-            name=row["name"],
-            active=bool(row["active"]),
-            registered_at=t(row["registered_at"]),
-            removed_at=t(row["removed_at"]),
+            dot=row.dot,
+            name=row.name,
+            active=row.active,
+            registered_at=row.registered_at,
+            removed_at=row.removed_at,
             last_run=_newest(s.last_finished_at for s in sources.values()),
             last_success_at=_newest(s.last_success_at for s in sources.values()),
-            success=bool(row["success"]),
-            failing=bool(row["failing"]),
-            never_synced=bool(row["never_synced"]),
-            failing_sources=failing,
+            success=row.success,
+            failing=row.failing,
+            never_synced=row.never_synced,
+            failing_sources=tuple(SourceKey(s) for s in row.failing_sources.split(",") if s),
             sources={s: sources[s] for s in SourceKey if s in sources},
-        )
-
-    def _source_status(self, row: dict[str, Any]) -> SourceStatus:
-        t = self._codec.time_in
-        error = None
-        if row["error_request_id"] is not None:
-            error = LastError(
-                request_id=row["error_request_id"],
-                kind=row["error_kind"],
-                message=row["error_message"],
-                retryable=bool(row["error_retryable"]),
-                at=t(row["last_error_at"]),  # type: ignore[arg-type]  # set together with the request id
-                attempts=row["error_attempts"],
-            )
-        counts = None
-        if row["success_request_id"] is not None:
-            counts = _counts(row)
-        return SourceStatus(
-            source=SourceKey(row["source"]),
-            state=SyncState(row["state"]),
-            last_request_id=row["last_request_id"],
-            last_requested_at=t(row["last_requested_at"]),
-            last_trigger=row["last_trigger"],
-            last_requested_by=row["last_requested_by"],
-            last_finished_at=t(row["last_finished_at"]),
-            last_success_at=t(row["last_success_at"]),
-            last_success_request_id=row["success_request_id"],
-            last_counts=counts,
-            last_duration_ms=row["success_duration_ms"],
-            last_summary=self._codec.json_in(row["last_summary"]),
-            upstream_as_of=t(row["upstream_as_of"]),
-            retrieved_at=t(row["retrieved_at"]),
-            last_error=error,
-            consecutive_failures=int(row["consecutive_failures"]),
-            failing=bool(row["failing"]),
-            requests=int(row["requests"]),
-            succeeded=int(row["succeeded"]),
-            failed=int(row["failed"]),
-        )
-
-    def _retry(self, row: dict[str, Any]) -> RetryProgress | None:
-        at = self._codec.time_in(row["retry_at"])
-        if row["retry_attempt"] is None or at is None:
-            return None
-        return RetryProgress(
-            attempt=int(row["retry_attempt"]),
-            max_attempts=int(row["retry_max_attempts"]),
-            kind=row["retry_kind"],
-            message=row["retry_message"] or "",
-            next_attempt_at=at,
-        )
-
-    def _change(self, row: dict[str, Any]) -> ChangeEntry:
-        t, j = self._codec.time_in, self._codec.json_in
-        observed_at = t(row["observed_at"])
-        assert observed_at is not None, "a change always has its observed time"
-        return ChangeEntry(
-            position=int(row["position"]),
-            event_id=row["event_id"],
-            request_id=UUID(row["request_id"]),
-            dot=str(row["dot"]),
-            source=SourceKey(row["source"]),
-            kind=row["kind"],
-            subject=row["subject"],
-            before=j(row["before"]),
-            after=j(row["after"]),
-            upstream_as_of=t(row["upstream_as_of"]),
-            observed_at=observed_at,
-        )
-
-    def _log_entry(self, row: dict[str, Any]) -> SyncLogEntry:
-        t = self._codec.time_in
-        counts = None
-        if row["status"] == SyncState.SUCCEEDED:
-            counts = _counts(row)
-        return SyncLogEntry(
-            request_id=row["request_id"],
-            dot=str(row["dot"]),
-            source=SourceKey(row["source"]),
-            status=SyncState(row["status"]),
-            trigger=row["trigger"],
-            requested_by=row["requested_by"],
-            requested_at=t(row["requested_at"]),
-            deadline=t(row["deadline"]),
-            started_at=t(row["started_at"]),
-            finished_at=t(row["finished_at"]),
-            duration_ms=row["duration_ms"],
-            attempts=row["attempts"],
-            counts=counts,
-            upstream_as_of=t(row["upstream_as_of"]),
-            retrieved_at=t(row["retrieved_at"]),
-            error_kind=row["error_kind"],
-            error_message=row["error_message"],
-            error_detail=row["error_detail"],
-            error_retryable=Codec.bool_in(row["error_retryable"]),
-            retry=self._retry(row) if row["status"] == SyncState.REQUESTED else None,
         )
 
 
 def _newest(moments: Iterable[datetime | None]) -> datetime | None:
     return max((m for m in moments if m is not None), default=None)
-
-
-def _counts(row: dict[str, Any]) -> Counts:
-    return Counts(row["fetched"] or 0, row["inserted"] or 0, row["updated"] or 0, row["unchanged"] or 0)
 
 
 def _check_limit(limit: int) -> int:

@@ -6,17 +6,25 @@ ids as their canonical text. `status_position` holds the one stream sequence the
 applied, written in the same transaction as the rows it changed (style.md 2.8). `status_change`
 (the change feed) and `status_history` (series by upstream as-of) are folded from
 `CarrierDataChanged` and `SourceSynced` in the same transactions.
+
+A table whose row is a class of `fmcsa_status_view.rows` is derived from it (`row_table`): the row
+class spells the columns, this module only their storage details (lengths, keys, indexes).
 """
 
 from __future__ import annotations
 
+import types
+from collections.abc import Mapping
+from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Table, text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, String, Table, text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
+
+from fmcsa_status_view.rows import ChangeRow, CompanyRow, HistoryRow, SourceRow, SyncLogRow, TotalsRow
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -47,123 +55,6 @@ class StatusPosition(SQLModel, table=True):
     rejected: int = Field(default=0, sa_type=BigInteger)
 
 
-class StatusCompany(SQLModel, table=True):
-    """One row per company (DOT) seen in any event; `active` = registered and not removed since.
-
-    It holds what changes rarely (lifecycle and flags); last run and last success are the newest of
-    the company's `status_source` rows, so most outcomes write no company row at all.
-    """
-
-    __tablename__ = "status_company"
-    __table_args__ = (
-        Index("ix_status_company_failing", "active", "failing", "dot"),
-        Index("ix_status_company_never_synced", "active", "never_synced", "dot"),
-    )
-    dot: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    name: str | None = None
-    registered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    registered_event_id: str | None = None
-    removed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    removed_event_id: str | None = None
-    active: bool = False
-    success: bool = False
-    failing: bool = False
-    never_synced: bool = True
-    failing_sources: str = ""
-
-
-class StatusSource(SQLModel, table=True):
-    """One row per (company, source) ever requested: newest request, newest success, newest failure."""
-
-    __tablename__ = "status_source"
-    __table_args__ = (Index("ix_status_source_failing", "source", "failing", "dot"),)
-    dot: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    source: str = Field(primary_key=True, max_length=16)
-    state: str = Field(max_length=16)
-    last_request_id: str | None = None
-    last_requested_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    last_trigger: str | None = None
-    last_requested_by: str | None = None
-    last_finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    success_request_id: str | None = None
-    success_requested_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    last_success_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    success_attempts: int | None = None
-    success_duration_ms: int | None = Field(default=None, sa_type=BigInteger)
-    fetched: int | None = None
-    inserted: int | None = None
-    updated: int | None = None
-    unchanged: int | None = None
-    last_summary: dict[str, Any] | None = Field(default=None, sa_type=JSON)
-    upstream_as_of: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    retrieved_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    error_request_id: str | None = None
-    error_requested_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    last_error_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    error_kind: str | None = None
-    error_message: str | None = None
-    error_retryable: bool | None = None
-    error_attempts: int | None = None
-    consecutive_failures: int = 0
-    failing: bool = False
-    requests: int = 0
-    succeeded: int = 0
-    failed: int = 0
-
-
-class StatusSyncLog(SQLModel, table=True):
-    """One row per request id: the request and its terminal outcome, whichever came first.
-
-    `sort_at` is `requested_at`, or `finished_at` while the request is not known yet; the log lists
-    newest first by `(sort_at, request_id)`. `pending_summary` is set only while a success waits
-    for its request.
-    """
-
-    __tablename__ = "status_sync_log"
-    __table_args__ = (
-        Index("ix_status_sync_log_sort", "sort_at", "request_id"),
-        Index("ix_status_sync_log_dot", "dot", "sort_at", "request_id"),
-        # Only failures: the list people look for, at a fraction of an index on every status.
-        Index(
-            "ix_status_sync_log_failed",
-            "sort_at",
-            "request_id",
-            sqlite_where=text("status = 'failed'"),
-            postgresql_where=text("status = 'failed'"),
-        ),
-    )
-    request_id: str = Field(primary_key=True, max_length=36)
-    dot: int
-    source: str = Field(max_length=16)
-    status: str = Field(max_length=16)
-    trigger: str | None = None
-    requested_by: str | None = None
-    requested_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    deadline: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    started_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    duration_ms: int | None = Field(default=None, sa_type=BigInteger)
-    attempts: int | None = None
-    fetched: int | None = None
-    inserted: int | None = None
-    updated: int | None = None
-    unchanged: int | None = None
-    upstream_as_of: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    retrieved_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    error_kind: str | None = None
-    error_message: str | None = None
-    error_detail: str | None = None
-    error_retryable: bool | None = None
-    pending_summary: dict[str, Any] | None = Field(default=None, sa_type=JSON)
-    sort_at: datetime = Field(sa_type=UtcDateTime)
-    # the newest `SyncAttemptFailed` while the request waits for its next attempt (kept after the outcome)
-    retry_attempt: int | None = None
-    retry_max_attempts: int | None = None
-    retry_kind: str | None = Field(default=None, max_length=32)
-    retry_message: str | None = None
-    retry_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-
-
 class StatusDaily(SQLModel, table=True):
     """Outcomes per UTC day (`YYYY-MM-DD`) and source, for the summary chart."""
 
@@ -174,83 +65,144 @@ class StatusDaily(SQLModel, table=True):
     failed: int = Field(default=0, sa_type=BigInteger)
 
 
-class StatusTotals(SQLModel, table=True):
-    """Counters per scope (`all` or a source key), kept as increments by the projector.
-
-    Scope `all`: `companies`, `failing`, `never_synced` count active companies. A source scope:
-    they count that source's (company, source) rows. Requests and outcomes count sync-log events.
-    """
-
-    __tablename__ = "status_totals"
-    scope: str = Field(primary_key=True, max_length=16)
-    companies: int = Field(default=0, sa_type=BigInteger)
-    failing: int = Field(default=0, sa_type=BigInteger)
-    never_synced: int = Field(default=0, sa_type=BigInteger)
-    requests: int = Field(default=0, sa_type=BigInteger)
-    succeeded: int = Field(default=0, sa_type=BigInteger)
-    failed: int = Field(default=0, sa_type=BigInteger)
-    last_finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    last_success_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-
-
-class StatusChange(SQLModel, table=True):
-    """The change feed: one row per `CarrierDataChanged`, by its deterministic event id
-    (`change:<request_id>:<kind>:<subject>`, unique), at the stream sequence it was first folded at
-    (`position`: the feed's order, newest first). `before` and `after` are the fact's JSON values.
-    """
-
-    __tablename__ = "status_change"
-    __table_args__ = (
-        Index("ix_status_change_dot", "dot", "position"),
-        Index("ix_status_change_kind", "kind", "position"),
-        Index("ix_status_change_observed", "observed_at"),
-    )
-    position: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
-    event_id: str = Field(unique=True)
-    request_id: str = Field(max_length=36)
-    dot: int
-    source: str = Field(max_length=16)
-    kind: str = Field(max_length=40)
-    subject: str = Field(max_length=80)
-    before: Any = Field(default=None, sa_type=JSON, nullable=True)
-    after: Any = Field(default=None, sa_type=JSON, nullable=True)
-    upstream_as_of: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    observed_at: datetime = Field(sa_type=UtcDateTime)
-
-
-class StatusHistory(SQLModel, table=True):
-    """History series: one point per (DOT, source, subject, upstream as-of), from each `SourceSynced`
-    summary (`fmcsa_status.domain.feed` lists the subjects and values per source). `figures` maps a
-    value's name to a number or null (withheld upstream, never 0). A repeated as-of overwrites the
-    point when its observation (`observed_at`, then `request_id`) is newer.
-    """
-
-    __tablename__ = "status_history"
-    # SQLite: the key is the table (one B-tree, not a rowid table plus a key index): half the writes.
-    __table_args__ = {"sqlite_with_rowid": False}
-    dot: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    source: str = Field(primary_key=True, max_length=16)
-    subject: str = Field(primary_key=True, max_length=80)
-    as_of: datetime = Field(primary_key=True, sa_type=UtcDateTime)
-    figures: dict[str, Any] = Field(sa_type=JSON)
-    request_id: str = Field(max_length=36)
-    observed_at: datetime = Field(sa_type=UtcDateTime)
-
-
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel for table=True classes
     assert isinstance(table, Table)
     return table
 
 
+def row_table(
+    name: str,
+    row: type[Any],
+    *indexes: Index,
+    key: tuple[str, ...],
+    lengths: Mapping[str, int] | None = None,
+    big: frozenset[str] = frozenset(),
+    unique: frozenset[str] = frozenset(),
+    extra: tuple[Column[Any], ...] = (),
+    **kwargs: Any,
+) -> Table:
+    """The table of a row class (`fmcsa_status_view.rows`): a column per field, in field order, then
+    the `extra` columns (values a property of the row gives). A column's type follows the field's
+    annotation (text, with its `lengths`; an integer, BIGINT if `big`; a flag; an aware UTC time; a
+    JSON value), NULL allowed where the annotation allows None (`Any` does); a `dot` field is an
+    INTEGER.
+    """
+    hints = get_type_hints(row)
+    columns: list[Column[Any]] = []
+    for f in fields(row):
+        kind, optional = _unwrap(hints[f.name])
+        sql: TypeEngine[Any]
+        if f.name == "dot" or (kind is int and f.name not in big):
+            sql = Integer()
+        elif kind is bool:
+            sql = Boolean()
+        elif kind is int:
+            sql = BigInteger()
+        elif kind is datetime:
+            sql = UtcDateTime()
+        elif isinstance(kind, type) and issubclass(kind, str):
+            sql = String((lengths or {}).get(f.name))
+        else:  # a dict or any JSON value
+            sql = JSON()
+        primary = f.name in key
+        # an integer key is the value given (no SERIAL)
+        auto: Literal["auto"] | bool = False if primary and isinstance(sql, Integer) else "auto"
+        column = Column(
+            f.name,
+            sql,
+            primary_key=primary,
+            nullable=optional and not primary,
+            autoincrement=auto,
+            unique=f.name in unique or None,
+        )
+        columns.append(column)
+    return Table(name, SQLModel.metadata, *columns, *extra, *indexes, **kwargs)
+
+
+def _unwrap(hint: Any) -> tuple[Any, bool]:
+    """`(the type, whether None is allowed)` of an annotation such as `int | None`."""
+    if get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        return (args[0] if len(args) == 1 else Any), len(args) < len(get_args(hint))
+    return (get_origin(hint) or hint), hint is Any
+
+
 POSITION = _table(StatusPosition)
-COMPANY = _table(StatusCompany)
-SOURCE = _table(StatusSource)
-SYNC_LOG = _table(StatusSyncLog)
+COMPANY = row_table(
+    "status_company",
+    CompanyRow,
+    Index("ix_status_company_failing", "active", "failing", "dot"),
+    Index("ix_status_company_never_synced", "active", "never_synced", "dot"),
+    key=("dot",),
+)
+"""One row per company (DOT) seen in any event (`CompanyRow`): what changes rarely (lifecycle and
+flags); its last run and last success are the newest of its `status_source` rows, so most outcomes
+write no company row at all."""
+SOURCE = row_table(
+    "status_source",
+    SourceRow,
+    Index("ix_status_source_failing", "source", "failing", "dot"),
+    key=("dot", "source"),
+    lengths={"source": 16, "state": 16},
+    big=frozenset({"success_duration_ms"}),
+)
+"""One row per (company, source) ever requested (`SourceRow`): newest request, success, failure."""
+SYNC_LOG = row_table(
+    "status_sync_log",
+    SyncLogRow,
+    Index("ix_status_sync_log_sort", "sort_at", "request_id"),
+    Index("ix_status_sync_log_dot", "dot", "sort_at", "request_id"),
+    # Only failures: the list people look for, at a fraction of an index on every status.
+    Index(
+        "ix_status_sync_log_failed",
+        "sort_at",
+        "request_id",
+        sqlite_where=text("status = 'failed'"),
+        postgresql_where=text("status = 'failed'"),
+    ),
+    key=("request_id",),
+    lengths={"request_id": 36, "source": 16, "status": 16, "retry_kind": 32},
+    big=frozenset({"duration_ms"}),
+    # the log's order: requested time, or finish time while the request is not known yet
+    extra=(Column("sort_at", UtcDateTime(), nullable=False),),
+)
+"""One row per request id (`SyncLogRow`), newest first by `(sort_at, request_id)`."""
 DAILY = _table(StatusDaily)
-TOTALS = _table(StatusTotals)
-CHANGE = _table(StatusChange)
-HISTORY = _table(StatusHistory)
+TOTALS = row_table(
+    "status_totals",
+    TotalsRow,
+    key=("scope",),
+    lengths={"scope": 16},
+    big=frozenset({"companies", "failing", "never_synced", "requests", "succeeded", "failed"}),
+)
+"""Counters per scope (`TotalsRow`), kept as increments by the projector. Scope `all`: `companies`,
+`failing`, `never_synced` count active companies; a source scope: that source's (company, source)
+rows."""
+CHANGE = row_table(
+    "status_change",
+    ChangeRow,
+    Index("ix_status_change_dot", "dot", "position"),
+    Index("ix_status_change_kind", "kind", "position"),
+    Index("ix_status_change_observed", "observed_at"),
+    key=("position",),
+    lengths={"request_id": 36, "source": 16, "kind": 40, "subject": 80},
+    big=frozenset({"position"}),
+    unique=frozenset({"event_id"}),
+)
+"""The change feed: one row per `CarrierDataChanged` (`ChangeRow`), unique by its event id."""
+HISTORY = row_table(
+    "status_history",
+    HistoryRow,
+    key=("dot", "source", "subject", "as_of"),
+    lengths={"source": 16, "subject": 80, "request_id": 36},
+    # SQLite: the key is the table (one B-tree, not a rowid table plus a key index): half the writes.
+    sqlite_with_rowid=False,
+)
+"""History series (`HistoryRow`): one point per (DOT, source, subject, upstream as-of), from each
+`SourceSynced` summary (`fmcsa_status.domain.feed` lists the subjects and values per source).
+`figures` maps a value's name to a number or null (withheld upstream, never 0). A repeated as-of
+overwrites the point when its observation (`observed_at`, then `request_id`) is newer."""
 
 TABLES: tuple[Table, ...] = (POSITION, COMPANY, SOURCE, SYNC_LOG, DAILY, TOTALS, CHANGE, HISTORY)
 """Every table of the projection, in creation order; `SQLModel.metadata.create_all(tables=TABLES)`."""

@@ -12,7 +12,7 @@ from fmcsa_events.identifiers import SourceKey
 from fmcsa_status_view.codec import POSTGRES, SQLITE
 from fmcsa_status_view.database import dollar
 from fmcsa_status_view.location import BadPointer, Location
-from fmcsa_status_view.models import CompanyStatus, Counts, LastError, SourceStatus, SyncState
+from fmcsa_status_view.models import CompanyStatus, SourceStatus, SyncState
 from fmcsa_status_view.query import InvalidCursor, _decode_cursor, _encode_cursor, _int_in
 from fmcsa_status_view.syncstatus import js_time, sync_status_block
 
@@ -20,14 +20,17 @@ T = datetime(2026, 11, 23, 6, 0, 0, 123456, tzinfo=UTC)
 
 
 def source(key: SourceKey, *, failing: bool = False, success: datetime | None = T) -> SourceStatus:
-    error = LastError("r-1", "rate_limited", "429 from SaferWebAPI", True, T + timedelta(hours=1), 3)
+    error = dict(
+        error_request_id="r-1", error_kind="rate_limited", error_message="429 from SaferWebAPI",
+        error_retryable=True, last_error_at=T + timedelta(hours=1), error_attempts=3,
+    )  # fmt: skip
     return SourceStatus(
-        source=key, state=SyncState.FAILED if failing else SyncState.SUCCEEDED, last_request_id="r-1",
-        last_requested_at=T, last_trigger="scheduled", last_requested_by="scheduler", last_finished_at=T,
-        last_success_at=success, last_success_request_id="r-0", last_counts=Counts(1, 0, 0, 1),
-        last_duration_ms=10, last_summary={}, upstream_as_of=None, retrieved_at=None,
-        last_error=error if failing else None, consecutive_failures=2 if failing else 0, failing=failing,
-        requests=3, succeeded=1, failed=2 if failing else 0,
+        dot="2847193", source=key, state=SyncState.FAILED if failing else SyncState.SUCCEEDED,
+        last_request_id="r-1", last_requested_at=T, last_trigger="scheduled", last_requested_by="scheduler",
+        last_finished_at=T, last_success_at=success, success_request_id="r-0", fetched=1, inserted=0,
+        updated=0, unchanged=1, success_duration_ms=10, last_summary={}, upstream_as_of=None,
+        retrieved_at=None, consecutive_failures=2 if failing else 0, failing=failing, requests=3,
+        succeeded=1, failed=2 if failing else 0, **(error if failing else {}),  # type: ignore[arg-type]
     )  # fmt: skip
 
 

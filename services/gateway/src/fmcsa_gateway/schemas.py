@@ -8,29 +8,27 @@ and free text with `fmcsa_events.text.SafeText` (no control character), so a ref
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from fmcsa_events.identifiers import DotNumber, SourceKey
 from fmcsa_events.models import Trigger
 from fmcsa_events.text import SafeText
 from fmcsa_gateway.domain import NextDue
-from fmcsa_status_view.models import (
-    ChangeEntry,
-    CompanyStatus,
-    Counts,
-    HistorySeries,
-    LastError,
-    RetryProgress,
-    SourceStatus,
-    Summary,
-    SyncLogEntry,
-    SyncState,
-)
+from fmcsa_status_view.models import CompanyStatus, HistorySeries, SourceStatus, Summary, SyncState
+from fmcsa_status_view.rows import ChangeRow, SyncLogRow
 from fmcsa_status_view.syncstatus import sync_status_block
 
 
@@ -271,6 +269,11 @@ class SourceBadge(Answer):
     error_kind: str | None = Field(description="Kind of the newest error while the source is failing.")
     retry: RetryOut | None = Field(None, description="Set while the newest request waits for a retry.")
 
+    @field_validator("error_kind")
+    @classmethod
+    def _while_failing(cls, kind: str | None, info: ValidationInfo) -> str | None:
+        return kind if info.data.get("failing") else None
+
 
 class NextDueOut(Answer):
     """When the scheduler next requests this (company, source), estimated from outside the scheduler."""
@@ -307,7 +310,10 @@ class SourceStatusOut(Answer):
     upstream_as_of: datetime | None
     retrieved_at: datetime | None
     last_error: LastErrorOut | None
-    summary: dict[str, Any] | None = Field(description="The source's compact data of its last success.")
+    summary: dict[str, Any] | None = Field(
+        description="The source's compact data of its last success.",
+        validation_alias=AliasChoices("summary", "last_summary"),
+    )
     requests: int
     succeeded: int
     failed: int
@@ -320,7 +326,7 @@ class SourceStatusOut(Answer):
 
 
 class CompanyItem(Answer):
-    dot_number: str
+    dot_number: str = Field(validation_alias=AliasChoices("dot_number", "dot"))
     name: str | None
     active: bool
     registered_at: datetime | None
@@ -351,7 +357,7 @@ class SyncStatusBlock(Answer):
 
 
 class CompanyStatusOut(Answer):
-    dot_number: str
+    dot_number: str = Field(validation_alias=AliasChoices("dot_number", "dot"))
     name: str | None
     active: bool
     registered_at: datetime | None
@@ -367,8 +373,10 @@ class CompanyStatusOut(Answer):
 
 
 class SyncLogItem(Answer):
+    """One sync-log row (`fmcsa_status_view.rows.SyncLogRow`): `SyncLogItem.of(row)`."""
+
     request_id: str
-    dot_number: str
+    dot_number: str = Field(validation_alias=AliasChoices("dot_number", "dot"))
     source: SourceKey
     status: SyncState
     trigger: str | None
@@ -388,13 +396,17 @@ class SyncLogItem(Answer):
         None, description="Set while the request waits for its next attempt (status `requested`)."
     )
 
+    @classmethod
+    def of(cls, row: SyncLogRow) -> SyncLogItem:
+        return cls.model_validate(row, from_attributes=True)
+
 
 class SyncLogPage(Page):
     items: list[SyncLogItem]
 
 
 class SourceTotals(Answer):
-    source: SourceKey
+    source: SourceKey = Field(validation_alias=AliasChoices("source", "scope"))
     companies: int
     failing: int
     never_synced: int
@@ -423,7 +435,10 @@ class SummaryOut(Answer):
     last_success_at: datetime | None
     per_source: list[SourceTotals]
     outcomes_per_day: list[DayOutcomesOut]
-    applied_position: int = Field(description="The last stream sequence the status view has folded.")
+    applied_position: int = Field(
+        description="The last stream sequence the status view has folded.",
+        validation_alias=AliasChoices("applied_position", "position"),
+    )
 
 
 class ChangeItem(Answer):
@@ -432,7 +447,7 @@ class ChangeItem(Answer):
     position: int = Field(description="The stream sequence of the change: the feed's order.")
     event_id: str
     request_id: UUID = Field(description="The sync request whose fetch observed the change.")
-    dot_number: str
+    dot_number: str = Field(validation_alias=AliasChoices("dot_number", "dot"))
     source: SourceKey
     kind: str = Field(description="What changed, e.g. `basic_alert_started`, `violations_added`.")
     subject: str = Field(description="What changed within the kind: a BASIC, `us_vehicle`, or the kind.")
@@ -440,6 +455,10 @@ class ChangeItem(Answer):
     after: Any = Field(description="The value after the change (JSON; null when there is none).")
     upstream_as_of: datetime | None = Field(description="The date the upstream data describes.")
     observed_at: datetime = Field(description="When the source service saw the change.")
+
+    @classmethod
+    def of(cls, row: ChangeRow) -> ChangeItem:
+        return cls.model_validate(row, from_attributes=True)
 
 
 class ChangePage(Page):
@@ -464,52 +483,16 @@ class CompanyHistory(Answer):
     series: list[HistorySeriesOut]
 
 
-# --- from the status view's read models --------------------------------------------------------------
+# --- from the status view's rows and read models -------------------------------------------------
+#
+# Answers validate from what `StatusView` returns (`from_attributes`): an answer's field reads the
+# attribute of its name (nested answers too), or the one its `validation_alias` names where the API
+# speaks otherwise (`dot_number` for `dot`); `_fields` adds what the view does not hold.
 
 
-def _counts(counts: Counts | None) -> CountsOut | None:
-    if counts is None:  # fields by hand: `asdict` deep-copies, a tenth of a status answer's time
-        return None
-    return CountsOut(
-        fetched=counts.fetched, inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged
-    )
-
-
-def _last_error(error: LastError) -> LastErrorOut:
-    return LastErrorOut(
-        request_id=error.request_id,
-        kind=error.kind,
-        message=error.message,
-        retryable=error.retryable,
-        at=error.at,
-        attempts=error.attempts,
-    )
-
-
-def _retry(retry: RetryProgress | None) -> RetryOut | None:
-    if retry is None:
-        return None
-    return RetryOut(
-        attempt=retry.attempt,
-        max_attempts=retry.max_attempts,
-        kind=retry.kind,
-        message=retry.message,
-        next_attempt_at=retry.next_attempt_at,
-    )
-
-
-def source_badge(status: SourceStatus) -> SourceBadge:
-    return SourceBadge(
-        state=status.state,
-        failing=status.failing,
-        consecutive_failures=status.consecutive_failures,
-        last_requested_at=status.last_requested_at,
-        last_finished_at=status.last_finished_at,
-        last_success_at=status.last_success_at,
-        upstream_as_of=status.upstream_as_of,
-        error_kind=status.last_error.kind if status.failing and status.last_error else None,
-        retry=_retry(status.retry),
-    )
+def _fields(source: Any, **given: Any) -> dict[str, Any]:
+    """A read model's fields by name (a shallow `asdict`), with `given` added or replaced."""
+    return {**{f.name: getattr(source, f.name) for f in fields(source)}, **given}
 
 
 def next_due_out(due: NextDue) -> NextDueOut:
@@ -517,48 +500,13 @@ def next_due_out(due: NextDue) -> NextDueOut:
     return NextDueOut(at=due.at, enabled=due.enabled, within_minutes=within)
 
 
-def source_status(status: SourceStatus, due: NextDue | None = None) -> SourceStatusOut:
-    error = status.last_error
-    return SourceStatusOut(
-        source=status.source,
-        state=status.state,
-        failing=status.failing,
-        consecutive_failures=status.consecutive_failures,
-        last_request_id=status.last_request_id,
-        last_requested_at=status.last_requested_at,
-        last_trigger=status.last_trigger,
-        last_requested_by=status.last_requested_by,
-        last_finished_at=status.last_finished_at,
-        last_success_at=status.last_success_at,
-        last_success_request_id=status.last_success_request_id,
-        last_counts=_counts(status.last_counts),
-        last_duration_ms=status.last_duration_ms,
-        upstream_as_of=status.upstream_as_of,
-        retrieved_at=status.retrieved_at,
-        last_error=None if error is None else _last_error(error),
-        summary=status.last_summary,
-        requests=status.requests,
-        succeeded=status.succeeded,
-        failed=status.failed,
-        next_due=None if due is None else next_due_out(due),
-        retry=_retry(status.retry),
-    )
-
-
 def company_item(company: CompanyStatus) -> CompanyItem:
-    return CompanyItem(
-        dot_number=company.dot,
-        name=company.name,
-        active=company.active,
-        registered_at=company.registered_at,
-        last_run=company.last_run,
-        last_success_at=company.last_success_at,
-        success=company.success,
-        failing=company.failing,
-        never_synced=company.never_synced,
-        failing_sources=list(company.failing_sources),
-        sources={str(k): source_badge(v) for k, v in company.sources.items()},
-    )
+    return CompanyItem.model_validate(company, from_attributes=True)
+
+
+def source_status(status: SourceStatus, due: NextDue | None = None) -> SourceStatusOut:
+    answer = SourceStatusOut.model_validate(status, from_attributes=True)
+    return answer if due is None else answer.model_copy(update={"next_due": next_due_out(due)})
 
 
 def company_status(
@@ -566,87 +514,16 @@ def company_status(
 ) -> CompanyStatusOut:
     """The company's status; `due` adds each source's next due time."""
     due = due or {}
-    return CompanyStatusOut(
-        dot_number=company.dot,
-        name=company.name,
-        active=company.active,
-        registered_at=company.registered_at,
-        removed_at=company.removed_at,
-        last_run=company.last_run,
-        last_success_at=company.last_success_at,
-        success=company.success,
-        failing=company.failing,
-        never_synced=company.never_synced,
-        failing_sources=list(company.failing_sources),
-        sources={str(k): source_status(v, due.get(k)) for k, v in company.sources.items()},
-        syncStatus=SyncStatusBlock.model_validate(sync_status_block(company)),
-    )
-
-
-def sync_log_item(entry: SyncLogEntry) -> SyncLogItem:
-    return SyncLogItem(
-        request_id=entry.request_id,
-        dot_number=entry.dot,
-        source=entry.source,
-        status=entry.status,
-        trigger=entry.trigger,
-        requested_by=entry.requested_by,
-        requested_at=entry.requested_at,
-        deadline=entry.deadline,
-        started_at=entry.started_at,
-        finished_at=entry.finished_at,
-        duration_ms=entry.duration_ms,
-        attempts=entry.attempts,
-        counts=_counts(entry.counts),
-        upstream_as_of=entry.upstream_as_of,
-        error_kind=entry.error_kind,
-        error_message=entry.error_message,
-        error_retryable=entry.error_retryable,
-        retry=_retry(entry.retry),
-    )
+    sources = {key: source_status(status, due.get(key)) for key, status in company.sources.items()}
+    answer = _fields(company, sources=sources, syncStatus=sync_status_block(company))
+    return CompanyStatusOut.model_validate(answer, from_attributes=True)
 
 
 def summary(view: Summary) -> SummaryOut:
-    return SummaryOut(
-        companies=view.companies,
-        failing=view.failing,
-        never_synced=view.never_synced,
-        requests=view.requests,
-        succeeded=view.succeeded,
-        failed=view.failed,
-        last_sync_at=view.last_sync_at,
-        last_success_at=view.last_success_at,
-        per_source=[SourceTotals(**asdict(s)) for s in view.per_source.values()],
-        outcomes_per_day=[DayOutcomesOut(**asdict(d)) for d in view.outcomes_per_day],
-        applied_position=view.position,
-    )
-
-
-def change_item(entry: ChangeEntry) -> ChangeItem:
-    return ChangeItem(
-        position=entry.position,
-        event_id=entry.event_id,
-        request_id=entry.request_id,
-        dot_number=entry.dot,
-        source=entry.source,
-        kind=str(entry.kind),
-        subject=entry.subject,
-        before=entry.before,
-        after=entry.after,
-        upstream_as_of=entry.upstream_as_of,
-        observed_at=entry.observed_at,
-    )
+    answer = _fields(view, per_source=list(view.per_source.values()))
+    return SummaryOut.model_validate(answer, from_attributes=True)
 
 
 def company_history(dot: str, source: SourceKey, series: Sequence[HistorySeries]) -> CompanyHistory:
-    return CompanyHistory(
-        dot_number=dot,
-        source=source,
-        series=[
-            HistorySeriesOut(
-                subject=s.subject,
-                points=[HistoryPointOut(as_of=p.as_of, values=dict(p.values)) for p in s.points],
-            )
-            for s in series
-        ],
-    )
+    answer = {"dot_number": dot, "source": source, "series": series}
+    return CompanyHistory.model_validate(answer, from_attributes=True)

@@ -15,8 +15,9 @@ from fmcsa_gateway.domain import NextDue, next_due
 from fmcsa_gateway.problems import ProblemError
 from fmcsa_gateway.routes.changes import check_change_filters
 from fmcsa_gateway.routes.pages import shown, shown_change
-from fmcsa_gateway.schemas import ChangeItem, change_item, company_history, next_due_out
-from fmcsa_status_view.models import ChangeEntry, HistoryPoint, HistorySeries
+from fmcsa_gateway.schemas import ChangeItem, company_history, next_due_out
+from fmcsa_status_view.models import HistoryPoint, HistorySeries
+from fmcsa_status_view.rows import ChangeRow
 
 LAST = datetime(2026, 11, 23, 10, 17, 30, tzinfo=UTC)
 
@@ -60,11 +61,11 @@ def test_an_unreadable_cron_makes_next_due_unknown_rather_than_failing_the_read(
     assert due == NextDue(at=None, enabled=True, within=None)
 
 
-def _entry(**changes: object) -> ChangeEntry:
+def _entry(**changes: object) -> ChangeRow:
     values: dict[str, object] = {
         "position": 42,
         "event_id": "change:x:basic_alert_started:unsafe_driving",
-        "request_id": uuid4(),
+        "request_id": str(uuid4()),
         "dot": "99700001",
         "source": SourceKey.CSA,
         "kind": "basic_alert_started",
@@ -75,12 +76,12 @@ def _entry(**changes: object) -> ChangeEntry:
         "observed_at": LAST,
     }
     values.update(changes)
-    return ChangeEntry(**values)  # type: ignore[arg-type]  # the test builds it from a dict on purpose
+    return ChangeRow(**values)  # type: ignore[arg-type]  # the test builds it from a dict on purpose
 
 
 def test_a_change_entry_maps_to_its_answer_with_the_values_before_and_after() -> None:
     entry = _entry()
-    item = change_item(entry)
+    item = ChangeItem.of(entry)
     assert item == ChangeItem(
         position=42,
         event_id=entry.event_id,
@@ -97,7 +98,7 @@ def test_a_change_entry_maps_to_its_answer_with_the_values_before_and_after() ->
     dumped = item.model_dump(mode="json")
     assert dumped["dot_number"] == "99700001"
     assert dumped["before"] == {"percentile": 45, "threshold": 50}
-    assert change_item(_entry(before=None, after=3, upstream_as_of=None)).model_dump()["before"] is None
+    assert ChangeItem.of(_entry(before=None, after=3, upstream_as_of=None)).model_dump()["before"] is None
 
 
 def test_a_history_maps_each_series_with_its_points_oldest_first() -> None:

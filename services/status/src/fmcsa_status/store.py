@@ -35,13 +35,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
 from typing import Any
 
 import structlog
-from sqlalchemy import JSON, Boolean, Column, String, Table
+from sqlalchemy import String, Table
 
 from fmcsa_events.decoder import Undecodable
 from fmcsa_events.envelope import event_id as derived_event_id
@@ -57,21 +56,20 @@ from fmcsa_events.models import (
 )
 from fmcsa_runtime.database import data_error_reason, is_data_error
 from fmcsa_status.domain.fold import Fact, Loaded, PairKey, fold, settle
-from fmcsa_status.domain.state import Change, Company, DayCount, DayKey, Entry, Pair, Point, SyncState, Totals
+from fmcsa_status.domain.state import Change, Company, DayCount, DayKey, Entry, Pair, Point, Totals
 from fmcsa_status.stream import Delivered
+from fmcsa_status_view.binding import RowBinding, decoder
 from fmcsa_status_view.codec import Codec, codec_for
 from fmcsa_status_view.database import Database, Session, open_database
 from fmcsa_status_view.location import Location
 from fmcsa_status_view.tables import (
     CHANGE,
     COMPANY,
-    DAILY,
     HISTORY,
     SOURCE,
     SYNC_LOG,
     TABLES,
     TOTALS,
-    UtcDateTime,
     columns,
 )
 
@@ -148,45 +146,6 @@ class _Refused(Exception):
         self.position = position
 
 
-class _Rows:
-    """How one domain value type maps onto one table: column order, conversions, statements."""
-
-    def __init__(self, table: Table, cls: type[Any], codec: Codec, key: tuple[str, ...]) -> None:
-        self.table = table
-        self.cls = cls
-        self.columns = columns(table)
-        self.names = tuple(f.name for f in fields(cls))
-        assert set(self.names) <= set(self.columns), f"{cls.__name__} has fields {table.name} lacks"
-        by_name = {c.name: c for c in table.columns}
-        self._values = attrgetter(*self.columns)
-        outs = [(i, _encoder(by_name[c], codec)) for i, c in enumerate(self.columns)]
-        ins = [(i, _decoder(by_name[c], codec)) for i, c in enumerate(self.names)]
-        self._out = [(i, f) for i, f in outs if f is not None]
-        self._in = [(i, f) for i, f in ins if f is not None]
-        self._head = f"INSERT INTO {table.name} ({', '.join(self.columns)}) VALUES "
-        updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in key)
-        self._on_conflict = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-        self.upsert = self.insert(1, self._on_conflict)
-        self.select = f"SELECT {', '.join(self.names)} FROM {table.name}"
-
-    def insert(self, count: int, tail: str) -> str:
-        """An INSERT of `count` rows in one statement, then `tail` (its ON CONFLICT clause)."""
-        row = "(" + ", ".join("?" * len(self.columns)) + ")"
-        return self._head + ", ".join([row] * count) + tail
-
-    def encode(self, value: Any) -> tuple[Any, ...]:
-        row = list(self._values(value))
-        for i, out in self._out:
-            row[i] = out(row[i])
-        return tuple(row)
-
-    def decode(self, row: Sequence[Any]) -> Any:
-        values = list(row)
-        for i, read in self._in:
-            values[i] = read(values[i])
-        return self.cls(*values)
-
-
 @dataclass(frozen=True, slots=True)
 class _Batch:
     """One folded batch, ready to be written in one transaction."""
@@ -228,12 +187,12 @@ class StatusStore:
         self._reader: Database | None = None
         self._marker: tuple[int, int] | None = None
         codec = self._codec
-        self._entries = _Rows(SYNC_LOG, Entry, codec, ("request_id",))
-        self._pairs = _Rows(SOURCE, Pair, codec, ("dot", "source"))
-        self._companies = _Rows(COMPANY, Company, codec, ("dot",))
-        self._totals = _Rows(TOTALS, Totals, codec, ("scope",))
-        self._changes = _Rows(CHANGE, Change, codec, ("position",))
-        self._history = _Rows(HISTORY, Point, codec, ("dot", "source", "subject", "as_of"))
+        self._entries = RowBinding(SYNC_LOG, Entry, codec, ("request_id",))
+        self._pairs = RowBinding(SOURCE, Pair, codec, ("dot", "source"))
+        self._companies = RowBinding(COMPANY, Company, codec, ("dot",))
+        self._totals = RowBinding(TOTALS, Totals, codec, ("scope",))
+        self._changes = RowBinding(CHANGE, Change, codec, ("position",))
+        self._history = RowBinding(HISTORY, Point, codec, ("dot", "source", "subject", "as_of"))
         assert self._history.columns == _POINT_COLUMNS, "_point_rows writes the columns in this order"
         self._add_change = self._changes.insert(1, _ADD_CHANGE_TAIL)
         self._put_point = self._history.insert(
@@ -669,7 +628,7 @@ class StatusStore:
             for source in SourceKey:
                 self._cached_pairs.pop((dot, source), None)
 
-    async def _select(self, session: Session, rows: _Rows, column: str, keys: list[Any]) -> list[Any]:
+    async def _select(self, session: Session, rows: RowBinding, column: str, keys: list[Any]) -> list[Any]:
         found: list[Any] = []
         for start in range(0, len(keys), _CHUNK):
             chunk = tuple(keys[start : start + _CHUNK])
@@ -677,7 +636,7 @@ class StatusStore:
             found.extend(rows.decode(row) for row in await session.fetch(sql, chunk))
         return found
 
-    async def _upsert(self, session: Session, rows: _Rows, values: Iterable[Any]) -> None:
+    async def _upsert(self, session: Session, rows: RowBinding, values: Iterable[Any]) -> None:
         """One prepared statement for every row (the driver's executemany)."""
         encoded = [rows.encode(v) for v in values]
         if encoded:
@@ -751,7 +710,7 @@ async def dump_rows(session: Session, table: Table, codec: Codec) -> AsyncIterat
     """
     by_name = {c.name: c for c in table.columns}
     names = columns(table)
-    readers = [_decoder(by_name[n], codec) or _as_is for n in names]
+    readers = [decoder(by_name[n], codec) or _as_is for n in names]
     collate = "" if codec.sqlite else ' COLLATE "C"'
     order = ", ".join(
         f"{c.name}{collate}" if isinstance(c.type, String) else c.name for c in table.primary_key.columns
@@ -789,34 +748,6 @@ def _by_seq(poison: Poison) -> int:
 def _trim(cache: dict[Any, Any], limit: int) -> None:
     while len(cache) > limit:
         del cache[next(iter(cache))]
-
-
-def _encoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:
-    """What turns a domain value into a driver value; None: it goes as it is (str enums are str)."""
-    if isinstance(column.type, UtcDateTime):
-        return codec.time_out
-    if isinstance(column.type, JSON):
-        return codec.json_out
-    if column.name == "dot":
-        return int
-    return None
-
-
-def _decoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:
-    """What turns a driver value back into the domain's; None: it comes as it is."""
-    if isinstance(column.type, UtcDateTime):
-        return codec.time_in
-    if isinstance(column.type, JSON):
-        return codec.json_in
-    if isinstance(column.type, Boolean):
-        return Codec.bool_in
-    if column.name == "dot":
-        return str
-    if column.name == "source" and column.table is not DAILY and column.table is not TOTALS:
-        return SourceKey
-    if column.name in ("state", "status"):
-        return SyncState
-    return None
 
 
 def _as_is(value: Any) -> Any:

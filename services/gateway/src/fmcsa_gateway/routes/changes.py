@@ -20,7 +20,7 @@ from fmcsa_gateway.auth import VIEWER
 from fmcsa_gateway.ports import Ports, PortsDep
 from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
 from fmcsa_gateway.routes.companies import Cursor, DotPath, Limit, edge_dot
-from fmcsa_gateway.schemas import ChangePage, CompanyHistory, change_item, company_history
+from fmcsa_gateway.schemas import ChangeItem, ChangePage, CompanyHistory, company_history
 from fmcsa_status_view.query import InvalidCursor
 
 
@@ -65,7 +65,7 @@ async def list_changes(
         raise ProblemError(
             422, str(error), errors=[FieldError(field="query.cursor", reason=str(error))]
         ) from None
-    return ChangePage(limit=limit, next_cursor=page.next_cursor, items=[change_item(e) for e in page.items])
+    return ChangePage(limit=limit, next_cursor=page.next_cursor, items=[ChangeItem.of(e) for e in page.items])
 
 
 async def history_of(ports: Ports, dot: str, source: SourceKey) -> CompanyHistory:

@@ -38,11 +38,11 @@ from fmcsa_gateway.schemas import (
     SkippedRequest,
     StartedRequest,
     SummaryOut,
+    SyncLogItem,
     SyncLogPage,
     TriggerAccepted,
     TriggerSync,
     summary,
-    sync_log_item,
 )
 from fmcsa_status_view.models import SyncState
 from fmcsa_status_view.query import InvalidCursor
@@ -175,7 +175,7 @@ class SyncController(Controller):
                 422, str(error), errors=[FieldError(field="query.cursor", reason=str(error))]
             ) from None
         return SyncLogPage(
-            limit=limit, next_cursor=page.next_cursor, items=[sync_log_item(e) for e in page.items]
+            limit=limit, next_cursor=page.next_cursor, items=[SyncLogItem.of(e) for e in page.items]
         )
 
     @get("/summary", guards=[VIEWER], responses=problem_specs(401, 422))

@@ -51,6 +51,7 @@ from fmcsa_status.domain.state import (
     RequestKey,
     SyncState,
     Totals,
+    derive,
     latest,
     utc,
 )
@@ -161,7 +162,7 @@ def settle(loaded: Loaded, folded: Folded, recounted: Mapping[PairKey, int]) -> 
     for key, pair in folded.pairs.items():
         if key in folded.recount:
             pair.consecutive_failures = recounted[key]
-        pair.derive()
+        derive(pair)
         before = loaded.pairs.get(key)
         if pair == before:
             continue

@@ -1,4 +1,5 @@
-"""The values the status fold works on, one per row of the projection's tables.
+"""The values the status fold works on, one per row of the projection's tables (the sync log's and
+the change feed's are the shared rows of `fmcsa_status_view.rows`).
 
 They are records, not shared objects: the fold never changes a value it was given. It copies a row
 the first time a batch touches it (`copy()`), changes its copy in place (a batch changes the same
@@ -14,248 +15,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from enum import StrEnum
 from operator import attrgetter
 from typing import Any
 
-from fmcsa_events.identifiers import SourceKey
+from fmcsa_status_view.models import SyncState as SyncState
+from fmcsa_status_view.rows import ChangeRow, CompanyRow, HistoryRow, SourceRow, SyncLogRow, TotalsRow
+from fmcsa_status_view.rows import HistoryKey as HistoryKey
+from fmcsa_status_view.rows import JsonObject as JsonObject
+from fmcsa_status_view.rows import LifecycleKey as LifecycleKey
+from fmcsa_status_view.rows import RequestKey as RequestKey
+from fmcsa_status_view.rows import latest as latest
 
-RequestKey = tuple[datetime, str]
-"""The order of requests: `(requested_at, request_id as text)`; a larger key is the newer request."""
+Entry = SyncLogRow
+"""One sync-log row: the row class `StatusView` reads too (`fmcsa_status_view.rows`)."""
 
-LifecycleKey = tuple[datetime, str]
-"""The order of company lifecycle facts: `(occurred_at, event_id)`."""
+Change = ChangeRow
+"""One row of the change feed: the row class `StatusView` reads too."""
 
-JsonObject = dict[str, Any]
+Pair = SourceRow
+"""The status of one (company, source): the row class `StatusView` reads too."""
+
+Company = CompanyRow
+"""One company: the row class `StatusView` reads too."""
+
+Totals = TotalsRow
+"""The counters of one scope: the row class `StatusView` reads too."""
+
+Point = HistoryRow
+"""One point of a history series: the row of `status_history`."""
 
 ALL = "all"
 """The totals scope that covers every source."""
-
-
-class SyncState(StrEnum):
-    """Where one request stands, and (for a source) where its newest request stands."""
-
-    REQUESTED = "requested"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-@dataclass(slots=True)
-class Entry:
-    """One sync-log row: one request, merged from its `SyncRequested` and its terminal outcome.
-
-    Either part may arrive first. `pending_summary` holds a success's data summary only while the
-    success waits for its request (it is applied to the source's status once both are known).
-    """
-
-    request_id: str
-    dot: str
-    source: SourceKey
-    status: SyncState = SyncState.REQUESTED
-    trigger: str | None = None
-    requested_by: str | None = None
-    requested_at: datetime | None = None
-    deadline: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    duration_ms: int | None = None
-    attempts: int | None = None
-    fetched: int | None = None
-    inserted: int | None = None
-    updated: int | None = None
-    unchanged: int | None = None
-    upstream_as_of: datetime | None = None
-    retrieved_at: datetime | None = None
-    error_kind: str | None = None
-    error_message: str | None = None
-    error_detail: str | None = None
-    error_retryable: bool | None = None
-    pending_summary: JsonObject | None = None
-    retry_attempt: int | None = None
-    retry_max_attempts: int | None = None
-    retry_kind: str | None = None
-    retry_message: str | None = None
-    retry_at: datetime | None = None
-
-    @property
-    def has_request(self) -> bool:
-        return self.requested_at is not None
-
-    @property
-    def has_outcome(self) -> bool:
-        return self.finished_at is not None
-
-    @property
-    def complete(self) -> bool:
-        return self.requested_at is not None and self.finished_at is not None
-
-    @property
-    def key(self) -> RequestKey | None:
-        return None if self.requested_at is None else (self.requested_at, self.request_id)
-
-    @property
-    def sort_at(self) -> datetime:
-        """When the log shows it: requested time, or finish (else first attempt) time while the request
-        is unknown.
-        """
-        moment = self.requested_at or self.finished_at or self.started_at
-        assert moment is not None, "an entry holds a request, an outcome or a retry"
-        return moment
-
-    def copy(self) -> Entry:
-        return Entry(*_ENTRY_FIELDS(self))
-
-
-@dataclass(slots=True)
-class Pair:
-    """Status of one (company, source): its newest request, newest success and newest failure.
-
-    `consecutive_failures` counts failed requests newer than the newest success (request order).
-    `state`, `last_finished_at` and `failing` are derived (see `derived`) and stored for queries.
-    """
-
-    dot: str
-    source: SourceKey
-    state: SyncState = SyncState.REQUESTED
-    last_request_id: str | None = None
-    last_requested_at: datetime | None = None
-    last_trigger: str | None = None
-    last_requested_by: str | None = None
-    last_finished_at: datetime | None = None
-    success_request_id: str | None = None
-    success_requested_at: datetime | None = None
-    last_success_at: datetime | None = None
-    success_attempts: int | None = None
-    success_duration_ms: int | None = None
-    fetched: int | None = None
-    inserted: int | None = None
-    updated: int | None = None
-    unchanged: int | None = None
-    last_summary: JsonObject | None = None
-    upstream_as_of: datetime | None = None
-    retrieved_at: datetime | None = None
-    error_request_id: str | None = None
-    error_requested_at: datetime | None = None
-    last_error_at: datetime | None = None
-    error_kind: str | None = None
-    error_message: str | None = None
-    error_retryable: bool | None = None
-    error_attempts: int | None = None
-    consecutive_failures: int = 0
-    failing: bool = False
-    requests: int = 0
-    succeeded: int = 0
-    failed: int = 0
-
-    @property
-    def request_key(self) -> RequestKey | None:
-        if self.last_request_id is None or self.last_requested_at is None:
-            return None
-        return (self.last_requested_at, self.last_request_id)
-
-    @property
-    def success_key(self) -> RequestKey | None:
-        if self.success_request_id is None or self.success_requested_at is None:
-            return None
-        return (self.success_requested_at, self.success_request_id)
-
-    @property
-    def error_key(self) -> RequestKey | None:
-        if self.error_request_id is None or self.error_requested_at is None:
-            return None
-        return (self.error_requested_at, self.error_request_id)
-
-    @property
-    def synced(self) -> bool:
-        return self.success_request_id is not None
-
-    def derive(self) -> None:
-        """Recompute `state`, `last_finished_at` and `failing` from the rest (in place)."""
-        success, error = self.success_key, self.error_key
-        newest_done: RequestKey | None
-        if success is None or (error is not None and error > success):
-            newest_done, finished, done_state = error, self.last_error_at, SyncState.FAILED
-        else:
-            newest_done, finished, done_state = success, self.last_success_at, SyncState.SUCCEEDED
-        answered = newest_done is not None and newest_done == self.request_key
-        self.state = done_state if answered else SyncState.REQUESTED
-        self.last_finished_at = finished if newest_done is not None else None
-        self.failing = self.consecutive_failures > 0
-
-    def copy(self) -> Pair:
-        return Pair(*_PAIR_FIELDS(self))
-
-
-@dataclass(slots=True)
-class Company:
-    """One company (by DOT): its lifecycle (last-writer-wins by occurred-at) and flags derived from
-    its sources. `active` = registered and not removed since; `success` = it has run and no source is
-    failing; `never_synced` = no source ever succeeded.
-
-    Only what changes rarely is kept here, so most outcomes leave the row alone; the company's last
-    run and last success are the newest of its sources' (`status_source`), derived when read.
-    """
-
-    dot: str
-    name: str | None = None
-    registered_at: datetime | None = None
-    registered_event_id: str | None = None
-    removed_at: datetime | None = None
-    removed_event_id: str | None = None
-    active: bool = False
-    success: bool = False
-    failing: bool = False
-    never_synced: bool = True
-    failing_sources: str = ""
-
-    @property
-    def registered_key(self) -> LifecycleKey | None:
-        if self.registered_at is None or self.registered_event_id is None:
-            return None
-        return (self.registered_at, self.registered_event_id)
-
-    @property
-    def removed_key(self) -> LifecycleKey | None:
-        if self.removed_at is None or self.removed_event_id is None:
-            return None
-        return (self.removed_at, self.removed_event_id)
-
-    def copy(self) -> Company:
-        return Company(*_COMPANY_FIELDS(self))
-
-
-@dataclass(slots=True)
-class Totals:
-    """Counters of one scope (`all` or a source). Applied as increments; dates as maxima.
-
-    For a source, `companies`, `failing` and `never_synced` count its (company, source) pairs; for
-    `all` they count active companies.
-    """
-
-    scope: str
-    companies: int = 0
-    failing: int = 0
-    never_synced: int = 0
-    requests: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    last_finished_at: datetime | None = None
-    last_success_at: datetime | None = None
-
-    def add(self, other: Totals) -> None:
-        """Add `other`'s increments to this one (in place)."""
-        self.companies += other.companies
-        self.failing += other.failing
-        self.never_synced += other.never_synced
-        self.requests += other.requests
-        self.succeeded += other.succeeded
-        self.failed += other.failed
-        self.last_finished_at = latest(self.last_finished_at, other.last_finished_at)
-        self.last_success_at = latest(self.last_success_at, other.last_success_at)
-
-    @property
-    def is_zero(self) -> bool:
-        return self == Totals(self.scope)
 
 
 DayKey = tuple[str, str]
@@ -272,54 +62,18 @@ class DayCount:
         self.failed += other.failed
 
 
-@dataclass(slots=True)
-class Change:
-    """One row of the change feed: a `CarrierDataChanged`, kept once per `event_id`.
-
-    `event_id` is the fact's deterministic id (`change:<request_id>:<kind>:<subject>`), computed from
-    its content, so a republish under any message id is the same change. `position` is the stream
-    sequence it was folded at (the lowest, if it was published more than once): the feed's order.
-    """
-
-    position: int
-    event_id: str
-    request_id: str
-    dot: str
-    source: SourceKey
-    kind: str
-    subject: str
-    before: Any
-    after: Any
-    upstream_as_of: datetime | None
-    observed_at: datetime
-
-
-HistoryKey = tuple[str, SourceKey, str, datetime]
-"""`(dot, source, subject, as_of)`: one point of one series."""
-
-
-@dataclass(slots=True)
-class Point:
-    """One point of a history series: the values a source's summary gave for `subject` on the
-    upstream as-of date `as_of`. Of several observations of one as-of date, the newest wins (by
-    `order`: `(observed_at, request_id)`), so a repeated as-of overwrites and never duplicates.
-    """
-
-    dot: str
-    source: SourceKey
-    subject: str
-    as_of: datetime
-    figures: dict[str, float | None]
-    request_id: str
-    observed_at: datetime
-
-    @property
-    def key(self) -> HistoryKey:
-        return (self.dot, self.source, self.subject, self.as_of)
-
-    @property
-    def order(self) -> tuple[datetime, str]:
-        return (self.observed_at, self.request_id)
+def derive(pair: Pair) -> None:
+    """Recompute a pair's `state`, `last_finished_at` and `failing` from the rest (in place)."""
+    success, error = pair.success_key, pair.error_key
+    newest_done: RequestKey | None
+    if success is None or (error is not None and error > success):
+        newest_done, finished, done_state = error, pair.last_error_at, SyncState.FAILED
+    else:
+        newest_done, finished, done_state = success, pair.last_success_at, SyncState.SUCCEEDED
+    answered = newest_done is not None and newest_done == pair.request_key
+    pair.state = done_state if answered else SyncState.REQUESTED
+    pair.last_finished_at = finished if newest_done is not None else None
+    pair.failing = pair.consecutive_failures > 0
 
 
 def utc(moment: datetime) -> datetime:
@@ -329,18 +83,5 @@ def utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def latest(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a if a >= b else b
-
-
 def _getter(cls: type[Any]) -> Any:
     return attrgetter(*(f.name for f in fields(cls)))
-
-
-_ENTRY_FIELDS = _getter(Entry)
-_PAIR_FIELDS = _getter(Pair)
-_COMPANY_FIELDS = _getter(Company)

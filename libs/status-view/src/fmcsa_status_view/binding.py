@@ -1,0 +1,91 @@
+"""How a row class (`fmcsa_status_view.rows`) maps onto its table: column order, the conversions of
+its values to and from each database (`codec`), and its statements. The projector writes rows and
+`StatusView` reads them through the same binding, so both see one spelling of each row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Column, Table
+
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_status_view.codec import Codec
+from fmcsa_status_view.models import SyncState
+from fmcsa_status_view.tables import DAILY, TOTALS, UtcDateTime, columns
+
+
+class RowBinding:
+    """One row class on one table: `encode` a row into driver values in column order (the table's
+    extra columns come from the row's properties), `decode` one selected by `select` back.
+    """
+
+    def __init__(self, table: Table, cls: type[Any], codec: Codec, key: tuple[str, ...]) -> None:
+        self.table = table
+        self.cls = cls
+        self.columns = columns(table)
+        self.names = tuple(f.name for f in fields(cls))
+        assert set(self.names) <= set(self.columns), f"{cls.__name__} has fields {table.name} lacks"
+        by_name = {c.name: c for c in table.columns}
+        self._values = attrgetter(*self.columns)
+        outs = [(i, encoder(by_name[c], codec)) for i, c in enumerate(self.columns)]
+        ins = [(i, decoder(by_name[c], codec)) for i, c in enumerate(self.names)]
+        self._out = [(i, f) for i, f in outs if f is not None]
+        self._in = [(i, f) for i, f in ins if f is not None]
+        self._head = f"INSERT INTO {table.name} ({', '.join(self.columns)}) VALUES "
+        updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in key)
+        self._on_conflict = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        self.upsert = self.insert(1, self._on_conflict)
+        self.select = f"SELECT {', '.join(self.names)} FROM {table.name}"
+
+    def insert(self, count: int, tail: str) -> str:
+        """An INSERT of `count` rows in one statement, then `tail` (its ON CONFLICT clause)."""
+        row = "(" + ", ".join("?" * len(self.columns)) + ")"
+        return self._head + ", ".join([row] * count) + tail
+
+    def encode(self, value: Any) -> tuple[Any, ...]:
+        row = list(self._values(value))
+        for i, out in self._out:
+            row[i] = out(row[i])
+        return tuple(row)
+
+    def values(self, row: Sequence[Any]) -> list[Any]:
+        """A selected row's values as the row class takes them, in field order."""
+        values = list(row)
+        for i, read in self._in:
+            values[i] = read(values[i])
+        return values
+
+    def decode(self, row: Sequence[Any]) -> Any:
+        return self.cls(*self.values(row))
+
+
+def encoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:
+    """What turns a row's value into a driver value; None: it goes as it is (str enums are str)."""
+    if isinstance(column.type, UtcDateTime):
+        return codec.time_out
+    if isinstance(column.type, JSON):
+        return codec.json_out
+    if column.name == "dot":
+        return int
+    return None
+
+
+def decoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:
+    """What turns a driver value back into the row's; None: it comes as it is."""
+    if isinstance(column.type, UtcDateTime):
+        return codec.time_in
+    if isinstance(column.type, JSON):
+        return codec.json_in
+    if isinstance(column.type, Boolean):
+        return Codec.bool_in
+    if column.name == "dot":
+        return str
+    if column.name == "source" and column.table is not DAILY and column.table is not TOTALS:
+        return SourceKey
+    if column.name in ("state", "status"):
+        return SyncState
+    return None
