@@ -104,6 +104,8 @@ class SyncLogRow:
     unchanged: int | None = None
     upstream_as_of: datetime | None = None
     retrieved_at: datetime | None = None
+    checked_unchanged: bool | None = None
+    """A success that only checked the upstream's publication (`SourceSynced.checked_unchanged`)."""
     error_kind: str | None = None
     error_message: str | None = None
     error_detail: str | None = None
@@ -186,6 +188,8 @@ class SourceRow:
     last_summary: JsonObject | None = None
     upstream_as_of: datetime | None = None
     retrieved_at: datetime | None = None
+    checked_unchanged: bool | None = None
+    """The newest success only checked that the upstream published nothing newer than the data held."""
     error_request_id: str | None = None
     error_requested_at: datetime | None = None
     last_error_at: datetime | None = None

@@ -309,6 +309,11 @@ class SourceStatusOut(Answer):
     last_duration_ms: int | None
     upstream_as_of: datetime | None
     retrieved_at: datetime | None
+    checked_unchanged: bool = Field(
+        False,
+        description="The last success only checked the upstream's publication: nothing newer than the data "
+        "held (retrieved at `retrieved_at`, as of `upstream_as_of`) was published, so nothing was fetched.",
+    )
     last_error: LastErrorOut | None
     summary: dict[str, Any] | None = Field(
         description="The source's compact data of its last success.",
@@ -323,6 +328,11 @@ class SourceStatusOut(Answer):
     retry: RetryOut | None = Field(
         None, description="Set while the newest request waits for its next attempt (state `requested`)."
     )
+
+    @field_validator("checked_unchanged", mode="before")
+    @classmethod
+    def _none_is_not_checked(cls, value: object) -> bool:
+        return bool(value)  # rows folded before the column existed hold NULL
 
 
 class CompanyItem(Answer):
@@ -389,12 +399,20 @@ class SyncLogItem(Answer):
     attempts: int | None
     counts: CountsOut | None
     upstream_as_of: datetime | None
+    checked_unchanged: bool = Field(
+        False, description="A success that only checked the upstream's publication and fetched nothing."
+    )
     error_kind: str | None
     error_message: str | None
     error_retryable: bool | None
     retry: RetryOut | None = Field(
         None, description="Set while the request waits for its next attempt (status `requested`)."
     )
+
+    @field_validator("checked_unchanged", mode="before")
+    @classmethod
+    def _none_is_not_checked(cls, value: object) -> bool:
+        return bool(value)  # rows folded before the column existed hold NULL
 
     @classmethod
     def of(cls, row: SyncLogRow) -> SyncLogItem:

@@ -51,6 +51,21 @@ def test_a_request_then_its_success_makes_the_source_succeeded() -> None:
     assert entry.duration_ms == 2000
 
 
+def test_a_success_that_only_checked_the_upstream_says_so_until_a_fetch_follows() -> None:
+    first, second, third = request(DOT, CSA, 0), request(DOT, CSA, 10), request(DOT, CSA, 20)
+    checked = synced(second, 11, fetched=0).model_copy(
+        update={"checked_unchanged": True, "retrieved_at": synced(first, 1).retrieved_at}
+    )
+    p = fold_all(facts([first, synced(first, 1), second, checked]))
+    pair = p.pairs[(DOT, CSA)]
+    assert pair.checked_unchanged
+    assert (pair.last_success_at, pair.retrieved_at) == (checked.finished_at, synced(first, 1).retrieved_at)
+    assert p.entries[str(second.request_id)].checked_unchanged
+    assert not p.entries[str(first.request_id)].checked_unchanged
+    p = fold_all(facts([first, synced(first, 1), second, checked, third, synced(third, 21)]))
+    assert not p.pairs[(DOT, CSA)].checked_unchanged
+
+
 def test_a_request_without_outcome_is_requested_and_keeps_the_previous_success() -> None:
     first, second = request(DOT, CSA, 0), request(DOT, CSA, 10)
     p = fold_all(facts([first, synced(first, 1), second]))

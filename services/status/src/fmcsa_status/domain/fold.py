@@ -379,6 +379,7 @@ class _Work:
             entry.updated, entry.unchanged = counts.updated, counts.unchanged
             entry.upstream_as_of = utc(outcome.upstream_as_of) if outcome.upstream_as_of is not None else None
             entry.retrieved_at = utc(outcome.retrieved_at) if outcome.retrieved_at is not None else None
+            entry.checked_unchanged = outcome.checked_unchanged
             summary = dict(outcome.summary)
             for point in history_points(outcome):
                 if newer(point, self.history.get(point.key)):
@@ -449,6 +450,7 @@ class _Work:
             pair.last_summary = summary
             pair.upstream_as_of = entry.upstream_as_of
             pair.retrieved_at = entry.retrieved_at
+            pair.checked_unchanged = entry.checked_unchanged
             return
         pair.failed += 1
         if success is None or key > success:
