@@ -176,6 +176,19 @@ async def connect_nats(settings: ServiceSettings, *, name: str) -> NatsClient:
     return nc
 
 
+async def release(nc: NatsClient) -> None:
+    """Drain the connection at a stop, or close it when it cannot be drained (NATS is away and it is
+    reconnecting: closing ends the reconnect loop). Never raises: the process is stopping.
+    """
+    if nc.is_closed:
+        return
+    try:
+        await nc.drain()
+    except (nats.errors.Error, OSError, TimeoutError):
+        with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
+            await nc.close()  # the socket may be half open
+
+
 class Worker(Protocol):
     """What a service gives the shell: its own part of one run, over the shell's NATS connection."""
 
@@ -222,12 +235,18 @@ class Shell:
         await self.worker.start(self.nc)
 
     async def stop(self) -> None:
+        """The worker's stop, cut at `grace_s` (a bus call waiting out its timeout while NATS is away
+        must not hold the process), then the connection is drained, or closed if it cannot be.
+        """
+        grace_s = self.settings.grace_s
         try:
-            await self.worker.stop(self.settings.grace_s)
+            async with asyncio.timeout(grace_s):
+                await self.worker.stop(grace_s)
+        except TimeoutError:
+            log.warning("stop_cut_at_grace", grace_s=grace_s)
         finally:
-            if self.nc is not None and not self.nc.is_closed:
-                with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
-                    await self.nc.drain()
+            if self.nc is not None:
+                await release(self.nc)
 
     async def ready(self) -> bool:
         return self.nc is not None and self.nc.is_connected and await self.worker.ready()

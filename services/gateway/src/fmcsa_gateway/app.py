@@ -56,7 +56,7 @@ from fmcsa_gateway.routes.system import MetricsController, asyncapi, health, rea
 from fmcsa_gateway.security import RefuseMalformedTargets, security_headers
 from fmcsa_gateway.settings import Settings
 from fmcsa_runtime.broker import SharedConnectionBroker
-from fmcsa_runtime.service import connect_nats, declare_bus
+from fmcsa_runtime.service import connect_nats, declare_bus, release
 from fmcsa_status_view.query import StatusView
 
 log = structlog.get_logger(__name__)
@@ -193,7 +193,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             await broker.stop()
             if view is not None:
                 await view.close()
-            await nc.drain()
+            await release(nc)
 
     auth = build_auth(settings)
     prometheus = PrometheusConfig(
