@@ -205,7 +205,9 @@ class Worker(Protocol):
         ...
 
     async def ready(self) -> bool:
-        """The service's own readiness: its loop runs and its store answers."""
+        """The service's own readiness: its loop runs, and its store answers (`fmcsa_runtime.database
+        .answers`) where it has one of its own beside the bus.
+        """
         ...
 
 

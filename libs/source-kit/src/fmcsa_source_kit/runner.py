@@ -56,7 +56,7 @@ from fmcsa_events.models import (
 )
 from fmcsa_events.subjects import subject_for
 from fmcsa_events.topology import EVENTS_STREAM, source_durable
-from fmcsa_runtime.database import create_engine
+from fmcsa_runtime.database import answers, create_engine
 from fmcsa_runtime.deadletter import dead_letter
 from fmcsa_runtime.redaction import redact
 from fmcsa_runtime.service import Shell
@@ -654,7 +654,13 @@ class SourceWorker:
             await self.engine.dispose()
 
     async def ready(self) -> bool:
-        return self.runner is not None and self.runner.running
+        """The pull loop runs and the source's database answers."""
+        return (
+            self.runner is not None
+            and self.runner.running
+            and self.engine is not None
+            and await answers(self.engine)
+        )
 
 
 def create_source_app(

@@ -90,7 +90,13 @@ class NotifierWorker:
             await self.store.close()
 
     async def ready(self) -> bool:
-        return self.notifier is not None and self.notifier.running
+        """The delivery loop runs and the store answers."""
+        return (
+            self.notifier is not None
+            and self.notifier.running
+            and self.store is not None
+            and await self.store.answers()
+        )
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Shell:
