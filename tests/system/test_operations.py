@@ -3,15 +3,19 @@
 - started while NATS is unreachable, a service serves `/health` (200) at once, `/ready` says not ready,
   it logs one line per connect attempt with back-off and no traceback, and a stop signal ends it within
   its grace period;
+- a service (status, a source, the gateway) outlives a kill -9 and restart of the broker: `/ready` says
+  503 while it is down and 200 once it is back, one `nats_reconnecting` line per attempt with back-off,
+  and a stop signal while the broker is down again ends it within its grace period, exit 0;
 - an idle notifier on a real nats-server logs no warning across many fetch timeouts (the issue's "no
   warning for 10 minutes", emulated with a 5 ms fetch timeout: hundreds of idle fetches in seconds);
 - every entry point answers `--help` with its settings and exits 0 without starting (no port opened),
   and refuses an unknown argument (exit 2);
-- JSON log lines carry no terminal colour codes, from uvicorn and FastStream included.
+- JSON log lines carry no terminal colour codes, from uvicorn included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,7 +29,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from fmcsa_embedded import free_port, stop_process
+from fmcsa_embedded import NatsServer, free_port, stop_process
 
 pytestmark = pytest.mark.system
 
@@ -147,6 +151,79 @@ def test_a_service_without_nats_is_alive_not_ready_quiet_and_stops_within_its_gr
     assert waits == sorted(waits)  # the waits grow: jitter (0.5 s) is no larger than a step
 
 
+def _wait_for_status(service: Service, path: str, status: int, *, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        assert service.process.poll() is None, service.log()
+        with contextlib.suppress(httpx.TransportError):
+            if service.http.get(path).status_code == status:
+                return
+        time.sleep(0.1)  # poll interval while the connection goes or comes back
+    raise AssertionError(f"{path} never answered {status}:\n{service.log()}")
+
+
+@pytest.mark.parametrize(
+    ("module", "port_env", "grace_env"),
+    [
+        ("fmcsa_status", "FMCSA_STATUS_HTTP_PORT", "FMCSA_STATUS_GRACE_S"),
+        ("fmcsa_source_csa", "FMCSA_CSA_HTTP_PORT", "FMCSA_CSA_GRACE_S"),
+        ("fmcsa_gateway", "FMCSA_GATEWAY_PORT", "FMCSA_GATEWAY_GRACE_S"),
+    ],
+)
+def test_a_service_rides_out_a_broker_restart_and_stops_within_its_grace_while_the_broker_is_down(
+    module: str,
+    port_env: str,
+    grace_env: str,
+    tmp_path: Path,
+    nats_server: NatsServer,
+    services: list[Service],
+) -> None:
+    port = free_port()
+    grace_s = 3.0
+    service = Service(
+        module,
+        _clean_env(
+            FMCSA_NATS_URL=nats_server.url,
+            FMCSA_DATA_DIR=str(tmp_path),
+            **{port_env: str(port), grace_env: str(grace_s)},
+        ),
+        tmp_path / "service.log",
+        port,
+    )
+    services.append(service)
+    service.wait_until_ready()
+
+    nats_server.kill()  # kill -9 of the broker, then the same server again on the same port and store
+    _wait_for_status(service, "/ready", 503, within_s=15)
+    time.sleep(2.0)  # the broker stays down: the service retries meanwhile
+    nats_server.start()
+    _wait_for_status(service, "/ready", 200, within_s=START_WITHIN_S)
+
+    nats_server.kill()  # down again, and a stop signal while the service is reconnecting
+    _wait_for_status(service, "/ready", 503, within_s=15)
+    service.process.send_signal(signal.SIGTERM)
+    try:
+        code = service.process.wait(timeout=grace_s + 1.5)  # the grace, plus a margin for interpreter exit
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running {grace_s + 1.5}s after SIGTERM:\n{service.log()}")
+    log = service.log()
+    lines = service.lines()
+    attempts = [line for line in lines if line["event"] == "nats_reconnecting"]
+    assert code == 0, log
+    assert "Traceback" not in log
+    assert [line["event"] for line in lines].count("nats_reconnected") == 1, log
+    assert all(line["connection"] for line in attempts)
+    outages: list[list[float]] = []  # the waits of each outage's attempts; attempt 1 starts a new one
+    for line in attempts:
+        if line["attempt"] == 1:
+            outages.append([])
+        outages[-1].append(float(str(line["wait_s"])))
+    assert len(outages) == 2, log
+    for waits in outages:  # back-off: immediate, then 0.5 s doubling (jitter below a step), not a fixed pace
+        assert waits[0] == 0.0
+        assert waits == sorted(waits), waits
+
+
 def test_an_idle_notifier_logs_no_warning_over_hundreds_of_fetch_timeouts(
     tmp_path: Path, fresh_nats_url: str, services: list[Service]
 ) -> None:
@@ -243,7 +320,7 @@ def test_every_entry_point_answers_help_with_its_settings_and_starts_nothing(
     assert "unrecognized arguments: --no-such-option" in wrong.stderr
 
 
-def test_json_log_lines_carry_no_colour_codes_from_uvicorn_or_faststream(
+def test_json_log_lines_carry_no_colour_codes_from_uvicorn(
     tmp_path: Path, fresh_nats_url: str, services: list[Service]
 ) -> None:
     port = free_port()
@@ -265,7 +342,7 @@ def test_json_log_lines_carry_no_colour_codes_from_uvicorn_or_faststream(
     lines = service.lines()  # each line is one JSON object: nothing printed by a handler of its own
     loggers = {str(line.get("logger")) for line in lines}
     assert "uvicorn.error" in loggers
-    assert any(name.startswith("faststream") for name in loggers), loggers
+    assert "fmcsa_runtime.service" in loggers, loggers
     assert "\x1b" not in log
     assert "color_message" not in log
 

@@ -10,12 +10,13 @@ the file 0600 before SQLite opens it; SQLite gives its -wal and -shm files the d
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -113,3 +114,17 @@ def data_error_reason(error: BaseException) -> str:
     orig = getattr(error, "orig", None) or error
     text = str(orig).strip().splitlines()
     return (text[0] if text else type(orig).__name__)[:300]
+
+
+STORE_CHECK_TIMEOUT_S = 2.0
+
+
+async def answers(engine: AsyncEngine, *, timeout_s: float = STORE_CHECK_TIMEOUT_S) -> bool:
+    """Whether the database answers `SELECT 1` within `timeout_s`: a worker's readiness check."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except Exception:  # any failure to reach the store means: not ready
+        return False
+    return True

@@ -1,15 +1,17 @@
-"""The one shape every bus service runs in: a FastStream NATS broker inside an ASGI app that serves
-`/health` (alive), `/ready` (broker reachable and the service's own check) and `/metrics`
-(Prometheus, FastStream's middleware counting bus traffic), run by uvicorn.
+"""The one shape every worker runs in, `Shell`: the process's one NATS connection, `/health` (alive),
+`/ready` (the connection is connected and the service's own check says yes) and `/metrics` (the
+process's Prometheus registry), the service's tasks (`Worker`), run by uvicorn (`run`, `serve`).
 
-uvicorn turns SIGTERM and SIGINT into a graceful stop: intake stops, the broker waits up to
-`grace_s` for running handlers (what is not finished is left unacked and redelivered), the
-service's shutdown hooks run, and the process exits 0.
+uvicorn turns SIGTERM and SIGINT into a graceful stop: the worker stops its intake and waits up to
+`grace_s` for the work in hand (what is not finished is handed back or left unacked, and redelivered),
+closes its store, the connection is drained, and the process exits 0.
 
 `serve` starts the app in the background (`StartInBackground`): the port opens and `/health` answers
-at once, `/ready` says "starting" (503) until the app's own startup (connecting NATS, opening the store)
-has finished, and a stop signal is honoured at any moment, connected or not. While NATS is unreachable
-`connect_nats` retries with back-off (stamina), one log line per attempt and no traceback.
+at once, `/ready` says "starting" (503) until the startup (connecting NATS, opening the store) has
+finished, and a stop signal is honoured at any moment, connected or not. While NATS is unreachable
+`connect_nats` retries with back-off (stamina), one log line per attempt and no traceback; a connection
+that is lost later is retried forever by nats-py with the same back-off, one line per attempt
+(`_ConnectionLog`), and the process stays up meanwhile (`/ready` says 503).
 """
 
 from __future__ import annotations
@@ -17,54 +19,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
+import random
 import signal
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
 
 import nats
 import nats.errors
 import stamina
 import structlog
 import uvicorn
-from faststream.asgi import AsgiFastStream, AsgiResponse, get
-from faststream.nats import NatsBroker
-from faststream.nats.prometheus import NatsPrometheusMiddleware
-from faststream.nats.security import NatsSecurity, NatsUserPassword
 from nats.aio.client import Client as NatsClient
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from nats.aio.client import Server
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from fmcsa_events.topology import Topology, declare
 from fmcsa_runtime.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
-
-ReadyCheck = Callable[[], Awaitable[bool]]
-
-
-def make_broker(settings: ServiceSettings, *, service: str, registry: CollectorRegistry) -> NatsBroker:
-    """A FastStream NATS broker with Prometheus middleware and the service's grace period."""
-    return NatsBroker(
-        [url.strip() for url in settings.nats_url.split(",")],
-        graceful_timeout=settings.grace_s,
-        middlewares=[NatsPrometheusMiddleware(registry=registry, app_name=service)],
-        max_reconnect_attempts=-1,
-        name=service,
-        # a plain stdlib logger: it propagates to the root handler that configure_logging installed
-        logger=logging.getLogger(f"faststream.{service}"),
-        security=_security(settings),
-    )
-
-
-def _security(settings: ServiceSettings) -> NatsSecurity | None:
-    """The broker's form of `settings.nats_options()`: user and password, and TLS, or nothing."""
-    options = settings.nats_options()
-    if "user" in options:
-        return NatsUserPassword(options["user"], options.get("password", ""), ssl_context=options.get("tls"))
-    if "tls" in options:
-        return NatsSecurity(ssl_context=options["tls"])
-    return None
 
 
 class NatsUnreachable(Exception):
@@ -74,26 +47,73 @@ class NatsUnreachable(Exception):
         return f"NatsUnreachable({self})"
 
 
-class _ErrorLog:
-    """nats-py's error callback: one log line per error and no traceback (its default logs one with a
-    traceback for every failed reconnect, twice a second). While the first connection is being made
-    errors are only remembered: the retry loop reports each failed attempt once.
+CONNECT_WAIT_INITIAL_S = 0.5
+CONNECT_WAIT_MAX_S = 10.0
+"""Back-off between connect attempts while NATS is unreachable, at start and after a connection was lost:
+0.5 s doubling up to 10 s, with jitter."""
+
+
+class _ConnectionLog:
+    """nats-py's callbacks for one connection: one log line per event and no traceback (its default
+    logs one with a traceback for every failed reconnect, twice a second).
+
+    - While the first connection is being made errors are only remembered: the retry loop of
+      `connect_nats` reports each failed attempt once.
+    - Once connected, an error is logged (`nats_error`): a lost connection, a permission refused.
+    - While reconnecting, the reconnect handler logs one `nats_reconnecting` line per attempt, with its
+      back-off (`CONNECT_WAIT_INITIAL_S` doubling up to `CONNECT_WAIT_MAX_S`, jittered) and the error of
+      the attempt before; `nats_reconnected` ends the series and resets the back-off.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.connected = False
+        self.reconnecting = False
+        self.attempts = 0
         self.last: Exception | None = None
 
-    async def callback(self, error: Exception) -> None:  # nats-py wants a coroutine function
+    def _error_text(self) -> str | None:
+        return f"{type(self.last).__name__}: {self.last}" if self.last is not None else None
+
+    async def error(self, error: Exception) -> None:  # nats-py wants coroutine functions
         self.last = error
+        if self.connected and not self.reconnecting:
+            log.warning("nats_error", connection=self.name, error=self._error_text())
+
+    async def disconnected(self) -> None:
         if self.connected:
-            log.warning("nats_error", connection=self.name, error=f"{type(error).__name__}: {error}")
+            self.reconnecting = True
 
+    async def reconnected(self) -> None:
+        log.info("nats_reconnected", connection=self.name, attempts=self.attempts)
+        self.reconnecting = False
+        self.attempts = 0
+        self.last = None
 
-CONNECT_WAIT_INITIAL_S = 0.5
-CONNECT_WAIT_MAX_S = 10.0
-"""Back-off between connect attempts while NATS is unreachable at start: 0.5 s doubling up to 10 s."""
+    async def closed(self) -> None:
+        if self.connected:
+            log.info("nats_closed", connection=self.name)
+
+    def next_server(self, servers: list[Server], info: dict[str, Any]) -> tuple[Server | None, float]:
+        """nats-py's `reconnect_to_server_handler`: the server tried least since the connection was
+        lost, and how long to wait before trying it.
+        """
+        self.reconnecting = True
+        delay = 0.0
+        if self.attempts:
+            delay = min(CONNECT_WAIT_INITIAL_S * 2 ** (self.attempts - 1), CONNECT_WAIT_MAX_S)
+            delay += random.uniform(0, CONNECT_WAIT_INITIAL_S)
+        self.attempts += 1
+        server = min(servers, key=lambda s: s.reconnects) if servers else None
+        log.warning(
+            "nats_reconnecting",
+            connection=self.name,
+            attempt=self.attempts,
+            server=server.uri.netloc if server is not None else None,
+            wait_s=round(delay, 2),
+            error=self._error_text(),
+        )
+        return server, delay
 
 
 DECLARE_ATTEMPTS = 6
@@ -113,14 +133,15 @@ async def declare_bus(nc: NatsClient, topology: Topology) -> None:
 
 
 async def connect_nats(settings: ServiceSettings, *, name: str) -> NatsClient:
-    """A nats-py connection for JetStream admin, publishing and KV; reconnects forever once connected.
+    """The process's one nats-py connection (JetStream, KV, subscriptions); reconnects forever once
+    connected, one `nats_reconnecting` log line per attempt with back-off (`_ConnectionLog`).
 
     Until the first connection is made, each attempt is one pass over the servers (nats-py tries each
     twice); a failed pass is retried by stamina with exponential back-off and jitter, forever, and
     stamina logs one `stamina.retry_scheduled` line per failed attempt. Cancelling it (a stop signal)
     ends the wait at once.
     """
-    errors = _ErrorLog(name)
+    events = _ConnectionLog(name)
     async for attempt in stamina.retry_context(
         on=NatsUnreachable,
         attempts=None,
@@ -135,65 +156,158 @@ async def connect_nats(settings: ServiceSettings, *, name: str) -> NatsClient:
                     servers=[url.strip() for url in settings.nats_url.split(",")],
                     name=name,
                     max_reconnect_attempts=1,  # one pass at start; forever once connected (below)
-                    reconnect_time_wait=0.5,
+                    reconnect_time_wait=CONNECT_WAIT_INITIAL_S,
                     connect_timeout=5,
                     allow_reconnect=True,
-                    error_cb=errors.callback,
+                    error_cb=events.error,
+                    disconnected_cb=events.disconnected,
+                    reconnected_cb=events.reconnected,
+                    closed_cb=events.closed,
+                    reconnect_to_server_handler=events.next_server,
                     **settings.nats_options(),
                 )
             except (OSError, TimeoutError, nats.errors.NoServersError) as error:
-                cause = errors.last or error
+                cause = events.last or error
                 raise NatsUnreachable(f"{type(cause).__name__}: {cause}") from None
     # `options` is the client's live configuration: reconnects read it each time
     nc.options["max_reconnect_attempts"] = -1
-    errors.connected = True
+    events.connected = True
+    events.last = None
     return nc
 
 
-def build_app(
-    broker: NatsBroker,
-    *,
-    registry: CollectorRegistry,
-    ready: ReadyCheck | None = None,
-    on_startup: Sequence[Callable[..., Any]] = (),
-    after_startup: Sequence[Callable[..., Any]] = (),
-    on_shutdown: Sequence[Callable[..., Any]] = (),
-    after_shutdown: Sequence[Callable[..., Any]] = (),
-) -> AsgiFastStream:
-    """Wrap a broker in the ASGI app with health, readiness and metrics routes."""
-
-    @get(include_in_schema=False)
-    async def health(scope: Any) -> AsgiResponse:
-        return AsgiResponse(b'{"status":"ok"}', 200, headers={"content-type": "application/json"})
-
-    @get(include_in_schema=False)
-    async def readiness(scope: Any) -> AsgiResponse:
-        broker_ok = await broker.ping(2.0)
-        own_ok = await ready() if ready is not None else True
-        status = 200 if broker_ok and own_ok else 503
-        body = b'{"status":"ready"}' if status == 200 else b'{"status":"not ready"}'
-        return AsgiResponse(body, status, headers={"content-type": "application/json"})
-
-    @get(include_in_schema=False)
-    async def metrics(scope: Any) -> AsgiResponse:
-        # the app's own registry (FastStream's bus metrics) plus the process-wide one (our counters)
-        body = generate_latest(registry) + generate_latest(REGISTRY)
-        return AsgiResponse(body, 200, headers={"content-type": CONTENT_TYPE_LATEST})
-
-    return AsgiFastStream(
-        broker,
-        asgi_routes=[("/health", health), ("/ready", readiness), ("/metrics", metrics)],
-        on_startup=list(on_startup),
-        after_startup=list(after_startup),
-        on_shutdown=list(on_shutdown),
-        after_shutdown=list(after_shutdown),
-        logger=logging.getLogger("faststream.app"),
-    )
+async def release(nc: NatsClient) -> None:
+    """Drain the connection at a stop, or close it when it cannot be drained (NATS is away and it is
+    reconnecting: closing ends the reconnect loop). Never raises: the process is stopping.
+    """
+    if nc.is_closed:
+        return
+    try:
+        await nc.drain()
+    except (nats.errors.Error, OSError, TimeoutError):
+        with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
+            await nc.close()  # the socket may be half open
 
 
-def run(app: AsgiFastStream, settings: ServiceSettings) -> None:
-    """Serve the app until SIGTERM or SIGINT; returns after a graceful stop."""
-    serve(app, host=settings.http_host, port=settings.http_port, grace_s=settings.grace_s)
+class Worker(Protocol):
+    """What a service gives the shell: its own part of one run, over the shell's NATS connection."""
+
+    async def start(self, nc: NatsClient) -> None:
+        """Open the store, declare what the service declares beyond the topology, start the service's
+        tasks, and return once they run. An exception fails the startup (the process exits 1).
+        """
+        ...
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop intake, let work in hand finish within `grace_s`, close the store. Also called after a
+        `start` that failed or was cancelled half way: close whatever was opened.
+        """
+        ...
+
+    async def ready(self) -> bool:
+        """The service's own readiness: its loop runs, and its store answers (`fmcsa_runtime.database
+        .answers`) where it has one of its own beside the bus.
+        """
+        ...
+
+
+JSON = [(b"content-type", b"application/json")]
+
+
+class Shell:
+    """The one shape every worker runs in (scheduler, status, notifier, each source): an ASGI app that
+    owns the process's one NATS connection and serves `/health`, `/ready` and `/metrics`.
+
+    Startup (the ASGI lifespan, run in the background by `serve`): `connect_nats` (retried with back-off
+    while NATS is unreachable), `declare_bus`, then `worker.start(nc)`. Shutdown: `worker.stop(grace_s)`,
+    then the connection is drained. `/ready` is 200 while the connection is connected and
+    `worker.ready()` says yes; `/metrics` is the process's Prometheus registry (the service's own
+    families). `async with shell:` runs the same startup and shutdown without a server (tests).
+    """
+
+    def __init__(self, settings: ServiceSettings, *, name: str, worker: Worker) -> None:
+        self.settings = settings
+        self.name = name
+        self.worker = worker
+        self.nc: NatsClient | None = None
+
+    async def start(self) -> None:
+        self.nc = await connect_nats(self.settings, name=self.name)
+        await declare_bus(self.nc, self.settings.topology())
+        await self.worker.start(self.nc)
+
+    async def stop(self) -> None:
+        """The worker's stop, cut at `grace_s` (a bus call waiting out its timeout while NATS is away
+        must not hold the process), then the connection is drained, or closed if it cannot be.
+        """
+        grace_s = self.settings.grace_s
+        try:
+            async with asyncio.timeout(grace_s):
+                await self.worker.stop(grace_s)
+        except TimeoutError:
+            log.warning("stop_cut_at_grace", grace_s=grace_s)
+        finally:
+            if self.nc is not None:
+                await release(self.nc)
+
+    async def ready(self) -> bool:
+        return self.nc is not None and self.nc.is_connected and await self.worker.ready()
+
+    async def __aenter__(self) -> Shell:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        try:
+            await self.start()
+        except Exception as error:
+            await self.stop()
+            await send({"type": "lifespan.startup.failed", "message": f"{type(error).__name__}: {error}"})
+            return
+        except asyncio.CancelledError:  # a stop signal before the startup finished
+            await self.stop()
+            raise
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        await self.stop()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _http(self, scope: Message, send: Send) -> None:
+        path = scope["path"]
+        headers = JSON
+        if path == "/health":
+            status, body = 200, b'{"status":"ok"}'
+        elif path == "/ready":
+            ok = await self.ready()
+            status, body = (200, b'{"status":"ready"}') if ok else (503, b'{"status":"not ready"}')
+        elif path == "/metrics":
+            status, body = 200, generate_latest(REGISTRY)
+            headers = [(b"content-type", CONTENT_TYPE_LATEST.encode())]
+        else:
+            status, body = 404, b'{"status":"not found"}'
+        length = [(b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers + length})
+        await send({"type": "http.response.body", "body": body})
+
+
+def run(shell: Shell) -> None:
+    """Serve the shell until SIGTERM or SIGINT; returns after a graceful stop."""
+    settings = shell.settings
+    serve(shell, host=settings.http_host, port=settings.http_port, grace_s=settings.grace_s)
 
 
 def serve(app: Any, *, host: str, port: int, grace_s: float, **options: Any) -> None:

@@ -19,4 +19,4 @@ def run_source(settings_type: type[SourceSettings], *, description: str) -> None
 
     settings = settings_type()
     configure_logging(service=f"source-{source}", level=settings.log_level, json=settings.log_json)
-    run(import_module(f"fmcsa_source_{source}.app").create_app(settings), settings)
+    run(import_module(f"fmcsa_source_{source}.app").create_app(settings))

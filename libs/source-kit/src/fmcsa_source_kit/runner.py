@@ -57,10 +57,10 @@ from fmcsa_events.models import (
 )
 from fmcsa_events.subjects import subject_for
 from fmcsa_events.topology import EVENTS_STREAM, source_durable
-from fmcsa_runtime.database import create_engine
+from fmcsa_runtime.database import answers, create_engine
 from fmcsa_runtime.deadletter import dead_letter
 from fmcsa_runtime.redaction import redact
-from fmcsa_runtime.service import build_app, connect_nats, declare_bus, make_broker
+from fmcsa_runtime.service import Shell
 from fmcsa_runtime.settings import ServiceSettings
 from fmcsa_source_kit.failpoints import failpoint
 from fmcsa_source_kit.failures import Failure
@@ -605,6 +605,88 @@ class SourceRunner:
             self._sub = None
 
 
+class SourceWorker:
+    """A source's part of one run (`fmcsa_runtime.service.Worker`): the pace bound to the bus, the
+    outcome log, the adapter, and a `SourceRunner` on the source's durable consumer (manual acks), all
+    over the shell's connection.
+    """
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        source: SourceKey,
+        adapter_factory: Callable[[], Awaitable[SourceAdapter[Any]]],
+        clock: Callable[[], datetime],
+        paces: Sequence[UpstreamPace],
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.adapter_factory = adapter_factory
+        self.clock = clock
+        self.paces = paces
+        self.bound: list[UpstreamPace] = []
+        self.engine: AsyncEngine | None = None
+        self.adapter: SourceAdapter[Any] | None = None
+        self.runner: SourceRunner | None = None
+
+    async def start(self, nc: NatsClient) -> None:
+        source_settings: SourceSettings = self.settings  # type: ignore[assignment]  # checked by the Protocol
+        service = f"source-{self.source}"
+        for each in self.paces:
+            await each.start(nc.jetstream())
+            self.bound.append(each)
+        self.engine = create_engine(source_settings.resolved_database_url())
+        outcomes = OutcomeLog(self.engine)
+        await outcomes.create()
+        self.adapter = await self.adapter_factory()
+        if not self.adapter.configured:
+            log.warning(
+                "source_not_configured",
+                source=str(self.source),
+                hint="set the credential; every request is answered not_configured until then",
+            )
+        handler = SourceHandler(
+            source=self.source,
+            adapter=self.adapter,
+            bus=Bus(nc.jetstream(), producer=service, clock=self.clock),
+            outcomes=outcomes,
+            nc=nc,
+            max_attempts=source_settings.max_attempts,
+            clock=self.clock,
+            heartbeat_s=self.settings.source_ack_wait_s / 3,
+        )
+        runner = SourceRunner(
+            js=nc.jetstream(),
+            stream=EVENTS_STREAM,
+            durable=source_durable(self.source),
+            handle=handler.on_sync_requested,
+            concurrency=source_settings.concurrency,
+        )
+        await runner.start()
+        self.runner = runner
+
+    async def stop(self, grace_s: float) -> None:
+        if self.runner is not None:
+            # leave a few seconds of the grace period for closing the clients and the connection
+            await self.runner.stop(budget_s=max(grace_s - 3.0, grace_s / 2))
+        if self.adapter is not None:
+            await self.adapter.close()
+        for bound in self.bound:
+            await bound.stop()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    async def ready(self) -> bool:
+        """The pull loop runs and the source's database answers."""
+        return (
+            self.runner is not None
+            and self.runner.running
+            and self.engine is not None
+            and await answers(self.engine)
+        )
+
+
 def create_source_app(
     settings: ServiceSettings,
     *,
@@ -612,95 +694,19 @@ def create_source_app(
     adapter_factory: Callable[[], Awaitable[SourceAdapter[Any]]],
     clock: Callable[[], datetime] = utc_now,
     pace: UpstreamPace | Sequence[UpstreamPace] | None = None,
-) -> Any:
-    """Wire one source service: outcome log, bus, and a `SourceRunner` on the source's durable consumer
-    (manual acks); the FastStream broker and app give it the health, readiness and metrics routes.
-    `pace`, the one the adapter's client spends (or one per upstream host, for a source that calls
-    several), is bound to the bus at start (shared with the source's other replicas,
-    `fmcsa_source_kit.pacing`) and unbound at the end.
+) -> Shell:
+    """Wire one source service: a `SourceWorker` in the worker shell (`fmcsa_runtime.service.Shell`: the
+    one NATS connection, health, readiness, metrics, signals). `pace`, the one the adapter's client
+    spends (or one per upstream host, for a source that calls several), is bound to the bus at start
+    (shared with the source's other replicas, `fmcsa_source_kit.pacing`) and unbound at the end.
 
     `settings` must also satisfy `SourceSettings` (max_attempts, concurrency, resolved_database_url).
     """
-    source_settings: SourceSettings = settings  # type: ignore[assignment]  # checked by the Protocol
-    from prometheus_client import CollectorRegistry
-
-    registry = CollectorRegistry()
-    service = f"source-{source}"
-    broker = make_broker(settings, service=service, registry=registry)
-    state: dict[str, Any] = {}
     paces: tuple[UpstreamPace, ...] = (
         () if pace is None else (pace,) if isinstance(pace, UpstreamPace) else tuple(pace)
     )
-
-    async def on_startup() -> None:
-        nc = await connect_nats(settings, name=service)
-        await declare_bus(nc, settings.topology())
-        for each in paces:
-            await each.start(nc.jetstream())
-            state.setdefault("paces", []).append(each)
-        engine = create_engine(source_settings.resolved_database_url())
-        outcomes = OutcomeLog(engine)
-        await outcomes.create()
-        adapter = await adapter_factory()
-        if not adapter.configured:
-            log.warning(
-                "source_not_configured",
-                source=str(source),
-                hint="set the credential; every request is answered not_configured until then",
-            )
-        state.update(nc=nc, engine=engine, adapter=adapter)
-        state["handler"] = SourceHandler(
-            source=source,
-            adapter=adapter,
-            bus=Bus(nc.jetstream(), producer=service, clock=clock),
-            outcomes=outcomes,
-            nc=nc,
-            max_attempts=source_settings.max_attempts,
-            clock=clock,
-            heartbeat_s=settings.source_ack_wait_s / 3,
-        )
-
-    async def start_pulling() -> None:
-        runner = SourceRunner(
-            js=state["nc"].jetstream(),
-            stream=EVENTS_STREAM,
-            durable=source_durable(source),
-            handle=state["handler"].on_sync_requested,
-            concurrency=source_settings.concurrency,
-        )
-        await runner.start()
-        state["runner"] = runner
-
-    async def stop_pulling() -> None:
-        if runner := state.get("runner"):
-            # leave a few seconds of the grace period for closing the clients and the connection
-            await runner.stop(budget_s=max(settings.grace_s - 3.0, settings.grace_s / 2))
-
-    async def on_shutdown() -> None:
-        if adapter := state.get("adapter"):
-            await adapter.close()
-
-    async def after_shutdown() -> None:
-        for bound in state.get("paces", []):
-            await bound.stop()
-        if nc := state.get("nc"):
-            await nc.drain()
-        if engine := state.get("engine"):
-            await engine.dispose()
-
-    async def ready() -> bool:
-        runner = state.get("runner")
-        return runner is not None and runner.running
-
-    return build_app(
-        broker,
-        registry=registry,
-        ready=ready,
-        on_startup=[on_startup],
-        after_startup=[start_pulling],
-        on_shutdown=[stop_pulling],
-        after_shutdown=[on_shutdown, after_shutdown],
-    )
+    worker = SourceWorker(settings, source=source, adapter_factory=adapter_factory, clock=clock, paces=paces)
+    return Shell(settings, name=f"source-{source}", worker=worker)
 
 
 F_co = TypeVar("F_co", covariant=True)

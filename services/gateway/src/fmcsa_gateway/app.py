@@ -55,7 +55,8 @@ from fmcsa_gateway.routes.sync import SyncController
 from fmcsa_gateway.routes.system import MetricsController, asyncapi, health, ready
 from fmcsa_gateway.security import RefuseMalformedTargets, security_headers
 from fmcsa_gateway.settings import Settings
-from fmcsa_runtime.service import connect_nats, declare_bus
+from fmcsa_runtime.broker import SharedConnectionBroker
+from fmcsa_runtime.service import connect_nats, declare_bus, release
 from fmcsa_status_view.query import StatusView
 
 log = structlog.get_logger(__name__)
@@ -147,9 +148,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         nc = await connect_nats(settings, name="gateway")
         view: StatusView | None = None
         feed: LiveFeed | None = None
+        broker = SharedConnectionBroker(nc, name="gateway", grace_s=settings.grace_s)
         try:
             js = nc.jetstream()
             await declare_bus(nc, settings.topology())
+            await broker.start()
             view = StatusView(settings.resolved_status_database_url())
             schedules = ScheduleCache(lambda: current_schedules(js))
 
@@ -158,7 +161,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                     schedules.invalidate()
 
             feed = LiveFeed(
-                js, applied=view.applied_position, view_wait_s=settings.sse_view_wait_s, on_change=on_change
+                broker,
+                applied=view.applied_position,
+                view_wait_s=settings.sse_view_wait_s,
+                on_change=on_change,
             )
             await feed.start()
             commands = Commands(
@@ -184,9 +190,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         finally:
             if feed is not None:
                 await feed.stop()
+            await broker.stop()
             if view is not None:
                 await view.close()
-            await nc.drain()
+            await release(nc)
 
     auth = build_auth(settings)
     prometheus = PrometheusConfig(

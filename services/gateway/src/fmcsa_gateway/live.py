@@ -6,7 +6,10 @@ change is handed out only once the status view has applied its sequence (or afte
 stalled projector delays the page but never silences it): a page that re-reads a company on a change
 sees the change. A subscriber that falls more than `queue_size` changes behind gets one `resync`
 instead of the backlog, and reloads what it shows. The consumer is ordered and ephemeral: it keeps no
-state on the server and restarts itself after a broker outage.
+state on the server and restarts itself after a broker outage. It is a FastStream subscriber on the
+gateway's one connection (`fmcsa_runtime.broker.SharedConnectionBroker`); the bodies are not decoded
+(the subject and the stream sequence are all a change needs), nothing is acked (an ordered consumer
+takes no acks).
 """
 
 from __future__ import annotations
@@ -17,13 +20,19 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
+from faststream.message import StreamMessage
+from faststream.middlewares import AckPolicy
+from faststream.nats import JStream, NatsMessage
+from faststream.nats.subscriber.usecases import LogicSubscriber
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 from fmcsa_events.subjects import EVENTS_PREFIX, EVENTS_WILDCARD
+from fmcsa_events.topology import EVENTS_STREAM
+from fmcsa_runtime.broker import SharedConnectionBroker
 
 log = structlog.get_logger(__name__)
 
@@ -85,12 +94,17 @@ class Subscription:
             return None
 
 
+async def _undecoded(message: StreamMessage[Msg]) -> bytes:
+    """FastStream's decoder for the feed: the body stays bytes (a poison body costs nothing here)."""
+    return message.body
+
+
 class LiveFeed:
     """Fans the event stream out to subscribers, each change after the status view applied it."""
 
     def __init__(
         self,
-        js: JetStreamContext,
+        broker: SharedConnectionBroker,
         *,
         applied: AppliedPosition | None,
         view_wait_s: float,
@@ -98,7 +112,7 @@ class LiveFeed:
         poll_s: float = 0.05,
         on_change: ChangeListener | None = None,
     ) -> None:
-        self._js = js
+        self._broker = broker
         self._on_change = on_change
         self._applied = applied
         self._view_wait_s = view_wait_s
@@ -108,13 +122,22 @@ class LiveFeed:
         self._pending: deque[tuple[float, Change]] = deque()
         self._arrived = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._sub: object | None = None
+        self._sub: LogicSubscriber[Any] | None = None
         self.last_seq = 0
 
     async def start(self) -> None:
-        self._sub = await self._js.subscribe(
-            EVENTS_WILDCARD, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW, cb=self._on_message
+        """Subscribe from now on (the broker is connected) and start releasing changes."""
+        self._sub = self._broker.subscriber(
+            EVENTS_WILDCARD,
+            stream=JStream(EVENTS_STREAM, declare=False),
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_undecoded,
+            persistent=False,
         )
+        self._sub(self._on_delivery)
+        await self._sub.start()
         self._tasks.append(asyncio.create_task(self._release_loop(), name="live-feed-release"))
 
     async def stop(self) -> None:
@@ -124,10 +147,14 @@ class LiveFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        unsubscribe = getattr(self._sub, "unsubscribe", None)
-        if unsubscribe is not None:
+        if self._sub is not None:
             with contextlib.suppress(Exception):  # the connection may already be closing
-                await unsubscribe()
+                await self._sub.stop()
+            self._sub = None
+
+    async def _on_delivery(self, message: NatsMessage) -> None:
+        """The FastStream handler (`faststream.nats.NatsMessage` is the delivery, injected by type)."""
+        await self._on_message(message.raw_message)
 
     async def _on_message(self, msg: Msg) -> None:
         change = change_of(msg.subject, msg.metadata.sequence.stream)

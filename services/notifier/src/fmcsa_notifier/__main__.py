@@ -17,7 +17,7 @@ def main() -> None:
 
     settings = Settings()
     configure_logging(service="notifier", level=settings.log_level, json=settings.log_json)
-    run(create_app(settings), settings)
+    run(create_app(settings))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The notifier's composition root: `create_app(settings)` wires everything; importing builds nothing.
-The delivery loop runs as a task beside FastStream's health, readiness and metrics app.
+"""The notifier's composition root: `create_app(settings)` wires the delivery loop into the worker shell
+(`fmcsa_runtime.service.Shell`: the one NATS connection, health, readiness, metrics, signals); importing
+builds nothing.
 """
 
 from __future__ import annotations
@@ -8,9 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
-from faststream.asgi import AsgiFastStream
 from nats.aio.client import Client as NatsClient
-from prometheus_client import CollectorRegistry
 
 from fmcsa_alerts.addresses import parse_allow_list
 from fmcsa_alerts.sealing import SecretBox
@@ -21,21 +20,24 @@ from fmcsa_notifier.sender import Sender
 from fmcsa_notifier.settings import Settings
 from fmcsa_notifier.store import NotifierStore
 from fmcsa_runtime.redaction import register_secret
-from fmcsa_runtime.service import build_app, connect_nats, declare_bus, make_broker
+from fmcsa_runtime.service import Shell
 
 log = structlog.get_logger(__name__)
 
 
-class _Runtime:
+class NotifierWorker:
+    """The notifier's part of one run (`fmcsa_runtime.service.Worker`): its consumer, store, sender and
+    delivery loop over the shell's connection.
+    """
+
     def __init__(self, settings: Settings, clock: Callable[[], datetime]) -> None:
         self.settings = settings
         self.clock = clock
-        self.nc: NatsClient | None = None
         self.store: NotifierStore | None = None
         self.sender: Sender | None = None
         self.notifier: Notifier | None = None
 
-    async def open(self) -> None:
+    async def start(self, nc: NatsClient) -> None:
         settings = self.settings
         key = settings.webhook_secret_key.get_secret_value() if settings.webhook_secret_key else None
         for part in (key or "").split(","):
@@ -43,9 +45,7 @@ class _Runtime:
         box = SecretBox(key) if key else None
         if box is None:
             log.warning("webhook_secret_key_missing", effect="every delivery fails: no secret opens")
-        self.nc = await connect_nats(settings, name=SERVICE)
-        js = self.nc.jetstream()
-        await declare_bus(self.nc, settings.topology())
+        js = nc.jetstream()
         await declare_consumer(
             js,
             notifier_consumer(
@@ -79,38 +79,28 @@ class _Runtime:
         )
         folded = await self.notifier.fold_rule_history()
         log.info("notifier_rules_folded", events=folded)
-
-    async def start(self) -> None:
-        assert self.notifier is not None, "open() runs first"
         self.notifier.start()
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float) -> None:
         if self.notifier is not None:
-            await self.notifier.stop(grace_s=self.settings.grace_s)
-
-    async def close(self) -> None:
+            await self.notifier.stop(grace_s=grace_s)
         if self.sender is not None:
             await self.sender.aclose()
         if self.store is not None:
             await self.store.close()
-        if self.nc is not None and not self.nc.is_closed:
-            await self.nc.drain()
 
     async def ready(self) -> bool:
-        return self.notifier is not None and self.notifier.running
+        """The delivery loop runs and the store answers."""
+        return (
+            self.notifier is not None
+            and self.notifier.running
+            and self.store is not None
+            and await self.store.answers()
+        )
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> AsgiFastStream:
-    """Wire the notifier: NATS (topology and its consumer declared), the store, the sender, the loop."""
-    registry = CollectorRegistry()
-    broker = make_broker(settings, service=SERVICE, registry=registry)
-    runtime = _Runtime(settings, clock)
-    return build_app(
-        broker,
-        registry=registry,
-        ready=runtime.ready,
-        on_startup=[runtime.open],
-        after_startup=[runtime.start],
-        on_shutdown=[runtime.stop],
-        after_shutdown=[runtime.close],
-    )
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Shell:
+    """Wire the notifier: the shell connects NATS (topology declared); the worker declares its consumer,
+    opens the store and the sender, folds the rules and starts the loop.
+    """
+    return Shell(settings, name=SERVICE, worker=NotifierWorker(settings, clock))

@@ -23,7 +23,7 @@ from fmcsa_alerts.retry import Delivered, GaveUp, RetryLater, Settled
 from fmcsa_alerts.rules import RuleEvent
 from fmcsa_events.models import AlertRuleChanged, AlertRuleRemoved, CarrierDataChanged
 from fmcsa_notifier.domain import Planned
-from fmcsa_runtime.database import create_engine
+from fmcsa_runtime.database import answers, create_engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,10 @@ class NotifierStore:
 
     async def close(self) -> None:
         await self._engine.dispose()
+
+    async def answers(self) -> bool:
+        """Whether the database answers now (the notifier's readiness)."""
+        return await answers(self._engine)
 
     def _insert(self, connection: AsyncConnection, table: Table) -> Executable:
         """An insert that leaves an existing row (same key) as it was."""

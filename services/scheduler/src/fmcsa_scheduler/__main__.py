@@ -19,7 +19,7 @@ def main() -> None:
 
     settings = Settings()
     configure_logging(service="scheduler", level=settings.log_level, json=settings.log_json)
-    run(create_app(settings), settings)
+    run(create_app(settings))
 
 
 if __name__ == "__main__":

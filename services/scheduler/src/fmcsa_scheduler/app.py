@@ -1,4 +1,5 @@
-"""The composition root: `create_app(settings)` wires the scheduler into the service shape. Importing
+"""The composition root: `create_app(settings)` wires the scheduler into the worker shell
+(`fmcsa_runtime.service.Shell`: the one NATS connection, health, readiness, metrics, signals). Importing
 this module builds nothing.
 """
 
@@ -8,42 +9,41 @@ import asyncio
 import signal
 
 import structlog
-from faststream.asgi import AsgiFastStream
 from nats.aio.client import Client as NatsClient
-from prometheus_client import CollectorRegistry
 
 from fmcsa_events.topology import INFLIGHT_BUCKET, STATE_BUCKET
-from fmcsa_runtime.service import build_app, connect_nats, declare_bus, make_broker
+from fmcsa_runtime.service import Shell
 from fmcsa_scheduler.handlers import Scheduler
 from fmcsa_scheduler.settings import Clock, Settings
 
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> AsgiFastStream:
-    """Wire one scheduler replica. Tests may pass the `clock` they control (else `settings.clock()`)."""
-    metrics = CollectorRegistry()
-    broker = make_broker(settings, service="scheduler", registry=metrics)
-    scheduler = Scheduler(settings, clock=clock or settings.clock())
-    connection: list[NatsClient] = []
+class SchedulerWorker:
+    """The scheduler's part of one run (`fmcsa_runtime.service.Worker`): its loops over the shell's
+    connection, the in-flight markers and the state bucket.
+    """
 
-    async def start() -> None:
-        nc = await connect_nats(settings, name=f"scheduler-{settings.replica_id}")
-        connection.append(nc)
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.scheduler = Scheduler(settings, clock=clock)
+
+    async def start(self, nc: NatsClient) -> None:
         js = nc.jetstream()
-        await declare_bus(nc, settings.topology())
-        await scheduler.start(nc, await js.key_value(INFLIGHT_BUCKET), await js.key_value(STATE_BUCKET))
-        for task in scheduler.tasks:
+        await self.scheduler.start(nc, await js.key_value(INFLIGHT_BUCKET), await js.key_value(STATE_BUCKET))
+        for task in self.scheduler.tasks:
             task.add_done_callback(_stop_process_if_crashed)
 
-    async def stop() -> None:
-        await scheduler.stop()
-        for nc in connection:
-            await nc.drain()
+    async def stop(self, grace_s: float) -> None:
+        await self.scheduler.stop()  # waits up to the settings' grace_s for a running tick
 
-    return build_app(
-        broker, registry=metrics, ready=scheduler.is_ready, after_startup=[start], on_shutdown=[stop]
-    )
+    async def ready(self) -> bool:
+        return await self.scheduler.is_ready()
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> Shell:
+    """Wire one scheduler replica. Tests may pass the `clock` they control (else `settings.clock()`)."""
+    worker = SchedulerWorker(settings, clock or settings.clock())
+    return Shell(settings, name=f"scheduler-{settings.replica_id}", worker=worker)
 
 
 def _stop_process_if_crashed(task: asyncio.Task[None]) -> None:

@@ -20,7 +20,7 @@ def main() -> None:
     settings = Settings()
     configure_logging(service="status", level=settings.log_level, json=settings.log_json)
     tune_garbage_collector()
-    run(create_app(settings), settings)
+    run(create_app(settings))
 
 
 if __name__ == "__main__":

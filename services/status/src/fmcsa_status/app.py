@@ -1,76 +1,53 @@
-"""The status projector's composition root: `create_app(settings)` wires everything; importing builds
-nothing. The projector loop runs as a task beside FastStream's health, readiness and metrics app.
+"""The status projector's composition root: `create_app(settings)` wires the projector into the worker
+shell (`fmcsa_runtime.service.Shell`: the one NATS connection, health, readiness, metrics, signals);
+importing builds nothing.
 """
 
 from __future__ import annotations
 
 import gc
 
-from faststream.asgi import AsgiFastStream
 from nats.aio.client import Client as NatsClient
-from prometheus_client import CollectorRegistry
 
-from fmcsa_runtime.service import build_app, connect_nats, declare_bus, make_broker
+from fmcsa_runtime.service import Shell
 from fmcsa_status.handlers import SERVICE, Projector
 from fmcsa_status.settings import Settings
 from fmcsa_status.store import StatusStore
 
 
-class _Runtime:
-    """What lives for one run of the service: the NATS connection, the store, the projector."""
+class StatusWorker:
+    """The projector's part of one run (`fmcsa_runtime.service.Worker`): the store and the loop."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.nc: NatsClient | None = None
         self.store: StatusStore | None = None
         self.projector: Projector | None = None
 
-    async def open(self) -> None:
+    async def start(self, nc: NatsClient) -> None:
         settings = self.settings
-        self.nc = await connect_nats(settings, name=SERVICE)
-        js = self.nc.jetstream()
-        await declare_bus(self.nc, settings.topology())
         self.store = await StatusStore.connect(settings.resolved_database_url())
         self.projector = Projector(
-            js,
+            nc.jetstream(),
             self.store,
             batch_size=settings.batch_size,
             batch_wait_s=settings.batch_wait_ms / 1000,
             retry_max_s=settings.retry_max_s,
         )
-
-    async def start(self) -> None:
-        assert self.projector is not None, "open() runs first"
         self.projector.start()
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float) -> None:
         if self.projector is not None:
-            await self.projector.stop(grace_s=self.settings.grace_s)
-
-    async def close(self) -> None:
+            await self.projector.stop(grace_s=grace_s)
         if self.store is not None:
             await self.store.close()
-        if self.nc is not None and not self.nc.is_closed:
-            await self.nc.drain()
 
     async def ready(self) -> bool:
         return self.projector is not None and self.projector.running
 
 
-def create_app(settings: Settings) -> AsgiFastStream:
-    """Wire the projector: NATS (topology declared), the store, the loop, health and metrics."""
-    registry = CollectorRegistry()
-    broker = make_broker(settings, service=SERVICE, registry=registry)
-    runtime = _Runtime(settings)
-    return build_app(
-        broker,
-        registry=registry,
-        ready=runtime.ready,
-        on_startup=[runtime.open],
-        after_startup=[runtime.start],
-        on_shutdown=[runtime.stop],
-        after_shutdown=[runtime.close],
-    )
+def create_app(settings: Settings) -> Shell:
+    """Wire the projector: the shell connects NATS (topology declared); the worker opens the store."""
+    return Shell(settings, name=SERVICE, worker=StatusWorker(settings))
 
 
 def tune_garbage_collector() -> None:

@@ -38,7 +38,7 @@ async def ready(state: State) -> Response[dict[str, Any]]:
 
 @get("/asyncapi.json", media_type=MediaType.JSON, include_in_schema=False)
 async def asyncapi(state: State) -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of the events the gateway publishes and reads (made by FastStream)."""
+    """The AsyncAPI 3.0 document of the bus, generated from the event classes (`fmcsa_gateway.asyncapi`)."""
     document: dict[str, Any] = state.asyncapi
     return document
 

@@ -10,6 +10,7 @@ import httpx
 
 from fmcsa_events.bus import utc_now
 from fmcsa_events.identifiers import SourceKey
+from fmcsa_runtime.service import Shell
 from fmcsa_source_authority.domain import summarize
 from fmcsa_source_authority.settings import Settings
 from fmcsa_source_authority.store import Store
@@ -23,7 +24,7 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     http: httpx.AsyncClient | None = None,
     datahub_http: httpx.AsyncClient | None = None,
-) -> Any:
+) -> Shell:
     """Wire the authority source; tests pass the clock or HTTP clients they must control. Builds nothing
     until the app starts. Both paces (QCMobile, DataHub) are bound to the bus at start.
     """

@@ -10,6 +10,7 @@ import httpx
 
 from fmcsa_events.bus import utc_now
 from fmcsa_events.identifiers import SourceKey
+from fmcsa_runtime.service import Shell
 from fmcsa_source_inspections.domain.summary import summarize
 from fmcsa_source_inspections.settings import Settings
 from fmcsa_source_inspections.store import Store
@@ -19,7 +20,7 @@ from fmcsa_source_kit.runner import ClientStoreAdapter, SourceAdapter, create_so
 
 def create_app(
     settings: Settings, *, clock: Callable[[], datetime] = utc_now, http: httpx.AsyncClient | None = None
-) -> Any:
+) -> Shell:
     """Wire the inspections source; tests pass the clock or HTTP client they must control. Builds nothing
     until the app starts. The client's pace is bound to the bus (shared with the other replicas) at start.
     """
