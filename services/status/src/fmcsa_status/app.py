@@ -42,7 +42,10 @@ class StatusWorker:
             await self.store.close()
 
     async def ready(self) -> bool:
-        return self.projector is not None and self.projector.running
+        """The projector runs and the store answers (`StatusStore.answers`)."""
+        if self.projector is None or not self.projector.running or self.store is None:
+            return False
+        return await self.store.answers()
 
 
 def create_app(settings: Settings) -> Shell:

@@ -54,7 +54,7 @@ from fmcsa_events.models import (
     SyncAttemptFailed,
     SyncRequested,
 )
-from fmcsa_runtime.database import data_error_reason, is_data_error
+from fmcsa_runtime.database import STORE_CHECK_TIMEOUT_S, data_error_reason, is_data_error
 from fmcsa_status.domain.fold import Fact, Loaded, PairKey, fold, settle
 from fmcsa_status.domain.state import Change, Company, DayCount, DayKey, Entry, Pair, Point, Totals
 from fmcsa_status.stream import Delivered
@@ -243,6 +243,19 @@ class StatusStore:
         except _Refused as refused:
             return Resync(refused.position)
         return None
+
+    async def answers(self, *, timeout_s: float = STORE_CHECK_TIMEOUT_S) -> bool:
+        """Whether the live store answers `SELECT 1` within `timeout_s` on the readers' connection (the
+        write in flight is not waited for): the projector's readiness check.
+        """
+        try:
+            async with asyncio.timeout(timeout_s):
+                db = await self._current()  # reopens on a swapped-in store
+                async with (self._reader or db).transaction() as session:
+                    await session.scalar("SELECT 1")
+        except Exception:  # any failure to reach the store means: not ready
+            return False
+        return True
 
     async def position(self) -> int:
         """The last stream sequence committed to the live store (after the write in flight)."""

@@ -4,6 +4,7 @@ position with its rows, skips what it applied before, and refuses a position it 
 from __future__ import annotations
 
 import random
+import uuid
 
 import pytest
 from status_support import (
@@ -112,3 +113,29 @@ async def test_a_failed_dead_letter_rolls_the_batch_back(database_url: str) -> N
 async def _apply_and_flush(store: StatusStore, messages: list[Delivered], dead_letter: DeadLetter) -> None:
     await store.apply(messages, believed=0, dead_letter=dead_letter)
     await store.flush()
+
+
+async def test_the_store_answers_while_its_database_is_there_and_not_once_it_is_gone(
+    postgres_url: str | None,
+) -> None:
+    """The projector's readiness: `answers` on a database of its own, then with that database dropped
+    under it (PostgreSQL: a SQLite file cannot go away from under an open connection the same way)."""
+    if postgres_url is None:
+        pytest.skip("needs PostgreSQL (FMCSA_TEST_DATABASE_URL)")
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = f"ready_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        store = await StatusStore.connect(make_url(postgres_url).set(database=name).render_as_string(False))
+        try:
+            assert await store.answers()
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            assert not await store.answers(timeout_s=2)
+        finally:
+            await store.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
