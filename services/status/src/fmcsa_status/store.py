@@ -257,6 +257,14 @@ class StatusStore:
             return False
         return True
 
+    async def committed_position(self) -> int:
+        """The position readers see now: read on the readers' connection, without waiting for the write
+        in flight (which `position` does) nor for a lock on the position row.
+        """
+        db = await self._current()
+        async with (self._reader or db).transaction() as session:
+            return int(await session.scalar(_POSITION) or 0)
+
     async def position(self) -> int:
         """The last stream sequence committed to the live store (after the write in flight)."""
         with contextlib.suppress(_Refused):

@@ -21,6 +21,7 @@ from litestar.response import Template
 from pydantic import ValidationError
 
 from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
+from fmcsa_events.lag import Lag, stream_lag
 from fmcsa_gateway.auth import ADMIN, COOKIE_PATH, OPERATOR, TOKEN_COOKIE, VIEWER, Caller, RoleToken
 from fmcsa_gateway.bus_state import current_schedules, scheduler_status, upstream_paces
 from fmcsa_gateway.chart import outcome_chart, trend_chart
@@ -138,8 +139,13 @@ class PagesController(Controller):
     async def summary(self, ports: PortsDep) -> Template:
         view = await ports.view.summary(days=30)
         chart = outcome_chart([(d.day, d.succeeded, d.failed) for d in view.outcomes_per_day], days=30)
+        try:  # shown when the oldest event the status has not folded is over a second old
+            lag: Lag | None = await stream_lag(ports.js, view.position)
+        except Exception:  # the bus away: the page still shows what the status holds
+            lag = None
         return Template(
-            template_name="fragments/summary.html", context=_context(ports, summary=view, chart=chart)
+            template_name="fragments/summary.html",
+            context=_context(ports, summary=view, chart=chart, lag=lag),
         )
 
     @get("/ui/companies", guards=[VIEWER])
