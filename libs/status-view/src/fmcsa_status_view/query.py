@@ -25,6 +25,7 @@ from fmcsa_events.text import has_control_characters
 from fmcsa_status_view.binding import RowBinding
 from fmcsa_status_view.codec import Codec, codec_for
 from fmcsa_status_view.database import Database, Session, open_database
+from fmcsa_status_view.gaps import MONTHLY, Gap, monthly_gaps
 from fmcsa_status_view.location import Location
 from fmcsa_status_view.models import (
     CompanyStatus,
@@ -318,6 +319,26 @@ class StatusView:
         more = len(rows) > limit
         next_cursor = _encode_cursor("f", [entries[-1].position]) if more and entries else None
         return Page(tuple(entries), next_cursor)
+
+    async def gaps(self, dot: str, *, today: date) -> list[Gap]:
+        """The missing months of a company's monthly sources (`fmcsa_status_view.gaps`), by source then
+        month. Raises `InvalidDotNumber` for a value that is not 1-8 digits.
+        """
+        number = int(parse_dot(dot))
+        monthly = sorted(source.value for source in MONTHLY)
+        marks = ", ".join("?" * len(monthly))
+        sql = f"SELECT DISTINCT source, as_of FROM status_history WHERE dot = ? AND source IN ({marks})"
+
+        async def work(session: Session) -> list[tuple[Any, ...]]:
+            return await session.fetch(sql, (number, *monthly))
+
+        rows: list[Any] = await self._run(work, [])
+        as_ofs: dict[SourceKey, list[datetime]] = {}
+        for source, as_of in rows:
+            moment = self._codec.time_in(as_of)
+            assert moment is not None, "as_of is part of the key"
+            as_ofs.setdefault(SourceKey(source), []).append(moment)
+        return [gap for source in sorted(as_ofs) for gap in monthly_gaps(source, as_ofs[source], today=today)]
 
     async def history(self, dot: str, *, source: SourceKey) -> list[HistorySeries]:
         """A company's series for one source (see `fmcsa_status.domain.feed` for the subjects and the

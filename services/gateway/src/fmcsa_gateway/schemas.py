@@ -501,6 +501,22 @@ class CompanyHistory(Answer):
     series: list[HistorySeriesOut]
 
 
+class GapOut(Answer):
+    """A month a monthly source's history has no point for (`fmcsa_status_view.gaps`)."""
+
+    source: SourceKey
+    month: date = Field(description="The first day of the missing month.")
+    upstream_keeps_it: bool = Field(
+        description="Whether the upstream still serves that month (never filled in with a guess)."
+    )
+    why: str
+
+
+class CompanyGaps(Answer):
+    dot_number: str
+    gaps: list[GapOut]
+
+
 # --- from the status view's rows and read models -------------------------------------------------
 #
 # Answers validate from what `StatusView` returns (`from_attributes`): an answer's field reads the

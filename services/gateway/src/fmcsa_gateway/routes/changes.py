@@ -20,7 +20,7 @@ from fmcsa_gateway.auth import VIEWER
 from fmcsa_gateway.ports import Ports, PortsDep
 from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
 from fmcsa_gateway.routes.companies import Cursor, DotPath, Limit, edge_dot
-from fmcsa_gateway.schemas import ChangeItem, ChangePage, CompanyHistory, company_history
+from fmcsa_gateway.schemas import ChangeItem, ChangePage, CompanyGaps, CompanyHistory, GapOut, company_history
 from fmcsa_status_view.query import InvalidCursor
 
 
@@ -107,6 +107,20 @@ class ChangesController(Controller):
         """
         return await list_changes(
             ports, dot=dot, source=source, kind=kind, since=since, limit=limit, cursor=cursor
+        )
+
+    @get("/companies/{dot:str}/gaps", guards=[VIEWER], responses=problem_specs(401, 404, 422))
+    async def gaps(self, ports: PortsDep, dot: DotPath) -> CompanyGaps:
+        """The months a monthly source (csa, violations) has no history point for, between its first point
+        and last month: the system was down, or every fetch failed that month. Each says whether the
+        upstream still serves that month. 404 for a company no event ever named.
+        """
+        number = edge_dot(dot)
+        if await ports.view.company_status(number) is None:
+            raise ProblemError(404, f"no company {number} is known")
+        found = await ports.view.gaps(number, today=ports.clock().date())
+        return CompanyGaps(
+            dot_number=number, gaps=[GapOut.model_validate(g, from_attributes=True) for g in found]
         )
 
     @get("/companies/{dot:str}/history", guards=[VIEWER], responses=problem_specs(401, 404, 422))

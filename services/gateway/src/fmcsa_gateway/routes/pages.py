@@ -232,6 +232,7 @@ class PagesController(Controller):
                 (s.subject, [(p.as_of, p.values.get("percentile")) for p in s.points]) for s in history
             ),
             shown_change=shown_change,
+            gaps=await ports.view.gaps(number, today=ports.clock().date()),
         )
         return Template(template_name="fragments/detail.html", context=context)
 
