@@ -9,6 +9,7 @@ A screenshot is saved under `test-artifacts/` (FMCSA_TEST_ARTIFACTS overrides th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,16 @@ async def test_sign_in_register_trigger_and_watch_the_badges_turn_green(
             detail = page.locator(f"#detail-{DOT}")
             await expect(detail).to_contain_text("all sources healthy", timeout=15_000)
             await expect(detail.locator("table.log tbody tr")).to_have_count(4)
+            await expect(page.locator('a[data-export="companies-csv"]')).to_be_visible()
+            export = detail.locator('a[data-export="sync-log-csv"]')
+            await expect(export).to_have_attribute("href", f"/api/sync/log?dot={DOT}&format=csv")
+            async with page.expect_download() as downloading:
+                await export.click()  # the page fetches it with the bearer token, then saves it
+            download = await downloading.value
+            assert download.suggested_filename == "sync-log.csv"
+            saved = (await asyncio.to_thread(Path(await download.path()).read_text)).splitlines()
+            assert saved[0].startswith("request_id,dot_number,source,status,")
+            assert len(saved) == 1 + 4  # the header and the company's four requests
 
             form = page.locator("#schedule-csa")
             await form.locator("input[value=interval]").check()

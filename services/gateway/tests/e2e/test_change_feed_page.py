@@ -103,6 +103,8 @@ async def test_the_timeline_and_the_trend_chart_follow_a_bump_live(
             detail = page.locator(f"#detail-{DOT}")
             timeline = detail.locator(f"#timeline-{DOT}")
             await expect(timeline).to_contain_text("No changes seen yet", timeout=15_000)
+            export = detail.locator('a[data-export="changes-csv"]')  # the company's changes as CSV
+            await expect(export).to_have_attribute("href", f"/api/changes?dot={DOT}&format=csv")
             driving = detail.locator(f'#trend-chart-{DOT} g.series[data-subject="unsafe_driving"]')
             await expect(driving.locator("circle")).to_have_count(1)
             await expect(driving.locator("circle title")).to_contain_text(": 45")

@@ -101,3 +101,18 @@ def test_options_lists_every_method_of_its_path(served: tuple[dict[str, Any], Te
         answer = client.options(concrete)
         allowed = {m.strip() for m in answer.headers["allow"].split(",")}
         assert {m.upper() for m in item if m in METHODS} | {"OPTIONS"} == allowed, path
+
+
+def test_the_list_routes_document_their_exports(served: tuple[dict[str, Any], Any]) -> None:
+    document, _ = served
+    for path in ("/api/companies", "/api/changes", "/api/sync/log"):
+        operation = document["paths"][path]["get"]
+        assert set(operation["responses"]["200"]["content"]) == {
+            "application/json",
+            "text/csv",
+            "application/x-ndjson",
+        }, path
+        (format_,) = [p for p in operation["parameters"] if p["name"] == "format"]
+        assert format_["in"] == "query"
+        assert not format_["required"]
+    assert document["components"]["schemas"]["ExportFormat"]["enum"] == ["json", "csv", "jsonl"]

@@ -8,20 +8,34 @@ and both read only the status view, so they answer exactly what a rebuild from t
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, Response, get
 from litestar.params import QueryParameter
 
 from fmcsa_events.identifiers import DOT_PATTERN, SourceKey
 from fmcsa_events.models import CHANGE_KINDS_BY_SOURCE, ChangeKind
-from fmcsa_gateway.auth import VIEWER
+from fmcsa_gateway.auth import VIEWER, Caller
+from fmcsa_gateway.exports import (
+    PAGE,
+    ExportFormat,
+    ExportOperation,
+    Format,
+    choose,
+    export_stream,
+    flat_table,
+    walk,
+)
 from fmcsa_gateway.ports import Ports, PortsDep
 from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
 from fmcsa_gateway.routes.companies import Cursor, DotPath, Limit, edge_dot
 from fmcsa_gateway.schemas import ChangeItem, ChangePage, CompanyGaps, CompanyHistory, GapOut, company_history
 from fmcsa_status_view.query import InvalidCursor
+
+CHANGE_TABLE = flat_table(ChangeItem)
 
 
 def check_change_filters(source: SourceKey | None, kind: ChangeKind | None, since: datetime | None) -> bool:
@@ -68,6 +82,33 @@ async def list_changes(
     return ChangePage(limit=limit, next_cursor=page.next_cursor, items=[ChangeItem.of(e) for e in page.items])
 
 
+async def change_pages(
+    ports: Ports,
+    *,
+    dot: str | None = None,
+    source: SourceKey | None = None,
+    kind: ChangeKind | None = None,
+    since: datetime | None = None,
+) -> AsyncIterator[list[Any]]:
+    """Every change the filters match, newest first, a page at a time (the filters checked first)."""
+    number = edge_dot(dot, where="query.dot") if dot is not None else None
+    if not check_change_filters(source, kind, since):
+        return _nothing()
+    read = partial(
+        ports.view.changes,
+        dot=number,
+        source=source,
+        kind=None if kind is None else kind.value,
+        since=since,
+        limit=PAGE,
+    )
+    return walk(lambda after: read(cursor=after), ChangeItem.of)
+
+
+async def _nothing() -> AsyncIterator[list[Any]]:
+    yield []
+
+
 async def history_of(ports: Ports, dot: str, source: SourceKey) -> CompanyHistory:
     """A known company's series for one source; a 404 problem for a company no event ever named."""
     number = edge_dot(dot)
@@ -80,10 +121,11 @@ class ChangesController(Controller):
     path = "/api"
     tags = ("changes",)
 
-    @get("/changes", guards=[VIEWER], responses=problem_specs(401, 422))
+    @get("/changes", guards=[VIEWER], responses=problem_specs(401, 422), operation_class=ExportOperation)
     async def changes(
         self,
         ports: PortsDep,
+        request: Request[Caller, Any, Any],
         dot: Annotated[
             str | None,
             QueryParameter(description="Only this DOT number.", schema_extra={"pattern": DOT_PATTERN}),
@@ -101,12 +143,22 @@ class ChangesController(Controller):
         ] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> ChangePage:
+        format: Format = None,
+    ) -> Response[ChangePage]:
         """What changed in carriers' public records, newest first: each fact with its value before and
         after, the upstream as-of date and the request that observed it.
+
+        `format=csv` / `format=jsonl` (or that `Accept`): every matching change, streamed (CSV: `before`
+        and `after` as JSON text).
         """
-        return await list_changes(
-            ports, dot=dot, source=source, kind=kind, since=since, limit=limit, cursor=cursor
+        fmt = choose(request, format)
+        if fmt is not ExportFormat.JSON:
+            pages = await change_pages(ports, dot=dot, source=source, kind=kind, since=since)
+            return export_stream(pages, fmt, CHANGE_TABLE, name="changes")
+        return Response(
+            await list_changes(
+                ports, dot=dot, source=source, kind=kind, since=since, limit=limit, cursor=cursor
+            )
         )
 
     @get("/companies/{dot:str}/gaps", guards=[VIEWER], responses=problem_specs(401, 404, 422))

@@ -6,7 +6,7 @@ Registering and removing need an admin; reads need a viewer. Every DOT number pa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -34,6 +34,16 @@ from fmcsa_gateway.domain import (
     next_due,
     plan_import,
 )
+from fmcsa_gateway.exports import (
+    PAGE,
+    ExportFormat,
+    ExportOperation,
+    Format,
+    choose,
+    company_table,
+    export_stream,
+    walk,
+)
 from fmcsa_gateway.ports import Ports, PortsDep
 from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
 from fmcsa_gateway.schemas import (
@@ -48,6 +58,7 @@ from fmcsa_gateway.schemas import (
     company_status,
 )
 from fmcsa_status_view.models import CompanyStatus
+from fmcsa_status_view.models import Page as ViewPage
 from fmcsa_status_view.query import MAX_LIMIT, InvalidCursor, StatusView
 
 # The pattern is documented, not enforced by Litestar: parse_dot refuses with the reason people read
@@ -280,10 +291,11 @@ class CompaniesController(Controller):
         published = await ports.commands.remove(number, by=request.user.subject)
         return CompanyRemoval(dot_number=number, event_id=published.envelope.event_id)
 
-    @get("/", guards=[VIEWER], responses=problem_specs(401, 422))
+    @get("/", guards=[VIEWER], responses=problem_specs(401, 422), operation_class=ExportOperation)
     async def list_companies(
         self,
         ports: PortsDep,
+        request: Request[Caller, Any, Any],
         failing: Annotated[
             bool | None,
             QueryParameter(description="Only companies with (true) or without (false) a failing source."),
@@ -296,18 +308,33 @@ class CompaniesController(Controller):
         ] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> CompanyPage:
-        """Registered companies by DOT number with a badge per source; keyset pages (`limit`, `cursor`)."""
-        try:
-            page = await ports.view.list_companies(
-                failing=failing, never_synced=never_synced, source=source, limit=limit, cursor=cursor
+        format: Format = None,
+    ) -> Response[CompanyPage]:
+        """Registered companies by DOT number with a badge per source; keyset pages (`limit`, `cursor`).
+
+        `format=csv` / `format=jsonl` (or that `Accept`): every matching company, streamed; the CSV has
+        the status and key facts, and per source its state, last attempt, last success and upstream as-of.
+        """
+
+        def read(size: int, after: str | None) -> Awaitable[ViewPage[CompanyStatus]]:
+            return ports.view.list_companies(
+                failing=failing, never_synced=never_synced, source=source, limit=size, cursor=after
             )
+
+        fmt = choose(request, format)
+        if fmt is not ExportFormat.JSON:
+            pages = walk(partial(read, PAGE), company_item)
+            return export_stream(pages, fmt, company_table(), name="companies")
+        try:
+            page = await read(limit, cursor)
         except InvalidCursor as error:
             raise ProblemError(
                 422, str(error), errors=[FieldError(field="query.cursor", reason=str(error))]
             ) from None
-        return CompanyPage(
-            limit=limit, next_cursor=page.next_cursor, items=[company_item(c) for c in page.items]
+        return Response(
+            CompanyPage(
+                limit=limit, next_cursor=page.next_cursor, items=[company_item(c) for c in page.items]
+            )
         )
 
     @get("/{dot:str}/status", guards=[VIEWER], responses=problem_specs(401, 404, 422))

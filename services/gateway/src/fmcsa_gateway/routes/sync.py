@@ -17,9 +17,10 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
@@ -31,6 +32,16 @@ from fmcsa_events.topology import EVENTS_STREAM
 from fmcsa_gateway.auth import OPERATOR, VIEWER, Caller
 from fmcsa_gateway.commands import TriggerResult
 from fmcsa_gateway.domain import plan_trigger
+from fmcsa_gateway.exports import (
+    PAGE,
+    ExportFormat,
+    ExportOperation,
+    Format,
+    choose,
+    export_stream,
+    flat_table,
+    walk,
+)
 from fmcsa_gateway.ports import Ports, PortsDep
 from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
 from fmcsa_gateway.routes.companies import Cursor, Limit, edge_dot, registered_dots
@@ -50,6 +61,7 @@ from fmcsa_status_view.query import InvalidCursor
 REGISTRATION_WAIT_S = 2.0
 """Longest a trigger waits for the status view to fold a registration it does not show yet."""
 _POLL_S = 0.05
+SYNC_LOG_TABLE = flat_table(SyncLogItem)
 
 
 async def unregistered(ports: Ports, dots: list[str]) -> list[str]:
@@ -135,10 +147,11 @@ class SyncController(Controller):
     path = "/api/sync"
     tags = ("sync",)
 
-    @get("/log", guards=[VIEWER], responses=problem_specs(401, 422))
+    @get("/log", guards=[VIEWER], responses=problem_specs(401, 422), operation_class=ExportOperation)
     async def log(
         self,
         ports: PortsDep,
+        request: Request[Caller, Any, Any],
         dot: Annotated[
             str | None,
             QueryParameter(description="Only this DOT number.", schema_extra={"pattern": DOT_PATTERN}),
@@ -151,8 +164,13 @@ class SyncController(Controller):
         ] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> SyncLogPage:
-        """One row per request, newest first: trigger, who, status, counts, times, error."""
+        format: Format = None,
+    ) -> Response[SyncLogPage]:
+        """One row per request, newest first: trigger, who, status, counts, times, error.
+
+        `format=csv` / `format=jsonl` (or that `Accept`): every matching row, streamed (CSV: `counts`
+        and `retry` flattened into `counts_fetched`..., `retry_attempt`... columns).
+        """
         number = edge_dot(dot, where="query.dot") if dot is not None else None
         if since is not None and since.tzinfo is None:
             raise ProblemError(
@@ -160,22 +178,23 @@ class SyncController(Controller):
                 "since must carry a time zone",
                 errors=[FieldError(field="query.since", reason="needs a time zone")],
             )
+        read = partial(
+            ports.view.sync_log, dot=number, source=source, status=status, trigger=trigger, since=since
+        )
+        fmt = choose(request, format)
+        if fmt is not ExportFormat.JSON:
+            pages = walk(lambda after: read(limit=PAGE, cursor=after), SyncLogItem.of)
+            return export_stream(pages, fmt, SYNC_LOG_TABLE, name="sync-log")
         try:
-            page = await ports.view.sync_log(
-                dot=number,
-                source=source,
-                status=status,
-                trigger=trigger,
-                since=since,
-                limit=limit,
-                cursor=cursor,
-            )
+            page = await read(limit=limit, cursor=cursor)
         except InvalidCursor as error:
             raise ProblemError(
                 422, str(error), errors=[FieldError(field="query.cursor", reason=str(error))]
             ) from None
-        return SyncLogPage(
-            limit=limit, next_cursor=page.next_cursor, items=[SyncLogItem.of(e) for e in page.items]
+        return Response(
+            SyncLogPage(
+                limit=limit, next_cursor=page.next_cursor, items=[SyncLogItem.of(e) for e in page.items]
+            )
         )
 
     @get("/summary", guards=[VIEWER], responses=problem_specs(401, 422))

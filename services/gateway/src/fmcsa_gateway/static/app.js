@@ -51,6 +51,25 @@
     if (value) { event.detail.headers["Authorization"] = "Bearer " + value; }
   });
 
+  // Export links (`data-export`, `?format=csv|jsonl` with the list's filters) need the bearer header too:
+  // fetch the file with it, then hand the browser the answer as a download named by Content-Disposition.
+  document.body.addEventListener("click", async function (event) {
+    const link = event.target.closest("a[data-export]");
+    if (!link) { return; }
+    event.preventDefault();
+    const answer = await fetch(link.getAttribute("href"), { headers: { Authorization: "Bearer " + token() } });
+    if (!answer.ok) { toast("export refused: " + answer.status, answer.status === 401 ? "warn" : "error"); return; }
+    const named = /filename="([^"]+)"/.exec(answer.headers.get("Content-Disposition") || "");
+    const url = URL.createObjectURL(await answer.blob());
+    const save = document.createElement("a");
+    save.href = url;
+    save.download = named ? named[1] : "export";
+    document.body.appendChild(save);
+    save.click();
+    save.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+  });
+
   document.body.addEventListener("htmx:responseError", function (event) {
     const xhr = event.detail.xhr;
     let detail = xhr.statusText;
