@@ -218,7 +218,7 @@ def test_up_prints_the_url_then_stops_cleanly_on_sigint_and_resumes(tmp_path: Pa
                             return
                     except httpx.TransportError:
                         pass
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.1)  # poll interval of the readiness check, not a guess at how long
             raise AssertionError("the gateway never became ready")
 
         asyncio.run(gateway_ready())

@@ -313,7 +313,7 @@ async def test_dead_letters_key_values_and_inboxes_are_each_services_own(
             for _ in range(100):
                 if any("_inbox.someone.else" in v.lower() for v in secured.violations[user]):
                     break
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # poll interval: the server's error line arrives on its own
         finally:
             await nc.close()
         assert any("_inbox.someone.else" in v.lower() for v in secured.violations[user]), user

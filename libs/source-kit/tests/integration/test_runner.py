@@ -460,7 +460,7 @@ async def test_an_outcome_publish_waits_out_a_stream_that_does_not_answer_yet(fr
         saved = SavedOutcome(subject_for(outcome), envelope.to_headers(), encode(outcome))
 
         async def declare_later() -> None:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # the stream appears only after the first publishes were refused
             await declare(js, Topology())
 
         later = asyncio.create_task(declare_later())

@@ -184,7 +184,7 @@ async def test_concurrent_readers_share_one_read() -> None:
     load.gate = asyncio.Event()
     cache = ScheduleCache(load, ttl_s=10.0)
     readers = [asyncio.create_task(cache.get()) for _ in range(20)]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: every reader is now waiting on the one load
     load.gate.set()
     answers = await asyncio.gather(*readers)
     assert load.calls == 1

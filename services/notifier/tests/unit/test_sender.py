@@ -154,7 +154,7 @@ async def test_a_receiver_dripping_a_byte_a_second_cannot_stretch_the_deadline(w
         else:
             await receiver.write(writer, b"HTTP/1.1 200 OK\r\nX-Slow: ")
         for _ in range(drip):
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # the drip itself: one byte a second, what a trickling receiver does
             await receiver.write(writer, b"a")
 
     receiver = Receiver(dripping)
