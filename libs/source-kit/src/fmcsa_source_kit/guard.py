@@ -13,8 +13,8 @@ fetch and before executing the plan, asks `check_drop` with what it holds and wh
   (`SyncAttemptFailed`) and hands the request back to the bus, so the next fetch comes within the
   retry delay.
 - **Suspect again** (a suspicion is remembered for the carrier: two answers in a row agree): the drop
-  is confirmed, the plan executed, its change facts published, the suspicion cleared; the outcome's
-  summary says `drop_confirmed` with the counts.
+  is confirmed, the plan executed, its change facts published, the suspicion cleared (logged as
+  `suspect_drop_confirmed` with the counts).
 
 Everything held gone counts as suspect whatever `min_held` (every BASIC gone, an authority vanishing).
 The thresholds are each guarded source's settings (`DropGuardSettings`).
@@ -103,17 +103,6 @@ class SuspectDrop(Exception):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class DropConfirmed:
-    """A drop two answers in a row agreed on: executed; reported in the outcome's summary."""
-
-    held: int
-    dropped: int
-
-    def summary(self) -> dict[str, int]:
-        return {"held": self.held, "dropped": self.dropped}
-
-
 async def create_suspect_drops(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.run_sync(_metadata.create_all)
@@ -121,21 +110,21 @@ async def create_suspect_drops(engine: AsyncEngine) -> None:
 
 async def check_drop(
     connection: AsyncConnection, guard: DropGuard, *, dot: str, held: int, dropped: int, what: str
-) -> DropConfirmed | None:
-    """Inside the store's transaction, after planning: None to execute the plan as it is (a suspicion
-    left from before is cleared), `DropConfirmed` to execute a drop that an earlier answer already
-    showed; raises `SuspectDrop` for a first suspect answer (see the module docstring).
+) -> bool:
+    """Inside the store's transaction, after planning: return to execute the plan (True when it is a
+    drop an earlier answer already showed, now confirmed; a suspicion left from before is cleared either
+    way); raise `SuspectDrop` for a first suspect answer (see the module docstring).
     """
     mine = suspect_drops.c.dot_number == int(dot)
     remembered = (await connection.execute(select(suspect_drops.c.dot_number).where(mine))).first()
     if remembered is not None:
         await connection.execute(delete(suspect_drops).where(mine))
     if not guard.suspect(held=held, dropped=dropped):
-        return None
+        return False
     if remembered is None:
         raise SuspectDrop(dot, held, dropped, what)
     log.info("suspect_drop_confirmed", held=held, dropped=dropped)
-    return DropConfirmed(held, dropped)
+    return True
 
 
 @asynccontextmanager

@@ -754,7 +754,6 @@ class Unchanged(Generic[FetchedT]):
     """What a freshness check gives instead of a fetch: the data held, still what the upstream has."""
 
     held: FetchedT
-    checked_at: datetime
 
 
 class ClientStoreAdapter(Generic[FetchedT]):
@@ -773,13 +772,11 @@ class ClientStoreAdapter(Generic[FetchedT]):
         summarize: Callable[[FetchedT], dict[str, JsonValue]],
         *,
         freshness: FreshnessCheck[FetchedT] | None = None,
-        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._client = client
         self._store = store
         self._summarize = summarize
         self._freshness = freshness
-        self._clock = clock
 
     @property
     def configured(self) -> bool:
@@ -789,7 +786,7 @@ class ClientStoreAdapter(Generic[FetchedT]):
         if self._freshness is not None and (published := await self._freshness.published_at()) is not None:
             held = await self._freshness.held(dot)
             if held is not None and held.upstream_as_of is not None and published <= held.upstream_as_of:
-                return Unchanged(held, self._clock())
+                return Unchanged(held)
         return await self._client.fetch(dot)
 
     async def store(

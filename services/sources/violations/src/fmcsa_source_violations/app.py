@@ -33,7 +33,7 @@ def create_app(
         freshness = (
             FreshnessCheck(client.published_at, store.previous) if settings.freshness_check_s else None
         )
-        return ClientStoreAdapter(client, store, summarize, freshness=freshness, clock=clock)
+        return ClientStoreAdapter(client, store, summarize, freshness=freshness)
 
     return create_source_app(
         settings, source=SourceKey.VIOLATIONS, adapter_factory=adapter, clock=clock, pace=pace
