@@ -283,7 +283,8 @@ PULL_WAIT_MAX_S = 2.0
 
 class DurableWorker:
     """Keeps up to `concurrency` messages of one durable pull consumer in flight, each in its own task
-    (see the module docstring). `on_in_flight` is told the count whenever it changes (a gauge).
+    (see the module docstring): one fetch asks for the free slots, at most `batch`. `on_in_flight` is
+    told the count whenever it changes (a gauge).
     """
 
     def __init__(
@@ -293,6 +294,7 @@ class DurableWorker:
         durable: str,
         handle: Callable[[Pulled], Coroutine[Any, Any, None]],
         concurrency: int,
+        batch: int | None = None,
         heartbeat_s: float | None = None,
         stream: str = EVENTS_STREAM,
         fetch_wait_s: float = FETCH_WAIT_S,
@@ -305,6 +307,7 @@ class DurableWorker:
         self._durable = durable
         self._handle = handle
         self._concurrency = concurrency
+        self._batch = batch or concurrency
         self._heartbeat_s = heartbeat_s
         self._fetch_wait_s = fetch_wait_s
         self._on_in_flight = on_in_flight
@@ -343,7 +346,7 @@ class DurableWorker:
             free = self._concurrency - len(self._in_flight)
             if self._stopping or free < 1:
                 continue
-            for raw in await self._fetch(sub, free):
+            for raw in await self._fetch(sub, min(free, self._batch)):
                 msg = Pulled(raw)
                 if self._stopping:  # fetched as the stop began: hand it back rather than start it
                     await self._hand_back(msg)
