@@ -35,7 +35,6 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
-from nats.js.client import JetStreamContext
 from nats.js.errors import NoStreamResponseError
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import JsonValue
@@ -57,7 +56,7 @@ from fmcsa_events.models import (
     SyncRequested,
 )
 from fmcsa_events.subjects import subject_for
-from fmcsa_events.topology import EVENTS_STREAM, source_durable
+from fmcsa_events.topology import source_durable
 from fmcsa_runtime.database import answers, create_engine
 from fmcsa_runtime.deadletter import dead_letter
 from fmcsa_runtime.redaction import redact
@@ -217,8 +216,9 @@ class OutcomeLog:
         return saved if saved.tzinfo is not None else saved.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
-async def publish_outcome(js: JetStreamContext, saved: SavedOutcome) -> None:
-    """Publish a saved outcome and await its PubAck; JetStream drops a repeat of its event id.
+async def publish_outcome(bus: Bus, saved: SavedOutcome) -> None:
+    """Publish a saved outcome through `Bus.publish_saved` (byte for byte, its PubAck awaited); JetStream
+    drops a repeat of its event id.
 
     While a cluster elects a new stream leader (a few seconds) a publish finds no responder or times
     out: stamina retries it with the same event id for up to `PUBLISH_RETRY_S` (one
@@ -235,9 +235,7 @@ async def publish_outcome(js: JetStreamContext, saved: SavedOutcome) -> None:
             wait_jitter=0.0,
         ):
             with attempt:
-                await js.publish(
-                    saved.subject, saved.payload, stream=EVENTS_STREAM, headers=saved.headers, timeout=10.0
-                )
+                await bus.publish_saved(saved.subject, saved.payload, saved.headers)
 
 
 class SourceHandler(Generic[F]):
@@ -383,7 +381,7 @@ class SourceHandler(Generic[F]):
             await self.bus.publish(change, envelope=envelope)
 
     async def _publish(self, saved: SavedOutcome) -> None:
-        await publish_outcome(self.nc.jetstream(), saved)
+        await publish_outcome(self.bus, saved)
 
     def _internal(self, request: SyncRequested, error: Exception) -> SourceFailed:
         now = self.clock()
