@@ -1,12 +1,14 @@
 """The two ways a service reads the event stream; every reader in the repository is one of them.
 
-`OrderedFollower` — in stream order from a sequence, each message once, no acks, no server-side state:
-a nats-py ordered push consumer (recreated by nats-py on any gap) whose messages are decoded as they
-arrive and handed out in bounded batches by `take`, live or up to a given sequence. Where to start is
-always the caller's own position + 1 (the projector's applied position, the scheduler's checkpoint, 1
-for a rebuild). When the caller falls behind, the callback waits for room, which withholds flow-control
-replies and so slows the server down (memory stays bounded by `high_water`). Used by the status
-projector, the status rebuild, the scheduler's two folds and `fmcsa_events.reader.read_stream`.
+`OrderedFollower` — in stream order from a sequence (or a time), each message once, no acks, no
+server-side state: an ephemeral ack-less pull consumer that a task of its own fetches in bounded batches,
+never more than `high_water` ahead of the taker, decoding each message as it arrives; `take` hands them
+out live or up to a given sequence, and `caught_up` says when everything stored so far was handed out.
+Where to start is always the caller's own position + 1 (the projector's applied position, the
+scheduler's checkpoint, 1 for a rebuild). Used by the status projector, the status rebuild, the
+scheduler's two folds and `fmcsa_events.reader.read_stream`. (Read speed, 50,000 registrations on one
+loaded box, decoded: 4.1 and 4.5 s through the follower, 3.2 and 6.3 s through a bare ordered push
+consumer, which also let nats-py queue nearly the whole stream.)
 
 `DurableWorker` — a durable pull consumer (replicas share it), each message its own task, at most
 `concurrency` at once: it fetches only as many messages as there are free slots, so a slow message
