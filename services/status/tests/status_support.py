@@ -16,6 +16,7 @@ from nats.js.api import DeliverPolicy
 from sqlalchemy import Table
 
 from fmcsa_events.bus import Bus
+from fmcsa_events.consume import Delivered
 from fmcsa_events.decoder import Decoded, decode, encode
 from fmcsa_events.envelope import envelope_for, event_id
 from fmcsa_events.identifiers import SourceKey
@@ -38,7 +39,6 @@ from fmcsa_events.topology import EVENTS_STREAM
 from fmcsa_status.domain.fold import Fact
 from fmcsa_status.domain.memory import MemoryProjection
 from fmcsa_status.store import StatusStore
-from fmcsa_status.stream import Delivered
 from fmcsa_status_view.tables import (
     CHANGE,
     COMPANY,

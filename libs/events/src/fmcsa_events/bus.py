@@ -1,5 +1,8 @@
 """The one way events reach the bus: envelope headers, `Nats-Msg-Id`, and an awaited PubAck.
 
+Every event publish in the services goes through `Bus` (`publish`, `publish_many`, and `publish_saved`
+for an event stored before and published again exactly as it was).
+
 `publish` returns only after JetStream stored the event (or recognised it as a duplicate of the same
 id), so a caller may ack its input after it. `publish_many` keeps a bounded number of publishes in
 flight for bulk producers (the scheduler, imports, replays, benchmarks).
@@ -8,7 +11,7 @@ flight for bulk producers (the scheduler, imports, replays, benchmarks).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -71,6 +74,16 @@ class Bus:
             timeout=self._timeout_s,
             stream=EVENTS_STREAM,
             headers=envelope.to_headers(),
+        )
+        return Published(envelope, ack.seq, bool(ack.duplicate))
+
+    async def publish_saved(self, subject: str, payload: bytes, headers: Mapping[str, str]) -> Published:
+        """Publish again, byte for byte, an event stored before with its subject and envelope headers (a
+        source's saved outcome): the same event id, so JetStream drops the repeat within its window.
+        """
+        envelope = Envelope.from_headers(headers)
+        ack: PubAck = await self._js.publish(
+            subject, payload, timeout=self._timeout_s, stream=EVENTS_STREAM, headers=dict(headers)
         )
         return Published(envelope, ack.seq, bool(ack.duplicate))
 

@@ -135,6 +135,13 @@ def _dead_letters(service: str) -> str:
     return f"{DLQ_PREFIX}.{service}.>"
 
 
+_FOLLOW = f"$JS.API.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.*"
+"""Fetch from the ack-less ephemeral pull consumers (generated names) of
+`fmcsa_events.consume.OrderedFollower` and `read_stream`. A service holding it could also fetch from
+another's durable but never acknowledge it (`$JS.ACK` stays per durable): that message comes back
+after its ack wait."""
+
+
 def _kv(bucket: str, keys: str = ">") -> str:
     return f"$KV.{bucket}.{keys}"
 
@@ -183,6 +190,7 @@ USERS: Mapping[str, Permissions] = {
             ),
             _event(WebhookResendRequested.TYPE, ""),
             _kv(INFLIGHT_BUCKET),  # takes a pair's in-flight marker before a manual request
+            _FOLLOW,  # a backtest reads past changes (read_stream)
             *_DECLARE_AND_READ,
         )
     ),
@@ -191,17 +199,17 @@ USERS: Mapping[str, Permissions] = {
             _event(SyncRequested.TYPE),
             _kv(INFLIGHT_BUCKET),
             _kv(STATE_BUCKET, "scheduler.>"),  # checkpoint, back-offs, the status the gateway shows
-            # its readers are ack-less ephemeral pull consumers with generated names
-            f"$JS.API.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.*",
+            _FOLLOW,  # its two folds
             *_DECLARE_AND_READ,
         )
     ),
-    STATUS: Permissions(publish=(_dead_letters(STATUS), *_DECLARE_AND_READ)),
+    STATUS: Permissions(publish=(_dead_letters(STATUS), _FOLLOW, *_DECLARE_AND_READ)),
     NOTIFIER: Permissions(
         publish=(
             _event(WebhookResendRequested.TYPE, ""),  # a destination that answers again releases held ones
             _dead_letters(NOTIFIER),
             *_pull(NOTIFIER_DURABLE),
+            _FOLLOW,  # the rule history read at start (read_stream)
             *_DECLARE_AND_READ,
         )
     ),

@@ -1,29 +1,22 @@
-"""Read the event stream from the start (or a sequence) up to its current end: replays, checks, tools.
-
-Uses an ordered consumer (no server-side state, no acks), which is the fastest way to read a stream
-in order, and stops at the last sequence that existed when the read began.
+"""Read the event stream from the start (or a sequence, or a moment) up to its current end: replays,
+checks, backtests, tools. A one-shot use of `fmcsa_events.consume.OrderedFollower` that stops at the last
+sequence that existed when the read began, or sooner once nothing more matches the subject.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from fmcsa_events.decoder import Decoded, Undecodable, decode
+from fmcsa_events.consume import Delivered, OrderedFollower
 from fmcsa_events.subjects import EVENTS_WILDCARD
 from fmcsa_events.topology import EVENTS_STREAM
 
+__all__ = ["Delivered", "read_stream"]
 
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    seq: int
-    subject: str
-    decoded: Decoded | Undecodable
+BATCH = 500
 
 
 async def read_stream(
@@ -41,24 +34,14 @@ async def read_stream(
     last = (await js.stream_info(stream)).state.last_seq
     if last < start_seq:
         return
-    if start_time is not None:
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start_time)
-    else:
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq)
-    sub = await js.subscribe(subject, ordered_consumer=True, config=config, stream=stream)
-    try:
-        info = await sub.consumer_info()
-        if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
-            return  # nothing matches the filter (a push consumer may already have delivered what did)
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=idle_timeout_s)
-            except NatsTimeout:
-                return  # nothing more matches the filter up to `last`
-            seq = msg.metadata.sequence.stream
-            yield Delivered(seq, msg.subject, decode(msg.headers, msg.data))
-            # num_pending counts what still matches the filter after this message
-            if seq >= last or msg.metadata.num_pending == 0:
+    async with OrderedFollower(
+        js, start_seq, subjects=subject, stream=stream, start_time=start_time, high_water=4 * BATCH
+    ) as follower:
+        while not follower.caught_up:
+            batch = await follower.take(BATCH, 0.0, until=last, idle_s=idle_timeout_s)
+            if not batch:
+                return  # nothing more matches the subject up to `last`
+            for item in batch:
+                yield item
+            if batch[-1].seq >= last:
                 return
-    finally:
-        await sub.unsubscribe()

@@ -57,6 +57,7 @@ from fmcsa_events.permissions import (
     USERS,
     render_authorization,
 )
+from fmcsa_events.reader import read_stream
 from fmcsa_events.subjects import dead_letter, subject_for
 from fmcsa_events.topology import (
     DLQ_STREAM,
@@ -382,6 +383,22 @@ async def test_every_service_can_declare_the_whole_bus_on_an_empty_server(
         await sub.unsubscribe()
     finally:
         await nc.close()
+    assert not secured.violations[user], secured.violations[user]
+
+
+@pytest.mark.parametrize("user", [GATEWAY, SCHEDULER, STATUS, NOTIFIER])
+async def test_the_services_that_follow_the_stream_may_read_it_with_the_ordered_follower(
+    secured: Secured, admin: JetStreamContext, user: str
+) -> None:
+    """The projector, the rebuild, the scheduler's folds, a backtest and the notifier's rule history read
+    through `OrderedFollower` (an ack-less pull consumer): its fetches are allowed, nothing else."""
+    await Bus(admin, producer="test").publish(CompanyRegistered(dot="7"))
+    nc = await secured.connect(user)
+    try:
+        read = [d.seq async for d in read_stream(nc.jetstream())]
+    finally:
+        await nc.close()
+    assert read == [1]
     assert not secured.violations[user], secured.violations[user]
 
 

@@ -124,3 +124,19 @@ async def test_read_stream_returns_what_matches_up_to_the_end_without_waiting(nc
     assert none == []
     assert [d.seq for d in [d async for d in read_stream(js, start_seq=49)]] == [49, 50]
     assert time.monotonic() - started < 4, "a filtered read must not wait for an idle timeout"
+
+
+async def test_publish_saved_publishes_a_stored_event_again_as_it_was_and_the_server_drops_it(
+    nc: Client,
+) -> None:
+    js = nc.jetstream()
+    await declare(js, Topology())
+    bus = Bus(js, producer="test")
+    first = await bus.publish(CompanyRegistered(dot="7"))
+    stored = await js.get_msg(EVENTS_STREAM, first.seq)
+    assert stored.headers is not None
+    assert stored.data is not None
+    again = await bus.publish_saved(stored.subject or "", stored.data, stored.headers)
+    assert (again.seq, again.duplicate) == (first.seq, True)
+    assert again.envelope == first.envelope
+    assert (await js.stream_info(EVENTS_STREAM)).state.messages == 1

@@ -1,8 +1,9 @@
 """The bus side every source service shares: consume `SyncRequested`, end each in one outcome.
 
-`SourceRunner` pulls the source's durable consumer (replicas share it) and keeps up to `concurrency`
-deliveries in flight, each in its own task: it fetches only as many messages as there are free slots, so
-no slot waits for a slow neighbour (no batch barrier), and nothing is fetched that cannot start at once.
+A `fmcsa_events.consume.DurableWorker` pulls the source's durable consumer (replicas share it) and keeps
+up to `concurrency` deliveries in flight, each in its own task: it fetches only as many messages as there
+are free slots, so no slot waits for a slow neighbour (no batch barrier), and nothing is fetched that
+cannot start at once; its in-progress acks (every third of the ack wait) keep a long call's delivery.
 Concurrency comes from asyncio, never from FastStream's `max_workers`.
 
 For every delivery of a request (a durable pull consumer per source; replicas share it):
@@ -19,11 +20,10 @@ Any exception in our own code becomes a final `SourceFailed(internal)`; nothing 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -35,7 +35,6 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
-from nats.js.client import JetStreamContext
 from nats.js.errors import NoStreamResponseError
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import JsonValue
@@ -44,6 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fmcsa_events.bus import Bus, utc_now
+from fmcsa_events.consume import DurableWorker
 from fmcsa_events.decoder import Undecodable, decode, encode
 from fmcsa_events.envelope import Envelope
 from fmcsa_events.identifiers import SourceKey
@@ -56,7 +56,7 @@ from fmcsa_events.models import (
     SyncRequested,
 )
 from fmcsa_events.subjects import subject_for
-from fmcsa_events.topology import EVENTS_STREAM, source_durable
+from fmcsa_events.topology import source_durable
 from fmcsa_runtime.database import answers, create_engine
 from fmcsa_runtime.deadletter import dead_letter
 from fmcsa_runtime.redaction import redact
@@ -79,10 +79,6 @@ the stream's duplicate window, so a retry of a publish that was stored after all
 PUBLISH_WAIT_INITIAL_S = 0.1
 PUBLISH_WAIT_MAX_S = 2.0
 """Back-off between an outcome's publish attempts: 0.1 s doubling up to 2 s."""
-
-PULL_WAIT_INITIAL_S = 0.1
-PULL_WAIT_MAX_S = 2.0
-"""Back-off between failed pulls of the source's consumer: 0.1 s doubling up to 2 s."""
 
 OUTCOMES = Counter(
     "fmcsa_source_outcomes_total", "Terminal outcomes published", ["source", "outcome", "kind"]
@@ -107,38 +103,6 @@ class Delivery(Protocol):
     async def reject(self) -> None: ...
 
     async def in_progress(self) -> None: ...
-
-
-class PulledMessage:
-    """A `Delivery` over a message fetched with nats-py; each acknowledgement is sent at most once.
-
-    The body is left untouched: `SourceHandler` decodes it (or dead-letters it) itself.
-    """
-
-    __slots__ = ("raw_message",)
-
-    def __init__(self, raw_message: Msg) -> None:
-        self.raw_message = raw_message
-
-    @property
-    def settled(self) -> bool:
-        return bool(self.raw_message._ackd)
-
-    async def ack(self) -> None:
-        if not self.settled:
-            await self.raw_message.ack()
-
-    async def nack(self, delay: float | None = None) -> None:
-        if not self.settled:
-            await self.raw_message.nak(delay=delay)
-
-    async def reject(self) -> None:
-        if not self.settled:
-            await self.raw_message.term()
-
-    async def in_progress(self) -> None:
-        if not self.settled:
-            await self.raw_message.in_progress()
 
 
 class SourceAdapter(Protocol[F]):
@@ -252,8 +216,9 @@ class OutcomeLog:
         return saved if saved.tzinfo is not None else saved.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
-async def publish_outcome(js: JetStreamContext, saved: SavedOutcome) -> None:
-    """Publish a saved outcome and await its PubAck; JetStream drops a repeat of its event id.
+async def publish_outcome(bus: Bus, saved: SavedOutcome) -> None:
+    """Publish a saved outcome through `Bus.publish_saved` (byte for byte, its PubAck awaited); JetStream
+    drops a repeat of its event id.
 
     While a cluster elects a new stream leader (a few seconds) a publish finds no responder or times
     out: stamina retries it with the same event id for up to `PUBLISH_RETRY_S` (one
@@ -270,9 +235,7 @@ async def publish_outcome(js: JetStreamContext, saved: SavedOutcome) -> None:
             wait_jitter=0.0,
         ):
             with attempt:
-                await js.publish(
-                    saved.subject, saved.payload, stream=EVENTS_STREAM, headers=saved.headers, timeout=10.0
-                )
+                await bus.publish_saved(saved.subject, saved.payload, saved.headers)
 
 
 class SourceHandler(Generic[F]):
@@ -288,7 +251,6 @@ class SourceHandler(Generic[F]):
         nc: NatsClient,
         max_attempts: int,
         clock: Callable[[], datetime] = utc_now,
-        heartbeat_s: float = 20.0,
     ) -> None:
         self.source = source
         self.adapter = adapter
@@ -297,7 +259,6 @@ class SourceHandler(Generic[F]):
         self.nc = nc
         self.max_attempts = max_attempts
         self.clock = clock
-        self.heartbeat_s = heartbeat_s
         self.service = f"source-{source}"
 
     async def on_sync_requested(self, msg: Delivery) -> None:
@@ -333,7 +294,7 @@ class SourceHandler(Generic[F]):
             result = DEADLINE_PASSED
         else:
             with FETCH_SECONDS.labels(str(self.source)).time():
-                result = await self._fetch_and_store(msg, request)
+                result = await self._fetch_and_store(request)
         decision = settle(
             request,
             result,
@@ -385,24 +346,14 @@ class SourceHandler(Generic[F]):
         except (NoRespondersError, NoStreamResponseError, TimeoutError, nats.errors.Error) as error:
             log.warning("sync_retry_not_reported", error=type(error).__name__)
 
-    async def _fetch_and_store(self, msg: Delivery, request: SyncRequested) -> Stored | Failure:
-        heartbeat = asyncio.create_task(self._keep_alive(msg))
-        try:
-            fetched = await self.adapter.fetch(request.dot)
-            if isinstance(fetched, Failure):
-                return fetched
-            stored = await self.adapter.store(fetched, request)
-            failpoint("source.after_store")  # tests crash here: rows and changes committed, none published
-            return stored
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-
-    async def _keep_alive(self, msg: Delivery) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_s)
-            await msg.in_progress()
+    async def _fetch_and_store(self, request: SyncRequested) -> Stored | Failure:
+        """Fetch and store; the worker's in-progress acks keep a long call's delivery alive."""
+        fetched = await self.adapter.fetch(request.dot)
+        if isinstance(fetched, Failure):
+            return fetched
+        stored = await self.adapter.store(fetched, request)
+        failpoint("source.after_store")  # tests crash here: rows and changes committed, none published
+        return stored
 
     async def _finish(self, msg: Delivery, outcome: SourceSynced | SourceFailed, cause: Envelope) -> None:
         envelope = self.bus.envelope(outcome, cause=cause)
@@ -430,7 +381,7 @@ class SourceHandler(Generic[F]):
             await self.bus.publish(change, envelope=envelope)
 
     async def _publish(self, saved: SavedOutcome) -> None:
-        await publish_outcome(self.nc.jetstream(), saved)
+        await publish_outcome(self.bus, saved)
 
     def _internal(self, request: SyncRequested, error: Exception) -> SourceFailed:
         now = self.clock()
@@ -462,152 +413,9 @@ class SourceHandler(Generic[F]):
         log.warning("dead_lettered", reason=reason, detail=detail[:200])
 
 
-FETCH_WAIT_S = 1.0
-"""How long one pull request waits for messages; a stop waits at most about this long for the pull loop."""
-
-
-class SourceRunner:
-    """Keeps up to `concurrency` deliveries of one durable pull consumer in flight, each in its own task.
-
-    The pull loop asks the server for as many messages as there are free slots (`fetch(free)`), so a slow
-    delivery holds only its own slot, and a message is never fetched to wait behind others (its ack wait
-    runs only while it is worked on). Replicas bind the same durable; `max_ack_pending` caps them all.
-
-    `stop` ends intake, lets in-flight deliveries finish within its budget, then cancels the rest and
-    hands them back with a nak, so another replica (or this one restarted) gets them at once.
-    """
-
-    def __init__(
-        self,
-        *,
-        js: JetStreamContext,
-        stream: str,
-        durable: str,
-        handle: Callable[[Delivery], Coroutine[Any, Any, None]],
-        concurrency: int,
-        fetch_wait_s: float = FETCH_WAIT_S,
-    ) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        self._js = js
-        self._stream = stream
-        self._durable = durable
-        self._handle = handle
-        self._concurrency = concurrency
-        self._fetch_wait_s = fetch_wait_s
-        self._in_flight: dict[asyncio.Task[None], PulledMessage] = {}
-        self._slot_free = asyncio.Event()
-        self._slot_free.set()
-        self._stopping = False
-        self._sub: JetStreamContext.PullSubscription | None = None
-        self._pull_task: asyncio.Task[None] | None = None
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
-
-    @property
-    def running(self) -> bool:
-        return self._pull_task is not None and not self._pull_task.done()
-
-    async def start(self) -> None:
-        self._sub = await self._js.pull_subscribe_bind(durable=self._durable, stream=self._stream)
-        self._pull_task = asyncio.create_task(self._pull(self._sub), name=f"pull:{self._durable}")
-        self._pull_task.add_done_callback(self._pull_ended)
-
-    def _pull_ended(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and (error := task.exception()) is not None:  # a bug: /ready turns 503
-            log.error("pull_loop_failed", error=f"{type(error).__name__}: {error}", exc_info=error)
-
-    async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
-        while not self._stopping:
-            await self._slot_free.wait()
-            free = self._concurrency - len(self._in_flight)
-            if self._stopping or free < 1:
-                continue
-            for raw in await self._fetch(sub, free):
-                msg = PulledMessage(raw)
-                if self._stopping:  # fetched as the stop began: hand it back rather than start it
-                    await self._hand_back(msg)
-                else:
-                    self._spawn(msg)
-
-    async def _fetch(self, sub: JetStreamContext.PullSubscription, free: int) -> list[Msg]:
-        """Up to `free` messages, or none when nothing came within the wait. Any other failure (a
-        reconnect, a leader election, a closed connection) is retried by stamina, forever, with
-        back-off from `PULL_WAIT_INITIAL_S` up to `PULL_WAIT_MAX_S`: one `stamina.retry_scheduled`
-        line per failure.
-        """
-        with structlog.contextvars.bound_contextvars(retrying="pull", durable=self._durable):
-            async for attempt in stamina.retry_context(
-                on=Exception,
-                attempts=None,
-                timeout=None,
-                wait_initial=PULL_WAIT_INITIAL_S,
-                wait_max=PULL_WAIT_MAX_S,
-                wait_jitter=0.0,
-            ):
-                with attempt:
-                    try:
-                        return await sub.fetch(free, timeout=self._fetch_wait_s)
-                    except TimeoutError:  # nats-py raises its own and asyncio's: nothing came within the wait
-                        return []
-        raise AssertionError("stamina ended without a result")  # pragma: no cover
-
-    def _spawn(self, msg: PulledMessage) -> None:
-        task = asyncio.create_task(self._handle(msg))
-        self._in_flight[task] = msg
-        IN_FLIGHT.labels(self._durable).set(len(self._in_flight))
-        if len(self._in_flight) >= self._concurrency:
-            self._slot_free.clear()
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(task, None)
-        IN_FLIGHT.labels(self._durable).set(len(self._in_flight))
-        if len(self._in_flight) < self._concurrency:
-            self._slot_free.set()
-        if not task.cancelled() and (error := task.exception()) is not None:
-            # the handler answers its own failures; this is the bus failing under it: left unacked,
-            # the request comes back after its ack wait and a redelivery republishes a saved outcome
-            log.error("sync_delivery_failed", error=f"{type(error).__name__}: {error}", exc_info=error)
-
-    async def _hand_back(self, msg: PulledMessage) -> None:
-        with contextlib.suppress(nats.errors.Error):
-            await msg.nack()
-
-    async def stop(self, budget_s: float) -> None:
-        """Stop intake; wait up to `budget_s` in all for in-flight deliveries, then hand back the rest."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + budget_s
-        self._stopping = True
-        self._slot_free.set()
-        if self._pull_task is not None:
-            _, pending = await asyncio.wait({self._pull_task}, timeout=self._fetch_wait_s + 1.0)
-            for task in pending:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if self._in_flight:
-            log.info("source_stop_draining", in_flight=len(self._in_flight))
-            await asyncio.wait(set(self._in_flight), timeout=max(0.0, deadline - loop.time()))
-        unfinished = dict(self._in_flight)
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
-        for msg in unfinished.values():
-            await self._hand_back(msg)
-        if unfinished:
-            log.warning("source_stop_handed_back", count=len(unfinished))
-        if self._sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._sub.unsubscribe()
-            self._sub = None
-
-
 class SourceWorker:
     """A source's part of one run (`fmcsa_runtime.service.Worker`): the pace bound to the bus, the
-    outcome log, the adapter, and a `SourceRunner` on the source's durable consumer (manual acks), all
+    outcome log, the adapter, and a `DurableWorker` on the source's durable consumer (manual acks), all
     over the shell's connection.
     """
 
@@ -628,7 +436,7 @@ class SourceWorker:
         self.bound: list[UpstreamPace] = []
         self.engine: AsyncEngine | None = None
         self.adapter: SourceAdapter[Any] | None = None
-        self.runner: SourceRunner | None = None
+        self.runner: DurableWorker | None = None
 
     async def start(self, nc: NatsClient) -> None:
         source_settings: SourceSettings = self.settings  # type: ignore[assignment]  # checked by the Protocol
@@ -654,14 +462,15 @@ class SourceWorker:
             nc=nc,
             max_attempts=source_settings.max_attempts,
             clock=self.clock,
-            heartbeat_s=self.settings.source_ack_wait_s / 3,
         )
-        runner = SourceRunner(
+        durable = source_durable(self.source)
+        runner = DurableWorker(
             js=nc.jetstream(),
-            stream=EVENTS_STREAM,
-            durable=source_durable(self.source),
+            durable=durable,
             handle=handler.on_sync_requested,
             concurrency=source_settings.concurrency,
+            heartbeat_s=self.settings.source_ack_wait_s / 3,
+            on_in_flight=IN_FLIGHT.labels(durable).set,
         )
         await runner.start()
         self.runner = runner

@@ -456,7 +456,8 @@ async def test_an_outcome_publish_waits_out_a_stream_that_does_not_answer_yet(fr
             started_at=now,
             finished_at=now,
         )
-        envelope = Bus(js, producer="test").envelope(outcome)
+        bus = Bus(js, producer="test")
+        envelope = bus.envelope(outcome)
         saved = SavedOutcome(subject_for(outcome), envelope.to_headers(), encode(outcome))
 
         async def declare_later() -> None:
@@ -464,9 +465,9 @@ async def test_an_outcome_publish_waits_out_a_stream_that_does_not_answer_yet(fr
             await declare(js, Topology())
 
         later = asyncio.create_task(declare_later())
-        await publish_outcome(js, saved)  # without a retry: NoRespondersError at once
+        await publish_outcome(bus, saved)  # without a retry: NoRespondersError at once
         await later
-        await publish_outcome(js, saved)  # a repeat of the event id is dropped by the stream
+        await publish_outcome(bus, saved)  # a repeat of the event id is dropped by the stream
         assert [o.request_id for o in await outcomes(client)] == [outcome.request_id]
     finally:
         await client.drain()

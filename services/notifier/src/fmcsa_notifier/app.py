@@ -79,7 +79,7 @@ class NotifierWorker:
         )
         folded = await self.notifier.fold_rule_history()
         log.info("notifier_rules_folded", events=folded)
-        self.notifier.start()
+        await self.notifier.start()
 
     async def stop(self, grace_s: float) -> None:
         if self.notifier is not None:

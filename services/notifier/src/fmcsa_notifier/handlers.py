@@ -1,17 +1,21 @@
-"""The notifier's loop: one durable pull consumer (`notifier`) over changes, rule events and resend
-requests; steps only, every decision in `domain` and `fmcsa_alerts`.
+"""The notifier's handler: one durable pull consumer (`notifier`) over changes, rule events and resend
+requests, read by a `fmcsa_events.consume.DurableWorker` (at most `max_in_flight` messages at once, each
+its own task, fetched only into free slots, so nothing waits fetched with its ack wait running, and
+in-progress acks while a message is worked on); steps only, every decision in `domain` and
+`fmcsa_alerts`.
 
 - At start it folds every rule event already in the stream into its store (the consumer starts at its
   creation, so rules from before it come from this read); repeats are keyed by stream sequence.
-- Messages are planned one at a time in stream order, so a change is matched against exactly the rule
-  events before it: a rule event is stored and acked; a change stores its deliveries (idempotent ids);
-  a resend request makes its delivery pending again.
+- Messages are planned one at a time in the order they were fetched (stream order), so a change is
+  matched against exactly the rule events before it: a rule event is stored and acked; a change stores
+  its deliveries (idempotent ids); a resend request makes its delivery pending again.
 - Deliveries are then driven concurrently (at most `max_in_flight` attempts at once): the deliveries of
   one message to different destinations run side by side, those to the same destination one after the
   other, so one receiver's slowness never delays another's. Each due delivery is attempted and recorded
   with its new state; whatever goes wrong in one attempt (any exception) is recorded as that delivery's
   failure and never aborts the others. The message is acked when none is pending, else handed back with
   a delayed nak until the earliest retry is due (retries live on the bus, never in sleeps).
+  A stop hands back (nak) what is not done within the grace, so another replica takes it at once.
   A crash before the ack redelivers the message after the ack wait; deliveries recorded as delivered
   are not sent again, one in flight at the crash is (at least once: same id, same body).
 - Undecodable messages go to the dead-letter stream with their reason, then are terminated.
@@ -29,7 +33,6 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import stamina
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -39,6 +42,7 @@ from fmcsa_alerts.deliveries import DeliveryStatus
 from fmcsa_alerts.retry import Delivered, GaveUp, RetryLater, settle_attempt
 from fmcsa_alerts.sealing import SealedSecretUnreadable, SealingUnavailable, SecretBox
 from fmcsa_events.bus import Bus
+from fmcsa_events.consume import DurableWorker, Pulled
 from fmcsa_events.decoder import Undecodable, decode
 from fmcsa_events.models import (
     AlertRuleChanged,
@@ -48,7 +52,7 @@ from fmcsa_events.models import (
 )
 from fmcsa_events.reader import read_stream
 from fmcsa_events.subjects import EVENTS_PREFIX
-from fmcsa_events.topology import EVENTS_STREAM, NOTIFIER_DURABLE
+from fmcsa_events.topology import NOTIFIER_DURABLE
 from fmcsa_notifier.domain import Ack, NakFor, due, fate, plan
 from fmcsa_notifier.sender import Answer, Sender
 from fmcsa_notifier.store import NotifierStore, Work
@@ -65,9 +69,6 @@ PLANNED = Counter("fmcsa_notifier_deliveries_planned_total", "Deliveries made by
 
 UNPLANNABLE = "unplannable"
 STORE_REFUSED = "store_refused"
-
-FETCH_RETRY_S = 1.0
-"""Pause between pulls of the notifier's consumer while the bus is away."""
 
 
 class Refused(Exception):
@@ -115,17 +116,24 @@ class Notifier:
         self._api_url = api_url
         self._schedule = schedule
         self._jitter = jitter
-        self._batch_size = batch_size
-        self._fetch_timeout_s = fetch_timeout_s
-        self._slots = asyncio.Semaphore(max_in_flight)
         self._attempt_slots = asyncio.Semaphore(max_in_flight)
-        self._heartbeat_s = heartbeat_s
         self._clock = clock
         self._rng = rng or random.Random()
         self._locks: dict[str, asyncio.Lock] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._drives: set[asyncio.Task[None]] = set()
-        self.running = False
+        self._planning = asyncio.Lock()  # FIFO: messages are planned in the order they were fetched
+        self._worker = DurableWorker(
+            js=js,
+            durable=NOTIFIER_DURABLE,
+            handle=self._handle,
+            concurrency=max_in_flight,
+            batch=batch_size,
+            heartbeat_s=heartbeat_s,
+            fetch_wait_s=fetch_timeout_s,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self._worker.running
 
     async def fold_rule_history(self) -> int:
         """Store every rule event already in the stream; returns how many were read."""
@@ -150,77 +158,29 @@ class Notifier:
                     count += 1
         return count
 
-    def start(self) -> None:
-        self.running = True
-        self._task = asyncio.create_task(self._loop(), name="notifier-loop")
+    async def start(self) -> None:
+        await self._worker.start()
 
     async def stop(self, *, grace_s: float) -> None:
-        self.running = False
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._drives:
-            _, pending = await asyncio.wait(self._drives, timeout=grace_s)
-            for task in pending:  # left unacked: JetStream redelivers them to the next notifier
-                task.cancel()
+        """Stop fetching; what is not done within `grace_s` is handed back (a nak) at once."""
+        await self._worker.stop(budget_s=grace_s)
 
-    async def _loop(self) -> None:
-        sub = await self._js.pull_subscribe_bind(NOTIFIER_DURABLE, stream=EVENTS_STREAM)
-        try:
-            await self._follow(sub)
-        finally:  # a pull subscription left open makes the connection's drain wait out its timeout
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
-        """A batch, or none when nothing came within the wait. The bus away (any other failure; nothing
-        was taken) is retried by stamina every `FETCH_RETRY_S`, forever, one `stamina.retry_scheduled`
-        line each.
-        """
-        with structlog.contextvars.bound_contextvars(retrying="notifier_fetch"):
-            async for attempt in stamina.retry_context(
-                on=Exception,
-                attempts=None,
-                timeout=None,
-                wait_initial=FETCH_RETRY_S,
-                wait_max=FETCH_RETRY_S,
-                wait_jitter=0.0,
-            ):
-                with attempt:
-                    try:
-                        return await sub.fetch(self._batch_size, timeout=self._fetch_timeout_s)
-                    except TimeoutError:
-                        # nothing came within the wait. nats-py raises its own TimeoutError from the wait,
-                        # and a plain asyncio.TimeoutError (builtins.TimeoutError) when its deadline ran out
-                        # between the probe and the lingering pull: catching only nats' subclass let the
-                        # latter through
-                        return []
-        raise AssertionError("stamina ended without a result")  # pragma: no cover
-
-    async def _follow(self, sub: JetStreamContext.PullSubscription) -> None:
-        while self.running:
-            for msg in await self._fetch(sub):
-                try:
-                    ids = await self._plan(msg)
-                except Exception as error:
-                    refused = refusal(error)
-                    if refused is None:  # store trouble: the message comes back after a pause
-                        log.exception("notifier_plan_failed", seq=msg.metadata.sequence.stream)
-                        await msg.nak(delay=5.0)
-                    else:  # it would fail again: out of the way, with its reason
-                        await self._dead_letter(msg, refused.reason, refused.detail)
-                    continue
-                if ids is None:
-                    continue
-                await self._slots.acquire()
-                task = asyncio.create_task(self._drive(msg, ids))
-                self._drives.add(task)
-                task.add_done_callback(self._drive_done)
-
-    def _drive_done(self, task: asyncio.Task[None]) -> None:
-        self._drives.discard(task)
-        self._slots.release()
+    async def _handle(self, pulled: Pulled) -> None:
+        """One message: planned in fetch order (under `_planning`), then its deliveries driven."""
+        msg = pulled.raw_message
+        async with self._planning:
+            try:
+                ids = await self._plan(msg)
+            except Exception as error:
+                refused = refusal(error)
+                if refused is None:  # store trouble: the message comes back after a pause
+                    log.exception("notifier_plan_failed", seq=msg.metadata.sequence.stream)
+                    await msg.nak(delay=5.0)
+                else:  # it would fail again: out of the way, with its reason
+                    await self._dead_letter(msg, refused.reason, refused.detail)
+                return
+        if ids is not None:
+            await self._drive(msg, ids)
 
     async def _plan(self, msg: Msg) -> list[str] | None:
         """Apply one message in stream order; the deliveries to drive, or None when it is done."""
@@ -287,7 +247,6 @@ class Notifier:
         await msg.term()
 
     async def _drive(self, msg: Msg, ids: list[str]) -> None:
-        heartbeat = asyncio.create_task(self._keep_alive(msg))
         try:
             by_destination: dict[str, list[str]] = {}
             for work in await self._store.work(ids):
@@ -307,10 +266,6 @@ class Notifier:
             log.exception("notifier_drive_failed", seq=msg.metadata.sequence.stream)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=5.0)
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
 
     async def _drive_destination(self, ids: list[str]) -> None:
         """The due deliveries of one message to one destination, in order; one's failure is its own."""
@@ -388,9 +343,3 @@ class Notifier:
         for delivery_id in held:
             await self._bus.publish(WebhookResendRequested(delivery_id=delivery_id, requested_by=SERVICE))
         log.info("webhook_destination_recovered", destination=destination, released=len(held))
-
-    async def _keep_alive(self, msg: Msg) -> None:
-        while True:
-            await asyncio.sleep(self._heartbeat_s)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()

@@ -378,6 +378,60 @@ async def test_a_slow_receiver_does_not_hold_back_another_rules_delivery_of_the_
         await view.close()
 
 
+async def test_a_slow_delivery_holds_only_its_own_slot_and_nothing_waits_fetched(
+    bus: Bus, notifier: NotifierProcess, sandbox_url: str, fresh_nats_url: str, wait_until: Any
+) -> None:
+    """One slot, held by a receiver that does not answer: the next change is not fetched to wait for
+    it (its ack wait would run out, and it would come back while it waits), and the held message is
+    kept by in-progress acks; once the slot is free the next change goes out.
+    """
+    release = asyncio.Event()
+
+    async def hanging(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            await release.wait()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(hanging, "127.0.0.1", 0)
+    slow_port = server.sockets[0].getsockname()[1]
+    notifier.env["FMCSA_NOTIFIER_TIMEOUT_S"] = "60"
+    notifier.env["FMCSA_NOTIFIER_MAX_IN_FLIGHT"] = "1"
+    slow = rule_for(f"http://127.0.0.1:{slow_port}/hook", name="a-slow").model_copy(
+        update={"dots": ("99700003",)}
+    )
+    good = rule_for(f"{sandbox_url}/_sandbox/webhooks/good", name="b-good").model_copy(
+        update={"dots": ("99700004",)}
+    )
+    await bus.publish(slow)
+    await bus.publish(good)
+    notifier.start()
+    client = await nats.connect(fresh_nats_url)
+    js = client.jetstream()
+    view = DeliveriesView(notifier.database_url)
+    try:
+        await bus.publish(change("99700003"))
+
+        async def slow_in_flight() -> bool:
+            return len(await view.recent()) == 1
+
+        await wait_until(slow_in_flight, what="the slow delivery planned", within_s=30)
+        await bus.publish(change("99700004"))
+        await asyncio.sleep(5.0)  # the premise: more than two ack waits (2 s) with the only slot held
+        info = await js.consumer_info(EVENTS_STREAM, "notifier")
+        assert (info.num_ack_pending, info.num_pending) == (1, 1)  # the next change was not fetched
+        assert info.num_redelivered == 0  # the held one was kept by in-progress acks
+        release.set()
+        await wait_until(lambda: delivered(view, 2), what="both deliveries", within_s=30)
+    finally:
+        release.set()
+        server.close()
+        await view.close()
+        await client.close()
+
+
 async def publish_raw(js: JetStreamContext, event: Event, data: bytes) -> int:
     """`event`'s envelope and subject with `data` as its payload: an old or forged event on the bus,
     never checked by the models this code has."""

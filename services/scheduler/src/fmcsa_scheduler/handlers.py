@@ -26,7 +26,8 @@ from prometheus_client import Histogram
 
 from fmcsa_events import subjects
 from fmcsa_events.bus import Bus
-from fmcsa_events.decoder import Decoded, decode
+from fmcsa_events.consume import OrderedFollower
+from fmcsa_events.decoder import Decoded, Undecodable
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.inflight import InflightMarker, Taken, release, take
 from fmcsa_events.models import (
@@ -54,7 +55,6 @@ from fmcsa_scheduler.domain import (
     to_ms,
 )
 from fmcsa_scheduler.outcomes import BackoffChange, Outcomes
-from fmcsa_scheduler.reader import StreamReader
 from fmcsa_scheduler.registry import CompanyAdded, Registry, ScheduleRejected, ScheduleSet
 from fmcsa_scheduler.settings import Clock, Settings
 from fmcsa_scheduler.state import Checkpoint, StateStore
@@ -63,6 +63,9 @@ from fmcsa_scheduler.timetable import DueEntry, Timetable
 log = structlog.get_logger(__name__)
 
 PRODUCER = "scheduler"
+READ_BATCH = 500
+"""Messages per batch of each fold: memory stays flat however long the history."""
+READ_IDLE_S = 1.0
 REGISTRY_SUBJECTS = [
     f"{subjects.EVENTS_PREFIX}.{CompanyRegistered.TYPE}.>",
     f"{subjects.EVENTS_PREFIX}.{CompanyRemoved.TYPE}.>",
@@ -124,7 +127,7 @@ class Scheduler:
         self._stopping = asyncio.Event()
         self._running = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._readers: list[StreamReader] = []
+        self._readers: list[OrderedFollower] = []
         self._max_backoff_ms = int(settings.backoff_max_hours * HOUR_MS)
         self._nc: NatsClient | None = None
         # The stream's duplicate window (real time) in the scheduler's time (scaled only in tests), with a
@@ -153,12 +156,18 @@ class Scheduler:
         else:  # a first start follows requests and outcomes from now on
             self.stats.activity_seq = int((await js.stream_info(EVENTS_STREAM)).state.last_seq)
         self.outcomes = Outcomes(await self._state.load_backoffs())
-        registry = StreamReader(js, name="registry", filters=REGISTRY_SUBJECTS, start_seq=1)
+        registry = OrderedFollower(
+            js, 1, subjects=REGISTRY_SUBJECTS, name="registry", high_water=2 * READ_BATCH
+        )
         # Requests and outcomes after the checkpoint's are replayed: they came while no replica ran, or
         # their markers and back-offs were not written yet.
         activity_from = self.stats.activity_seq + 1
-        activity = StreamReader(js, name="activity", filters=ACTIVITY_SUBJECTS, start_seq=activity_from)
+        activity = OrderedFollower(
+            js, activity_from, subjects=ACTIVITY_SUBJECTS, name="activity", high_water=2 * READ_BATCH
+        )
         self._readers = [registry, activity]
+        for reader in self._readers:
+            await reader.open()
         self._running = True
         self._tasks = [
             asyncio.create_task(self._follow_registry(registry), name="scheduler-registry"),
@@ -193,11 +202,11 @@ class Scheduler:
 
     # --- folds -----------------------------------------------------------------------------------------
 
-    async def _follow_registry(self, reader: StreamReader) -> None:
+    async def _follow_registry(self, reader: OrderedFollower) -> None:
         """Fold the registry from the first event; once caught up build the timetable, then stay live."""
         while True:
-            for msg in await reader.next_batch():
-                decoded = self._decoded(msg.headers, msg.data)
+            for msg in await reader.take(READ_BATCH, 0.0, idle_s=READ_IDLE_S):
+                decoded = self._decoded(msg.decoded)
                 if decoded is None:
                     continue
                 change = self.registry.apply(decoded.event, occurred_ms=to_ms(decoded.envelope.occurred_at))
@@ -240,12 +249,12 @@ class Scheduler:
         self.stats.rejected_schedules += 1
         log.warning("schedule_rejected", source=change.source, reason=change.reason)
 
-    async def _follow_activity(self, reader: StreamReader) -> None:
+    async def _follow_activity(self, reader: OrderedFollower) -> None:
         """Requests and outcomes: release markers, keep back-offs (persisted), count open requests."""
         while True:
-            for msg in await reader.next_batch():
-                decoded = self._decoded(msg.headers, msg.data)
-                seq = msg.metadata.sequence.stream
+            for msg in await reader.take(READ_BATCH, 0.0, idle_s=READ_IDLE_S):
+                decoded = self._decoded(msg.decoded)
+                seq = msg.seq
                 if decoded is not None:
                     await self._apply_activity(decoded.event, seq)
                 self.stats.activity_seq = seq
@@ -480,8 +489,7 @@ class Scheduler:
 
     # --- plumbing --------------------------------------------------------------------------------------
 
-    def _decoded(self, headers: dict[str, str] | None, data: bytes) -> Decoded | None:
-        decoded = decode(headers, data)
+    def _decoded(self, decoded: Decoded | Undecodable) -> Decoded | None:
         if isinstance(decoded, Decoded):
             return decoded
         # Counted and skipped, not dead-lettered: this fold re-reads the log at every start and would

@@ -15,9 +15,9 @@ import structlog
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge, Histogram
 
+from fmcsa_events.consume import Delivered, OrderedFollower
 from fmcsa_runtime.deadletter import dead_letter
 from fmcsa_status.store import Applied, Resync, StatusStore
-from fmcsa_status.stream import Delivered, Feed
 
 SERVICE = "status"
 
@@ -119,7 +119,9 @@ class Projector:
         self.position = position
         POSITION.set(position)
         log.info("projector_following", start_seq=position + 1)
-        async with Feed(self._js, position + 1, high_water=max(4 * self._batch_size, 1000)) as feed:
+        async with OrderedFollower(
+            self._js, position + 1, high_water=max(4 * self._batch_size, 1000)
+        ) as feed:
             while not self._stopping.is_set():
                 batch = await feed.take(self._batch_size, self._batch_wait_s)
                 if batch:

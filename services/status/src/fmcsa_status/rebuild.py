@@ -41,6 +41,7 @@ from nats.js import JetStreamContext
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from fmcsa_events.consume import OrderedFollower
 from fmcsa_events.topology import EVENTS_STREAM
 from fmcsa_runtime.cli import settings_help
 from fmcsa_runtime.logging import configure_logging
@@ -48,7 +49,6 @@ from fmcsa_runtime.service import connect_nats, declare_bus
 from fmcsa_status.app import tune_garbage_collector
 from fmcsa_status.settings import Settings
 from fmcsa_status.store import Applied, StatusStore, dump_rows, is_lock_timeout, primary_key
-from fmcsa_status.stream import Feed
 from fmcsa_status_view.codec import codec_for
 from fmcsa_status_view.database import Session, open_database
 from fmcsa_status_view.location import Location
@@ -149,7 +149,7 @@ async def _rebuild(
     try:
         goal = await live.position() if verify else (await js.stream_info(EVENTS_STREAM)).state.last_seq
         progress = Progress(out, goal)
-        async with Feed(js, 1, high_water=4 * settings.rebuild_batch_size) as feed:
+        async with OrderedFollower(js, 1, high_water=4 * settings.rebuild_batch_size) as feed:
             folder = _Folder(new, feed, settings.rebuild_batch_size, outcome, progress)
             await folder.fold_to(goal)
             if verify:
@@ -210,7 +210,7 @@ class _Folder:
     """Folds the feed into the new store up to a sequence (never past it)."""
 
     def __init__(
-        self, store: StatusStore, feed: Feed, batch_size: int, outcome: Outcome, progress: Progress
+        self, store: StatusStore, feed: OrderedFollower, batch_size: int, outcome: Outcome, progress: Progress
     ) -> None:
         self._store, self._feed, self._batch_size = store, feed, batch_size
         self._outcome, self._progress = outcome, progress

@@ -42,6 +42,7 @@ from typing import Any
 import structlog
 from sqlalchemy import String, Table
 
+from fmcsa_events.consume import Delivered
 from fmcsa_events.decoder import Undecodable
 from fmcsa_events.envelope import event_id as derived_event_id
 from fmcsa_events.identifiers import SourceKey
@@ -57,7 +58,6 @@ from fmcsa_events.models import (
 from fmcsa_runtime.database import STORE_CHECK_TIMEOUT_S, data_error_reason, is_data_error
 from fmcsa_status.domain.fold import Fact, Loaded, PairKey, fold, settle
 from fmcsa_status.domain.state import Change, Company, DayCount, DayKey, Entry, Pair, Point, Totals
-from fmcsa_status.stream import Delivered
 from fmcsa_status_view.binding import RowBinding, decoder
 from fmcsa_status_view.codec import Codec, codec_for
 from fmcsa_status_view.database import Database, Session, open_database

@@ -22,10 +22,10 @@ from status_support import (
     timed,
 )
 
+from fmcsa_events.consume import Delivered
 from fmcsa_events.identifiers import InvalidDotNumber, SourceKey
 from fmcsa_events.models import ChangeKind
 from fmcsa_status.store import Applied, DeadLetter, StatusStore
-from fmcsa_status.stream import Delivered
 from fmcsa_status_view.query import InvalidCursor, StatusView, _encode_cursor
 
 CSA, INS = SourceKey.CSA, SourceKey.INSPECTIONS

@@ -35,6 +35,7 @@ from status_support import (
     timed,
 )
 
+from fmcsa_events.consume import Delivered
 from fmcsa_events.decoder import Undecodable, UndecodableReason
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import Event, SyncRequested
@@ -43,7 +44,6 @@ from fmcsa_status.handlers import Projector
 from fmcsa_status.rebuild import rebuild
 from fmcsa_status.settings import Settings
 from fmcsa_status.store import STORE_REFUSED, Applied, StatusStore
-from fmcsa_status.stream import Delivered
 from fmcsa_status_view.query import StatusView
 
 END_OF_TIME = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-12)))

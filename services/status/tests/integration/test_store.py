@@ -19,9 +19,9 @@ from status_support import (
     synced,
 )
 
+from fmcsa_events.consume import Delivered
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_status.store import Applied, DeadLetter, Resync, StatusStore
-from fmcsa_status.stream import Delivered
 
 CSA, VIO, INS = SourceKey.CSA, SourceKey.VIOLATIONS, SourceKey.INSPECTIONS
 

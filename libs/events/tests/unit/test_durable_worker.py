@@ -1,4 +1,4 @@
-"""`SourceRunner`'s pull loop against a scripted subscription: slots, errors, hand-back at a stop."""
+"""`DurableWorker`'s pull loop against a scripted subscription: slots, errors, hand-back at a stop."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import asyncio
 from typing import Any, cast
 
 import nats.errors
+import stamina
 from nats.js.client import JetStreamContext
 
-from fmcsa_source_kit.runner import Delivery, SourceRunner
+from fmcsa_events.consume import DurableWorker, Pulled
 
 
 class FakeMsg:
@@ -72,15 +73,15 @@ class Worker:
         self.started: list[str] = []
         self.release: dict[str, asyncio.Event] = {}
 
-    async def handle(self, delivery: Delivery) -> None:
+    async def handle(self, delivery: Pulled) -> None:
         msg = cast(FakeMsg, delivery.raw_message)
         self.started.append(msg.name)
         await self.release.setdefault(msg.name, asyncio.Event()).wait()
         await delivery.ack()
 
 
-def runner_for(sub: ScriptedSub, worker: Worker, concurrency: int) -> SourceRunner:
-    return SourceRunner(
+def runner_for(sub: ScriptedSub, worker: Worker, concurrency: int) -> DurableWorker:
+    return DurableWorker(
         js=cast(JetStreamContext, FakeJetStream(sub)),
         stream="S",
         durable="d",
@@ -169,3 +170,36 @@ async def test_stop_waits_for_what_finishes_and_hands_back_the_rest(wait_until: 
     assert (quick.settled_with, stuck.settled_with) == ("ack", "nak")
     assert runner.in_flight == 0
     assert sub.unsubscribed
+
+
+class OneShotSub:
+    """Each fetch takes the next item of the script: an exception to raise, or what to return."""
+
+    def __init__(self, *script: BaseException | list[str]) -> None:
+        self.script = list(script)
+        self.fetches = 0
+
+    async def fetch(self, batch: int = 1, timeout: float | None = 5) -> list[str]:  # noqa: ASYNC109  # nats-py's signature
+        self.fetches += 1
+        item = self.script.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+async def test_a_fetch_that_fails_is_retried_until_the_bus_answers() -> None:
+    sub = OneShotSub(nats.errors.ConnectionClosedError(), nats.errors.NoServersError(), ["a", "b"])
+    with stamina.set_testing(True, attempts=100, cap=True):  # keep the retries, drop the pauses
+        got = await runner_for(ScriptedSub(), Worker(), 2)._fetch(
+            cast(JetStreamContext.PullSubscription, sub), 2
+        )
+    assert got == ["a", "b"]
+    assert sub.fetches == 3
+
+
+async def test_an_empty_wait_is_no_failure_and_no_retry() -> None:
+    for timeout in (nats.errors.TimeoutError(), TimeoutError()):
+        sub = OneShotSub(timeout, ["never read"])
+        worker = runner_for(ScriptedSub(), Worker(), 2)
+        assert await worker._fetch(cast(JetStreamContext.PullSubscription, sub), 2) == []
+        assert sub.fetches == 1
