@@ -45,6 +45,10 @@ from fmcsa_events.topology import EVENTS_STREAM
 log = structlog.get_logger(__name__)
 
 
+INACTIVE_THRESHOLD_S = 5.0
+"""Seconds an ephemeral follower consumer lives on the server without a fetch."""
+
+
 @dataclass(frozen=True, slots=True)
 class Delivered:
     """One stream message: its sequence, what arrived, and what it decoded to."""
@@ -151,7 +155,11 @@ class OrderedFollower:
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self._next_seq
             )
         config.ack_policy = AckPolicy.NONE
-        config.inactive_threshold = 60.0  # the server drops it by itself once nobody fetches
+        # the server drops it by itself once nobody fetches (the follower cannot delete it: no service may
+        # delete a consumer). Short, because every one-shot `read_stream` makes one: at 60 s a caller
+        # polling read_stream piled up consumers until the server refused more (err 10026, seen in CI). A
+        # follower idle longer than this (a taker stalled) gets a new consumer at the next unread sequence.
+        config.inactive_threshold = INACTIVE_THRESHOLD_S
         config.mem_storage = True
         config.num_replicas = 1
         if len(self._subjects) > 1:

@@ -11,9 +11,10 @@ import pytest
 from nats.aio.client import Client
 
 from fmcsa_events.bus import Bus
-from fmcsa_events.consume import DurableWorker, OrderedFollower, Pulled
+from fmcsa_events.consume import INACTIVE_THRESHOLD_S, DurableWorker, OrderedFollower, Pulled
 from fmcsa_events.decoder import Decoded
 from fmcsa_events.models import CompanyRegistered
+from fmcsa_events.reader import read_stream
 from fmcsa_events.topology import EVENTS_STREAM, Topology, declare
 
 REGISTERED = "fmcsa.evt.company_registered.>"
@@ -62,6 +63,23 @@ async def test_a_follower_on_a_subject_nothing_matches_is_caught_up_at_once(nc: 
     await registered(nc, range(1, 4))
     async with OrderedFollower(nc.jetstream(), subjects="fmcsa.evt.source_failed.>") as follower:
         assert follower.caught_up
+
+
+async def test_one_shot_reads_leave_no_consumer_behind_for_long(nc: Client, wait_until: Any) -> None:
+    """Every `read_stream` makes an ephemeral consumer no service may delete: the server drops it once it
+    has gone INACTIVE_THRESHOLD_S without a fetch. At 60 s, a caller polling read_stream piled up
+    consumers until the server refused more (`maximum consumers limit reached`, seen in CI)."""
+    js = nc.jetstream()
+    await registered(nc, range(1, 4))
+    before = (await js.stream_info(EVENTS_STREAM)).state.consumer_count
+    for _ in range(20):
+        assert len([d async for d in read_stream(js)]) == 3
+    assert (await js.stream_info(EVENTS_STREAM)).state.consumer_count > before  # they linger a little
+
+    async def dropped() -> bool:
+        return (await js.stream_info(EVENTS_STREAM)).state.consumer_count == before
+
+    await wait_until(dropped, what="the one-shot consumers dropped", within_s=INACTIVE_THRESHOLD_S + 10)
 
 
 async def test_a_slow_message_holds_only_its_own_slot(nc: Client, wait_until: Any) -> None:
