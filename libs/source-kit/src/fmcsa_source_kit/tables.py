@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import stamina
+import structlog
 from sqlalchemy import Connection, Table
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
@@ -45,3 +46,28 @@ async def open_store(
         await engine.dispose()
         raise
     return engine
+
+
+T = TypeVar("T")
+
+INSERT_RACE_TRIES = 3
+"""Attempts of a store's write when two writers race to insert the same new key."""
+
+
+async def retry_insert_race(what: str, dot: str, write: Callable[[], Awaitable[T]]) -> T:
+    """Run `write` (one transaction of a store); when two writers raced to insert the same new key, the
+    loser tries again at once and sees it (stamina, `INSERT_RACE_TRIES` attempts, one
+    `stamina.retry_scheduled` line per retry bound to `retrying=what` and the carrier).
+    """
+    with structlog.contextvars.bound_contextvars(retrying=what, dot=dot):
+        async for attempt in stamina.retry_context(
+            on=IntegrityError,
+            attempts=INSERT_RACE_TRIES,
+            timeout=None,
+            wait_initial=0.0,
+            wait_max=0.0,
+            wait_jitter=0.0,
+        ):
+            with attempt:
+                return await write()
+    raise AssertionError("stamina ended without a result")  # pragma: no cover

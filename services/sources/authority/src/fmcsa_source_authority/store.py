@@ -13,10 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-import stamina
-import structlog
 from sqlalchemy import BigInteger, Column, DateTime
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel, col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,9 +33,7 @@ from fmcsa_source_authority.domain import (
 from fmcsa_source_kit.guard import DropGuard, check_drop, guarded
 from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation, Plan
-from fmcsa_source_kit.tables import open_store
-
-_TRIES = 3
+from fmcsa_source_kit.tables import open_store, retry_insert_race
 
 
 def _moment() -> Any:
@@ -221,38 +216,29 @@ class Store:
     async def upsert(self, fetch: AuthorityFetch, *, request_id: UUID) -> Counts:
         """Plan and store one fetch with its change facts for `request_id` (module docstring)."""
         seen = Observation(request_id, fetch.dot, _aware(fetch.retrieved_at), fetch.upstream_as_of)
-        # two writers racing to insert the same new key: the loser tries again (at once) and sees it;
-        # stamina logs each retry, bound to the store and carrier
-        with structlog.contextvars.bound_contextvars(retrying="authority_upsert", dot=fetch.dot):
-            async for attempt in stamina.retry_context(
-                on=IntegrityError,
-                attempts=_TRIES,
-                timeout=None,
-                wait_initial=0.0,
-                wait_max=0.0,
-                wait_jitter=0.0,
-            ):
-                with attempt:
-                    async with (
-                        guarded(self._engine, request_id=request_id, at=seen.observed_at),
-                        AsyncSession(self._engine, expire_on_commit=False) as session,
-                        session.begin(),
-                    ):
-                        held = await self._held(session, fetch.dot)
-                        planned = plan(held, fetch, seen)
-                        # the profile is in every answer: what can vanish is the dockets and the filings
-                        await check_drop(
-                            await session.connection(),
-                            self._guard,
-                            dot=fetch.dot,
-                            held=len(held.dockets) + len(held.filings),
-                            dropped=len(planned.age_out),
-                            what="docket numbers and insurance filings",
-                        )
-                        await self._execute(session, planned, seen.observed_at)
-                        await record_changes(await session.connection(), planned.changes)
-                    return planned.counts
-        raise AssertionError("stamina ended without a result")  # pragma: no cover
+        return await retry_insert_race("authority_upsert", fetch.dot, lambda: self._upsert_once(fetch, seen))
+
+    async def _upsert_once(self, fetch: AuthorityFetch, seen: Observation) -> Counts:
+        request_id = seen.request_id
+        async with (
+            guarded(self._engine, request_id=request_id, at=seen.observed_at),
+            AsyncSession(self._engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            held = await self._held(session, fetch.dot)
+            planned = plan(held, fetch, seen)
+            # the profile is in every answer: what can vanish is the dockets and the filings
+            await check_drop(
+                await session.connection(),
+                self._guard,
+                dot=fetch.dot,
+                held=len(held.dockets) + len(held.filings),
+                dropped=len(planned.age_out),
+                what="docket numbers and insurance filings",
+            )
+            await self._execute(session, planned, seen.observed_at)
+            await record_changes(await session.connection(), planned.changes)
+        return planned.counts
 
     @staticmethod
     async def _execute(session: AsyncSession, planned: Plan[Row], at: datetime) -> None:

@@ -32,12 +32,10 @@ from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
-import stamina
 import structlog
 from sqlalchemy import Connection, DateTime, Index, Table, Text, UniqueConstraint, case, inspect, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -59,11 +57,9 @@ from fmcsa_source_csa.domain.parse import as_of_month
 from fmcsa_source_kit.guard import DropGuard, check_drop, guarded
 from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation, Plan
-from fmcsa_source_kit.tables import open_store
+from fmcsa_source_kit.tables import open_store, retry_insert_race
 
 log = structlog.get_logger(__name__)
-
-_UPSERT_TRIES = 3  # two writers racing to insert the same new key: the loser retries and sees it
 
 
 class CsaCarrier(SQLModel, table=True):
@@ -265,20 +261,7 @@ class Store:
         """Store one fetch and its change facts for `request_id` (see the module docstring); return what
         it did to each record. A redelivered request records no change twice (same event ids).
         """
-        # two writers racing to insert the same new key: the loser tries again (at once) and sees it;
-        # stamina logs each retry, bound to the store and carrier
-        with structlog.contextvars.bound_contextvars(retrying="csa_upsert", dot=fetch.dot):
-            async for attempt in stamina.retry_context(
-                on=IntegrityError,
-                attempts=_UPSERT_TRIES,
-                timeout=None,
-                wait_initial=0.0,
-                wait_max=0.0,
-                wait_jitter=0.0,
-            ):
-                with attempt:
-                    return await self._upsert_once(fetch, request_id)
-        raise AssertionError("stamina ended without a result")  # pragma: no cover
+        return await retry_insert_race("csa_upsert", fetch.dot, lambda: self._upsert_once(fetch, request_id))
 
     async def _upsert_once(self, fetch: CsaFetch, request_id: UUID) -> Counts:
         at = _aware(fetch.retrieved_at)

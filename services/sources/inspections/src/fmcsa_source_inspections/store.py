@@ -20,10 +20,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import stamina
-import structlog
 from sqlalchemy import BigInteger, DateTime, Index, Text, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -42,9 +39,8 @@ from fmcsa_source_inspections.domain.content import snapshot_content, snapshot_f
 from fmcsa_source_inspections.domain.records import InspectionsFetch, Snapshot
 from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Plan
-from fmcsa_source_kit.tables import open_store
+from fmcsa_source_kit.tables import open_store, retry_insert_race
 
-_UPSERT_TRIES = 3
 """Two first writes of one carrier may race on PostgreSQL (no row to lock yet): the loser re-plans."""
 
 
@@ -139,20 +135,10 @@ class Store:
         content kept as a version; a fetch older than the one held never replaces it), and record the
         plan's change facts for `request_id` in the same transaction.
         """
-        # two writers racing to insert the same new key: the loser tries again (at once) and sees it;
-        # stamina logs each retry, bound to the store and carrier
-        with structlog.contextvars.bound_contextvars(retrying="inspections_upsert", dot=fetch.snapshot.usdot):
-            async for attempt in stamina.retry_context(
-                on=IntegrityError,
-                attempts=_UPSERT_TRIES,
-                timeout=None,
-                wait_initial=0.0,
-                wait_max=0.0,
-                wait_jitter=0.0,
-            ):
-                with attempt:
-                    return await self._upsert_once(fetch, request_id)
-        raise AssertionError("stamina ended without a result")  # pragma: no cover
+        dot = str(fetch.snapshot.usdot)
+        return await retry_insert_race(
+            "inspections_upsert", dot, lambda: self._upsert_once(fetch, request_id)
+        )
 
     async def _upsert_once(self, fetch: InspectionsFetch, request_id: UUID) -> Counts:
         fetch = replace(fetch, retrieved_at=_utc(fetch.retrieved_at))  # SQLite keeps no offset: write UTC
