@@ -11,6 +11,7 @@ from uuid import uuid4
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from violations_support import row as shared_row
 
 import fmcsa_source_violations.store as store_module
 from fmcsa_events.models import CarrierDataChanged, ChangeKind, ErrorKind
@@ -19,7 +20,7 @@ from fmcsa_source_kit.guard import DropGuard, SuspectDrop
 from fmcsa_source_kit.outbox import changes_for, record_changes
 from fmcsa_source_violations.domain.changes import detect_changes
 from fmcsa_source_violations.domain.model import Violation, ViolationsFetch
-from fmcsa_source_violations.domain.parse import assign_ordinals, parse_row
+from fmcsa_source_violations.domain.parse import assign_ordinals
 from fmcsa_source_violations.store import HeldCounts, Store
 
 DOT = "2847193"
@@ -28,23 +29,8 @@ AS_OF = datetime(2025, 10, 21, 9, 12, 44, tzinfo=UTC)
 
 
 def row(**overrides: Any) -> Violation:
-    raw: dict[str, Any] = {
-        "unique_id": "905120418",
-        "insp_date": "02-SEP-25",
-        "dot_number": DOT,
-        "viol_code": "3939TS",
-        "basic_desc": "Vehicle Maintenance",
-        "oos_indicator": "false",
-        "oos_weight": "0",
-        "severity_weight": "6",
-        "time_weight": "3",
-        "total_severity_wght": "6",
-        "section_desc": "Inoperative turn signal",
-        "group_desc": "Lighting",
-        "viol_unit": "2",
-    }
-    raw.update(overrides)
-    return parse_row(raw, DOT)
+    """The shared builder's row (violations_support), with this file's total severity weight of 6."""
+    return shared_row(**{"total_severity_wght": "6", **overrides})
 
 
 def fetch(rows: list[Violation], *, at: datetime = T0, as_of: datetime | None = AS_OF) -> ViolationsFetch:

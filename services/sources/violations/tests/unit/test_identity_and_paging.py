@@ -11,13 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+from violations_support import row as shared_row
 
 from fmcsa_events.models import ErrorKind
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.upstream import RetryPolicy
 from fmcsa_source_violations.domain.model import Page, Step, Violation, ViolationsFetch
 from fmcsa_source_violations.domain.paging import assemble, next_step
-from fmcsa_source_violations.domain.parse import assign_ordinals, parse_row
+from fmcsa_source_violations.domain.parse import assign_ordinals
 from fmcsa_source_violations.domain.summary import summarize
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.upstream import SocrataClient
@@ -28,23 +29,8 @@ DOT = "2847193"
 
 
 def row(**overrides: Any) -> Violation:
-    raw: dict[str, Any] = {
-        "unique_id": "905120418",
-        "insp_date": "02-SEP-25",
-        "dot_number": DOT,
-        "viol_code": "3939TS",
-        "basic_desc": "Vehicle Maintenance",
-        "oos_indicator": "false",
-        "oos_weight": "0",
-        "severity_weight": "6",
-        "time_weight": "3",
-        "total_severity_wght": "6",
-        "section_desc": "Inoperative turn signal",
-        "group_desc": "Lighting",
-        "viol_unit": "2",
-    }
-    raw.update(overrides)
-    return parse_row(raw, DOT)
+    """The shared builder's row (violations_support), with this file's total severity weight of 6."""
+    return shared_row(**{"total_severity_wght": "6", **overrides})
 
 
 def a_page(rows: int, *, version: str | None = "v1") -> Page:
