@@ -20,6 +20,7 @@ Any exception in our own code becomes a final `SourceFailed(internal)`; nothing 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import random
@@ -68,6 +69,7 @@ from fmcsa_source_kit.guard import SuspectDrop
 from fmcsa_source_kit.outbox import changes_for, create_outbox
 from fmcsa_source_kit.pacing import UpstreamPace
 from fmcsa_source_kit.settle import DEADLINE_PASSED, RetryLater, Stored, past_deadline, settle
+from fmcsa_source_kit.sync_ages import SYNC_AGE_REFRESH_S, SyncAges
 
 log = structlog.get_logger(__name__)
 
@@ -251,11 +253,13 @@ class SourceHandler(Generic[F]):
         nc: NatsClient,
         max_attempts: int,
         clock: Callable[[], datetime] = utc_now,
+        ages: SyncAges | None = None,
     ) -> None:
         self.source = source
         self.adapter = adapter
         self.bus = bus
         self.outcomes = outcomes
+        self.ages = ages
         self.nc = nc
         self.max_attempts = max_attempts
         self.clock = clock
@@ -367,6 +371,18 @@ class SourceHandler(Generic[F]):
         kind = outcome.kind.value if isinstance(outcome, SourceFailed) else ""
         OUTCOMES.labels(str(self.source), outcome.TYPE, kind).inc()
         log.info("sync_finished", outcome=outcome.TYPE, kind=kind or None, attempts=outcome.attempts)
+        await self._note_age(outcome)
+
+    async def _note_age(self, outcome: SourceSynced | SourceFailed) -> None:
+        """Feed the oldest-sync-age gauge (`fmcsa_source_kit.sync_ages`). The request is answered and
+        acked already: a store that refuses this write costs one stale figure, never the outcome.
+        """
+        if self.ages is None:
+            return
+        try:
+            await self.ages.answered(outcome.dot, self.clock(), synced=isinstance(outcome, SourceSynced))
+        except Exception as error:  # a metric's bookkeeping must not fail a finished request
+            log.warning("sync_age_not_recorded", error=f"{type(error).__name__}: {error}"[:300])
 
     async def _publish_changes(
         self, request: SyncRequested | SourceSynced | SourceFailed, cause: Envelope
@@ -437,6 +453,8 @@ class SourceWorker:
         self.engine: AsyncEngine | None = None
         self.adapter: SourceAdapter[Any] | None = None
         self.runner: DurableWorker | None = None
+        self.ages: SyncAges | None = None
+        self.ages_task: asyncio.Task[None] | None = None
 
     async def start(self, nc: NatsClient) -> None:
         source_settings: SourceSettings = self.settings  # type: ignore[assignment]  # checked by the Protocol
@@ -447,6 +465,8 @@ class SourceWorker:
         self.engine = create_engine(source_settings.resolved_database_url())
         outcomes = OutcomeLog(self.engine)
         await outcomes.create()
+        self.ages = SyncAges(self.engine)
+        await self.ages.create()
         self.adapter = await self.adapter_factory()
         if not self.adapter.configured:
             log.warning(
@@ -462,6 +482,7 @@ class SourceWorker:
             nc=nc,
             max_attempts=source_settings.max_attempts,
             clock=self.clock,
+            ages=self.ages,
         )
         durable = source_durable(self.source)
         runner = DurableWorker(
@@ -474,8 +495,22 @@ class SourceWorker:
         )
         await runner.start()
         self.runner = runner
+        self.ages_task = asyncio.create_task(self._export_ages(self.ages), name="sync-ages")
+
+    async def _export_ages(self, ages: SyncAges) -> None:
+        """Refresh the oldest-sync-age gauges every `SYNC_AGE_REFRESH_S`; a failed read skips one turn."""
+        while True:
+            try:
+                await ages.export(str(self.source), self.clock())
+            except Exception as error:  # the store may be away for a while: try next turn
+                log.warning("sync_age_not_exported", error=f"{type(error).__name__}: {error}"[:300])
+            await asyncio.sleep(SYNC_AGE_REFRESH_S)
 
     async def stop(self, grace_s: float) -> None:
+        if self.ages_task is not None:
+            self.ages_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.ages_task
         if self.runner is not None:
             # leave a few seconds of the grace period for closing the clients and the connection
             await self.runner.stop(budget_s=max(grace_s - 3.0, grace_s / 2))

@@ -18,6 +18,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from prometheus_client import REGISTRY
 
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded, decode, encode
@@ -471,3 +472,43 @@ async def test_an_outcome_publish_waits_out_a_stream_that_does_not_answer_yet(fr
         assert [o.request_id for o in await outcomes(client)] == [outcome.request_id]
     finally:
         await client.drain()
+
+
+def gauge(name: str, source: str) -> float | None:
+    return REGISTRY.get_sample_value(name, {"source": source})
+
+
+async def test_the_runner_exports_the_age_of_its_oldest_successful_sync(
+    nc: Client,
+    fresh_nats_url: str,
+    tmp_path: Path,
+    wait_until: Any,
+) -> None:
+    gone = Failure(ErrorKind.NOT_FOUND, retryable=False, message="no such carrier")
+    upstream = ScriptedUpstream(script={"9": [gone]})
+    clock_now = [datetime.now(UTC)]
+
+    async def adapter() -> ScriptedUpstream:
+        return upstream
+
+    app = create_source_app(
+        settings_for(fresh_nats_url, tmp_path),
+        source=SourceKey.CSA,
+        adapter_factory=adapter,
+        clock=lambda: clock_now[0],
+    )
+    async with app:
+        await Bus(nc.jetstream(), producer="test").publish_many([a_request("8"), a_request("9")])
+
+        async def answered() -> bool:
+            return len(await outcomes(nc)) == 2
+
+        await wait_until(answered, what="two outcomes")
+        clock_now[0] += timedelta(hours=2)  # the worker's next export reads the rows at this clock
+        worker: Any = app.worker
+        await worker.ages.export(str(SourceKey.CSA), clock_now[0])
+    # carrier 8 synced, carrier 9 never did: both are two hours old, and both are counted
+    assert gauge("fmcsa_source_carriers_tracked", "csa") == 2
+    age = gauge("fmcsa_source_oldest_sync_age_seconds", "csa")
+    assert age is not None
+    assert 7200 <= age < 7200 + 60
