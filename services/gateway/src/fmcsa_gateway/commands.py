@@ -78,12 +78,14 @@ class Commands:
         PUBLISHED.labels(CompanyRegistered.TYPE).inc()
         return published
 
-    async def register_many(self, companies: Sequence[tuple[str, str | None]], *, by: str) -> int:
-        """Publish one `CompanyRegistered` per company, pipelined; returns how many were stored."""
+    async def register_many(
+        self, companies: Sequence[tuple[str, str | None]], *, by: str
+    ) -> Sequence[Published]:
+        """Publish one `CompanyRegistered` per company, pipelined; returns what was stored."""
         events = [CompanyRegistered(dot=dot, name=name, registered_by=by) for dot, name in companies]
         published = await self._bus.publish_many(events, in_flight=self._in_flight)
         PUBLISHED.labels(CompanyRegistered.TYPE).inc(len(published))
-        return len(published)
+        return published
 
     async def remove(self, dot: str, *, by: str) -> Published:
         published = await self._bus.publish(CompanyRemoved(dot=dot, removed_by=by))

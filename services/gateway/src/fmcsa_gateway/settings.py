@@ -45,6 +45,14 @@ class Settings(ServiceSettings):
         le=86_400,
         description="Seconds until a manual sync request is answered as `timeout` if nothing answered it.",
     )
+    read_your_writes_s: float = Field(
+        2.0,
+        ge=0,
+        le=30,
+        description="Longest a registration, removal or import waits for the status view to show it "
+        "before answering (so a GET right after sees it), and a trigger for a DOT the view does not "
+        "show yet; 0: no wait.",
+    )
     import_max_rows: int = Field(
         100_000, ge=1, description="Most data rows one POST /api/companies/import accepts."
     )

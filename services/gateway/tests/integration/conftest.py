@@ -156,7 +156,8 @@ async def gateway(
 @pytest.fixture
 async def lone_gateway(fresh_nats_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     """The gateway with no projector: its status store is an empty SQLite file (reads answer empty)."""
-    app = create_app(settings_for(fresh_nats_url, f"sqlite:///{tmp_path / 'status.sqlite3'}", tmp_path))
+    database = f"sqlite:///{tmp_path / 'status.sqlite3'}"
+    app = create_app(settings_for(fresh_nats_url, database, tmp_path, read_your_writes_s=0))
     async with AsyncTestClient(app, timeout=60) as client:
         yield Gateway(app, client, fresh_nats_url)
 
@@ -210,13 +211,16 @@ def gateway_with(
     fresh_nats_url: str, tmp_path: Path
 ) -> Callable[..., contextlib.AbstractAsyncContextManager[Gateway]]:
     """`async with gateway_with(**settings) as gw`: a gateway without a projector (an empty SQLite view)
-    whose settings differ from the others' as given (limits, caps, rates).
+    whose settings differ from the others' as given (limits, caps, rates). Nothing folds its writes, so
+    it does not wait for them to show (`read_your_writes_s=0`) unless told.
     """
 
     @contextlib.asynccontextmanager
     async def start(**changes: Any) -> AsyncIterator[Gateway]:
         database = f"sqlite:///{tmp_path / 'status.sqlite3'}"
-        app = create_app(settings_for(fresh_nats_url, database, tmp_path, **changes))
+        app = create_app(
+            settings_for(fresh_nats_url, database, tmp_path, **{"read_your_writes_s": 0, **changes})
+        )
         async with AsyncTestClient(app, timeout=60) as client:
             yield Gateway(app, client, fresh_nats_url)
 
@@ -231,6 +235,6 @@ def served_with(
 
     def start(**changes: Any) -> contextlib.AbstractAsyncContextManager[str]:
         database = f"sqlite:///{tmp_path / 'status.sqlite3'}"
-        return serve(settings_for(fresh_nats_url, database, tmp_path, **changes))
+        return serve(settings_for(fresh_nats_url, database, tmp_path, **{"read_your_writes_s": 0, **changes}))
 
     return start

@@ -65,6 +65,36 @@ async def test_registering_is_idempotent_once_the_view_has_the_company(
     }
 
 
+async def test_a_write_is_read_at_once_by_the_next_request(
+    gateway: Any, bearer: Any, wait_until: Any
+) -> None:
+    """Read your writes: once the projector runs, a 201 means the view shows the company, and an import
+    right after a registration counts that DOT as a duplicate (it was registered twice before)."""
+    admin = bearer(Role.ADMIN, "ops")
+    await gateway.client.post("/api/companies", json={"dot_number": "1"}, headers=admin)
+    await _until_listed(gateway, wait_until, admin, 1)  # the projector process has started and folds
+    for dot in ("11", "12", "13", "14", "15"):
+        created = await gateway.client.post("/api/companies", json={"dot_number": dot}, headers=admin)
+        assert created.status_code == 201
+        status = await gateway.client.get(f"/api/companies/{dot}/status", headers=admin)
+        assert status.status_code == 200, f"{dot}: {status.status_code} right after its 201"
+        assert status.json()["active"] is True
+    await gateway.client.post("/api/companies", json={"dot_number": "16"}, headers=admin)
+    imported = await gateway.client.post(
+        "/api/companies/import",
+        content=b"dot_number\n16\n17\n",
+        headers={**admin, "content-type": "text/csv"},
+    )
+    assert imported.status_code == 200, imported.text
+    assert (imported.json()["accepted"], imported.json()["duplicate"]) == (1, 1)
+    assert (await gateway.client.get("/api/companies/17/status", headers=admin)).status_code == 200
+    removed = await gateway.client.delete("/api/companies/17", headers=admin)
+    assert removed.status_code == 200
+    assert (await gateway.client.get("/api/companies/17/status", headers=admin)).json()["active"] is False
+    registered = [e.dot for _, e, _ in await gateway.events() if isinstance(e, CompanyRegistered)]
+    assert sorted(registered) == sorted(["1", "11", "12", "13", "14", "15", "16", "17"])
+
+
 async def test_a_csv_import_counts_rows_and_lists_invalid_lines(
     gateway: Any, bearer: Any, wait_until: Any
 ) -> None:

@@ -2,10 +2,15 @@
 
 Registering and removing need an admin; reads need a viewer. Every DOT number passes
 `fmcsa_events.identifiers` at the edge (422 otherwise); only a canonical one reaches an event.
+
+Read your writes: a registration, a removal or an import answers once the status view shows it (`shown`,
+at most `read_your_writes_s`), so a GET or an import right after sees it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +18,7 @@ from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
+import structlog
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
@@ -61,6 +67,10 @@ from fmcsa_status_view.models import CompanyStatus
 from fmcsa_status_view.models import Page as ViewPage
 from fmcsa_status_view.query import MAX_LIMIT, InvalidCursor, StatusView
 
+log = structlog.get_logger(__name__)
+
+SHOWN_POLL_S = 0.01
+
 # The pattern is documented, not enforced by Litestar: parse_dot refuses with the reason people read
 # (and also takes leading zeros, which it drops: `007` is company 7).
 DotPath = Annotated[
@@ -82,6 +92,21 @@ def edge_dot(value: str, *, where: str = "path.dot") -> str:
         return parse_dot(value)
     except InvalidDotNumber as error:
         raise ProblemError(422, str(error), errors=[FieldError(field=where, reason=str(error))]) from None
+
+
+async def shown(ports: Ports, seq: int) -> bool:
+    """Wait until the status view has folded the stream up to `seq` (what this request just published),
+    for at most `read_your_writes_s`: a GET right after the answer then sees the write, from any gateway
+    replica, since they share the view. False when the view is further behind (the write is on the bus
+    and will show; the projector is slow or stopped), and the answer is given anyway.
+    """
+    deadline = time.monotonic() + ports.settings.read_your_writes_s
+    while await ports.view.applied_position() < seq:
+        if time.monotonic() >= deadline:
+            log.warning("write_not_shown_yet", seq=seq, waited_s=ports.settings.read_your_writes_s)
+            return False
+        await asyncio.sleep(SHOWN_POLL_S)  # poll interval: the projector folds in tens of milliseconds
+    return True
 
 
 async def is_registered(view: StatusView, dot: str) -> bool:
@@ -137,6 +162,7 @@ async def register_company(ports: Ports, data: RegisterCompany, caller: Caller) 
     if await is_registered(ports.view, data.dot_number):
         return CompanyRegistration(dot_number=data.dot_number, name=data.name, created=False, event_id=None)
     published = await ports.commands.register(data.dot_number, data.name, by=caller.subject)
+    await shown(ports, published.seq)
     return CompanyRegistration(
         dot_number=data.dot_number, name=data.name, created=True, event_id=published.envelope.event_id
     )
@@ -147,7 +173,9 @@ async def import_companies(ports: Ports, content_type: str, body: bytes, caller:
     if not body.strip():
         raise ProblemError(422, "the import is empty", errors=[FieldError(field="body", reason="empty")])
     plan = await _plan(ports, content_type, body)
-    await ports.commands.register_many(plan.accepted, by=caller.subject)
+    published = await ports.commands.register_many(plan.accepted, by=caller.subject)
+    if published:
+        await shown(ports, max(each.seq for each in published))
     return ImportResult(
         rows=plan.rows,
         accepted=len(plan.accepted),
@@ -289,6 +317,7 @@ class CompaniesController(Controller):
         if not await is_registered(ports.view, number):
             raise ProblemError(404, f"company {number} is not registered")
         published = await ports.commands.remove(number, by=request.user.subject)
+        await shown(ports, published.seq)
         return CompanyRemoval(dot_number=number, event_id=published.envelope.event_id)
 
     @get("/", guards=[VIEWER], responses=problem_specs(401, 422), operation_class=ExportOperation)

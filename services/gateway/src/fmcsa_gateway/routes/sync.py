@@ -7,7 +7,7 @@ A trigger names at most `trigger_max_dots` companies, each registered (422 namin
 published), and one token subject sends at most `trigger_per_minute` triggers (429 beyond; the API and
 the page share the budget). Registered means active in the status view, which folds a registration
 tens of milliseconds after its PubAck: a DOT the view does not know yet is looked up again for up to
-`REGISTRATION_WAIT_S`, ending early once the view has folded everything the stream held when asked, so
+`read_your_writes_s`, ending early once the view has folded everything the stream held when asked, so
 "register, then trigger" works from one client without a race and an unknown DOT is refused quickly.
 """
 
@@ -58,8 +58,6 @@ from fmcsa_gateway.schemas import (
 from fmcsa_status_view.models import SyncState
 from fmcsa_status_view.query import InvalidCursor
 
-REGISTRATION_WAIT_S = 2.0
-"""Longest a trigger waits for the status view to fold a registration it does not show yet."""
 _POLL_S = 0.05
 SYNC_LOG_TABLE = flat_table(SyncLogItem)
 
@@ -73,7 +71,7 @@ async def unregistered(ports: Ports, dots: list[str]) -> list[str]:
         end = (await ports.js.stream_info(EVENTS_STREAM)).state.last_seq
     except NotFoundError:  # no stream yet: nothing was ever registered
         return missing
-    deadline = time.monotonic() + REGISTRATION_WAIT_S
+    deadline = time.monotonic() + ports.settings.read_your_writes_s
     while missing and time.monotonic() < deadline:
         if await ports.view.applied_position() >= end:
             known = await ports.view.registered_among(missing)  # the view has all the stream had
