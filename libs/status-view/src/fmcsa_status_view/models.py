@@ -84,6 +84,16 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class SyncCounts:
+    """One company's requests in the sync log (`StatusView.sync_counts`)."""
+
+    total: int
+    succeeded: int
+    failed: int
+    last_finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class DayOutcomes:
     day: date
     source: SourceKey

@@ -35,6 +35,7 @@ from fmcsa_status_view.models import (
     Page,
     SourceStatus,
     Summary,
+    SyncCounts,
     SyncState,
 )
 from fmcsa_status_view.rows import (
@@ -89,6 +90,30 @@ class StatusView:
             return int(await session.scalar("SELECT seq FROM status_position WHERE id = 1") or 0)
 
         return await self._run(work, 0)
+
+    async def sync_counts(self, dot: str) -> SyncCounts:
+        """One company's requests in the sync log: all, succeeded, failed, and the newest finish.
+
+        Raises `InvalidDotNumber` for a value that is not 1-8 digits.
+        """
+        number = int(parse_dot(dot))
+        sql = "SELECT status, COUNT(*), MAX(finished_at) FROM status_sync_log WHERE dot = ? GROUP BY status"
+
+        async def work(session: Session) -> SyncCounts:
+            total = succeeded = failed = 0
+            newest: datetime | None = None
+            for status, count, finished in await session.fetch(sql, (number,)):
+                total += int(count)
+                if status == SyncState.SUCCEEDED.value:
+                    succeeded = int(count)
+                elif status == SyncState.FAILED.value:
+                    failed = int(count)
+                moment = self._codec.time_in(finished)
+                if moment is not None and (newest is None or moment > newest):
+                    newest = moment
+            return SyncCounts(total=total, succeeded=succeeded, failed=failed, last_finished_at=newest)
+
+        return await self._run(work, SyncCounts(0, 0, 0, None))
 
     async def company_status(self, dot: str) -> CompanyStatus | None:
         """One company with every source it was requested for; None if no event ever named it.

@@ -24,6 +24,15 @@ LAST_SYNC_KEYS: dict[SourceKey, str] = {
 }
 
 
+SYNC_TYPES: dict[SourceKey, str] = {
+    SourceKey.CSA: "csa_scores",
+    SourceKey.VIOLATIONS: "violations",
+    SourceKey.INSPECTIONS: "inspections",
+    SourceKey.AUTHORITY: "authority",
+}
+"""The seeds' name of each source (their `syncType`, and `source` in `errors`); `authority` has none there."""
+
+
 def js_time(moment: datetime | None) -> str | None:
     """`2026-11-23T06:00:00.000Z`, as JavaScript's `Date.toISOString()` writes it."""
     if moment is None:
@@ -37,8 +46,8 @@ def sync_status_block(status: CompanyStatus | None) -> dict[str, JsonValue]:
 
     `lastRun` is the newest finished outcome of any source; `success` is true when the company has
     run and no source is failing; `errors` lists each failing source's newest error (its message for
-    people); `<source>LastSync` is that source's last successful fetch (`authorityLastSync` is this
-    system's own addition: the seeds knew three sources).
+    people, `source` in the seeds' names: `csa_scores`, not `csa`); `<source>LastSync` is that source's
+    last successful fetch (`authorityLastSync` is this system's own addition: the seeds knew three).
     """
     errors: list[JsonValue] = []
     block: dict[str, JsonValue] = {
@@ -51,5 +60,6 @@ def sync_status_block(status: CompanyStatus | None) -> dict[str, JsonValue]:
         block[key] = js_time(mine.last_success_at) if mine else None
         if mine is not None and mine.failing and mine.last_error is not None:
             error = mine.last_error
-            errors.append({"source": source.value, "error": error.message, "timestamp": js_time(error.at)})
+            at = js_time(error.at)
+            errors.append({"source": SYNC_TYPES[source], "error": error.message, "timestamp": at})
     return block

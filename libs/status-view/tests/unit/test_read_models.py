@@ -64,6 +64,11 @@ def test_the_seeds_block_lists_failing_sources_and_last_syncs() -> None:
     }
 
 
+def test_the_seeds_block_names_a_failing_source_as_the_seeds_did() -> None:
+    block = sync_status_block(company(source(SourceKey.CSA, failing=True), source(SourceKey.AUTHORITY)))
+    assert [error["source"] for error in block["errors"]] == ["csa_scores"]  # type: ignore[index,union-attr]
+
+
 def test_the_seeds_block_of_an_unknown_company_is_empty() -> None:
     assert sync_status_block(None) == {
         "lastRun": None, "success": False, "errors": [],

@@ -51,6 +51,7 @@ from fmcsa_gateway.routes.companies import CompaniesController, ImportController
 from fmcsa_gateway.routes.events import EventsController
 from fmcsa_gateway.routes.pages import PagesController
 from fmcsa_gateway.routes.schedules import SchedulesController
+from fmcsa_gateway.routes.seed import SeedController
 from fmcsa_gateway.routes.sync import SyncController
 from fmcsa_gateway.routes.system import MetricsController, asyncapi, health, ready
 from fmcsa_gateway.security import RefuseMalformedTargets, security_headers
@@ -245,6 +246,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             ),
             ChangesController,
             SyncController,
+            SeedController,
             SchedulesController,
             EventsController,
             PagesController,

@@ -92,6 +92,9 @@ class TriggerSync(Request):
         "default); empty or absent means every registered one.",
     )
     sources: list[SourceKey] | None = Field(None, description="Sources to sync; empty or absent means all.")
+    organizationId: DotNumber | None = Field(  # the seed systems' name (routes/seed.py)
+        None, description="One DOT number, as the seed systems named it; added to `dot_numbers`."
+    )
 
 
 class StartedRequest(Answer):
@@ -113,6 +116,9 @@ class SkippedRequest(Answer):
 class TriggerAccepted(Answer):
     started: list[StartedRequest]
     skipped: list[SkippedRequest]
+    batchId: UUID = Field(  # the seed systems' name (routes/seed.py)
+        description="This trigger's id: every request it started logs it (`sync_triggered`, `batch_id`)."
+    )
 
 
 # --- schedules ---------------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
+from uuid import UUID, uuid4
 
+import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import FromQuery, JSONBody, QueryParameter
@@ -90,7 +92,10 @@ async def trigger_sync(ports: Ports, data: TriggerSync | None, caller: Caller) -
     started then), and a 409 one when all are in flight or no company is registered at all: the request
     is well formed, the state has nothing for it.
     """
-    dots = list(dict.fromkeys(data.dot_numbers or [])) if data else []
+    asked = (
+        [*(data.dot_numbers or []), *([data.organizationId] if data.organizationId else [])] if data else []
+    )
+    dots = list(dict.fromkeys(asked))
     most = ports.settings.trigger_max_dots
     if len(dots) > most:
         reason = f"a trigger names at most {most} companies ({len(dots)} given); leave it empty for all"
@@ -104,8 +109,10 @@ async def trigger_sync(ports: Ports, data: TriggerSync | None, caller: Caller) -
         if not dots:
             raise ProblemError(409, "no company is registered, so there is nothing to sync")
     pairs = plan_trigger(dots, data.sources if data else None)
-    result = await ports.commands.trigger(pairs, by=caller.subject)
-    answer = accepted(result)
+    batch = uuid4()
+    with structlog.contextvars.bound_contextvars(batch_id=str(batch)):
+        result = await ports.commands.trigger(pairs, by=caller.subject)
+    answer = accepted(result, batch)
     if not result.started:
         raise ProblemError(
             409, f"all {len(result.skipped)} requested (company, source) pairs are already in flight"
@@ -113,8 +120,9 @@ async def trigger_sync(ports: Ports, data: TriggerSync | None, caller: Caller) -
     return answer
 
 
-def accepted(result: TriggerResult) -> TriggerAccepted:
+def accepted(result: TriggerResult, batch: UUID) -> TriggerAccepted:
     return TriggerAccepted(
+        batchId=batch,
         started=[
             StartedRequest(dot_number=s.dot, source=s.source, request_id=s.request_id, deadline=s.deadline)
             for s in result.started
