@@ -33,6 +33,31 @@ class SchedulerSourceStatus(BaseModel):
     skipped: dict[str, int] = Field(
         description="Due slots not requested since this replica started, by reason."
     )
+    waiting: int = Field(0, description="Due pairs the in-flight cap holds back; served stalest first.")
+    in_flight_cap: int | None = Field(
+        None, description="Most open requests at once: what the source serves within the deadline."
+    )
+    pace_per_s: float | None = Field(
+        None, description="The source's pace, upstream calls/s of all its replicas (`fmcsa_pace`)."
+    )
+    pace_known: bool = Field(False, description="False: no pace written yet, its default ceiling is assumed.")
+    calls_per_sync: float | None = Field(None, description="Upstream calls one sync costs in full.")
+    unchanged_share: float | None = Field(
+        None, description="Share of recent syncs that were `checked_unchanged` (cost no call)."
+    )
+    syncs_per_s: float | None = Field(
+        None, description="Expected syncs per second, freshness savings included."
+    )
+    cycle_hours_needed: float | None = Field(
+        None, description="Hours to sync every registered company once at `syncs_per_s`."
+    )
+    interval_hours: float | None = Field(
+        None, description="The schedule's interval (a cron: its current gap)."
+    )
+    behind: bool = Field(False, description="`cycle_hours_needed` exceeds `interval_hours`.")
+    capacity_message: str | None = Field(
+        None, description="E.g. `csa: 100,000 companies need 27.8 h a cycle at 1 sync/s; interval 6 h`."
+    )
 
 
 class SchedulerStatus(BaseModel):
@@ -55,6 +80,11 @@ class SchedulerStatus(BaseModel):
     undecodable_events: int = Field(description="Events this replica could not decode and skipped.")
     sources: dict[str, SchedulerSourceStatus] = Field(
         description="Per source, keyed by source key (csa, violations, inspections, authority)."
+    )
+    capacity_warnings: list[str] = Field(
+        default_factory=list,
+        description="The `capacity_message` of every enabled source that is `behind`: its registered "
+        "companies cannot all be kept fresh within its interval.",
     )
 
     def encode(self) -> bytes:

@@ -193,6 +193,11 @@ class SchedulerSource(Answer):
     due: int | None = None
     in_flight: int | None = None
     skipped: dict[str, int] | None = None
+    waiting: int | None = Field(None, description="Due pairs the in-flight cap holds back (stalest first).")
+    in_flight_cap: int | None = Field(None, description="Most open requests: served within the deadline.")
+    syncs_per_s: float | None = Field(None, description="Expected syncs per second at the source's pace.")
+    behind: bool | None = Field(None, description="Its companies cannot all be synced within the interval.")
+    capacity_message: str | None = None
 
 
 class SchedulerStatus(Answer):
@@ -211,6 +216,11 @@ class SchedulerStatus(Answer):
     in_flight: int | None = None
     skipped: dict[str, int] | None = None
     sources: dict[str, SchedulerSource] = Field(default_factory=dict)
+    capacity_warnings: list[str] = Field(
+        default_factory=list,
+        description='Sources whose companies cannot all be kept fresh, e.g. "csa: 100,000 companies need '
+        '27.8 h a cycle at 1 sync/s; interval 6 h".',
+    )
 
 
 class UpstreamPace(Answer):

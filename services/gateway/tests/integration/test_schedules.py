@@ -171,6 +171,64 @@ async def test_scheduler_status_comes_from_its_heartbeat_and_goes_stale(
         await nc.close()
 
 
+async def test_the_scheduler_card_says_when_a_source_cannot_keep_its_companies_fresh(
+    lone_gateway: Any, bearer: Any
+) -> None:
+    viewer = bearer(Role.VIEWER)
+    now = datetime.now(UTC)
+    message = "csa: 100,000 companies need 27.8 h a cycle at 1 sync/s; interval 6 h"
+    csa = {
+        "enabled": True,
+        "interval_minutes": 360,
+        "cron": None,
+        "schedule_since": None,
+        "next_due_at": None,
+        "next_slot_at": None,
+        "due": 0,
+        "published": 1440,
+        "in_flight": 1440,
+        "backing_off": 0,
+        "skipped": {},
+    }
+    capacity = {"waiting": 98_000, "in_flight_cap": 1440, "syncs_per_s": 1.0, "behind": True}
+    document = {
+        **_heartbeat(now),
+        "companies": 100_000,
+        "sources": {"csa": {**csa, **capacity, "capacity_message": message}},
+        "capacity_warnings": [message],
+    }
+    nc = await nats.connect(lone_gateway.nats_url)
+    try:
+        state = await nc.jetstream().key_value(STATE_BUCKET)
+        await state.put("scheduler.status", json.dumps(document).encode())
+        status = (await lone_gateway.client.get("/api/scheduler/status", headers=viewer)).json()
+        assert status["capacity_warnings"] == [message]
+        assert status["sources"]["csa"]["in_flight_cap"] == 1440
+        page = (await lone_gateway.client.get("/ui/scheduler", headers=viewer)).text
+        assert f"Not enough capacity: {message}" in page
+        assert "1 sync/s · cap 1440 · 98000 waiting" in page
+    finally:
+        await nc.close()
+
+
+def _heartbeat(now: datetime) -> dict[str, Any]:
+    return {
+        "replica": "scheduler-1",
+        "enabled": True,
+        "running": True,
+        "ready": True,
+        "heartbeat_at": now.isoformat(),
+        "started_at": now.isoformat(),
+        "last_tick_at": now.isoformat(),
+        "checkpoint_at": now.isoformat(),
+        "due": 0,
+        "in_flight": 1440,
+        "skipped": {},
+        "rejected_schedules": 0,
+        "undecodable_events": 0,
+    }
+
+
 async def test_the_admin_page_shows_each_sources_shared_upstream_pace(lone_gateway: Any, bearer: Any) -> None:
     from fmcsa_source_kit.pacing import UpstreamPace
 

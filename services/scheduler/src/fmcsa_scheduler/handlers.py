@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import Counter
 from collections.abc import Awaitable, Iterable
@@ -20,9 +21,10 @@ import stamina
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from prometheus_client import Counter as MetricCounter
-from prometheus_client import Histogram
+from prometheus_client import Gauge, Histogram
 
 from fmcsa_events import subjects
 from fmcsa_events.bus import Bus
@@ -42,6 +44,13 @@ from fmcsa_events.models import (
 )
 from fmcsa_events.scheduler_status import SchedulerSourceStatus, SchedulerStatus
 from fmcsa_events.topology import EVENTS_STREAM
+from fmcsa_scheduler.capacity import (
+    DEFAULT_PACE_PER_S,
+    Capacity,
+    RecentOutcomes,
+    cycle,
+    in_flight_cap,
+)
 from fmcsa_scheduler.domain import (
     HOUR_MS,
     Publish,
@@ -57,6 +66,8 @@ from fmcsa_scheduler.domain import (
 from fmcsa_scheduler.outcomes import BackoffChange, Outcomes
 from fmcsa_scheduler.registry import CompanyAdded, Registry, ScheduleRejected, ScheduleSet
 from fmcsa_scheduler.settings import Clock, Settings
+from fmcsa_scheduler.sources_state import load_last_synced, read_paces
+from fmcsa_scheduler.staleness import Staleness
 from fmcsa_scheduler.state import Checkpoint, StateStore
 from fmcsa_scheduler.timetable import DueEntry, Timetable
 
@@ -84,6 +95,18 @@ SKIPPED = MetricCounter(
     "fmcsa_scheduler_skipped_total", "Due slots not requested, by reason", ["source", "reason"]
 )
 TICK_SECONDS = Histogram("fmcsa_scheduler_tick_seconds", "Duration of one tick (with work)")
+CYCLE_HOURS_NEEDED = Gauge(
+    "fmcsa_scheduler_cycle_hours_needed",
+    "Hours to sync every registered company once at the source's expected rate",
+    ["source"],
+)
+INTERVAL_HOURS = Gauge("fmcsa_scheduler_interval_hours", "The source's interval in hours", ["source"])
+IN_FLIGHT_CAP = Gauge(
+    "fmcsa_scheduler_in_flight_cap",
+    "Most open requests of the source (served within the deadline)",
+    ["source"],
+)
+WAITING = Gauge("fmcsa_scheduler_waiting", "Due pairs held back by the in-flight cap", ["source"])
 
 _TRANSIENT = (NatsError, TimeoutError)
 ACTIVITY_RETRY_S = 30.0
@@ -121,6 +144,12 @@ class Scheduler:
         self.registry = Registry(settings.default_interval_minutes, settings.default_intervals())
         self.timetable = Timetable(self.registry)
         self.outcomes = Outcomes()
+        self.staleness = Staleness(self.registry)
+        self.recent = RecentOutcomes()
+        self.paces: dict[SourceKey, float] = {}  # read from fmcsa_pace at each heartbeat
+        self._calls = settings.sync_costs()
+        self.caps = {source: self._cap(source) for source in SourceKey}
+        self._seeded = False
         self.stats = Stats()
         self.started_ms = to_ms(clock())
         self.ready = asyncio.Event()
@@ -148,6 +177,7 @@ class Scheduler:
         """Load state, subscribe, and start the loops; returns at once (readiness follows the catch-up)."""
         self._nc = nc
         js = nc.jetstream()
+        self._js = js
         self._inflight, self._state = inflight, StateStore(state)
         self._bus = Bus(js, producer=PRODUCER, clock=self.clock)
         checkpoint = await self._state.read_checkpoint()
@@ -170,6 +200,7 @@ class Scheduler:
             await reader.open()
         self._running = True
         self._tasks = [
+            asyncio.create_task(self._seed_staleness(js), name="scheduler-last-synced"),
             asyncio.create_task(self._follow_registry(registry), name="scheduler-registry"),
             asyncio.create_task(self._follow_activity(activity), name="scheduler-activity"),
             asyncio.create_task(self._tick_loop(), name="scheduler-ticks"),
@@ -214,12 +245,28 @@ class Scheduler:
                     self._apply_live(change)
                 elif isinstance(change, ScheduleRejected):
                     self._reject(change)
-            if reader.caught_up and not self.ready.is_set():
+            if reader.caught_up and self._seeded and not self.ready.is_set():
                 self._build_timetable()
+
+    async def _seed_staleness(self, js: JetStreamContext) -> None:
+        """Read when each pair was last synced (the order of companies waiting for capacity), once."""
+        started = time.perf_counter()
+        try:
+            found = await load_last_synced(js)
+        except _TRANSIENT as error:  # served in due order until outcomes come in; not worth a failed start
+            log.warning("last_synced_not_read", error=repr(error))
+            found = {}
+        self.staleness.seed(found)
+        with contextlib.suppress(*_TRANSIENT):
+            self.paces = await read_paces(js)
+        self._refresh_capacity()
+        self._seeded = True
+        log.info("last_synced_read", pairs=len(found), seconds=round(time.perf_counter() - started, 2))
 
     def _build_timetable(self) -> None:
         now_ms = to_ms(self.clock())
         self.started_ms = now_ms
+        self.staleness.bind()
         self.timetable.rebuild_all(now_ms=now_ms, checkpoint_ms=self.stats.checkpoint_ms)
         self.ready.set()
         log.info(
@@ -230,6 +277,7 @@ class Scheduler:
         now_ms = to_ms(self.clock())
         match change:
             case CompanyAdded(index=index):
+                self.staleness.forget(index)
                 self.timetable.add(index, now_ms=now_ms)
             case ScheduleSet(source=source, schedule=schedule):
                 self.timetable.rebuild(source, now_ms=now_ms, checkpoint_ms=None)
@@ -274,6 +322,9 @@ class Scheduler:
                 event, seq=seq, gap_ms=end - start, max_backoff_ms=self._max_backoff_ms
             )
             answered = event
+            if isinstance(event, SourceSynced):
+                self.staleness.synced(event.source, event.dot, to_ms(event.finished_at))
+                self.recent.add(event.source, checked_unchanged=event.checked_unchanged)
         released = answered is None
 
         def transient(error: Exception) -> bool:
@@ -326,7 +377,6 @@ class Scheduler:
         entries = self.timetable.pop_due(now_ms, self.settings.max_per_tick)
         self.stats.due.update(entry.source for entry in entries)
         started = time.perf_counter()
-        wanted: list[tuple[DueEntry, SyncRequested]] = []
         for entry in entries:
             if entry.superseded:
                 self.stats.skip(entry.source, SkipReason.MISSED)
@@ -334,12 +384,15 @@ class Scheduler:
                 self._skipped(entry, SkipReason.DISABLED, now_ms)
             elif in_backoff(self.outcomes.backoffs.get((entry.source, entry.dot)), now_ms):
                 self._skipped(entry, SkipReason.BACKOFF, now_ms)
-            else:
-                wanted.append((entry, self._request(entry, now)))
+            else:  # due: it waits its turn, the stalest first, for room under the source's cap
+                self.timetable.hold(entry, self.staleness.of(entry.source, entry.index))
+        wanted = self._admit(now, now_ms, budget=self.settings.max_per_tick)
         claims = await self._bounded(self._claim(request, now) for _, request in wanted)
         to_send: list[tuple[DueEntry, SyncRequested, bool]] = []
         for (entry, request), claim in zip(wanted, claims, strict=True):
             if isinstance(claim, Publish):
+                if claim.fresh:
+                    self.outcomes.sent(request)
                 to_send.append((entry, request, claim.fresh))
             elif isinstance(claim, Skip):
                 self._skipped(entry, claim.reason, now_ms)
@@ -352,9 +405,29 @@ class Scheduler:
         await self._send(to_send, now_ms)
         self.stats.last_tick_ms = now_ms
         await self._advance_checkpoint(now_ms)
-        if entries:
+        if entries or wanted:
             TICK_SECONDS.observe(time.perf_counter() - started)
-        return len(entries) >= self.settings.max_per_tick
+        return len(entries) >= self.settings.max_per_tick or len(wanted) >= self.settings.max_per_tick
+
+    def _admit(self, now: datetime, now_ms: int, *, budget: int) -> list[tuple[DueEntry, SyncRequested]]:
+        """The waiting entries that fit under each source's in-flight cap, the stalest first."""
+        self.outcomes.expire(now_ms)
+        open_now = self.outcomes.open_by_source()
+        wanted: list[tuple[DueEntry, SyncRequested]] = []
+        for source in SourceKey:
+            room = min(budget - len(wanted), self.caps[source] - open_now[source])
+            if room <= 0:
+                continue
+            for entry in self.timetable.take_waiting(
+                source, room, now_ms, functools.partial(self.staleness.of, source)
+            ):
+                if entry.superseded:  # it waited past its slot: the latest slot is requested
+                    self.stats.skip(entry.source, SkipReason.MISSED)
+                if in_backoff(self.outcomes.backoffs.get((entry.source, entry.dot)), now_ms):
+                    self._skipped(entry, SkipReason.BACKOFF, now_ms)
+                else:
+                    wanted.append((entry, self._request(entry, now)))
+        return wanted
 
     def _request(self, entry: DueEntry, now: datetime) -> SyncRequested:
         catch_up = is_catch_up(entry.due_ms, started_ms=self.started_ms, superseded=entry.superseded)
@@ -393,7 +466,8 @@ class Scheduler:
             # Sent again next tick: our markers carry the same request id, so the republish is allowed,
             # and whatever did reach the stream is dropped there as a duplicate.
             log.warning("publish_failed", count=len(to_send), error=repr(error))
-            for entry, _, _ in to_send:
+            for entry, request, _ in to_send:
+                self.outcomes.unsent(request)
                 self.timetable.retry(entry)
             return
         releases: list[Awaitable[bool]] = []
@@ -401,6 +475,7 @@ class Scheduler:
             if published.duplicate:
                 self.stats.skip(entry.source, SkipReason.ALREADY_REQUESTED)
                 if fresh:  # the slot was requested and answered before: the marker we took is not needed
+                    self.outcomes.unsent(request)
                     releases.append(
                         release(
                             self._inflight, source=entry.source, dot=entry.dot, request_id=request.request_id
@@ -430,10 +505,44 @@ class Scheduler:
             await self._state.advance_checkpoint(Checkpoint(through, self.stats.activity_seq))
             self.stats.checkpoint_ms = through
 
+    # --- capacity --------------------------------------------------------------------------------------
+
+    def capacity(self, source: SourceKey) -> Capacity:
+        """The source's capacity now (see `capacity`).
+
+        Its pace (the default ceiling until it wrote one), what a sync costs, and the share of recent
+        syncs that cost nothing.
+        """
+        pace = self.paces.get(source)
+        return Capacity(
+            source,
+            pace_per_s=pace if pace is not None else DEFAULT_PACE_PER_S[source],
+            calls_per_sync=self._calls[source],
+            unchanged_share=self.recent.share(source),
+            pace_known=pace is not None,
+        )
+
+    def _cap(self, source: SourceKey) -> int:
+        return in_flight_cap(
+            self.capacity(source),
+            deadline_s=self.settings.deadline_minutes * 60,
+            safety=self.settings.capacity_safety,
+            time_scale=self.settings.clock_scale,
+        )
+
+    def _refresh_capacity(self) -> None:
+        self.caps = {source: self._cap(source) for source in SourceKey}
+
     # --- status ----------------------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
         while True:
+            if self._seeded:
+                try:
+                    self.paces = await read_paces(self._js)
+                except _TRANSIENT as error:
+                    log.warning("paces_not_read", error=repr(error))
+                self._refresh_capacity()
             status = self.status()
             self.stats.due.clear()  # `due` counts what came due between two heartbeats
             try:
@@ -449,10 +558,27 @@ class Scheduler:
         in_flight = self.outcomes.open_by_source()
         backing_off = self.outcomes.backing_off(now_ms)
         sources: dict[str, SchedulerSourceStatus] = {}
+        warnings: list[str] = []
         for source in SourceKey:
             schedule = self.registry.schedules[source]
             next_due = self.timetable.next_due_ms(source) if self.ready.is_set() else None
             next_slot = schedule.timing().slot_at(now_ms)[1] if schedule.enabled else None
+            capacity = self.capacity(source)
+            slot_start, slot_end = schedule.timing().slot_at(now_ms)
+            fresh = cycle(
+                len(self.registry),
+                capacity,
+                interval_s=(slot_end - slot_start) / 1000,
+                time_scale=self.settings.clock_scale,
+            )
+            message = fresh.message(source)
+            if schedule.enabled and fresh.behind:
+                warnings.append(message)
+            waiting = self.timetable.waiting(source)
+            CYCLE_HOURS_NEEDED.labels(source=source).set(fresh.hours_needed)
+            INTERVAL_HOURS.labels(source=source).set(fresh.interval_hours)
+            IN_FLIGHT_CAP.labels(source=source).set(self.caps[source])
+            WAITING.labels(source=source).set(waiting)
             sources[source] = SchedulerSourceStatus(
                 enabled=schedule.enabled,
                 interval_minutes=schedule.interval_minutes,
@@ -465,6 +591,17 @@ class Scheduler:
                 in_flight=in_flight[source],
                 backing_off=backing_off[source],
                 skipped=dict(self.stats.skipped[source]),
+                waiting=waiting,
+                in_flight_cap=self.caps[source],
+                pace_per_s=capacity.pace_per_s,
+                pace_known=capacity.pace_known,
+                calls_per_sync=capacity.calls_per_sync,
+                unchanged_share=round(capacity.unchanged_share, 4),
+                syncs_per_s=round(capacity.syncs_per_s, 4),
+                cycle_hours_needed=round(fresh.hours_needed, 3),
+                interval_hours=round(fresh.interval_hours, 3),
+                behind=schedule.enabled and fresh.behind,
+                capacity_message=message,
             )
         skipped_total: Counter[str] = Counter()
         for counts in self.stats.skipped.values():
@@ -485,6 +622,7 @@ class Scheduler:
             rejected_schedules=self.stats.rejected_schedules,
             undecodable_events=self.stats.undecodable,
             sources=sources,
+            capacity_warnings=warnings,
         )
 
     # --- plumbing --------------------------------------------------------------------------------------

@@ -48,6 +48,20 @@ class Outcomes:
             return self._clear(pair, seq)
         return None
 
+    def sent(self, request: SyncRequested) -> None:
+        """Count a request as open at once: this replica is about to publish it for the first time.
+
+        Its marker was just taken; counted before the fold reads it back, a tick never sees room it has
+        just used. Never for a republish: the fold may have applied its outcome already.
+        """
+        self.open[(request.source, request.dot)] = (request.request_id, to_ms(request.deadline))
+
+    def unsent(self, request: SyncRequested) -> None:
+        """A request `sent` whose publish failed or that the stream already held: not open after all."""
+        pair = (request.source, request.dot)
+        if self.open.get(pair, (None, 0))[0] == request.request_id:
+            del self.open[pair]
+
     def answered(
         self, event: SourceSynced | SourceFailed, *, seq: int, gap_ms: int, max_backoff_ms: int
     ) -> BackoffChange | None:

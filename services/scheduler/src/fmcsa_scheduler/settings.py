@@ -19,6 +19,7 @@ from fmcsa_events.schedules import (
     MIN_INTERVAL_MINUTES,
 )
 from fmcsa_runtime.settings import ServiceSettings
+from fmcsa_scheduler.capacity import DEFAULT_CALLS_PER_SYNC
 
 Clock = Callable[[], datetime]
 
@@ -55,6 +56,20 @@ class Settings(ServiceSettings):
         description="Per source, the interval of a source that never had a ScheduleChanged (JSON, e.g. "
         '{"authority": 1440}; replaces the default map, unlisted sources use default_interval_minutes).',
     )
+    capacity_safety: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Share of the deadline the in-flight cap fills: a source holds at most "
+        "pace / calls_per_sync x deadline x this many open requests (the rest of its due companies wait, "
+        "the stalest first).",
+    )
+    calls_per_sync: dict[SourceKey, float] = Field(
+        {source.value: calls for source, calls in DEFAULT_CALLS_PER_SYNC.items()},
+        validate_default=True,
+        description="Upstream calls one sync costs, per source (JSON object of source key to calls; "
+        "unlisted sources keep their default).",
+    )
     publish_in_flight: int = Field(
         256, ge=1, le=10_000, description="Most publishes (and marker writes) awaiting their ack at once."
     )
@@ -84,6 +99,19 @@ class Settings(ServiceSettings):
         description="Tests and demos only: epoch seconds at which scaled time equals real time; unset: the "
         "moment the settings are read. Replicas that share a scale must share the anchor.",
     )
+
+    @field_validator("calls_per_sync")
+    @classmethod
+    def _calls_positive(cls, value: dict[SourceKey, float]) -> dict[SourceKey, float]:
+        for source, calls in value.items():
+            if not 0 < calls <= 1000:
+                raise ValueError(f"the calls per sync of {source.value} must be above 0 and at most 1000")
+        return value
+
+    def sync_costs(self) -> dict[SourceKey, float]:
+        """Each source's upstream calls per sync: its entry, else the default table's."""
+        costs = self.calls_per_sync
+        return {source: costs.get(source, DEFAULT_CALLS_PER_SYNC[source]) for source in SourceKey}
 
     @field_validator("source_interval_minutes")
     @classmethod

@@ -5,6 +5,12 @@ A tick pops only what is due, so its work grows with the number of due (company,
 with the number of companies. A removed company's item is dropped when it surfaces; a schedule change
 rebuilds that source's heap and leaves the others alone.
 
+**Waiting for capacity**: a due entry the in-flight cap keeps back is `hold`-ed in a second heap per
+source, ordered by staleness (`capacity.staleness_order`: the oldest last successful sync first, never
+synced before all), and `take_waiting` hands out the stalest. A held entry keeps its due time; when it
+is taken after its slot ended, it is for the latest slot (as a late `pop_due`). A schedule change drops
+the waiting entries with the rest of the source's heap (the new schedule makes every company due anew).
+
 Memory: an item is one Python int packing `due_ms` and the company number (about 40 bytes with its
 list slot), plus one byte per company number and source marking whether its live item is in the heap;
 no object per (company, source). 100,000 companies x 3 sources take about 15 MB.
@@ -13,6 +19,8 @@ no object per (company, source). 100,000 companies x 3 sources take about 15 MB.
 from __future__ import annotations
 
 import heapq
+from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fmcsa_events.identifiers import SourceKey
@@ -32,6 +40,10 @@ def _unpack(item: int) -> tuple[int, int]:
     return item >> _NUMBER_BITS, item & _NUMBER_MASK
 
 
+_SCHEDULED = 1  # armed[i]: the due heap holds company i's live item
+_WAITING = 2  # armed[i]: company i is due and waits for capacity in the waiting heap
+
+
 @dataclass(frozen=True, slots=True)
 class DueEntry:
     """One (company, source) due now: the slot to request and how late it is."""
@@ -46,12 +58,15 @@ class DueEntry:
 
 
 class _SourceTable:
-    __slots__ = ("armed", "generation", "heap")
+    __slots__ = ("armed", "generation", "heap", "waiting", "waiting_count", "waiting_due")
 
     def __init__(self) -> None:
         self.heap: list[int] = []
-        self.armed = bytearray()  # armed[i] == 1: the heap holds company i's live item
+        self.armed = bytearray()  # armed[i]: _SCHEDULED, _WAITING, or 0 (taken out by a tick)
         self.generation = 0
+        self.waiting: list[int] = []  # heap of _pack(last synced ms, index)
+        self.waiting_due = array("q")  # waiting_due[i]: the due time company i waits with
+        self.waiting_count = 0
 
     def arm(self, index: int, value: int) -> None:
         if index >= len(self.armed):
@@ -59,7 +74,10 @@ class _SourceTable:
         self.armed[index] = value
 
     def is_armed(self, index: int) -> bool:
-        return index < len(self.armed) and self.armed[index] == 1
+        return index < len(self.armed) and self.armed[index] != 0
+
+    def clear_waiting(self) -> None:
+        self.waiting, self.waiting_due, self.waiting_count = [], array("q"), 0
 
 
 class Timetable:
@@ -75,6 +93,7 @@ class Timetable:
         table = self._tables[source]
         table.generation += 1
         table.armed = bytearray(len(self._registry.dots) + 1024)
+        table.clear_waiting()
         schedule = self._registry.schedules[source]
         if not schedule.enabled:
             table.heap = []
@@ -83,7 +102,7 @@ class Timetable:
         for index, _dot in self._registry.occupied():
             due = first_due(schedule, index, source, now_ms=now_ms, checkpoint_ms=checkpoint_ms)
             items.append(_pack(due.due_ms, index))
-            table.armed[index] = 1
+            table.armed[index] = _SCHEDULED
         heapq.heapify(items)
         table.heap = items
 
@@ -102,7 +121,7 @@ class Timetable:
             if schedule.enabled and not table.is_armed(index):
                 due = first_due(schedule, index, source, now_ms=now_ms, checkpoint_ms=None)
                 heapq.heappush(table.heap, _pack(due.due_ms, index))
-                table.arm(index, 1)
+                table.arm(index, _SCHEDULED)
 
     def pop_due(self, now_ms: int, limit: int) -> list[DueEntry]:
         """Take up to `limit` entries due at or before now, earliest first across sources.
@@ -119,16 +138,68 @@ class Timetable:
             due_ms, index = _unpack(heapq.heappop(table.heap))
             self.popped += 1
             table.armed[index] = 0
-            dot = self._registry.dots[index] if index < len(self._registry.dots) else None
-            if dot is None:
-                continue  # the company was removed; its number is free
-            timing = self._registry.schedules[source].timing()
-            latest = latest_due(timing, index, source, now_ms)
-            superseded = latest.due_ms > due_ms
-            slot_ms = latest.slot_ms if superseded else slot_of(timing, due_ms)
-            due_ms = max(due_ms, latest.due_ms)
-            taken.append(DueEntry(source, dot, index, due_ms, slot_ms, superseded, table.generation))
+            entry = self._entry(source, table, index, due_ms, now_ms)
+            if entry is not None:
+                taken.append(entry)
         return taken
+
+    def _entry(
+        self, source: SourceKey, table: _SourceTable, index: int, due_ms: int, now_ms: int
+    ) -> DueEntry | None:
+        dot = self._registry.dots[index] if index < len(self._registry.dots) else None
+        if dot is None:
+            return None  # the company was removed; its number is free
+        timing = self._registry.schedules[source].timing()
+        latest = latest_due(timing, index, source, now_ms)
+        superseded = latest.due_ms > due_ms
+        slot_ms = latest.slot_ms if superseded else slot_of(timing, due_ms)
+        due_ms = max(due_ms, latest.due_ms)
+        return DueEntry(source, dot, index, due_ms, slot_ms, superseded, table.generation)
+
+    def hold(self, entry: DueEntry, last_synced_ms: int) -> None:
+        """Keep a due entry back for want of capacity: it waits, ordered by `last_synced_ms` (older
+        first), until `take_waiting` hands it out. An entry whose schedule changed or whose company
+        went is dropped (as `reschedule` would).
+        """
+        table = self._tables[entry.source]
+        if not self._still_current(entry, table):
+            return
+        table.arm(entry.index, _WAITING)
+        if entry.index >= len(table.waiting_due):
+            table.waiting_due.extend([0] * (entry.index + 1 - len(table.waiting_due) + 1024))
+        table.waiting_due[entry.index] = entry.due_ms
+        heapq.heappush(table.waiting, _pack(last_synced_ms, entry.index))
+        table.waiting_count += 1
+
+    def take_waiting(
+        self, source: SourceKey, limit: int, now_ms: int, last_synced: Callable[[int], int]
+    ) -> list[DueEntry]:
+        """Up to `limit` waiting entries of `source`, the stalest first by `last_synced(index)` (read
+        now: a company synced while it waited moves back). Each must be handed back like `pop_due`'s.
+        """
+        table = self._tables[source]
+        taken: list[DueEntry] = []
+        while len(taken) < limit and table.waiting:
+            key, index = _unpack(table.waiting[0])
+            if index >= len(table.armed) or table.armed[index] != _WAITING:
+                heapq.heappop(table.waiting)  # left over from before a rebuild: not waiting any more
+                continue
+            current = last_synced(index)
+            if current != key:
+                heapq.heapreplace(table.waiting, _pack(current, index))
+                continue
+            heapq.heappop(table.waiting)
+            table.armed[index] = 0
+            table.waiting_count -= 1
+            self.popped += 1
+            entry = self._entry(source, table, index, table.waiting_due[index], now_ms)
+            if entry is not None:
+                taken.append(entry)
+        return taken
+
+    def waiting(self, source: SourceKey) -> int:
+        """Entries of `source` waiting for capacity (a removed company's until it surfaces)."""
+        return self._tables[source].waiting_count
 
     def reschedule(self, entry: DueEntry, *, now_ms: int) -> None:
         """Push the entry's next due time after now, unless its schedule changed or its company went."""
@@ -138,14 +209,14 @@ class Timetable:
         timing = self._registry.schedules[entry.source].timing()
         due = next_due(timing, entry.index, entry.source, max(now_ms, entry.due_ms))
         heapq.heappush(table.heap, _pack(due.due_ms, entry.index))
-        table.arm(entry.index, 1)
+        table.arm(entry.index, _SCHEDULED)
 
     def retry(self, entry: DueEntry) -> None:
         """Put the entry back unchanged (it is due again at once): its request could not be sent."""
         table = self._tables[entry.source]
         if self._still_current(entry, table):
             heapq.heappush(table.heap, _pack(entry.due_ms, entry.index))
-            table.arm(entry.index, 1)
+            table.arm(entry.index, _SCHEDULED)
 
     def next_due_ms(self, source: SourceKey) -> int | None:
         heap = self._tables[source].heap

@@ -44,7 +44,7 @@ from fmcsa_events.models import (
 )
 from fmcsa_events.scheduler_status import SchedulerStatus
 from fmcsa_events.schedules import DEFAULT_INTERVAL_MINUTES, DEFAULT_SOURCE_INTERVAL_MINUTES
-from fmcsa_events.topology import EVENTS_STREAM, INFLIGHT_BUCKET, STATE_BUCKET, Topology, declare
+from fmcsa_events.topology import EVENTS_STREAM, INFLIGHT_BUCKET, PACE_BUCKET, STATE_BUCKET, Topology, declare
 from fmcsa_scheduler.domain import (
     Schedule,
     latest_due,
@@ -187,6 +187,9 @@ class Harness:
             )
 
 
+FAKE_PACE_PER_S = 1_000_000.0
+
+
 @pytest.fixture
 def scale() -> float:
     return 300.0
@@ -200,6 +203,11 @@ async def harness(
     js = nc.jetstream()
     await declare(js, Topology())
     await js.key_value(INFLIGHT_BUCKET)
+    # The harness answers every request at once, as a source with an unbounded pace would: say so in
+    # `fmcsa_pace`, so the scheduler's in-flight cap (its capacity, on this fast clock) holds nothing back.
+    paces = await js.key_value(PACE_BUCKET)
+    for source in SourceKey:
+        await paces.put(f"{source}.harness", json.dumps({"rate": FAKE_PACE_PER_S}).encode())
     anchor = time.time()
     clock = scaled_clock(scale=scale, anchor_s=anchor)
     bus = Bus(js, producer="test", clock=clock)

@@ -203,3 +203,20 @@ def test_open_requests_end_with_their_outcome_or_their_deadline() -> None:
     outcomes.requested(requested(Trigger.SCHEDULED), seq=4)
     outcomes.expire(to_ms(NOW + timedelta(minutes=31)))
     assert outcomes.open_by_source()[CSA] == 0
+
+
+def test_a_request_being_sent_counts_as_open_at_once_until_its_outcome_or_a_failed_publish() -> None:
+    outcomes = Outcomes()
+    request = requested(Trigger.SCHEDULED)
+    outcomes.sent(request)  # before the fold reads it back: the next tick sees no room it just used
+    assert outcomes.open_by_source()[CSA] == 1
+    outcomes.requested(request, seq=1)  # the fold reads it back: still one
+    assert outcomes.open_by_source()[CSA] == 1
+    answer(outcomes, failed(retryable=True, request_id=request.request_id), 2)
+    assert outcomes.open_by_source()[CSA] == 0
+    unsent = requested(Trigger.SCHEDULED)
+    outcomes.sent(unsent)
+    outcomes.unsent(requested(Trigger.SCHEDULED))  # another request of the pair: not this one's
+    assert outcomes.open_by_source()[CSA] == 1
+    outcomes.unsent(unsent)  # its publish failed, or the stream held it already
+    assert outcomes.open_by_source()[CSA] == 0
