@@ -151,7 +151,7 @@ def _kv(bucket: str, keys: str = ">") -> str:
 
 
 def _objects(bucket: str) -> str:
-    """Write an object store: its chunks (`$O.<bucket>.C.<nuid>`) and its metadata (`$O.<bucket>.M.<name>`)."""
+    """Write an object store: its chunks (`$O.<bucket>.C.<nuid>`), its metadata (`$O.<bucket>.M.<name>`)."""
     return f"$O.{bucket}.>"
 
 
