@@ -11,7 +11,8 @@ whose body is gzip-compressed JSON lines (UTF-8):
    "created_at": "<ISO 8601 UTC>", "tables": {"<table>": ["<column>", ...], ...}}`;
 2. for each table of the header, in its order: `{"table": "<table>"}`, then one JSON array per row,
    its values in the header's column order: text and numbers as they are, a DOT as an integer, a time
-   as ISO 8601 text in UTC, a flag as true/false, a JSON column as its JSON value, NULL as null;
+   as ISO 8601 text in UTC with microseconds (`2026-01-05 00:00:00.000000+00:00`, the SQLite store's own
+   form), a flag as true/false, a JSON column as its compact JSON text (a JSON string), NULL as null;
 3. the trailer: `{"end": true, "rows": {"<table>": count, ...}, "sha256": "<hex>"}`, the SHA-256 of
    every uncompressed byte before the trailer line.
 The rows are neutral: the same file loads into SQLite and PostgreSQL.
@@ -22,7 +23,8 @@ Guarantees:
 - Memory stays bounded whatever the store's size: rows are streamed from the store into a compressed
   temporary file (in the data folder), which the object store reads in chunks (128 KiB); a restore
   writes the chunks into a temporary file (their SHA-256 checked by the object store client), then
-  streams its lines into the tables, a bounded batch of rows per statement.
+  streams its lines into the tables, a bounded batch of rows per statement; the secondary indexes are
+  dropped before and built once after.
 - A snapshot is used only when whole and current: one whose schema version is not `SCHEMA_VERSION`,
   whose tables or columns are not the view's, whose content fails its checksum (or does not parse),
   or whose position is past the end of the stream is ignored with one `status_snapshot_ignored` log
@@ -60,13 +62,16 @@ from nats.js import JetStreamContext
 from nats.js.errors import DigestMismatchError, NotFoundError
 from nats.js.object_store import OBJ_CHUNKS_PRE_TEMPLATE, OBJ_META_PRE_TEMPLATE, ObjectStore
 from sqlalchemy import JSON, Boolean, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateIndex
 
 from fmcsa_events.topology import STATUS_SNAPSHOTS_BUCKET
 from fmcsa_runtime.cli import settings_help
 from fmcsa_runtime.logging import configure_logging
 from fmcsa_runtime.service import connect_nats, declare_bus
 from fmcsa_status.settings import Settings
-from fmcsa_status_view.codec import Codec, codec_for
+from fmcsa_status_view.codec import SQLITE, Codec, codec_for
 from fmcsa_status_view.database import Database, Session, open_database
 from fmcsa_status_view.location import Location
 from fmcsa_status_view.tables import SCHEMA_VERSION, TABLES, UtcDateTime, columns
@@ -149,49 +154,49 @@ def _parse_name(name: str) -> Listed | None:
 # --- rows to and from the neutral form -------------------------------------------------------------
 
 
-def _to_neutral(table: Table, codec: Codec) -> list[Callable[[Any], Any] | None]:
-    def time(value: Any) -> Any:
-        moment = codec.time_in(value)
-        return None if moment is None else moment.isoformat()
+Converters = list[tuple[int, Callable[[Any], Any]]]
+"""(column index, conversion) for the columns whose value changes between a store and the snapshot."""
 
-    readers: list[Callable[[Any], Any] | None] = []
-    for column in table.columns:
-        if isinstance(column.type, UtcDateTime):
-            readers.append(time)
+
+def _to_neutral(table: Table, codec: Codec) -> Converters:
+    """SQLite already keeps times and JSON in the neutral form (`fmcsa_status_view.codec`), but for
+    flags and JSON numbers; PostgreSQL's times and JSON values are written as that text.
+    """
+    converters: Converters = []
+    for i, column in enumerate(table.columns):
+        if isinstance(column.type, Boolean):
+            converters.append((i, Codec.bool_in))
         elif isinstance(column.type, JSON):
-            readers.append(codec.json_in)
-        elif isinstance(column.type, Boolean):
-            readers.append(Codec.bool_in)
-        else:
-            readers.append(None)
-    return readers
+            converters.append((i, _sqlite_json if codec.sqlite else Codec.json_out))
+        elif isinstance(column.type, UtcDateTime) and not codec.sqlite:
+            converters.append((i, SQLITE.time_out))
+    return converters
 
 
-def _from_neutral(table: Table, codec: Codec) -> list[Callable[[Any], Any] | None]:
+def _sqlite_json(value: Any) -> Any:
+    """SQLite's JSON text, except a number: a JSON column has numeric affinity, so SQLite keeps the
+    text `60` as the integer 60.
+    """
+    return value if value is None or isinstance(value, str) else Codec.json_out(value)
+
+
+def _from_neutral(table: Table, codec: Codec) -> Converters:
+    """SQLite takes the neutral text as it is; PostgreSQL takes a time as a datetime (JSON as text)."""
+
     def time(value: Any) -> Any:
         return None if value is None else codec.time_out(datetime.fromisoformat(value))
 
-    def flag(value: Any) -> Any:
-        return None if value is None else bool(value)
-
-    writers: list[Callable[[Any], Any] | None] = []
-    for column in table.columns:
-        if isinstance(column.type, UtcDateTime):
-            writers.append(time)
-        elif isinstance(column.type, JSON):
-            writers.append(codec.json_out)
-        elif isinstance(column.type, Boolean):
-            writers.append(flag)
-        else:
-            writers.append(None)
-    return writers
+    converters: Converters = []
+    for i, column in enumerate(table.columns):
+        if isinstance(column.type, UtcDateTime) and not codec.sqlite:
+            converters.append((i, time))
+    return converters
 
 
-def _convert(row: Sequence[Any], converters: list[Callable[[Any], Any] | None]) -> list[Any]:
+def _convert(row: Sequence[Any], converters: Converters) -> list[Any]:
     values = list(row)
-    for i, convert in enumerate(converters):
-        if convert is not None:
-            values[i] = convert(values[i])
+    for i, convert in converters:
+        values[i] = convert(values[i])
     return values
 
 
@@ -336,6 +341,7 @@ class _Reader:
     def __init__(self, source: IO[bytes]) -> None:
         self._lines: Iterator[bytes] = iter(gzip.GzipFile(fileobj=source, mode="rb"))
         self._hash = hashlib.sha256()
+        self._decode = json.JSONDecoder().decode
 
     def next(self) -> Any:
         try:
@@ -345,8 +351,8 @@ class _Reader:
         except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
             raise Unusable("corrupt", f"not a readable gzip stream: {error}") from None
         try:
-            value = json.loads(raw)
-        except ValueError as error:
+            value = self._decode(raw.decode())
+        except ValueError as error:  # UnicodeDecodeError too
             raise Unusable("corrupt", f"a line is not JSON: {error}") from None
         if not (isinstance(value, dict) and value.get("end") is True):
             self._hash.update(raw)
@@ -394,6 +400,7 @@ async def load_snapshot(
     header = read_header(reader)
     check_header(header, stream_last=stream_last)
     counts: dict[str, int] = {}
+    await _drop_indexes(db)
     line = reader.next()
     while not (isinstance(line, dict) and line.get("end") is True):
         if not isinstance(line, dict) or line.get("table") not in by_name or line["table"] in counts:
@@ -404,7 +411,24 @@ async def load_snapshot(
         raise Unusable("checksum", "the content's SHA-256 is not the one the trailer holds")
     if line.get("rows") != counts or set(counts) != set(header.tables):
         raise Unusable("corrupt", "the row counts are not the trailer's")
+    await _create_indexes(db)
     return header, sum(counts.values())
+
+
+async def _drop_indexes(db: Database) -> None:
+    """Drop the secondary indexes of the empty store: built once after the load, not row by row."""
+    async with db.transaction() as session:
+        for table in TABLES:
+            for index in table.indexes:
+                await session.execute(f"DROP INDEX IF EXISTS {index.name}")
+
+
+async def _create_indexes(db: Database) -> None:
+    dialect: Dialect = sqlite.dialect() if db.sqlite else postgresql.dialect()  # type: ignore[no-untyped-call]
+    async with db.transaction() as session:
+        for table in TABLES:
+            for index in table.indexes:
+                await session.execute(str(CreateIndex(index).compile(dialect=dialect)))
 
 
 async def _load_table(reader: _Reader, db: Database, table: Table, codec: Codec) -> tuple[int, Any]:

@@ -7,11 +7,13 @@ snapshots into the bucket."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import io
 import json
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -191,6 +193,42 @@ async def test_the_projector_saves_a_snapshot_on_its_schedule(
     assert (await list_snapshots(nc.jetstream()))[0].position == last
     outcome, _ = await _rebuild(settings, nc)
     assert (outcome.snapshot_position, outcome.events) == (last, 0)
+
+
+async def test_a_snapshot_of_one_kind_of_store_loads_into_the_other(
+    nc: Client, settings: Settings, database_url: str, tmp_path: Path, postgres_url: str | None
+) -> None:
+    """SQLite to PostgreSQL and back: the snapshot's values are neutral."""
+    if postgres_url is None:
+        pytest.skip("needs PostgreSQL beside SQLite")
+    js = nc.jetstream()
+    await publish_history(js, HISTORY)
+    await publish_poison(js)
+    await _rebuild(settings, nc, from_scratch=True)
+    saved = await snapshot_now(settings, nc=nc)
+    async with _other_store(database_url, postgres_url, tmp_path) as other_url:
+        other = settings.model_copy(update={"database_url": other_url})
+        outcome, _ = await _rebuild(other, nc)
+        assert (outcome.snapshot, outcome.events, outcome.position) == (saved.name, 0, saved.position)
+        assert await _live_rows(other) == await _live_rows(settings)
+
+
+@contextlib.asynccontextmanager
+async def _other_store(database_url: str, postgres_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A SQLite file beside a PostgreSQL store; a PostgreSQL schema of its own beside a SQLite one."""
+    if not database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'other.sqlite3'}"
+        return
+    import asyncpg
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    connection = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
+    await connection.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{postgres_url}{'&' if '?' in postgres_url else '?'}search_path={schema}"
+    finally:
+        await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await connection.close()
 
 
 async def _body(nc: Client, name: str) -> bytes:
