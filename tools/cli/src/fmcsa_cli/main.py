@@ -279,7 +279,9 @@ def bench(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            "--only", help="Run only this stage: pipeline, events, gateway, scheduler, webhooks (repeatable)."
+            "--only",
+            help="Run only this stage: pipeline, events, gateway, scheduler, webhooks, snapshot"
+            " (repeatable).",
         ),
     ] = None,
 ) -> None:
