@@ -525,7 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(
         prog="fmcsa-status-rebuild",
-        description="Rebuild the status store from the event stream and swap it in (or --verify it).",
+        description="Rebuild the status store from its newest snapshot and the event stream after it (or the"
+        " whole stream) and swap it in (or --verify it).",
         epilog=settings_help(Settings),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
