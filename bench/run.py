@@ -49,6 +49,9 @@ class Scale:
     spread_interval_minutes: int
     webhook_changes: int  # CarrierDataChanged published one at a time for change_to_webhook_p95_ms
     webhook_interval_ms: float  # between two of them
+    snapshot_events: int  # the log of rebuild_from_snapshot_seconds (bench.snapshot)
+    snapshot_at: int  # the position of its snapshot
+    snapshot_companies: int
 
     def settings(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -71,6 +74,9 @@ FULL = Scale(
     spread_interval_minutes=360,
     webhook_changes=200,
     webhook_interval_ms=100.0,
+    snapshot_events=10_000_000,  # issue 26: 10 million events, a snapshot at 9 million
+    snapshot_at=9_000_000,
+    snapshot_companies=1_000_000,
 )
 QUICK = Scale(
     mode="quick",
@@ -89,6 +95,9 @@ QUICK = Scale(
     spread_interval_minutes=360,
     webhook_changes=50,
     webhook_interval_ms=100.0,
+    snapshot_events=100_000,
+    snapshot_at=90_000,
+    snapshot_companies=10_000,
 )
 
 SMOKE = Scale(  # the system test's: every stage, every key, in about a minute; figures mean little
@@ -108,6 +117,9 @@ SMOKE = Scale(  # the system test's: every stage, every key, in about a minute; 
     spread_interval_minutes=360,
     webhook_changes=5,
     webhook_interval_ms=100.0,
+    snapshot_events=10_000,
+    snapshot_at=9_000,
+    snapshot_companies=1_000,
 )
 SCALES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
@@ -169,6 +181,11 @@ def _stages() -> list[Stage]:
 
         return module.run
 
+    def snapshot() -> StageFn:
+        from bench import snapshot as module
+
+        return module.run
+
     return [
         Stage(
             "pipeline",
@@ -193,6 +210,7 @@ def _stages() -> list[Stage]:
             "scheduler", ("scheduler_rss_mb", "spread_max_min_ratio"), {"quick": 100, "full": 200}, scheduler
         ),
         Stage("webhooks", ("change_to_webhook_p95_ms",), {"quick": 120, "full": 200}, webhooks),
+        Stage("snapshot", ("rebuild_from_snapshot_seconds",), {"quick": 240, "full": 4 * 3600}, snapshot),
     ]
 
 

@@ -252,7 +252,8 @@ class System:
             (await http.post("/_sandbox/reset")).raise_for_status()
 
     def verify_rebuild(self, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
-        """`python -m fmcsa_status.rebuild --verify` against this system's stream and status store."""
+        """`python -m fmcsa_status.rebuild --verify --from-scratch` against this system's stream and status
+        store: the live store against a replay (never a snapshot plus its tail)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("FMCSA_")}
         env |= {
             "FMCSA_NATS_URL": self.nats_url,
@@ -262,7 +263,7 @@ class System:
             "FMCSA_LOG_JSON": "true",
         }
         return subprocess.run(
-            [sys.executable, "-m", "fmcsa_status.rebuild", "--verify"],
+            [sys.executable, "-m", "fmcsa_status.rebuild", "--verify", "--from-scratch"],
             env=env,
             capture_output=True,
             text=True,

@@ -1,7 +1,8 @@
 """R8 replay after chaos: after everything R1-R7 did to the shared system (kills, broker restarts, a
 locked database, upstream faults, poison, refused requests), plus one more kill -9 of the projector
-in the middle of a burst here, `python -m fmcsa_status.rebuild --verify` folds the whole stream into
-a fresh store and finds no row that differs from the live projection (it exits 1 on a difference).
+in the middle of a burst here, `python -m fmcsa_status.rebuild --verify --from-scratch` folds the whole
+stream into a fresh store and finds no row that differs from the live projection (it exits 1 on a
+difference).
 R3 runs the same check on its PostgreSQL store.
 """
 

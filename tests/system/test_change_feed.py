@@ -261,7 +261,7 @@ def verify_rebuild(launcher: Launcher) -> subprocess.CompletedProcess[str]:
         "FMCSA_LOG_JSON": "true",
     }
     return subprocess.run(
-        [sys.executable, "-m", "fmcsa_status.rebuild", "--verify"],
+        [sys.executable, "-m", "fmcsa_status.rebuild", "--verify", "--from-scratch"],  # the live store
         env=env,
         capture_output=True,
         text=True,

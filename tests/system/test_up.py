@@ -273,6 +273,33 @@ def test_up_prints_the_url_then_stops_cleanly_on_sigint_and_resumes(tmp_path: Pa
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     position = int(rebuilt.stdout.split("swapped in a store at position ")[1].split()[0])
     assert position >= 1, rebuilt.stdout  # the CompanyRegistered above, at least
+    assert rebuilt.stdout.rstrip().endswith("from scratch"), rebuilt.stdout  # no snapshot yet
+
+    # snapshot-status saves one into the bus, as the `status` user; the next rebuild starts from it
+    saved = subprocess.run(
+        [sys.executable, "-m", "fmcsa_cli", "snapshot-status"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    assert f"at position {position} (" in saved.stdout, saved.stdout
+    again_rebuilt = subprocess.run(
+        [sys.executable, "-m", "fmcsa_cli", "rebuild-status"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again_rebuilt.returncode == 0, again_rebuilt.stdout + again_rebuilt.stderr
+    name = saved.stdout.split("saved ")[1].split()[0]
+    assert "(0 events in" in again_rebuilt.stdout, again_rebuilt.stdout
+    assert f"from snapshot {name} at {position}," in again_rebuilt.stdout, again_rebuilt.stdout
 
 
 # --- credentials never cross hosts -------------------------------------------------------------------

@@ -17,6 +17,8 @@ nats-server; R7 on the running system):
   `allow` list names only the JetStream API calls the services make (traced from a full run): create,
   update and info of our own streams and buckets (`topology.declare` runs at every service start),
   consumer create and info, reads, acks and flow control of our own consumers.
+- Only the status service writes the status snapshots' object store (`$O.fmcsa_status_snapshots.>`);
+  it retires an old snapshot with a rollup message, never a purge.
 - Every service user may subscribe only to replies (`_INBOX.>`); none may publish to an inbox, so none
   can forge another's reply (a PubAck, a JetStream API answer).
 
@@ -59,6 +61,7 @@ from fmcsa_events.topology import (
     PACE_BUCKET,
     PACE_REPLICAS_BUCKET,
     STATE_BUCKET,
+    STATUS_SNAPSHOTS_BUCKET,
     source_durable,
 )
 
@@ -106,6 +109,7 @@ _OUR_STREAMS = (
     EVENTS_STREAM,
     DLQ_STREAM,
     *(f"KV_{b}" for b in (INFLIGHT_BUCKET, LEASES_BUCKET, STATE_BUCKET, PACE_BUCKET, PACE_REPLICAS_BUCKET)),
+    f"OBJ_{STATUS_SNAPSHOTS_BUCKET}",
 )
 
 _DECLARE_AND_READ: tuple[str, ...] = (
@@ -144,6 +148,11 @@ after its ack wait."""
 
 def _kv(bucket: str, keys: str = ">") -> str:
     return f"$KV.{bucket}.{keys}"
+
+
+def _objects(bucket: str) -> str:
+    """Write an object store: its chunks (`$O.<bucket>.C.<nuid>`), its metadata (`$O.<bucket>.M.<name>`)."""
+    return f"$O.{bucket}.>"
 
 
 def _pull(durable: str) -> tuple[str, ...]:
@@ -203,7 +212,15 @@ USERS: Mapping[str, Permissions] = {
             *_DECLARE_AND_READ,
         )
     ),
-    STATUS: Permissions(publish=(_dead_letters(STATUS), _FOLLOW, *_DECLARE_AND_READ)),
+    STATUS: Permissions(
+        publish=(
+            _dead_letters(STATUS),
+            _FOLLOW,
+            # its snapshots: put, and retire old ones with a rollup (no purge: fmcsa_status.snapshot)
+            _objects(STATUS_SNAPSHOTS_BUCKET),
+            *_DECLARE_AND_READ,
+        )
+    ),
     NOTIFIER: Permissions(
         publish=(
             _event(WebhookResendRequested.TYPE, ""),  # a destination that answers again releases held ones

@@ -17,6 +17,7 @@ from nats.js.api import (
     DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -40,6 +41,9 @@ LEASES_BUCKET = "fmcsa_leases"
 STATE_BUCKET = "fmcsa_state"
 PACE_BUCKET = "fmcsa_pace"
 PACE_REPLICAS_BUCKET = "fmcsa_pace_replicas"
+STATUS_SNAPSHOTS_BUCKET = "fmcsa_status_snapshots"
+"""The object store of the status projection's snapshots (`fmcsa_status.snapshot`): only the status
+service writes it; its stream is `OBJ_fmcsa_status_snapshots`."""
 
 
 class TopologyMismatch(RuntimeError):
@@ -147,6 +151,16 @@ class Topology:
             ),
         ]
 
+    def object_stores(self) -> list[ObjectStoreConfig]:
+        return [
+            ObjectStoreConfig(
+                bucket=STATUS_SNAPSHOTS_BUCKET,
+                description="snapshots of the status projection, each with the stream position it reflects",
+                storage=StorageType.FILE,
+                replicas=self.replicas,
+            )
+        ]
+
 
 def source_durable(source: SourceKey) -> str:
     return f"source-{source}"
@@ -214,6 +228,8 @@ async def declare(js: JetStreamContext, topology: Topology) -> None:
         await _declare_consumer(js, EVENTS_STREAM, topology.source_consumer(source))
     for bucket in topology.buckets():
         await _declare_bucket(js, bucket)
+    for store in topology.object_stores():
+        await _declare_object_store(js, store)
 
 
 async def declare_consumer(
@@ -268,6 +284,15 @@ async def _declare_bucket(js: JetStreamContext, wanted: KeyValueConfig) -> None:
         config = info.config
         config.max_age = wanted.ttl or 0.0
         await js.update_stream(config=config)
+
+
+async def _declare_object_store(js: JetStreamContext, wanted: ObjectStoreConfig) -> None:
+    """Create the object store when missing (its stream `OBJ_<bucket>`); an existing one is kept."""
+    assert wanted.bucket is not None
+    try:
+        await js.object_store(wanted.bucket)
+    except BucketNotFoundError:
+        await js.create_object_store(wanted.bucket, config=wanted)
 
 
 def _refuse_immutable(what: str, have: object, wanted: object, fields: tuple[str, ...]) -> None:

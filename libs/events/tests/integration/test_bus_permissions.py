@@ -64,6 +64,7 @@ from fmcsa_events.topology import (
     EVENTS_STREAM,
     INFLIGHT_BUCKET,
     STATE_BUCKET,
+    STATUS_SNAPSHOTS_BUCKET,
     Topology,
     declare,
     source_durable,
@@ -318,6 +319,40 @@ async def test_dead_letters_key_values_and_inboxes_are_each_services_own(
         finally:
             await nc.close()
         assert any("_inbox.someone.else" in v.lower() for v in secured.violations[user]), user
+
+
+async def test_only_the_status_service_writes_its_snapshots_and_retires_them_without_a_purge(
+    secured: Secured, admin: JetStreamContext
+) -> None:
+    """The status user puts, lists and reads back an object of the snapshots' store and retires the
+    chunks of an old one with a rollup message (what `fmcsa_status.snapshot` does); any other service
+    may read it (like the event stream) but not write it."""
+    stream = f"OBJ_{STATUS_SNAPSHOTS_BUCKET}"
+    nc = await secured.connect(STATUS)
+    try:
+        js = nc.jetstream()
+        store = await js.object_store(STATUS_SNAPSHOTS_BUCKET)
+        info = await store.put("snapshot-a", b"x" * 300_000)  # three chunks
+        assert [o.name for o in await store.list()] == ["snapshot-a"]
+        assert (await store.get("snapshot-a")).data == b"x" * 300_000
+        chunks = f"$O.{STATUS_SNAPSHOTS_BUCKET}.C.{info.nuid}"
+        await js.publish(chunks, b"", headers={"Nats-Rollup": "sub"})
+        assert (await admin.stream_info(stream)).state.messages == 2  # the meta and one empty chunk
+    finally:
+        await nc.close()
+    assert not secured.violations[STATUS], secured.violations[STATUS]
+    before = await last_seq(admin, stream)
+    nc = await secured.connect(GATEWAY)
+    try:
+        store = await nc.jetstream(timeout=REFUSED_WITHIN_S).object_store(STATUS_SNAPSHOTS_BUCKET)
+        assert (await store.get_info("snapshot-a")).name == "snapshot-a"  # its chunks are gone: meta only
+        with pytest.raises(nats.errors.TimeoutError):
+            await nc.jetstream(timeout=REFUSED_WITHIN_S).publish(
+                f"$O.{STATUS_SNAPSHOTS_BUCKET}.C.forged", b"x", timeout=REFUSED_WITHIN_S
+            )
+    finally:
+        await nc.close()
+    assert await last_seq(admin, stream) == before
 
 
 @pytest.mark.parametrize("user", [*SERVICE_USERS])

@@ -205,7 +205,14 @@ HISTORY = row_table(
 overwrites the point when its observation (`observed_at`, then `request_id`) is newer."""
 
 TABLES: tuple[Table, ...] = (POSITION, COMPANY, SOURCE, SYNC_LOG, DAILY, TOTALS, CHANGE, HISTORY)
-"""Every table of the projection, in creation order; `SQLModel.metadata.create_all(tables=TABLES)`."""
+"""Every table of the projection, in creation order; `SQLModel.metadata.create_all(tables=TABLES)`.
+A snapshot (`fmcsa_status.snapshot`) holds every table listed here: a new table is in the next one."""
+
+SCHEMA_VERSION = 1
+"""The version of what the tables mean. Raise it when a change of the fold or of a table makes rows
+written before it wrong for the code after it (a new column that may stay empty does not): a snapshot
+(`fmcsa_status.snapshot`) of another version is ignored, and a rebuild replays the whole stream. A
+snapshot whose tables or columns differ from `TABLES` is ignored too, version or not."""
 
 
 def columns(table: Table) -> tuple[str, ...]:

@@ -12,12 +12,13 @@ import gc
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from fmcsa_events.lag import stream_lag
 from fmcsa_runtime.service import Shell
 from fmcsa_status.handlers import SERVICE, Projector
 from fmcsa_status.settings import Settings
+from fmcsa_status.snapshot import take_snapshot
 from fmcsa_status.store import StatusStore
 
 log = structlog.get_logger(__name__)
@@ -28,6 +29,10 @@ LAG_SECONDS = Gauge(
 )
 LAG_EVERY_S = 1.0
 """How often the projector measures its lag (two JetStream API calls)."""
+SNAPSHOT_POSITION = Gauge(
+    "fmcsa_status_snapshot_position", "Stream position of the newest snapshot this projector saved"
+)
+SNAPSHOT_FAILURES = Counter("fmcsa_status_snapshot_failures_total", "Scheduled snapshots that failed")
 
 
 class StatusWorker:
@@ -38,6 +43,8 @@ class StatusWorker:
         self.store: StatusStore | None = None
         self.projector: Projector | None = None
         self._lag: asyncio.Task[None] | None = None
+        self._snapshots: asyncio.Task[None] | None = None
+        self.snapshot_position = 0  # of the last snapshot this worker saved
 
     async def start(self, nc: NatsClient) -> None:
         settings = self.settings
@@ -51,6 +58,8 @@ class StatusWorker:
         )
         self.projector.start()
         self._lag = asyncio.create_task(self._measure_lag(nc.jetstream()))
+        if settings.snapshot_interval_s > 0:
+            self._snapshots = asyncio.create_task(self._snapshot_on_schedule(nc.jetstream()))
 
     async def _measure_lag(self, js: JetStreamContext) -> None:
         """Export the projector's lag every `LAG_EVERY_S`, from the position readers see (committed, not
@@ -67,11 +76,35 @@ class StatusWorker:
                     LAG_SECONDS.set(lag.oldest_s)
             await asyncio.sleep(LAG_EVERY_S)
 
+    async def _snapshot_on_schedule(self, js: JetStreamContext) -> None:
+        """Every `snapshot_interval_s`, a snapshot of the store into the bus (`fmcsa_status.snapshot`)
+        when its committed position moved since the last one; a failure is logged and counted, and
+        the next interval tries again. The first comes one interval after start.
+        """
+        settings = self.settings
+        while True:
+            await asyncio.sleep(settings.snapshot_interval_s)
+            if self.store is None:
+                continue
+            try:
+                if await self.store.committed_position() == self.snapshot_position:
+                    continue
+                saved = await take_snapshot(
+                    js, self.store.url, workdir=settings.data_dir, keep=settings.snapshot_keep
+                )
+            except Exception as error:  # the bus or the store away: the next interval tries again
+                SNAPSHOT_FAILURES.inc()
+                log.warning("status_snapshot_failed", error=repr(error))
+                continue
+            self.snapshot_position = saved.position
+            SNAPSHOT_POSITION.set(saved.position)
+
     async def stop(self, grace_s: float) -> None:
-        if self._lag is not None:
-            self._lag.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lag
+        for task in (self._snapshots, self._lag):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.projector is not None:
             await self.projector.stop(grace_s=grace_s)
         if self.store is not None:

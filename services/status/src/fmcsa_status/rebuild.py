@@ -18,6 +18,16 @@ How the swap stays correct while the projector and the gateway run:
    store's position and resumes from there: nothing is skipped, nothing folded twice.
 The SQLite file retired by a swap is kept until the next rebuild (to roll back by hand: write its
 name into `<store>.current`); older generations are deleted.
+
+From a snapshot (`fmcsa_status.snapshot`; the default): step 1 first loads the newest valid snapshot
+into the new store and folds only the events after its position; a snapshot of another schema
+version, of other tables, corrupt, or past the stream's end is ignored with a log line and the next
+older one tried; with none, the whole stream is folded. `--from-scratch` folds the whole stream.
+
+`--verify` builds two stores beside the live one and compares them row by row: the newest valid
+snapshot plus the events after it, and a replay of the whole stream, both folded to the stream's end
+as it was at the start. With `--from-scratch`, or when no snapshot is valid, it compares the live
+store with a replay to the live position instead. Nothing is swapped; both stores are deleted.
 """
 
 from __future__ import annotations
@@ -48,9 +58,10 @@ from fmcsa_runtime.logging import configure_logging
 from fmcsa_runtime.service import connect_nats, declare_bus
 from fmcsa_status.app import tune_garbage_collector
 from fmcsa_status.settings import Settings
+from fmcsa_status.snapshot import Restored, restore_newest
 from fmcsa_status.store import Applied, StatusStore, dump_rows, is_lock_timeout, primary_key
 from fmcsa_status_view.codec import codec_for
-from fmcsa_status_view.database import Session, open_database
+from fmcsa_status_view.database import Database, Session, open_database
 from fmcsa_status_view.location import Location
 from fmcsa_status_view.tables import TABLES
 
@@ -72,10 +83,20 @@ class Outcome:
     swapped: bool = False
     differences: list[str] = field(default_factory=list)
     different_rows: int = 0
+    snapshot: str | None = None  # the snapshot the new store started from (None: from scratch)
+    snapshot_position: int = 0
+    restore_seconds: float = 0.0  # of `seconds`: loading the snapshot
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # snapshots passed over: (name, reason)
 
     @property
     def rate(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else 0.0
+        """Events folded per second of folding (the snapshot's load not counted)."""
+        folding = self.seconds - self.restore_seconds
+        return self.events / folding if folding > 0 else 0.0
+
+    def restored(self, restored: Restored, seconds: float) -> None:
+        self.snapshot, self.snapshot_position = restored.name, restored.position
+        self.position, self.restore_seconds, self.ignored = restored.position, seconds, restored.ignored
 
 
 class Progress:
@@ -112,13 +133,14 @@ async def rebuild(
     settings: Settings,
     *,
     verify: bool = False,
+    from_scratch: bool = False,
     out: TextIO | None = None,
     report: TextIO | None = None,
     nc: NatsClient | None = None,
 ) -> Outcome:
-    """Rebuild the status store from the stream and swap it in, or with `verify` compare it with the
-    live store instead (the new store is then deleted). See the module docstring. Progress goes to
-    `out` (stderr), the differences `--verify` found to `report` (stdout).
+    """Rebuild the status store from the newest valid snapshot and the stream after it (`from_scratch`:
+    from the whole stream) and swap it in, or with `verify` compare instead (see the module docstring).
+    Progress goes to `out` (stderr), the differences `--verify` found to `report` (stdout).
     """
     out = out or sys.stderr
     report = report or sys.stdout
@@ -129,7 +151,13 @@ async def rebuild(
         await declare_bus(nc, settings.topology())
         live = await StatusStore.connect(settings.resolved_database_url())
         try:
-            return await _rebuild(settings, js, live, verify=verify, out=out, report=report)
+            if verify and not from_scratch:
+                checked = await _verify_snapshot(settings, js, live, out=out, report=report)
+                if checked is not None:
+                    return checked
+            return await _rebuild(
+                settings, js, live, verify=verify, from_scratch=from_scratch, out=out, report=report
+            )
         finally:
             await live.close()
     finally:
@@ -138,18 +166,29 @@ async def rebuild(
 
 
 async def _rebuild(
-    settings: Settings, js: JetStreamContext, live: StatusStore, *, verify: bool, out: TextIO, report: TextIO
+    settings: Settings,
+    js: JetStreamContext,
+    live: StatusStore,
+    *,
+    verify: bool,
+    from_scratch: bool,
+    out: TextIO,
+    report: TextIO,
 ) -> Outcome:
     location = Location(live.url)
     target = _Target.beside(location, purpose="verify" if verify else "rebuild")
     await target.prepare()
-    new = await StatusStore.connect(target.url, follow_pointer=False)
     outcome = Outcome()
     started = time.monotonic()
+    new: StatusStore | None = None
     try:
         goal = await live.position() if verify else (await js.stream_info(EVENTS_STREAM)).state.last_seq
-        progress = Progress(out, goal)
-        async with OrderedFollower(js, 1, high_water=4 * settings.rebuild_batch_size) as feed:
+        if not verify and not from_scratch:
+            outcome.restored(await _restore(settings, js, target, goal), time.monotonic() - started)
+        new = await StatusStore.connect(target.url, follow_pointer=False)
+        progress = Progress(out, goal - outcome.position)
+        start = outcome.position + 1
+        async with OrderedFollower(js, start, high_water=4 * settings.rebuild_batch_size) as feed:
             folder = _Folder(new, feed, settings.rebuild_batch_size, outcome, progress)
             await folder.fold_to(goal)
             if verify:
@@ -163,12 +202,98 @@ async def _rebuild(
         outcome.seconds = time.monotonic() - started
         progress.show(outcome.events, final=True)
     finally:
-        await new.close()
+        if new is not None:
+            await new.close()
         if not outcome.swapped:
             await target.discard()
     if outcome.swapped:
-        log.info("status_rebuilt", position=outcome.position, events=outcome.events, rate=round(outcome.rate))
+        log.info(
+            "status_rebuilt",
+            position=outcome.position,
+            events=outcome.events,
+            rate=round(outcome.rate),
+            snapshot=outcome.snapshot,
+        )
     return outcome
+
+
+async def _restore(settings: Settings, js: JetStreamContext, target: _Target, stream_last: int) -> Restored:
+    """Load the newest valid snapshot into the prepared `target` (see `fmcsa_status.snapshot`)."""
+
+    async def open_target() -> Database:
+        db = open_database(target.url, writer=True)
+        await db.create_tables(TABLES)
+        return db
+
+    async def reset_target() -> None:
+        await target.discard()
+        await target.prepare()
+
+    return await restore_newest(
+        js, open_target, reset_target, stream_last=stream_last, workdir=settings.data_dir
+    )
+
+
+async def _verify_snapshot(
+    settings: Settings, js: JetStreamContext, live: StatusStore, *, out: TextIO, report: TextIO
+) -> Outcome | None:
+    """`--verify` from a snapshot: the newest valid snapshot plus the events after it against a replay
+    of the whole stream, both to the stream's end; None when no snapshot is valid.
+    """
+    location = Location(live.url)
+    goal = int((await js.stream_info(EVENTS_STREAM)).state.last_seq)
+    from_snapshot = _Target.beside(location, purpose="snapshot")
+    replay = _Target.beside(location, purpose="verify")
+    await from_snapshot.prepare()
+    outcome, tail = Outcome(), Outcome()
+    started = time.monotonic()
+    stores: list[StatusStore] = []
+    try:
+        restored = await _restore(settings, js, from_snapshot, goal)
+        if restored.header is None:
+            log.info("status_verify_without_snapshot", ignored=len(restored.ignored))
+            return None
+        tail.restored(restored, time.monotonic() - started)
+        outcome.snapshot, outcome.snapshot_position = restored.name, restored.position
+        outcome.ignored = restored.ignored
+        await replay.prepare()
+        stores.append(await StatusStore.connect(from_snapshot.url, follow_pointer=False))
+        stores.append(await StatusStore.connect(replay.url, follow_pointer=False))
+        batch = settings.rebuild_batch_size
+        async with OrderedFollower(js, tail.position + 1, high_water=4 * batch) as feed:
+            progress = Progress(out, goal - tail.position)
+            await _Folder(stores[0], feed, batch, tail, progress).fold_to(goal)
+        async with OrderedFollower(js, 1, high_water=4 * batch) as feed:
+            progress = Progress(out, goal)
+            await _Folder(stores[1], feed, batch, outcome, progress).fold_to(goal)
+            progress.show(outcome.events, final=True)
+        for table in TABLES:
+            pairs = _differences(table, stores[0].dump(table), stores[1].dump(table), left="snapshot")
+            async for line in pairs:
+                outcome.different_rows += 1
+                if len(outcome.differences) < MAX_SHOWN:
+                    outcome.differences.append(line)
+        outcome.seconds = time.monotonic() - started
+    finally:
+        for store in stores:
+            await store.close()
+        await from_snapshot.discard()
+        await replay.discard()
+    _report(
+        outcome,
+        report,
+        f"snapshot {restored.name} (at {restored.position}) plus {tail.events} event(s)",
+    )
+    return outcome
+
+
+def _report(outcome: Outcome, out: TextIO, compared: str) -> None:
+    for line in outcome.differences:
+        out.write(line + "\n")
+    if outcome.different_rows > len(outcome.differences):
+        out.write(f"... and {outcome.different_rows - len(outcome.differences)} more\n")
+    count, position = outcome.different_rows, outcome.position
+    out.write(f"verify: {count} row(s) differ between the {compared} and a replay to {position}\n")
 
 
 SWAP_ATTEMPTS = 100
@@ -252,18 +377,19 @@ async def _compare(
                         outcome.differences.append(line)
     finally:
         await db.dispose()
-    for line in outcome.differences:
-        out.write(line + "\n")
-    if outcome.different_rows > len(outcome.differences):
-        out.write(f"... and {outcome.different_rows - len(outcome.differences)} more\n")
-    count, position = outcome.different_rows, outcome.position
-    out.write(f"verify: {count} row(s) differ between the live store and a replay to {position}\n")
+    _report(outcome, out, "live store")
 
 
 async def _differences(
-    table: Any, live_rows: AsyncIterator[dict[str, Any]], new_rows: AsyncIterator[dict[str, Any]]
+    table: Any,
+    live_rows: AsyncIterator[dict[str, Any]],
+    new_rows: AsyncIterator[dict[str, Any]],
+    *,
+    left: str = "live",
 ) -> AsyncIterator[str]:
-    """Merge two key-ordered row streams; one line per row that differs, is missing or is extra."""
+    """Merge two key-ordered row streams; one line per row that differs, is missing or is extra
+    (`left` names the first store: the live one, or the one from a snapshot).
+    """
     name = table.name
     a = await anext(live_rows, None)
     b = await anext(new_rows, None)
@@ -271,13 +397,13 @@ async def _differences(
         ka = primary_key(table, a) if a is not None else None
         kb = primary_key(table, b) if b is not None else None
         if b is None or (a is not None and kb is not None and ka is not None and ka < kb):
-            yield f"{name} {ka}: only in the live store"
+            yield f"{name} {ka}: only in the {left} store"
             a = await anext(live_rows, None)
         elif a is None or (ka is not None and kb is not None and kb < ka):
             yield f"{name} {kb}: only in the replay"
             b = await anext(new_rows, None)
         else:
-            changed = [f"{c} live={a[c]!r} replay={b.get(c)!r}" for c in a if a[c] != b.get(c)]
+            changed = [f"{c} {left}={a[c]!r} replay={b.get(c)!r}" for c in a if a[c] != b.get(c)]
             if changed:
                 yield f"{name} {ka}: " + "; ".join(changed)
             a = await anext(live_rows, None)
@@ -290,6 +416,7 @@ class _Target:
 
     live: Location
     url: str
+    purpose: str = "rebuild"
     sqlite_path: Path | None = None
     schema: str | None = None
     live_schema: str | None = None
@@ -300,8 +427,8 @@ class _Target:
             base = live.base_path
             generation = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
             path = base.with_name(f"{base.stem}.{purpose[0]}{generation}{base.suffix}")
-            return cls(live, f"sqlite:///{path}", sqlite_path=path)
-        return cls(live, live.url)  # schema filled in by prepare()
+            return cls(live, f"sqlite:///{path}", purpose, sqlite_path=path)
+        return cls(live, live.url, purpose)  # schema filled in by prepare()
 
     async def prepare(self) -> None:
         if self.sqlite_path is not None:
@@ -312,7 +439,7 @@ class _Target:
         try:
             async with db.transaction() as session:
                 live_schema = str(await session.scalar("SELECT current_schema()"))
-                schema = f"{live_schema}_rebuild"[:63]
+                schema = f"{live_schema}_{self.purpose}"[:63]
                 await session.execute(f"DROP SCHEMA IF EXISTS {_quote(schema)} CASCADE")
                 await session.execute(f"CREATE SCHEMA {_quote(schema)}")
         finally:
@@ -393,15 +520,26 @@ def _quote(identifier: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`fmcsa-status-rebuild [--verify]`: exit 0 when done (or no difference), 1 on a difference."""
+    """`fmcsa-status-rebuild [--verify] [--from-scratch]`: exit 0 when done (or no difference), 1 on a
+    difference.
+    """
     parser = argparse.ArgumentParser(
         prog="fmcsa-status-rebuild",
-        description="Rebuild the status store from the event stream and swap it in (or --verify it).",
+        description="Rebuild the status store from its newest snapshot and the event stream after it (or the"
+        " whole stream) and swap it in (or --verify it).",
         epilog=settings_help(Settings),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--verify", action="store_true", help="compare a replay with the live store; do not swap"
+        "--verify",
+        action="store_true",
+        help="compare the newest snapshot plus the events after it (with --from-scratch, or without a"
+        " valid snapshot: the live store) with a replay of the whole stream; do not swap",
+    )
+    parser.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="fold the whole stream; no snapshot (see fmcsa-status-snapshot)",
     )
     parser.add_argument(
         "--batch-size", type=int, default=None, help="events per transaction (default: settings)"
@@ -412,13 +550,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings.model_copy(update={"rebuild_batch_size": args.batch_size})
     configure_logging(service="status-rebuild", level=settings.log_level, json=settings.log_json)
     tune_garbage_collector()
-    outcome = asyncio.run(rebuild(settings, verify=args.verify))
+    outcome = asyncio.run(rebuild(settings, verify=args.verify, from_scratch=args.from_scratch))
     if args.verify:
         return 1 if outcome.different_rows else 0
+    start = (
+        f"from snapshot {outcome.snapshot} at {outcome.snapshot_position}, loaded in "
+        f"{outcome.restore_seconds:.1f}s"
+        if outcome.snapshot
+        else "from scratch"
+    )
     print(
         f"rebuild-status: swapped in a store at position {outcome.position} "
         f"({outcome.events:,} events in {outcome.seconds:.1f}s, {outcome.rate:,.0f} events/s, "
-        f"{outcome.rejected} poison)"
+        f"{outcome.rejected} poison), {start}"
     )
     return 0
 

@@ -26,6 +26,15 @@ class Settings(ServiceSettings):
     rebuild_batch_size: int = Field(
         2_000, ge=1, le=20_000, description="Events per transaction when rebuilding from the stream."
     )
+    snapshot_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between two snapshots of the store into the bus (0: none on a schedule; a"
+        " snapshot is taken only when the position moved).",
+    )
+    snapshot_keep: int = Field(
+        3, ge=1, le=100, description="Snapshots kept in the bucket; older ones are retired after each save."
+    )
     retry_max_s: float = Field(
         5.0, gt=0, le=300, description="Longest pause before retrying after the store or the bus failed."
     )

@@ -1,7 +1,8 @@
 """`./fmcsa`: start the whole system on its embedded default, run the tests, and operator commands.
 
 `up` and `test` are the two commands of the README; `token` mints a gateway token, `rebuild-status`
-replays the stream into a new status store, `bench` runs the benchmarks (bench/), and
+replays the stream (from the newest snapshot) into a new status store, `snapshot-status` saves a
+snapshot of it into the bus, `bench` runs the benchmarks (bench/), and
 `sandbox bump|stats` (in `sandbox_commands`) drives the sandbox that `up` started. Every command
 reads its configuration from the environment (FMCSA_*), like the services.
 """
@@ -207,16 +208,43 @@ def token(
 @app.command("rebuild-status")
 def rebuild_status(
     verify: Annotated[
-        bool, typer.Option("--verify", help="Compare a replay with the live store; swap nothing.")
+        bool,
+        typer.Option(
+            "--verify",
+            help="Compare the newest snapshot plus the events after it (with --from-scratch or without a"
+            " valid snapshot: the live store) with a replay of the whole stream; swap nothing.",
+        ),
+    ] = False,
+    from_scratch: Annotated[
+        bool, typer.Option("--from-scratch", help="Replay the whole stream; start from no snapshot.")
     ] = False,
 ) -> None:
-    """Replay the event stream into a new status store and swap it in (or --verify: print differences).
+    """Rebuild the status store from the newest valid snapshot and the events after it (or the whole
+    stream) and swap it in (or --verify: print differences).
 
     Uses the NATS of the running `./fmcsa up` (from `<data dir>/up.json`) or FMCSA_NATS_URL; with
     neither, it starts nats-server on the data folder's stream for the time of the rebuild. On `up`'s
     NATS it connects as the `status` user, with the password `up` keeps in the data folder; with
     FMCSA_NATS_URL, as FMCSA_NATS_USER. It runs the status service's own `fmcsa-status-rebuild` as a
     process: the CLI imports no service.
+    """
+    flags = [*(["--verify"] if verify else []), *(["--from-scratch"] if from_scratch else [])]
+    raise typer.Exit(_run_status_tool("rebuild-status", "fmcsa_status.rebuild", flags))
+
+
+@app.command("snapshot-status")
+def snapshot_status() -> None:
+    """Save a snapshot of the status store, with the stream position it reflects, into the bus
+    (object store `fmcsa_status_snapshots`); `rebuild-status` then starts from it.
+
+    Finds NATS as `rebuild-status` does and runs the status service's own `fmcsa-status-snapshot`.
+    """
+    raise typer.Exit(_run_status_tool("snapshot-status", "fmcsa_status.snapshot", []))
+
+
+def _run_status_tool(command_name: str, module: str, flags: list[str]) -> int:
+    """Run a status service tool as a process, as the `status` bus user, on `up`'s NATS, FMCSA_NATS_URL,
+    or a nats-server started on the data folder's stream for the time it runs.
     """
     data_dir = _data_dir().resolve()
     env = {**os.environ, "FMCSA_DATA_DIR": str(data_dir)}
@@ -229,20 +257,18 @@ def rebuild_status(
         if nats_url is None:
             if not (data_dir / "nats").is_dir():
                 typer.echo(
-                    f"rebuild-status: no event stream under {data_dir} (run ./fmcsa up first)", err=True
+                    f"{command_name}: no event stream under {data_dir} (run ./fmcsa up first)", err=True
                 )
                 raise typer.Exit(1)
             (data_dir / "logs").mkdir(parents=True, exist_ok=True)
-            nats = secured_nats_server(data_dir, log_name="nats-rebuild.log").start()
+            nats = secured_nats_server(data_dir, log_name=f"nats-{command_name.split('-')[0]}.log").start()
             nats_url = nats.url
         env["FMCSA_NATS_URL"] = nats_url
     try:
-        command = [sys.executable, "-m", "fmcsa_status.rebuild", *(["--verify"] if verify else [])]
-        code = subprocess.call(command, env=env)
+        return subprocess.call([sys.executable, "-m", module, *flags], env=env)
     finally:
         if nats is not None:
             nats.stop()
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -253,7 +279,9 @@ def bench(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            "--only", help="Run only this stage: pipeline, events, gateway, scheduler, webhooks (repeatable)."
+            "--only",
+            help="Run only this stage: pipeline, events, gateway, scheduler, webhooks, snapshot"
+            " (repeatable).",
         ),
     ] = None,
 ) -> None:

@@ -37,6 +37,7 @@ ISSUE_KEYS = {
     "spread_max_min_ratio",
     "trigger_to_visible_p95_ms",
     "change_to_webhook_p95_ms",
+    "rebuild_from_snapshot_seconds",  # issue 26
 }
 
 
