@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
@@ -35,6 +34,7 @@ from fmcsa_events.models import (
     SyncAttemptFailed,
     SyncRequested,
 )
+from fmcsa_runtime.cli import default_value, env_name
 from fmcsa_runtime.settings import ServiceSettings
 
 CONSUMES_TITLE = "Consumes and emits"
@@ -81,27 +81,13 @@ def table_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
 
 
-def env_name(cls: type[BaseSettings], name: str, field: FieldInfo) -> str:
-    """The environment variable a settings field is read from (its alias, else prefix + name)."""
-    alias = field.validation_alias
-    if alias is not None:
-        choices: Any = getattr(alias, "choices", [alias])
-        return str(choices[0])
-    prefix = str(cls.model_config.get("env_prefix", ""))
-    return f"{prefix}{name}".upper()
-
-
 def default_text(field: FieldInfo) -> str:
-    """A field's default as the configuration table shows it: `unset`, `(secret)`, `(computed)`, `` `x` ``."""
-    if field.default_factory is not None:
-        return "(computed)"
+    """A field's default as the configuration table shows it: `unset`, `(secret)`, `(computed)`, `` `x` ``
+    (the `--help` text of `fmcsa_runtime.cli`, a value in backticks).
+    """
     value = field.default
-    if value is None:
-        return "unset"
-    if hasattr(value, "get_secret_value"):
-        return "(secret)"
-    text = str(value)
-    return f"`{text}`" if text else '`""`'
+    plain = field.default_factory is None and value is not None and not hasattr(value, "get_secret_value")
+    return f"`{default_value(field)}`" if plain else default_value(field)
 
 
 def settings_rows(cls: type[BaseSettings]) -> list[str]:
