@@ -35,7 +35,6 @@ from uuid import UUID
 import structlog
 from sqlalchemy import Connection, DateTime, Index, Table, Text, UniqueConstraint, case, inspect, update
 from sqlalchemy import text as sql_text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -43,6 +42,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from fmcsa_events import decimals
 from fmcsa_events.decimals import MAX_TEXT_LENGTH
 from fmcsa_events.models import Counts
+from fmcsa_runtime.database import upsert_insert
 from fmcsa_source_csa.domain.changes import Held, HeldBasic, Record, plan
 from fmcsa_source_csa.domain.model import (
     BasicScore,
@@ -397,7 +397,7 @@ async def _keep_versions(connection: AsyncConnection, name: str, rows: list[dict
         return
     table = SQLModel.metadata.tables[name]
     key = [column.name for column in _version_key(table).columns]
-    statement = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(table)
+    statement = upsert_insert(connection.dialect, table)
     new, held = statement.excluded, table.c
     await connection.execute(
         statement.on_conflict_do_update(

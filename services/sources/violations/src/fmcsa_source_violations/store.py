@@ -22,13 +22,13 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import DateTime, Index, Text, func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fmcsa_events.models import Counts
+from fmcsa_runtime.database import upsert_insert
 from fmcsa_source_kit.guard import check_drop, guarded
 from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation
@@ -235,8 +235,7 @@ class Store(GuardedStore):
                 for held in planned.supersede
             )
         if planned.insert or planned.update:  # one bulk upsert: new keys inserted, held keys replaced
-            dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-            upsert = dialect.insert(ViolationRecord)
+            upsert = upsert_insert(self._engine.dialect, ViolationRecord)
             times = {"first_seen": at, "last_seen": at, "changed_at": at, "aged_out_at": None}
             await session.exec(
                 upsert.on_conflict_do_update(
@@ -293,8 +292,9 @@ class Store(GuardedStore):
         """
         dot_number = int(fetch.dot)
         values = {"last_fetched_at": fetch.retrieved_at, "upstream_as_of": fetch.upstream_as_of}
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        first = dialect.insert(CarrierRead).values(dot_number=dot_number, held=0, aged_out=0, **values)
+        first = upsert_insert(self._engine.dialect, CarrierRead).values(
+            dot_number=dot_number, held=0, aged_out=0, **values
+        )
         created = await session.exec(first.on_conflict_do_nothing(index_elements=["dot_number"]))
         if created.rowcount == 1:
             return None
