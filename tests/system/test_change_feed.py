@@ -29,24 +29,14 @@ from typing import Any
 import httpx
 import pytest
 
-from fmcsa_cli.launcher import Launcher, bus_credential_env
+from fmcsa_cli.launcher import ALL_SERVICES, Launcher, bus_credential_env
 from fmcsa_embedded import free_port
 from fmcsa_events.permissions import STATUS
 from fmcsa_runtime.tokens import Role, mint
 
-SERVICES = [
-    "sandbox",
-    "status",
-    "csa",
-    "violations",
-    "inspections",
-    "authority",
-    "scheduler",
-    "notifier",
-    "gateway",
-]
-"""What the feed and a rule's webhook need; the scheduler only releases in-flight markers (it publishes
-nothing here)."""
+SERVICES = [spec.name for spec in ALL_SERVICES]
+"""Every service: the feed and a rule's webhook need all but the scheduler, which only releases in-flight
+markers here (it publishes nothing)."""
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
 
