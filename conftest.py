@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 import pytest
 from xdist.scheduler import LoadGroupScheduling
 
@@ -239,6 +240,41 @@ def sandbox_url(tmp_path: Path) -> Iterator[str]:
     """A sandbox of this test's own (its fault settings and counters start fresh)."""
     with run_sandbox(tmp_path) as url:
         yield url
+
+
+class SandboxAdmin:
+    """A sandbox's admin API (`/_sandbox`): its run-time knobs, counters and data version."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
+            response = await http.request(method, f"/_sandbox/{path}", json=body)
+            response.raise_for_status()
+            return response.json()
+
+    async def faults(self, **knobs: Any) -> Any:
+        return await self._call("PUT", "faults", knobs)
+
+    async def stats(self) -> Any:
+        return await self._call("GET", "stats")
+
+    async def requests(self, source: str) -> int:
+        """The calls the sandbox counted against `source`."""
+        return int((await self.stats())["sources"][source]["requests"])
+
+    async def bump(self) -> Any:
+        return await self._call("POST", "bump")
+
+    async def reset(self) -> Any:
+        return await self._call("POST", "reset")
+
+
+@pytest.fixture
+def admin_of() -> Callable[[str], SandboxAdmin]:
+    """The admin API of a sandbox URL."""
+    return SandboxAdmin
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ sandbox as the upstream, and only the HTTP API and the sandbox's admin route to 
 Register the scripted DOTs 99700001..99700004, sync (a baseline: no change), bump the sandbox's data
 version, sync again: `GET /api/changes` holds exactly the changes services/sandbox/README.md documents
 for the bump, with the right before and after, and nothing else; a rebuild of the status store from
-the stream then finds no difference. A source service killed (SIGKILL, by the `source.after_store`
+the stream then finds no difference. The authority source's DOTs 99700005..99700012 do the same for its
+nine change kinds (issue 22, "Done when"), and a rule on `insurance_cancellation_pending` sends its
+signed webhook to the sandbox's receiver. A source service killed (SIGKILL, by the `source.after_store`
 failpoint) after committing a fetch and its change outbox but before publishing anything loses no
 change and doubles none.
 
@@ -19,6 +21,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,18 +29,21 @@ from typing import Any
 import httpx
 import pytest
 
-from fmcsa_cli.launcher import Launcher, bus_credential_env
+from fmcsa_cli.launcher import ALL_SERVICES, Launcher, bus_credential_env
 from fmcsa_embedded import free_port
 from fmcsa_events.permissions import STATUS
 from fmcsa_runtime.tokens import Role, mint
 
-SERVICES = ["sandbox", "status", "csa", "violations", "inspections", "authority", "scheduler", "gateway"]
-"""What the feed needs; the scheduler only releases in-flight markers (it publishes nothing here)."""
+SERVICES = [spec.name for spec in ALL_SERVICES]
+"""Every service: the feed and a rule's webhook need all but the scheduler, which only releases in-flight
+markers here (it publishes nothing)."""
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
 
 SECRET = "system-tests-of-the-change-feed-0123456789"
 DOTS = ["99700001", "99700002", "99700003", "99700004"]
+AUTHORITY_DOTS = [str(dot) for dot in range(99700005, 99700013)]
+WEBHOOK_SECRET = "sandbox-webhook-secret"  # the sandbox receiver's default (FMCSA_SANDBOX_WEBHOOK_SECRET)
 SOURCES = ["csa", "violations", "inspections", "authority"]
 FAILPOINT = "source.after_store"
 ENV = {
@@ -47,6 +53,9 @@ ENV = {
     "FMCSA_CSA_RATE_PER_S": "50",
     "FMCSA_VIOLATIONS_RATE_PER_S": "50",
     "FMCSA_INSPECTIONS_RATE_PER_S": "50",
+    "FMCSA_AUTHORITY_RATE_PER_S": "50",
+    "FMCSA_AUTHORITY_DATAHUB_RATE_PER_S": "50",
+    "FMCSA_NOTIFIER_RETRY_SCHEDULE_S": "0.5,0.5,0.5",
     "FMCSA_SOURCE_ACK_WAIT_S": "3",  # a killed source's requests come back after 3 s, not 60
     "FMCSA_STATUS_BATCH_WAIT_MS": "5",
     "FMCSA_LOG_JSON": "true",
@@ -329,3 +338,111 @@ async def test_a_source_killed_between_storing_and_publishing_loses_no_change_an
 
     changes = await api.changes()
     assert_the_documented_changes(changes)
+
+
+def assert_the_documented_authority_changes(changes: list[dict[str, Any]]) -> None:
+    """Exactly what services/sandbox/README.md ("The authority source's scripted DOTs") says the bump
+    1 -> 2 changes for 99700005..99700012, each with its before and after.
+    """
+    assert sorted(Counter(key(c)[:3] for c in changes).items()) == sorted(
+        {
+            ("99700005", "authority", "authority_status_changed"): 1,
+            ("99700005", "inspections", "operating_status_changed"): 1,  # SAFER: NOT AUTHORIZED
+            ("99700006", "authority", "authority_revocation_pending"): 1,
+            ("99700007", "authority", "docket_added"): 1,
+            ("99700008", "authority", "oos_order_issued"): 1,
+            ("99700008", "inspections", "operating_status_changed"): 1,  # SAFER: OUT-OF-SERVICE
+            ("99700009", "authority", "insurance_filing_added"): 1,
+            ("99700010", "authority", "insurance_cancellation_pending"): 1,
+            ("99700011", "authority", "insurance_cancelled"): 1,
+            ("99700012", "authority", "insurance_below_required"): 1,
+        }.items()
+    ), changes
+    by = {(c["dot_number"], c["kind"]): c for c in changes if c["source"] == "authority"}
+
+    def before_after(dot: str, kind: str) -> tuple[Any, Any]:
+        change = by[dot, kind]
+        return change["before"], change["after"]
+
+    assert by["99700005", "authority_status_changed"]["subject"] == "common"
+    assert before_after("99700005", "authority_status_changed") == ("active", "inactive")
+    assert before_after("99700006", "authority_revocation_pending") == ("active", "pending_revocation")
+    assert before_after("99700007", "docket_added") == (None, "FF990702")
+    assert before_after("99700008", "oos_order_issued") == (
+        None,
+        {"date": "2026-11-25", "reason": "Imminent hazard"},
+    )
+    added_before, added = before_after("99700009", "insurance_filing_added")
+    assert added_before is None
+    assert (added["policy_number"], added["type"], added["coverage"]) == ("CG990700002", "CARGO", 100_000)
+    pending_before, pending = before_after("99700010", "insurance_cancellation_pending")
+    assert (pending_before["type"], pending_before["cancellation"]) == ("BIPD", None)
+    assert pending["cancellation"] > datetime.now(UTC).date().isoformat(), "a cancellation ahead"
+    cancelled_before, cancelled = before_after("99700011", "insurance_cancelled")
+    assert (cancelled_before["type"], cancelled_before["cancellation"]) == ("BIPD", None)
+    assert cancelled["cancellation"] <= datetime.now(UTC).date().isoformat(), "a cancellation behind"
+    assert before_after("99700012", "insurance_below_required") == (
+        {"on_file": 750_000, "required": 750_000},
+        {"on_file": 500_000, "required": 750_000},
+    )
+
+
+async def test_the_authority_dots_put_each_new_kind_in_the_feed_and_a_pending_cancellation_its_webhook(
+    system: Launcher, api: Api
+) -> None:
+    """Issue 22's "Done when", through the gateway as a user drives it: register 99700005..99700012,
+    sync, put a rule on `insurance_cancellation_pending` with the sandbox's receiver, bump, sync: each
+    new kind is in `GET /api/changes` with before and after, and the receiver gets one signed webhook;
+    one more bump lifts the out-of-service order (`oos_order_lifted`).
+    """
+    await api.register(AUTHORITY_DOTS)
+    await api.sync(AUTHORITY_DOTS)
+    assert await api.changes() == [], "a company's first fetch is a baseline"
+    assert system.sandbox_url is not None
+    rule = {
+        "kinds": ["insurance_cancellation_pending"],
+        "destinations": [{"url": f"{system.sandbox_url}/_sandbox/webhooks/cancel", "secret": WEBHOOK_SECRET}],
+    }
+    put = await api.client.put("/api/alert-rules/cancel", json=rule)
+    assert put.status_code == 200, put.text
+
+    assert await bump(system) == 2
+    await api.sync(AUTHORITY_DOTS)
+    changes = await api.changes()
+    assert_the_documented_authority_changes(changes)
+    pending = next(c for c in changes if c["kind"] == "insurance_cancellation_pending")
+
+    async def delivered() -> list[dict[str, Any]]:
+        answer = await api.client.get("/api/deliveries", params={"status": "delivered"})
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items
+
+    async def one_delivered() -> bool:
+        return len(await delivered()) >= 1
+
+    await api.wait_until(one_delivered, what="the pending cancellation's webhook", within_s=30)
+    [delivery] = await delivered()
+    assert (delivery["rule"], delivery["dot"], delivery["kind"]) == (
+        "cancel",
+        "99700010",
+        "insurance_cancellation_pending",
+    )
+    assert delivery["change_event_id"] == pending["event_id"]
+    async with httpx.AsyncClient(timeout=5) as http:
+        received = (await http.get(f"{system.sandbox_url}/_sandbox/webhooks")).json()["received"]
+    assert [(r["name"], r["signature_ok"], r["event_id"]) for r in received] == [
+        ("cancel", True, delivery["id"])
+    ]
+    body = received[0]["body"]["change"]
+    assert (body["kind"], body["before"], body["after"]) == (
+        "insurance_cancellation_pending",
+        pending["before"],
+        pending["after"],
+    )
+
+    assert await bump(system) == 3
+    await api.sync(AUTHORITY_DOTS)
+    lifted = [c for c in await api.changes() if c["kind"] == "oos_order_lifted"]
+    assert [(c["dot_number"], c["before"], c["after"]) for c in lifted] == [
+        ("99700008", {"date": "2026-11-25", "reason": "Imminent hazard"}, None)
+    ]

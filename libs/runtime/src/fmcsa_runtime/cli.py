@@ -25,7 +25,10 @@ def env_name(settings: type[BaseSettings], name: str, field: FieldInfo) -> str:
     return f"{settings.model_config.get('env_prefix', '')}{name}".upper()
 
 
-def _default(field: FieldInfo) -> str:
+def default_value(field: FieldInfo) -> str:
+    """A field's default as help and docs show it: `unset`, `(secret)` (never the value), `(computed)`,
+    `""` for an empty string, else the value.
+    """
     if field.default_factory is not None:
         return "(computed)"
     value = field.default
@@ -40,7 +43,7 @@ def settings_help(settings: type[BaseSettings]) -> str:
     """One block per setting: `ENV_NAME (default: ...)` and its description, indented."""
     blocks = []
     for name, field in settings.model_fields.items():
-        head = f"  {env_name(settings, name, field)}  (field {name}; default: {_default(field)})"
+        head = f"  {env_name(settings, name, field)}  (field {name}; default: {default_value(field)})"
         text = textwrap.fill(
             field.description or "", width=100, initial_indent=" " * 6, subsequent_indent=" " * 6
         )

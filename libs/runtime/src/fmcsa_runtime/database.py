@@ -6,6 +6,7 @@ parameter on a PostgreSQL URL selects a schema (the tests give each test its own
 SQLite runs in WAL mode with a busy timeout, so one writer and many readers share a file. A SQLite file
 is private to the service's user: `private_sqlite_file` creates its folder 0700 (when it creates it) and
 the file 0600 before SQLite opens it; SQLite gives its -wal and -shm files the database file's mode.
+An upsert (`INSERT ... ON CONFLICT`) is spelled the same on both: `upsert_insert(dialect, table)`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -59,6 +61,13 @@ def private_sqlite_file(path: Path) -> None:
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def upsert_insert(dialect: Dialect, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `table` (a Table or a table model) in `dialect`'s own construct, which takes
+    `on_conflict_do_nothing` and `on_conflict_do_update` (with `excluded`) alike on PostgreSQL and SQLite.
+    """
+    return postgresql.insert(table) if dialect.name == "postgresql" else sqlite.insert(table)
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:

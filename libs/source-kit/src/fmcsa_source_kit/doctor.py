@@ -16,10 +16,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.doctor import Check, Status, is_loopback, probe_host, store_check
 from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.settings import SourceSettings
 
 SANDBOX_DOT = "2847193"
 """The sandbox's example carrier (tests/fixtures/fmcsa: the same small carrier in all three sources)."""
@@ -172,6 +174,32 @@ class SourceProbe:
     connect_timeout_s: float
     read_timeout_s: float
     client_base_url: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        settings: SourceSettings,
+        base_url: str,
+        key: KeyAdvice,
+        *,
+        credential: SecretStr | None,
+        missing_key: tuple[str, str] | None,
+        client_base_url: str | None = None,
+    ) -> SourceProbe:
+        """The probe of a source's `settings`: its name, store and call bounds, and whether `credential`
+        (its key or token) is set and not empty, as the client reads it.
+        """
+        return cls(
+            settings.SOURCE,
+            base_url,
+            key,
+            has_key=credential is not None and bool(credential.get_secret_value()),
+            missing_key=missing_key,
+            database_url=settings.resolved_database_url(),
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+            client_base_url=client_base_url,
+        )
 
     @property
     def prefix(self) -> str:

@@ -32,10 +32,10 @@ import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fmcsa_events.models import ErrorKind
+from fmcsa_runtime.database import upsert_insert
 from fmcsa_source_kit.failures import Failure
 
 log = structlog.get_logger(__name__)
@@ -152,6 +152,5 @@ async def remember_suspicion(
         "seen_at": at,
     }
     async with engine.begin() as connection:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(suspect_drops).values(row)
+        insert = upsert_insert(connection.dialect, suspect_drops).values(row)
         await connection.execute(insert.on_conflict_do_update(index_elements=["dot_number"], set_=row))

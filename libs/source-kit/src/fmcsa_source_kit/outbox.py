@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fmcsa_events.envelope import event_id
 from fmcsa_events.models import CarrierDataChanged
+from fmcsa_runtime.database import upsert_insert
 
 _metadata = MetaData()
 change_outbox = Table(
@@ -55,8 +55,7 @@ async def record_changes(connection: AsyncConnection, changes: Sequence[CarrierD
         }
         for position, change in enumerate(changes)
     ]
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    await connection.execute(dialect.insert(change_outbox).on_conflict_do_nothing(), rows)
+    await connection.execute(upsert_insert(connection.dialect, change_outbox).on_conflict_do_nothing(), rows)
 
 
 async def changes_for(engine: AsyncEngine, request_id: UUID) -> list[CarrierDataChanged]:

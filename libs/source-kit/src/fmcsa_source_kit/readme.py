@@ -1,9 +1,13 @@
-"""A source's README against its code: the change kinds it lists and its settings table.
+"""A source's README against its code: the events it consumes and emits, its change kinds, its failure
+kinds and its settings table.
 
-Every source README has a `## Change kinds` section whose table's first column names each kind in
-backticks (`basic_alert_started`), exactly `CHANGE_KINDS_BY_SOURCE[source]`, and a `## Settings`
-section whose table has one row per field of the source's `Settings` read under its own prefix, in the
-row format of the project README's configuration table (`tests/system/test_docs.py`):
+Every source README has a `## Consumes and emits` section naming in backticks each event of
+`SOURCE_EVENTS` (the kit's runner publishes them all, for every source); a `## Change kinds` section
+whose table's first column names each kind in backticks (`basic_alert_started`), exactly
+`CHANGE_KINDS_BY_SOURCE[source]`; a `## Failure kinds` table (`| answer | kind | retried |`) whose kind
+column names only `ErrorKind` values; and a `## Settings` section whose table has one row per field of
+the source's `Settings` read under its own prefix, in the row format of the project README's
+configuration table (`tests/system/test_docs.py`):
 
     | `FMCSA_CSA_WEB_KEY` | unset | <the field's description, `|` escaped> |
 
@@ -15,21 +19,42 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_events.models import CHANGE_KINDS_BY_SOURCE
+from fmcsa_events.models import (
+    CHANGE_KINDS_BY_SOURCE,
+    CarrierDataChanged,
+    ErrorKind,
+    Event,
+    SourceFailed,
+    SourceSynced,
+    SyncAttemptFailed,
+    SyncRequested,
+)
+from fmcsa_runtime.cli import default_value, env_name
 from fmcsa_runtime.settings import ServiceSettings
 
+CONSUMES_TITLE = "Consumes and emits"
+FAILURE_KINDS_TITLE = "Failure kinds"
 CHANGE_KINDS_TITLE = "Change kinds"
+SOURCE_EVENTS: tuple[type[Event], ...] = (
+    SyncRequested,
+    CarrierDataChanged,
+    SyncAttemptFailed,
+    SourceSynced,
+    SourceFailed,
+)
+"""What every source consumes (`SyncRequested`) and may publish (what `fmcsa_events.permissions` lets a
+source's bus user publish)."""
 SETTINGS_TITLE = "Settings"
 SETTINGS_HEADER = ("| variable | default | what it does |", "|---|---|---|")
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
 _FIRST_CODE = re.compile(r"^\|\s*`([^`]+)`")
+_KIND = re.compile(r"`([a-z]+(?:_[a-z]+)*)`")
 
 
 def section(readme: str, title: str) -> str | None:
@@ -56,27 +81,13 @@ def table_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
 
 
-def env_name(cls: type[BaseSettings], name: str, field: FieldInfo) -> str:
-    """The environment variable a settings field is read from (its alias, else prefix + name)."""
-    alias = field.validation_alias
-    if alias is not None:
-        choices: Any = getattr(alias, "choices", [alias])
-        return str(choices[0])
-    prefix = str(cls.model_config.get("env_prefix", ""))
-    return f"{prefix}{name}".upper()
-
-
 def default_text(field: FieldInfo) -> str:
-    """A field's default as the configuration table shows it: `unset`, `(secret)`, `(computed)`, `` `x` ``."""
-    if field.default_factory is not None:
-        return "(computed)"
+    """A field's default as the configuration table shows it: `unset`, `(secret)`, `(computed)`, `` `x` ``
+    (the `--help` text of `fmcsa_runtime.cli`, a value in backticks).
+    """
     value = field.default
-    if value is None:
-        return "unset"
-    if hasattr(value, "get_secret_value"):
-        return "(secret)"
-    text = str(value)
-    return f"`{text}`" if text else '`""`'
+    plain = field.default_factory is None and value is not None and not hasattr(value, "get_secret_value")
+    return f"`{default_value(field)}`" if plain else default_value(field)
 
 
 def settings_rows(cls: type[BaseSettings]) -> list[str]:
@@ -125,7 +136,45 @@ def settings_problems(readme: str, settings: type[BaseSettings]) -> list[str]:
     return problems
 
 
+def consumes_problems(readme: str) -> list[str]:
+    """What is missing from the `## Consumes and emits` section: an event of `SOURCE_EVENTS` it does not
+    name in backticks.
+    """
+    text = section(readme, CONSUMES_TITLE)
+    if text is None:
+        return [f"no '{CONSUMES_TITLE}' section"]
+    return [f"event {e.__name__} is not named" for e in SOURCE_EVENTS if f"`{e.__name__}`" not in text]
+
+
+def failure_kind_problems(readme: str) -> list[str]:
+    """What is wrong with the `## Failure kinds` section: no table (`| answer | kind | retried |`), or a
+    backticked word in its kind column that is no `ErrorKind`.
+    """
+    text = section(readme, FAILURE_KINDS_TITLE)
+    if text is None:
+        return [f"no '{FAILURE_KINDS_TITLE}' section"]
+    rows = [_cells(line) for line in table_lines(text)[2:]]
+    if not rows:
+        return [f"the '{FAILURE_KINDS_TITLE}' section has no table"]
+    kinds = {kind.value for kind in ErrorKind}
+    named = {word for cells in rows if len(cells) > 1 for word in _KIND.findall(cells[1])}
+    problems = [f"failure kind {word} is no ErrorKind" for word in sorted(named - kinds)]
+    return problems or ([] if named else [f"the '{FAILURE_KINDS_TITLE}' table names no kind"])
+
+
+def _cells(line: str) -> list[str]:
+    """A table row's cells (an escaped bar inside a cell is no separator)."""
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+
+
 def readme_problems(path: Path, *, source: SourceKey, settings: type[BaseSettings]) -> list[str]:
-    """Everything `change_kind_problems` and `settings_problems` find in the README at `path`."""
+    """Everything `consumes_problems`, `change_kind_problems`, `failure_kind_problems` and
+    `settings_problems` find in the README at `path`.
+    """
     readme = path.read_text(encoding="utf-8")
-    return change_kind_problems(readme, source) + settings_problems(readme, settings)
+    return (
+        consumes_problems(readme)
+        + change_kind_problems(readme, source)
+        + failure_kind_problems(readme)
+        + settings_problems(readme, settings)
+    )

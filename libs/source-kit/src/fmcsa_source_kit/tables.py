@@ -1,9 +1,11 @@
-"""Opening a source's store: its SQLModel tables and the change outbox, created if missing."""
+"""Opening a source's store: its SQLModel tables and the change outbox, created if missing; the base of
+the stores whose plans may drop rows (`GuardedStore`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import stamina
 import structlog
@@ -13,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 from fmcsa_runtime.database import create_engine
-from fmcsa_source_kit.guard import create_suspect_drops
+from fmcsa_source_kit.guard import DropGuard, create_suspect_drops
 from fmcsa_source_kit.outbox import create_outbox
 
 
@@ -71,3 +73,32 @@ async def retry_insert_race(what: str, dot: str, write: Callable[[], Awaitable[T
             with attempt:
                 return await write()
     raise AssertionError("stamina ended without a result")  # pragma: no cover
+
+
+class GuardedStore:
+    """A source's store whose plans may drop rows: its engine, its drop guard (`fmcsa_source_kit.guard`)
+    and `connect`, which opens `TABLES` (run `migrate` first where a store has one) with the outbox and
+    the guard's table. A subclass declares its tables and executes its plans.
+    """
+
+    TABLES: ClassVar[Sequence[Table]]
+    MIGRATE: ClassVar[Callable[[Connection], Any] | None] = None
+
+    def __init__(self, engine: AsyncEngine, guard: DropGuard) -> None:
+        self._engine = engine
+        self._guard = guard
+
+    @classmethod
+    async def connect(cls, url: str, *, guard: DropGuard | None = None) -> Self:
+        """Open the database at `url` (sqlite:/// or postgresql://); create the tables, the change outbox
+        and the drop guard's table if absent.
+        """
+        engine = await open_store(url, cls.TABLES, migrate=cls.MIGRATE, drop_guard=True)
+        return cls(engine, guard or DropGuard())
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def close(self) -> None:
+        await self._engine.dispose()

@@ -6,9 +6,11 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.doctor import Check, Status, store_check
@@ -18,12 +20,14 @@ from fmcsa_source_kit.doctor import (
     SANDBOX_DOT,
     KeyAdvice,
     Outcome,
+    SourceProbe,
     answer_checks,
     clock_check,
     default_dot,
     rate_limit_check,
 )
 from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.settings import SourceSettings
 
 NOW = datetime(2026, 12, 6, 12, 0, 0, tzinfo=UTC)
 
@@ -98,3 +102,30 @@ async def test_store_check_reads_sqlite_without_creating_anything(tmp_path: Path
     check = await store_check("csa: store", f"sqlite:///{existing}", "FMCSA_CSA_DATABASE_URL")
     assert check.status is Status.FAIL
     assert "FMCSA_CSA_DATABASE_URL" in check.remedy
+
+
+class ProbedSettings(SourceSettings):
+    SOURCE: ClassVar[str] = "probed"
+
+
+@pytest.mark.parametrize(
+    ("credential", "has_key"), [(None, False), (SecretStr(""), False), (SecretStr("k-1"), True)]
+)
+def test_a_probe_takes_its_name_store_and_bounds_from_the_source_settings(
+    tmp_path: Path, credential: SecretStr | None, has_key: bool
+) -> None:
+    settings = ProbedSettings(data_dir=tmp_path, connect_timeout_s=1.5, read_timeout_s=7.0)
+    advice = KeyAdvice("FMCSA_PROBED_KEY", rejected="get another key")
+    probe = SourceProbe.of(settings, "http://127.0.0.1:9/x", advice, credential=credential, missing_key=None)
+    assert probe == SourceProbe(
+        "probed",
+        "http://127.0.0.1:9/x",
+        advice,
+        has_key=has_key,  # an empty key is no key, as the client reads it
+        missing_key=None,
+        database_url=settings.resolved_database_url(),
+        connect_timeout_s=1.5,
+        read_timeout_s=7.0,
+    )
+    assert probe.database_url.endswith("probed.sqlite3")
+    assert probe.prefix == "FMCSA_PROBED_"

@@ -6,8 +6,6 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-import httpx
-
 from fmcsa_source_authority.domain.model import (
     AuthorityFetch,
     AuthorityStatus,
@@ -102,28 +100,3 @@ def fetch(
 
 
 ORDER = OosOrder(date(2026, 3, 1), "90 day failure to pay fine")
-
-
-class Admin:
-    """The sandbox's `/_sandbox` API."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    async def _call(self, method: str, path: str, body: Any = None) -> Any:
-        async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
-            response = await http.request(method, f"/_sandbox/{path}", json=body)
-            response.raise_for_status()
-            return response.json()
-
-    async def faults(self, **knobs: Any) -> Any:
-        return await self._call("PUT", "faults", knobs)
-
-    async def stats(self) -> Any:
-        return await self._call("GET", "stats")
-
-    async def requests(self, source: str = "authority") -> int:
-        return int((await self.stats())["sources"][source]["requests"])
-
-    async def bump(self) -> Any:
-        return await self._call("POST", "bump")

@@ -19,14 +19,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fmcsa_cli.upstreams import EnvFileError, Upstream, read_env_file, settings_environment
+from fmcsa_events.identifiers import SourceKey
 from fmcsa_runtime.doctor import Check, Status, nats_check
 from fmcsa_runtime.redaction import redact, register_secret
 
 SERVICE_DOCTORS: tuple[tuple[str, str], ...] = (
-    ("csa", "fmcsa_source_csa.doctor"),
-    ("violations", "fmcsa_source_violations.doctor"),
-    ("inspections", "fmcsa_source_inspections.doctor"),
-    ("authority", "fmcsa_source_authority.doctor"),
+    *((key.value, f"fmcsa_source_{key.value}.doctor") for key in SourceKey),
     ("status", "fmcsa_status.doctor"),
     ("notifier", "fmcsa_notifier.doctor"),
     ("gateway", "fmcsa_gateway.doctor"),

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fmcsa_cli.upstreams import SANDBOX_API_KEY, SANDBOX_APP_TOKEN, SANDBOX_WEB_KEY, SOURCES
 from fmcsa_embedded import Child, NatsServer, free_port, wait_for_port
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.permissions import (
@@ -37,20 +38,6 @@ from fmcsa_events.permissions import (
     source_user,
 )
 
-SANDBOX_WEB_KEY = "sandbox-webkey"
-SANDBOX_APP_TOKEN = "sandbox-app-token"
-SANDBOX_API_KEY = "sandbox-api-key"
-
-
-SANDBOX_CREDENTIALS: tuple[tuple[str, str, str, str], ...] = (
-    # (base URL setting, path under the sandbox, credential setting, the sandbox's credential)
-    ("FMCSA_CSA_BASE_URL", "/qc/services", "FMCSA_CSA_WEB_KEY", SANDBOX_WEB_KEY),
-    ("FMCSA_VIOLATIONS_BASE_URL", "", "FMCSA_VIOLATIONS_APP_TOKEN", SANDBOX_APP_TOKEN),
-    ("FMCSA_INSPECTIONS_BASE_URL", "", "FMCSA_INSPECTIONS_API_KEY", SANDBOX_API_KEY),
-    ("FMCSA_AUTHORITY_BASE_URL", "/qc/services", "FMCSA_AUTHORITY_WEB_KEY", SANDBOX_WEB_KEY),
-    ("FMCSA_AUTHORITY_DATAHUB_BASE_URL", "", "FMCSA_AUTHORITY_APP_TOKEN", SANDBOX_APP_TOKEN),
-)
-
 
 def sandbox_wiring(sandbox_url: str, user: Mapping[str, str]) -> dict[str, str]:
     """Point each source at the sandbox, with the sandbox's credential only where it goes to the sandbox.
@@ -61,11 +48,11 @@ def sandbox_wiring(sandbox_url: str, user: Mapping[str, str]) -> dict[str, str]:
     The violations freshness check is off (see below); a value the user set wins, as every setting does.
     """
     env: dict[str, str] = {}
-    for base_setting, path, key_setting, key in SANDBOX_CREDENTIALS:
-        url = f"{sandbox_url}{path}"
-        env[base_setting] = url
-        if user.get(base_setting, url) == url:
-            env[key_setting] = key
+    for upstream in SOURCES:
+        url = f"{sandbox_url}{upstream.sandbox_path}"
+        env[upstream.base_url_setting] = url
+        if user.get(upstream.base_url_setting, url) == url:
+            env[upstream.key_setting] = upstream.sandbox_key
     # a `sandbox bump` publishes at once and the demo and the tests sync right after it: the violations
     # freshness check (which trusts the dataset's rowsUpdatedAt for minutes) is off against the sandbox
     # unless the user sets it
@@ -89,18 +76,17 @@ class ServiceSpec:
     bus_user: str | None = None
 
 
-VIOLATIONS_USER = source_user(SourceKey.VIOLATIONS)
-INSPECTIONS_USER = source_user(SourceKey.INSPECTIONS)
-AUTHORITY_USER = source_user(SourceKey.AUTHORITY)
+SOURCE_SERVICES: tuple[ServiceSpec, ...] = tuple(
+    ServiceSpec(key.value, f"fmcsa_source_{key.value}", f"FMCSA_{key.name}_HTTP_PORT", source_user(key))
+    for key in SourceKey
+)
+"""One service per source key, `python -m fmcsa_source_<key>` as its own bus user."""
 
 # Dependency order: the sandbox and the projector first, the gateway last.
 ALL_SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("sandbox", "fmcsa_sandbox", "FMCSA_SANDBOX_PORT"),
     ServiceSpec("status", "fmcsa_status", "FMCSA_STATUS_HTTP_PORT", STATUS),
-    ServiceSpec("csa", "fmcsa_source_csa", "FMCSA_CSA_HTTP_PORT", source_user(SourceKey.CSA)),
-    ServiceSpec("violations", "fmcsa_source_violations", "FMCSA_VIOLATIONS_HTTP_PORT", VIOLATIONS_USER),
-    ServiceSpec("inspections", "fmcsa_source_inspections", "FMCSA_INSPECTIONS_HTTP_PORT", INSPECTIONS_USER),
-    ServiceSpec("authority", "fmcsa_source_authority", "FMCSA_AUTHORITY_HTTP_PORT", AUTHORITY_USER),
+    *SOURCE_SERVICES,
     ServiceSpec("scheduler", "fmcsa_scheduler", "FMCSA_SCHEDULER_HTTP_PORT", SCHEDULER),
     ServiceSpec("notifier", "fmcsa_notifier", "FMCSA_NOTIFIER_HTTP_PORT", NOTIFIER),
     ServiceSpec("gateway", "fmcsa_gateway", None, GATEWAY),

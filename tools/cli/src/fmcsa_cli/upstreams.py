@@ -23,9 +23,17 @@ class Upstream(enum.StrEnum):
     REAL = "real"
 
 
+SANDBOX_WEB_KEY = "sandbox-webkey"
+SANDBOX_APP_TOKEN = "sandbox-app-token"
+SANDBOX_API_KEY = "sandbox-api-key"
+
+
 @dataclass(frozen=True)
 class SourceUpstream:
-    """One source's real host, how it is called and where its credential goes."""
+    """One upstream of a source: its real host, where the sandbox serves it, how it is called and where
+    its credential goes. The only table of the CLI a new source adds rows to (the launcher and the doctor
+    start `fmcsa_source_<key>` for every `SourceKey`).
+    """
 
     source: str
     base_url_setting: str
@@ -33,18 +41,29 @@ class SourceUpstream:
     key_setting: str
     key_required: bool
     """False for Socrata: without an app token it serves anonymous reads from a shared pool."""
+    sandbox_path: str
+    """The path under the sandbox's URL that stands in for `real_base_url`."""
+    sandbox_key: str
+    """The credential the sandbox accepts for this upstream."""
+    anonymous_rate_setting: str | None = None
+    """With `--upstream real` and no key: this rate setting defaults to `ANONYMOUS_SOCRATA_RATE_PER_S`."""
 
 
+QCMOBILE_URL = "https://mobile.fmcsa.dot.gov/qc/services"
+DATAHUB_URL = "https://data.transportation.gov"
 SOURCES: tuple[SourceUpstream, ...] = (
     SourceUpstream(
-        "csa", "FMCSA_CSA_BASE_URL", "https://mobile.fmcsa.dot.gov/qc/services", "FMCSA_CSA_WEB_KEY", True
+        "csa", "FMCSA_CSA_BASE_URL", QCMOBILE_URL, "FMCSA_CSA_WEB_KEY", True, "/qc/services", SANDBOX_WEB_KEY
     ),
     SourceUpstream(
         "violations",
         "FMCSA_VIOLATIONS_BASE_URL",
-        "https://data.transportation.gov",
+        DATAHUB_URL,
         "FMCSA_VIOLATIONS_APP_TOKEN",
         False,
+        "",
+        SANDBOX_APP_TOKEN,
+        anonymous_rate_setting="FMCSA_VIOLATIONS_RATE_PER_S",
     ),
     SourceUpstream(
         "inspections",
@@ -52,20 +71,27 @@ SOURCES: tuple[SourceUpstream, ...] = (
         "https://saferwebapi.com",
         "FMCSA_INSPECTIONS_API_KEY",
         True,
+        "",
+        SANDBOX_API_KEY,
     ),
     SourceUpstream(
         "authority",
         "FMCSA_AUTHORITY_BASE_URL",
-        "https://mobile.fmcsa.dot.gov/qc/services",
+        QCMOBILE_URL,
         "FMCSA_AUTHORITY_WEB_KEY",
         True,
+        "/qc/services",
+        SANDBOX_WEB_KEY,
     ),
     SourceUpstream(
         "authority",
         "FMCSA_AUTHORITY_DATAHUB_BASE_URL",
-        "https://data.transportation.gov",
+        DATAHUB_URL,
         "FMCSA_AUTHORITY_APP_TOKEN",
         False,
+        "",
+        SANDBOX_APP_TOKEN,
+        anonymous_rate_setting="FMCSA_AUTHORITY_DATAHUB_RATE_PER_S",
     ),
 )
 """The same URLs are each source's settings default (tests/system/test_real_upstreams.py checks it)."""
@@ -125,11 +151,9 @@ def settings_environment(environ: Mapping[str, str], upstream: Upstream) -> dict
     if upstream is Upstream.REAL:
         for source in SOURCES:
             given.setdefault(source.base_url_setting, source.real_base_url)
-        if not given.get("FMCSA_VIOLATIONS_APP_TOKEN", "").strip():
-            # anonymous Socrata reads share a per-IP pool: keep well under 1,000 requests an hour
-            given.setdefault("FMCSA_VIOLATIONS_RATE_PER_S", ANONYMOUS_SOCRATA_RATE_PER_S)
-        if not given.get("FMCSA_AUTHORITY_APP_TOKEN", "").strip():
-            given.setdefault("FMCSA_AUTHORITY_DATAHUB_RATE_PER_S", ANONYMOUS_SOCRATA_RATE_PER_S)
+            if source.anonymous_rate_setting and not given.get(source.key_setting, "").strip():
+                # anonymous Socrata reads share a per-IP pool: keep well under 1,000 requests an hour
+                given.setdefault(source.anonymous_rate_setting, ANONYMOUS_SOCRATA_RATE_PER_S)
     return given
 
 

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from fmcsa_cli.doctor import SERVICE_DOCTORS
+from fmcsa_cli.launcher import ALL_SERVICES, sandbox_wiring
 from fmcsa_cli.upstreams import (
+    SANDBOX_API_KEY,
+    SANDBOX_APP_TOKEN,
+    SANDBOX_WEB_KEY,
     SOURCES,
     EnvFileError,
     Upstream,
@@ -15,6 +20,8 @@ from fmcsa_cli.upstreams import (
     read_env_file,
     settings_environment,
 )
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.permissions import source_user
 
 
 def env_file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
@@ -25,11 +32,8 @@ def env_file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
 
 
 def test_the_real_base_urls_are_the_settings_defaults() -> None:
-    modules = {"csa": "fmcsa_source_csa", "violations": "fmcsa_source_violations"}
-    modules["inspections"] = "fmcsa_source_inspections"
-    modules["authority"] = "fmcsa_source_authority"
     for source in SOURCES:
-        settings = importlib.import_module(f"{modules[source.source]}.settings").Settings
+        settings = importlib.import_module(f"fmcsa_source_{source.source}.settings").Settings
         prefix = f"FMCSA_{source.source.upper()}_"
         base_field = source.base_url_setting.removeprefix(prefix).lower()
         default = str(settings.model_fields[base_field].default).rstrip("/")
@@ -81,6 +85,45 @@ def test_anonymous_socrata_reads_are_paced_down_unless_the_user_chose_a_rate() -
     chosen = settings_environment({"FMCSA_VIOLATIONS_RATE_PER_S": "1"}, Upstream.REAL)
     assert chosen["FMCSA_VIOLATIONS_RATE_PER_S"] == "1"
     assert "FMCSA_VIOLATIONS_RATE_PER_S" not in settings_environment({}, Upstream.SANDBOX)
+    assert settings_environment({}, Upstream.REAL)["FMCSA_AUTHORITY_DATAHUB_RATE_PER_S"] == "0.2"
+    assert "FMCSA_AUTHORITY_DATAHUB_RATE_PER_S" not in settings_environment(
+        {"FMCSA_AUTHORITY_APP_TOKEN": "t0ken"}, Upstream.REAL
+    )
+    assert "FMCSA_AUTHORITY_RATE_PER_S" not in settings_environment({}, Upstream.REAL)  # QCMobile's
+
+
+def test_every_source_key_is_a_service_with_its_doctor_and_its_upstreams() -> None:
+    """A new source is a `SourceKey` and its rows in `SOURCES`: `up` starts `fmcsa_source_<key>` as its own
+    bus user and `doctor` runs its checks without a list of their own.
+    """
+    services = {spec.name: spec for spec in ALL_SERVICES}
+    for key in SourceKey:
+        spec = services[key.value]
+        assert (spec.module, spec.http_port_env, spec.bus_user) == (
+            f"fmcsa_source_{key.value}",
+            f"FMCSA_{key.name}_HTTP_PORT",
+            source_user(key),
+        )
+        assert (key.value, f"fmcsa_source_{key.value}.doctor") in SERVICE_DOCTORS
+    assert {upstream.source for upstream in SOURCES} == set(SourceKey)
+    assert [s.name for s in ALL_SERVICES][:2] == ["sandbox", "status"], "the sandbox and projector first"
+    assert ALL_SERVICES[-1].name == "gateway"
+
+
+def test_the_sandbox_wiring_points_every_upstream_at_the_sandbox_with_its_key_only_there() -> None:
+    url = "http://127.0.0.1:9"
+    wired = sandbox_wiring(url, {})
+    for upstream in SOURCES:
+        assert wired[upstream.base_url_setting] == url + upstream.sandbox_path
+        assert wired[upstream.key_setting] == upstream.sandbox_key
+    elsewhere = sandbox_wiring(url, {"FMCSA_AUTHORITY_DATAHUB_BASE_URL": "https://data.transportation.gov"})
+    assert "FMCSA_AUTHORITY_APP_TOKEN" not in elsewhere, "no sandbox credential to a host the user chose"
+    assert elsewhere["FMCSA_AUTHORITY_WEB_KEY"] == SANDBOX_WEB_KEY
+    assert wired["FMCSA_CSA_BASE_URL"] == wired["FMCSA_AUTHORITY_BASE_URL"] == f"{url}/qc/services"
+    assert (wired["FMCSA_VIOLATIONS_APP_TOKEN"], wired["FMCSA_INSPECTIONS_API_KEY"]) == (
+        SANDBOX_APP_TOKEN,
+        SANDBOX_API_KEY,
+    )
 
 
 def test_a_key_for_a_source_left_on_the_sandbox_is_named_not_shown() -> None:

@@ -23,16 +23,9 @@ KEY, MISSING_KEY = qcmobile_key("authority", "FMCSA_AUTHORITY_WEB_KEY")
 
 async def checks(args: argparse.Namespace) -> list[Check]:
     settings = Settings()
-    probe = SourceProbe(
-        "authority",
-        str(settings.base_url),
-        KEY,
-        has_key=settings.web_key is not None and bool(settings.web_key.get_secret_value()),
-        missing_key=MISSING_KEY,
-        database_url=settings.resolved_database_url(),
-        connect_timeout_s=settings.connect_timeout_s,
-        read_timeout_s=settings.read_timeout_s,
-        client_base_url=str(settings.base_url),
+    base = str(settings.base_url)
+    probe = SourceProbe.of(
+        settings, base, KEY, credential=settings.web_key, missing_key=MISSING_KEY, client_base_url=base
     )
 
     async def fetch(http: httpx.AsyncClient, dot: str) -> Fetched:

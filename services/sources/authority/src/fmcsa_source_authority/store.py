@@ -14,7 +14,6 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import BigInteger, Column, DateTime
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel, col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,10 +29,10 @@ from fmcsa_source_authority.domain import (
     Row,
     plan,
 )
-from fmcsa_source_kit.guard import DropGuard, check_drop, guarded
+from fmcsa_source_kit.guard import check_drop, guarded
 from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation, Plan
-from fmcsa_source_kit.tables import open_store, retry_insert_race
+from fmcsa_source_kit.tables import GuardedStore, retry_insert_race
 
 
 def _moment() -> Any:
@@ -178,24 +177,10 @@ def _keyed(row: Row) -> tuple[type[SQLModel], dict[str, Any]]:
     return table, {column.name: values[column.name] for column in table.__table__.primary_key}  # type: ignore[attr-defined]
 
 
-class Store:
-    def __init__(self, engine: AsyncEngine, guard: DropGuard) -> None:
-        self._engine = engine
-        self._guard = guard
+class Store(GuardedStore):
+    """The authority tables; `upsert` executes what `domain.plan` decides."""
 
-    @classmethod
-    async def connect(cls, url: str, *, guard: DropGuard | None = None) -> Store:
-        """Open the database at `url`; create the authority tables, the change outbox and the drop guard's
-        table if absent.
-        """
-        return cls(await open_store(url, TABLES, drop_guard=True), guard or DropGuard())
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
-
-    async def close(self) -> None:
-        await self._engine.dispose()
+    TABLES = TABLES
 
     async def held(self, dot: str) -> Held:
         """What is held for one DOT (a `Held()` for a carrier never fetched)."""

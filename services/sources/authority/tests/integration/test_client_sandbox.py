@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 from uuid import uuid4
 
 import pytest
-from authority_support import Admin
 
 from fmcsa_events.models import ErrorKind
 from fmcsa_source_authority.domain import AuthorityFetch, AuthorityStatus, summarize
@@ -19,6 +19,7 @@ from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.outbox import changes_for
 
 MakeClient = Callable[..., AuthorityClient]
+AdminOf = Callable[[str], Any]  # the root conftest's SandboxAdmin
 
 HEALTHY = "2847193"
 UNKNOWN = "99000001"
@@ -34,7 +35,9 @@ def failed(result: object, kind: ErrorKind, *, retryable: bool) -> Failure:
     return result
 
 
-async def test_a_healthy_carrier_syncs_in_five_calls(sandbox_url: str, make_client: MakeClient) -> None:
+async def test_a_healthy_carrier_syncs_in_five_calls(
+    sandbox_url: str, make_client: MakeClient, admin_of: AdminOf
+) -> None:
     result = await make_client(sandbox_url).fetch(HEALTHY)
     assert isinstance(result, AuthorityFetch)
     assert result.profile.common is AuthorityStatus.ACTIVE
@@ -46,7 +49,7 @@ async def test_a_healthy_carrier_syncs_in_five_calls(sandbox_url: str, make_clie
     assert all(f.coverage and f.coverage % 1000 == 0 for f in result.filings)
     summary = summarize(result)
     assert json.loads(json.dumps(summary)) == summary
-    stats = await Admin(sandbox_url).stats()
+    stats = await admin_of(sandbox_url).stats()
     assert stats["sources"]["authority"]["requests"] == 5
     seen = stats["requests_seen"][-5:]
     assert seen[0] == f"/qc/services/carriers/{HEALTHY}?webKey=***"
@@ -56,10 +59,10 @@ async def test_a_healthy_carrier_syncs_in_five_calls(sandbox_url: str, make_clie
 
 
 async def test_an_unknown_carrier_is_not_found_after_one_call(
-    sandbox_url: str, make_client: MakeClient
+    sandbox_url: str, make_client: MakeClient, admin_of: AdminOf
 ) -> None:
     failed(await make_client(sandbox_url).fetch(UNKNOWN), ErrorKind.NOT_FOUND, retryable=False)
-    assert await Admin(sandbox_url).requests() == 1
+    assert await admin_of(sandbox_url).requests("authority") == 1
 
 
 async def test_the_fault_dots(sandbox_url: str, make_client: MakeClient) -> None:
@@ -71,8 +74,10 @@ async def test_the_fault_dots(sandbox_url: str, make_client: MakeClient) -> None
     assert isinstance(await patient.fetch(FIRST_TWO_429), AuthorityFetch)
 
 
-async def test_a_hang_ends_as_a_timeout_handed_back(sandbox_url: str, make_client: MakeClient) -> None:
-    await Admin(sandbox_url).faults(hang_s=10.0)
+async def test_a_hang_ends_as_a_timeout_handed_back(
+    sandbox_url: str, make_client: MakeClient, admin_of: AdminOf
+) -> None:
+    await admin_of(sandbox_url).faults(hang_s=10.0)
     result = await make_client(sandbox_url, read_timeout_s=0.5, call_timeout_s=1.0).fetch(HANGS)
     timed_out = failed(result, ErrorKind.TIMEOUT, retryable=True)
     assert timed_out.retry_after_s is not None
@@ -101,7 +106,7 @@ def matches(expected: object, value: object) -> bool:
 
 @pytest.mark.postgres
 async def test_the_store_plans_each_scripted_change_across_a_bump(
-    sandbox_url: str, make_client: MakeClient, database_url: str
+    sandbox_url: str, make_client: MakeClient, database_url: str, admin_of: AdminOf
 ) -> None:
     store = await Store.connect(database_url)
     client = make_client(sandbox_url)
@@ -117,7 +122,7 @@ async def test_the_store_plans_each_scripted_change_across_a_bump(
             counts = await store.upsert(first, request_id=again)
             assert counts.unchanged == counts.fetched
             assert await changes_for(store.engine, again) == []
-        await Admin(sandbox_url).bump()
+        await admin_of(sandbox_url).bump()
         for dot, (kind, subject, before, after) in SCRIPTED.items():
             fetched = await client.fetch(dot)
             assert isinstance(fetched, AuthorityFetch), fetched

@@ -23,15 +23,8 @@ KEY, MISSING_KEY = qcmobile_key("csa", "FMCSA_CSA_WEB_KEY")
 
 async def checks(args: argparse.Namespace) -> list[Check]:
     settings = Settings()
-    probe = SourceProbe(
-        "csa",
-        str(settings.base_url),
-        KEY,
-        has_key=settings.web_key is not None and bool(settings.web_key.get_secret_value()),
-        missing_key=MISSING_KEY,
-        database_url=settings.resolved_database_url(),
-        connect_timeout_s=settings.connect_timeout_s,
-        read_timeout_s=settings.read_timeout_s,
+    probe = SourceProbe.of(
+        settings, str(settings.base_url), KEY, credential=settings.web_key, missing_key=MISSING_KEY
     )
 
     async def fetch(http: httpx.AsyncClient, dot: str) -> Fetched:

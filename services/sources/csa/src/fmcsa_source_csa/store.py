@@ -35,14 +35,14 @@ from uuid import UUID
 import structlog
 from sqlalchemy import Connection, DateTime, Index, Table, Text, UniqueConstraint, case, inspect, update
 from sqlalchemy import text as sql_text
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fmcsa_events import decimals
 from fmcsa_events.decimals import MAX_TEXT_LENGTH
 from fmcsa_events.models import Counts
+from fmcsa_runtime.database import upsert_insert
 from fmcsa_source_csa.domain.changes import Held, HeldBasic, Record, plan
 from fmcsa_source_csa.domain.model import (
     BasicScore,
@@ -54,10 +54,10 @@ from fmcsa_source_csa.domain.model import (
     carrier_from_content,
 )
 from fmcsa_source_csa.domain.parse import as_of_month
-from fmcsa_source_kit.guard import DropGuard, check_drop, guarded
+from fmcsa_source_kit.guard import check_drop, guarded
 from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation, Plan
-from fmcsa_source_kit.tables import open_store, retry_insert_race
+from fmcsa_source_kit.tables import GuardedStore, retry_insert_race
 
 log = structlog.get_logger(__name__)
 
@@ -240,22 +240,11 @@ def _migrate(connection: Connection) -> None:
         log.info("csa_store_migrated", widened=altered)
 
 
-class Store:
+class Store(GuardedStore):
     """The csa source's database; one per process, safe for concurrent upserts of different DOTs."""
 
-    def __init__(self, engine: AsyncEngine, guard: DropGuard) -> None:
-        self._engine = engine
-        self._guard = guard
-
-    @classmethod
-    async def connect(cls, url: str, *, guard: DropGuard | None = None) -> Store:
-        """Open the database at `url` (sqlite:/// or postgresql://); create the csa tables, the change
-        outbox and the drop guard's table if absent.
-        """
-        return cls(await open_store(url, TABLES, migrate=_migrate, drop_guard=True), guard or DropGuard())
-
-    async def close(self) -> None:
-        await self._engine.dispose()
+    TABLES = TABLES
+    MIGRATE = _migrate
 
     async def upsert(self, fetch: CsaFetch, *, request_id: UUID) -> Counts:
         """Store one fetch and its change facts for `request_id` (see the module docstring); return what
@@ -408,7 +397,7 @@ async def _keep_versions(connection: AsyncConnection, name: str, rows: list[dict
         return
     table = SQLModel.metadata.tables[name]
     key = [column.name for column in _version_key(table).columns]
-    statement = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(table)
+    statement = upsert_insert(connection.dialect, table)
     new, held = statement.excluded, table.c
     await connection.execute(
         statement.on_conflict_do_update(

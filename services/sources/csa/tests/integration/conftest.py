@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import structlog
 from pydantic import SecretStr
@@ -49,34 +48,6 @@ def sentinel_sandbox_url(tmp_path: Path) -> Iterator[str]:
         stop_process(process, grace_s=5)
 
 
-class Admin:
-    """The sandbox's `/_sandbox` API."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    async def _call(self, method: str, path: str, body: Any = None) -> Any:
-        async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
-            response = await http.request(method, f"/_sandbox/{path}", json=body)
-            response.raise_for_status()
-            return response.json()
-
-    async def faults(self, **knobs: Any) -> Any:
-        return await self._call("PUT", "faults", knobs)
-
-    async def stats(self) -> Any:
-        return await self._call("GET", "stats")
-
-    async def csa_requests(self) -> int:
-        return int((await self.stats())["sources"]["csa"]["requests"])
-
-    async def bump(self) -> Any:
-        return await self._call("POST", "bump")
-
-    async def reset(self) -> Any:
-        return await self._call("POST", "reset")
-
-
 MakeClient = Callable[..., QCMobileClient]
 
 
@@ -95,12 +66,6 @@ def logging_configured() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     structlog.reset_defaults()
-
-
-@pytest.fixture
-def admin_of() -> Callable[[str], Admin]:
-    """The admin API of a sandbox URL."""
-    return Admin
 
 
 @pytest.fixture

@@ -79,7 +79,7 @@ async def test_an_unknown_carrier_is_not_found_after_one_call(
     sandbox_url: str, make_client: MakeClient, admin_of: AdminOf
 ) -> None:
     failed(await make_client(sandbox_url).fetch(UNKNOWN), ErrorKind.NOT_FOUND, retryable=False)
-    assert await admin_of(sandbox_url).csa_requests() == 1
+    assert await admin_of(sandbox_url).requests("csa") == 1
 
 
 async def test_a_wrong_web_key_is_not_configured(sandbox_url: str, make_client: MakeClient) -> None:
@@ -93,7 +93,7 @@ async def test_a_missing_web_key_is_not_configured_and_nothing_is_sent(
     client = make_client(sandbox_url, web_key=None)
     assert client.configured is False
     failed(await client.fetch(HEALTHY), ErrorKind.NOT_CONFIGURED, retryable=False)
-    assert await admin_of(sandbox_url).csa_requests() == 0
+    assert await admin_of(sandbox_url).requests("csa") == 0
 
 
 async def test_an_invalid_dot_is_internal_and_nothing_is_sent(
@@ -101,7 +101,7 @@ async def test_an_invalid_dot_is_internal_and_nothing_is_sent(
 ) -> None:
     failed(await make_client(sandbox_url).fetch("12345678901"), ErrorKind.INTERNAL, retryable=False)
     failed(await make_client(sandbox_url).fetch("1 OR 1=1"), ErrorKind.INTERNAL, retryable=False)
-    assert await admin_of(sandbox_url).csa_requests() == 0
+    assert await admin_of(sandbox_url).requests("csa") == 0
 
 
 async def test_a_lasting_500_is_retried_inline_then_handed_back_with_a_delay(
@@ -113,7 +113,7 @@ async def test_a_lasting_500_is_retried_inline_then_handed_back_with_a_delay(
         retryable=True,
     )
     assert result.retry_after_s is not None
-    assert await admin_of(sandbox_url).csa_requests() == 3
+    assert await admin_of(sandbox_url).requests("csa") == 3
 
 
 async def test_the_maintenance_page_is_a_retryable_upstream_error(

@@ -28,19 +28,16 @@ KEY = KeyAdvice(
 async def checks(args: argparse.Namespace) -> list[Check]:
     settings = Settings()
     base = str(settings.base_url)
-    probe = SourceProbe(
-        "inspections",
+    probe = SourceProbe.of(
+        settings,
         base,
         KEY,
-        has_key=settings.api_key is not None and bool(settings.api_key.get_secret_value()),
+        credential=settings.api_key,
         missing_key=(
             "FMCSA_INSPECTIONS_API_KEY is not set: the inspections source answers every sync not_configured",
             "SaferWebAPI keys come with a paid plan at https://saferwebapi.com; "
             "set FMCSA_INSPECTIONS_API_KEY",
         ),
-        database_url=settings.resolved_database_url(),
-        connect_timeout_s=settings.connect_timeout_s,
-        read_timeout_s=settings.read_timeout_s,
         client_base_url=base,
     )
 

@@ -29,15 +29,12 @@ PROBE_ROWS = 5
 
 async def checks(args: argparse.Namespace) -> list[Check]:
     settings = Settings()
-    probe = SourceProbe(
-        "violations",
+    probe = SourceProbe.of(
+        settings,
         str(settings.base_url),
         KEY,
-        has_key=settings.app_token is not None,
+        credential=settings.app_token,
         missing_key=None,  # Socrata answers anonymous reads (from a smaller, shared pool)
-        database_url=settings.resolved_database_url(),
-        connect_timeout_s=settings.connect_timeout_s,
-        read_timeout_s=settings.read_timeout_s,
     )
 
     async def fetch(http: httpx.AsyncClient, dot: str) -> Fetched:

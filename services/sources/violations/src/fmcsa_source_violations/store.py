@@ -22,18 +22,17 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import DateTime, Index, Text, func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fmcsa_events.models import Counts
-from fmcsa_source_kit.guard import DropGuard, check_drop, guarded
+from fmcsa_runtime.database import upsert_insert
+from fmcsa_source_kit.guard import check_drop, guarded
 from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation
-from fmcsa_source_kit.tables import open_store
+from fmcsa_source_kit.tables import GuardedStore
 from fmcsa_source_violations.domain.changes import Held, HeldRow, ViolationsPlan, plan
 from fmcsa_source_violations.domain.model import Basic, Violation, ViolationsFetch
 
@@ -163,22 +162,10 @@ def _held_row(row: ViolationRecord) -> HeldRow:
     return HeldRow(_violation_from(row), changed_at=row.changed_at, aged_out=row.aged_out_at is not None)
 
 
-class Store:
+class Store(GuardedStore):
     """Normalized violations; `upsert` executes what `domain.plan` decides (module docstring)."""
 
-    def __init__(self, engine: AsyncEngine, guard: DropGuard) -> None:
-        self._engine = engine
-        self._guard = guard
-
-    @classmethod
-    async def connect(cls, url: str, *, guard: DropGuard | None = None) -> Store:
-        """Open the database and create the `violations_*` tables, the change outbox and the drop
-        guard's table if missing.
-        """
-        return cls(await open_store(url, _TABLES, drop_guard=True), guard or DropGuard())
-
-    async def close(self) -> None:
-        await self._engine.dispose()
+    TABLES = _TABLES
 
     async def upsert(self, fetch: ViolationsFetch, *, request_id: UUID) -> Counts:
         """Store one complete read and its change facts for `request_id`, in one transaction, as
@@ -248,8 +235,7 @@ class Store:
                 for held in planned.supersede
             )
         if planned.insert or planned.update:  # one bulk upsert: new keys inserted, held keys replaced
-            dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-            upsert = dialect.insert(ViolationRecord)
+            upsert = upsert_insert(self._engine.dialect, ViolationRecord)
             times = {"first_seen": at, "last_seen": at, "changed_at": at, "aged_out_at": None}
             await session.exec(
                 upsert.on_conflict_do_update(
@@ -306,8 +292,9 @@ class Store:
         """
         dot_number = int(fetch.dot)
         values = {"last_fetched_at": fetch.retrieved_at, "upstream_as_of": fetch.upstream_as_of}
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        first = dialect.insert(CarrierRead).values(dot_number=dot_number, held=0, aged_out=0, **values)
+        first = upsert_insert(self._engine.dialect, CarrierRead).values(
+            dot_number=dot_number, held=0, aged_out=0, **values
+        )
         created = await session.exec(first.on_conflict_do_nothing(index_elements=["dot_number"]))
         if created.rowcount == 1:
             return None
