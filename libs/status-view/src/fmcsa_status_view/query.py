@@ -387,7 +387,7 @@ class StatusView:
                 raise ValueError("q must not be empty")
             either = ["name_key LIKE ? ESCAPE '\\'"]
             params.append(_like_prefix(text.casefold()))
-            if text.isdigit() and len(text) <= 8 and int(text) > 0:
+            if text.isascii() and text.isdigit() and len(text) <= 8 and int(text) > 0:
                 either.append("dot = ?")
                 params.append(int(text))
             docket = docket_key(text)

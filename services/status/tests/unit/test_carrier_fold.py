@@ -14,6 +14,7 @@ from status_support import (
 )
 
 from fmcsa_events.identifiers import SourceKey
+from fmcsa_status.domain.fold import Loaded, fold, settle
 
 DOT = "2847193"
 
@@ -105,3 +106,15 @@ def test_a_request_without_success_makes_no_record() -> None:
     req = request(DOT, SourceKey.CSA, 0)
     p = fold_all(facts([req, failed(req, 1)]))
     assert p.carriers == {}
+
+
+def test_a_violations_fetch_listing_the_same_rows_rewrites_none() -> None:
+    first, second = request(DOT, SourceKey.VIOLATIONS, 0), request(DOT, SourceKey.VIOLATIONS, 10)
+    p = fold_all(facts([first, synced(first, 1, summary=violations_summary(4))]))
+    loaded = Loaded(p.entries, p.pairs, p.companies, p.changes)
+    same = facts([second, synced(second, 11, summary=violations_summary(4))])
+    settled = settle(loaded, fold(loaded, same), {})
+    assert settled.violations == {}  # the rows held stay as they are
+    assert DOT in settled.carriers  # the record moves on: its provenance is the newer fetch's
+    other = facts([second, synced(second, 11, summary=violations_summary(3))])
+    assert [r.seq for r in settle(loaded, fold(loaded, other), {}).violations[DOT]] == [0, 1, 2]

@@ -221,8 +221,21 @@ def records_of(
         if record is not None:
             carriers[dot] = record
         if SourceKey.VIOLATIONS in sources:
-            violations[dot] = violation_rows(dot, mine[SourceKey.VIOLATIONS].last_summary) or []
+            summary = mine[SourceKey.VIOLATIONS].last_summary
+            before = loaded.pairs.get((dot, SourceKey.VIOLATIONS))
+            if (
+                before is not None
+                and before.success_request_id is not None
+                and _listed(before.last_summary) == _listed(summary)
+            ):
+                continue  # the same rows as held: nothing to rewrite (most fetches change nothing)
+            violations[dot] = violation_rows(dot, summary) or []
     return carriers, violations
+
+
+def _listed(summary: JsonObject | None) -> object:
+    """The rows a violations summary lists (None: it lists none)."""
+    return summary.get("rows") if isinstance(summary, dict) else None
 
 
 def derive_company(company: Company, pairs: Iterable[Pair]) -> None:
