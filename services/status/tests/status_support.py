@@ -40,6 +40,7 @@ from fmcsa_status.domain.fold import Fact
 from fmcsa_status.domain.memory import MemoryProjection
 from fmcsa_status.store import StatusStore
 from fmcsa_status_view.tables import (
+    CARRIER,
     CHANGE,
     COMPANY,
     DAILY,
@@ -49,6 +50,7 @@ from fmcsa_status_view.tables import (
     SYNC_LOG,
     TABLES,
     TOTALS,
+    VIOLATION,
     columns,
 )
 
@@ -188,6 +190,36 @@ def authority_summary(
     }
 
 
+def violations_summary(rows: int, day: int = 1) -> dict[str, object]:
+    """A violations summary as the source makes it, listing `rows` rows inspected on days from `day`."""
+    listed = [
+        {
+            "inspection": str(900 + n),
+            "code": "3922SLLS2",
+            "unit": "D",
+            "ordinal": 0,
+            "date": f"2026-10-{day + n % 20:02d}",
+            "basic": "unsafe_driving" if n % 2 else "vehicle_maintenance",
+            "oos": n % 3 == 0,
+            "severity": 5,
+            "group": "Speeding",
+            "description": f"Speeding {n}",
+        }
+        for n in range(rows)
+    ]
+    return {
+        "total": rows,
+        "oos": sum(1 for r in listed if r["oos"]),
+        "inspections": rows,
+        "per_basic": {},
+        "oos_per_basic": {},
+        "latest_inspection_date": None,
+        "upstream_as_of": None,
+        "rows": listed,
+        "rows_complete": True,
+    }
+
+
 def changed(
     req: SyncRequested,
     minute: float,
@@ -291,7 +323,8 @@ def histories(draw: st.DrawFn) -> list[Timed]:
                 items.append(timed(changed(req, finish, after=percentile), position=len(items) + 1))
                 items.append(timed(synced(req, finish, summary=summary, as_of=as_of)))
             else:
-                items.append(timed(synced(req, finish, fetched=draw(st.integers(0, 5)))))
+                listed = violations_summary(draw(st.integers(0, 3)), day=draw(st.integers(1, 5)))
+                items.append(timed(synced(req, finish, fetched=draw(st.integers(0, 5)), summary=listed)))
         elif outcome == "failed":
             kind = draw(st.sampled_from(list(ErrorKind)))
             items.append(timed(failed(req, finish, kind=kind, message=f"{kind} at {finish}")))
@@ -321,7 +354,17 @@ def arrivals(draw: st.DrawFn, history: list[Timed]) -> list[Timed]:
 
 
 def state_of(p: MemoryProjection) -> tuple[object, ...]:
-    return (p.entries, p.pairs, p.companies, p.totals, p.daily, p.changes, p.history)
+    return (
+        p.entries,
+        p.pairs,
+        p.companies,
+        p.totals,
+        p.daily,
+        p.changes,
+        p.history,
+        p.carriers,
+        p.violations,
+    )
 
 
 def busy_history(seed: int, companies: int = 12, rounds: int = 6) -> list[Timed]:
@@ -348,6 +391,10 @@ def busy_history(seed: int, companies: int = 12, rounds: int = 6) -> list[Timed]
                     summary = csa_summary(percentile)
                     fetched = rng.randint(0, 9)  # drawn as for other sources: the same random sequence
                     items.append(timed(synced(req, finish, fetched=fetched, summary=summary, as_of=as_of)))
+                elif roll < 0.6 and source == SourceKey.VIOLATIONS:
+                    fetched = rng.randint(0, 9)
+                    listed = violations_summary(fetched, day=1 + r)
+                    items.append(timed(synced(req, finish, fetched=fetched, summary=listed)))
                 elif roll < 0.6:
                     items.append(timed(synced(req, finish, fetched=rng.randint(0, 9))))
                 elif roll < 0.9:
@@ -415,6 +462,10 @@ def memory_rows(
         HISTORY.name: rows(
             HISTORY,
             sorted(p.history.values(), key=lambda q: (int(q.dot), q.source.value, q.subject, q.as_of)),
+        ),
+        CARRIER.name: rows(CARRIER, sorted(p.carriers.values(), key=lambda c: int(c.dot))),
+        VIOLATION.name: rows(
+            VIOLATION, [v for dot in sorted(p.violations, key=int) for v in p.violations[dot]]
         ),
     }
 

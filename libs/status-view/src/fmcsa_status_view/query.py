@@ -38,16 +38,19 @@ from fmcsa_status_view.models import (
     SyncCounts,
     SyncState,
 )
+from fmcsa_status_view.record import docket_key
 from fmcsa_status_view.rows import (
     RETRY_FIELDS,
+    CarrierRow,
     ChangeRow,
     CompanyRow,
     SourceRow,
     SyncLogRow,
     TotalsRow,
+    ViolationRow,
     retry_progress,
 )
-from fmcsa_status_view.tables import CHANGE, COMPANY, SOURCE, SYNC_LOG, TOTALS
+from fmcsa_status_view.tables import CARRIER, CHANGE, COMPANY, SOURCE, SYNC_LOG, TOTALS, VIOLATION
 
 MAX_LIMIT = 500
 
@@ -75,6 +78,8 @@ class StatusView:
         self._companies = RowBinding(COMPANY, CompanyRow, self._codec, ("dot",))
         self._sources = RowBinding(SOURCE, SourceRow, self._codec, ("dot", "source"))
         self._totals = RowBinding(TOTALS, TotalsRow, self._codec, ("scope",))
+        self._carriers = RowBinding(CARRIER, CarrierRow, self._codec, ("dot",))
+        self._violations = RowBinding(VIOLATION, ViolationRow, self._codec, ("dot", "seq"))
         self._marker: tuple[int, int] | None = None
         self._retired: list[Database] = []
 
@@ -345,6 +350,87 @@ class StatusView:
         next_cursor = _encode_cursor("f", [entries[-1].position]) if more and entries else None
         return Page(tuple(entries), next_cursor)
 
+    async def carrier(self, dot: str) -> CarrierRow | None:
+        """One carrier's record; None while no source has succeeded for it (or no event named it).
+        Raises `InvalidDotNumber` for a value that is not 1-8 digits.
+        """
+        number = int(parse_dot(dot))
+        rows = await self._select("status_carrier", self._carriers.names, ["dot = ?"], [number], "dot", 1)
+        return self._carriers.decode(rows[0]) if rows else None
+
+    async def carrier_violations(
+        self,
+        dot: str,
+        *,
+        basic: str | None = None,
+        oos: bool | None = None,
+        since: date | None = None,
+        until: date | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[ViolationRow]:
+        """A carrier's violation rows, newest inspection first; the filters combine with AND (`since`
+        and `until` inclusive, on the inspection date). Raises `InvalidDotNumber`, ValueError (limit),
+        `InvalidCursor`.
+        """
+        limit = _check_limit(limit)
+        where: list[str] = ["dot = ?"]
+        params: list[Any] = [int(parse_dot(dot))]
+        if basic is not None:
+            where.append("basic = ?")
+            params.append(basic)
+        if oos is not None:
+            where.append("oos = ?")
+            params.append(oos)
+        if since is not None:
+            where.append("inspected_on >= ?")
+            params.append(since.isoformat())
+        if until is not None:
+            where.append("inspected_on <= ?")
+            params.append(until.isoformat())
+        if cursor:
+            where.append("seq > ?")
+            params.append(_int_in(_decode_cursor(cursor, "v")[0], 0, _MAX_INT))
+        rows = await self._select("status_violation", self._violations.names, where, params, "seq", limit + 1)
+        items: list[ViolationRow] = [self._violations.decode(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(tuple(items), _encode_cursor("v", [items[-1].seq]) if more and items else None)
+
+    async def search_carriers(
+        self, *, q: str | None = None, risk: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[CarrierRow]:
+        """Carrier records by DOT number: `q` matches a DOT number (all digits), a docket number (`MC-123`,
+        any case or separator) or the start of the legal name (case-insensitive), any of them; `risk`
+        a light. Raises ValueError (limit, empty `q`), `InvalidCursor`.
+        """
+        limit = _check_limit(limit)
+        where: list[str] = []
+        params: list[Any] = []
+        if q is not None:
+            text = q.strip()
+            if not text:
+                raise ValueError("q must not be empty")
+            either = ["name_key LIKE ? ESCAPE '\\'"]
+            params.append(_like_prefix(text.casefold()))
+            if text.isascii() and text.isdigit() and len(text) <= 8 and int(text) > 0:
+                either.append("dot = ?")
+                params.append(int(text))
+            docket = docket_key(text)
+            if docket is not None:
+                either.append("docket_keys LIKE ?")
+                params.append(f"%,{docket},%")
+            where.append(f"({' OR '.join(either)})")
+        if risk is not None:
+            where.append("risk = ?")
+            params.append(risk)
+        if cursor:
+            where.append("dot > ?")
+            params.append(_int_in(_decode_cursor(cursor, "k")[0], 0, _MAX_INT))
+        rows = await self._select("status_carrier", self._carriers.names, where, params, "dot", limit + 1)
+        items: list[CarrierRow] = [self._carriers.decode(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(tuple(items), _encode_cursor("k", [int(items[-1].dot)]) if more and items else None)
+
     async def gaps(self, dot: str, *, today: date) -> list[Gap]:
         """The missing months of a company's monthly sources (`fmcsa_status_view.gaps`), by source then
         month. Raises `InvalidDotNumber` for a value that is not 1-8 digits.
@@ -522,6 +608,11 @@ class StatusView:
 
 def _newest(moments: Iterable[datetime | None]) -> datetime | None:
     return max((m for m in moments if m is not None), default=None)
+
+
+def _like_prefix(text: str) -> str:
+    """A LIKE pattern matching text that starts with `text` (its `%`, `_` and backslash escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _check_limit(limit: int) -> int:

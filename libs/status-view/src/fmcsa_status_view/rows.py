@@ -384,6 +384,63 @@ class HistoryRow:
         return (self.observed_at, self.request_id)
 
 
+@dataclass(slots=True)
+class CarrierRow:
+    """One carrier's record (`status_carrier`, by DOT): what the sources' newest successful fetches say
+    about it, derived by the fold from each source's newest `SourceSynced.summary`
+    (`fmcsa_status_view.record.carrier_record`), and its risk light (`fmcsa_status_view.risk`).
+
+    Each group (`identity`, `operation`, `safety_rating`, `oos_rates`, `crashes`, `basics`,
+    `violations`, `authority`, `insurance`) is a JSON object of normalized facts from one source, with
+    that source's `source`, `upstream_as_of` and `retrieved_at` (ISO text or null); None when no
+    source that gives it has succeeded. `sources` maps each succeeded source to its newest success
+    (`request_id`, `upstream_as_of`, `retrieved_at`). `legal_name`, `name_key` (the legal name
+    case-folded, for prefix search), `docket_keys` (`,MC123,FF45,`: dockets upper-cased without
+    separators) and `risk` are columns for the list's filters.
+    """
+
+    dot: str
+    legal_name: str | None = None
+    name_key: str | None = None
+    dba_name: str | None = None
+    docket_keys: str = ""
+    risk: str = "unknown"
+    risk_reasons: list[JsonObject] | None = None
+    identity: JsonObject | None = None
+    operation: JsonObject | None = None
+    safety_rating: JsonObject | None = None
+    oos_rates: JsonObject | None = None
+    crashes: JsonObject | None = None
+    basics: JsonObject | None = None
+    violations: JsonObject | None = None
+    authority: JsonObject | None = None
+    insurance: JsonObject | None = None
+    sources: JsonObject | None = None
+
+
+@dataclass(slots=True)
+class ViolationRow:
+    """One violation row of a carrier (`status_violation`), from the violations source's newest
+    summary (`rows`); `seq` is its place in that list, newest inspection first (the list's order and
+    its page key). (`inspection`, `code`, `unit`, `ordinal`) is the upstream row's key within the
+    carrier; `inspected_on` is an ISO date; `basic` a BASIC key or None (a label the source did not
+    know).
+    """
+
+    dot: str
+    seq: int
+    inspection: str
+    code: str
+    unit: str
+    ordinal: int
+    inspected_on: str
+    basic: str | None
+    oos: bool
+    severity: int | None
+    group_name: str | None
+    description: str | None
+
+
 RETRY_FIELDS = ("retry_attempt", "retry_max_attempts", "retry_kind", "retry_message", "retry_at")
 """The fields of `SyncLogRow` that hold a request's retry progress, in `retry_progress` order."""
 

@@ -24,7 +24,16 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
-from fmcsa_status_view.rows import ChangeRow, CompanyRow, HistoryRow, SourceRow, SyncLogRow, TotalsRow
+from fmcsa_status_view.rows import (
+    CarrierRow,
+    ChangeRow,
+    CompanyRow,
+    HistoryRow,
+    SourceRow,
+    SyncLogRow,
+    TotalsRow,
+    ViolationRow,
+)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -204,7 +213,38 @@ HISTORY = row_table(
 `figures` maps a value's name to a number or null (withheld upstream, never 0). A repeated as-of
 overwrites the point when its observation (`observed_at`, then `request_id`) is newer."""
 
-TABLES: tuple[Table, ...] = (POSITION, COMPANY, SOURCE, SYNC_LOG, DAILY, TOTALS, CHANGE, HISTORY)
+CARRIER = row_table(
+    "status_carrier",
+    CarrierRow,
+    Index("ix_status_carrier_name", "name_key", "dot"),
+    Index("ix_status_carrier_risk", "risk", "dot"),
+    key=("dot",),
+    lengths={"risk": 16},
+)
+"""The carrier record (`CarrierRow`): one row per DOT with a successful fetch of any source, derived from
+each source's newest summary; rewritten whenever a source's newest success changes."""
+VIOLATION = row_table(
+    "status_violation",
+    ViolationRow,
+    Index("ix_status_violation_date", "dot", "inspected_on"),
+    key=("dot", "seq"),
+    lengths={"inspected_on": 10, "basic": 40},
+)
+"""A carrier's violation rows (`ViolationRow`), as the violations source's newest summary lists them;
+replaced as a whole when that summary changes."""
+
+TABLES: tuple[Table, ...] = (
+    POSITION,
+    COMPANY,
+    SOURCE,
+    SYNC_LOG,
+    DAILY,
+    TOTALS,
+    CHANGE,
+    HISTORY,
+    CARRIER,
+    VIOLATION,
+)
 """Every table of the projection, in creation order; `SQLModel.metadata.create_all(tables=TABLES)`.
 A snapshot (`fmcsa_status.snapshot`) holds every table listed here: a new table is in the next one."""
 

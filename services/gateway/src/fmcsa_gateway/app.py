@@ -46,6 +46,7 @@ from fmcsa_gateway.ports import Ports, provide_ports
 from fmcsa_gateway.problems import EXCEPTION_HANDLERS
 from fmcsa_gateway.routes.alert_pages import AlertPagesController
 from fmcsa_gateway.routes.alerts import AlertRulesController, DeliveriesController
+from fmcsa_gateway.routes.carriers import CarriersController
 from fmcsa_gateway.routes.changes import ChangesController
 from fmcsa_gateway.routes.companies import CompaniesController, ImportController
 from fmcsa_gateway.routes.events import EventsController
@@ -245,6 +246,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                 path="/", route_handlers=[ImportController], request_max_body_size=settings.import_max_bytes
             ),
             ChangesController,
+            CarriersController,
             SyncController,
             SeedController,
             SchedulesController,

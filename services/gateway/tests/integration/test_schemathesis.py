@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -38,7 +38,7 @@ import pytest
 from fmcsa_embedded import Child, free_port
 from fmcsa_events.bus import Bus
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_events.models import CarrierDataChanged, ChangeKind
+from fmcsa_events.models import CarrierDataChanged, ChangeKind, Counts, SourceSynced, SyncRequested, Trigger
 from fmcsa_runtime.tokens import Role
 
 
@@ -79,7 +79,7 @@ def gateway_process(
 
 SEED = 20261123
 MAX_EXAMPLES = 12
-"""Per operation and phase: about 1,200 requests over the 22 operations in about 20 s (CI budget: 60 s)."""
+"""Per operation and phase: about 1,300 requests over the 25 operations in about 25 s (CI budget: 60 s)."""
 MIN_REQUESTS = 1_000
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 """schemathesis' own default for `positive_data_acceptance` (a 5xx is `not_a_server_error`'s)."""
@@ -96,6 +96,48 @@ include-method = "PUT"
 expected-statuses = {json.dumps([*POSITIVE_STATUSES, "422"])}
 """
 """Positive-data checks on; a webhook URL's refusal (DNS, at the moment of the PUT) is the exception."""
+
+
+async def seed_carrier_records(nats_url: str, dots: list[str]) -> None:
+    """A csa and a violations success for each DOT (two violation rows each), as the sources publish them:
+    the carrier routes have records, violation pages and search pages to return."""
+    connection = await nats.connect(nats_url)
+    try:
+        bus = Bus(connection.jetstream(), producer="source-csa")
+        now = datetime.now(UTC)
+        rows = [
+            {"inspection": str(n), "code": "3922SLLS2", "unit": "D", "ordinal": 0, "date": f"2026-0{n}-01",
+             "basic": "unsafe_driving", "oos": n == 1, "severity": 5, "group": None, "description": None}
+            for n in (1, 2)
+        ]  # fmt: skip
+        summaries = {
+            SourceKey.CSA: {"legal_name": "Fuzz Freight", "alerts": [], "safety_rating": "satisfactory"},
+            SourceKey.VIOLATIONS: {"total": 2, "oos": 1, "rows": rows, "rows_complete": True},
+        }
+        events: list[Any] = []
+        for dot in dots:
+            for source, summary in summaries.items():
+                request = SyncRequested(
+                    request_id=uuid4(), dot=dot, source=source, trigger=Trigger.MANUAL, requested_by="fuzz",
+                    requested_at=now, deadline=now + timedelta(minutes=30),
+                )  # fmt: skip
+                events.append(request)
+                events.append(
+                    SourceSynced(
+                        request_id=request.request_id,
+                        dot=dot,
+                        source=source,
+                        counts=Counts(fetched=1),
+                        attempts=1,
+                        started_at=now,
+                        finished_at=now,
+                        retrieved_at=now,
+                        summary=summary,
+                    )
+                )
+        await bus.publish_many(events)
+    finally:
+        await connection.drain()
 
 
 async def seed_change_facts(nats_url: str, dot: str) -> None:
@@ -128,7 +170,13 @@ async def test_generated_requests_get_documented_answers_and_valid_ones_are_acce
     if importlib.util.find_spec("schemathesis") is None:
         pytest.fail("schemathesis is not installed: it is in fmcsa-gateway's `test` extra (root dev group)")
     admin = bearer(Role.ADMIN, "fuzzer")
-    paged = ("/api/companies", "/api/sync/log", "/api/changes")
+    paged = {
+        "/api/companies": "/api/companies",
+        "/api/sync/log": "/api/sync/log",
+        "/api/changes": "/api/changes",
+        "/api/carriers": "/api/carriers",
+        "/api/carriers/{dot}/violations": "/api/carriers/2847193/violations",
+    }  # the operation's path, and where to read a cursor of its list
     async with httpx.AsyncClient(base_url=gateway_process, timeout=30) as client:
 
         async def ready() -> bool:
@@ -144,13 +192,14 @@ async def test_generated_requests_get_documented_answers_and_valid_ones_are_acce
         await client.post("/api/sync/trigger", json={"dot_numbers": ["2847193", "2847194"]}, headers=admin)
         await client.put("/api/schedules/csa", json={"cron": "0 */6 * * *"}, headers=admin)
         await seed_change_facts(fresh_nats_url, "2847193")
+        await seed_carrier_records(fresh_nats_url, ["2847193", "2847194"])
         cursors: dict[str, str] = {}
 
         async def seeded() -> bool:
-            for path in paged:
+            for operation, path in paged.items():
                 page = (await client.get(path, params={"limit": 1}, headers=admin)).json()
                 if page.get("next_cursor"):
-                    cursors[path] = page["next_cursor"]
+                    cursors[operation] = page["next_cursor"]
             return len((await client.get("/api/companies", headers=admin)).json()["items"]) == 30 and set(
                 cursors
             ) == set(paged)

@@ -62,7 +62,9 @@ from fmcsa_status_view.binding import RowBinding, decoder
 from fmcsa_status_view.codec import Codec, codec_for
 from fmcsa_status_view.database import Database, Session, open_database
 from fmcsa_status_view.location import Location
+from fmcsa_status_view.rows import CarrierRow, ViolationRow
 from fmcsa_status_view.tables import (
+    CARRIER,
     CHANGE,
     COMPANY,
     HISTORY,
@@ -70,6 +72,7 @@ from fmcsa_status_view.tables import (
     SYNC_LOG,
     TABLES,
     TOTALS,
+    VIOLATION,
     columns,
 )
 
@@ -162,6 +165,8 @@ class _Batch:
     changes: list[Change]
     dropped_changes: frozenset[int]
     history: list[Point]
+    carriers: list[CarrierRow]
+    violations: Mapping[str, Sequence[ViolationRow]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +198,8 @@ class StatusStore:
         self._totals = RowBinding(TOTALS, Totals, codec, ("scope",))
         self._changes = RowBinding(CHANGE, Change, codec, ("position",))
         self._history = RowBinding(HISTORY, Point, codec, ("dot", "source", "subject", "as_of"))
+        self._carriers = RowBinding(CARRIER, CarrierRow, codec, ("dot",))
+        self._violations = RowBinding(VIOLATION, ViolationRow, codec, ("dot", "seq"))
         assert self._history.columns == _POINT_COLUMNS, "_point_rows writes the columns in this order"
         self._add_change = self._changes.insert(1, _ADD_CHANGE_TAIL)
         self._put_point = self._history.insert(
@@ -510,6 +517,8 @@ class StatusStore:
             changes=list(folded.changes.values()),
             dropped_changes=folded.dropped_changes,
             history=list(folded.history.values()),
+            carriers=list(settled.carriers.values()),
+            violations=settled.violations,
         )
 
     async def _write(self, db: Database, batch: _Batch, dead_letter: DeadLetter | None) -> None:
@@ -524,6 +533,7 @@ class StatusStore:
             await self._add_totals(session, batch.totals)
             await self._add_daily(session, batch.daily)
             await self._put_feed(session, batch.changes, batch.dropped_changes, batch.history)
+            await self._put_records(session, batch.carriers, batch.violations)
             if dead_letter is not None:
                 for delivered, reason, detail in batch.poison:
                     await dead_letter(delivered, reason, detail)
@@ -551,6 +561,7 @@ class StatusStore:
             await self._put_feed(
                 session, folded.changes.values(), folded.dropped_changes, folded.history.values()
             )
+            await self._put_records(session, settled.carriers.values(), settled.violations)
             poison += [(batch.origin[r.index], r.reason, r.detail) for r in folded.rejected]
             poison.sort(key=_by_seq)
             if dead_letter is not None:
@@ -690,6 +701,26 @@ class StatusStore:
         rows = self._point_rows(points)
         if rows:
             await session.execute_many(self._put_point, rows)
+
+    async def _put_records(
+        self,
+        session: Session,
+        carriers: Iterable[CarrierRow],
+        violations: Mapping[str, Sequence[ViolationRow]],
+    ) -> None:
+        """The carrier records derived again, and the violation rows of each DOT in `violations`, replaced
+        as a whole (its old rows deleted first).
+        """
+        await self._upsert(session, self._carriers, carriers)
+        dots = sorted(int(dot) for dot in violations)
+        for start in range(0, len(dots), _CHUNK):
+            chunk = dots[start : start + _CHUNK]
+            await session.execute(
+                f"DELETE FROM status_violation WHERE dot IN ({', '.join('?' * len(chunk))})", chunk
+            )
+        rows = [self._violations.encode(row) for dot in violations for row in violations[dot]]
+        if rows:
+            await session.execute_many(self._violations.insert(1, ""), rows)
 
     def _point_rows(self, points: Iterable[Point]) -> list[tuple[Any, ...]]:
         """History rows in `HISTORY` column order. The points of one outcome share their two times:

@@ -44,6 +44,8 @@ def test_folding_the_history_twice_changes_nothing(history: list[Timed]) -> None
         dict(once.daily),
         dict(once.changes),
         dict(once.history),
+        dict(once.carriers),
+        dict(once.violations),
     )
     folded = twice.apply(facts)
     assert not folded.rejected

@@ -79,6 +79,19 @@ def test_the_summary_carries_the_carrier_facts_decimals_as_strings_dates_iso(exa
     assert summary["allowed_to_operate"] is True
 
 
+def test_the_summary_carries_the_identity_the_carrier_record_shows(examples_dir: Path) -> None:
+    summary = summarize(fetch_of(examples_dir, "qcmobile-basics-not-public.json"))
+    assert summary["dba_name"] is None
+    assert summary["status_code"] == "A"
+    assert summary["address"] == {
+        "street": "4410 W INDUSTRIAL PKWY",
+        "city": "DES MOINES",
+        "state": "IA",
+        "zip": "50321",
+        "country": "US",
+    }
+
+
 def test_a_carrier_without_a_rating_reads_not_rated() -> None:
     fetch = CsaFetch("5", NOW, None, CarrierFacts(dot_number=5), ())
     summary = summarize(fetch)

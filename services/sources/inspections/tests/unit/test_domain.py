@@ -480,6 +480,10 @@ def test_summary_has_the_status_figures_as_json(examples_dir: Path) -> None:
     assert summary["safety_rating"] == "SATISFACTORY"
     assert summary["safety_rating_date"] == "2019-08-14"
     assert summary["latest_update"] == "2025-11-03"
+    assert summary["dba_name"] is None
+    assert summary["physical_address"] == "4410 W INDUSTRIAL PKWY DES MOINES, IA  50321"
+    assert summary["phone"] == "(515) 555-0142"
+    assert summary["mc_mx_ff_numbers"] == "MC-1034412"
     assert summary["us_inspections"] == {
         "vehicle": {
             "inspections": 6,

@@ -8,18 +8,21 @@ import random
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
 from violations_support import row as shared_row
 
-from fmcsa_events.models import ErrorKind
+from fmcsa_events.decoder import MAX_PAYLOAD_BYTES, encode
+from fmcsa_events.identifiers import SourceKey
+from fmcsa_events.models import Counts, ErrorKind, SourceSynced
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.upstream import RetryPolicy
 from fmcsa_source_violations.domain.model import Page, Step, Violation, ViolationsFetch
 from fmcsa_source_violations.domain.paging import assemble, next_step
 from fmcsa_source_violations.domain.parse import assign_ordinals
-from fmcsa_source_violations.domain.summary import summarize
+from fmcsa_source_violations.domain.summary import DESCRIPTION_MAX, ROWS_MAX, summarize
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.upstream import SocrataClient
 
@@ -218,7 +221,30 @@ def test_summary_counts_totals_oos_basics_and_latest_date() -> None:
         row(unique_id="1", basic_desc="Brand New BASIC"),
     ]
     fetch = ViolationsFetch(DOT, NOW, AS_OF, assign_ordinals(rows))
-    assert summarize(fetch) == {
+    summary = summarize(fetch)
+    listed = summary.pop("rows")
+    assert isinstance(listed, list)
+    assert len(listed) == 5
+    assert [r["date"] for r in listed if isinstance(r, dict)][:4] == ["2025-09-02"] * 4  # newest first
+    assert [r for r in listed if isinstance(r, dict) and r["code"] == "39347E"] == [{
+        "inspection": "905120418",
+        "code": "39347E",
+        "unit": "1",
+        "ordinal": 0,
+        "date": "2025-09-02",
+        "basic": "vehicle_maintenance",
+        "oos": True,
+        "severity": 6,
+        "group": "Lighting",
+        "description": "Inoperative turn signal",
+    }]  # fmt: skip
+    assert [r["date"] for r in listed if isinstance(r, dict)][-1] == "2025-03-14"
+    assert {r["basic"] for r in listed if isinstance(r, dict)} == {
+        "vehicle_maintenance",
+        "hos_compliance",
+        None,
+    }
+    assert summary == {
         "total": 5,
         "oos": 1,
         "inspections": 3,
@@ -226,6 +252,7 @@ def test_summary_counts_totals_oos_basics_and_latest_date() -> None:
         "oos_per_basic": {"vehicle_maintenance": 1},
         "latest_inspection_date": "2025-09-02",
         "upstream_as_of": "2025-10-21T09:12:44+00:00",
+        "rows_complete": True,
     }
 
 
@@ -239,7 +266,49 @@ def test_summary_of_a_clean_carrier() -> None:
         "oos_per_basic": {},
         "latest_inspection_date": None,
         "upstream_as_of": None,
+        "rows": [],
+        "rows_complete": True,
     }
+
+
+def test_a_long_list_keeps_the_newest_rows_and_the_event_under_its_bound() -> None:
+    """More rows than `ROWS_MAX`, each with a description longer than `DESCRIPTION_MAX`: the summary
+    keeps the newest rows, says it is incomplete, and the whole `SourceSynced` stays under 200 KB
+    (consumers refuse more than `MAX_PAYLOAD_BYTES`).
+    """
+    long = "x" * 400
+    rows = [
+        row(unique_id=str(900_000_000 + n), insp_date=f"{1 + n % 28:02d}-JAN-{10 + n // 28 % 15}",
+            section_desc=long)
+        for n in range(ROWS_MAX + 100)
+    ]  # fmt: skip
+    fetch = ViolationsFetch(DOT, NOW, AS_OF, assign_ordinals(rows))
+    summary = summarize(fetch)
+    listed = summary["rows"]
+    assert isinstance(listed, list)
+    assert len(listed) == ROWS_MAX
+    assert summary["rows_complete"] is False
+    assert summary["total"] == ROWS_MAX + 100
+    dates = [r["date"] for r in listed if isinstance(r, dict)]
+    assert dates == sorted(dates, reverse=True)
+    assert min(dates) >= max(
+        v.insp_date.isoformat() for v in fetch.records if v.insp_date.isoformat() not in dates
+    )
+    first = listed[0]
+    assert isinstance(first, dict)
+    assert first["description"] == "x" * (DESCRIPTION_MAX - 1) + "\u2026"
+    event = SourceSynced(
+        request_id=uuid4(),
+        dot=DOT,
+        source=SourceKey.VIOLATIONS,
+        counts=Counts(),
+        attempts=1,
+        started_at=NOW,
+        finished_at=NOW,
+        summary=summary,
+    )
+    size = len(encode(event))
+    assert size < 200_000 < MAX_PAYLOAD_BYTES
 
 
 def test_violation_records_are_frozen() -> None:

@@ -10,6 +10,9 @@ Guarantees (each has a test):
 - The change feed and the history (`domain/feed.py`): a change is kept once per deterministic event
   id, at the lowest stream position it was seen at; a success adds history points, and of two points
   at one (DOT, source, subject, as-of) the newest observation wins (`feed.newer`).
+- The carrier record (`fmcsa_status_view.record`): `settle` derives a DOT's record again whenever the
+  newest success of one of its sources changes (so it depends on the set of facts, like the pairs), and
+  its violation rows when that source is violations.
 - Pure: `fold` and `settle` take the rows a batch touches and return the rows it changed; the caller
   loads and stores them. The one thing a partial view cannot know, the number of failures after a
   success that arrived late, is named in `Folded.recount` for the caller to count in the full log.
@@ -55,6 +58,8 @@ from fmcsa_status.domain.state import (
     latest,
     utc,
 )
+from fmcsa_status_view.record import carrier_record, violation_rows
+from fmcsa_status_view.rows import CarrierRow, ViolationRow
 
 PairKey = tuple[str, SourceKey]
 
@@ -120,11 +125,15 @@ class Folded:
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """The rows a batch changed, final, and the increments of each totals scope."""
+    """The rows a batch changed, final, and the increments of each totals scope; the carrier records
+    derived again (`carriers`) and the DOTs whose violation rows are replaced as a whole (`violations`).
+    """
 
     pairs: Mapping[PairKey, Pair]
     companies: Mapping[str, Company]
     totals: Mapping[str, Totals]
+    carriers: Mapping[str, CarrierRow] = field(default_factory=dict)
+    violations: Mapping[str, Sequence[ViolationRow]] = field(default_factory=dict)
 
 
 def fold(loaded: Loaded, facts: Sequence[Fact]) -> Folded:
@@ -187,7 +196,46 @@ def settle(loaded: Loaded, folded: Folded, recounted: Mapping[PairKey, int]) -> 
                 ALL, companies=now[0] - was[0], failing=now[1] - was[1], never_synced=now[2] - was[2]
             )
             _add(totals, delta)
-    return Settled(pairs, companies, {k: v for k, v in totals.items() if not v.is_zero})
+    carriers, violations = records_of(loaded, pairs)
+    return Settled(pairs, companies, {k: v for k, v in totals.items() if not v.is_zero}, carriers, violations)
+
+
+def records_of(
+    loaded: Loaded, pairs: Mapping[PairKey, Pair]
+) -> tuple[dict[str, CarrierRow], dict[str, list[ViolationRow]]]:
+    """The carrier records of the DOTs where a source's newest success changed, and the violation rows
+    of those where it was the violations source's (an older summary without rows: none).
+    """
+    moved: dict[str, set[SourceKey]] = {}
+    for (dot, source), pair in pairs.items():
+        before = loaded.pairs.get((dot, source))
+        if pair.success_request_id != (before.success_request_id if before is not None else None):
+            moved.setdefault(dot, set()).add(source)
+    carriers: dict[str, CarrierRow] = {}
+    violations: dict[str, list[ViolationRow]] = {}
+    for dot, sources in moved.items():
+        mine = {
+            s: p for s in SourceKey if (p := pairs.get((dot, s)) or loaded.pairs.get((dot, s))) is not None
+        }
+        record = carrier_record(dot, mine)
+        if record is not None:
+            carriers[dot] = record
+        if SourceKey.VIOLATIONS in sources:
+            summary = mine[SourceKey.VIOLATIONS].last_summary
+            before = loaded.pairs.get((dot, SourceKey.VIOLATIONS))
+            if (
+                before is not None
+                and before.success_request_id is not None
+                and _listed(before.last_summary) == _listed(summary)
+            ):
+                continue  # the same rows as held: nothing to rewrite (most fetches change nothing)
+            violations[dot] = violation_rows(dot, summary) or []
+    return carriers, violations
+
+
+def _listed(summary: JsonObject | None) -> object:
+    """The rows a violations summary lists (None: it lists none)."""
+    return summary.get("rows") if isinstance(summary, dict) else None
 
 
 def derive_company(company: Company, pairs: Iterable[Pair]) -> None:

@@ -22,6 +22,7 @@ from fmcsa_status.domain.state import (
     Point,
     Totals,
 )
+from fmcsa_status_view.rows import CarrierRow, ViolationRow
 
 
 @dataclass
@@ -35,6 +36,8 @@ class MemoryProjection:
     daily: dict[DayKey, DayCount] = field(default_factory=dict)
     changes: dict[str, Change] = field(default_factory=dict)
     history: dict[HistoryKey, Point] = field(default_factory=dict)
+    carriers: dict[str, CarrierRow] = field(default_factory=dict)
+    violations: dict[str, list[ViolationRow]] = field(default_factory=dict)
 
     def apply(self, facts: Sequence[Fact]) -> Folded:
         """Fold one batch; returns the fold's result (its `rejected` facts changed nothing)."""
@@ -62,6 +65,9 @@ class MemoryProjection:
         for day, count in folded.daily.items():
             had = self.daily.get(day) or DayCount()
             self.daily[day] = DayCount(had.succeeded + count.succeeded, had.failed + count.failed)
+        self.carriers.update(settled.carriers)
+        for dot, rows in settled.violations.items():
+            self.violations[dot] = list(rows)
         self.changes.update(folded.changes)  # keyed by event id: a replaced row goes with its key
         for spot, point in folded.history.items():
             if newer(point, self.history.get(spot)):

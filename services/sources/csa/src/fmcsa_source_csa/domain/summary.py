@@ -66,7 +66,9 @@ def summarize(fetch: CsaFetch) -> dict[str, JsonValue]:
     """Return the compact view of one fetch that the status page shows.
 
     Per BASIC its percentile (with status), measure, threshold and alert flags; the carrier's
-    rating, authority, OOS and crash figures. Decimals are strings, dates ISO; a hidden value is
+    rating, authority, OOS and crash figures; its identity (`dba_name`, `status_code`: QCMobile's
+    `A` active / `I` inactive, `address`; added for the carrier record, so an older event lacks
+    them and a reader takes them as None). Decimals are strings, dates ISO; a hidden value is
     None beside its reason, never 0.
     """
     carrier = fetch.carrier
@@ -79,6 +81,15 @@ def summarize(fetch: CsaFetch) -> dict[str, JsonValue]:
         "alerts": alerts,
         "percentiles_public": any(b.percentile_status is PercentileStatus.PUBLIC for b in fetch.basics),
         "legal_name": carrier.legal_name,
+        "dba_name": carrier.dba_name,
+        "status_code": carrier.status_code,
+        "address": {
+            "street": carrier.street,
+            "city": carrier.city,
+            "state": carrier.state,
+            "zip": carrier.zipcode,
+            "country": carrier.country,
+        },
         "allowed_to_operate": carrier.allowed_to_operate,
         "out_of_service_date": _iso(carrier.out_of_service_date),
         "safety_rating": _RATING_WORDS[carrier.safety_rating] if carrier.safety_rating else "not_rated",
