@@ -39,6 +39,7 @@ from fmcsa_status_view.models import (
     SyncState,
 )
 from fmcsa_status_view.record import docket_key
+from fmcsa_status_view.risk import Light
 from fmcsa_status_view.rows import (
     RETRY_FIELDS,
     CarrierRow,
@@ -193,6 +194,7 @@ class StatusView:
         failing: bool | None = None,
         never_synced: bool | None = None,
         source: SourceKey | str | None = None,
+        risk: Light | str | None = None,
         active_only: bool = True,
         limit: int = 50,
         cursor: str | None = None,
@@ -203,9 +205,12 @@ class StatusView:
         - `never_synced`: True = no successful fetch ever; False = at least one. With `source`, of that
           source (a company never requested for it counts as never synced).
         - `source` alone: companies that source was ever requested for.
+        - `risk`: the carrier record's light (`fmcsa_status_view.risk`); `unknown` also matches a company
+          with no record yet (no source succeeded for it).
         - `active_only` (default): registered and not removed since.
         """
         limit = _check_limit(limit)
+        light = None if risk is None else Light(risk)
         after = _int_in(_decode_cursor(cursor, "c")[0], 0, 99_999_999) if cursor else 0
         join, where = "", ["c.dot > ?"]
         params: list[Any] = [after]
@@ -235,6 +240,9 @@ class StatusView:
                 where.append("s.success_request_id IS NOT NULL")
             if failing is None and never_synced is None:
                 where.append("s.dot IS NOT NULL")
+        if light is not None:
+            where.append("COALESCE((SELECT k.risk FROM status_carrier k WHERE k.dot = c.dot), ?) = ?")
+            params += [Light.UNKNOWN.value, light.value]
         select = ", ".join(f"c.{name}" for name in self._companies.names)
         sql = (
             f"SELECT {select} FROM status_company c {join} WHERE {' AND '.join(where)} ORDER BY c.dot LIMIT ?"

@@ -176,6 +176,18 @@ async def test_the_record_its_violations_and_the_search(gateway: Any, bearer: An
         "/api/carriers", params={"limit": 1, "cursor": first_page["next_cursor"]}, headers=viewer
     )
     assert [c["dot_number"] for c in second.json()["items"]] == [DOT]
+
+    async def companies(risk: str) -> list[str]:
+        answer = await gateway.client.get("/api/companies", params={"risk": risk}, headers=viewer)
+        assert answer.status_code == 200, answer.text
+        return [c["dot_number"] for c in answer.json()["items"]]
+
+    # the company list filters on the light too; OTHER has a record but is not registered
+    assert await companies("yellow") == [DOT]
+    assert await companies("unknown") == [NEVER]  # registered, no source succeeded: no record yet
+    assert await companies("red") == []
+    listed = await gateway.client.get("/api/companies", params={"risk": "purple"}, headers=viewer)
+    assert listed.status_code == 422
     for bad in ({"q": "x" * 101}, {"q": "a\x01b"}, {"q": ""}, {"risk": "purple"}, {"cursor": "zz"}):
         refused = await gateway.client.get("/api/carriers", params=bad, headers=viewer)
         assert refused.status_code == 422, bad

@@ -66,6 +66,7 @@ from fmcsa_gateway.schemas import (
 from fmcsa_status_view.models import CompanyStatus
 from fmcsa_status_view.models import Page as ViewPage
 from fmcsa_status_view.query import MAX_LIMIT, InvalidCursor, StatusView
+from fmcsa_status_view.risk import Light
 
 log = structlog.get_logger(__name__)
 
@@ -335,6 +336,13 @@ class CompaniesController(Controller):
         source: Annotated[
             SourceKey | None, QueryParameter(description="With the filters: that source only.")
         ] = None,
+        risk: Annotated[
+            Light | None,
+            QueryParameter(
+                description="Only companies whose carrier record has this risk light (`unknown`: also "
+                "those no source has succeeded for yet)."
+            ),
+        ] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
         format: Format = None,
@@ -347,7 +355,7 @@ class CompaniesController(Controller):
 
         def read(size: int, after: str | None) -> Awaitable[ViewPage[CompanyStatus]]:
             return ports.view.list_companies(
-                failing=failing, never_synced=never_synced, source=source, limit=size, cursor=after
+                failing=failing, never_synced=never_synced, source=source, risk=risk, limit=size, cursor=after
             )
 
         fmt = choose(request, format)
