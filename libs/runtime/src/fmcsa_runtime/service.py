@@ -1,6 +1,7 @@
-"""The one shape every worker runs in, `Shell`: the process's one NATS connection, `/health` (alive),
+"""The one shape every service runs in, `Shell`: the process's one NATS connection, `/health` (alive),
 `/ready` (the connection is connected and the service's own check says yes) and `/metrics` (the
-process's Prometheus registry), the service's tasks (`Worker`), run by uvicorn (`run`, `serve`).
+process's Prometheus registry), the service's tasks (`Worker`), and for the gateway its HTTP app behind
+the shell, run by uvicorn (`run`, `serve`).
 
 uvicorn turns SIGTERM and SIGINT into a graceful stop: the worker stops its intake and waits up to
 `grace_s` for the work in hand (what is not finished is handed back or left unacked, and redelivered),
@@ -22,7 +23,7 @@ import json
 import os
 import random
 import signal
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Protocol
 
 import nats
@@ -38,6 +39,10 @@ from fmcsa_events.topology import Topology, declare
 from fmcsa_runtime.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 
 class NatsUnreachable(Exception):
@@ -211,38 +216,61 @@ class Worker(Protocol):
         ...
 
 
-JSON = [(b"content-type", b"application/json")]
-
-
 class Shell:
-    """The one shape every worker runs in (scheduler, status, notifier, each source): an ASGI app that
-    owns the process's one NATS connection and serves `/health`, `/ready` and `/metrics`.
+    """The one shape every service runs in (scheduler, status, notifier, each source, the gateway): an
+    ASGI app that owns the process's one NATS connection and serves `/health`, `/ready` and `/metrics`.
 
     Startup (the ASGI lifespan, run in the background by `serve`): `connect_nats` (retried with back-off
-    while NATS is unreachable), `declare_bus`, then `worker.start(nc)`. Shutdown: `worker.stop(grace_s)`,
-    then the connection is drained. `/ready` is 200 while the connection is connected and
-    `worker.ready()` says yes; `/metrics` is the process's Prometheus registry (the service's own
-    families). `async with shell:` runs the same startup and shutdown without a server (tests).
+    while NATS is unreachable), `declare_bus`, then `worker.start(nc)`, then the lifespan of `app` if one
+    is given. Shutdown: `app`'s lifespan shutdown, `worker.stop(grace_s)` cut at the grace, then the
+    connection is drained. `/ready` is 200 while the connection is connected and `worker.ready()` says
+    yes; its body names both checks (`{"status": "ready", "nats": true, <check>: true}`). `/metrics` is
+    the process's Prometheus registry (the service's own families). `async with shell:` runs the same
+    startup and shutdown without a server (tests).
+
+    `app` (an ASGI app, the gateway's Litestar app) answers every request the shell does not: every
+    path but its three, and websockets. `headers` are added to the shell's own answers (the gateway's
+    security headers, which its app adds to its own).
     """
 
-    def __init__(self, settings: ServiceSettings, *, name: str, worker: Worker) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        name: str,
+        worker: Worker,
+        app: Any = None,  # any ASGI app (Litestar types its own callables)
+        check: str = "worker",
+        headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         self.settings = settings
         self.name = name
         self.worker = worker
+        self.app = app
+        self.check = check
+        self.headers = list(headers)
         self.nc: NatsClient | None = None
+        self._app_lifespan: _Lifespan | None = None
 
-    async def start(self) -> None:
+    async def start(self, scope: Message | None = None) -> None:
         self.nc = await connect_nats(self.settings, name=self.name)
         await declare_bus(self.nc, self.settings.topology())
         await self.worker.start(self.nc)
+        if self.app is not None:
+            self._app_lifespan = _Lifespan(self.app)
+            await self._app_lifespan.startup(scope or _LIFESPAN_SCOPE)
 
     async def stop(self) -> None:
-        """The worker's stop, cut at `grace_s` (a bus call waiting out its timeout while NATS is away
-        must not hold the process), then the connection is drained, or closed if it cannot be.
+        """The app's shutdown, then the worker's stop, cut at `grace_s` (a bus call waiting out its
+        timeout while NATS is away must not hold the process), then the connection is drained, or closed
+        if it cannot be.
         """
         grace_s = self.settings.grace_s
         try:
             async with asyncio.timeout(grace_s):
+                if self._app_lifespan is not None:
+                    lifespan, self._app_lifespan = self._app_lifespan, None
+                    await lifespan.shutdown()
                 await self.worker.stop(grace_s)
         except TimeoutError:
             log.warning("stop_cut_at_grace", grace_s=grace_s)
@@ -250,8 +278,13 @@ class Shell:
             if self.nc is not None:
                 await release(self.nc)
 
+    async def checks(self) -> dict[str, bool]:
+        """`nats`: the connection is connected; `check`: the worker's own readiness."""
+        connected = self.nc is not None and self.nc.is_connected
+        return {"nats": connected, self.check: self.nc is not None and await self.worker.ready()}
+
     async def ready(self) -> bool:
-        return self.nc is not None and self.nc.is_connected and await self.worker.ready()
+        return all((await self.checks()).values())
 
     async def __aenter__(self) -> Shell:
         try:
@@ -266,14 +299,18 @@ class Shell:
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-        elif scope["type"] == "http":
+            await self._lifespan(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] in ("/health", "/ready", "/metrics"):
             await self._http(scope, send)
+        elif self.app is not None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "http":
+            await self._answer(send, 404, b'{"status":"not found"}')
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
+    async def _lifespan(self, scope: Message, receive: Receive, send: Send) -> None:
         await receive()  # lifespan.startup
         try:
-            await self.start()
+            await self.start(scope)
         except Exception as error:
             await self.stop()
             await send({"type": "lifespan.startup.failed", "message": f"{type(error).__name__}: {error}"})
@@ -288,20 +325,49 @@ class Shell:
 
     async def _http(self, scope: Message, send: Send) -> None:
         path = scope["path"]
-        headers = JSON
         if path == "/health":
-            status, body = 200, b'{"status":"ok"}'
+            await self._answer(send, 200, b'{"status":"ok"}')
         elif path == "/ready":
-            ok = await self.ready()
-            status, body = (200, b'{"status":"ready"}') if ok else (503, b'{"status":"not ready"}')
-        elif path == "/metrics":
-            status, body = 200, generate_latest(REGISTRY)
-            headers = [(b"content-type", CONTENT_TYPE_LATEST.encode())]
+            checks = await self.checks()
+            ok = all(checks.values())
+            body = json.dumps({"status": "ready" if ok else "not ready", **checks}).encode()
+            await self._answer(send, 200 if ok else 503, body)
         else:
-            status, body = 404, b'{"status":"not found"}'
-        length = [(b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers + length})
+            await self._answer(send, 200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST.encode())
+
+    async def _answer(self, send: Send, status: int, body: bytes, kind: bytes = b"application/json") -> None:
+        headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode()), *self.headers]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+_LIFESPAN_SCOPE: Message = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+
+
+class _Lifespan:
+    """The ASGI lifespan of an app the shell serves, driven by the shell: its startup once the worker
+    runs, its shutdown before the worker stops. An app that does not speak lifespan is served without.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[Any] | None = None
+
+    async def startup(self, scope: Message) -> None:
+        await self._to_app.put({"type": "lifespan.startup"})
+        self._task = asyncio.create_task(self.app(dict(scope), self._to_app.get, self._from_app.put))
+        message = await _first_of(self._task, self._from_app)
+        if message is None:  # the app's lifespan ended without a word: it has none
+            self._task = None
+        elif message["type"] != "lifespan.startup.complete":
+            raise RuntimeError(f"the app's startup failed: {message.get('message', '')}")
+
+    async def shutdown(self) -> None:
+        if self._task is not None:
+            await self._to_app.put({"type": "lifespan.shutdown"})
+            await _first_of(self._task, self._from_app)
 
 
 def run(shell: Shell) -> None:
@@ -346,11 +412,6 @@ def serve(app: Any, *, host: str, port: int, grace_s: float, **options: Any) -> 
     asyncio.run(server.serve())
     if wrapped.failed:
         raise SystemExit(1)
-
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 class StartInBackground:

@@ -1,4 +1,4 @@
-"""What the alert routes talk to, built once in the lifespan after the main wiring: the rule events on
+"""What the alert routes talk to, built once by the gateway's worker after its ports: the rule events on
 the bus, the notifier's deliveries (read-only), the secret box and the address allow-list.
 
 - The rules in force are read from the stream itself: per name, the last `alert_rule_changed` or
@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_right
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import structlog
-from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from nats.js import JetStreamContext
@@ -75,6 +73,9 @@ class Alerts:
         self.box = box
         self.allow = allow
         self.clock = clock
+
+    async def close(self) -> None:
+        await self.deliveries.close()
 
     def seal(self, secret: str) -> str:
         if self.box is None:
@@ -162,42 +163,31 @@ def rule_out(rule: RuleInForce) -> AlertRule:
     )
 
 
-def alerts_lifespan(
-    *, secret_key: str | None, allow_hosts: str, deliveries_url: str
-) -> Callable[[Litestar], Any]:
-    """A lifespan that runs after the main wiring (it uses `app.state.ports`) and adds `app.state.alerts`."""
-
-    @asynccontextmanager
-    async def wiring(app: Litestar) -> AsyncIterator[None]:
-        ports: Ports = app.state.ports
-        for part in (secret_key or "").split(","):
-            register_secret(part.strip())
-        box: SecretBox | None = None
-        if secret_key:
-            box = SecretBox(secret_key)
-        else:
-            log.warning("webhook_secret_key_missing", effect="PUT /api/alert-rules answers 503")
-        view = DeliveriesView(deliveries_url)
-        app.state.alerts = Alerts(
-            ports.js,
-            Bus(ports.js, producer="gateway", clock=ports.clock),
-            view,
-            box=box,
-            allow=parse_allow_list(allow_hosts),
-            clock=ports.clock,
-        )
-        try:
-            yield
-        finally:
-            await view.close()
-
-    return wiring
+def open_alerts(ports: Ports, *, secret_key: str | None, allow_hosts: str, deliveries_url: str) -> Alerts:
+    """The alert routes' `Alerts` over the ports' bus, with the notifier's deliveries opened read-only
+    (`Alerts.close` closes them); the secret key's parts are registered for redaction.
+    """
+    for part in (secret_key or "").split(","):
+        register_secret(part.strip())
+    box: SecretBox | None = None
+    if secret_key:
+        box = SecretBox(secret_key)
+    else:
+        log.warning("webhook_secret_key_missing", effect="PUT /api/alert-rules answers 503")
+    return Alerts(
+        ports.js,
+        Bus(ports.js, producer="gateway", clock=ports.clock),
+        DeliveriesView(deliveries_url),
+        box=box,
+        allow=parse_allow_list(allow_hosts),
+        clock=ports.clock,
+    )
 
 
 def provide_alerts(state: State) -> Alerts:
     alerts: Any = getattr(state, "alerts", None)
     if not isinstance(alerts, Alerts):
-        raise RuntimeError("the gateway is not started: its lifespan has not run")
+        raise RuntimeError("the gateway is not started: its worker has not run")
     return alerts
 
 

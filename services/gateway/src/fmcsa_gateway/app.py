@@ -1,14 +1,19 @@
-"""The composition root of the gateway: a Litestar app; importing builds nothing.
+"""The composition root of the gateway, in the same worker shell as every service; importing builds
+nothing.
 
-`create_app(settings)` wires the routes, auth, problem details, templates, static assets, metrics and the
-API documents; its lifespan connects NATS (declaring the topology), opens the status view read-only and
-starts the live feed, and undoes all of it on shutdown.
+`create_app(settings)` is a `fmcsa_runtime.service.Shell`: the shell owns the process's one NATS
+connection (topology declared), `/health`, `/ready` (the connection, and the status view answering) and
+`/metrics` (the process's registry: the request counts per route and the gateway's own families), the
+stop within the grace and the signals. Its worker (`GatewayWorker`) opens the status view read-only,
+starts the live feed and builds what the routes talk to (`Ports`, `Alerts`) over the shell's connection;
+every other request goes to the Litestar app behind the shell (`create_api`: routes, auth, problem
+details, templates, static assets, request metrics and the API documents), which has no lifespan of its
+own beyond Litestar's.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cached_property
 from importlib.metadata import version
@@ -31,11 +36,12 @@ from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, Message, Scope
+from nats.aio.client import Client as NatsClient
 
 from fmcsa_events.bus import Bus, utc_now
 from fmcsa_events.models import ScheduleChanged
 from fmcsa_events.topology import INFLIGHT_BUCKET, STATE_BUCKET
-from fmcsa_gateway.alerts import alerts_lifespan, provide_alerts
+from fmcsa_gateway.alerts import Alerts, open_alerts, provide_alerts
 from fmcsa_gateway.asyncapi import asyncapi_document
 from fmcsa_gateway.auth import Caller, build_auth
 from fmcsa_gateway.bus_state import ScheduleCache, current_schedules
@@ -54,11 +60,11 @@ from fmcsa_gateway.routes.pages import PagesController
 from fmcsa_gateway.routes.schedules import SchedulesController
 from fmcsa_gateway.routes.seed import SeedController
 from fmcsa_gateway.routes.sync import SyncController
-from fmcsa_gateway.routes.system import MetricsController, asyncapi, health, ready
-from fmcsa_gateway.security import RefuseMalformedTargets, security_headers
+from fmcsa_gateway.routes.system import asyncapi
+from fmcsa_gateway.security import PROBE_HEADERS, RefuseMalformedTargets, security_headers
 from fmcsa_gateway.settings import Settings
 from fmcsa_runtime.broker import SharedConnectionBroker
-from fmcsa_runtime.service import connect_nats, declare_bus, release
+from fmcsa_runtime.service import Shell
 from fmcsa_status_view.query import StatusView
 
 log = structlog.get_logger(__name__)
@@ -142,66 +148,108 @@ async def _is_trigger(request: Request[Any, Any, Any]) -> bool:
     return bool(request.route_handler.opt.get("trigger"))
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Litestar:
-    """Wire the gateway; tests pass the clock they must control. Connects nothing until it starts."""
+class GatewayWorker:
+    """The gateway's part of one run (`fmcsa_runtime.service.Worker`), over the shell's connection: the
+    status view (read-only), the live feed on FastStream, the commands' bus, and the alert rules; what
+    the routes talk to goes into the Litestar app's `state` (`ports`, `alerts`).
+    """
 
-    @asynccontextmanager
-    async def wiring(app: Litestar) -> AsyncIterator[None]:
-        nc = await connect_nats(settings, name="gateway")
-        view: StatusView | None = None
-        feed: LiveFeed | None = None
-        broker = SharedConnectionBroker(nc, name="gateway", grace_s=settings.grace_s)
+    def __init__(self, settings: Settings, state: State, *, clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.state = state
+        self.clock = clock
+        self.broker: SharedConnectionBroker | None = None
+        self.view: StatusView | None = None
+        self.feed: LiveFeed | None = None
+        self.alerts: Alerts | None = None
+
+    async def start(self, nc: NatsClient) -> None:
+        settings, clock = self.settings, self.clock
+        js = nc.jetstream()
+        self.broker = SharedConnectionBroker(nc, name="gateway", grace_s=settings.grace_s)
+        await self.broker.start()
+        self.view = view = StatusView(settings.resolved_status_database_url())
+        schedules = ScheduleCache(lambda: current_schedules(js))
+
+        def on_change(change: Change) -> None:
+            if change.type == ScheduleChanged.TYPE:
+                schedules.invalidate()
+
+        self.feed = LiveFeed(
+            self.broker,
+            applied=view.applied_position,
+            view_wait_s=settings.sse_view_wait_s,
+            on_change=on_change,
+        )
+        await self.feed.start()
+        commands = Commands(
+            Bus(js, producer="gateway", clock=clock),
+            await js.key_value(INFLIGHT_BUCKET),
+            clock=clock,
+            request_deadline=timedelta(seconds=settings.request_deadline_s),
+            in_flight=settings.publish_in_flight,
+        )
+        ports = Ports(
+            settings=settings,
+            nc=nc,
+            js=js,
+            commands=commands,
+            state_kv=await js.key_value(STATE_BUCKET),
+            view=view,
+            feed=self.feed,
+            clock=clock,
+            schedules=schedules,
+        )
+        self.alerts = open_alerts(
+            ports,
+            secret_key=settings.webhook_secret_key.get_secret_value()
+            if settings.webhook_secret_key
+            else None,
+            allow_hosts=settings.webhook_allow_hosts,
+            deliveries_url=settings.resolved_notifier_database_url(),
+        )
+        self.state.ports, self.state.alerts = ports, self.alerts
+        log.info("gateway_started", host=settings.http_host, port=settings.http_port)
+
+    async def stop(self, grace_s: float) -> None:
+        if self.feed is not None:
+            await self.feed.stop()
+        if self.broker is not None:
+            await self.broker.stop()
+        if self.view is not None:
+            await self.view.close()
+        if self.alerts is not None:
+            await self.alerts.close()
+
+    async def ready(self) -> bool:
+        """The status view answers (its applied position is read)."""
+        if self.view is None:
+            return False
         try:
-            js = nc.jetstream()
-            await declare_bus(nc, settings.topology())
-            await broker.start()
-            view = StatusView(settings.resolved_status_database_url())
-            schedules = ScheduleCache(lambda: current_schedules(js))
+            await self.view.applied_position()
+        except Exception:  # any failure to read the store means: not ready
+            return False
+        return True
 
-            def on_change(change: Change) -> None:
-                if change.type == ScheduleChanged.TYPE:
-                    schedules.invalidate()
 
-            feed = LiveFeed(
-                broker,
-                applied=view.applied_position,
-                view_wait_s=settings.sse_view_wait_s,
-                on_change=on_change,
-            )
-            await feed.start()
-            commands = Commands(
-                Bus(js, producer="gateway", clock=clock),
-                await js.key_value(INFLIGHT_BUCKET),
-                clock=clock,
-                request_deadline=timedelta(seconds=settings.request_deadline_s),
-                in_flight=settings.publish_in_flight,
-            )
-            app.state.ports = Ports(
-                settings=settings,
-                nc=nc,
-                js=js,
-                commands=commands,
-                state_kv=await js.key_value(STATE_BUCKET),
-                view=view,
-                feed=feed,
-                clock=clock,
-                schedules=schedules,
-            )
-            log.info("gateway_started", host=settings.http_host, port=settings.http_port)
-            yield
-        finally:
-            if feed is not None:
-                await feed.stop()
-            await broker.stop()
-            if view is not None:
-                await view.close()
-            await release(nc)
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Shell:
+    """The gateway as it runs: the worker shell, with the Litestar app behind it (`shell.app`); tests
+    pass the clock they must control. Connects nothing until it starts.
+    """
+    api = create_api(settings)
+    worker = GatewayWorker(settings, api.state, clock=clock)
+    return Shell(settings, name="gateway", worker=worker, app=api, check="status_view", headers=PROBE_HEADERS)
 
+
+def create_api(settings: Settings) -> GatewayApp:
+    """The routes, auth, problem details, templates, static assets, request metrics and the API
+    documents; the routes find their ports in `state` once the worker has started.
+    """
     auth = build_auth(settings)
     prometheus = PrometheusConfig(
         app_name="fmcsa_gateway",
         group_path=True,
-        exclude=["^/metrics$", "^/static/"],
+        exclude=["^/static/"],
         middleware_class=TemplatePathMetrics,
     )
     openapi = OpenAPIConfig(
@@ -236,10 +284,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     )
     return GatewayApp(
         route_handlers=[
-            health,
-            ready,
             asyncapi,
-            MetricsController,
             CompaniesController,
             # the import alone may send a large body; every other route has request_max_body_size below
             Router(
@@ -257,16 +302,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             AlertPagesController,
             create_static_files_router(
                 path="/static", directories=[PACKAGE / "static"], include_in_schema=False
-            ),
-        ],
-        lifespan=[
-            wiring,
-            alerts_lifespan(
-                secret_key=settings.webhook_secret_key.get_secret_value()
-                if settings.webhook_secret_key
-                else None,
-                allow_hosts=settings.webhook_allow_hosts,
-                deliveries_url=settings.resolved_notifier_database_url(),
             ),
         ],
         dependencies={

@@ -1,4 +1,5 @@
-"""What the routes talk to, built once per app in the lifespan and handed to routes as `ports`.
+"""What the routes talk to, built once per app by the gateway's worker (`fmcsa_gateway.app.GatewayWorker`,
+when the shell starts it) and handed to routes as `ports`.
 
 The routes never build a connection, engine or client themselves; tests reach the same objects
 through `app.state.ports`.
@@ -40,7 +41,7 @@ class Ports:
 def provide_ports(state: State) -> Ports:
     ports: Any = getattr(state, "ports", None)
     if not isinstance(ports, Ports):
-        raise RuntimeError("the gateway is not started: its lifespan has not run")
+        raise RuntimeError("the gateway is not started: its worker has not run")
     return ports
 
 

@@ -43,6 +43,11 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",  # frame-ancestors for browsers that predate it
     "cross-origin-opener-policy": "same-origin",
 }
+PROBE_HEADERS = [
+    *((name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()),
+    (b"cache-control", b"no-store"),
+]
+"""The same headers on the worker shell's own answers (`/health`, `/ready`, `/metrics`)."""
 CACHED_PREFIXES = ("/static/",)
 """Paths whose answers may be cached: the vendored assets, which hold no data."""
 

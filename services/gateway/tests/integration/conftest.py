@@ -1,6 +1,6 @@
-"""Fixtures of the gateway's integration tests: the gateway in-process (Litestar's AsyncTestClient) on a
-real nats-server of the test's own, reading a real status store that the real projector
-(`python -m fmcsa_status`, a child process) writes.
+"""Fixtures of the gateway's integration tests: the gateway in-process (its worker shell under Litestar's
+AsyncTestClient, which runs the shell's startup and shutdown) on a real nats-server of the test's own,
+reading a real status store that the real projector (`python -m fmcsa_status`, a child process) writes.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def jwt_secret() -> str:
 
 @dataclass
 class Gateway:
-    app: Litestar
-    client: AsyncTestClient[Litestar]
+    app: Litestar  # the Litestar app behind the shell (`shell.app`): its routes and `state.ports`
+    client: AsyncTestClient[Any]
     nats_url: str
 
     async def events(self, subject_prefix: str = "fmcsa.evt.") -> list[tuple[str, Event, dict[str, str]]]:
@@ -148,18 +148,18 @@ async def gateway(
     fresh_nats_url: str, database_url: str, tmp_path: Path, projector: Child
 ) -> AsyncIterator[Gateway]:
     """The gateway on the test's nats-server, reading the store the projector writes."""
-    app = create_app(settings_for(fresh_nats_url, database_url, tmp_path))
-    async with AsyncTestClient(app, timeout=60) as client:
-        yield Gateway(app, client, fresh_nats_url)
+    shell = create_app(settings_for(fresh_nats_url, database_url, tmp_path))
+    async with AsyncTestClient(shell, timeout=60) as client:
+        yield Gateway(shell.app, client, fresh_nats_url)
 
 
 @pytest.fixture
 async def lone_gateway(fresh_nats_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     """The gateway with no projector: its status store is an empty SQLite file (reads answer empty)."""
     database = f"sqlite:///{tmp_path / 'status.sqlite3'}"
-    app = create_app(settings_for(fresh_nats_url, database, tmp_path, read_your_writes_s=0))
-    async with AsyncTestClient(app, timeout=60) as client:
-        yield Gateway(app, client, fresh_nats_url)
+    shell = create_app(settings_for(fresh_nats_url, database, tmp_path, read_your_writes_s=0))
+    async with AsyncTestClient(shell, timeout=60) as client:
+        yield Gateway(shell.app, client, fresh_nats_url)
 
 
 @dataclass
@@ -218,11 +218,11 @@ def gateway_with(
     @contextlib.asynccontextmanager
     async def start(**changes: Any) -> AsyncIterator[Gateway]:
         database = f"sqlite:///{tmp_path / 'status.sqlite3'}"
-        app = create_app(
+        shell = create_app(
             settings_for(fresh_nats_url, database, tmp_path, **{"read_your_writes_s": 0, **changes})
         )
-        async with AsyncTestClient(app, timeout=60) as client:
-            yield Gateway(app, client, fresh_nats_url)
+        async with AsyncTestClient(shell, timeout=60) as client:
+            yield Gateway(shell.app, client, fresh_nats_url)
 
     return start
 

@@ -173,6 +173,10 @@ async def test_every_answer_carries_the_security_headers(lone_gateway: Any, bear
         "fragment": await lone_gateway.client.get("/ui/companies", headers=viewer),
         "swagger": await lone_gateway.client.get("/schema"),
         "static": await lone_gateway.client.get("/static/app.js"),
+        # answered by the worker shell, not the Litestar app
+        "health": await lone_gateway.client.get("/health"),
+        "ready": await lone_gateway.client.get("/ready"),
+        "metrics": await lone_gateway.client.get("/metrics"),
     }
     for what, answer in answers.items():
         csp = answer.headers.get("content-security-policy", "")
@@ -181,7 +185,7 @@ async def test_every_answer_carries_the_security_headers(lone_gateway: Any, bear
         assert "unsafe-eval" not in csp, what
         assert answer.headers.get("x-content-type-options") == "nosniff", what
         assert answer.headers.get("referrer-policy") == "no-referrer", what
-    for what in ("page", "json", "401", "404", "fragment"):
+    for what in ("page", "json", "401", "404", "fragment", "health", "ready", "metrics"):
         assert answers[what].headers["cache-control"] == "no-store", what
     assert answers["static"].headers.get("cache-control") != "no-store"
 

@@ -22,7 +22,7 @@ METHODS = ("get", "put", "post", "delete", "patch")
 @pytest.fixture(scope="module")
 def served() -> tuple[dict[str, Any], TestClient[Any]]:
     app = create_app(Settings(jwt_secret="openapi-unit-test-secret-0123456789abcdef", trigger_max_dots=250))
-    client = TestClient(app)  # no lifespan: the documents need no connection
+    client = TestClient(app.app)  # the Litestar app, not started: the documents need no connection
     return client.get("/schema/openapi.json").json(), client
 
 
