@@ -3,14 +3,17 @@ answer, the batching rule and the reconciliation rule."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
 import pytest
 from violations_support import DOT, row
 
-from fmcsa_events.models import ChangeKind
+from fmcsa_events.models import ChangeKind, ErrorKind
+from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.plan import Observation
 from fmcsa_source_violations.domain.changes import Held, HeldRow, plan
 from fmcsa_source_violations.domain.delta import (
@@ -26,8 +29,8 @@ from fmcsa_source_violations.domain.delta import (
     split,
     where_clause,
 )
-from fmcsa_source_violations.domain.model import Violation, ViolationsFetch
-from fmcsa_source_violations.domain.parse import assign_ordinals, parse_row
+from fmcsa_source_violations.domain.model import Page, Violation, ViolationsFetch
+from fmcsa_source_violations.domain.parse import assign_ordinals, parse_page, parse_row
 
 T0 = datetime(2025, 11, 4, 14, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)
@@ -180,3 +183,28 @@ def _raw() -> dict[str, str]:
         "time_weight": "1",
         "viol_unit": "D",
     }
+
+
+def _answer(*rows: dict[str, str]) -> bytes:
+    return json.dumps(list(rows)).encode()
+
+
+def test_a_page_carries_the_newest_updated_at_and_a_batch_page_takes_the_batch_dots() -> None:
+    first = {**_raw(), "dot_number": "1000001", ":updated_at": "2026-11-27T00:00:00.000Z"}
+    second = {**_raw(), "dot_number": "1000002", ":updated_at": "2026-12-25T00:00:01.250Z"}
+    page = parse_page(200, {}, _answer(first, second), frozenset({"1000001", "1000002"}), T0, **_KW)
+    assert isinstance(page, Page)
+    assert page.high_water == datetime(2026, 12, 25, 0, 0, 1, 250000, tzinfo=UTC)
+    refused = parse_page(200, {}, _answer(first, second), frozenset({"1000001"}), T0, **_KW)
+    assert isinstance(refused, Failure)
+    assert refused.kind is ErrorKind.INVALID_RESPONSE
+    assert "one of 1 DOTs" in refused.message
+    bad = parse_page(200, {}, _answer({**first, ":updated_at": "yesterday"}), "1000001", T0, **_KW)
+    assert isinstance(bad, Failure)
+    assert bad.kind is ErrorKind.INVALID_RESPONSE
+    without = parse_page(200, {}, _answer({**_raw(), "dot_number": "1000001"}), "1000001", T0, **_KW)
+    assert isinstance(without, Page)
+    assert without.high_water is None
+
+
+_KW: dict[str, Any] = {"token_sent": False, "retry_after_max_s": 60.0}

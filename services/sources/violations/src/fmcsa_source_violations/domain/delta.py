@@ -179,9 +179,10 @@ def merged(held: Held, delta: ViolationsFetch) -> ViolationsFetch:
 
 
 def delta_plan(held: Held, delta: ViolationsFetch, seen: Observation) -> ViolationsPlan:
-    """The plan of a delta read (`delta.records` aligned by `align_ordinals`): the full plan of the
-    merged window, which ages nothing out, with `unchanged` counting only the delta's rows.
+    """The plan of a delta read (its rows aligned first, `align_ordinals`): the full plan of the merged
+    window, which ages nothing out, with `unchanged` counting only the delta's rows.
     """
+    delta = replace(delta, records=align_ordinals(held, delta.records))
     full = plan(held, merged(held, delta), seen)
     assert not full.age_out, "a merged window keeps every held row"
     unchanged = len(delta.records) - len(full.insert) - len(full.update)
