@@ -134,7 +134,7 @@ def test_split_gives_every_asked_carrier_its_rows_and_refuses_a_foreign_one() ->
 
 
 def test_per_carrier_marks_take_the_answer_high_water_or_keep_the_batch_mark() -> None:
-    batch = Batch((DOT, "1000002"), T0)
+    batch = Batch((DOT,), T0, ("1000002",))
     assert per_carrier(batch, [A], high_water=T1)["1000002"] == ((), T1)
     assert per_carrier(batch, [], high_water=None)[DOT] == ((), T0)
 
@@ -147,14 +147,23 @@ def test_batches_respect_the_url_budget_and_the_count_and_group_by_mark() -> Non
     assert len(cut) == 3  # about 370 DOTs of 7 digits fit in 6,000 characters
     assert [len(b.dots) for b in batches(pending, url_budget=10**9, max_carriers=400)] == [400, 400, 200]
     mixed = batches([("3", None), ("1", T1), ("2", T0)], url_budget=6000, max_carriers=100)
-    assert mixed == [Batch(("2", "1"), T0), Batch(("3",), None)]
-    assert mixed[0].where == "dot_number IN ('2','1') AND :updated_at > '2025-11-04T14:00:00.000Z'"
+    assert mixed == [Batch(("2", "1"), T0, ("3",))]
+    assert mixed[0].where == (
+        "(dot_number IN ('2','1') AND :updated_at > '2025-11-04T14:00:00.000Z') OR dot_number IN ('3')"
+    )
+    assert batches([("3", None), ("1", T1), ("2", T0)], url_budget=6000, max_carriers=2) == [
+        Batch(("2", "1"), T0),
+        Batch((), None, ("3",)),
+    ]
+    assert Batch((), None, ("3",)).where == "dot_number IN ('3')"
 
 
 def test_the_where_clause_takes_canonical_dots_only() -> None:
     with pytest.raises(ValueError, match="canonical"):
-        where_clause(["1' OR '1'='1"], None)
-    assert where_clause(["7"], None) == "dot_number IN ('7')"
+        where_clause(["1' OR '1'='1"], T0)
+    with pytest.raises(ValueError, match="canonical"):
+        where_clause([], None, ["7 OR 1=1"])
+    assert where_clause([], None, ["7"]) == "dot_number IN ('7')"
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ and what a carrier's delta does to its store.
 - `batches(pending, url_budget=, max_carriers=)`: carriers sorted by their mark and cut into
   `dot_number IN (...) AND :updated_at > 'mark'` queries, each `$where` at most `url_budget` characters
   once URL-encoded and at most `max_carriers` DOTs; the batch's mark is the oldest of its carriers (a row
-  a carrier held already comes back unchanged, never missed). Carriers without a mark (nothing ever seen)
-  go in batches without the `:updated_at` filter.
+  a carrier held already comes back unchanged, never missed). Carriers without a mark (no row ever seen,
+  e.g. a clean carrier) join a batch as `OR dot_number IN (...)`, without the `:updated_at` filter.
 - `split(dots, rows)`: one batched answer (rows of many carriers) as each carrier's delta, ordinals
   numbered per carrier as a full read numbers them; a row of a DOT not asked for is refused.
 - `delta_plan(held, delta, seen)`: the plan of a delta read: what a full read made of the held window
@@ -62,14 +62,21 @@ def needs_reconciliation(mark: Mark | None, *, now: datetime, period: timedelta)
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """One batched delta query: the carriers and the mark their rows must be newer than (None: all)."""
+    """One batched delta query: carriers with a mark (their rows newer than `since`, the oldest of their
+    marks) and carriers without one (every row of theirs: nothing was ever seen of them).
+    """
 
-    dots: tuple[str, ...]
+    marked: tuple[str, ...]
     since: datetime | None
+    unmarked: tuple[str, ...] = ()
+
+    @property
+    def dots(self) -> tuple[str, ...]:
+        return self.marked + self.unmarked
 
     @property
     def where(self) -> str:
-        return where_clause(self.dots, self.since)
+        return where_clause(self.marked, self.since, self.unmarked)
 
 
 def soql_instant(at: datetime) -> str:
@@ -78,42 +85,50 @@ def soql_instant(at: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
-def where_clause(dots: Sequence[str], since: datetime | None) -> str:
-    """`dot_number IN ('1','2') [AND :updated_at > '...']` from canonical DOTs only (digits, checked
-    here again: no text from outside reaches SoQL). `dot_number` is text in the dataset, hence quotes.
+def where_clause(marked: Sequence[str], since: datetime | None, unmarked: Sequence[str] = ()) -> str:
+    """`dot_number IN ('1','2') AND :updated_at > '...'`, `OR dot_number IN (...)` for the carriers
+    without a mark, from canonical DOTs only (digits, checked here again: no text from outside reaches
+    SoQL). `dot_number` is text in the dataset, hence the quotes.
     """
-    if not dots or any(not dot.isdigit() or not dot.isascii() for dot in dots):
+    every = [*marked, *unmarked]
+    if not every or any(not dot.isdigit() or not dot.isascii() for dot in every):
         raise ValueError("a batch needs canonical DOT numbers")
-    listed = "dot_number IN (" + ",".join(f"'{dot}'" for dot in dots) + ")"
-    return listed if since is None else f"{listed} AND :updated_at > '{soql_instant(since)}'"
+    if marked and since is None:
+        raise ValueError("marked carriers need the batch's mark")
+
+    def listed(dots: Sequence[str]) -> str:
+        return "dot_number IN (" + ",".join(f"'{dot}'" for dot in dots) + ")"
+
+    newer = f"{listed(marked)} AND :updated_at > '{soql_instant(since)}'" if marked and since else ""
+    if not unmarked:
+        return newer
+    return f"({newer}) OR {listed(unmarked)}" if newer else listed(unmarked)
 
 
 def batches(
     pending: Iterable[tuple[str, datetime | None]], *, url_budget: int, max_carriers: int
 ) -> list[Batch]:
-    """Cut the carriers waiting for a delta (DOT, its mark) into batched queries (module docstring).
-    A carrier whose `$where` alone exceeds the budget still gets a batch of its own.
+    """Cut the carriers waiting for a delta (DOT, its mark) into batched queries (module docstring):
+    sorted by mark (unmarked last), each `$where` within `url_budget` URL-encoded characters and
+    `max_carriers` DOTs. A carrier whose `$where` alone exceeds the budget still gets a batch of its own.
     """
     ordered = sorted(set(pending), key=lambda item: (item[1] is None, item[1] or datetime.min, int(item[0])))
     result: list[Batch] = []
-    current: list[str] = []
-    since: datetime | None = None
-    length = 0  # of the current batch's `$where`, URL-encoded
+    current = Batch((), None)
     for dot, mark in ordered:
-        more = len(quote(f",'{dot}'", safe=""))
-        if current and (
-            (mark is None) != (since is None) or len(current) >= max_carriers or length + more > url_budget
+        grown = (
+            Batch((*current.marked, dot), current.since or mark, current.unmarked)
+            if mark is not None
+            else Batch(current.marked, current.since, (*current.unmarked, dot))
+        )
+        if current.dots and (
+            len(current.dots) >= max_carriers or len(quote(grown.where, safe="")) > url_budget
         ):
-            result.append(Batch(tuple(current), since))
-            current = []
-        if not current:
-            since = mark
-            length = len(quote(where_clause([dot], mark), safe=""))
-        else:
-            length += more
-        current.append(dot)
-    if current:
-        result.append(Batch(tuple(current), since))
+            result.append(current)
+            grown = Batch((dot,), mark) if mark is not None else Batch((), None, (dot,))
+        current = grown
+    if current.dots:
+        result.append(current)
     return result
 
 
