@@ -16,7 +16,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from fmcsa_events.models import ChangeKind, SyncRequested, Trigger
+from fmcsa_events.models import ChangeKind, ErrorKind, SyncRequested, Trigger
 from fmcsa_runtime.database import create_engine
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.outbox import changes_for
@@ -162,3 +162,25 @@ async def test_a_delta_cycle_is_one_batched_query_and_a_reconciliation_ends_equa
         f"{len(quiet.queries)} and {len(delta.queries)}, reconciliation {len(reconciled.queries)}; "
         f"aged out by the reconciliation: {aged}; differing rows after it: {differing}"
     )
+
+
+async def test_a_failed_batch_is_each_waiting_requests_own_retryable_failure(
+    sandbox_url: str, store: Store, database_url: str
+) -> None:
+    quick = settings(sandbox_url).model_copy(update={"inline_retries": 0})
+    client = SocrataClient.from_settings(quick)
+    try:
+        adapter = build_adapter(quick, client, store)
+        await cycle(adapter, sandbox_url, database_url)  # every carrier read in full once
+        async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
+            (await http.put("/_sandbox/faults", json={"violations_p_5xx": 1.0})).raise_for_status()
+            (await http.post("/_sandbox/reset")).raise_for_status()
+            failures = await asyncio.gather(*(adapter.fetch(dot) for dot in DOTS))
+            seen = (await http.get("/_sandbox/stats")).json()["requests_seen"]
+            (await http.put("/_sandbox/faults", json={"violations_p_5xx": 0.0})).raise_for_status()
+    finally:
+        await client.aclose()
+    assert [path for path in seen if "/resource/" in path] == [seen[0]]  # one batched query, one answer
+    for failure in failures:
+        assert isinstance(failure, Failure)
+        assert (failure.kind, failure.retryable) == (ErrorKind.UPSTREAM_ERROR, True)
