@@ -258,6 +258,54 @@ async def test_a_second_sync_of_an_unchanged_dataset_is_a_check_not_a_read(
     assert len(pages) == 1  # the first sync's one page; the second read none
 
 
+async def test_violations_delta_cycles_share_one_query_and_each_request_ends_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
+) -> None:
+    """Delta reads through the service (the launcher turns them off against the sandbox unless set):
+    after a first full cycle, the syncs of 16 carriers published at once share one batched query, before
+    and after a bump, and every request ends with exactly one outcome; the cycle after the bump's delta
+    reconciles each carrier with a full read."""
+    clean_env(monkeypatch)
+    dots = [str(1000101 + n) for n in range(16)]
+    launcher = launch(
+        tmp_path,
+        ["sandbox", "violations"],
+        # a window a loaded machine cannot outrun between 16 deliveries; every request in flight at once
+        FMCSA_VIOLATIONS_DELTA_WINDOW_S="1.0",
+        FMCSA_VIOLATIONS_CONCURRENCY="32",
+        FMCSA_VIOLATIONS_RATE_PER_S="50",
+    )
+    try:
+        nc = await bus_client(launcher)
+        bus = Bus(nc.jetstream(), producer="test")
+        assert launcher.sandbox_url is not None
+        async with httpx.AsyncClient(base_url=launcher.sandbox_url, timeout=10) as http:
+
+            async def one_cycle() -> tuple[list[SourceSynced | SourceFailed], int]:
+                (await http.post("/_sandbox/reset")).raise_for_status()
+                requests = [request_for("violations", dot) for dot in dots]
+                for request in requests:
+                    await bus.publish(request)
+                seen = await wait_for_outcomes(nc, requests, wait_until, within_s=90)
+                answered = [seen[r.request_id] for r in requests]
+                assert all(len(outcomes) == 1 for outcomes in answered), answered
+                paths = (await http.get("/_sandbox/stats")).json()["requests_seen"]
+                return [outcomes[0] for outcomes in answered], sum(p.startswith("/resource/") for p in paths)
+
+            full, full_queries = await one_cycle()
+            quiet, quiet_queries = await one_cycle()
+            (await http.post("/_sandbox/bump")).raise_for_status()
+            delta, delta_queries = await one_cycle()
+            reconciled, reconcile_queries = await one_cycle()
+    finally:
+        launcher.stop()
+    for outcome in (*full, *quiet, *delta, *reconciled):
+        assert isinstance(outcome, SourceSynced), outcome
+    assert (full_queries, quiet_queries, delta_queries, reconcile_queries) == (16, 1, 1, 16)
+    assert all(o.counts.fetched == 0 for o in quiet if isinstance(o, SourceSynced))
+    assert sum(o.counts.inserted for o in delta if isinstance(o, SourceSynced)) > 0
+
+
 async def test_a_stopped_source_does_not_delay_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bus_client: Any, wait_until: Any
 ) -> None:

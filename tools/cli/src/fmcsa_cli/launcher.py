@@ -45,7 +45,8 @@ def sandbox_wiring(sandbox_url: str, user: Mapping[str, str]) -> dict[str, str]:
     A source whose base URL the user set elsewhere (a real host, a proxy) gets no sandbox credential:
     its own key if the user set one, else none (QCMobile and SaferWebAPI then answer `not_configured`,
     Socrata reads anonymously). A sandbox credential is never sent to a host other than this sandbox.
-    The violations freshness check is off (see below); a value the user set wins, as every setting does.
+    The violations freshness check and delta reads are off (see below); a value the user set wins, as
+    every setting does.
     """
     env: dict[str, str] = {}
     for upstream in SOURCES:
@@ -57,6 +58,10 @@ def sandbox_wiring(sandbox_url: str, user: Mapping[str, str]) -> dict[str, str]:
     # freshness check (which trusts the dataset's rowsUpdatedAt for minutes) is off against the sandbox
     # unless the user sets it
     env["FMCSA_VIOLATIONS_FRESHNESS_CHECK_S"] = "0"
+    # and so are its delta reads: a sync right after a bump should age rows out at once, which only a full
+    # read does (a delta's carrier is reconciled on its next sync); set FMCSA_VIOLATIONS_DELTA_WINDOW_S to
+    # try them against the sandbox
+    env["FMCSA_VIOLATIONS_DELTA_WINDOW_S"] = "0"
     return env
 
 

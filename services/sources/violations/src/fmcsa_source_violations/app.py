@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +12,7 @@ from fmcsa_events.bus import utc_now
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_runtime.service import Shell
 from fmcsa_source_kit.runner import ClientStoreAdapter, FreshnessCheck, SourceAdapter, create_source_app
+from fmcsa_source_violations.batching import DeltaAdapter, DeltaBatcher
 from fmcsa_source_violations.domain.summary import summarize
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.store import Store
@@ -29,12 +30,37 @@ def create_app(
     async def adapter() -> SourceAdapter[Any]:
         store = await Store.connect(settings.resolved_database_url(), guard=settings.drop_guard())
         client = SocrataClient.from_settings(settings, http=http, pace=pace)
-        # the dataset says when its rows last changed: a carrier held at least that recent is not read again
-        freshness = (
-            FreshnessCheck(client.published_at, store.previous) if settings.freshness_check_s else None
-        )
-        return ClientStoreAdapter(client, store, summarize, freshness=freshness)
+        return build_adapter(settings, client, store, clock=clock)
 
     return create_source_app(
         settings, source=SourceKey.VIOLATIONS, adapter_factory=adapter, clock=clock, pace=pace
+    )
+
+
+def build_adapter(
+    settings: Settings, client: SocrataClient, store: Store, *, clock: Callable[[], datetime] = utc_now
+) -> SourceAdapter[Any]:
+    """The violations adapter over a client and a store: full reads, the freshness check and, unless
+    `delta_window_s` is 0, batched delta reads (`batching`).
+    """
+    # the dataset says when its rows last changed: a carrier held at least that recent is not read again
+    freshness = FreshnessCheck(client.published_at, store.previous) if settings.freshness_check_s else None
+    full = ClientStoreAdapter(client, store, summarize, freshness=freshness)
+    if not settings.delta_window_s:
+        return full
+    batcher = DeltaBatcher(
+        client,
+        window_s=settings.delta_window_s,
+        url_budget=settings.delta_url_budget,
+        max_carriers=settings.delta_max_carriers,
+    )
+    return DeltaAdapter(
+        full,
+        store,
+        batcher,
+        summarize,
+        freshness=freshness,
+        reconcile_after=timedelta(days=settings.reconcile_days),
+        clock=clock,
+        client=client,
     )

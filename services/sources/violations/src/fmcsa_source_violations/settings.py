@@ -53,6 +53,30 @@ class Settings(DropGuardSettings, SourceSettings):
         "`checked_unchanged`). 0 turns the check off: every sync reads every page.",
     )
 
+    delta_window_s: float = Field(
+        0.1,
+        ge=0,
+        description="Seconds a carrier that needs only a delta waits for others to share one batched query "
+        "(`dot_number IN (...) AND :updated_at > mark`); 0 turns delta reads off: every sync reads the "
+        "carrier in full. Batches hold at most the requests in flight (`CONCURRENCY`).",
+    )
+    delta_url_budget: int = Field(
+        6000,
+        ge=200,
+        description="Most characters of a batched query's URL-encoded `$where`; a longer list is cut into "
+        "more queries (Socrata answers 414 to long URLs).",
+    )
+    delta_max_carriers: int = Field(
+        100, ge=1, description="Most carriers in one batched delta query (docs/upstreams.md 4.2: about 100)."
+    )
+    reconcile_days: float = Field(
+        31.0,
+        gt=0,
+        description="Days after which a carrier's next sync is a full read (the only kind that ages rows "
+        "out); a carrier also gets one after it has seen a new dataset publication, and when never read "
+        "in full.",
+    )
+
     @field_validator("app_token", mode="before")
     @classmethod
     def _blank_token_is_none(cls, value: object) -> object:

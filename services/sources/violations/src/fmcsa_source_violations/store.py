@@ -9,9 +9,10 @@ carrier queue up instead of racing, and the second one plans against what the fi
 
 Tables (names and columns unchanged since the first release, so existing stores keep working):
 `violations_violation` (the current state of a key; `aged_out_at` set when a complete read missed it),
-`violations_violation_version` (superseded contents) and `violations_carrier` (the last read of a
-carrier and what it holds). Times are aware UTC datetimes in code and naive UTC in the columns
-(`UtcDateTime`).
+`violations_violation_version` (superseded contents), `violations_carrier` (the last read of a
+carrier and what it holds) and `violations_carrier_mark` (its delta mark and last full read, for
+`domain.delta`; a carrier without one is read in full next). Times are aware UTC datetimes in code
+and naive UTC in the columns (`UtcDateTime`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from fmcsa_source_kit.outbox import record_changes
 from fmcsa_source_kit.plan import Observation
 from fmcsa_source_kit.tables import GuardedStore
 from fmcsa_source_violations.domain.changes import Held, HeldRow, ViolationsPlan, plan
+from fmcsa_source_violations.domain.delta import Mark, delta_plan, newest
 from fmcsa_source_violations.domain.model import Basic, Violation, ViolationsFetch
 
 
@@ -123,7 +125,23 @@ class CarrierRead(SQLModel, table=True):
     aged_out: int = 0
 
 
-_TABLES = [ViolationRecord.__table__, ViolationVersion.__table__, CarrierRead.__table__]  # type: ignore[attr-defined]
+class CarrierMark(SQLModel, table=True):
+    """A carrier's delta mark (the newest `:updated_at` its reads saw) and its last full read."""
+
+    __tablename__ = "violations_carrier_mark"
+
+    dot_number: int = _key_column()
+    high_water: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    full_read_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    full_read_as_of: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+_TABLES = [
+    ViolationRecord.__table__,  # type: ignore[attr-defined]
+    ViolationVersion.__table__,  # type: ignore[attr-defined]
+    CarrierRead.__table__,  # type: ignore[attr-defined]
+    CarrierMark.__table__,  # type: ignore[attr-defined]
+]
 _KEY = ("dot_number", "unique_id", "viol_code", "viol_unit", "ordinal")
 _CONTENT = tuple(field.name for field in fields(Violation))
 """The stored columns of a violation: its key, content and hash (the same names as `Violation`'s)."""
@@ -180,7 +198,8 @@ class Store(GuardedStore):
         ):
             previous = await self._touch_carrier(session, fetch)  # first write: takes this carrier's lock
             held = None if previous is None else await self._load(session, previous)
-            planned = plan(held, fetch, seen)
+            delta = fetch.delta and held is not None  # a delta of a carrier never read is its baseline
+            planned = delta_plan(held, fetch, seen) if delta and held is not None else plan(held, fetch, seen)
             live = 0 if held is None else sum(not row.aged_out for row in held.rows)
             await check_drop(
                 await session.connection(),
@@ -191,6 +210,7 @@ class Store(GuardedStore):
                 what="violations",
             )
             await self._execute(session, fetch, planned)
+            await self._note_mark(session, fetch, full=not delta)
             await record_changes(await session.connection(), planned.changes)
         return planned.counts
 
@@ -201,6 +221,32 @@ class Store(GuardedStore):
         async with AsyncSession(self._engine, expire_on_commit=False) as session:
             carrier = await session.get(CarrierRead, int(dot))
             return None if carrier is None else (await self._load(session, carrier)).window()
+
+    async def mark(self, dot: str) -> Mark | None:
+        """What decides a carrier's next read (`domain.delta.needs_reconciliation`); None: never read."""
+        async with AsyncSession(self._engine) as session:
+            carrier = await session.get(CarrierRead, int(dot))
+            if carrier is None:
+                return None
+            noted = await session.get(CarrierMark, int(dot))
+            return Mark(
+                high_water=noted.high_water if noted else None,
+                full_read_at=noted.full_read_at if noted else None,
+                full_read_as_of=noted.full_read_as_of if noted else None,
+                seen_as_of=carrier.upstream_as_of,
+            )
+
+    async def _note_mark(self, session: AsyncSession, fetch: ViolationsFetch, *, full: bool) -> None:
+        """Move the carrier's mark to the newest `:updated_at` seen; a full read is noted as such. The
+        carrier's row, locked first in the transaction, serializes this with other reads of it.
+        """
+        noted = await session.get(CarrierMark, int(fetch.dot))
+        if noted is None:
+            noted = CarrierMark(dot_number=int(fetch.dot))
+            session.add(noted)
+        noted.high_water = newest((noted.high_water, fetch.high_water))
+        if full:
+            noted.full_read_at, noted.full_read_as_of = fetch.retrieved_at, fetch.upstream_as_of
 
     async def held(self, dot: str) -> HeldCounts:
         """Rows in the current window and rows aged out, for one carrier."""

@@ -369,3 +369,50 @@ async def test_a_failing_row_write_records_no_change(
     with pytest.raises(RuntimeError, match="row write failed"):
         await store.upsert(fetch([*window(), row(**NEW_OOS)], at=T0 + timedelta(days=30)), request_id=request)
     assert await changes_for(outbox_engine, request) == []
+
+
+async def test_a_delta_read_moves_the_mark_adds_rows_and_ages_nothing_out(
+    store: Store, database_url: str
+) -> None:
+    assert await store.mark(DOT) is None
+    water = datetime(2025, 10, 21, 9, 0, 0, 123000, tzinfo=UTC)
+    await store.upsert(replace(fetch(window()), high_water=water), request_id=uuid4())
+    full = await store.mark(DOT)
+    assert full is not None
+    assert (full.high_water, full.full_read_at, full.full_read_as_of, full.seen_as_of) == (
+        water,
+        T0,
+        AS_OF,
+        AS_OF,
+    )
+
+    later, newer = T0 + timedelta(days=1), AS_OF + timedelta(days=30)
+    new = row(unique_id="912000777", insp_date="28-OCT-25", viol_code="3965A", oos_indicator="true")
+    delta = ViolationsFetch(
+        dot=DOT,
+        retrieved_at=later,
+        upstream_as_of=newer,
+        records=assign_ordinals([new]),
+        high_water=water + timedelta(days=30),
+        delta=True,
+    )
+    request = uuid4()
+    counts = await store.upsert(delta, request_id=request)
+    assert (counts.fetched, counts.inserted, counts.updated, counts.unchanged) == (1, 1, 0, 0)
+    assert await store.held(DOT) == HeldCounts(current=len(window()) + 1, aged_out=0)
+    engine = create_engine(database_url)
+    try:
+        kinds = [change.kind for change in await changes_for(engine, request)]
+    finally:
+        await engine.dispose()
+    assert kinds == [ChangeKind.VIOLATIONS_ADDED]
+    moved = await store.mark(DOT)
+    assert moved is not None
+    # the mark moved, the full read did not; the newer publication seen calls for a reconciliation
+    assert (moved.high_water, moved.full_read_at, moved.seen_as_of) == (water + timedelta(days=30), T0, newer)
+
+    # a delta that brings nothing leaves the mark where it is
+    await store.upsert(replace(delta, records=(), high_water=None, retrieved_at=later), request_id=uuid4())
+    again = await store.mark(DOT)
+    assert again is not None
+    assert again.high_water == water + timedelta(days=30)

@@ -45,7 +45,13 @@ async def test_the_query_is_the_equality_filter_with_stable_paging_and_nothing_e
     assert isinstance(result, ViolationsFetch)
     (request,) = sent
     assert request.url.path == "/resource/8mt8-2mdr.json"
-    assert dict(request.url.params) == {"dot_number": "123", "$order": ":id", "$limit": "250", "$offset": "0"}
+    assert dict(request.url.params) == {
+        "dot_number": "123",
+        "$select": ":*,*",
+        "$order": ":id",
+        "$limit": "250",
+        "$offset": "0",
+    }
 
 
 async def test_the_token_is_sent_as_x_app_token_only() -> None:
@@ -137,7 +143,13 @@ async def test_the_doctor_probe_is_one_call_of_the_first_page_and_nothing_for_a_
     assert isinstance(result, Failure)
     assert result.kind is ErrorKind.INVALID_RESPONSE
     (request,) = sent
-    assert dict(request.url.params) == {"dot_number": "123", "$order": ":id", "$limit": "5", "$offset": "0"}
+    assert dict(request.url.params) == {
+        "dot_number": "123",
+        "$select": ":*,*",
+        "$order": ":id",
+        "$limit": "5",
+        "$offset": "0",
+    }
     bad = await client.first_page("12a")
     assert isinstance(bad, Failure)
     assert bad.kind is ErrorKind.INTERNAL

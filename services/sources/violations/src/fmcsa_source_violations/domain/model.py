@@ -77,6 +77,9 @@ class ViolationsFetch:
 
     `upstream_as_of` is the dataset's Last-Modified (or X-SODA2-Truth-Last-Modified) when the read
     began; None when Socrata sent neither. An empty `records` is a success (clean carrier or unknown DOT).
+    `high_water` is the newest `:updated_at` of the answer that read it (None: no row, or not asked
+    for). `delta`: the rows are only those newer than the carrier's mark (`domain.delta`), not its whole
+    window: the store lays them over what it holds and ages nothing out.
     """
 
     dot: str
@@ -84,6 +87,8 @@ class ViolationsFetch:
     upstream_as_of: datetime | None
     records: tuple[Violation, ...]
     pages: int = 1
+    high_water: datetime | None = None
+    delta: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,8 @@ class Page:
     version: str | None
     last_modified: datetime | None
     request_id: str | None
+    high_water: datetime | None = None
+    """The newest `:updated_at` (Socrata's system field) of the page's rows; None when not asked for."""
 
 
 class Step(Enum):

@@ -65,4 +65,5 @@ def assemble(dot: str, pages: Sequence[Page], *, retrieved_at: datetime) -> Viol
         upstream_as_of=pages[0].last_modified if pages else None,
         records=assign_ordinals(rows),
         pages=len(pages),
+        high_water=max((page.high_water for page in pages if page.high_water), default=None),
     )

@@ -187,9 +187,10 @@ def _required(row: Mapping[str, object], key: str) -> object:
     return value
 
 
-def parse_row(row: Mapping[str, object], dot: str) -> Violation:
+def parse_row(row: Mapping[str, object], dot: str | frozenset[str]) -> Violation:
     """Normalize one row object (ordinal 0). Raises ValueError naming the field when a value is not
-    what the dataset serves, or when the row belongs to another DOT.
+    what the dataset serves, or when the row belongs to another DOT (`dot`: the one asked for, or the
+    DOTs of a batched delta query).
 
     Required: unique_id, insp_date, dot_number, viol_code, viol_unit, oos_indicator, oos_weight,
     severity_weight, time_weight. Optional (null or missing): basic_desc, section_desc, group_desc,
@@ -197,8 +198,8 @@ def parse_row(row: Mapping[str, object], dot: str) -> Violation:
     """
     try:
         dot_number = parse_integer(_required(row, "dot_number"))
-        if dot_number != int(dot):
-            raise _RowError(f"row for DOT {dot_number}, requested {dot}")
+        if dot_number != int(dot) if isinstance(dot, str) else str(dot_number) not in dot:
+            raise _RowError(f"row for DOT {dot_number}, requested {_shown(dot)}")
         unique_id = _text(row, "unique_id", required=True) or ""
         viol_code = _text(row, "viol_code", required=True) or ""
         viol_unit = (_text(row, "viol_unit", required=True) or "").upper()
@@ -250,6 +251,18 @@ def parse_row(row: Mapping[str, object], dot: str) -> Violation:
         group_desc=group_desc,
         content_hash=digest,
     )
+
+
+def _shown(dot: str | frozenset[str]) -> str:
+    return dot if isinstance(dot, str) else f"one of {len(dot)} DOTs"
+
+
+def parse_updated_at(value: object) -> datetime:
+    """Socrata's `:updated_at` system field (`2026-11-27T00:00:00.000Z`) as an aware UTC datetime."""
+    if not isinstance(value, str):
+        raise ValueError(":updated_at is not a string")
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def assign_ordinals(rows: Sequence[Violation]) -> tuple[Violation, ...]:
@@ -324,7 +337,7 @@ def parse_page(
     status: int,
     headers: Mapping[str, str],
     body: bytes,
-    dot: str,
+    dot: str | frozenset[str],
     now: datetime,
     *,
     token_sent: bool,
@@ -386,7 +399,9 @@ def parse_page(
     return Failure(ErrorKind.UPSTREAM_ERROR, retryable=False, message=message, detail=detail)
 
 
-def _parse_rows(status: int, headers: Mapping[str, str], body: bytes, dot: str) -> Page | Failure:
+def _parse_rows(
+    status: int, headers: Mapping[str, str], body: bytes, dot: str | frozenset[str]
+) -> Page | Failure:
     try:
         parsed = decimals.loads(body)
     except (ValueError, RecursionError):
@@ -399,11 +414,15 @@ def _parse_rows(status: int, headers: Mapping[str, str], body: bytes, dot: str) 
     if not isinstance(parsed, list):
         return _shape_failure(status, headers, body, "the answer is not a JSON array")
     rows: list[Violation] = []
+    high_water: datetime | None = None
     for index, item in enumerate(parsed):
         if not isinstance(item, dict):
             return _shape_failure(status, headers, body, f"row {index} is not an object")
         try:
             rows.append(parse_row(item, dot))
+            if ":updated_at" in item:
+                updated = parse_updated_at(item[":updated_at"])
+                high_water = updated if high_water is None else max(high_water, updated)
         except ValueError as error:
             return _shape_failure(status, headers, body, f"row {index}: {error}")
     version = _header(headers, "Last-Modified") or _header(headers, "X-SODA2-Truth-Last-Modified")
@@ -412,6 +431,7 @@ def _parse_rows(status: int, headers: Mapping[str, str], body: bytes, dot: str) 
         version=version.strip() if version else None,
         last_modified=parse_http_date(version),
         request_id=_header(headers, "X-Socrata-RequestId"),
+        high_water=high_water,
     )
 
 
