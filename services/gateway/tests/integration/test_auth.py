@@ -32,7 +32,7 @@ class Case:
     prepare: str | None = None  # "rule": alert rule matrix-<dot> exists; "delivery": delivery <dot> exists
 
     def path_for(self, dot: str) -> str:
-        return self.path.format(dot=dot, delivery=f"{int(dot):032x}")
+        return self.path.format(dot=dot, delivery=f"{int(dot):032x}", type="csa_scores")
 
     def render(self, dot: str) -> dict[str, Any]:
         request: dict[str, Any] = {}
@@ -80,6 +80,7 @@ MUTATING = [
         registered=True,  # a trigger names registered companies only
     ),
     Case("PUT", "/api/schedules/violations", Role.ADMIN, json={"interval_minutes": 90, "enabled": True}),
+    Case("POST", "/api/sync/intervals/{type}", Role.ADMIN, json={"intervalMinutes": 90}),
     Case("POST", "/ui/companies", Role.ADMIN, form={"dot_number": "{dot}"}),
     Case("POST", "/ui/sync/trigger", Role.OPERATOR, form={"dot_number": "{dot}"}, registered=True),
     Case("POST", "/ui/session", Role.VIEWER),
@@ -106,6 +107,11 @@ READS = [
     "/api/changes",
     "/api/sync/log",
     "/api/sync/summary",
+    "/api/sync/status",
+    "/api/sync/worker-status",
+    "/api/sync/intervals",
+    "/api/carriers",
+    "/api/carriers/123",
     "/api/schedules",
     "/api/scheduler/status",
     "/api/events",
@@ -126,7 +132,8 @@ READS = [
 
 def _template(path: str) -> str:
     path = path.replace("{dot:str}", "{dot}").replace("{source:str}", "{source}")
-    return path.replace("{name:str}", "matrix-{dot}").replace("{delivery_id:str}", "{delivery}")
+    path = path.replace("{name:str}", "matrix-{dot}").replace("{delivery_id:str}", "{delivery}")
+    return path.replace("{sync_type:str}", "{type}")
 
 
 async def _prepare(gateway: Any, case: Case, dot: str, bearer: Any) -> None:
