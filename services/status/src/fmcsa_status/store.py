@@ -204,6 +204,7 @@ class StatusStore:
         self._location = location
         self._risk_outbox = risk_outbox
         self.risks_waiting = asyncio.Event()
+        self._sqlite_writes = asyncio.Lock()
         """Set after a commit that wrote a risk change into the outbox (the publisher waits on it)."""
         self._follow_pointer = follow_pointer and location.sqlite
         self._codec = codec_for("sqlite" if location.sqlite else "postgresql")
@@ -551,7 +552,7 @@ class StatusStore:
 
     async def _write(self, db: Database, batch: _Batch, dead_letter: DeadLetter | None) -> None:
         """One transaction: position check, rows, dead letters, position."""
-        async with db.transaction() as session:
+        async with self._sqlite_write(db), db.transaction() as session:
             position = await self._lock_position(session, db)
             if position != batch.believed or self._swapped():
                 raise _Refused(position)
@@ -577,7 +578,7 @@ class StatusStore:
         failures in the whole log, settle and write the rest, all in one transaction.
         """
         fresh, poison = batch.fresh, list(batch.poison)
-        async with db.transaction() as session:
+        async with self._sqlite_write(db), db.transaction() as session:
             position = await self._lock_position(session, db)
             if position != batch.believed or self._swapped():
                 return Resync(position)
@@ -774,17 +775,28 @@ class StatusStore:
             await session.execute_many(_ADD_RISK, rows)
 
     async def pending_risks(self) -> list[tuple[str, CarrierDataChanged]]:
-        """The outbox's risk changes not yet published, in stream order, with their event ids."""
-        db = await self._current()
-        async with (self._reader or db).transaction() as session:
+        """The outbox's risk changes not yet published, in stream order, with their event ids. Reads the
+        store open now: only the projector moves to a swapped-in store (`_current`), so the publisher
+        never reopens under a batch in hand; the swap carried the unsent rows over.
+        """
+        assert self._reader is not None, "connect() opens the store"
+        async with self._reader.transaction() as session:
             rows = await session.fetch(_PENDING_RISKS)
         return [(str(r[0]), CarrierDataChanged.model_validate_json(r[3])) for r in rows]
 
     async def risk_published(self, event_id: str) -> None:
-        """Remove one published risk change from the outbox."""
-        db = await self._current()
-        async with db.transaction() as session:
+        """Remove one published risk change from the outbox (of the store open now, as `pending_risks`)."""
+        db = self._db
+        assert db is not None, "connect() opens the store"
+        async with self._sqlite_write(db), db.transaction() as session:
             await session.execute("DELETE FROM status_risk_outbox WHERE event_id = ?", (event_id,))
+
+    def _sqlite_write(self, db: Database) -> contextlib.AbstractAsyncContextManager[object]:
+        """SQLite: one write transaction of this process at a time. A batch's transaction may await a
+        dead letter's PubAck; the publisher's delete must wait on the loop for it, not block the loop in
+        SQLite's busy wait (the standard driver runs in the loop's thread). PostgreSQL: no wait.
+        """
+        return self._sqlite_writes if db.sqlite else contextlib.nullcontext()
 
     async def outbox_rows(self, session: Session) -> list[tuple[Any, ...]]:
         """Inside `exclusive`: the outbox as it is (a rebuild carries it into the store it swaps in)."""
