@@ -21,8 +21,7 @@ from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import CarrierDataChanged, ChangeKind
 from fmcsa_events.reader import read_stream
 from fmcsa_events.topology import Topology, declare
-from fmcsa_status.handlers import SERVICE, Projector
-from fmcsa_status.publisher import RiskPublisher
+from fmcsa_status.app import StatusWorker
 from fmcsa_status.rebuild import rebuild
 from fmcsa_status.settings import Settings
 from fmcsa_status.store import StatusStore
@@ -50,23 +49,20 @@ async def nc(fresh_nats_url: str) -> AsyncIterator[Client]:
 
 
 class Live:
-    """The status service's two tasks over one store, as `StatusWorker` runs them."""
+    """The status service's worker (`StatusWorker`: the projector and the risk publisher over one store)."""
 
-    def __init__(self, js: JetStreamContext, url: str) -> None:
-        self.js, self.url = js, url
+    def __init__(self, nc: Client, settings: Settings) -> None:
+        self.nc, self.worker = nc, StatusWorker(settings)
 
     async def __aenter__(self) -> Live:
-        self.store = await StatusStore.connect(self.url, risk_outbox=True)
-        self.projector = Projector(self.js, self.store, batch_size=16, batch_wait_s=0.01)
-        self.publisher = RiskPublisher(self.js, self.store, producer=SERVICE)
-        self.projector.start()
-        self.publisher.start()
+        await self.worker.start(self.nc)
+        assert self.worker.store is not None
+        assert self.worker.publisher is not None
+        self.store, self.publisher = self.worker.store, self.worker.publisher
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await self.projector.stop(grace_s=5)
-        await self.publisher.stop()
-        await self.store.close()
+        await self.worker.stop(grace_s=5)
 
 
 async def risk_facts(js: JetStreamContext) -> list[tuple[str, CarrierDataChanged]]:
@@ -87,9 +83,17 @@ async def test_yellow_to_red_publishes_one_risk_fact_the_feed_shows_and_nothing_
 ) -> None:
     js = nc.jetstream()
     view = StatusView(database_url)
+    settings = Settings(
+        nats_url=fresh_nats_url,
+        data_dir=tmp_path,
+        database_url=database_url,
+        batch_size=16,
+        batch_wait_ms=10,
+        snapshot_interval_s=0,
+    )
     first, second = request(DOT, SourceKey.CSA, 0), request(DOT, SourceKey.CSA, 10)
     try:
-        async with Live(js, database_url) as live:
+        async with Live(nc, settings) as live:
             last = await publish_history(js, [timed(e) for e in (first, synced(first, 1, summary=YELLOW))])
             await wait_until(lambda: _at(view, last), what=f"position {last}")
             assert (await view.carrier(DOT)).risk == "yellow"  # type: ignore[union-attr]
@@ -114,7 +118,7 @@ async def test_yellow_to_red_publishes_one_risk_fact_the_feed_shows_and_nothing_
         [feed] = (await view.changes(dot=DOT, kind="risk_changed")).items
         assert (feed.event_id, feed.subject, feed.source) == (event_id, "red", "csa")
 
-        async with Live(js, database_url):  # a restart: resumes at its position, publishes nothing
+        async with Live(nc, settings):  # a restart: resumes at its position, publishes nothing
             other = request("44", SourceKey.CSA, 20)
             last = await publish_history(js, [timed(e) for e in (other, synced(other, 21, summary=RED))])
             await wait_until(lambda: _at(view, last), what=f"position {last}")
@@ -123,7 +127,6 @@ async def test_yellow_to_red_publishes_one_risk_fact_the_feed_shows_and_nothing_
         held = await StatusStore.connect(database_url)  # a row the publisher has not sent yet
         await held.adopt_outbox([("change:unsent", 1, 0, fact.model_dump_json())])
         await held.close()
-        settings = Settings(nats_url=fresh_nats_url, data_dir=tmp_path, database_url=database_url)
         swapped = await rebuild(settings, out=io.StringIO(), nc=nc, from_scratch=True)
         assert swapped.swapped
         held = await StatusStore.connect(database_url)  # the swapped-in store carries it
