@@ -237,3 +237,22 @@ def test_every_authority_kind_is_a_rule_kind_and_a_pending_cancellation_fires_it
     assert body["change"]["before"] == FILING
     assert body["change"]["after"]["cancellation"] == "2027-01-15"
     assert body["links"]["company"] == "http://gw:8000/api/companies/2847193/status"
+
+
+def test_a_turned_red_rule_fires_on_a_risk_change_to_red_of_any_source() -> None:
+    """`risk_changed` (the status service's, valid with every source) names the light after as its
+    subject, so "turned red" is the kind with `subjects: [red]`."""
+    turned_red = rule(
+        name="turned-red", kinds=(ChangeKind.RISK_CHANGED,), conditions=AlertConditions(subjects=("red",))
+    )
+    yellow = {"light": "yellow", "reasons": [{"code": "basic_alert", "light": "yellow", "text": "x"}]}
+    red = {"light": "red", "reasons": [{"code": "rating_unsatisfactory", "light": "red", "text": "y"}]}
+    for source in SourceKey:
+        to_red = change(source=source, kind=ChangeKind.RISK_CHANGED, subject="red", before=yellow, after=red)
+        assert matches(turned_red, to_red)
+        assert matches(rule(name="any-risk", kinds=(ChangeKind.RISK_CHANGED,)), to_red)
+    back = change(kind=ChangeKind.RISK_CHANGED, subject="yellow", before=red, after=yellow)
+    assert not matches(turned_red, back)
+    assert not matches(rule(), change(kind=ChangeKind.RISK_CHANGED, subject="red", before=yellow, after=red))
+    with pytest.raises(ValidationError):  # a source's own kinds stay its own
+        change(source="violations", kind=ChangeKind.BASIC_ALERT_STARTED)

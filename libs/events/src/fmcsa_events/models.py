@@ -236,6 +236,8 @@ class ChangeKind(StrEnum):
     INSURANCE_CANCELLATION_PENDING = "insurance_cancellation_pending"
     INSURANCE_CANCELLED = "insurance_cancelled"
     INSURANCE_BELOW_REQUIRED = "insurance_below_required"
+    # the status service, of every source: the carrier record's risk light moved
+    RISK_CHANGED = "risk_changed"
 
 
 CHANGE_KINDS_BY_SOURCE: dict[SourceKey, tuple[ChangeKind, ...]] = {
@@ -267,11 +269,24 @@ CHANGE_KINDS_BY_SOURCE: dict[SourceKey, tuple[ChangeKind, ...]] = {
 }
 
 
+DERIVED_CHANGE_KINDS: tuple[ChangeKind, ...] = (ChangeKind.RISK_CHANGED,)
+"""Kinds no source observes: the status service derives them from the carrier record (`risk_changed`:
+subject `risk`, before/after `{light, reasons}`) and publishes them under the source whose success
+moved the record, so they are valid with every source."""
+
+
+def change_kinds_of(source: SourceKey) -> tuple[ChangeKind, ...]:
+    """The kinds a change of `source` may have: its own and the derived ones."""
+    return CHANGE_KINDS_BY_SOURCE[SourceKey(source)] + DERIVED_CHANGE_KINDS
+
+
 class CarrierDataChanged(Event):
     """One changed fact of a carrier's public record, with the value before and after.
 
     Published by the source service that observed it, for the request that fetched it, before that
-    request's `SourceSynced`. `subject` names what changed within the kind (a BASIC such as
+    request's `SourceSynced`; a derived kind (`DERIVED_CHANGE_KINDS`: `risk_changed`) by the status
+    service, after the `SourceSynced` that moved the carrier record, under that success's request id.
+    `subject` names what changed within the kind (a BASIC such as
     `unsafe_driving`, `us_vehicle` for an OOS rate, or the kind itself); `before` and `after` are
     small JSON values (a percentile, a status, a count with details); a non-integer number in them is
     the exact decimal text the upstream sent (`fmcsa_events.decimals.text`), and an older event's JSON
@@ -293,7 +308,7 @@ class CarrierDataChanged(Event):
 
     @model_validator(mode="after")
     def _kind_of_its_source(self) -> CarrierDataChanged:
-        if self.kind not in CHANGE_KINDS_BY_SOURCE[self.source]:
+        if self.kind not in change_kinds_of(self.source):
             raise ValueError(f"{self.kind} is not a change kind of the {self.source} source")
         return self
 

@@ -11,7 +11,9 @@ nats-server; R7 on the running system):
   progress and change facts (`fmcsa.evt.{source_synced,source_failed,sync_attempt_failed,
   carrier_data_changed}.<its source>.*`);
   resend requests come from the gateway and the notifier; each service dead-letters only under its own
-  name (`fmcsa.dlq.<service>.>`); the status service publishes no event at all.
+  name (`fmcsa.dlq.<service>.>`); the status service publishes change facts only
+  (`fmcsa.evt.carrier_data_changed.*.*`: its derived `risk_changed`, under the source whose success
+  moved the carrier's record; nats-server checks subjects, not kinds, so it could spell any kind).
 - Only `admin` may delete or purge a stream or a message, delete a consumer, snapshot or restore a
   stream, or use the server and account APIs: every service user has them in its `deny` list, and its
   `allow` list names only the JetStream API calls the services make (traced from a full run): create,
@@ -214,6 +216,7 @@ USERS: Mapping[str, Permissions] = {
     ),
     STATUS: Permissions(
         publish=(
+            _event(CarrierDataChanged.TYPE, "*.*"),  # risk_changed (fmcsa_status.publisher), any source
             _dead_letters(STATUS),
             _FOLLOW,
             # its snapshots: put, and retire old ones with a rollup (no purge: fmcsa_status.snapshot)

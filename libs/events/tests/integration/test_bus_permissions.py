@@ -149,7 +149,7 @@ AUTHORS: dict[str, set[str]] = {
     "source_synced": {"source-csa"},
     "source_failed": {"source-csa"},
     "sync_attempt_failed": {"source-csa"},
-    "carrier_data_changed": {"source-csa"},
+    "carrier_data_changed": {"source-csa", STATUS},  # status: its risk_changed facts
     "alert_rule_changed": {GATEWAY},
     "alert_rule_removed": {GATEWAY},
     "webhook_resend_requested": {GATEWAY, NOTIFIER},
@@ -481,5 +481,6 @@ def test_every_event_type_has_an_author_besides_admin() -> None:
     assert set(AUTHORS) == {e.TYPE for e in examples().values()} == {t.TYPE for t in EVENT_TYPES}
     for subject, name in published.items():
         assert AUTHORS[name], f"nobody may publish {subject}"
-    assert STATUS not in {user for authors in AUTHORS.values() for user in authors}
+    status_authors = {name for name, authors in AUTHORS.items() if STATUS in authors}
+    assert status_authors == {"carrier_data_changed"}, "the status service publishes change facts only"
     assert encode(examples()["company_registered"])  # the examples are valid, encodable events

@@ -74,6 +74,20 @@ class StatusDaily(SQLModel, table=True):
     failed: int = Field(default=0, sa_type=BigInteger)
 
 
+class StatusRiskOutbox(SQLModel, table=True):
+    """A risk change the live projector folded and has not published yet (`fmcsa_status.publisher`):
+    the `CarrierDataChanged` as JSON, by its deterministic event id, in stream order (`position`: the
+    batch's last sequence, then `ordinal` within it). Not a projection table (not in `TABLES`): a rebuild
+    writes none, `--verify` and snapshots ignore it.
+    """
+
+    __tablename__ = "status_risk_outbox"
+    event_id: str = Field(primary_key=True, max_length=200)
+    position: int = Field(sa_type=BigInteger)
+    ordinal: int = Field(default=0)
+    payload: str
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel for table=True classes
     assert isinstance(table, Table)
@@ -247,6 +261,9 @@ TABLES: tuple[Table, ...] = (
 )
 """Every table of the projection, in creation order; `SQLModel.metadata.create_all(tables=TABLES)`.
 A snapshot (`fmcsa_status.snapshot`) holds every table listed here: a new table is in the next one."""
+
+RISK_OUTBOX = _table(StatusRiskOutbox)
+"""The live projector's outbox of risk changes (`StatusRiskOutbox`): created beside `TABLES`, not in them."""
 
 SCHEMA_VERSION = 1
 """The version of what the tables mean. Raise it when a change of the fold or of a table makes rows

@@ -379,3 +379,26 @@ async def test_history_refuses_a_bad_dot_or_source_and_needs_a_viewer(lone_gatew
     assert (await lone_gateway.client.get("/api/changes")).status_code == 401
     empty = await lone_gateway.client.get("/api/changes", headers=viewer)
     assert (empty.status_code, empty.json()["items"]) == (200, [])
+
+
+async def test_a_risk_change_is_in_the_feed_under_the_source_that_moved_it(
+    gateway: Any, bearer: Any, wait_until: Any
+) -> None:
+    """`risk_changed` (the status service's, `fmcsa_status.publisher`) is a filter with any source, and the
+    published documents list it (they follow `ChangeKind`)."""
+    admin, viewer = bearer(Role.ADMIN), bearer(Role.VIEWER)
+    moved = _request(OTHER, SourceKey.INSPECTIONS, T0, Trigger.MANUAL)
+    red = {"light": "red", "reasons": [{"code": "rating_unsatisfactory", "light": "red", "text": "x"}]}
+    risk = _change(
+        moved.request_id, OTHER, SourceKey.INSPECTIONS, ChangeKind.RISK_CHANGED, "red",
+        {"light": "yellow", "reasons": []}, red, T0 + timedelta(seconds=1),
+    )  # fmt: skip
+    await gateway.publish_folded([moved, risk], headers=admin, wait_until=wait_until)
+    [item] = await _all(gateway, viewer, kind="risk_changed", source="inspections")
+    assert (item["dot_number"], item["subject"], item["after"]) == (OTHER, "red", red)
+    assert item["event_id"] == f"change:{moved.request_id}:risk_changed:red"
+    assert await _all(gateway, viewer, kind="risk_changed", source="csa") == []
+    for document in ("/schema/openapi.json", "/asyncapi.json"):
+        answer = await gateway.client.get(document, headers=viewer)
+        assert answer.status_code == 200, document
+        assert "risk_changed" in answer.text, document

@@ -136,6 +136,8 @@ def test_a_kind_of_another_source_matches_nothing() -> None:
     assert check_change_filters(SourceKey.CSA, ChangeKind.VIOLATIONS_ADDED, None) is False
     assert check_change_filters(SourceKey.VIOLATIONS, ChangeKind.VIOLATIONS_ADDED, None) is True
     assert check_change_filters(None, ChangeKind.SAFETY_RATING_CHANGED, None) is True
+    # the status service's derived kind goes with every source
+    assert all(check_change_filters(source, ChangeKind.RISK_CHANGED, None) for source in SourceKey)
 
 
 def test_a_since_without_a_time_zone_is_refused_with_a_422() -> None:

@@ -17,6 +17,7 @@ from prometheus_client import Counter, Gauge
 from fmcsa_events.lag import stream_lag
 from fmcsa_runtime.service import Shell
 from fmcsa_status.handlers import SERVICE, Projector
+from fmcsa_status.publisher import RiskPublisher
 from fmcsa_status.settings import Settings
 from fmcsa_status.snapshot import take_snapshot
 from fmcsa_status.store import StatusStore
@@ -42,13 +43,15 @@ class StatusWorker:
         self.settings = settings
         self.store: StatusStore | None = None
         self.projector: Projector | None = None
+        self.publisher: RiskPublisher | None = None
         self._lag: asyncio.Task[None] | None = None
         self._snapshots: asyncio.Task[None] | None = None
         self.snapshot_position = 0  # of the last snapshot this worker saved
 
     async def start(self, nc: NatsClient) -> None:
         settings = self.settings
-        self.store = await StatusStore.connect(settings.resolved_database_url())
+        # the live store writes risk changes into its outbox; the publisher sends them
+        self.store = await StatusStore.connect(settings.resolved_database_url(), risk_outbox=True)
         self.projector = Projector(
             nc.jetstream(),
             self.store,
@@ -57,6 +60,8 @@ class StatusWorker:
             retry_max_s=settings.retry_max_s,
         )
         self.projector.start()
+        self.publisher = RiskPublisher(nc.jetstream(), self.store, producer=SERVICE)
+        self.publisher.start()
         self._lag = asyncio.create_task(self._measure_lag(nc.jetstream()))
         if settings.snapshot_interval_s > 0:
             self._snapshots = asyncio.create_task(self._snapshot_on_schedule(nc.jetstream()))
@@ -107,6 +112,8 @@ class StatusWorker:
                     await task
         if self.projector is not None:
             await self.projector.stop(grace_s=grace_s)
+        if self.publisher is not None:  # after the projector: its last commit's rows wait for the next run
+            await self.publisher.stop()
         if self.store is not None:
             await self.store.close()
 

@@ -326,6 +326,8 @@ async def _swap(live: StatusStore, new: StatusStore, folder: _Folder, target: _T
                     await folder.fold_to(position)
                     if (refused := await new.flush()) is not None:
                         raise RuntimeError(f"the new store refused its last batch (at {refused.position})")
+                    # risk changes the live projector has not published yet go with the store
+                    await new.adopt_outbox(await live.outbox_rows(session))
                     # only now, with every commit of the new store done: see `shut_out_readers`
                     await live.shut_out_readers(session)
                     await target.swap_in(session)

@@ -24,6 +24,10 @@ Guarantees:
   `store_refused`, the database's message as detail): dead-lettered, counted, the position moved past
   it. Store trouble (an outage, a lock) is not a data error and raises as before. A rebuild meets the
   same refusals and so folds the same rows.
+- Risk changes (`domain.risk_changes`): the live store (`risk_outbox=True`, the projector's) writes each
+  move of a carrier's risk light into `status_risk_outbox` in the batch's transaction, as the
+  `CarrierDataChanged` to publish (`fmcsa_status.publisher` publishes and deletes it); a crash before
+  the commit loses both, so the re-fold writes it again. A rebuild's store writes none (REPLAY).
 - PostgreSQL: one batch is written while the next is folded (`apply` returns once the batch is handed
   to its writer task; the next `apply`, `flush` or `position` waits for that commit first). SQLite
   writes in place (see `fmcsa_status_view.database`).
@@ -57,6 +61,7 @@ from fmcsa_events.models import (
 )
 from fmcsa_runtime.database import STORE_CHECK_TIMEOUT_S, data_error_reason, is_data_error
 from fmcsa_status.domain.fold import Fact, Loaded, PairKey, fold, settle
+from fmcsa_status.domain.risk_changes import risk_changes
 from fmcsa_status.domain.state import Change, Company, DayCount, DayKey, Entry, Pair, Point, Totals
 from fmcsa_status_view.binding import RowBinding, decoder
 from fmcsa_status_view.codec import Codec, codec_for
@@ -68,6 +73,7 @@ from fmcsa_status_view.tables import (
     CHANGE,
     COMPANY,
     HISTORY,
+    RISK_OUTBOX,
     SOURCE,
     SYNC_LOG,
     TABLES,
@@ -108,6 +114,13 @@ _ADD_TOTALS_TAIL = " ON CONFLICT (scope) DO UPDATE SET " + ", ".join(
 )
 _POINT_COLUMNS = ("dot", "source", "subject", "as_of", "figures", "request_id", "observed_at")
 _ADD_CHANGE_TAIL = " ON CONFLICT (event_id) DO NOTHING"
+_ADD_RISK = (
+    "INSERT INTO status_risk_outbox (event_id, position, ordinal, payload) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+_PENDING_RISKS = (
+    "SELECT event_id, position, ordinal, payload FROM status_risk_outbox ORDER BY position, ordinal"
+)
 _PUT_POINT_TAIL = (
     " ON CONFLICT (dot, source, subject, as_of) DO UPDATE SET figures = excluded.figures,"
     " request_id = excluded.request_id, observed_at = excluded.observed_at"
@@ -167,6 +180,7 @@ class _Batch:
     history: list[Point]
     carriers: list[CarrierRow]
     violations: Mapping[str, Sequence[ViolationRow]]
+    risks: list[CarrierDataChanged]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +198,14 @@ class _Recount:
 class StatusStore:
     """The writer of the status tables at one location (see `fmcsa_status_view.location`)."""
 
-    def __init__(self, location: Location, *, follow_pointer: bool, cache_rows: int = 50_000) -> None:
+    def __init__(
+        self, location: Location, *, follow_pointer: bool, cache_rows: int = 50_000, risk_outbox: bool = False
+    ) -> None:
         self._location = location
+        self._risk_outbox = risk_outbox
+        self.risks_waiting = asyncio.Event()
+        self._sqlite_writes = asyncio.Lock()
+        """Set after a commit that wrote a risk change into the outbox (the publisher waits on it)."""
         self._follow_pointer = follow_pointer and location.sqlite
         self._codec = codec_for("sqlite" if location.sqlite else "postgresql")
         self._db: Database | None = None
@@ -219,11 +239,17 @@ class StatusStore:
         self._late_poison: list[Poison] = []  # refused in a write in flight; reported by the next apply
 
     @classmethod
-    async def connect(cls, url: str, *, follow_pointer: bool = True, cache_rows: int = 50_000) -> StatusStore:
+    async def connect(
+        cls, url: str, *, follow_pointer: bool = True, cache_rows: int = 50_000, risk_outbox: bool = False
+    ) -> StatusStore:
         """Open the live store at `url` (creating its tables if missing). With `follow_pointer`
         (SQLite), every batch first checks whether a rebuilt store was swapped in and moves to it.
+        With `risk_outbox` (the live projector's store only), batches write their risk changes into
+        the outbox.
         """
-        store = cls(Location(url), follow_pointer=follow_pointer, cache_rows=cache_rows)
+        store = cls(
+            Location(url), follow_pointer=follow_pointer, cache_rows=cache_rows, risk_outbox=risk_outbox
+        )
         await store._open()
         return store
 
@@ -421,7 +447,7 @@ class StatusStore:
         url = self._location.live_url() if self._follow_pointer else self._location.url
         self._marker = self._location.marker() if self._follow_pointer else None
         db = open_database(url, writer=True)
-        await db.create_tables(TABLES)
+        await db.create_tables((*TABLES, RISK_OUTBOX))
         async with db.transaction() as session:
             if await session.scalar("SELECT COUNT(*) FROM status_position WHERE id = 1") == 0:
                 await session.execute(_START)
@@ -500,6 +526,8 @@ class StatusStore:
         if folded.recount:
             return _Recount(believed, fresh, facts, origin, loaded, poison)
         settled = settle(loaded, folded, {})
+        # before `_remember`: `loaded.pairs` is the cache itself, and the risk changes read what it held
+        risks = self._risks_of(loaded, settled.pairs, settled.carriers)
         self._remember(folded.entries.values(), settled.pairs.values(), settled.companies.values())
         self._remember_changes(folded.changes.values())
         poison += [(origin[r.index], r.reason, r.detail) for r in folded.rejected]
@@ -519,11 +547,12 @@ class StatusStore:
             history=list(folded.history.values()),
             carriers=list(settled.carriers.values()),
             violations=settled.violations,
+            risks=risks,
         )
 
     async def _write(self, db: Database, batch: _Batch, dead_letter: DeadLetter | None) -> None:
         """One transaction: position check, rows, dead letters, position."""
-        async with db.transaction() as session:
+        async with self._sqlite_write(db), db.transaction() as session:
             position = await self._lock_position(session, db)
             if position != batch.believed or self._swapped():
                 raise _Refused(position)
@@ -534,10 +563,13 @@ class StatusStore:
             await self._add_daily(session, batch.daily)
             await self._put_feed(session, batch.changes, batch.dropped_changes, batch.history)
             await self._put_records(session, batch.carriers, batch.violations)
+            await self._put_risks(session, batch.position, batch.risks)
             if dead_letter is not None:
                 for delivered, reason, detail in batch.poison:
                     await dead_letter(delivered, reason, detail)
             await session.execute(_ADVANCE, (batch.position, batch.events, len(batch.poison)))
+        if batch.risks:
+            self.risks_waiting.set()
 
     async def _write_with_recount(
         self, db: Database, batch: _Recount, dead_letter: DeadLetter | None
@@ -546,7 +578,7 @@ class StatusStore:
         failures in the whole log, settle and write the rest, all in one transaction.
         """
         fresh, poison = batch.fresh, list(batch.poison)
-        async with db.transaction() as session:
+        async with self._sqlite_write(db), db.transaction() as session:
             position = await self._lock_position(session, db)
             if position != batch.believed or self._swapped():
                 return Resync(position)
@@ -562,12 +594,16 @@ class StatusStore:
                 session, folded.changes.values(), folded.dropped_changes, folded.history.values()
             )
             await self._put_records(session, settled.carriers.values(), settled.violations)
+            risks = self._risks_of(batch.loaded, settled.pairs, settled.carriers)
+            await self._put_risks(session, fresh[-1].seq, risks)
             poison += [(batch.origin[r.index], r.reason, r.detail) for r in folded.rejected]
             poison.sort(key=_by_seq)
             if dead_letter is not None:
                 for delivered, reason, detail in poison:
                     await dead_letter(delivered, reason, detail)
             await session.execute(_ADVANCE, (fresh[-1].seq, len(fresh), len(poison)))
+        if risks:
+            self.risks_waiting.set()
         self._remember(folded.entries.values(), settled.pairs.values(), settled.companies.values())
         self._remember_changes(folded.changes.values())
         return Applied(fresh[-1].seq, len(fresh), tuple(poison))
@@ -721,6 +757,57 @@ class StatusStore:
         rows = [self._violations.encode(row) for dot in violations for row in violations[dot]]
         if rows:
             await session.execute_many(self._violations.insert(1, ""), rows)
+
+    def _risks_of(
+        self, loaded: Loaded, pairs: Mapping[PairKey, Pair], carriers: Mapping[str, CarrierRow]
+    ) -> list[CarrierDataChanged]:
+        """The batch's risk changes, for the live store's outbox only (REPLAY: a rebuild writes none)."""
+        if not self._risk_outbox or not carriers:
+            return []
+        return risk_changes(loaded.pairs, pairs, carriers)
+
+    async def _put_risks(self, session: Session, position: int, risks: Sequence[CarrierDataChanged]) -> None:
+        rows = [
+            (derived_event_id(risk), position, ordinal, risk.model_dump_json())
+            for ordinal, risk in enumerate(risks)
+        ]
+        if rows:
+            await session.execute_many(_ADD_RISK, rows)
+
+    async def pending_risks(self) -> list[tuple[str, CarrierDataChanged]]:
+        """The outbox's risk changes not yet published, in stream order, with their event ids. Reads the
+        store open now: only the projector moves to a swapped-in store (`_current`), so the publisher
+        never reopens under a batch in hand; the swap carried the unsent rows over.
+        """
+        assert self._reader is not None, "connect() opens the store"
+        async with self._reader.transaction() as session:
+            rows = await session.fetch(_PENDING_RISKS)
+        return [(str(r[0]), CarrierDataChanged.model_validate_json(r[3])) for r in rows]
+
+    async def risk_published(self, event_id: str) -> None:
+        """Remove one published risk change from the outbox (of the store open now, as `pending_risks`)."""
+        db = self._db
+        assert db is not None, "connect() opens the store"
+        async with self._sqlite_write(db), db.transaction() as session:
+            await session.execute("DELETE FROM status_risk_outbox WHERE event_id = ?", (event_id,))
+
+    def _sqlite_write(self, db: Database) -> contextlib.AbstractAsyncContextManager[object]:
+        """SQLite: one write transaction of this process at a time. A batch's transaction may await a
+        dead letter's PubAck; the publisher's delete must wait on the loop for it, not block the loop in
+        SQLite's busy wait (the standard driver runs in the loop's thread). PostgreSQL: no wait.
+        """
+        return self._sqlite_writes if db.sqlite else contextlib.nullcontext()
+
+    async def outbox_rows(self, session: Session) -> list[tuple[Any, ...]]:
+        """Inside `exclusive`: the outbox as it is (a rebuild carries it into the store it swaps in)."""
+        return list(await session.fetch(_PENDING_RISKS))
+
+    async def adopt_outbox(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Add the live store's outbox rows (from `outbox_rows`) to this store's."""
+        if rows:
+            db = await self._current()
+            async with db.transaction() as session:
+                await session.execute_many(_ADD_RISK, rows)
 
     def _point_rows(self, points: Iterable[Point]) -> list[tuple[Any, ...]]:
         """History rows in `HISTORY` column order. The points of one outcome share their two times:

@@ -17,7 +17,7 @@ from litestar import Controller, Request, Response, get
 from litestar.params import QueryParameter
 
 from fmcsa_events.identifiers import DOT_PATTERN, SourceKey
-from fmcsa_events.models import CHANGE_KINDS_BY_SOURCE, ChangeKind
+from fmcsa_events.models import ChangeKind, change_kinds_of
 from fmcsa_gateway.auth import VIEWER, Caller
 from fmcsa_gateway.exports import (
     PAGE,
@@ -40,8 +40,9 @@ CHANGE_TABLE = flat_table(ChangeItem)
 
 def check_change_filters(source: SourceKey | None, kind: ChangeKind | None, since: datetime | None) -> bool:
     """Whether the filters can match anything: a kind of another source cannot (its page is empty, as for
-    any filter nothing matches). A naive time is refused as a 422 problem (the schema's date-time has a
-    zone, so only a hand-made call sends one).
+    any filter nothing matches; a derived kind such as `risk_changed` belongs to every source). A naive
+    time is refused as a 422 problem (the schema's date-time has a zone, so only a hand-made call sends
+    one).
     """
     if since is not None and since.tzinfo is None:
         raise ProblemError(
@@ -49,7 +50,7 @@ def check_change_filters(source: SourceKey | None, kind: ChangeKind | None, sinc
             "since must carry a time zone",
             errors=[FieldError(field="query.since", reason="needs a time zone")],
         )
-    return source is None or kind is None or kind in CHANGE_KINDS_BY_SOURCE[source]
+    return source is None or kind is None or kind in change_kinds_of(source)
 
 
 async def list_changes(
