@@ -88,10 +88,25 @@ def test_an_older_success_arriving_late_moves_nothing() -> None:
     assert p.carriers[DOT].risk == "yellow"
 
 
+def test_a_sources_first_success_is_a_baseline_even_when_it_moves_the_light() -> None:
+    """A registration's first round completes the record source by source: no alert for that."""
+    p = MemoryProjection()
+    csa = request(DOT, SourceKey.CSA, 0)
+    step(p, [csa, synced(csa, 1, summary=GREEN)])
+    authority, again = request(DOT, SourceKey.AUTHORITY, 5), request(DOT, SourceKey.AUTHORITY, 30)
+    assert step(p, [authority, synced(authority, 6, summary=authority_summary(500_000))]) == []
+    assert p.carriers[DOT].risk == "red"
+    [change] = step(p, [again, synced(again, 31, summary=authority_summary(1_000_000))])
+    assert (change.source, change.subject, change.before["light"]) == (SourceKey.AUTHORITY, "green", "red")  # type: ignore[index,call-overload]
+
+
 def test_two_sources_in_one_batch_name_the_newest_request() -> None:
     p = MemoryProjection()
-    first = request(DOT, SourceKey.CSA, 0)
-    step(p, [first, synced(first, 1, summary=GREEN)])
+    first, held = request(DOT, SourceKey.CSA, 0), request(DOT, SourceKey.AUTHORITY, 1)
+    step(
+        p,
+        [first, held, synced(first, 1, summary=GREEN), synced(held, 2, summary=authority_summary(1_000_000))],
+    )
     csa, authority = request(DOT, SourceKey.CSA, 10), request(DOT, SourceKey.AUTHORITY, 12)
     [change] = step(
         p,

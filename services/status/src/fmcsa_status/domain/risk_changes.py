@@ -13,7 +13,9 @@ light after. One fact per carrier and batch:
   request id). Its event id is `change:<request_id>:risk_changed:<light>`, so re-folding the same batch
   (a crash before the commit) makes the same fact;
 - a carrier with no record before the batch, or whose light was `unknown` (no fact the light reads),
-  gets none: the first light is a baseline, as a source's first fetch is;
+  gets none: the first light is a baseline, as a source's first fetch is; so does a move in a batch that
+  holds some source's first success for the carrier (a registration's first round of syncs completes the
+  record source by source: what that source says is new knowledge, not a change);
 - only the light counts: a red carrier that gains a second reason stays red and makes no fact.
 
 A light that moves and comes back within one batch makes none (the projector folds live events in
@@ -46,6 +48,8 @@ def risk_changes(
     for dot in sorted(carriers, key=int):
         after = carriers[dot]
         before = carrier_record(dot, {s: p for s in SourceKey if (p := loaded.get((dot, s))) is not None})
+        if _first_success(dot, loaded, pairs):
+            continue  # a baseline (module docstring)
         mover = _mover(dot, loaded, pairs)
         change = risk_change(before, after, mover)
         if change is not None:
@@ -94,3 +98,15 @@ def _mover(dot: str, loaded: Mapping[PairKey, Pair], pairs: Mapping[PairKey, Pai
         if best is None or pair.success_key > best[0]:
             best = (pair.success_key, pair)
     return best[1] if best is not None else None
+
+
+def _first_success(dot: str, loaded: Mapping[PairKey, Pair], pairs: Mapping[PairKey, Pair]) -> bool:
+    """Some source succeeded for the carrier in this batch for the first time."""
+    for source in SourceKey:
+        pair = pairs.get((dot, source))
+        if pair is None or pair.success_request_id is None:
+            continue
+        held = loaded.get((dot, source))
+        if held is None or held.success_request_id is None:
+            return True
+    return False
