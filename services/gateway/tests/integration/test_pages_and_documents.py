@@ -122,3 +122,39 @@ async def test_health_and_readiness(lone_gateway: Any) -> None:
     assert (await lone_gateway.client.get("/health")).json() == {"status": "ok"}
     ready = (await lone_gateway.client.get("/ready")).json()
     assert ready == {"status": "ready", "nats": True, "status_view": True}
+
+
+async def test_the_page_previews_a_csv_import_then_registers_it(
+    gateway: Any, bearer: Any, wait_until: Any
+) -> None:
+    """The preview is a dry run (counts, each refused row with its line and reason, nothing published);
+    `mode=register` imports as the API does. Admin only, like the API's import."""
+    admin, client = bearer(Role.ADMIN, "ada"), gateway.client
+    upload = {"file": ("companies.csv", b"dot_number,name\n7,Seven\n8,Eight\nabc,Bad\n8,Again\n", "text/csv")}
+
+    preview = await client.post("/ui/companies/import", files=upload, data={"mode": "preview"}, headers=admin)
+    assert preview.status_code == 200, preview.text
+    for needle in ('data-registered="no"', 'data-accepted="2"', 'data-duplicate="1"', 'data-invalid="1"'):
+        assert needle in preview.text
+    assert 'data-line="4"' in preview.text
+    assert 'data-new="8"' in preview.text
+    assert 'id="import-register"' in preview.text
+    assert (await client.get("/api/companies/8/status", headers=admin)).status_code == 404
+
+    done = await client.post("/ui/companies/import", files=upload, data={"mode": "register"}, headers=admin)
+    assert done.status_code == 200, done.text
+    assert 'data-registered="yes"' in done.text
+    assert 'data-accepted="2"' in done.text
+    assert done.headers["hx-trigger"] == "companies-changed"
+
+    async def registered() -> bool:
+        return (await client.get("/api/companies/8/status", headers=admin)).status_code == 200
+
+    await wait_until(registered, what="company 8 registered by the import", within_s=10)
+
+    empty = {"file": ("empty.csv", b"  \n", "text/csv")}
+    refused = await client.post("/ui/companies/import", files=empty, data={"mode": "preview"}, headers=admin)
+    assert refused.status_code == 422
+    assert "choose a CSV file" in refused.text
+    viewer = bearer(Role.VIEWER, "vic")
+    assert (await client.post("/ui/companies/import", files=upload, headers=viewer)).status_code == 403

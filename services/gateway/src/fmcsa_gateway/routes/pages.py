@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.datastructures import Cookie
+from litestar.datastructures import Cookie, UploadFile
 from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 from litestar.response import Template
 from pydantic import ValidationError
@@ -31,7 +31,7 @@ from fmcsa_gateway.panels import authority_panel, dollars
 from fmcsa_gateway.ports import PortsDep
 from fmcsa_gateway.problems import ProblemError
 from fmcsa_gateway.routes.carriers import Q_MAX, CarrierRecord, ViolationBasic, record_of
-from fmcsa_gateway.routes.companies import next_due_by_source, register_company
+from fmcsa_gateway.routes.companies import import_companies, next_due_by_source, plan_body, register_company
 from fmcsa_gateway.routes.schedules import put_schedule
 from fmcsa_gateway.routes.sync import trigger_sync
 from fmcsa_gateway.schemas import PutSchedule, RegisterCompany, TriggerSync
@@ -41,6 +41,8 @@ from fmcsa_status_view.risk import Light
 from fmcsa_status_view.rows import CarrierRow
 
 PAGE_SIZE = 25
+PREVIEW_ROWS = 20
+"""How many of the rows an import would register the preview lists (all the refused ones are listed)."""
 TIMELINE_SIZE = 50
 SOURCES = [s.value for s in SourceKey]
 LIGHTS = [light.value for light in Light]
@@ -472,3 +474,63 @@ class PagesController(Controller):
     async def pace(self, ports: PortsDep) -> Template:
         paces = await upstream_paces(ports.js, now=ports.clock())
         return Template(template_name="fragments/pace.html", context=_context(ports, paces=paces))
+
+
+class ImportPageController(Controller):
+    """`POST /ui/companies/import`: the page's CSV (or JSON) import, mounted beside the API's import
+    (`app.create_app`) for its larger body limit. `mode=preview` is a dry run: what the import would do now
+    (new, duplicate and refused rows, each refused row with its line and reason), nothing published;
+    `mode=register` imports as `POST /api/companies/import` does (the same function).
+    """
+
+    path = "/ui/companies/import"
+    include_in_schema = False
+
+    @post("/", guards=[ADMIN], status_code=200)
+    async def import_(self, ports: PortsDep, request: Request[Caller, Any, Any]) -> Template:
+        form = await request.form()
+        upload, register = form.get("file"), _form_text(form, "mode") == "register"
+        body = await upload.read() if isinstance(upload, UploadFile) else b""
+        if not body.strip():
+            return Template(
+                template_name="fragments/message.html",
+                context={"level": "error", "text": "choose a CSV file with lines of dot_number,name first"},
+                status_code=422,
+            )
+        name = (upload.filename or "").lower() if isinstance(upload, UploadFile) else ""
+        kind = "application/json" if name.endswith(".json") else "text/csv"
+        try:
+            if register:
+                result = await import_companies(ports, kind, body, request.user)
+            else:
+                plan = await plan_body(ports, kind, body)
+        except ProblemError as problem:
+            return Template(
+                template_name="fragments/message.html",
+                context={"level": "error", "text": problem.detail},
+                status_code=422,
+            )
+        if register:
+            return Template(
+                template_name="fragments/import.html",
+                context={
+                    "registered": True,
+                    "rows": result.rows,
+                    "accepted": result.accepted,
+                    "duplicate": result.duplicate,
+                    "invalid": result.invalid_rows,
+                    "preview": [],
+                },
+                headers={"HX-Trigger": "companies-changed"},
+            )
+        return Template(
+            template_name="fragments/import.html",
+            context={
+                "registered": False,
+                "rows": plan.rows,
+                "accepted": len(plan.accepted),
+                "duplicate": plan.duplicate,
+                "invalid": plan.invalid,
+                "preview": plan.accepted[:PREVIEW_ROWS],
+            },
+        )
