@@ -166,9 +166,11 @@
       source = null;
       signOut("Your token has expired: sign in with a new one.");
     });
+    // fell behind, or reconnected after more than the server keeps (Last-Event-ID): reload what is shown
     source.addEventListener("resync", function () {
       htmx.trigger(document.body, "companies-changed");
       later("summary");
+      if (carrierOfPath()) { showView(); }
     });
     source.onerror = function () { setLive(false); };  // EventSource reconnects by itself
     source.onopen = function () { setLive(true); };
