@@ -56,7 +56,7 @@ from fmcsa_gateway.routes.carriers import CarriersController
 from fmcsa_gateway.routes.changes import ChangesController
 from fmcsa_gateway.routes.companies import CompaniesController, ImportController
 from fmcsa_gateway.routes.events import EventsController
-from fmcsa_gateway.routes.pages import PagesController
+from fmcsa_gateway.routes.pages import ImportPageController, PagesController
 from fmcsa_gateway.routes.schedules import SchedulesController
 from fmcsa_gateway.routes.seed import SeedController
 from fmcsa_gateway.routes.sync import SyncController
@@ -286,9 +286,11 @@ def create_api(settings: Settings) -> GatewayApp:
         route_handlers=[
             asyncapi,
             CompaniesController,
-            # the import alone may send a large body; every other route has request_max_body_size below
+            # the imports (API, page) alone may send a large body; other routes: request_max_body_size below
             Router(
-                path="/", route_handlers=[ImportController], request_max_body_size=settings.import_max_bytes
+                path="/",
+                route_handlers=[ImportController, ImportPageController],
+                request_max_body_size=settings.import_max_bytes,
             ),
             ChangesController,
             CarriersController,

@@ -51,6 +51,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 PUBLIC_PATHS = [
     "^/$",
+    "^/carriers/[^/]+/?$",
     "^/health$",
     "^/ready$",
     "^/metrics$",
@@ -59,7 +60,8 @@ PUBLIC_PATHS = [
     "^/static/",
     "^/favicon.ico$",
 ]
-"""Paths that answer without a token: the page shell, probes, metrics and the API documents."""
+"""Paths that answer without a token: the page shell (at `/` and a carrier page's `/carriers/{dot}`),
+probes, metrics and the API documents."""
 
 
 @dataclass(frozen=True, slots=True)

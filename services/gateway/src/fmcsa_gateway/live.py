@@ -10,6 +10,11 @@ state on the server and restarts itself after a broker outage. It is a FastStrea
 gateway's one connection (`fmcsa_runtime.broker.SharedConnectionBroker`); the bodies are not decoded
 (the subject and the stream sequence are all a change needs), nothing is acked (an ordered consumer
 takes no acks).
+
+A page that reconnects resumes: its EventSource sends the id of the last change it got (`Last-Event-ID`,
+the stream sequence), and the feed first hands it the changes released since, from the newest
+`replay_size` it keeps in memory; when that id is older than what is kept (or than this gateway's start),
+the page gets one `resync` instead and reloads what it shows (`LiveFeed.subscribe`, `resume_from`).
 """
 
 from __future__ import annotations
@@ -83,6 +88,10 @@ class Subscription:
         except asyncio.QueueFull:
             self._lagged = True
 
+    def resync(self) -> None:
+        """Hand a `resync` next (the page reloads what it shows); changes before it are dropped."""
+        self._lagged = True
+
     async def next(self, timeout_s: float) -> Change | None:
         """The next change, `RESYNC` after an overflow, or None when nothing came within `timeout_s`."""
         if self._lagged and self._queue.empty():
@@ -99,6 +108,18 @@ async def _undecoded(message: StreamMessage[Msg]) -> bytes:
     return message.body
 
 
+def resume_from(recent: deque[Change], covered_after: int | None, last_id: int) -> list[Change] | None:
+    """The changes a page that last got `last_id` missed, or None when some may be gone (then it resyncs).
+
+    `recent` holds every change released after the stream sequence `covered_after`, oldest first;
+    `covered_after` None: nothing was released yet, so whether the page missed anything from before this
+    feed started cannot be told (None). Pure.
+    """
+    if covered_after is None or last_id < covered_after:
+        return None
+    return [change for change in recent if change.seq > last_id]
+
+
 class LiveFeed:
     """Fans the event stream out to subscribers, each change after the status view applied it."""
 
@@ -109,6 +130,7 @@ class LiveFeed:
         applied: AppliedPosition | None,
         view_wait_s: float,
         queue_size: int = 2000,
+        replay_size: int = 1000,
         poll_s: float = 0.05,
         on_change: ChangeListener | None = None,
     ) -> None:
@@ -119,6 +141,8 @@ class LiveFeed:
         self._queue_size = queue_size
         self._poll_s = poll_s
         self._subscribers: set[Subscription] = set()
+        self._recent: deque[Change] = deque(maxlen=replay_size)
+        self._covered_after: int | None = None  # every change released after it is in _recent
         self._pending: deque[tuple[float, Change]] = deque()
         self._arrived = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -192,12 +216,27 @@ class LiveFeed:
             return 0
 
     def _broadcast(self, change: Change) -> None:
+        if self._covered_after is None:
+            self._covered_after = change.seq - 1  # what came before this feed started is not kept
+        elif self._recent.maxlen is not None and len(self._recent) == self._recent.maxlen:
+            self._covered_after = self._recent[0].seq  # the oldest kept change is about to be dropped
+        self._recent.append(change)
         for subscriber in list(self._subscribers):
             subscriber.offer(change)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[Subscription]:
+    async def subscribe(self, last_id: int | None = None) -> AsyncIterator[Subscription]:
+        """A page's queue; with `last_id` (its `Last-Event-ID`), first the changes it missed since, or
+        one `resync` when some of them are no longer kept. No await between the replay and joining the
+        fan-out, so no change falls between them.
+        """
         subscription = Subscription(self._queue_size)
+        if last_id is not None:
+            missed = resume_from(self._recent, self._covered_after, last_id)
+            if missed is None:
+                subscription.resync()
+            for change in missed or []:
+                subscription.offer(change)
         self._subscribers.add(subscription)
         try:
             yield subscription

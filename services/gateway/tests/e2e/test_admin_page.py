@@ -3,7 +3,8 @@
 scheduler and the gateway, each its own process.
 
 Sign in with a token, register a company, trigger it, and watch its three badges turn to success
-without a reload (server-sent events); submit an invalid schedule and see the reason, then a valid one.
+without a reload (server-sent events); submit an invalid schedule and see the reason, then a valid one;
+import a CSV file: its preview shows the refused row, then it registers the new company.
 A screenshot is saved under `test-artifacts/` (FMCSA_TEST_ARTIFACTS overrides the folder).
 """
 
@@ -22,6 +23,7 @@ from fmcsa_runtime.tokens import Role, mint
 
 SECRET = "e2e-secret-of-the-admin-page-test-0123456789"
 DOT = "2847193"
+IMPORTED = "2847194"
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
 
@@ -135,6 +137,28 @@ async def test_sign_in_register_trigger_and_watch_the_badges_turn_green(
             await form.locator("button[type=submit]").click()
             await expect(page.locator('[data-saved="csa"]')).to_contain_text("saved by e2e-admin")
             await expect(page.locator('[data-field-error="csa"]')).to_have_count(0)
+
+            # a CSV import from the page: a preview (a dry run, each refused row with its line), then register
+            await page.set_input_files(
+                "#import-form input[type=file]",
+                files=[
+                    {
+                        "name": "more.csv",
+                        "mimeType": "text/csv",
+                        "buffer": f"dot_number,name\n{IMPORTED},Beta Lines\nabc,Bad\n{DOT},Again\n".encode(),
+                    }
+                ],
+            )
+            await page.click("#import-form button[value=preview]")
+            summary = page.locator("#import-summary")
+            await expect(summary).to_have_attribute("data-registered", "no")
+            await expect(summary).to_have_attribute("data-accepted", "1")
+            await expect(summary).to_have_attribute("data-duplicate", "1")
+            await expect(summary.locator('tr[data-line="3"]')).to_contain_text("abc")
+            await expect(page.locator(f"#row-{IMPORTED}")).to_have_count(0)
+            await page.click("#import-register")
+            await expect(summary).to_have_attribute("data-registered", "yes")
+            await expect(page.locator(f"#row-{IMPORTED}")).to_be_visible(timeout=15_000)
 
             await page.screenshot(path=str(artifacts / "gateway-admin-page.png"), full_page=True)
         finally:

@@ -27,6 +27,7 @@ class Case:
     json: Any = None
     form: dict[str, str] | None = None
     csv: str | None = None
+    upload: str | None = None  # a multipart `file` holding this CSV (the page's import)
     registered: bool = False  # the DOT must be registered (and seen by the view) first
     headers: dict[str, str] = field(default_factory=dict)
     prepare: str | None = None  # "rule": alert rule matrix-<dot> exists; "delivery": delivery <dot> exists
@@ -43,6 +44,8 @@ class Case:
         if self.csv is not None:
             request["content"] = self.csv.format(dot=dot)
             request["headers"] = {"content-type": "text/csv"}
+        if self.upload is not None:
+            request["files"] = {"file": ("companies.csv", self.upload.format(dot=dot).encode(), "text/csv")}
         return request
 
 
@@ -82,6 +85,7 @@ MUTATING = [
     Case("PUT", "/api/schedules/violations", Role.ADMIN, json={"interval_minutes": 90, "enabled": True}),
     Case("POST", "/api/sync/intervals/{type}", Role.ADMIN, json={"intervalMinutes": 90}),
     Case("POST", "/ui/companies", Role.ADMIN, form={"dot_number": "{dot}"}),
+    Case("POST", "/ui/companies/import", Role.ADMIN, form={"mode": "register"}, upload="dot_number\n{dot}\n"),
     Case("POST", "/ui/sync/trigger", Role.OPERATOR, form={"dot_number": "{dot}"}, registered=True),
     Case("POST", "/ui/session", Role.VIEWER),
     Case("DELETE", "/ui/session", Role.VIEWER),
@@ -120,6 +124,8 @@ READS = [
     "/ui/companies",
     "/ui/companies/123",
     "/ui/companies/123/row",
+    "/ui/carriers/123",
+    "/ui/carriers/123/violations",
     "/ui/schedules",
     "/ui/scheduler",
     "/api/alert-rules",

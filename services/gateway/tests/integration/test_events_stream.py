@@ -60,3 +60,27 @@ async def test_the_stream_needs_a_viewer_token_or_the_read_cookie(served_gateway
             assert stream.status_code == 200
             kind, _ = await anext(sse_events(stream))
             assert kind == "hello"
+
+
+async def test_a_page_that_reconnects_gets_what_it_missed_from_its_last_event_id(
+    served_gateway: Any, bearer: Any
+) -> None:
+    """The EventSource sends the last change's id (its stream sequence) as `Last-Event-ID` when it
+    reconnects: the stream starts with the changes made while it was away."""
+    admin = bearer(Role.ADMIN, "watcher")
+    async with httpx.AsyncClient(base_url=served_gateway.url, timeout=30) as client:
+        async with client.stream("GET", "/api/events", headers=admin) as stream:
+            events = sse_events(stream)
+            assert (await anext(events))[0] == "hello"
+            assert (await client.post("/api/companies", json={"dot_number": "401"}, headers=admin)).is_success
+            kind, seen = await anext(events)
+            assert (kind, seen["dot"]) == ("change", "401")
+        # away: a change happens meanwhile
+        assert (await client.post("/api/companies", json={"dot_number": "402"}, headers=admin)).is_success
+        resumed = {**admin, "Last-Event-ID": str(seen["seq"])}
+        async with client.stream("GET", "/api/events", headers=resumed) as stream:
+            events = sse_events(stream)
+            assert (await anext(events))[0] == "hello"
+            kind, missed = await anext(events)
+            assert (kind, missed["type"], missed["dot"]) == ("change", "company_registered", "402")
+            assert missed["seq"] > seen["seq"]

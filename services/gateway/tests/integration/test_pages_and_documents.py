@@ -88,10 +88,14 @@ async def test_fragments_render_for_a_viewer(lone_gateway: Any, bearer: Any) -> 
     for path, needle in [
         ("/ui/summary", "companies"),
         ("/ui/companies", "No company yet."),
-        ("/ui/companies?dot=12", "no company 12 is known"),
-        ("/ui/companies?dot=1%27%20OR%201%3D1", "DOT number is 1 to 8 digits"),
+        ("/ui/companies?q=12", "no company matches 12"),
+        ("/ui/companies?q=mc-123456", "no company matches mc-123456"),
+        ("/ui/companies?q=1%27%20OR%201%3D1", "no company matches 1&#39; OR 1=1"),
+        ("/ui/companies?risk=purple", "risk must be one of red, yellow, green, unknown"),
+        ("/ui/companies?risk=red", "No company matches."),
         ("/ui/companies?cursor=garbage", "No company yet."),
         ("/ui/companies/12", "No company 12 is known yet."),
+        ("/ui/carriers/12", "No carrier 12 is known"),
         ("/ui/schedules", 'id="schedule-csa"'),
         ("/ui/scheduler", "No scheduler has reported yet."),
     ]:
@@ -99,9 +103,58 @@ async def test_fragments_render_for_a_viewer(lone_gateway: Any, bearer: Any) -> 
         assert answer.status_code == 200, (path, answer.text)
         assert needle in answer.text, (path, answer.text)
     assert (await lone_gateway.client.get("/ui/companies/12/row", headers=viewer)).status_code == 404
+    assert (await lone_gateway.client.get("/ui/carriers/12/violations", headers=viewer)).status_code == 404
+    assert (await lone_gateway.client.get("/ui/carriers/x1", headers=viewer)).status_code == 422
+
+
+async def test_the_carrier_page_shell_is_public_at_its_own_url(lone_gateway: Any) -> None:
+    """`/carriers/{dot}` answers the page shell without a token (the page asks for one), for a
+    canonical DOT; anything else there is a 404. The shell holds no data."""
+    shell = await lone_gateway.client.get("/carriers/0012")
+    assert shell.status_code == 200
+    assert 'data-carrier="12"' in shell.text
+    assert 'id="sign-in"' in shell.text
+    assert (await lone_gateway.client.get("/carriers/abc")).status_code == 404
+    assert (await lone_gateway.client.get("/ui/carriers/12")).status_code == 401
 
 
 async def test_health_and_readiness(lone_gateway: Any) -> None:
     assert (await lone_gateway.client.get("/health")).json() == {"status": "ok"}
     ready = (await lone_gateway.client.get("/ready")).json()
     assert ready == {"status": "ready", "nats": True, "status_view": True}
+
+
+async def test_the_page_previews_a_csv_import_then_registers_it(
+    gateway: Any, bearer: Any, wait_until: Any
+) -> None:
+    """The preview is a dry run (counts, each refused row with its line and reason, nothing published);
+    `mode=register` imports as the API does. Admin only, like the API's import."""
+    admin, client = bearer(Role.ADMIN, "ada"), gateway.client
+    upload = {"file": ("companies.csv", b"dot_number,name\n7,Seven\n8,Eight\nabc,Bad\n8,Again\n", "text/csv")}
+
+    preview = await client.post("/ui/companies/import", files=upload, data={"mode": "preview"}, headers=admin)
+    assert preview.status_code == 200, preview.text
+    for needle in ('data-registered="no"', 'data-accepted="2"', 'data-duplicate="1"', 'data-invalid="1"'):
+        assert needle in preview.text
+    assert 'data-line="4"' in preview.text
+    assert 'data-new="8"' in preview.text
+    assert 'id="import-register"' in preview.text
+    assert (await client.get("/api/companies/8/status", headers=admin)).status_code == 404
+
+    done = await client.post("/ui/companies/import", files=upload, data={"mode": "register"}, headers=admin)
+    assert done.status_code == 200, done.text
+    assert 'data-registered="yes"' in done.text
+    assert 'data-accepted="2"' in done.text
+    assert done.headers["hx-trigger"] == "companies-changed"
+
+    async def registered() -> bool:
+        return (await client.get("/api/companies/8/status", headers=admin)).status_code == 200
+
+    await wait_until(registered, what="company 8 registered by the import", within_s=10)
+
+    empty = {"file": ("empty.csv", b"  \n", "text/csv")}
+    refused = await client.post("/ui/companies/import", files=empty, data={"mode": "preview"}, headers=admin)
+    assert refused.status_code == 422
+    assert "choose a CSV file" in refused.text
+    viewer = bearer(Role.VIEWER, "vic")
+    assert (await client.post("/ui/companies/import", files=upload, headers=viewer)).status_code == 403

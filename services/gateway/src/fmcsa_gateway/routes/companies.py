@@ -173,7 +173,7 @@ async def import_companies(ports: Ports, content_type: str, body: bytes, caller:
     """Read a JSON list or CSV text, publish one CompanyRegistered per new company, count the rest."""
     if not body.strip():
         raise ProblemError(422, "the import is empty", errors=[FieldError(field="body", reason="empty")])
-    plan = await _plan(ports, content_type, body)
+    plan = await plan_body(ports, content_type, body)
     published = await ports.commands.register_many(plan.accepted, by=caller.subject)
     if published:
         await shown(ports, max(each.seq for each in published))
@@ -199,7 +199,8 @@ def plan_upload(content_type: str, body: bytes, *, registered: frozenset[str], m
     return plan_import(csv_rows(text), registered=registered, max_rows=max_rows)
 
 
-async def _plan(ports: Ports, content_type: str, body: bytes) -> ImportPlan:
+async def plan_body(ports: Ports, content_type: str, body: bytes) -> ImportPlan:
+    """What importing `body` would do now (the page's preview: nothing is published)."""
     registered = frozenset([dot async for dot in registered_dots(ports.view)])
     try:
         return await anyio.to_thread.run_sync(

@@ -6,6 +6,11 @@ it; `event: resync` asks the page to reload what it shows (it fell behind); a co
 The stream ends when the token that opened it expires (an `expired` event, then the end): a token's
 lifetime bounds what it can read, however long the connection stays open. The EventSource then
 reconnects with the same cookie and is refused (401), and the page asks for a new token.
+
+A reconnect resumes: each change's SSE `id` is its stream sequence, the EventSource sends the last one it
+got as `Last-Event-ID`, and the stream starts with the changes missed since, or with one `resync` when
+they are no longer all kept (`fmcsa_gateway.live`). A `Last-Event-ID` that is not a whole number of at
+most 20 digits is ignored (the connection starts afresh, as without one).
 """
 
 from __future__ import annotations
@@ -25,10 +30,18 @@ from fmcsa_gateway.ports import PortsDep
 from fmcsa_gateway.problems import problem_specs
 
 
-async def changes(ports: PortsDep, *, expires_at: datetime) -> AsyncIterator[ServerSentEventMessage]:
+def last_event_id(value: str | None) -> int | None:
+    """The stream sequence a reconnecting EventSource got last, or None (absent or not a sequence)."""
+    text = (value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
+
+
+async def changes(
+    ports: PortsDep, *, expires_at: datetime, last_id: int | None = None
+) -> AsyncIterator[ServerSentEventMessage]:
     # a monotonic deadline: a wall clock stepped back must not stretch the token's life
     deadline = time.monotonic() + (expires_at - datetime.now(UTC)).total_seconds()
-    async with ports.feed.subscribe() as subscription:
+    async with ports.feed.subscribe(last_id) as subscription:
         position = await ports.view.applied_position()
         yield ServerSentEventMessage(event="hello", data=json.dumps({"position": position}), retry=2000)
         while True:
@@ -54,6 +67,8 @@ class EventsController(Controller):
     @get("/", guards=[VIEWER], responses=problem_specs(401))
     async def events(self, ports: PortsDep, request: Request[Caller, RoleToken, Any]) -> ServerSentEvent:
         """A text/event-stream of status changes (`hello`, then `change` and `resync` events); it ends
-        with an `expired` event when the token that opened it expires.
+        with an `expired` event when the token that opened it expires. With `Last-Event-ID` (a reconnect),
+        the changes missed since that id come first, or one `resync` when they are no longer kept.
         """
-        return ServerSentEvent(changes(ports, expires_at=request.auth.exp))
+        last_id = last_event_id(request.headers.get("last-event-id"))
+        return ServerSentEvent(changes(ports, expires_at=request.auth.exp, last_id=last_id))

@@ -13,30 +13,40 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.datastructures import Cookie
+from litestar.datastructures import Cookie, UploadFile
 from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 from litestar.response import Template
 from pydantic import ValidationError
 
 from fmcsa_events.identifiers import InvalidDotNumber, SourceKey, parse_dot
 from fmcsa_events.lag import Lag, stream_lag
+from fmcsa_events.text import has_control_characters
 from fmcsa_gateway.auth import ADMIN, COOKIE_PATH, OPERATOR, TOKEN_COOKIE, VIEWER, Caller, RoleToken
 from fmcsa_gateway.bus_state import current_schedules, scheduler_status, upstream_paces
 from fmcsa_gateway.chart import outcome_chart, trend_chart
 from fmcsa_gateway.panels import authority_panel, dollars
 from fmcsa_gateway.ports import PortsDep
 from fmcsa_gateway.problems import ProblemError
-from fmcsa_gateway.routes.companies import next_due_by_source, register_company
+from fmcsa_gateway.routes.carriers import Q_MAX, CarrierRecord, ViolationBasic, record_of
+from fmcsa_gateway.routes.companies import import_companies, next_due_by_source, plan_body, register_company
 from fmcsa_gateway.routes.schedules import put_schedule
 from fmcsa_gateway.routes.sync import trigger_sync
 from fmcsa_gateway.schemas import PutSchedule, RegisterCompany, TriggerSync
+from fmcsa_status_view.models import CompanyStatus
 from fmcsa_status_view.query import InvalidCursor
+from fmcsa_status_view.risk import Light
+from fmcsa_status_view.rows import CarrierRow
 
 PAGE_SIZE = 25
+PREVIEW_ROWS = 20
+"""How many of the rows an import would register the preview lists (all the refused ones are listed)."""
 TIMELINE_SIZE = 50
 SOURCES = [s.value for s in SourceKey]
+LIGHTS = [light.value for light in Light]
+BASICS = [basic.value for basic in ViolationBasic]
 
 
 def ago(moment: datetime | None, now: datetime) -> str:
@@ -148,40 +158,88 @@ class PagesController(Controller):
             context=_context(ports, summary=view, chart=chart, lag=lag),
         )
 
+    @get("/carriers/{dot:str}")
+    async def carrier_page(self, dot: Annotated[str, PathParameter(max_length=64)]) -> Template:
+        """The carrier page's shell (public, no data, like `/`): the page signs in, then asks
+        `/ui/carriers/{dot}` for the carrier; the URL can be shared and reloaded.
+        """
+        try:
+            number = parse_dot(dot)
+        except InvalidDotNumber as error:
+            raise ProblemError(404, str(error)) from None
+        return Template(template_name="index.html", context={"sources": SOURCES, "carrier": number})
+
     @get("/ui/companies", guards=[VIEWER])
     async def companies(
         self,
         ports: PortsDep,
         failing: FromQuery[bool] = False,
-        dot: Annotated[str, QueryParameter(max_length=64)] = "",
+        q: Annotated[str, QueryParameter(max_length=Q_MAX)] = "",
+        risk: Annotated[str, QueryParameter(max_length=16)] = "",
         cursor: Annotated[str, QueryParameter(max_length=512)] = "",
     ) -> Template:
+        """The company list: every registered company, or those whose carrier record matches `q` (a DOT
+        number, a docket number or the start of the legal name: `GET /api/carriers?q=`), each row with
+        its risk light; `risk` keeps one light, `failing` the failing companies.
+        """
         message = None
-        items: list[Any] = []
+        text = q.strip()
+        light = risk if risk in LIGHTS else None
+        records: dict[str, CarrierRow] = {}
+        items: list[CompanyStatus] = []
         next_cursor = None
-        if dot.strip():
+        if risk and light is None:
+            message = f"risk must be one of {', '.join(LIGHTS)}"
+        elif text and has_control_characters(text):
+            message = "the search text must not hold control characters"
+        elif text:
             try:
-                number = parse_dot(dot.strip())
-            except InvalidDotNumber as error:
-                message = str(error)
-            else:
-                company = await ports.view.company_status(number)
-                items = [company] if company is not None else []
-                message = None if items else f"no company {number} is known"
+                found = await ports.view.search_carriers(
+                    q=text, risk=light, limit=PAGE_SIZE, cursor=cursor or None
+                )
+            except InvalidCursor:
+                found = await ports.view.search_carriers(q=text, risk=light, limit=PAGE_SIZE)
+            records = {row.dot: row for row in found.items}
+            next_cursor = found.next_cursor
+            for number in records:
+                if (company := await ports.view.company_status(number)) is not None:
+                    items.append(company)
+            if not items and light in (None, Light.UNKNOWN.value):
+                # a registered company no source has succeeded for has no record yet: its DOT finds it
+                try:
+                    number = parse_dot(text)
+                except InvalidDotNumber:
+                    pass
+                else:
+                    if (company := await ports.view.company_status(number)) is not None:
+                        items = [company]
+            if failing:
+                items = [company for company in items if company.failing]
+            message = None if items else f"no company matches {text}"
         else:
             try:
                 page = await ports.view.list_companies(
-                    failing=True if failing else None, limit=PAGE_SIZE, cursor=cursor or None
+                    failing=True if failing else None, risk=light, limit=PAGE_SIZE, cursor=cursor or None
                 )
             except InvalidCursor:
-                page = await ports.view.list_companies(failing=True if failing else None, limit=PAGE_SIZE)
+                page = await ports.view.list_companies(
+                    failing=True if failing else None, risk=light, limit=PAGE_SIZE
+                )
             items, next_cursor = list(page.items), page.next_cursor
+        for company in items:
+            if company.dot not in records and (row := await ports.view.carrier(company.dot)) is not None:
+                records[company.dot] = row
+        filters = {"failing": "true" if failing else "false", "q": text, "risk": light or ""}
         context = _context(
             ports,
             companies=items,
+            records=records,
             next_cursor=next_cursor,
             failing=failing,
-            dot=dot.strip(),
+            q=text,
+            risk=light,
+            filters=urlencode({k: v for k, v in filters.items() if v}),
+            export_filters=urlencode({k: v for k, v in filters.items() if k != "q" and v != "false" and v}),
             paged=bool(cursor),
             message=message,
         )
@@ -195,7 +253,86 @@ class PagesController(Controller):
             raise ProblemError(422, str(error)) from None
         if company is None:
             raise ProblemError(404, f"no company {dot} is known")
-        return Template(template_name="fragments/row.html", context=_context(ports, company=company))
+        record = await ports.view.carrier(company.dot)
+        return Template(
+            template_name="fragments/row.html",
+            context=_context(ports, company=company, records={company.dot: record} if record else {}),
+        )
+
+    @get("/ui/carriers/{dot:str}", guards=[VIEWER])
+    async def carrier(self, ports: PortsDep, dot: Annotated[str, PathParameter(max_length=64)]) -> Template:
+        """The carrier page's content: the facts first (name, USDOT status, the risk light and its reasons,
+        authority and insurance, rating, OOS rates beside the national averages), then the BASICs and
+        their trend, the violations (a fragment of their own), the changes and each source's sync state.
+        """
+        try:
+            row = await record_of(ports, dot)
+        except ProblemError as problem:
+            if problem.status_code != 404:
+                raise
+            return Template(
+                template_name="fragments/carrier.html",
+                context=_context(ports, dot=parse_dot(dot), record=None, company=None),
+            )
+        company = await ports.view.company_status(row.dot)
+        changes = await ports.view.changes(dot=row.dot, limit=TIMELINE_SIZE)
+        history = await ports.view.history(row.dot, source=SourceKey.CSA)
+        context = _context(
+            ports,
+            dot=row.dot,
+            record=CarrierRecord.of(row),
+            company=company,
+            dollars=dollars,
+            due=await next_due_by_source(ports, company) if company is not None else {},
+            changes=list(changes.items),
+            more_changes=changes.next_cursor is not None,
+            trend=trend_chart(
+                (s.subject, [(p.as_of, p.values.get("percentile")) for p in s.points]) for s in history
+            ),
+            shown_change=shown_change,
+        )
+        return Template(template_name="fragments/carrier.html", context=context)
+
+    @get("/ui/carriers/{dot:str}/violations", guards=[VIEWER])
+    async def carrier_violations(
+        self,
+        ports: PortsDep,
+        dot: Annotated[str, PathParameter(max_length=64)],
+        basic: Annotated[str, QueryParameter(max_length=32)] = "",
+        oos: Annotated[str, QueryParameter(max_length=8)] = "",
+        cursor: Annotated[str, QueryParameter(max_length=512)] = "",
+    ) -> Template:
+        """A carrier's violation rows, newest inspection first, filtered by BASIC and OOS, paged."""
+        row = await record_of(ports, dot)
+        message = None
+        if basic and basic not in BASICS:
+            message, basic = f"basic must be one of {', '.join(BASICS)}", ""
+        flag = {"true": True, "false": False}.get(oos)
+        if flag is None:
+            oos = ""
+        try:
+            page = await ports.view.carrier_violations(
+                row.dot, basic=basic or None, oos=flag, limit=PAGE_SIZE, cursor=cursor or None
+            )
+        except InvalidCursor:
+            page = await ports.view.carrier_violations(
+                row.dot, basic=basic or None, oos=flag, limit=PAGE_SIZE
+            )
+        filters = {"basic": basic, "oos": oos}
+        context = _context(
+            ports,
+            dot=row.dot,
+            violations=list(page.items),
+            next_cursor=page.next_cursor,
+            complete=(row.violations or {}).get("complete"),
+            basics=BASICS,
+            basic=basic,
+            oos=oos,
+            filters=urlencode({k: v for k, v in filters.items() if v}),
+            paged=bool(cursor),
+            message=message,
+        )
+        return Template(template_name="fragments/violations.html", context=context)
 
     @get("/ui/companies/{dot:str}", guards=[VIEWER])
     async def detail(self, ports: PortsDep, dot: Annotated[str, PathParameter(max_length=64)]) -> Template:
@@ -337,3 +474,63 @@ class PagesController(Controller):
     async def pace(self, ports: PortsDep) -> Template:
         paces = await upstream_paces(ports.js, now=ports.clock())
         return Template(template_name="fragments/pace.html", context=_context(ports, paces=paces))
+
+
+class ImportPageController(Controller):
+    """`POST /ui/companies/import`: the page's CSV (or JSON) import, mounted beside the API's import
+    (`app.create_app`) for its larger body limit. `mode=preview` is a dry run: what the import would do now
+    (new, duplicate and refused rows, each refused row with its line and reason), nothing published;
+    `mode=register` imports as `POST /api/companies/import` does (the same function).
+    """
+
+    path = "/ui/companies/import"
+    include_in_schema = False
+
+    @post("/", guards=[ADMIN], status_code=200)
+    async def import_(self, ports: PortsDep, request: Request[Caller, Any, Any]) -> Template:
+        form = await request.form()
+        upload, register = form.get("file"), _form_text(form, "mode") == "register"
+        body = await upload.read() if isinstance(upload, UploadFile) else b""
+        if not body.strip():
+            return Template(
+                template_name="fragments/message.html",
+                context={"level": "error", "text": "choose a CSV file with lines of dot_number,name first"},
+                status_code=422,
+            )
+        name = (upload.filename or "").lower() if isinstance(upload, UploadFile) else ""
+        kind = "application/json" if name.endswith(".json") else "text/csv"
+        try:
+            if register:
+                result = await import_companies(ports, kind, body, request.user)
+            else:
+                plan = await plan_body(ports, kind, body)
+        except ProblemError as problem:
+            return Template(
+                template_name="fragments/message.html",
+                context={"level": "error", "text": problem.detail},
+                status_code=422,
+            )
+        if register:
+            return Template(
+                template_name="fragments/import.html",
+                context={
+                    "registered": True,
+                    "rows": result.rows,
+                    "accepted": result.accepted,
+                    "duplicate": result.duplicate,
+                    "invalid": result.invalid_rows,
+                    "preview": [],
+                },
+                headers={"HX-Trigger": "companies-changed"},
+            )
+        return Template(
+            template_name="fragments/import.html",
+            context={
+                "registered": False,
+                "rows": plan.rows,
+                "accepted": len(plan.accepted),
+                "duplicate": plan.duplicate,
+                "invalid": plan.invalid,
+                "preview": plan.accepted[:PREVIEW_ROWS],
+            },
+        )

@@ -98,6 +98,7 @@
     signIn.hidden = true;
     app.hidden = false;
     htmx.trigger(document.body, "signed-in");
+    showView();
     // the deliveries, the scheduler and the upstream pace refresh every 10 s while signed in ("tick from:body")
     if (!ticker) { ticker = setInterval(function () { htmx.trigger(document.body, "tick"); }, 10000); }
     connect();
@@ -132,6 +133,10 @@
       if (row) { htmx.ajax("GET", "/ui/companies/" + dot + "/row", { target: row, swap: "outerHTML" }); }
       const detail = document.getElementById("detail-" + dot);
       if (detail) { htmx.ajax("GET", "/ui/companies/" + dot, { target: "#detail", swap: "innerHTML" }); }
+      const carrier = document.getElementById("carrier-" + dot);
+      if (carrier && !document.getElementById("carrier-view").hidden) {
+        htmx.ajax("GET", "/ui/carriers/" + dot, { target: "#carrier", swap: "innerHTML" });
+      }
     }
   }
 
@@ -161,13 +166,44 @@
       source = null;
       signOut("Your token has expired: sign in with a new one.");
     });
+    // fell behind, or reconnected after more than the server keeps (Last-Event-ID): reload what is shown
     source.addEventListener("resync", function () {
       htmx.trigger(document.body, "companies-changed");
       later("summary");
+      if (carrierOfPath()) { showView(); }
     });
     source.onerror = function () { setLive(false); };  // EventSource reconnects by itself
     source.onopen = function () { setLive(true); };
   }
+
+  // The carrier page is this same shell at /carriers/<DOT> (the server answers it for a reload or a shared
+  // link; the token is asked for again, as on /). Signed in, links between the list and a carrier page
+  // switch the view in place and keep the URL in the history, so the token in memory is kept.
+  function carrierOfPath() {
+    const match = /^\/carriers\/([0-9]{1,8})\/?$/.exec(window.location.pathname);
+    return match ? match[1] : null;
+  }
+
+  function showView() {
+    const dot = carrierOfPath();
+    document.getElementById("carrier-view").hidden = !dot;
+    document.getElementById("admin-view").hidden = !!dot;
+    document.title = dot ? "Carrier " + dot + " · fmcsa-sync" : "fmcsa-sync";
+    if (dot && current) {
+      document.getElementById("carrier").replaceChildren();
+      htmx.ajax("GET", "/ui/carriers/" + dot, { target: "#carrier", swap: "innerHTML" });
+    }
+  }
+
+  document.body.addEventListener("click", function (event) {
+    const link = event.target.closest("a[data-carrier], a[data-nav]");
+    if (!link || !current || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) { return; }
+    event.preventDefault();
+    window.history.pushState({}, "", link.getAttribute("href"));
+    showView();
+    window.scrollTo(0, 0);
+  });
+  window.addEventListener("popstate", showView);
 
   document.getElementById("sign-in-form").addEventListener("submit", async function (event) {
     event.preventDefault();
