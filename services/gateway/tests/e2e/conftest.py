@@ -105,8 +105,10 @@ def chromium(browser_path: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def artifacts() -> Path:
-    """Where screenshots go: `test-artifacts/` at the root (git-ignored), or FMCSA_TEST_ARTIFACTS."""
-    folder = Path(os.environ.get("FMCSA_TEST_ARTIFACTS") or ROOT / "test-artifacts")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: FMCSA_TEST_ARTIFACTS, else a folder of pytest's temporary tree (a test never
+    writes into the working tree; `./fmcsa screenshots` sets the variable and copies the README's)."""
+    configured = os.environ.get("FMCSA_TEST_ARTIFACTS")
+    folder = Path(configured) if configured else tmp_path_factory.getbasetemp() / "artifacts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -5,7 +5,7 @@ scheduler and the gateway, each its own process.
 Sign in with a token, register a company, trigger it, and watch its three badges turn to success
 without a reload (server-sent events); submit an invalid schedule and see the reason, then a valid one;
 import a CSV file: its preview shows the refused row, then it registers the new company.
-A screenshot is saved under `test-artifacts/` (FMCSA_TEST_ARTIFACTS overrides the folder).
+A screenshot is saved in the `artifacts` folder (pytest's temporary tree, or FMCSA_TEST_ARTIFACTS).
 """
 
 from __future__ import annotations

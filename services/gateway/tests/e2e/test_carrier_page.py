@@ -8,8 +8,8 @@ and its reasons, authority, OOS rates beside the national averages) and does aga
 violations filter by out-of-service; the page and the company list never scroll sideways; searching the
 list by name prefix and by docket finds the carrier, with its risk light, and the risk filter keeps or
 drops it; its link opens the carrier page in place; and axe-core, injected into each page, reports no
-serious or critical violation. Screenshots are saved under `test-artifacts/` (FMCSA_TEST_ARTIFACTS
-overrides the folder).
+serious or critical violation. Screenshots go to the `artifacts` folder (pytest's temporary tree, or
+FMCSA_TEST_ARTIFACTS); `./fmcsa screenshots` copies two of them into docs/screenshots/ for the README.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ against every service started by `fmcsa_cli.launcher.Launcher` with the sandbox 
 sandbox's data version is bumped and the company synced again from the page: without a reload the
 timeline shows Unsafe Driving's percentile 45 -> 58 and its alert starting, and the chart's point of
 that BASIC is redrawn at 58 (csa's as-of is the month the snapshot was seen in, so a bump within one
-month replaces the month's point). A screenshot is saved under `test-artifacts/`.
+month replaces the month's point). A screenshot is saved in the `artifacts` folder.
 """
 
 from __future__ import annotations

@@ -191,6 +191,35 @@ def pytest_defaults(args: list[str], environ: Mapping[str, str]) -> list[str]:
     return defaults
 
 
+SCREENSHOTS = {
+    "gateway-carrier-page-desktop.png": "carrier-page.png",
+    "gateway-carrier-page-phone.png": "carrier-page-phone.png",
+}
+"""The browser test's screenshots the README shows, and their names under docs/screenshots/."""
+
+
+@app.command()
+def screenshots() -> None:
+    """Regenerate the README's screenshots of the carrier page (docs/screenshots/): runs the carrier page's
+    browser test (tests/e2e/test_carrier_page.py, Debian's Chromium) with FMCSA_TEST_ARTIFACTS set to a
+    temporary folder, then copies its desktop and phone screenshots in.
+    """
+    import shutil
+    import tempfile
+
+    target = Path("docs") / "screenshots"  # ./fmcsa runs from the repository root
+    with tempfile.TemporaryDirectory(prefix="fmcsa-shots-") as folder:
+        test = "services/gateway/tests/e2e/test_carrier_page.py"
+        command = [sys.executable, "-m", "pytest", "-n", "0", "-q", "-p", "no:cacheprovider", test]
+        code = subprocess.call(command, env={**os.environ, "FMCSA_TEST_ARTIFACTS": folder})
+        if code != 0:
+            raise typer.Exit(code)
+        target.mkdir(parents=True, exist_ok=True)
+        for made, kept in SCREENSHOTS.items():
+            shutil.copyfile(Path(folder) / made, target / kept)
+            typer.echo(f"wrote {target / kept}")
+
+
 @app.command()
 def token(
     role: Annotated[Role, typer.Option(help="viewer, operator or admin")] = Role.VIEWER,
