@@ -70,6 +70,20 @@ class SourceKey(StrEnum):
     AUTHORITY = "authority"
 
 
+class Basic(StrEnum):
+    """The BASIC a violation counts toward, as the violations source keys it from the dataset's
+    `basic_desc` label and as its summary rows (and so the carrier record and its API) name it.
+    """
+
+    UNSAFE_DRIVING = "unsafe_driving"
+    HOS_COMPLIANCE = "hos_compliance"
+    DRIVER_FITNESS = "driver_fitness"
+    DRUGS_ALCOHOL = "drugs_alcohol"
+    VEHICLE_MAINTENANCE = "vehicle_maintenance"
+    HAZMAT_COMPLIANCE = "hazmat_compliance"
+    CRASH_INDICATOR = "crash_indicator"
+
+
 class InvalidSource(ValueError):
     """A value that is not one of the source keys was offered as a source."""
 

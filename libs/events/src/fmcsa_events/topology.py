@@ -315,3 +315,17 @@ def _differs(have: object, wanted: object, fields: tuple[str, ...]) -> bool:
         elif want != got:
             return True
     return False
+
+
+async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:
+    """The keys a KV bucket holds now, sorted, from its stream's subjects in one call (no watcher, which
+    needs a consumer); none when the bucket does not exist yet. A key deleted or purged may still be
+    listed: read each with a direct get and skip the ones gone.
+    """
+    prefix = f"$KV.{bucket}."
+    try:
+        info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
+    except NotFoundError:
+        return []
+    subjects = (info.state.subjects or {}) if info.state is not None else {}
+    return sorted(subject[len(prefix) :] for subject in subjects)

@@ -37,7 +37,7 @@ from fmcsa_events.scheduler_status import SCHEDULER_STATUS_KEY
 from fmcsa_events.scheduler_status import SchedulerStatus as SchedulerStatusDocument
 from fmcsa_events.schedules import default_interval_minutes
 from fmcsa_events.subjects import schedule_changed
-from fmcsa_events.topology import EVENTS_STREAM, PACE_BUCKET, PACE_REPLICAS_BUCKET
+from fmcsa_events.topology import EVENTS_STREAM, PACE_BUCKET, PACE_REPLICAS_BUCKET, bucket_keys
 from fmcsa_gateway.schemas import Schedule, SchedulerStatus, UpstreamPace
 
 log = structlog.get_logger(__name__)
@@ -162,16 +162,6 @@ def _status_from(document: SchedulerStatusDocument, *, now: datetime) -> Schedul
     )
 
 
-async def _keys(js: JetStreamContext, bucket: str) -> list[str]:
-    prefix = f"$KV.{bucket}."
-    try:
-        info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
-    except NotFoundError:
-        return []
-    subjects = (info.state.subjects or {}) if info.state is not None else {}
-    return sorted(subject[len(prefix) :] for subject in subjects)
-
-
 async def _documents(js: JetStreamContext, bucket: str) -> dict[str, dict[str, Any]]:
     """Every live key of a small bucket with its JSON document (unreadable ones are skipped)."""
     try:
@@ -179,7 +169,7 @@ async def _documents(js: JetStreamContext, bucket: str) -> dict[str, dict[str, A
     except NotFoundError:
         return {}
     documents: dict[str, dict[str, Any]] = {}
-    for key in await _keys(js, bucket):
+    for key in await bucket_keys(js, bucket):
         try:
             entry = await kv.get(key)
             document = json.loads(entry.value or b"{}")

@@ -7,7 +7,7 @@ from fmcsa_status_view.rows import CarrierRow
 
 
 def test_the_basic_filter_names_the_violations_sources_basics() -> None:
-    # fmcsa_source_violations.domain.model.Basic: services never import each other, so it is repeated
+    # the violations source keys its rows with the same vocabulary (fmcsa_events.identifiers.Basic)
     assert [b.value for b in ViolationBasic] == [
         "unsafe_driving",
         "hos_compliance",

@@ -26,7 +26,7 @@ from fmcsa_events import subjects
 from fmcsa_events.envelope import OCCURRED_AT
 from fmcsa_events.identifiers import SourceKey, parse_dot, parse_source
 from fmcsa_events.models import SourceSynced
-from fmcsa_events.topology import EVENTS_STREAM, PACE_BUCKET, PACE_REPLICAS_BUCKET
+from fmcsa_events.topology import EVENTS_STREAM, PACE_BUCKET, PACE_REPLICAS_BUCKET, bucket_keys
 from fmcsa_scheduler.capacity import paces_from
 from fmcsa_scheduler.domain import to_ms
 
@@ -37,16 +37,6 @@ LOAD_WAIT_S = 2.0
 """Seconds a fetch of the start-up read waits for messages before it counts the read as done."""
 
 
-async def _keys(js: JetStreamContext, bucket: str) -> list[str]:
-    prefix = f"$KV.{bucket}."
-    try:
-        info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
-    except NotFoundError:
-        return []
-    found = (info.state.subjects or {}) if info.state is not None else {}
-    return [subject[len(prefix) :] for subject in found]
-
-
 async def read_paces(js: JetStreamContext) -> dict[SourceKey, float]:
     """Each source's pace (calls/s) as `capacity.paces_from` reads it; sources without one are absent."""
     try:
@@ -55,11 +45,11 @@ async def read_paces(js: JetStreamContext) -> dict[SourceKey, float]:
     except NotFoundError:
         return {}
     documents: dict[str, bytes] = {}
-    for key in await _keys(js, PACE_BUCKET):
+    for key in await bucket_keys(js, PACE_BUCKET):
         with contextlib.suppress(KeyNotFoundError, KeyDeletedError):
             documents[key] = (await paces.get(key)).value or b""
     live: set[str] = set()
-    for key in await _keys(js, PACE_REPLICAS_BUCKET):
+    for key in await bucket_keys(js, PACE_REPLICAS_BUCKET):
         pace_key = key.rpartition(".")[0]
         if pace_key in documents and pace_key not in live:
             with contextlib.suppress(KeyNotFoundError, KeyDeletedError):

@@ -12,13 +12,13 @@ need a viewer and read only the status view (the gateway never reads a source's 
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from litestar import Controller, get
 from litestar.params import QueryParameter
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from fmcsa_events.identifiers import Basic
 from fmcsa_events.text import SAFE_TEXT_PATTERN, has_control_characters
 from fmcsa_gateway.auth import VIEWER
 from fmcsa_gateway.ports import Ports, PortsDep
@@ -32,18 +32,8 @@ Q_MAX = 100
 """The longest search text accepted (a legal name is at most 120 upstream; a prefix needs less)."""
 
 
-class ViolationBasic(StrEnum):
-    """The BASIC a violation counts toward (the violations source's `Basic`; services never import each
-    other, so the keys are repeated here and `tests/unit/test_carriers.py` pins them).
-    """
-
-    UNSAFE_DRIVING = "unsafe_driving"
-    HOS_COMPLIANCE = "hos_compliance"
-    DRIVER_FITNESS = "driver_fitness"
-    DRUGS_ALCOHOL = "drugs_alcohol"
-    VEHICLE_MAINTENANCE = "vehicle_maintenance"
-    HAZMAT_COMPLIANCE = "hazmat_compliance"
-    CRASH_INDICATOR = "crash_indicator"
+ViolationBasic = Basic
+"""The BASIC filter's vocabulary: the violations summary's keys (`fmcsa_events.identifiers.Basic`)."""
 
 
 class _Out(BaseModel):

@@ -28,6 +28,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fmcsa_events.identifiers import Basic
 from fmcsa_events.models import Counts
 from fmcsa_runtime.database import upsert_insert
 from fmcsa_source_kit.guard import check_drop, guarded
@@ -36,7 +37,7 @@ from fmcsa_source_kit.plan import Observation
 from fmcsa_source_kit.tables import GuardedStore
 from fmcsa_source_violations.domain.changes import Held, HeldRow, ViolationsPlan, plan
 from fmcsa_source_violations.domain.delta import Mark, delta_plan, newest
-from fmcsa_source_violations.domain.model import Basic, Violation, ViolationsFetch
+from fmcsa_source_violations.domain.model import Violation, ViolationsFetch
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from fmcsa_events.identifiers import Basic
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.redaction import register_secret
 from fmcsa_source_kit.failures import Failure
-from fmcsa_source_violations.domain.model import Basic, Page, ViolationUnit
+from fmcsa_source_violations.domain.model import Page, ViolationUnit
 from fmcsa_source_violations.domain.paging import assemble
 from fmcsa_source_violations.domain.parse import (
     parse_dd_mon_yy,

@@ -9,17 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum, StrEnum
 
-
-class Basic(StrEnum):
-    """The BASIC a violation counts toward, keyed from its normalized `basic_desc` label."""
-
-    UNSAFE_DRIVING = "unsafe_driving"
-    HOS_COMPLIANCE = "hos_compliance"
-    DRIVER_FITNESS = "driver_fitness"
-    DRUGS_ALCOHOL = "drugs_alcohol"
-    VEHICLE_MAINTENANCE = "vehicle_maintenance"
-    HAZMAT_COMPLIANCE = "hazmat_compliance"
-    CRASH_INDICATOR = "crash_indicator"
+from fmcsa_events.identifiers import Basic
 
 
 class ViolationUnit(StrEnum):

@@ -17,11 +17,12 @@ from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 
 from fmcsa_events import decimals
+from fmcsa_events.identifiers import Basic
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.redaction import sample
 from fmcsa_runtime.retry_after import parse_retry_after
 from fmcsa_source_kit.failures import Failure
-from fmcsa_source_violations.domain.model import Basic, Page, Violation
+from fmcsa_source_violations.domain.model import Page, Violation
 
 HASH_VERSION = "v1"
 """Prefix of every content hash; bump it when the hashed fields or their normalization change."""
