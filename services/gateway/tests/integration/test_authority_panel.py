@@ -117,6 +117,9 @@ async def test_the_company_view_shows_the_newest_authority_summary_as_a_panel(
         ("insurance", [{"bipd_on_file": 500_000.0, "bipd_required": 750_000.0}])  # one as-of date: the newest
     ]
     changes = (await gateway.client.get("/api/changes?source=authority", headers=viewer)).json()["items"]
-    assert [(c["kind"], c["subject"]) for c in changes] == [("insurance_cancellation_pending", "bipd_p_1")]
+    # the newer summary may also move the risk light (a derived `risk_changed`, when the two successes fold
+    # in separate batches): the source's own fact is what this test is about
+    observed = [(c["kind"], c["subject"]) for c in changes if c["kind"] != "risk_changed"]
+    assert observed == [("insurance_cancellation_pending", "bipd_p_1")]
     other = await gateway.client.get("/api/changes?source=csa&kind=insurance_cancelled", headers=viewer)
     assert (other.status_code, other.json()["items"]) == (200, [])  # a kind of another source matches nothing
