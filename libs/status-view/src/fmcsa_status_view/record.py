@@ -234,27 +234,22 @@ def _rating(rating: Any, on: Any) -> JsonObject:
 
 
 def _csa_oos(csa: Mapping[str, Any]) -> JsonObject:
-    groups = _obj(csa.get("inspections"))
-    out: JsonObject = {}
-    for name in ("driver", "vehicle", "hazmat"):
-        g = _obj(groups.get(name))
-        out[name] = {
-            "inspections": _int(g.get("inspections")),
-            "out_of_service": _int(g.get("out_of_service")),
-            "rate": _text(g.get("oos_rate")),
-            "national_average": _text(g.get("national_average")),
-        }
-    return out
+    return _oos_groups(_obj(csa.get("inspections")), rate_key="oos_rate")
 
 
 def _safer_oos(groups: Mapping[str, Any]) -> JsonObject:
+    return _oos_groups(groups, rate_key="out_of_service_percent")
+
+
+def _oos_groups(groups: Mapping[str, Any], *, rate_key: str) -> JsonObject:
+    """Driver, vehicle and hazmat OOS figures; the summaries of csa and inspections name the rate apart."""
     out: JsonObject = {}
     for name in ("driver", "vehicle", "hazmat"):
         g = _obj(groups.get(name))
         out[name] = {
             "inspections": _int(g.get("inspections")),
             "out_of_service": _int(g.get("out_of_service")),
-            "rate": _text(g.get("out_of_service_percent")),
+            "rate": _text(g.get(rate_key)),
             "national_average": _text(g.get("national_average")),
         }
     return out
