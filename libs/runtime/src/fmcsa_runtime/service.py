@@ -181,6 +181,11 @@ async def connect_nats(settings: ServiceSettings, *, name: str) -> NatsClient:
     return nc
 
 
+RELEASE_DRAIN_S = 5.0
+"""Longest a stop drains the connection before it closes it instead: a stop that used its grace period
+must still end the process promptly (a supervisor's SIGKILL follows soon after)."""
+
+
 async def release(nc: NatsClient) -> None:
     """Drain the connection at a stop, or close it when it cannot be drained (NATS is away and it is
     reconnecting: closing ends the reconnect loop). Never raises: the process is stopping.
@@ -188,7 +193,8 @@ async def release(nc: NatsClient) -> None:
     if nc.is_closed:
         return
     try:
-        await nc.drain()
+        async with asyncio.timeout(RELEASE_DRAIN_S):  # nats-py's own drain timeout is 30 s
+            await nc.drain()
     except (nats.errors.Error, OSError, TimeoutError):
         with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
             await nc.close()  # the socket may be half open

@@ -213,11 +213,15 @@ class Scheduler:
         )
 
     async def stop(self) -> None:
-        """Let a running tick finish (up to grace_s), stop the loops, and report `running: false`."""
+        """Let a running tick finish (up to `grace_s` less a few seconds, left for the final status, the
+        readers and the connection: the shell cuts the whole stop at `grace_s`), stop the loops, and
+        report `running: false`.
+        """
         self._stopping.set()
         ticks = [t for t in self._tasks if t.get_name() == "scheduler-ticks"]
         if ticks and self.ready.is_set():
-            await asyncio.wait(ticks, timeout=self.settings.grace_s)
+            grace_s = self.settings.grace_s
+            await asyncio.wait(ticks, timeout=max(grace_s - 3.0, grace_s / 2))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
