@@ -5,7 +5,9 @@ for an event stored before and published again exactly as it was).
 
 `publish` returns only after JetStream stored the event (or recognised it as a duplicate of the same
 id), so a caller may ack its input after it. `publish_many` keeps a bounded number of publishes in
-flight for bulk producers (the scheduler, imports, replays, benchmarks).
+flight for bulk producers (the scheduler, imports, replays, benchmarks), and publishes again, with the
+same envelope, an event whose PubAck did not come in time (`PUBLISH_ATTEMPTS`): the stream stores it
+once whichever attempt reached it, so one slow ack among 100,000 does not fail a whole import.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import stamina
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
@@ -23,6 +27,10 @@ from fmcsa_events.envelope import Envelope, envelope_for
 from fmcsa_events.models import Event
 from fmcsa_events.subjects import subject_for
 from fmcsa_events.topology import EVENTS_STREAM
+
+PUBLISH_ATTEMPTS = 3
+"""Tries of one event in `publish_many` when its PubAck does not come within the bus's timeout (a loaded
+server that fsyncs every write); each try sends the same `Nats-Msg-Id`, so the stream keeps one copy."""
 
 
 def utc_now() -> datetime:
@@ -92,7 +100,17 @@ class Bus:
         semaphore = asyncio.Semaphore(in_flight)
 
         async def one(event: Event) -> Published:
+            envelope = self.envelope(event)  # one id for every try: the stream drops a repeat
             async with semaphore:
-                return await self.publish(event)
+                async for attempt in stamina.retry_context(
+                    on=(NatsTimeoutError, asyncio.TimeoutError),
+                    attempts=PUBLISH_ATTEMPTS,
+                    timeout=None,
+                    wait_initial=0.5,
+                    wait_max=2.0,
+                ):
+                    with attempt:
+                        return await self.publish(event, envelope=envelope)
+            raise AssertionError("stamina ended without a result")  # pragma: no cover
 
         return list(await asyncio.gather(*(one(e) for e in events)))

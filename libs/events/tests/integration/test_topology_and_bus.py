@@ -1,3 +1,5 @@
+import asyncio
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -8,6 +10,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 
+from fmcsa_embedded import NatsServer
 from fmcsa_events.bus import Bus
 from fmcsa_events.decoder import Decoded, decode
 from fmcsa_events.identifiers import SourceKey
@@ -104,6 +107,28 @@ async def test_publish_many_keeps_order_and_stores_every_event(nc: Client) -> No
     results = await bus.publish_many([CompanyRegistered(dot=str(n)) for n in range(1, 501)], in_flight=64)
     assert len({r.seq for r in results}) == 500
     assert (await js.stream_info(EVENTS_STREAM)).state.messages == 500
+
+
+async def test_publish_many_tries_a_late_ack_again_and_the_stream_keeps_one_copy(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """The server stops answering for longer than the bus's PubAck timeout (a loaded server): each event
+    is published again with its own id, and the stream holds each once (the repeats are duplicates)."""
+    js = nc.jetstream()
+    await declare(js, Topology())
+    bus = Bus(js, producer="test", timeout_s=0.5)
+    assert nats_server.process is not None
+    nats_server.process.send_signal(signal.SIGSTOP)
+    try:
+        publishing = asyncio.create_task(bus.publish_many([CompanyRegistered(dot=str(n)) for n in (1, 2, 3)]))
+        await asyncio.sleep(0.8)  # past the first try's timeout: without a second try publish_many raises
+        assert not publishing.done()
+    finally:
+        nats_server.process.send_signal(signal.SIGCONT)
+    results = await asyncio.wait_for(publishing, timeout=10)
+    assert all(r.duplicate for r in results)  # each answer is to a second try, of an id already stored
+    assert len({r.seq for r in results}) == 3
+    assert (await js.stream_info(EVENTS_STREAM)).state.messages == 3
 
 
 async def test_read_stream_returns_what_matches_up_to_the_end_without_waiting(nc: Client) -> None:
