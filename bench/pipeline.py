@@ -19,6 +19,8 @@ slots would add requests to the measured burst). Then:
 3. `trigger_to_visible_p95_ms`: companies registered after the sync (so none is in flight) are
    triggered one at a time; the time from the POST until `GET /api/companies/{dot}/status` shows the
    outcome of all four requests, minus the sandbox latency on the critical path (authority's five calls).
+4. `upstream_calls_per_carrier_cycle`, `carriers_kept_fresh_at_default_limits`, `delta_equals_full`: the
+   steady-state cycle after the first full sync, on the same system (`bench.delta`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import nats
 
-from bench import report
+from bench import delta, report
 from fmcsa_cli.launcher import Launcher, sandbox_wiring
 from fmcsa_embedded import free_port
 from fmcsa_runtime.tokens import Role, mint
@@ -73,6 +75,7 @@ async def run(ctx: Context) -> None:
         env[f"FMCSA_{upper}_CONCURRENCY"] = str(scale.source_concurrency)
     env["FMCSA_AUTHORITY_RATE_PER_S"] = str(rate * 4 / 5)  # one sandbox limit for both of its hosts
     env["FMCSA_AUTHORITY_DATAHUB_RATE_PER_S"] = str(rate / 5)
+    env |= delta.SOURCE_ENV  # violations: freshness check and delta reads (off against the sandbox)
     launcher = Launcher(
         data_dir=ctx.workdir / "pipeline",
         gateway_port=free_port(),
@@ -106,6 +109,7 @@ async def run(ctx: Context) -> None:
                 )
             await _sequential(ctx, launcher.sandbox_url, pipeline_s)
             await _trigger_to_visible(ctx, api)
+            await delta.run(ctx, api, sandbox, launcher.nats.url, launcher.bus_admin())
     finally:
         await asyncio.to_thread(launcher.stop, grace_s=5)
 
@@ -155,6 +159,7 @@ async def _full_sync(
     already = len(ctx.shared.setdefault("pipeline_companies", []))
     await _import(api, dots, expect_total=already + n)
     ctx.shared["pipeline_companies"].extend(dots)
+    ctx.shared.setdefault("sync_dots", dots)  # the first run's: the steady-state cycle's (bench.delta)
     (await sandbox.post("/_sandbox/reset")).raise_for_status()
 
     seen: set[str] = set()

@@ -37,6 +37,7 @@ class Goal:
         return f"<= {_number(self.at_most or 0)}{self.unit}"
 
 
+MILLION_GOAL = 1_000_000
 GOALS: tuple[Goal, ...] = (
     Goal("rate_utilization", "full sync: achieved upstream request rate / allowed rate", at_least=0.95),
     Goal("sandbox_429s", "429s the sandbox served during the full sync", at_most=0),
@@ -61,6 +62,19 @@ GOALS: tuple[Goal, ...] = (
         at_most=300,
         unit=" s",
     ),
+)
+GOALS += (
+    Goal(
+        "upstream_calls_per_carrier_cycle",
+        "upstream calls / carriers over a cycle after a full sync, 5% of carriers changed (all sources)",
+        at_most=0.8,
+    ),
+    Goal(
+        "carriers_kept_fresh_at_default_limits",
+        "carriers one deployment keeps within one publication, default limits (binding source)",
+        at_least=MILLION_GOAL,
+    ),
+    Goal("delta_equals_full", "rows differing after delta + reconciliation vs a full refetch", at_most=0),
 )
 GOAL_BY_KEY: dict[str, Goal] = {goal.key: goal for goal in GOALS}
 KEYS: tuple[str, ...] = tuple(goal.key for goal in GOALS)
@@ -188,3 +202,44 @@ def _finite(value: float | None) -> float | None:
     if value is None or math.isnan(value) or math.isinf(value):
         return None
     return round(value, 4)
+
+
+DAY_S = 86_400.0
+MONTH_S = 30 * DAY_S
+CADENCE_S: dict[str, float] = {
+    "csa": MONTH_S,
+    "violations": MONTH_S,
+    "inspections": DAY_S,
+    "authority": DAY_S,
+}
+"""How often each upstream publishes (fresh = never more than one publication behind): the SMS run
+monthly (csa's BASICs, violations' `8mt8-2mdr`), SAFER summaries daily, authority and insurance daily."""
+
+
+def kept_fresh(
+    calls_per_carrier: Mapping[str, float], rate_per_s: Mapping[str, float], cadence_s: Mapping[str, float]
+) -> dict[str, float]:
+    """Per upstream limit: how many carriers its calls keep within one publication, i.e. its calls in one
+    publication period (`rate_per_s x cadence_s`) over the calls one carrier needs per publication.
+    Keys of `calls_per_carrier` and `rate_per_s` name a limit (`<source>` or `<source>.<host>`); the
+    cadence is the source's (the part before the dot). A limit no carrier spends anything of is infinite.
+    """
+    fresh: dict[str, float] = {}
+    for limit, calls in calls_per_carrier.items():
+        budget = rate_per_s[limit] * cadence_s[limit.split(".", 1)[0]]
+        fresh[limit] = math.inf if calls <= 0 else budget / calls
+    return fresh
+
+
+def binding(fresh: Mapping[str, float]) -> tuple[str, float]:
+    """The limit that keeps the fewest carriers fresh, and how many."""
+    limit = min(fresh, key=lambda name: fresh[name])
+    return limit, fresh[limit]
+
+
+def multiset_difference(left: Sequence[Any], right: Sequence[Any]) -> int:
+    """How many items are in one of the two and not matched by an equal item in the other."""
+    from collections import Counter
+
+    a, b = Counter(left), Counter(right)
+    return sum(((a - b) + (b - a)).values())

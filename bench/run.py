@@ -196,8 +196,11 @@ def _stages() -> list[Stage]:
                 "sandbox_429s_loaded",
                 "speedup_vs_sequential",
                 "trigger_to_visible_p95_ms",
+                "upstream_calls_per_carrier_cycle",
+                "carriers_kept_fresh_at_default_limits",
+                "delta_equals_full",
             ),
-            {"quick": 240, "full": 1500},
+            {"quick": 360, "full": 3000},
             pipeline,
         ),
         Stage(

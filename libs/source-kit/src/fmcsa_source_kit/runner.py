@@ -68,6 +68,7 @@ from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.guard import SuspectDrop
 from fmcsa_source_kit.outbox import changes_for, create_outbox
 from fmcsa_source_kit.pacing import UpstreamPace
+from fmcsa_source_kit.publication import unchanged_since_fetch
 from fmcsa_source_kit.settle import DEADLINE_PASSED, RetryLater, Stored, past_deadline, settle
 from fmcsa_source_kit.sync_ages import SYNC_AGE_REFRESH_S, SyncAges
 
@@ -607,6 +608,12 @@ class ClientStoreAdapter(Generic[FetchedT]):
     dataset's `rowsUpdatedAt`), a carrier whose held data is at least that recent is not fetched: the
     request ends `SourceSynced` with `checked_unchanged`, zero counts and the held data's times and
     summary. When the check cannot tell (it failed, or nothing is held), the carrier is fetched.
+
+    With `since_fetch` instead (a source whose own API has no change signal, but whose upstream
+    publishes elsewhere when it changed: csa's BASICs follow the SMS run DataHub publishes), the
+    publication seen just before a carrier's last successful fetch is remembered (in this process;
+    about 100 bytes a carrier), and the carrier is not fetched again until a newer one appears
+    (`fmcsa_source_kit.publication.unchanged_since_fetch`). A restart or another replica fetches it once.
     """
 
     def __init__(
@@ -616,11 +623,15 @@ class ClientStoreAdapter(Generic[FetchedT]):
         summarize: Callable[[FetchedT], dict[str, JsonValue]],
         *,
         freshness: FreshnessCheck[FetchedT] | None = None,
+        since_fetch: FreshnessCheck[FetchedT] | None = None,
     ) -> None:
         self._client = client
         self._store = store
         self._summarize = summarize
         self._freshness = freshness
+        self._since_fetch = since_fetch
+        self._seen_at_fetch: dict[str, datetime] = {}
+        self._pending: dict[str, datetime] = {}
 
     @property
     def configured(self) -> bool:
@@ -631,6 +642,13 @@ class ClientStoreAdapter(Generic[FetchedT]):
             held = await self._freshness.held(dot)
             if held is not None and held.upstream_as_of is not None and published <= held.upstream_as_of:
                 return Unchanged(held)
+        since = self._since_fetch
+        if since is not None and (published := await since.published_at()) is not None:
+            if unchanged_since_fetch(published, self._seen_at_fetch.get(dot)):
+                held = await since.held(dot)
+                if held is not None:
+                    return Unchanged(held)
+            self._pending[dot] = published
         return await self._client.fetch(dot)
 
     async def store(
@@ -648,7 +666,10 @@ class ClientStoreAdapter(Generic[FetchedT]):
         try:
             counts = await self._store.upsert(fetched, request_id=request.request_id)
         except SuspectDrop as drop:  # the store kept what it had (fmcsa_source_kit.guard)
+            self._pending.pop(request.dot, None)
             return drop.failure()
+        if (published := self._pending.pop(request.dot, None)) is not None:
+            self._seen_at_fetch[request.dot] = published
         return Stored(
             counts=counts,
             retrieved_at=fetched.retrieved_at,

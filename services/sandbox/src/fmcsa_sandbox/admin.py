@@ -4,7 +4,8 @@
 - `GET /_sandbox/stats` -> data version, per-source counters, the last 1000 requests (secrets scrubbed)
 - `GET /_sandbox/faults` -> every run-time knob; `PUT /_sandbox/faults` with any subset of them (lower-case
   setting names) -> 200 with all knobs, or 400 naming the bad one (nothing is applied then)
-- `POST /_sandbox/bump` -> `{"data_version": n}`, one more than before
+- `POST /_sandbox/bump` -> `{"data_version": n}`, one more than before; with a body `{"dots": [...]}` a
+  partial publication instead: only those carriers move one version ahead (`SandboxState.bump`)
 - `POST /_sandbox/reset` -> zeroes the counters and `requests_seen` (not the knobs, not the version)
 """
 
@@ -83,10 +84,25 @@ def admin_router(state: SandboxState) -> Router:
         return json_response(knobs)
 
     @post("/bump", status_code=200)
-    async def bump() -> Response[bytes]:
-        version = state.bump()
-        log.info("data_version_bumped", data_version=version)
-        return json_response({"data_version": version})
+    async def bump(request: Request[Any, Any, Any]) -> Response[bytes]:
+        dots = None
+        if await request.body():
+            try:
+                body = await request.json()
+            except Exception:  # any unreadable body is the caller's mistake: a 400, not a 500
+                return _problem("the body is not JSON")
+            listed = body.get("dots") if isinstance(body, dict) else None
+            if not isinstance(listed, list) or not all(
+                isinstance(d, int | str) and str(d).isascii() and str(d).isdigit() and len(str(d)) <= 8
+                for d in listed
+            ):
+                return _problem('the body must be {"dots": [USDOT numbers]}')
+            dots = frozenset(int(d) for d in listed)
+        version = state.bump(dots)
+        log.info("data_version_bumped", data_version=version, carriers=None if dots is None else len(dots))
+        if dots is None:
+            return json_response({"data_version": version})
+        return json_response({"data_version": version, "carriers_ahead": len(state.ahead)})
 
     @post("/reset", status_code=200)
     async def reset() -> Response[bytes]:

@@ -379,7 +379,8 @@ def qcmobile_router(state: SandboxState) -> Router:
             return too_many_requests("1")
         if (refusal := refused(request, gate)) is not None:
             return refusal
-        return answer(gate, encoded_content(content, dot, state.version, f"{_root(request)}/services"))
+        version = state.version_of(dot)
+        return answer(gate, encoded_content(content, dot, version, f"{_root(request)}/services"))
 
     async def search(request: Request[Any, Any, Any], found: tuple[int, ...]) -> Response[bytes]:
         gate = await state.admit("csa", request.scope)

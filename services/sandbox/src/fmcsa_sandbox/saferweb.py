@@ -117,7 +117,7 @@ def saferweb_router(state: SandboxState) -> Router:
             return json_response({"message": "Unauthorized"}, 401)
         if key in state.lapsed_keys:
             return json_response({"message": "Forbidden"}, 403)
-        body = encoded_snapshot(number, state.version) if number is not None else None
+        body = encoded_snapshot(number, state.version_of(number)) if number is not None else None
         if body is None:
             return json_response({"message": "USDOT number not found"}, 404)
         return respond(gate, body)

@@ -537,9 +537,17 @@ def _sort_key(value: soql.Value) -> tuple[bool, Any]:
     return value is None, value
 
 
-def _execute(query: Query, version: int, today: date | None) -> list[dict[str, soql.Value]]:
+def _execute(
+    query: Query, version: int, today: date | None, ahead: frozenset[str] = frozenset()
+) -> list[dict[str, soql.Value]]:
     statement = query.statement
-    rows = query.dataset.rows(query.dots(), version, today)
+    dots = query.dots()
+    if ahead and dots is not None:  # a partial bump: those carriers' rows one version ahead
+        rows = query.dataset.rows(dots - ahead, version, today)
+        rows += query.dataset.rows(ahead, version + 1, today)
+        rows.sort(key=lambda row: str(row[ROW_ID]))
+    else:
+        rows = query.dataset.rows(dots, version, today)
     if statement.where is not None:
         rows = [row for row in rows if soql.evaluate(statement.where, row) is True]
     # each result: (the environment ORDER BY and HAVING see, the row's group)
@@ -594,11 +602,17 @@ def _csv(fields: Sequence[str], rows: Sequence[Mapping[str, soql.Value]]) -> byt
 
 
 @lru_cache(maxsize=2048)
-def page(query: Query, version: int, form: str = "json", today: date | None = None) -> Page:
+def page(
+    query: Query,
+    version: int,
+    form: str = "json",
+    today: date | None = None,
+    ahead: frozenset[str] = frozenset(),
+) -> Page:
     """One page of a query at a data version (and, for a dated dataset, a day) in `json` or `csv`, encoded
-    once (pages never change).
+    once (pages never change); `ahead`: the DOTs it pins that a partial bump serves one version ahead.
     """
-    rows = _execute(query, version, today)
+    rows = _execute(query, version, today, ahead)
     fields = query.fields
     body = _csv(fields, rows) if form == "csv" else _json(fields, rows)
     digest = hashlib.blake2b(body, digest_size=6).hexdigest()
@@ -772,10 +786,12 @@ def socrata_router(state: SandboxState) -> Router:
         if (edge := await magic(query)) is not None:
             return edge
         today = datetime.fromtimestamp(state.clock(), UTC).date() if dataset.dated else None
-        found = page(query, state.version, form, today)
+        pinned = query.dots()
+        ahead = frozenset(d for d in pinned or () if canonical_dot(d) in state.ahead)
+        found = page(query, state.version, form, today, ahead)
         if dataset is VIOLATIONS and query.dots() == frozenset({str(VIOLATIONS_429_TWICE)}):
             state.refused_twice.served(last_page=found.rows < query.limit)
-        headers = soda_headers(found, state.version, request_id)
+        headers = soda_headers(found, state.published_version, request_id)
         if (
             dataset is VIOLATIONS
             and query.dots() == frozenset({str(VIOLATIONS_EMPTY_EVERY_OTHER)})
@@ -799,10 +815,10 @@ def socrata_router(state: SandboxState) -> Router:
         params = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
         if token_refused(request, params):
             return _error(PERMISSION_DENIED, request_id)
-        body = json.dumps(metadata(state.version, dataset), separators=(",", ":")).encode()
+        body = json.dumps(metadata(state.published_version, dataset), separators=(",", ":")).encode()
         headers = {
             "X-Socrata-RequestId": request_id,
-            "Last-Modified": format_datetime(published_at(state.version), usegmt=True),
+            "Last-Modified": format_datetime(published_at(state.published_version), usegmt=True),
         }
         return send(request, gate, body, MEDIA_TYPE, headers)
 

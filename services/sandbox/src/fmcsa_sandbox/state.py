@@ -74,6 +74,7 @@ class SandboxState:
     def __init__(self, settings: Settings, *, clock: Clock, monotonic: Clock, rng: random.Random) -> None:
         self.clock = clock
         self.version = settings.data_version
+        self.ahead: frozenset[int] = frozenset()  # DOTs a partial bump serves one version ahead
         self.web_key = settings.qcmobile_web_key.get_secret_value()
         self.app_token = settings.socrata_app_token.get_secret_value()
         self.api_key = settings.saferweb_api_key.get_secret_value()
@@ -155,9 +156,26 @@ class SandboxState:
     def request_id(self) -> str:
         return f"{self._request_prefix}{next(self._request_ids):016x}"
 
-    def bump(self) -> int:
-        self.version += 1
+    def bump(self, dots: frozenset[int] | None = None) -> int:
+        """The next data version for every carrier; or, given `dots`, a partial publication: those carriers
+        are served one version ahead (their rows' `:updated_at` and the datasets' `rowsUpdatedAt` move),
+        the rest as before. A later full bump brings everyone level again.
+        """
+        if dots is None:
+            self.version += 1
+            self.ahead = frozenset()
+        else:
+            self.ahead |= dots
         return self.version
+
+    def version_of(self, dot: int | None) -> int:
+        """The data version `dot` is served at (one ahead after a partial bump that named it)."""
+        return self.version + 1 if dot is not None and dot in self.ahead else self.version
+
+    @property
+    def published_version(self) -> int:
+        """The version whose publication the datasets' metadata shows (the newest any carrier is at)."""
+        return self.version + 1 if self.ahead else self.version
 
     def reset(self) -> None:
         for source in self.sources.values():
@@ -168,6 +186,7 @@ class SandboxState:
         """The counters, with every request path and query scrubbed of secrets."""
         return {
             "data_version": self.version,
+            "carriers_ahead": len(self.ahead),
             "sources": {
                 name: {
                     "requests": c.requests,

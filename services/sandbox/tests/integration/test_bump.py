@@ -62,3 +62,28 @@ def test_a_bump_changes_some_records_adds_some_and_keeps_others(own_sandbox: Sta
     assert unchanged > 0, "some carriers with rows have nothing new"
     assert 0 < safer_moved < len(DOTS)
     assert measures_moved > 0
+
+
+def test_a_partial_bump_moves_only_the_named_carriers_and_the_datasets_time(own_sandbox: Start) -> None:
+    moved, kept = DOTS[0], DOTS[1]
+    with own_sandbox({"FMCSA_SANDBOX_DATA_VERSION": "3"}) as sandbox, sandbox.client() as client:
+        before = read_all(client)
+        view = client.get("/api/views/8mt8-2mdr.json").json()["rowsUpdatedAt"]
+        answer = client.post("/_sandbox/bump", json={"dots": [int(moved)]})
+        assert answer.json() == {"data_version": 3, "carriers_ahead": 1}
+        assert client.post("/_sandbox/bump", json={"dots": "all"}).status_code == 400
+        partial = read_all(client)
+        assert client.get("/api/views/8mt8-2mdr.json").json()["rowsUpdatedAt"] > view
+        both = client.get(
+            "/resource/8mt8-2mdr.json",
+            params={"$where": f"dot_number IN ('{moved}', '{kept}')", "$select": ":id,:updated_at,*"},
+        ).json()
+        assert client.post("/_sandbox/bump").json() == {"data_version": 4}
+        after = read_all(client)
+    assert partial[kept]["modified"] > before[kept]["modified"]  # the dataset's, not the carrier's
+    assert {**partial[kept], "modified": None} == {**before[kept], "modified": None}
+    for part in ("rows", "measures", "safer"):
+        assert partial[moved][part] == after[moved][part]  # served as the next version serves it
+    assert partial[moved]["rows"] != before[moved]["rows"]
+    updated = {r["dot_number"]: r[":updated_at"] for r in both}
+    assert updated[moved] > updated[kept]

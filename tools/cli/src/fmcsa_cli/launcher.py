@@ -62,6 +62,9 @@ def sandbox_wiring(sandbox_url: str, user: Mapping[str, str]) -> dict[str, str]:
     # read does (a delta's carrier is reconciled on its next sync); set FMCSA_VIOLATIONS_DELTA_WINDOW_S to
     # try them against the sandbox
     env["FMCSA_VIOLATIONS_DELTA_WINDOW_S"] = "0"
+    # csa asks the same dataset's metadata whether a new SMS run was published; off for the same reason
+    env["FMCSA_CSA_PUBLICATION_URL"] = sandbox_url
+    env["FMCSA_CSA_PUBLICATION_CHECK_S"] = "0"
     return env
 
 

@@ -38,6 +38,9 @@ ISSUE_KEYS = {
     "trigger_to_visible_p95_ms",
     "change_to_webhook_p95_ms",
     "rebuild_from_snapshot_seconds",  # issue 26
+    "upstream_calls_per_carrier_cycle",  # issue 24
+    "carriers_kept_fresh_at_default_limits",
+    "delta_equals_full",
 }
 
 
@@ -230,3 +233,30 @@ async def test_the_load_generator_sends_a_get_again_when_the_server_closed_a_kep
     assert summary["ok"] == 10
     assert summary["stale_reconnects"] == 9  # every GET after the first found its connection closed
     assert connections == 10
+
+
+def test_kept_fresh_is_the_calls_of_one_publication_over_a_carriers_calls_and_the_lowest_binds() -> None:
+    fresh = report.kept_fresh(
+        {"csa": 2.0, "inspections": 1.0, "authority.datahub": 0.0},
+        {"csa": 2.0, "inspections": 1.0, "authority.datahub": 2.0},
+        report.CADENCE_S,
+    )
+    assert fresh["csa"] == pytest.approx(2.0 * 30 * 86_400 / 2.0)
+    assert fresh["inspections"] == pytest.approx(86_400)
+    assert math.isinf(fresh["authority.datahub"])
+    assert report.binding(fresh) == ("inspections", pytest.approx(86_400))
+
+
+def test_the_multiset_difference_counts_unmatched_rows_on_both_sides() -> None:
+    assert report.multiset_difference([1, 1, 2], [1, 2, 2, 3]) == 3
+    assert report.multiset_difference([(1, "a")], [(1, "a")]) == 0
+
+
+def test_the_bench_default_rates_are_the_sources_defaults() -> None:
+    def fields(source: str) -> Any:
+        return importlib.import_module(f"fmcsa_source_{source}.settings").Settings.model_fields
+
+    defaults = {s: fields(s)["rate_per_s"].default for s in ("csa", "violations", "inspections")}
+    defaults["authority"] = fields("authority")["rate_per_s"].default
+    defaults["authority.datahub"] = fields("authority")["datahub_rate_per_s"].default
+    assert defaults == importlib.import_module("bench.delta").DEFAULT_RATE_PER_S

@@ -15,7 +15,8 @@ from fmcsa_source_csa.domain.summary import summarize
 from fmcsa_source_csa.settings import Settings
 from fmcsa_source_csa.store import Store
 from fmcsa_source_csa.upstream import QCMobileClient, make_pace
-from fmcsa_source_kit.runner import ClientStoreAdapter, SourceAdapter, create_source_app
+from fmcsa_source_kit.publication import SocrataPublication
+from fmcsa_source_kit.runner import ClientStoreAdapter, FreshnessCheck, SourceAdapter, create_source_app
 
 
 def create_app(
@@ -29,6 +30,25 @@ def create_app(
     async def adapter() -> SourceAdapter[Any]:
         store = await Store.connect(settings.resolved_database_url(), guard=settings.drop_guard())
         client = QCMobileClient.from_settings(settings, http=http, pace=pace)
-        return ClientStoreAdapter(client, store, summarize)
+        return build_adapter(settings, client, store, http=http)
 
     return create_source_app(settings, source=SourceKey.CSA, adapter_factory=adapter, clock=clock, pace=pace)
+
+
+def build_adapter(
+    settings: Settings, client: QCMobileClient, store: Store, *, http: httpx.AsyncClient | None = None
+) -> ClientStoreAdapter[Any]:
+    """The csa adapter: with `publication_check_s`, a carrier fetched since the SMS run's newest
+    publication (the SMS dataset's `rowsUpdatedAt`) ends `checked_unchanged` without a QCMobile call.
+    """
+    if not settings.publication_check_s:
+        return ClientStoreAdapter(client, store, summarize)
+    publication = SocrataPublication(
+        str(settings.publication_url),
+        settings.publication_dataset,
+        ttl_s=settings.publication_check_s,
+        http=http,
+    )
+    return ClientStoreAdapter(
+        client, store, summarize, since_fetch=FreshnessCheck(publication.published_at, store.previous)
+    )

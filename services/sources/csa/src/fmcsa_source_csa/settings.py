@@ -13,6 +13,8 @@ from fmcsa_source_kit.settings import SourceSettings
 
 QCMOBILE_URL = "https://mobile.fmcsa.dot.gov/qc/services"
 """The real FMCSA QCMobile API root; `up`, the tests and the benchmarks point `base_url` at the sandbox."""
+DATAHUB_URL = "https://data.transportation.gov"
+SMS_DATASET = "8mt8-2mdr"
 
 
 class Settings(DropGuardSettings, SourceSettings):
@@ -39,4 +41,21 @@ class Settings(DropGuardSettings, SourceSettings):
         gt=0,
         le=50,
         description="Ceiling on QCMobile calls per second (a sync is two calls)." + PACE_NOTE,
+    )
+    publication_url: HttpUrl = Field(
+        HttpUrl(DATAHUB_URL),
+        description="Socrata host publishing the SMS run (DataHub); its dataset metadata says when BASICs "
+        "may have changed.",
+    )
+    publication_dataset: str = Field(
+        SMS_DATASET,
+        pattern=r"^[a-z0-9]{4}-[a-z0-9]{4}$",
+        description="Socrata dataset id whose `rowsUpdatedAt` marks a new SMS run (SMS Input - Violation).",
+    )
+    publication_check_s: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds the SMS dataset's `rowsUpdatedAt` (one metadata call) is trusted before it is "
+        "asked again; a carrier fetched since the newest publication is not fetched again (SourceSynced "
+        "`checked_unchanged`). 0 turns the check off: every sync makes both calls.",
     )

@@ -1,0 +1,84 @@
+"""When an upstream last published, for a source whose own API has no cheap change signal.
+
+QCMobile's BASICs follow the monthly SMS run, which DataHub also publishes as Socrata datasets (the SMS
+Input - Violation dataset `8mt8-2mdr` among them): the dataset's metadata (`GET /api/views/{id}.json`,
+`rowsUpdatedAt`) says when the run last changed, in one call however many carriers are monitored.
+
+- `unchanged_since_fetch(published, seen_at_fetch)` (pure): the upstream has published nothing since the
+  carrier's last successful fetch, i.e. the publication seen just before that fetch is still the newest.
+  Unknown on either side (the check failed, the carrier was never fetched by this process) means "fetch".
+- `SocrataPublication`: the dataset's `rowsUpdatedAt`, asked at most once per `ttl_s`; any failure is
+  None (cannot tell: the carrier is fetched), never an error of the sync.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import structlog
+
+log = structlog.get_logger(__name__)
+
+METADATA_TIMEOUT_S = 10.0
+
+
+def unchanged_since_fetch(published: datetime | None, seen_at_fetch: datetime | None) -> bool:
+    """True when `published` (the upstream's newest publication now) is no newer than the one seen just
+    before the carrier's last successful fetch; False when either is unknown.
+    """
+    return published is not None and seen_at_fetch is not None and published <= seen_at_fetch
+
+
+def rows_updated_at(status: int, body: bytes) -> datetime | None:
+    """`rowsUpdatedAt` (epoch seconds) of a Socrata view's metadata answer, or None when unreadable."""
+    if status != 200:
+        return None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    updated = doc.get("rowsUpdatedAt") if isinstance(doc, dict) else None
+    if not isinstance(updated, int) or isinstance(updated, bool) or updated <= 0:
+        return None
+    return datetime.fromtimestamp(updated, UTC)
+
+
+class SocrataPublication:
+    """A Socrata dataset's `rowsUpdatedAt`, cached for `ttl_s` (monotonic clock)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        dataset: str,
+        *,
+        ttl_s: float,
+        http: httpx.AsyncClient | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._url = f"{base_url.rstrip('/')}/api/views/{dataset}.json"
+        self._ttl_s = ttl_s
+        self._http = http or httpx.AsyncClient(timeout=METADATA_TIMEOUT_S)
+        self._owned = http is None
+        self._monotonic = monotonic
+        self._cached: tuple[float, datetime | None] | None = None
+
+    async def published_at(self) -> datetime | None:
+        now = self._monotonic()
+        if self._cached is not None and now - self._cached[0] < self._ttl_s:
+            return self._cached[1]
+        try:
+            answer = await self._http.get(self._url)
+            published = rows_updated_at(answer.status_code, answer.content)
+        except httpx.HTTPError as error:
+            log.warning("publication_check_failed", error=type(error).__name__)
+            published = None
+        self._cached = (now, published)
+        return published
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._http.aclose()
