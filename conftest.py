@@ -134,7 +134,11 @@ def docker_available() -> bool:
 
 @contextlib.contextmanager
 def embedded_nats(tmp: Path) -> Iterator[NatsServer]:
-    server = NatsServer(store_dir=tmp / "nats", log_file=tmp / "nats.log").start()
+    """A test's nats-server without `sync_interval: always` (as the testcontainers one): its writes reach
+    the OS before the PubAck, so a killed or restarted server loses nothing, which is all a test does to
+    it; only an OS crash would, and no test makes one. Production's configurations keep `always`
+    (`deploy/nats`, `./fmcsa up`), which `tests/system/test_deploy_static.py` checks."""
+    server = NatsServer(store_dir=tmp / "nats", sync_always=False, log_file=tmp / "nats.log").start()
     try:
         yield server
     finally:
