@@ -8,12 +8,14 @@ and its reasons, authority, OOS rates beside the national averages) and does aga
 violations filter by out-of-service; the page and the company list never scroll sideways; searching the
 list by name prefix and by docket finds the carrier, with its risk light, and the risk filter keeps or
 drops it; its link opens the carrier page in place; and axe-core, injected into each page, reports no
-serious or critical violation. Screenshots go to the `artifacts` folder (pytest's temporary tree, or
+serious or critical violation. The page's export links (changes as CSV and JSON lines) download files
+whose bytes are the API's answer. Screenshots go to the `artifacts` folder (pytest's temporary tree, or
 FMCSA_TEST_ARTIFACTS); `./fmcsa screenshots` copies two of them into docs/screenshots/ for the README.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,3 +239,41 @@ async def test_the_carrier_page_by_url_search_and_no_sideways_scroll(
         finally:
             await browser.close()
     assert not problems, problems
+
+
+async def test_the_carrier_pages_export_links_download_what_the_api_answers(
+    system: str, chromium: dict[str, Any], wait_until: Any
+) -> None:
+    """Each export link of the carrier page (the change feed as CSV and as JSON lines) downloads a file,
+    named by the answer's Content-Disposition, whose bytes are the API's answer to the same URL."""
+    from playwright.async_api import async_playwright, expect
+
+    await synced_record(system, mint(SECRET, role=Role.ADMIN, subject="e2e-admin"), wait_until)
+    token = mint(SECRET, role=Role.VIEWER, subject="e2e-viewer")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(**chromium)
+        try:
+            page = await browser.new_page(viewport=SIZES["desktop"], accept_downloads=True)
+            await page.goto(f"{system}/carriers/{DOT}")
+            await sign_in(page, token)
+            links = page.locator(f"#carrier-{DOT} a[data-export]")
+            await expect(links).to_have_count(2, timeout=15_000)
+            async with httpx.AsyncClient(
+                base_url=system, headers={"Authorization": f"Bearer {token}"}, timeout=10
+            ) as api:
+                for kind, suffix in (("changes-csv", ".csv"), ("changes-jsonl", ".jsonl")):
+                    link = page.locator(f'#carrier-{DOT} a[data-export="{kind}"]')
+                    href = await link.get_attribute("href")
+                    assert href is not None
+                    async with page.expect_download() as downloading:
+                        await link.click()
+                    download = await downloading.value
+                    assert download.suggested_filename.endswith(suffix), download.suggested_filename
+                    saved = await download.path()
+                    answer = await api.get(href)
+                    assert answer.status_code == 200, answer.text
+                    assert await asyncio.to_thread(Path(saved).read_bytes) == answer.content
+                    if suffix == ".csv":  # a header row at least, even when the feed is empty
+                        assert answer.content.splitlines()[0].count(b",") >= 3
+        finally:
+            await browser.close()
