@@ -33,6 +33,7 @@ from fmcsa_events.models import (
     SyncAttemptFailed,
     SyncRequested,
     Trigger,
+    ViolationsListed,
 )
 from fmcsa_events.subjects import EVENTS_WILDCARD, subject_for
 from fmcsa_events.topology import EVENTS_STREAM
@@ -51,6 +52,7 @@ from fmcsa_status_view.tables import (
     TABLES,
     TOTALS,
     VIOLATION,
+    VIOLATION_PAGE,
     columns,
 )
 
@@ -220,6 +222,30 @@ def violations_summary(rows: int, day: int = 1) -> dict[str, object]:
     }
 
 
+def paged(
+    req: SyncRequested, minute: float, rows: int, *, day: int = 1, size: int = 2, fetched: int = 3
+) -> list[Timed]:
+    """A violations success listing `rows` rows as the source publishes it when they pass `size`: its
+    pages (`ViolationsListed`, `size` rows each, just before) and the outcome with the first `size`."""
+    summary = violations_summary(rows, day=day)
+    listed = sorted(summary["rows"], key=lambda r: (r["date"], r["inspection"]), reverse=True)  # type: ignore[call-overload]
+    summary = {**summary, "rows": listed[:size], "rows_total": rows}
+    pages = [
+        ViolationsListed(
+            request_id=req.request_id,
+            dot=req.dot,
+            offset=offset,
+            total=rows,
+            rows=tuple(listed[offset : offset + size]),
+        )
+        for offset in range(size, rows, size)
+    ]
+    if rows <= size:
+        summary["rows"] = listed
+    outcome = synced(req, minute, fetched=fetched, summary=summary)
+    return [*(timed(page, at(minute - 0.01)) for page in pages), timed(outcome)]
+
+
 def changed(
     req: SyncRequested,
     minute: float,
@@ -323,8 +349,8 @@ def histories(draw: st.DrawFn) -> list[Timed]:
                 items.append(timed(changed(req, finish, after=percentile), position=len(items) + 1))
                 items.append(timed(synced(req, finish, summary=summary, as_of=as_of)))
             else:
-                listed = violations_summary(draw(st.integers(0, 3)), day=draw(st.integers(1, 5)))
-                items.append(timed(synced(req, finish, fetched=draw(st.integers(0, 5)), summary=listed)))
+                count, day = draw(st.integers(0, 7)), draw(st.integers(1, 5))
+                items.extend(paged(req, finish, count, day=day, fetched=draw(st.integers(0, 5))))
         elif outcome == "failed":
             kind = draw(st.sampled_from(list(ErrorKind)))
             items.append(timed(failed(req, finish, kind=kind, message=f"{kind} at {finish}")))
@@ -364,6 +390,7 @@ def state_of(p: MemoryProjection) -> tuple[object, ...]:
         p.history,
         p.carriers,
         p.violations,
+        p.pages,
     )
 
 
@@ -393,8 +420,11 @@ def busy_history(seed: int, companies: int = 12, rounds: int = 6) -> list[Timed]
                     items.append(timed(synced(req, finish, fetched=fetched, summary=summary, as_of=as_of)))
                 elif roll < 0.6 and source == SourceKey.VIOLATIONS:
                     fetched = rng.randint(0, 9)
-                    listed = violations_summary(fetched, day=1 + r)
-                    items.append(timed(synced(req, finish, fetched=fetched, summary=listed)))
+                    if fetched > 6:  # more rows than one event lists (here 3): pages before the outcome
+                        items.extend(paged(req, finish, fetched, day=1 + r, size=3, fetched=fetched))
+                    else:
+                        listed = violations_summary(fetched, day=1 + r)
+                        items.append(timed(synced(req, finish, fetched=fetched, summary=listed)))
                 elif roll < 0.6:
                     items.append(timed(synced(req, finish, fetched=rng.randint(0, 9))))
                 elif roll < 0.9:
@@ -467,6 +497,7 @@ def memory_rows(
         VIOLATION.name: rows(
             VIOLATION, [v for dot in sorted(p.violations, key=int) for v in p.violations[dot]]
         ),
+        VIOLATION_PAGE.name: rows(VIOLATION_PAGE, [p.pages[k] for k in sorted(p.pages)]),
     }
 
 

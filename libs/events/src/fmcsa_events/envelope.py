@@ -20,6 +20,7 @@ from fmcsa_events.models import (
     SyncAttemptFailed,
     SyncRequested,
     Trigger,
+    ViolationsListed,
 )
 from fmcsa_events.text import SafeText
 
@@ -88,7 +89,8 @@ def event_id(event: Event) -> str:
     Scheduled and catch-up requests: `<source>:<dot>:<slot>` (replicas and restarts publish a slot
     once). Outcomes: `outcome:<request_id>` (a redelivered request republishes the same outcome); a failed
     attempt that will be retried: `attempt:<request_id>:<attempt>`.
-    Manual requests: `request:<request_id>`. Anything else: a fresh uuid, made once per fact; a caller
+    Manual requests: `request:<request_id>`. Changes: `change:<request_id>:<kind>:<subject>`; pages of
+    violation rows: `listed:<request_id>:<offset>`. Anything else: a fresh uuid, made once per fact; a caller
     that retries a publish must reuse the envelope it made.
     """
     match event:
@@ -102,6 +104,8 @@ def event_id(event: Event) -> str:
             return f"attempt:{event.request_id}:{event.attempt}"
         case CarrierDataChanged():
             return f"change:{event.request_id}:{event.kind}:{event.subject}"
+        case ViolationsListed():
+            return f"listed:{event.request_id}:{event.offset}"
         case _:
             return str(uuid4())
 

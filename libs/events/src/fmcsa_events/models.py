@@ -313,6 +313,39 @@ class CarrierDataChanged(Event):
         return self
 
 
+VIOLATIONS_PAGE_ROWS = 500
+"""At most this many violation rows in one `ViolationsListed` (and in a violations `SourceSynced`'s
+summary): each row's description is cut at 200 characters by the source, so a page stays under 200 KB,
+below the 256 KiB every consumer decodes (`fmcsa_events.decoder.MAX_PAYLOAD_BYTES`)."""
+
+
+class ViolationsListed(Event):
+    """One page of the violation rows a violations fetch listed, beyond the first `VIOLATIONS_PAGE_ROWS`
+    its `SourceSynced` summary carries: the rows at `offset` (0-based, newest inspection first) of the
+    request's `total` rows, each shaped as the summary's `rows` (`fmcsa_source_violations.domain.summary.
+    violation_row`). Published by the violations source for the request that fetched them, before its
+    `SourceSynced` (saved with that outcome, so a redelivered request republishes the same pages); the
+    event id is `listed:<request_id>:<offset>`. The status service folds them into the carrier's
+    violation rows when that success is the pair's newest.
+    """
+
+    TYPE: ClassVar[str] = "violations_listed"
+    request_id: UUID
+    dot: DotNumber
+    source: SourceKey = SourceKey.VIOLATIONS
+    offset: int = Field(ge=1, le=10_000_000)
+    total: int = Field(ge=1, le=10_000_000)
+    rows: tuple[dict[str, JsonValue], ...] = Field(min_length=1, max_length=VIOLATIONS_PAGE_ROWS)
+
+    @model_validator(mode="after")
+    def _a_violations_page(self) -> ViolationsListed:
+        if self.source != SourceKey.VIOLATIONS:
+            raise ValueError("only the violations source lists violation rows")
+        if self.offset + len(self.rows) > self.total:
+            raise ValueError("a page's rows end after the list's total")
+        return self
+
+
 RULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 """An alert rule's name: lower-case letters, digits, `_` and `-`; it is a subject token."""
 
@@ -396,6 +429,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     SourceFailed,
     SyncAttemptFailed,
     CarrierDataChanged,
+    ViolationsListed,
     AlertRuleChanged,
     AlertRuleRemoved,
     WebhookResendRequested,

@@ -9,7 +9,8 @@ nats-server; R7 on the running system):
 - Facts have one author: only the gateway publishes company, schedule and alert-rule events; requests
   come from the scheduler and the gateway (manual triggers); a source publishes only its own outcomes
   progress and change facts (`fmcsa.evt.{source_synced,source_failed,sync_attempt_failed,
-  carrier_data_changed}.<its source>.*`);
+  carrier_data_changed}.<its source>.*`), and the violations source its pages of violation rows
+  (`fmcsa.evt.violations_listed.violations.*`);
   resend requests come from the gateway and the notifier; each service dead-letters only under its own
   name (`fmcsa.dlq.<service>.>`); the status service publishes change facts only
   (`fmcsa.evt.carrier_data_changed.*.*`: its derived `risk_changed`, under the source whose success
@@ -51,6 +52,7 @@ from fmcsa_events.models import (
     SourceSynced,
     SyncAttemptFailed,
     SyncRequested,
+    ViolationsListed,
     WebhookResendRequested,
 )
 from fmcsa_events.subjects import DLQ_PREFIX, EVENTS_PREFIX
@@ -168,6 +170,7 @@ def _source(source: SourceKey) -> tuple[str, ...]:
             _event(t, f"{source}.*")
             for t in (SourceSynced.TYPE, SourceFailed.TYPE, SyncAttemptFailed.TYPE, CarrierDataChanged.TYPE)
         ),
+        *((_event(ViolationsListed.TYPE, f"{source}.*"),) if source is SourceKey.VIOLATIONS else ()),
         _dead_letters(source_user(source)),
         *_pull(source_durable(source)),
         _kv(PACE_BUCKET),  # the shared adaptive pace of its upstream hosts (fmcsa_source_kit.pacing)

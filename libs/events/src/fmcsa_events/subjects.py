@@ -23,6 +23,7 @@ from fmcsa_events.models import (
     SourceSynced,
     SyncAttemptFailed,
     SyncRequested,
+    ViolationsListed,
     WebhookResendRequested,
 )
 
@@ -106,6 +107,7 @@ SUBJECT_TOKENS: dict[str, tuple[str, ...]] = {
     SourceFailed.TYPE: ("source", "dot"),
     SyncAttemptFailed.TYPE: ("source", "dot"),
     CarrierDataChanged.TYPE: ("source", "dot"),
+    ViolationsListed.TYPE: ("source", "dot"),
     AlertRuleChanged.TYPE: ("name",),
     AlertRuleRemoved.TYPE: ("name",),
     WebhookResendRequested.TYPE: (),

@@ -44,6 +44,7 @@ from fmcsa_events.models import (
     SyncAttemptFailed,
     SyncRequested,
     Trigger,
+    ViolationsListed,
     WebhookDestination,
     WebhookResendRequested,
 )
@@ -77,7 +78,8 @@ NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
 
 def examples() -> dict[str, Event]:
-    """One event of every type; the source-scoped ones are the csa source's."""
+    """One event of every type; the source-scoped ones are the csa source's (pages of violation rows:
+    the violations source's)."""
     request = uuid4()
     return {
         "company_registered": CompanyRegistered(dot="1234567"),
@@ -131,6 +133,9 @@ def examples() -> dict[str, Event]:
             subject="unsafe_driving",
             observed_at=NOW,
         ),
+        "violations_listed": ViolationsListed(
+            request_id=request, dot="1234567", offset=500, total=501, rows=({"inspection": "1"},)
+        ),
         "alert_rule_changed": AlertRuleChanged(
             name="forged",
             kinds=(ChangeKind.BASIC_ALERT_STARTED,),
@@ -150,6 +155,7 @@ AUTHORS: dict[str, set[str]] = {
     "source_failed": {"source-csa"},
     "sync_attempt_failed": {"source-csa"},
     "carrier_data_changed": {"source-csa", STATUS},  # status: its risk_changed facts
+    "violations_listed": {"source-violations"},  # the one source that lists pages
     "alert_rule_changed": {GATEWAY},
     "alert_rule_removed": {GATEWAY},
     "webhook_resend_requested": {GATEWAY, NOTIFIER},

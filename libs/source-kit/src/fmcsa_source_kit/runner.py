@@ -14,7 +14,10 @@ For every delivery of a request (a durable pull consumer per source; replicas sh
 3. otherwise: past the deadline -> `timeout` without calling the upstream; else fetch (in-progress acks
    keep a long call alive), store, and `settle` (pure) decides: a delayed nak, or the outcome;
 4. the outcome is saved in the source's own database, published (PubAck awaited), then the request is
-   acked. A crash anywhere before the ack redelivers the request; step 2 makes that harmless.
+   acked. A crash anywhere before the ack redelivers the request; step 2 makes that harmless. A source
+   with `paginate` (violations) cuts a success's summary to its bounded size first and saves the pages
+   of what was cut (`ViolationsListed`) with the outcome, in one transaction: they are published
+   after the request's changes and before the outcome, every time the outcome is.
 Any exception in our own code becomes a final `SourceFailed(internal)`; nothing is dropped.
 """
 
@@ -39,7 +42,7 @@ from nats.errors import NoRespondersError
 from nats.js.errors import NoStreamResponseError
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import JsonValue
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, insert, select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -51,6 +54,7 @@ from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import (
     Counts,
     ErrorKind,
+    Event,
     SourceFailed,
     SourceSynced,
     SyncAttemptFailed,
@@ -149,6 +153,20 @@ first_attempts = Table(
 )
 """When each request's first attempt started: an outcome's `started_at` (its "took" runs from the first
 attempt, not from the last delivery) and every `SyncAttemptFailed` carry it."""
+outcome_preludes = Table(
+    "outcome_preludes",
+    _metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("subject", String(200), nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+)
+"""The events saved with an outcome and published before it (a success's pages of rows), in order."""
+
+Paginate = Callable[[SourceSynced], tuple[SourceSynced, tuple[Event, ...]]]
+"""A source's cut of a success that would be too large for one event: the outcome with its summary
+bounded, and the events that carry the rest (published before it). Pure and deterministic."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +174,8 @@ class SavedOutcome:
     subject: str
     headers: dict[str, str]
     payload: bytes
+    preludes: tuple[SavedOutcome, ...] = ()
+    """Events saved with the outcome, published before it in this order (none for most sources)."""
 
 
 class OutcomeLog:
@@ -184,12 +204,22 @@ class OutcomeLog:
                     )
                 )
             ).first()
-        if row is None:
-            return None
-        return SavedOutcome(row.subject, json.loads(row.headers), row.payload.encode())
+            if row is None:
+                return None
+            preludes = await connection.execute(
+                select(outcome_preludes.c.subject, outcome_preludes.c.headers, outcome_preludes.c.payload)
+                .where(outcome_preludes.c.request_id == request_id)
+                .order_by(outcome_preludes.c.position)
+            )
+            before = tuple(
+                SavedOutcome(p.subject, json.loads(p.headers), p.payload.encode()) for p in preludes
+            )
+        return SavedOutcome(row.subject, json.loads(row.headers), row.payload.encode(), before)
 
     async def keep_first(self, request_id: str, outcome: SavedOutcome, at: datetime) -> SavedOutcome:
-        """Save the outcome unless one is saved already; return the one that is kept (the first)."""
+        """Save the outcome and its preludes unless one is saved already (one transaction: both or
+        neither); return the one that is kept (the first).
+        """
         with contextlib.suppress(IntegrityError):
             async with self._engine.begin() as connection:
                 await connection.execute(
@@ -201,6 +231,20 @@ class OutcomeLog:
                         created_at=at,
                     )
                 )
+                if outcome.preludes:
+                    await connection.execute(
+                        insert(outcome_preludes),
+                        [
+                            {
+                                "request_id": request_id,
+                                "position": position,
+                                "subject": prelude.subject,
+                                "headers": json.dumps(prelude.headers),
+                                "payload": prelude.payload.decode(),
+                            }
+                            for position, prelude in enumerate(outcome.preludes)
+                        ],
+                    )
         kept = await self.get(request_id)
         assert kept is not None, "an outcome was just saved"
         return kept
@@ -255,7 +299,9 @@ class SourceHandler(Generic[F]):
         max_attempts: int,
         clock: Callable[[], datetime] = utc_now,
         ages: SyncAges | None = None,
+        paginate: Paginate | None = None,
     ) -> None:
+        self.paginate = paginate
         self.source = source
         self.adapter = adapter
         self.bus = bus
@@ -288,6 +334,8 @@ class SourceHandler(Generic[F]):
     async def _handle(self, msg: Delivery, request: SyncRequested, cause: Envelope) -> None:
         if saved := await self.outcomes.get(str(request.request_id)):
             await self._publish_changes(request, cause)
+            for prelude in saved.preludes:
+                await self._publish(prelude)
             await self._publish(saved)
             await msg.ack()
             log.info("sync_outcome_republished")
@@ -361,11 +409,20 @@ class SourceHandler(Generic[F]):
         return stored
 
     async def _finish(self, msg: Delivery, outcome: SourceSynced | SourceFailed, cause: Envelope) -> None:
+        pages: tuple[Event, ...] = ()
+        if isinstance(outcome, SourceSynced) and self.paginate is not None:
+            outcome, pages = self.paginate(outcome)
         envelope = self.bus.envelope(outcome, cause=cause)
-        mine = SavedOutcome(subject_for(outcome), envelope.to_headers(), encode(outcome))
+        preludes = tuple(
+            SavedOutcome(subject_for(page), self.bus.envelope(page, cause=cause).to_headers(), encode(page))
+            for page in pages
+        )
+        mine = SavedOutcome(subject_for(outcome), envelope.to_headers(), encode(outcome), preludes)
         # if an earlier delivery saved an outcome first, that one is published again, never a second
         kept = await self.outcomes.keep_first(str(outcome.request_id), mine, self.clock())
         await self._publish_changes(outcome, cause)
+        for prelude in kept.preludes:
+            await self._publish(prelude)
         await self._publish(kept)
         failpoint("source.after_publish")  # tests crash here: published, not yet acked
         await msg.ack()
@@ -444,7 +501,9 @@ class SourceWorker:
         adapter_factory: Callable[[], Awaitable[SourceAdapter[Any]]],
         clock: Callable[[], datetime],
         paces: Sequence[UpstreamPace],
+        paginate: Paginate | None = None,
     ) -> None:
+        self.paginate = paginate
         self.settings = settings
         self.source = source
         self.adapter_factory = adapter_factory
@@ -484,6 +543,7 @@ class SourceWorker:
             max_attempts=source_settings.max_attempts,
             clock=self.clock,
             ages=self.ages,
+            paginate=self.paginate,
         )
         durable = source_durable(self.source)
         runner = DurableWorker(
@@ -539,6 +599,7 @@ def create_source_app(
     adapter_factory: Callable[[], Awaitable[SourceAdapter[Any]]],
     clock: Callable[[], datetime] = utc_now,
     pace: UpstreamPace | Sequence[UpstreamPace] | None = None,
+    paginate: Paginate | None = None,
 ) -> Shell:
     """Wire one source service: a `SourceWorker` in the worker shell (`fmcsa_runtime.service.Shell`: the
     one NATS connection, health, readiness, metrics, signals). `pace`, the one the adapter's client
@@ -546,11 +607,14 @@ def create_source_app(
     (shared with the source's other replicas, `fmcsa_source_kit.pacing`) and unbound at the end.
 
     `settings` must also satisfy `SourceSettings` (max_attempts, concurrency, resolved_database_url).
+    `paginate` cuts a success too large for one event (see `Paginate`).
     """
     paces: tuple[UpstreamPace, ...] = (
         () if pace is None else (pace,) if isinstance(pace, UpstreamPace) else tuple(pace)
     )
-    worker = SourceWorker(settings, source=source, adapter_factory=adapter_factory, clock=clock, paces=paces)
+    worker = SourceWorker(
+        settings, source=source, adapter_factory=adapter_factory, clock=clock, paces=paces, paginate=paginate
+    )
     return Shell(settings, name=f"source-{source}", worker=worker)
 
 

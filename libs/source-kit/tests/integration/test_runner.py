@@ -33,6 +33,7 @@ from fmcsa_events.models import (
     SyncAttemptFailed,
     SyncRequested,
     Trigger,
+    ViolationsListed,
 )
 from fmcsa_events.subjects import subject_for
 from fmcsa_events.topology import DLQ_STREAM, EVENTS_STREAM, PACE_REPLICAS_BUCKET, Topology, declare
@@ -520,3 +521,68 @@ async def test_the_runner_exports_the_age_of_its_oldest_successful_sync(
     assert tracked == 2
     assert age is not None
     assert 7200 <= age < 7200 + 60
+
+
+def cut_in_pages(outcome: SourceSynced) -> tuple[SourceSynced, tuple[Event, ...]]:
+    """A source's `paginate` (as violations'): the summary keeps 2 rows, the rest go in pages of 2."""
+    rows = list(outcome.summary["rows"])  # type: ignore[arg-type]
+    pages = tuple(
+        ViolationsListed(
+            request_id=outcome.request_id,
+            dot=outcome.dot,
+            offset=o,
+            total=len(rows),
+            rows=tuple(rows[o : o + 2]),
+        )
+        for o in range(2, len(rows), 2)
+    )
+    return outcome.model_copy(update={"summary": {"rows": rows[:2], "rows_total": len(rows)}}), pages  # type: ignore[dict-item]
+
+
+async def test_pages_are_saved_with_the_outcome_published_before_it_and_again_with_it(
+    nc: Client, fresh_nats_url: str, tmp_path: Path, wait_until: Any
+) -> None:
+    rows = [{"inspection": str(n)} for n in range(5)]
+
+    class Listing(ScriptedUpstream):
+        async def store(self, fetched: str, request: SyncRequested) -> Stored:
+            return Stored(Counts(fetched=5, inserted=5), datetime.now(UTC), None, {"rows": rows})  # type: ignore[dict-item]
+
+    upstream = Listing()
+
+    async def adapter() -> ScriptedUpstream:
+        return upstream
+
+    settings = settings_for(fresh_nats_url, tmp_path)
+    now = datetime.now(UTC)
+    request = SyncRequested(
+        request_id=uuid4(), dot="5", source="violations", trigger=Trigger.MANUAL, requested_by="test",
+        requested_at=now, deadline=now + timedelta(minutes=10),
+    )  # fmt: skip
+    bus = Bus(nc.jetstream(), producer="test")
+    app = {"source": SourceKey.VIOLATIONS, "adapter_factory": adapter, "paginate": cut_in_pages}
+    async with create_source_app(settings, **app):
+        await bus.publish(request)
+
+        async def answered() -> bool:
+            return len(await outcomes(nc)) == 1
+
+        await wait_until(answered, what="the outcome")
+    again = Envelope.model_validate({**bus.envelope(request).model_dump(), "event_id": "redelivery-1"})
+    await bus.publish(request, envelope=again)
+    async with create_source_app(settings, **app):
+
+        async def consumer_idle() -> bool:
+            info = await nc.jetstream().consumer_info(EVENTS_STREAM, "source-violations")
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await wait_until(consumer_idle, what="the redelivery handled")
+    published = [e for e in await events(nc) if not isinstance(e, SyncRequested)]
+    assert [type(e).__name__ for e in published] == ["ViolationsListed", "ViolationsListed", "SourceSynced"]
+    pages, outcome = published[:2], published[2]
+    assert isinstance(outcome, SourceSynced)
+    assert outcome.summary == {"rows": rows[:2], "rows_total": 5}
+    assert [(p.offset, list(p.rows)) for p in pages if isinstance(p, ViolationsListed)] == [
+        (2, rows[2:4]), (4, rows[4:])
+    ]  # fmt: skip
+    assert upstream.calls["5"] == 1  # the redelivery republished the saved pages and outcome, fetched nothing

@@ -16,8 +16,9 @@ source, the first of its preference order that has succeeded:
 - `crashes` (csa, else inspections' US figures): `total`, `fatal`, `injury`, `towaway`;
 - `basics` (csa): `items` (each BASIC as the csa summary gives it), `alerts` (BASIC ids);
 - `violations` (violations): `total`, `oos`, `inspections`, `per_basic`, `oos_per_basic`,
-  `latest_inspection_date`, `listed` (rows kept in `status_violation`), `complete` (they are every row of
-  the window; null: the event listed none);
+  `latest_inspection_date`, `listed` (rows the success listed for `status_violation`: its summary's
+  `rows_total`, the summary's rows and its `ViolationsListed` pages; an older summary: its rows),
+  `complete` (they are every row of the window; null: the event listed none);
 - `authority` (authority, else csa): `common`, `contract`, `broker` (statuses), `dockets`, `oos_order`
   (`{date, reason}` or null);
 - `insurance` (authority): `bipd_required`, `bipd_on_file`, `cargo_on_file`, `bond_on_file` (whole
@@ -29,13 +30,15 @@ same record as a new one whose added keys are null. A summary not of the expecte
 and never raises: it comes from another service.
 
 `violation_rows(dot, summary)` gives the rows of the violations summary's `rows` list, newest first; None
-when the summary has no list (an older event).
+when the summary has no list (an older event). `page_rows(dot, offset, rows)` gives a page's rows, at
+`seq` offset onwards. A summary with `rows_total` (one that may have pages) is taken in its order, so
+its rows and its pages' number one list; an older one is sorted, as it always was.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -164,6 +167,8 @@ def violation_rows(dot: str, summary: Mapping[str, Any] | None) -> list[Violatio
     listed = _obj(summary).get("rows")
     if not isinstance(listed, list):
         return None
+    if _int(_obj(summary).get("rows_total")) is not None:
+        return page_rows(dot, 0, listed)
     rows: list[tuple[str, str, str, str, int, Any]] = []
     for item in listed:
         if not isinstance(item, dict):
@@ -195,6 +200,41 @@ def violation_rows(dot: str, summary: Mapping[str, Any] | None) -> list[Violatio
         )
         for seq, (on, inspection, code, unit, ordinal, item) in enumerate(rows)
     ]
+
+
+def page_rows(dot: str, offset: int, listed: Sequence[Any]) -> list[ViolationRow]:
+    """The rows of one slice of a violation list, in its order, `seq` counting from `offset` (a row not
+    of the expected shape is left out; its place stays unused).
+    """
+    out: list[ViolationRow] = []
+    for index, item in enumerate(listed):
+        row = _violation_row(dot, offset + index, item)
+        if row is not None:
+            out.append(row)
+    return out
+
+
+def _violation_row(dot: str, seq: int, item: Any) -> ViolationRow | None:
+    if not isinstance(item, dict):
+        return None
+    inspection, code, unit = _text(item.get("inspection")), _text(item.get("code")), _text(item.get("unit"))
+    on, ordinal = _text(item.get("date")), _int(item.get("ordinal"))
+    if inspection is None or code is None or unit is None or on is None or ordinal is None:
+        return None
+    return ViolationRow(
+        dot=dot,
+        seq=seq,
+        inspection=inspection,
+        code=code,
+        unit=unit,
+        ordinal=ordinal,
+        inspected_on=on[:10],
+        basic=_text(item.get("basic")),
+        oos=item.get("oos") is True,
+        severity=_int(item.get("severity")),
+        group_name=_text(item.get("group")),
+        description=_text(item.get("description")),
+    )
 
 
 def _csa_identity(csa: Mapping[str, Any], phone: str | None) -> JsonObject:
@@ -267,6 +307,7 @@ def _crashes(crashes: Mapping[str, Any], towaway: str) -> JsonObject:
 def _violations(summary: Mapping[str, Any]) -> JsonObject:
     rows = summary.get("rows")
     complete = summary.get("rows_complete")
+    total = _int(summary.get("rows_total"))
     return {
         "total": _int(summary.get("total")),
         "oos": _int(summary.get("oos")),
@@ -274,7 +315,7 @@ def _violations(summary: Mapping[str, Any]) -> JsonObject:
         "per_basic": _counts(summary.get("per_basic")),
         "oos_per_basic": _counts(summary.get("oos_per_basic")),
         "latest_inspection_date": _text(summary.get("latest_inspection_date")),
-        "listed": len(rows) if isinstance(rows, list) else None,
+        "listed": (total if total is not None else len(rows)) if isinstance(rows, list) else None,
         "complete": complete if isinstance(complete, bool) and isinstance(rows, list) else None,
     }
 

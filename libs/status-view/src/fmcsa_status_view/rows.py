@@ -441,6 +441,21 @@ class ViolationRow:
     description: str | None
 
 
+@dataclass(slots=True)
+class ViolationPageRow:
+    """A page of violation rows (`ViolationsListed`) whose request has no outcome folded yet
+    (`status_violation_page`, by request id and offset): held until that outcome, which takes its
+    rows into `status_violation` when it is the carrier's newest violations success, and drops it
+    otherwise. `rows` are the event's rows as it carries them; `first_seq` the first one's `seq` (the
+    event's `offset`).
+    """
+
+    request_id: str
+    first_seq: int
+    dot: str
+    rows: list[JsonObject]
+
+
 RETRY_FIELDS = ("retry_attempt", "retry_max_attempts", "retry_kind", "retry_message", "retry_at")
 """The fields of `SyncLogRow` that hold a request's retry progress, in `retry_progress` order."""
 

@@ -32,6 +32,7 @@ from fmcsa_status_view.rows import (
     SourceRow,
     SyncLogRow,
     TotalsRow,
+    ViolationPageRow,
     ViolationRow,
 )
 
@@ -244,8 +245,17 @@ VIOLATION = row_table(
     key=("dot", "seq"),
     lengths={"inspected_on": 10, "basic": 40},
 )
-"""A carrier's violation rows (`ViolationRow`), as the violations source's newest summary lists them;
-replaced as a whole when that summary changes."""
+"""A carrier's violation rows (`ViolationRow`), as the violations source's newest success lists them
+(its summary's rows, then the rows of its `ViolationsListed` pages at their offsets); replaced as a
+whole when that success changes, a page of it that is folded late added to them."""
+VIOLATION_PAGE = row_table(
+    "status_violation_page",
+    ViolationPageRow,
+    key=("request_id", "first_seq"),
+    lengths={"request_id": 36},
+)
+"""Pages of violation rows (`ViolationPageRow`) waiting for their request's outcome; a page is deleted
+when that outcome is folded (its rows taken into `status_violation` or dropped)."""
 
 TABLES: tuple[Table, ...] = (
     POSITION,
@@ -258,6 +268,7 @@ TABLES: tuple[Table, ...] = (
     HISTORY,
     CARRIER,
     VIOLATION,
+    VIOLATION_PAGE,
 )
 """Every table of the projection, in creation order; `SQLModel.metadata.create_all(tables=TABLES)`.
 A snapshot (`fmcsa_status.snapshot`) holds every table listed here: a new table is in the next one."""

@@ -8,12 +8,14 @@ and its reasons, authority, OOS rates beside the national averages) and does aga
 violations filter by out-of-service; the page and the company list never scroll sideways; searching the
 list by name prefix and by docket finds the carrier, with its risk light, and the risk filter keeps or
 drops it; its link opens the carrier page in place; and axe-core, injected into each page, reports no
-serious or critical violation. Screenshots go to the `artifacts` folder (pytest's temporary tree, or
+serious or critical violation. The page's export links (changes as CSV and JSON lines) download files
+whose bytes are the API's answer. Screenshots go to the `artifacts` folder (pytest's temporary tree, or
 FMCSA_TEST_ARTIFACTS); `./fmcsa screenshots` copies two of them into docs/screenshots/ for the README.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,3 +239,138 @@ async def test_the_carrier_page_by_url_search_and_no_sideways_scroll(
         finally:
             await browser.close()
     assert not problems, problems
+
+
+async def test_the_carrier_pages_export_links_download_what_the_api_answers(
+    system: str, chromium: dict[str, Any], wait_until: Any
+) -> None:
+    """Each export link of the carrier page (the change feed as CSV and as JSON lines) downloads a file,
+    named by the answer's Content-Disposition, whose bytes are the API's answer to the same URL."""
+    from playwright.async_api import async_playwright, expect
+
+    await synced_record(system, mint(SECRET, role=Role.ADMIN, subject="e2e-admin"), wait_until)
+    token = mint(SECRET, role=Role.VIEWER, subject="e2e-viewer")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(**chromium)
+        try:
+            page = await browser.new_page(viewport=SIZES["desktop"], accept_downloads=True)
+            await page.goto(f"{system}/carriers/{DOT}")
+            await sign_in(page, token)
+            links = page.locator(f"#carrier-{DOT} a[data-export]")
+            await expect(links).to_have_count(2, timeout=15_000)
+            async with httpx.AsyncClient(
+                base_url=system, headers={"Authorization": f"Bearer {token}"}, timeout=10
+            ) as api:
+                for kind, suffix in (("changes-csv", ".csv"), ("changes-jsonl", ".jsonl")):
+                    link = page.locator(f'#carrier-{DOT} a[data-export="{kind}"]')
+                    href = await link.get_attribute("href")
+                    assert href is not None
+                    async with page.expect_download() as downloading:
+                        await link.click()
+                    download = await downloading.value
+                    assert download.suggested_filename.endswith(suffix), download.suggested_filename
+                    saved = await download.path()
+                    answer = await api.get(href)
+                    assert answer.status_code == 200, answer.text
+                    assert await asyncio.to_thread(Path(saved).read_bytes) == answer.content
+                    if suffix == ".csv":  # a header row at least, even when the feed is empty
+                        assert answer.content.splitlines()[0].count(b",") >= 3
+        finally:
+            await browser.close()
+
+
+class Cuttable:
+    """A TCP relay on loopback between the browser and the gateway that can cut every open connection
+    (as a network drop does): the page's EventSource then reconnects through it."""
+
+    def __init__(self, upstream: str) -> None:
+        url = httpx.URL(upstream)
+        self.host, self.port = url.host, url.port or 80
+        self.links: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        self.links |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self.links -= {writer, up_writer}
+
+    def cut(self) -> None:
+        for link in list(self.links):
+            link.close()
+
+    async def stop(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_the_live_stream_resumes_after_a_reconnect_from_last_event_id(
+    system: str, chromium: dict[str, Any], wait_until: Any
+) -> None:
+    """The list page's event stream is cut (a network drop, by a relay between browser and gateway) and a
+    company is registered before it reconnects: the EventSource reconnects with `Last-Event-ID` (the
+    hello's position: it got no change yet) and the page shows the company it missed, without a reload."""
+    from playwright.async_api import async_playwright, expect
+
+    admin = mint(SECRET, role=Role.ADMIN, subject="e2e-admin")
+    await synced_record(system, admin, wait_until)
+    missed = "99700003"
+    relay = Cuttable(system)
+    front = await relay.start()
+    streams: list[dict[str, str]] = []
+    received: list[tuple[str, str]] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(**chromium)
+        try:
+            page = await browser.new_page(viewport=SIZES["desktop"])
+            cdp = await page.context.new_cdp_session(page)
+            await cdp.send("Network.enable")
+            # what the EventSource got, message by message (DevTools protocol): names and ids
+            cdp.on(
+                "Network.eventSourceMessageReceived",
+                lambda m: received.append((m["eventName"], m["eventId"])),
+            )
+
+            async def note(request: Any) -> None:
+                if "/api/events" in request.url:
+                    streams.append(await request.all_headers())
+
+            page.on("request", note)
+            await page.goto(front)
+            await sign_in(page, mint(SECRET, role=Role.VIEWER, subject="e2e-viewer"))
+            await expect(page.locator(f"#row-{DOT}")).to_be_visible(timeout=15_000)
+            await expect(page.locator("#live")).to_have_text("live", timeout=15_000)
+            relay.cut()
+            await expect(page.locator("#live")).to_have_text("offline", timeout=15_000)
+            async with httpx.AsyncClient(
+                base_url=system, headers={"Authorization": f"Bearer {admin}"}, timeout=10
+            ) as api:
+                registered = await api.post("/api/companies", json={"dot_number": missed})
+                assert registered.status_code == 201, registered.text
+            await expect(page.locator(f"#row-{missed}")).to_be_visible(timeout=15_000)
+            await expect(page.locator("#live")).to_have_text("live")
+            assert len(streams) >= 2, streams
+            assert all("last-event-id" in headers for headers in streams[1:]), streams
+            # the resumed stream: its hello, then the registration it missed (replayed, or live)
+            hellos = [i for i, (name, _) in enumerate(received) if name == "hello"]
+            assert len(hellos) >= 2, received
+            assert any(name == "change" for name, _ in received[hellos[1] :]), received
+        finally:
+            await browser.close()
+            await relay.stop()

@@ -12,6 +12,7 @@ from uuid import uuid4
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_events.models import Counts, SourceSynced, SyncRequested, Trigger
 from fmcsa_runtime.tokens import Role
+from fmcsa_source_violations.domain.summary import paginate
 
 DOT, OTHER, NEVER = "2847193", "1398452", "99700010"
 AS_OF = datetime(2026, 10, 31, tzinfo=UTC)
@@ -192,3 +193,36 @@ async def test_the_record_its_violations_and_the_search(gateway: Any, bearer: An
         refused = await gateway.client.get("/api/carriers", params=bad, headers=viewer)
         assert refused.status_code == 422, bad
         assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_more_than_500_violations_are_paged_not_cut(gateway: Any, bearer: Any, wait_until: Any) -> None:
+    """1,200 rows, cut by the violations source's own `paginate` into the outcome's 500 and pages of the
+    rest (published before it, as the runner does): every row comes back through the keyset pages, in
+    order, and the record says all 1,200 are listed and complete."""
+    viewer = bearer(Role.VIEWER)
+    rows = [
+        violation(n, f"{1 + n % 12:02d}-{1 + n % 28:02d}", "unsafe_driving", n % 4 == 0) for n in range(1200)
+    ]
+    rows.sort(key=lambda r: (r["date"], r["inspection"]), reverse=True)
+    summary = {**VIOLATIONS, "total": 1200, "oos": 300, "rows": rows, "rows_total": 1200}
+    request, outcome = synced(DOT, SourceKey.VIOLATIONS, summary)
+    cut, pages = paginate(outcome)
+    assert len(pages) >= 2
+    assert len(cut.summary["rows"]) == 500  # type: ignore[arg-type]
+    await gateway.publish_folded([request, *pages, cut], headers=viewer, wait_until=wait_until)
+
+    record = (await gateway.client.get(f"/api/carriers/{DOT}", headers=viewer)).json()
+    assert (record["violations"]["total"], record["violations"]["listed"]) == (1200, 1200)
+    assert record["violations"]["complete"] is True
+    path, seen, cursor = f"/api/carriers/{DOT}/violations", [], None
+    while True:
+        params: dict[str, Any] = {"limit": 500} | ({"cursor": cursor} if cursor else {})
+        page = (await gateway.client.get(path, params=params, headers=viewer)).json()
+        assert page["complete"] is True
+        seen += [v["inspection"] for v in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [r["inspection"] for r in rows]
+    oos = (await gateway.client.get(path, params={"oos": "true", "limit": 500}, headers=viewer)).json()
+    assert len(oos["items"]) == 300

@@ -32,6 +32,7 @@ from fmcsa_events.models import (
     SyncAttemptFailed,
     SyncRequested,
     Trigger,
+    ViolationsListed,
     WebhookDestination,
     WebhookResendRequested,
 )
@@ -75,6 +76,7 @@ def examples() -> list[Event]:
         CarrierDataChanged(
             **ids, kind=ChangeKind.VIOLATIONS_ADDED, subject="violations_added", after=2, observed_at=NOW
         ),
+        ViolationsListed(**ids, offset=500, total=501, rows=({"inspection": "905120418", "oos": True},)),
         AlertRuleChanged(
             name="csa-alerts",
             kinds=(ChangeKind.BASIC_ALERT_STARTED,),

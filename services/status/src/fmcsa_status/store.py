@@ -60,14 +60,14 @@ from fmcsa_events.models import (
     SyncRequested,
 )
 from fmcsa_runtime.database import STORE_CHECK_TIMEOUT_S, data_error_reason, is_data_error
-from fmcsa_status.domain.fold import Fact, Loaded, PairKey, fold, settle
+from fmcsa_status.domain.fold import Fact, Loaded, PairKey, fold, paged_requests, settle
 from fmcsa_status.domain.risk_changes import risk_changes
 from fmcsa_status.domain.state import Change, Company, DayCount, DayKey, Entry, Pair, Point, Totals
 from fmcsa_status_view.binding import RowBinding, decoder
 from fmcsa_status_view.codec import Codec, codec_for
 from fmcsa_status_view.database import Database, Session, open_database
 from fmcsa_status_view.location import Location
-from fmcsa_status_view.rows import CarrierRow, ViolationRow
+from fmcsa_status_view.rows import CarrierRow, ViolationPageRow, ViolationRow
 from fmcsa_status_view.tables import (
     CARRIER,
     CHANGE,
@@ -79,6 +79,7 @@ from fmcsa_status_view.tables import (
     TABLES,
     TOTALS,
     VIOLATION,
+    VIOLATION_PAGE,
     columns,
 )
 
@@ -180,6 +181,9 @@ class _Batch:
     history: list[Point]
     carriers: list[CarrierRow]
     violations: Mapping[str, Sequence[ViolationRow]]
+    added_violations: Sequence[ViolationRow]
+    held_pages: Sequence[ViolationPageRow]
+    released_pages: frozenset[str]
     risks: list[CarrierDataChanged]
 
 
@@ -220,6 +224,7 @@ class StatusStore:
         self._history = RowBinding(HISTORY, Point, codec, ("dot", "source", "subject", "as_of"))
         self._carriers = RowBinding(CARRIER, CarrierRow, codec, ("dot",))
         self._violations = RowBinding(VIOLATION, ViolationRow, codec, ("dot", "seq"))
+        self._pages = RowBinding(VIOLATION_PAGE, ViolationPageRow, codec, ("request_id", "first_seq"))
         assert self._history.columns == _POINT_COLUMNS, "_point_rows writes the columns in this order"
         self._add_change = self._changes.insert(1, _ADD_CHANGE_TAIL)
         self._put_point = self._history.insert(
@@ -231,6 +236,9 @@ class StatusStore:
         self._cached_companies: dict[str, Company] = {}
         self._cached_changes: dict[str, Change] = {}  # by event id: changes this writer wrote
         self._absent_dots: set[str] = set()  # DOTs known to have no row yet
+        # every held page of violation rows (a handful: a page waits for the outcome published after it);
+        # None: read the table again at the next batch
+        self._held_pages: dict[str, dict[int, ViolationPageRow]] | None = None
         self._writing: asyncio.Task[None] | None = None
         self._pending: _Pending | None = None
         self._folded_to: int | None = None
@@ -477,6 +485,7 @@ class StatusStore:
         self._cached_companies.clear()
         self._cached_changes.clear()
         self._absent_dots.clear()
+        self._held_pages = None
         self._folded_to = None
 
     async def _written(self) -> bool:
@@ -530,6 +539,7 @@ class StatusStore:
         risks = self._risks_of(loaded, settled.pairs, settled.carriers)
         self._remember(folded.entries.values(), settled.pairs.values(), settled.companies.values())
         self._remember_changes(folded.changes.values())
+        self._remember_pages(settled.held_pages, settled.released_pages)
         poison += [(origin[r.index], r.reason, r.detail) for r in folded.rejected]
         poison.sort(key=_by_seq)
         return _Batch(
@@ -547,6 +557,9 @@ class StatusStore:
             history=list(folded.history.values()),
             carriers=list(settled.carriers.values()),
             violations=settled.violations,
+            added_violations=settled.added_violations,
+            held_pages=settled.held_pages,
+            released_pages=settled.released_pages,
             risks=risks,
         )
 
@@ -563,6 +576,7 @@ class StatusStore:
             await self._add_daily(session, batch.daily)
             await self._put_feed(session, batch.changes, batch.dropped_changes, batch.history)
             await self._put_records(session, batch.carriers, batch.violations)
+            await self._put_pages(session, batch.added_violations, batch.held_pages, batch.released_pages)
             await self._put_risks(session, batch.position, batch.risks)
             if dead_letter is not None:
                 for delivered, reason, detail in batch.poison:
@@ -594,6 +608,9 @@ class StatusStore:
                 session, folded.changes.values(), folded.dropped_changes, folded.history.values()
             )
             await self._put_records(session, settled.carriers.values(), settled.violations)
+            await self._put_pages(
+                session, settled.added_violations, settled.held_pages, settled.released_pages
+            )
             risks = self._risks_of(batch.loaded, settled.pairs, settled.carriers)
             await self._put_risks(session, fresh[-1].seq, risks)
             poison += [(batch.origin[r.index], r.reason, r.detail) for r in folded.rejected]
@@ -606,6 +623,7 @@ class StatusStore:
             self.risks_waiting.set()
         self._remember(folded.entries.values(), settled.pairs.values(), settled.companies.values())
         self._remember_changes(folded.changes.values())
+        self._remember_pages(settled.held_pages, settled.released_pages)
         return Applied(fresh[-1].seq, len(fresh), tuple(poison))
 
     async def _load(self, facts: Sequence[Fact]) -> Loaded:
@@ -647,9 +665,33 @@ class StatusStore:
                 for company in await self._select(session, self._companies, "dot", missing_dots):
                     companies.setdefault(company.dot, company)
             absent.update(str(d) for d in missing_dots if str(d) not in companies)
+        held = await self._held(paged_requests(facts))
         # The cache itself is the view the fold reads (it looks up only the keys it needs and never
         # changes what it is given); rows the batch creates are remembered after it.
-        return Loaded(entries=entries, pairs=pairs, companies=companies, changes=changes)
+        return Loaded(entries=entries, pairs=pairs, companies=companies, changes=changes, pages=held)
+
+    async def _held(self, wanted: set[str]) -> dict[str, list[ViolationPageRow]]:
+        """The held pages of the `wanted` request ids (the table is read once, then kept in memory)."""
+        if not wanted:
+            return {}
+        if self._held_pages is None:
+            assert self._reader is not None, "connect() opens the store"
+            mirror: dict[str, dict[int, ViolationPageRow]] = {}
+            async with self._reader.transaction() as session:
+                for row in await session.fetch(self._pages.select):
+                    page: ViolationPageRow = self._pages.decode(row)
+                    mirror.setdefault(page.request_id, {})[page.first_seq] = page
+            self._held_pages = mirror
+        return {r: [pages[o] for o in sorted(pages)] for r in wanted if (pages := self._held_pages.get(r))}
+
+    def _remember_pages(self, held: Sequence[ViolationPageRow], released: frozenset[str]) -> None:
+        """Keep the held-pages mirror what the table holds once the batch is written."""
+        if self._held_pages is None:
+            return  # read again at the next batch that needs it
+        for request_id in released:
+            self._held_pages.pop(request_id, None)
+        for page in held:
+            self._held_pages.setdefault(page.request_id, {})[page.first_seq] = page
 
     def _remember(
         self, entries: Iterable[Entry], pairs: Iterable[Pair], companies: Iterable[Company]
@@ -757,6 +799,24 @@ class StatusStore:
         rows = [self._violations.encode(row) for dot in violations for row in violations[dot]]
         if rows:
             await session.execute_many(self._violations.insert(1, ""), rows)
+
+    async def _put_pages(
+        self,
+        session: Session,
+        added: Sequence[ViolationRow],
+        held: Sequence[ViolationPageRow],
+        released: frozenset[str],
+    ) -> None:
+        """Rows of pages folded after their outcome, pages to hold, and held pages released."""
+        await self._upsert(session, self._violations, added)
+        ids = sorted(released)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            await session.execute(
+                f"DELETE FROM status_violation_page WHERE request_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+        await self._upsert(session, self._pages, held)
 
     def _risks_of(
         self, loaded: Loaded, pairs: Mapping[PairKey, Pair], carriers: Mapping[str, CarrierRow]

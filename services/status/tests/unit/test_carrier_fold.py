@@ -1,5 +1,6 @@
 """The carrier record in the fold (pure): derived from each source's newest success, order-safe, with
-the violation rows of the newest violations summary, and the same for an old summary (the upcast)."""
+the violation rows of the newest violations summary and its pages, and the same for an old summary (the
+upcast)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from status_support import (
     facts,
     failed,
     fold_all,
+    paged,
     request,
     synced,
     violations_summary,
@@ -118,3 +120,38 @@ def test_a_violations_fetch_listing_the_same_rows_rewrites_none() -> None:
     assert DOT in settled.carriers  # the record moves on: its provenance is the newer fetch's
     other = facts([second, synced(second, 11, summary=violations_summary(3))])
     assert [r.seq for r in settle(loaded, fold(loaded, other), {}).violations[DOT]] == [0, 1, 2]
+
+
+def test_pages_make_every_row_whether_they_come_before_or_after_their_outcome() -> None:
+    """A success listing 9 rows, 2 in its summary and the rest in 4 pages: every row, in order, held in
+    `status_violation` whatever the order and batching; the record says 9 listed, complete; no page is
+    left held once its outcome is folded."""
+    req = request(DOT, SourceKey.VIOLATIONS, 0)
+    *pages, outcome = paged(req, 1, 9)
+    in_order = fold_all(facts([req, *pages, outcome]), batch=[1, 2])
+    late = fold_all(facts([outcome, pages[2], req, pages[0], pages[3], pages[1], pages[0]]), batch=[3, 1])
+    for p in (in_order, late):
+        assert [r.seq for r in p.violations[DOT]] == list(range(9))
+        assert p.pages == {}
+        group = p.carriers[DOT].violations
+        assert group is not None
+        assert (group["total"], group["listed"], group["complete"]) == (9, 9, True)
+    assert in_order.violations == late.violations
+    dates = [r.inspected_on for r in in_order.violations[DOT]]
+    assert dates == sorted(dates, reverse=True)
+
+
+def test_an_older_requests_pages_never_join_the_newest_rows() -> None:
+    old, new = request(DOT, SourceKey.VIOLATIONS, 0), request(DOT, SourceKey.VIOLATIONS, 10)
+    *old_pages, old_outcome = paged(old, 1, 8, day=1)
+    *new_pages, new_outcome = paged(new, 11, 3, day=9)
+    p = fold_all(facts([old, new, *new_pages, new_outcome, *old_pages, old_outcome]), batch=2)
+    assert [(r.seq, r.inspected_on) for r in p.violations[DOT]] == [
+        (0, "2026-10-11"), (1, "2026-10-10"), (2, "2026-10-09")
+    ]  # fmt: skip
+    assert p.pages == {}
+    waiting = request(DOT, SourceKey.VIOLATIONS, 20)
+    *held, _ = paged(waiting, 21, 5)
+    p.apply(facts([waiting, *held]))  # its outcome is still to come: held, the rows unchanged
+    assert len(p.pages) == 2
+    assert len(p.violations[DOT]) == 3

@@ -107,7 +107,7 @@ class ViolationTotalsOut(_Group):
     latest_inspection_date: str | None
     listed: int | None = Field(description="Rows served by the violations list; null: the event listed none.")
     complete: bool | None = Field(
-        description="Whether the listed rows are every row (the newest 500 are listed)."
+        description="Whether the listed rows are every row (an event older than pages listed the newest 500)."
     )
 
 
@@ -307,7 +307,8 @@ class CarriersController(Controller):
         cursor: Cursor = None,
     ) -> ViolationPage:
         """A carrier's violation rows, newest inspection first, as its newest violations fetch listed them
-        (the newest 500; `complete` says whether that is all). 404 for a DOT no event named.
+        (every row, paged past the first 500 by the source; `complete` says whether that is all, false for
+        an older fetch that listed its newest 500). 404 for a DOT no event named.
         """
         row = await record_of(ports, dot)
         try:

@@ -43,7 +43,9 @@ async def changes(
     deadline = time.monotonic() + (expires_at - datetime.now(UTC)).total_seconds()
     async with ports.feed.subscribe(last_id) as subscription:
         position = await ports.view.applied_position()
-        yield ServerSentEventMessage(event="hello", data=json.dumps({"position": position}), retry=2000)
+        # its id is the view's position: a page that got no change yet resumes from there after a reconnect
+        hello = json.dumps({"position": position})
+        yield ServerSentEventMessage(event="hello", id=position, data=hello, retry=2000)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -66,7 +68,8 @@ class EventsController(Controller):
 
     @get("/", guards=[VIEWER], responses=problem_specs(401))
     async def events(self, ports: PortsDep, request: Request[Caller, RoleToken, Any]) -> ServerSentEvent:
-        """A text/event-stream of status changes (`hello`, then `change` and `resync` events); it ends
+        """A text/event-stream of status changes (`hello`, its id the view's applied position, then `change`
+        events, each its stream sequence as id, and `resync` events); it ends
         with an `expired` event when the token that opened it expires. With `Last-Event-ID` (a reconnect),
         the changes missed since that id come first, or one `resync` when they are no longer kept.
         """

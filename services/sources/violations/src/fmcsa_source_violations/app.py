@@ -13,7 +13,7 @@ from fmcsa_events.identifiers import SourceKey
 from fmcsa_runtime.service import Shell
 from fmcsa_source_kit.runner import ClientStoreAdapter, FreshnessCheck, SourceAdapter, create_source_app
 from fmcsa_source_violations.batching import DeltaAdapter, DeltaBatcher
-from fmcsa_source_violations.domain.summary import summarize
+from fmcsa_source_violations.domain.summary import paginate, summarize
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.store import Store
 from fmcsa_source_violations.upstream import SocrataClient, make_pace
@@ -33,7 +33,12 @@ def create_app(
         return build_adapter(settings, client, store, clock=clock)
 
     return create_source_app(
-        settings, source=SourceKey.VIOLATIONS, adapter_factory=adapter, clock=clock, pace=pace
+        settings,
+        source=SourceKey.VIOLATIONS,
+        adapter_factory=adapter,
+        clock=clock,
+        pace=pace,
+        paginate=paginate,  # a carrier's rows beyond the first 500 go in pages before the outcome
     )
 
 

@@ -22,7 +22,7 @@ from fmcsa_source_kit.upstream import RetryPolicy
 from fmcsa_source_violations.domain.model import Page, Step, Violation, ViolationsFetch
 from fmcsa_source_violations.domain.paging import assemble, next_step
 from fmcsa_source_violations.domain.parse import assign_ordinals
-from fmcsa_source_violations.domain.summary import DESCRIPTION_MAX, ROWS_MAX, summarize
+from fmcsa_source_violations.domain.summary import DESCRIPTION_MAX, ROWS_MAX, paginate, summarize
 from fmcsa_source_violations.settings import Settings
 from fmcsa_source_violations.upstream import SocrataClient
 
@@ -252,6 +252,7 @@ def test_summary_counts_totals_oos_basics_and_latest_date() -> None:
         "oos_per_basic": {"vehicle_maintenance": 1},
         "latest_inspection_date": "2025-09-02",
         "upstream_as_of": "2025-10-21T09:12:44+00:00",
+        "rows_total": 5,
         "rows_complete": True,
     }
 
@@ -267,48 +268,55 @@ def test_summary_of_a_clean_carrier() -> None:
         "latest_inspection_date": None,
         "upstream_as_of": None,
         "rows": [],
+        "rows_total": 0,
         "rows_complete": True,
     }
 
 
-def test_a_long_list_keeps_the_newest_rows_and_the_event_under_its_bound() -> None:
-    """More rows than `ROWS_MAX`, each with a description longer than `DESCRIPTION_MAX`: the summary
-    keeps the newest rows, says it is incomplete, and the whole `SourceSynced` stays under 200 KB
-    (consumers refuse more than `MAX_PAYLOAD_BYTES`).
+def test_a_long_list_is_cut_into_pages_each_event_under_its_bound() -> None:
+    """Many rows, each with a non-ASCII description longer than `DESCRIPTION_MAX`: `paginate` leaves the
+    newest rows in the outcome's summary and puts the rest, in order, in pages at their offsets; together
+    they are every row, no slice has more than `ROWS_MAX` rows, and each event stays under 200 KB
+    (consumers refuse more than `MAX_PAYLOAD_BYTES`). The same outcome gives the same pages; a short
+    list gives none.
     """
-    long = "x" * 400
+    long = "\u00e9" * 400  # two bytes each in UTF-8: the widest description a page may carry
     rows = [
         row(unique_id=str(900_000_000 + n), insp_date=f"{1 + n % 28:02d}-JAN-{10 + n // 28 % 15}",
             section_desc=long)
-        for n in range(ROWS_MAX + 100)
+        for n in range(2 * ROWS_MAX + 200)
     ]  # fmt: skip
     fetch = ViolationsFetch(DOT, NOW, AS_OF, assign_ordinals(rows))
     summary = summarize(fetch)
-    listed = summary["rows"]
+    assert summary["rows_total"] == summary["total"] == 2 * ROWS_MAX + 200
+    assert summary["rows_complete"] is True
+    outcome = SourceSynced(
+        request_id=uuid4(), dot=DOT, source=SourceKey.VIOLATIONS, counts=Counts(), attempts=1,
+        started_at=NOW, finished_at=NOW, summary=summary,
+    )  # fmt: skip
+    cut, pages = paginate(outcome)
+    assert paginate(outcome) == (cut, pages)
+    listed = cut.summary["rows"]
     assert isinstance(listed, list)
-    assert len(listed) == ROWS_MAX
-    assert summary["rows_complete"] is False
-    assert summary["total"] == ROWS_MAX + 100
-    dates = [r["date"] for r in listed if isinstance(r, dict)]
-    assert dates == sorted(dates, reverse=True)
-    assert min(dates) >= max(
-        v.insp_date.isoformat() for v in fetch.records if v.insp_date.isoformat() not in dates
+    assert 0 < len(listed) <= ROWS_MAX
+    assert cut.summary["rows_total"] == 2 * ROWS_MAX + 200
+    assert [p.offset for p in pages] == list(
+        itertools.accumulate([len(listed), *(len(p.rows) for p in pages[:-1])])
     )
+    assert {p.total for p in pages} == {2 * ROWS_MAX + 200}
+    assert all(len(p.rows) <= ROWS_MAX for p in pages)
+    every = [*listed, *(r for p in pages for r in p.rows)]
+    assert every == summary["rows"]
+    dates = [r["date"] for r in every if isinstance(r, dict)]
+    assert dates == sorted(dates, reverse=True)
     first = listed[0]
     assert isinstance(first, dict)
-    assert first["description"] == "x" * (DESCRIPTION_MAX - 1) + "\u2026"
-    event = SourceSynced(
-        request_id=uuid4(),
-        dot=DOT,
-        source=SourceKey.VIOLATIONS,
-        counts=Counts(),
-        attempts=1,
-        started_at=NOW,
-        finished_at=NOW,
-        summary=summary,
-    )
-    size = len(encode(event))
-    assert size < 200_000 < MAX_PAYLOAD_BYTES
+    assert first["description"] == "\u00e9" * (DESCRIPTION_MAX - 1) + "\u2026"
+    for event in (cut, *pages):
+        assert len(encode(event)) < 200_000 < MAX_PAYLOAD_BYTES
+    ascii_rows = [{**r, "description": "x"} for r in summary["rows"][:ROWS_MAX]]  # type: ignore[index]
+    short = outcome.model_copy(update={"summary": {**summary, "rows": ascii_rows, "rows_total": ROWS_MAX}})
+    assert paginate(short) == (short, ())
 
 
 def test_violation_records_are_frozen() -> None:

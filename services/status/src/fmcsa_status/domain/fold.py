@@ -13,6 +13,12 @@ Guarantees (each has a test):
 - The carrier record (`fmcsa_status_view.record`): `settle` derives a DOT's record again whenever the
   newest success of one of its sources changes (so it depends on the set of facts, like the pairs), and
   its violation rows when that source is violations.
+- Pages of violation rows (`ViolationsListed`, published before their request's outcome): a page whose
+  request has no outcome applied yet (no outcome, or no request) is held (`status_violation_page`);
+  applying the outcome takes the held pages of its request into the carrier's violation rows when it
+  is the newest violations success, and drops them either way. A page that comes after its outcome
+  is added to the rows when its request is still the newest success, dropped otherwise. So the rows
+  are the newest success's summary rows and pages, whatever the order they are folded in.
 - Pure: `fold` and `settle` take the rows a batch touches and return the rows it changed; the caller
   loads and stores them. The one thing a partial view cannot know, the number of failures after a
   success that arrived late, is named in `Folded.recount` for the caller to count in the full log.
@@ -38,6 +44,7 @@ from fmcsa_events.models import (
     SourceSynced,
     SyncAttemptFailed,
     SyncRequested,
+    ViolationsListed,
 )
 from fmcsa_status.domain.feed import change_of, history_points, newer
 from fmcsa_status.domain.state import (
@@ -58,10 +65,12 @@ from fmcsa_status.domain.state import (
     latest,
     utc,
 )
-from fmcsa_status_view.record import carrier_record, violation_rows
-from fmcsa_status_view.rows import CarrierRow, ViolationRow
+from fmcsa_status_view.record import carrier_record, page_rows, violation_rows
+from fmcsa_status_view.rows import CarrierRow, ViolationPageRow, ViolationRow
 
 PairKey = tuple[str, SourceKey]
+PageKey = tuple[str, int]
+"""`(request id, offset)` of a page of violation rows."""
 
 CONFLICTING_REQUEST = "conflicting_request"
 CONFLICTING_OUTCOME = "conflicting_outcome"
@@ -93,6 +102,9 @@ class Loaded:
     pairs: Mapping[PairKey, Pair]
     companies: Mapping[str, Company]
     changes: Mapping[str, Change] = field(default_factory=dict)
+    pages: Mapping[str, Sequence[ViolationPageRow]] = field(default_factory=dict)
+    """Held pages of violation rows by request id, for every violations outcome of the batch that has
+    any (`paged_requests` names the request ids to load)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +133,8 @@ class Folded:
     order: only when facts are folded out of order)."""
     history: Mapping[HistoryKey, Point] = field(default_factory=dict)
     """The batch's newest point per key: the caller keeps it unless it holds a newer one there."""
+    pages: Mapping[PageKey, ViolationPageRow] = field(default_factory=dict)
+    """The batch's pages of violation rows (a repeat once); `settle` decides what becomes of each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +148,24 @@ class Settled:
     totals: Mapping[str, Totals]
     carriers: Mapping[str, CarrierRow] = field(default_factory=dict)
     violations: Mapping[str, Sequence[ViolationRow]] = field(default_factory=dict)
+    added_violations: Sequence[ViolationRow] = ()
+    """Rows of pages folded after their outcome, added to (or replacing, by `(dot, seq)`) the rows held."""
+    held_pages: Sequence[ViolationPageRow] = ()
+    """Pages whose request has no outcome yet: kept (by request id and offset) until it has."""
+    released_pages: frozenset[str] = frozenset()
+    """Request ids whose held pages the batch's outcomes took or dropped: deleted."""
+
+
+def paged_requests(facts: Iterable[Fact]) -> set[str]:
+    """The request ids whose held pages a batch needs (`Loaded.pages`): those of its violations requests
+    and outcomes (either may be the one that makes a request complete, its outcome applied).
+    """
+    return {
+        str(f.event.request_id)
+        for f in facts
+        if isinstance(f.event, SyncRequested | SourceSynced | SourceFailed)
+        and f.event.source == SourceKey.VIOLATIONS
+    }
 
 
 def fold(loaded: Loaded, facts: Sequence[Fact]) -> Folded:
@@ -153,6 +185,13 @@ def fold(loaded: Loaded, facts: Sequence[Fact]) -> Folded:
                 work.on_lifecycle(removed.dot, _lifecycle_key(fact), None, registered=False)
             case CarrierDataChanged() as changed:
                 work.on_change(changed, fact.position)
+            case ViolationsListed() as page:
+                work.pages.setdefault(
+                    (str(page.request_id), page.offset),
+                    ViolationPageRow(
+                        str(page.request_id), page.offset, page.dot, [dict(r) for r in page.rows]
+                    ),
+                )
             case _:
                 pass  # schedules and other facts do not change the status
     return work.result()
@@ -196,15 +235,57 @@ def settle(loaded: Loaded, folded: Folded, recounted: Mapping[PairKey, int]) -> 
                 ALL, companies=now[0] - was[0], failing=now[1] - was[1], never_synced=now[2] - was[2]
             )
             _add(totals, delta)
-    carriers, violations = records_of(loaded, pairs)
-    return Settled(pairs, companies, {k: v for k, v in totals.items() if not v.is_zero}, carriers, violations)
+    carriers, violations = records_of(loaded, pairs, folded.pages)
+    added, held, released = pages_of(loaded, folded, pairs, violations)
+    return Settled(
+        pairs,
+        companies,
+        {k: v for k, v in totals.items() if not v.is_zero},
+        carriers,
+        violations,
+        added,
+        held,
+        released,
+    )
+
+
+def pages_of(
+    loaded: Loaded,
+    folded: Folded,
+    pairs: Mapping[PairKey, Pair],
+    replaced: Mapping[str, Sequence[ViolationRow]],
+) -> tuple[list[ViolationRow], list[ViolationPageRow], frozenset[str]]:
+    """What becomes of the batch's pages and the held ones (see the module docstring): rows added to a
+    DOT's violations (pages of its newest success folded after it, unless `replaced` rewrote that DOT's
+    rows with them), pages to hold, and request ids whose held pages are released.
+    """
+    added: list[ViolationRow] = []
+    held: list[ViolationPageRow] = []
+    for page in folded.pages.values():
+        entry = folded.entries.get(page.request_id) or loaded.entries.get(page.request_id)
+        if entry is None or not entry.complete:  # its outcome is not applied to its pair yet
+            held.append(page)
+            continue
+        pair = pairs.get((page.dot, SourceKey.VIOLATIONS)) or loaded.pairs.get(
+            (page.dot, SourceKey.VIOLATIONS)
+        )
+        if pair is None or pair.success_request_id != page.request_id or page.dot in replaced:
+            continue  # an older request's page (dropped), or already in the rows `replaced` wrote
+        added.extend(page_rows(page.dot, page.first_seq, page.rows))
+    released = frozenset(
+        request_id
+        for request_id, pages in loaded.pages.items()
+        if pages and (entry := folded.entries.get(request_id)) is not None and entry.complete
+    )
+    return added, held, released
 
 
 def records_of(
-    loaded: Loaded, pairs: Mapping[PairKey, Pair]
+    loaded: Loaded, pairs: Mapping[PairKey, Pair], pages: Mapping[PageKey, ViolationPageRow] | None = None
 ) -> tuple[dict[str, CarrierRow], dict[str, list[ViolationRow]]]:
     """The carrier records of the DOTs where a source's newest success changed, and the violation rows
-    of those where it was the violations source's (an older summary without rows: none).
+    of those where it was the violations source's (an older summary without rows: none): its summary's
+    rows, then those of its pages (held in `loaded.pages`, or in the batch's `pages`).
     """
     moved: dict[str, set[SourceKey]] = {}
     for (dot, source), pair in pairs.items():
@@ -221,16 +302,36 @@ def records_of(
         if record is not None:
             carriers[dot] = record
         if SourceKey.VIOLATIONS in sources:
-            summary = mine[SourceKey.VIOLATIONS].last_summary
+            success = mine[SourceKey.VIOLATIONS]
+            summary = success.last_summary
             before = loaded.pairs.get((dot, SourceKey.VIOLATIONS))
             if (
                 before is not None
                 and before.success_request_id is not None
+                and not _paged(summary)
+                and not _paged(before.last_summary)
                 and _listed(before.last_summary) == _listed(summary)
             ):
                 continue  # the same rows as held: nothing to rewrite (most fetches change nothing)
-            violations[dot] = violation_rows(dot, summary) or []
+            rows = violation_rows(dot, summary) or []
+            request_id = success.success_request_id or ""
+            mine_pages = {p.first_seq: p for p in loaded.pages.get(request_id, ())}
+            for (page_request, offset), page in (pages or {}).items():
+                if page_request == request_id:
+                    mine_pages[offset] = page
+            for offset in sorted(mine_pages):
+                rows.extend(page_rows(dot, offset, mine_pages[offset].rows))
+            by_seq = {row.seq: row for row in rows}  # a page that overlaps another wins (a bad event)
+            violations[dot] = [by_seq[seq] for seq in sorted(by_seq)]
     return carriers, violations
+
+
+def _paged(summary: JsonObject | None) -> bool:
+    """Whether a violations summary lists fewer rows than its `rows_total` (the rest are in pages)."""
+    if not isinstance(summary, dict):
+        return False
+    rows, total = summary.get("rows"), summary.get("rows_total")
+    return isinstance(rows, list) and isinstance(total, int) and total > len(rows)
 
 
 def _listed(summary: JsonObject | None) -> object:
@@ -305,6 +406,7 @@ class _Work:
         self.changes: dict[str, Change] = {}
         self.dropped_changes: set[int] = set()
         self.history: dict[HistoryKey, Point] = {}
+        self.pages: dict[PageKey, ViolationPageRow] = {}
 
     def result(self) -> Folded:
         return Folded(
@@ -319,6 +421,7 @@ class _Work:
             changes=self.changes,
             dropped_changes=frozenset(self.dropped_changes),
             history=self.history,
+            pages=self.pages,
         )
 
     def entry(self, request_id: str) -> Entry | None:

@@ -10,7 +10,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fmcsa_status.domain.feed import newer
-from fmcsa_status.domain.fold import Fact, Folded, Loaded, PairKey, count_failures_after, fold, settle
+from fmcsa_status.domain.fold import (
+    Fact,
+    Folded,
+    Loaded,
+    PageKey,
+    PairKey,
+    count_failures_after,
+    fold,
+    paged_requests,
+    settle,
+)
 from fmcsa_status.domain.state import (
     Change,
     Company,
@@ -22,7 +32,7 @@ from fmcsa_status.domain.state import (
     Point,
     Totals,
 )
-from fmcsa_status_view.rows import CarrierRow, ViolationRow
+from fmcsa_status_view.rows import CarrierRow, ViolationPageRow, ViolationRow
 
 
 @dataclass
@@ -38,10 +48,16 @@ class MemoryProjection:
     history: dict[HistoryKey, Point] = field(default_factory=dict)
     carriers: dict[str, CarrierRow] = field(default_factory=dict)
     violations: dict[str, list[ViolationRow]] = field(default_factory=dict)
+    pages: dict[PageKey, ViolationPageRow] = field(default_factory=dict)
 
     def apply(self, facts: Sequence[Fact]) -> Folded:
         """Fold one batch; returns the fold's result (its `rejected` facts changed nothing)."""
-        loaded = Loaded(self.entries, self.pairs, self.companies, self.changes)
+        wanted = paged_requests(facts)
+        held: dict[str, list[ViolationPageRow]] = {}
+        for (request_id, _), page in sorted(self.pages.items()):
+            if request_id in wanted:
+                held.setdefault(request_id, []).append(page)
+        loaded = Loaded(self.entries, self.pairs, self.companies, self.changes, held)
         folded = fold(loaded, facts)
         entries = {**self.entries, **folded.entries}
         recounted: dict[PairKey, int] = {}
@@ -68,6 +84,13 @@ class MemoryProjection:
         self.carriers.update(settled.carriers)
         for dot, rows in settled.violations.items():
             self.violations[dot] = list(rows)
+        for row in settled.added_violations:
+            by_seq = {r.seq: r for r in self.violations.get(row.dot, [])}
+            by_seq[row.seq] = row
+            self.violations[row.dot] = [by_seq[seq] for seq in sorted(by_seq)]
+        self.pages = {k: p for k, p in self.pages.items() if k[0] not in settled.released_pages}
+        for page in settled.held_pages:
+            self.pages[(page.request_id, page.first_seq)] = page
         self.changes.update(folded.changes)  # keyed by event id: a replaced row goes with its key
         for spot, point in folded.history.items():
             if newer(point, self.history.get(spot)):
