@@ -52,5 +52,6 @@ def test_a_smoke_sized_bench_runs_every_stage_and_writes_every_key(tmp_path: Pat
         "trigger_to_visible_p95_ms",
         "change_to_webhook_p95_ms",
         "rebuild_from_snapshot_seconds",
+        "rebuild_10m_seconds",
     }
     assert all(value is not None for value in doc["results"].values()), doc["results"]
