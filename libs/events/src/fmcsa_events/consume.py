@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import json
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,7 @@ import nats.errors
 import stamina
 import structlog
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -61,6 +63,22 @@ class Delivered:
 
 
 _NEVER = 2**63
+_LOST_AFTER_S = 5.0  # a pull request unanswered this long after its expiry: the consumer is gone
+_STATUS, _DESCRIPTION, _CONFLICT = "Status", "Description", "409"
+
+
+class _PullRequest:
+    """The follower's one pull request in flight: how many messages it asked for and got."""
+
+    __slots__ = ("conflict", "done", "received", "wanted")
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.received = 0
+        self.conflict: str | None = None
+        self.done = asyncio.Event()
+
+
 _CHECK_AFTER_IDLE = 10  # empty fetches in a row before asking whether the consumer still exists
 
 
@@ -72,8 +90,9 @@ class OrderedFollower:
     """Batches of `Delivered` on `subjects` from `start_seq` (or the first message stored at or after
     `start_time`) on; use as `async with OrderedFollower(js, start_seq) as follower`.
 
-    Underneath: an ephemeral, ack-less pull consumer, fetched by one task of its own at most `batch`
-    messages at a time and never more than `high_water` ahead of the taker (an ordered push consumer
+    Underneath: an ephemeral, ack-less pull consumer, fetched by one task of its own (one pull request
+    of at most `batch` messages at a time, its messages handed to a callback as they arrive) and never
+    more than `high_water` ahead of the taker (an ordered push consumer
     would let the server push the whole history into the client: measured, 98,000 of 100,000
     registrations queued in nats-py while the taker held 2,000). If the server loses the consumer (a
     restart, a long disconnect) a new one starts at the next unread sequence.
@@ -105,7 +124,10 @@ class OrderedFollower:
         self._arrived = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._sub: Subscription | None = None
+        self._consumer = ""
+        self._next_subject = ""
+        self._request: _PullRequest | None = None
         self._pump: asyncio.Task[None] | None = None
         self._closing = False
         self._want = _NEVER
@@ -164,8 +186,15 @@ class OrderedFollower:
         config.num_replicas = 1
         if len(self._subjects) > 1:
             config.filter_subjects = self._subjects
-        self._sub = await self._js.pull_subscribe(self._subjects[0], stream=self._stream, config=config)
-        self._pending = (await self._sub.consumer_info()).num_pending
+        else:
+            config.filter_subject = self._subjects[0]
+        nc = self._js._nc
+        config.name = nc._nuid.next().decode()
+        info = await self._js.add_consumer(self._stream, config=config)
+        self._consumer = info.name
+        self._pending = info.num_pending
+        self._next_subject = f"{self._js._prefix}.CONSUMER.MSG.NEXT.{self._stream}.{info.name}"
+        self._sub = await nc.subscribe(nc.new_inbox(), cb=self._on_message)
 
     async def _unsubscribe(self) -> None:
         if self._sub is not None:
@@ -175,7 +204,13 @@ class OrderedFollower:
                 await sub.unsubscribe()
 
     async def _fetch_loop(self) -> None:
+        """One pull request at a time for at most the room left below `high_water`; its messages go
+        straight to `_add` as they arrive (nats-py's `fetch` awaits each message with a timer of its
+        own, and once the taker held the loop past the fetch's deadline it returned one message per
+        request: measured, 96,008 requests for 100,000 messages in a rebuild on a loaded box).
+        """
         idle = 0
+        wait_ns = int(self._fetch_wait_s * 1e9)
         while not self._closing:
             await self._room.wait()
             if self._closing:
@@ -185,12 +220,21 @@ class OrderedFollower:
                     await self._subscribe()
                     assert self._sub is not None
                 room = self._high_water - len(self._items)
+                request = self._request = _PullRequest(max(1, min(self._batch, room)))
+                body = json.dumps({"batch": request.wanted, "expires": wait_ns}).encode()
+                await self._js._nc.publish(self._next_subject, body, reply=self._sub.subject)
                 try:
-                    messages = await self._sub.fetch(min(self._batch, room), timeout=self._fetch_wait_s)
-                except TimeoutError:  # nothing new (nats-py raises asyncio's and its own TimeoutError)
+                    # the server answers within `expires` (the batch, or 408 for what is missing); a
+                    # request unanswered well past that means the consumer or the connection went away
+                    await asyncio.wait_for(request.done.wait(), self._fetch_wait_s + _LOST_AFTER_S)
+                except TimeoutError:
+                    raise nats.errors.TimeoutError from None
+                if request.conflict is not None:
+                    raise nats.errors.Error(f"pull request refused: {request.conflict}")
+                if request.received == 0:  # nothing new within `fetch_wait_s`
                     self._pending, idle = 0, idle + 1
                     if idle % _CHECK_AFTER_IDLE == 0:
-                        await self._sub.consumer_info()  # NotFoundError if the server lost it
+                        await self._js.consumer_info(self._stream, self._consumer)  # NotFoundError if lost
                     continue
             except (nats.errors.Error, TimeoutError) as error:
                 # The consumer or the connection went away: start again from the next unread message.
@@ -203,8 +247,22 @@ class OrderedFollower:
                 await asyncio.sleep(self._fetch_wait_s)
                 continue
             idle = 0
-            for msg in messages:
-                self._add(msg)
+
+    async def _on_message(self, msg: Msg) -> None:
+        request = self._request
+        headers = msg.headers
+        status = headers.get(_STATUS) if headers and not msg.reply else None
+        if status is not None:  # the end of a pull request: 408 (expired), 404, 409 (refused)
+            if status == _CONFLICT and request is not None:
+                request.conflict = headers.get(_DESCRIPTION, status) if headers else status
+            if request is not None:
+                request.done.set()
+            return
+        self._add(msg)
+        if request is not None:
+            request.received += 1
+            if request.received >= request.wanted:
+                request.done.set()
 
     def _add(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream

@@ -70,13 +70,21 @@ class Database(Protocol):
     async def dispose(self) -> None: ...
 
 
-def open_database(url: str, *, writer: bool) -> Database:
-    """The store at `url` (`sqlite:///path` or `postgresql://...`); opening connects to nothing yet."""
+BULK_PRAGMAS = ("journal_mode=MEMORY", "synchronous=OFF")
+"""A writer building a new SQLite file nobody reads yet (`bulk`): the rollback journal in memory (a
+batch can still be rolled back and bisected) and no fsync per commit; a crash leaves a file that is
+thrown away anyway. The store's owner switches to the live settings before the file is swapped in."""
+
+
+def open_database(url: str, *, writer: bool, bulk: bool = False) -> Database:
+    """The store at `url` (`sqlite:///path` or `postgresql://...`); opening connects to nothing yet.
+    `bulk` (SQLite writer only; see `BULK_PRAGMAS`): a new file no reader opens before it is finished.
+    """
     if is_sqlite(url):
         database = make_url(url).database
         if not database:
             raise ValueError("the status store needs a SQLite file, not an in-memory database")
-        return SqliteDatabase(Path(database).resolve(), writer=writer)
+        return SqliteDatabase(Path(database).resolve(), writer=writer, bulk=bulk)
     engine = create_engine(url) if writer else create_engine(url, isolation_level="REPEATABLE READ")
     return PostgresDatabase(engine)
 
@@ -112,9 +120,10 @@ class SqliteDatabase:
 
     sqlite = True
 
-    def __init__(self, path: Path, *, writer: bool) -> None:
+    def __init__(self, path: Path, *, writer: bool, bulk: bool = False) -> None:
         self.path = path
         self._writer = writer
+        self._bulk = writer and bulk
         self._idle: list[sqlite3.Connection] = []
         self._disposed = False
 
@@ -123,7 +132,8 @@ class SqliteDatabase:
         connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA busy_timeout=30000")
         if self._writer:  # WAL is kept in the file: readers find it set by the writer
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"cache_size=-{WRITER_CACHE_KIB}"):
+            journal = BULK_PRAGMAS if self._bulk else ("journal_mode=WAL", "synchronous=NORMAL")
+            for pragma in (*journal, f"cache_size=-{WRITER_CACHE_KIB}"):
                 connection.execute(f"PRAGMA {pragma}")
         else:
             connection.execute(f"PRAGMA mmap_size={READER_MMAP_BYTES}")

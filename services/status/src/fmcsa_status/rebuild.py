@@ -185,7 +185,8 @@ async def _rebuild(
         goal = await live.position() if verify else (await js.stream_info(EVENTS_STREAM)).state.last_seq
         if not verify and not from_scratch:
             outcome.restored(await _restore(settings, js, target, goal), time.monotonic() - started)
-        new = await StatusStore.connect(target.url, follow_pointer=False)
+        # a new file nobody reads before the swap: the throwaway settings and indexes at the end
+        new = await StatusStore.connect(target.url, follow_pointer=False, bulk=True)
         progress = Progress(out, goal - outcome.position)
         start = outcome.position + 1
         async with OrderedFollower(js, start, high_water=4 * settings.rebuild_batch_size) as feed:
@@ -194,6 +195,7 @@ async def _rebuild(
             if verify:
                 await _compare(live, new, folder, outcome, report)
             else:
+                await new.finish_bulk()
                 await folder.fold_to(
                     (await js.stream_info(EVENTS_STREAM)).state.last_seq
                 )  # what came meanwhile
@@ -258,7 +260,7 @@ async def _verify_snapshot(
         outcome.ignored = restored.ignored
         await replay.prepare()
         stores.append(await StatusStore.connect(from_snapshot.url, follow_pointer=False))
-        stores.append(await StatusStore.connect(replay.url, follow_pointer=False))
+        stores.append(await StatusStore.connect(replay.url, follow_pointer=False, bulk=True))
         batch = settings.rebuild_batch_size
         async with OrderedFollower(js, tail.position + 1, high_water=4 * batch) as feed:
             progress = Progress(out, goal - tail.position)

@@ -37,14 +37,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import String, Table
+from sqlalchemy import Index, String, Table
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from sqlalchemy.schema import CreateIndex
 
 from fmcsa_events.consume import Delivered
 from fmcsa_events.decoder import Undecodable
@@ -203,9 +207,16 @@ class StatusStore:
     """The writer of the status tables at one location (see `fmcsa_status_view.location`)."""
 
     def __init__(
-        self, location: Location, *, follow_pointer: bool, cache_rows: int = 50_000, risk_outbox: bool = False
+        self,
+        location: Location,
+        *,
+        follow_pointer: bool,
+        cache_rows: int = 50_000,
+        risk_outbox: bool = False,
+        bulk: bool = False,
     ) -> None:
         self._location = location
+        self._bulk = bulk and location.sqlite and not follow_pointer
         self._risk_outbox = risk_outbox
         self.risks_waiting = asyncio.Event()
         self._sqlite_writes = asyncio.Lock()
@@ -248,15 +259,27 @@ class StatusStore:
 
     @classmethod
     async def connect(
-        cls, url: str, *, follow_pointer: bool = True, cache_rows: int = 50_000, risk_outbox: bool = False
+        cls,
+        url: str,
+        *,
+        follow_pointer: bool = True,
+        cache_rows: int = 50_000,
+        risk_outbox: bool = False,
+        bulk: bool = False,
     ) -> StatusStore:
         """Open the live store at `url` (creating its tables if missing). With `follow_pointer`
         (SQLite), every batch first checks whether a rebuilt store was swapped in and moves to it.
         With `risk_outbox` (the live projector's store only), batches write their risk changes into
-        the outbox.
+        the outbox. With `bulk` (a new SQLite file a rebuild fills, no reader yet; ignored otherwise):
+        the throwaway file's settings (`BULK_PRAGMAS`) and no secondary index the writer does not read,
+        until `finish_bulk`.
         """
         store = cls(
-            Location(url), follow_pointer=follow_pointer, cache_rows=cache_rows, risk_outbox=risk_outbox
+            Location(url),
+            follow_pointer=follow_pointer,
+            cache_rows=cache_rows,
+            risk_outbox=risk_outbox,
+            bulk=bulk,
         )
         await store._open()
         return store
@@ -439,6 +462,25 @@ class StatusStore:
             names = ", ".join(table.name for table in TABLES)
             await session.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
 
+    async def finish_bulk(self) -> None:
+        """A `bulk` store becomes an ordinary one (a no-op otherwise): the batch in flight committed,
+        the secondary indexes built, the file fsynced and reopened with the live settings (WAL,
+        `synchronous=NORMAL`), so it can be swapped in. The cache is dropped with the old connections.
+        """
+        if not self._bulk:
+            return
+        await self.flush()
+        assert self._db is not None, "connect() opens the store"
+        dialect = sqlite_dialect()
+        async with self._db.transaction() as session:
+            for index in _bulk_indexes():
+                await session.execute(str(CreateIndex(index).compile(dialect=dialect)))
+        await self._db.dispose()
+        self._db = self._reader = None
+        _fsync(self._location.base_path)  # every commit so far skipped it (synchronous=OFF)
+        self._bulk = False
+        await self._open()
+
     async def dump(self, table: Table) -> AsyncIterator[dict[str, Any]]:
         """Every row of one table, after waiting for the write in flight; see `dump_rows`."""
         with contextlib.suppress(_Refused):
@@ -454,11 +496,14 @@ class StatusStore:
         self._forget()
         url = self._location.live_url() if self._follow_pointer else self._location.url
         self._marker = self._location.marker() if self._follow_pointer else None
-        db = open_database(url, writer=True)
+        db = open_database(url, writer=True, bulk=self._bulk)
         await db.create_tables((*TABLES, RISK_OUTBOX))
         async with db.transaction() as session:
             if await session.scalar("SELECT COUNT(*) FROM status_position WHERE id = 1") == 0:
                 await session.execute(_START)
+            if self._bulk:  # built once at the end (`finish_bulk`), not row by row
+                for index in _bulk_indexes():
+                    await session.execute(f"DROP INDEX IF EXISTS {index.name}")
         for old in (self._db, self._reader):
             if old is not None:
                 await old.dispose()
@@ -930,6 +975,27 @@ def is_lock_timeout(error: BaseException) -> bool:
 def primary_key(table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
     """A row's key, comparable in `dump_rows` order."""
     return tuple(int(row[c.name]) if c.name == "dot" else row[c.name] for c in table.primary_key.columns)
+
+
+_WRITER_READS = frozenset({"ix_status_sync_log_dot"})
+"""Secondary indexes the writer's own statements use (`_recount`): kept during a bulk load."""
+
+
+def _bulk_indexes() -> list[Index]:
+    """The secondary indexes a bulk load builds at its end."""
+    return [i for t in TABLES for i in sorted(t.indexes, key=_name) if i.name not in _WRITER_READS]
+
+
+def _name(index: Index) -> str:
+    return str(index.name)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _figures_json(figures: Mapping[str, float | None]) -> str:

@@ -4,7 +4,9 @@ position with its rows, skips what it applied before, and refuses a position it 
 from __future__ import annotations
 
 import random
+import sqlite3
 import uuid
+from pathlib import Path
 
 import pytest
 from status_support import (
@@ -22,6 +24,7 @@ from status_support import (
 from fmcsa_events.consume import Delivered
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_status.store import Applied, DeadLetter, Resync, StatusStore
+from fmcsa_status_view.tables import TABLES
 
 CSA, VIO, INS = SourceKey.CSA, SourceKey.VIOLATIONS, SourceKey.INSPECTIONS
 
@@ -139,3 +142,32 @@ async def test_the_store_answers_while_its_database_is_there_and_not_once_it_is_
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_a_bulk_store_folds_the_same_rows_and_ends_as_a_live_one(tmp_path: Path) -> None:
+    """A rebuild's new SQLite file (`bulk`): the throwaway settings and no secondary index while it
+    folds, the same rows as the pure fold, then `finish_bulk` builds every index and switches to WAL."""
+    messages = delivered(busy_history(seed=5))
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    store = await StatusStore.connect(url, follow_pointer=False, bulk=True)
+    try:
+        with sqlite3.connect(tmp_path / "new.db") as peek:
+            assert _indexes(peek) == {"ix_status_sync_log_dot"}  # the one the writer reads (`_recount`)
+            assert peek.execute("PRAGMA journal_mode").fetchone()[0] != "wal"
+        position = 0
+        for start in range(0, len(messages), 50):
+            result = await store.apply(messages[start : start + 50], believed=position, dead_letter=None)
+            assert isinstance(result, Applied)
+            position = result.position
+        await store.finish_bulk()
+        with sqlite3.connect(tmp_path / "new.db") as peek:
+            assert _indexes(peek) == {i.name for t in TABLES for i in t.indexes}
+            assert peek.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert first_difference(expected_rows(messages, batch=50), await store_rows(store)) is None
+    finally:
+        await store.close()
+
+
+def _indexes(connection: sqlite3.Connection) -> set[str]:
+    rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%'")
+    return {str(row[0]) for row in rows}

@@ -41,6 +41,7 @@ ISSUE_KEYS = {
     "upstream_calls_per_carrier_cycle",  # issue 24
     "carriers_kept_fresh_at_default_limits",
     "delta_equals_full",
+    "rebuild_10m_seconds",  # issue 26
 }
 
 
@@ -114,6 +115,21 @@ def test_goals_are_met_at_their_bound_and_unknown_without_a_figure(
     key: str, value: float | None, met: bool | None
 ) -> None:
     assert report.GOAL_BY_KEY[key].met(value) is met
+
+
+def test_a_goal_relative_to_another_key_needs_that_figure_of_the_same_run() -> None:
+    goal = report.GOAL_BY_KEY["rebuild_10m_seconds"]
+    assert goal.text == "<= 10.5 x rebuild_1m_seconds"
+    assert goal.met(420.0, {"rebuild_1m_seconds": 40.0}) is True  # 10.5 x 40 = 420: linear enough
+    assert goal.met(421.0, {"rebuild_1m_seconds": 40.0}) is False
+    assert goal.met(100.0, {}) is None  # no 1M figure: unknown, not met
+    assert goal.met(100.0) is None
+    doc = report.document(
+        mode="full", started_at="2026-01-01T00:00:00+00:00", total_s=1.0, errors={}, details={}, machine={},
+        settings={}, results={"rebuild_1m_seconds": 30.0, "rebuild_10m_seconds": 330.0},
+    )  # fmt: skip
+    assert doc["met"]["rebuild_10m_seconds"] is False
+    assert doc["goals"]["rebuild_10m_seconds"] == "<= 10.5 x rebuild_1m_seconds"
 
 
 def test_the_table_has_one_row_per_key_with_value_goal_and_verdict() -> None:
