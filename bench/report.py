@@ -60,7 +60,7 @@ GOALS: tuple[Goal, ...] = (
     Goal("sandbox_429s_loaded", "429s the sandbox served during the loaded full sync", at_most=0),
     Goal("speedup_vs_sequential", "sequential loop time (sample, scaled) / pipeline time", at_least=10),
     Goal("fold_ratio_vs_raw_read", "projector events/s / bare ordered-consumer events/s", at_least=0.5),
-    Goal("rebuild_1m_seconds", "rebuild-status over 1,000,000 events (SQLite)", at_most=90, unit=" s"),
+    Goal("rebuild_1m_seconds", "rebuild-status over 1,000,000 events (SQLite)", at_most=40, unit=" s"),
     Goal("gateway_p99_ms", "company status GET p99 at 500 req/s, 100k companies", at_most=10, unit=" ms"),
     Goal("gateway_rps_ratio_vs_bare", "status GET req/s / bare Litestar endpoint req/s", at_least=0.5),
     Goal("scheduler_rss_mb", "scheduler resident memory with 100,000 companies x 3 sources", at_most=150),

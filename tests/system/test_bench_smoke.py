@@ -52,12 +52,9 @@ def test_a_smoke_sized_bench_runs_every_stage_and_writes_every_key(tmp_path: Pat
         "trigger_to_visible_p95_ms",
         "change_to_webhook_p95_ms",
         "rebuild_from_snapshot_seconds",
-<<<<<<< HEAD
         "upstream_calls_per_carrier_cycle",
         "carriers_kept_fresh_at_default_limits",
         "delta_equals_full",
-=======
         "rebuild_10m_seconds",
->>>>>>> perf26
     }
     assert all(value is not None for value in doc["results"].values()), doc["results"]
