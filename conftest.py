@@ -44,25 +44,40 @@ def pytest_configure(config: pytest.Config) -> None:
 
 SERIAL_PATHS = (
     "tests/reliability/",
-    "tests/system/",
-    "services/gateway/tests/e2e/",
+    "tests/system/test_up.py",
+    "tests/system/test_stop.py",
+    "tests/system/test_operations.py",
+    "tests/system/test_deploy_cluster.py",
+    "tests/system/test_bench_smoke.py",
     "services/scheduler/tests/integration/test_scheduler_processes.py",
 )
-"""Tests run one after another on one xdist worker: every test that starts a whole system (nats-server,
-the sandbox and several services, or a browser) or runs a scheduler on a fast clock. Several of them
-assert timing-bound properties (R4: no rate-limit 429 at a limit equal to the client's; `up` prints its
-URL within 30 s; a schedule's slots keep time), which two such systems side by side on two cores upset.
-Beside them the other workers run the tests that start at most one service. xdist hands out the
-largest group first, so this one starts at once (about 540 s of tests; the other worker's share is
-about 680 s).
+"""Tests run one after another on one xdist worker: those that start a whole system (nats-server, the
+sandbox and several services) and assert a bound in time, which two such systems side by side on two
+cores upset (R4: no rate-limit 429 at a limit equal to the client's; `up` prints its URL within 30 s; a
+service stops within its grace; a schedule's slots keep time), and the bench's smoke run, which keeps
+both cores busy on purpose. Beside them the other worker runs every other test, including the system
+tests that assert outcomes only (the sources' magic DOTs, the change feed, webhooks, `doctor`, the
+browser tests). xdist hands out the largest group first, so this one starts at once. Measured on the CI
+box: this group was the run's critical path (about 1,190 s of 1,334 s) while it also held the outcome-only
+system tests; without them it is about 750 s.
 """
 
 
+WHOLE_MODULES = ("tests/system/", "services/gateway/tests/e2e/")
+"""The other system and browser tests go to a worker a module at a time, so that a module's shared
+system or browser (module-scoped fixtures) starts once, not once on each worker."""
+
+
 class SerialGroup(LoadGroupScheduling):
-    """xdist's loadgroup scheduling with one group, the serial tests; every other test is its own."""
+    """xdist's loadgroup scheduling with one group, the serial tests; the other system and browser tests
+    a module each; every other test is its own."""
 
     def _split_scope(self, nodeid: str) -> str:
-        return "serial" if nodeid.startswith(SERIAL_PATHS) else nodeid
+        if nodeid.startswith(SERIAL_PATHS):
+            return "serial"
+        if nodeid.startswith(WHOLE_MODULES):
+            return nodeid.split("::", 1)[0]
+        return nodeid
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> SerialGroup | None:

@@ -24,18 +24,21 @@ def test_every_serial_path_exists() -> None:
         assert (ROOT / path).exists(), f"SERIAL_PATHS names {path}, which is not there"
 
 
-def test_the_whole_system_tests_share_one_group_and_every_other_test_is_its_own() -> None:
+def test_the_timing_bound_system_tests_share_one_group_the_other_system_tests_go_a_module_at_a_time() -> None:
     conftest = root_conftest()
     scheduler: Any = object.__new__(conftest.SerialGroup)  # _split_scope needs no state
     assert {
         scheduler._split_scope("tests/reliability/test_r1_kills.py::test_r1"),
         scheduler._split_scope("tests/reliability/test_r8_replay.py::test_r8"),
         scheduler._split_scope("tests/system/test_up.py::test_up_prints_the_url_then_stops_cleanly"),
-        scheduler._split_scope("services/gateway/tests/e2e/test_admin_page.py::test_sign_in"),
+        scheduler._split_scope("tests/system/test_bench_smoke.py::test_a_smoke_sized_bench"),
         scheduler._split_scope(
             "services/scheduler/tests/integration/test_scheduler_processes.py::test_two_replicas[60.0]"
         ),
     } == {"serial"}
+    for module in ("services/gateway/tests/e2e/test_admin_page.py", "tests/system/test_sources.py"):
+        assert scheduler._split_scope(f"{module}::test_one[desktop]") == module
+        assert scheduler._split_scope(f"{module}::test_two") == module
     for other in (
         "services/gateway/tests/integration/test_companies.py::test_lists_page[sqlite]",
         "services/scheduler/tests/integration/test_inflight_markers.py::test_take",

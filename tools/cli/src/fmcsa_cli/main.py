@@ -167,9 +167,8 @@ def test(ctx: typer.Context) -> None:
     """Run the whole test suite (pytest) over two worker processes; extra arguments go to pytest.
 
     Workers: FMCSA_TEST_WORKERS (default 2; 0 is one process), or `-n N` among the arguments. Every
-    test that starts a whole system runs on one worker (SERIAL_PATHS in the root conftest), the rest
-    on the other: most tests wait on other processes, so two workers on a 2-core machine take 10-11 min
-    where one process takes 19. With FMCSA_TEST_NATS_URL (one shared server) the default is one process.
+    whole-system test with a bound in time runs on one worker (SERIAL_PATHS in the root conftest), the
+    rest on the other. With FMCSA_TEST_NATS_URL (one shared server) the default is one process.
     """
     command = [sys.executable, "-m", "pytest", *pytest_defaults(ctx.args, os.environ), *ctx.args]
     code = subprocess.call(command)  # ./fmcsa runs from the repository root
@@ -184,7 +183,7 @@ def pytest_defaults(args: list[str], environ: Mapping[str, str]) -> list[str]:
         workers = environ.get("FMCSA_TEST_WORKERS", default)
         if not workers.isdigit():
             raise typer.BadParameter(f"FMCSA_TEST_WORKERS must be a whole number, got {workers!r}")
-        # loadgroup: the whole-system tests share one worker (the root conftest's SERIAL_PATHS names them)
+        # loadgroup: the timing-bound whole-system tests share one worker (the root conftest's SERIAL_PATHS)
         defaults += ["-n", workers, "--dist", "loadgroup"] if int(workers) > 0 else ["-n", "0"]
     if not any(arg.startswith("--durations") for arg in args):
         defaults.append("--durations=20")
