@@ -49,12 +49,16 @@ DEFAULT_RATE_PER_S = {
 """Each upstream limit's default (the sources' `rate_per_s` settings; a unit test keeps them equal)."""
 FRESHNESS_TTL_S = 2.0
 SOURCE_ENV = {
-    # the launcher turns both off against the sandbox (a demo syncs right after a bump); the bench wants
+    # the launcher turns these off against the sandbox (a demo syncs right after a bump); the bench wants
     # them as deployed: delta reads at their default window, the dataset's metadata trusted for 2 s (not
     # the default 300 s, so the cycle right after the bench's bump sees it)
     "FMCSA_VIOLATIONS_FRESHNESS_CHECK_S": str(FRESHNESS_TTL_S),
     "FMCSA_VIOLATIONS_DELTA_WINDOW_S": "0.1",
     "FMCSA_CSA_PUBLICATION_CHECK_S": str(FRESHNESS_TTL_S),
+    # inspections and authority at their default publication period (a day): the cycle right after the
+    # first full sync is within it
+    "FMCSA_INSPECTIONS_PUBLICATION_PERIOD_S": "86400",
+    "FMCSA_AUTHORITY_PUBLICATION_PERIOD_S": "86400",
 }
 INFLIGHT_BUCKET = "fmcsa_inflight"
 IN_BATCH = 100  # DOTs per refetch query (docs/upstreams.md 4.2: about 100)

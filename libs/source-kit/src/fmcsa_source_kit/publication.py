@@ -6,7 +6,12 @@ Input - Violation dataset `8mt8-2mdr` among them): the dataset's metadata (`GET 
 
 - `unchanged_since_fetch(published, seen_at_fetch)` (pure): the upstream has published nothing since the
   carrier's last successful fetch, i.e. the publication seen just before that fetch is still the newest.
-  Unknown on either side (the check failed, the carrier was never fetched by this process) means "fetch".
+  Unknown on either side (the check failed, the carrier has no `fetch_marks` row) means "fetch".
+- `within_publication_period(fetched_at, now, period)` (pure): for an upstream with neither a change
+  signal nor conditional requests, only a publication cadence (SAFER summaries, authority and insurance:
+  daily), the carrier's last successful fetch falls in the current publication period. The hour at which
+  the upstream publishes within its period is not known, so a carrier skipped this way is at most one
+  publication behind, never more. Periods are counted from the Unix epoch (a day: midnight UTC).
 - `SocrataPublication`: the dataset's `rowsUpdatedAt`, asked at most once per `ttl_s`; any failure is
   None (cannot tell: the carrier is fetched), never an error of the sync.
 """
@@ -16,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import structlog
@@ -24,6 +29,7 @@ import structlog
 log = structlog.get_logger(__name__)
 
 METADATA_TIMEOUT_S = 10.0
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def unchanged_since_fetch(published: datetime | None, seen_at_fetch: datetime | None) -> bool:
@@ -31,6 +37,15 @@ def unchanged_since_fetch(published: datetime | None, seen_at_fetch: datetime | 
     before the carrier's last successful fetch; False when either is unknown.
     """
     return published is not None and seen_at_fetch is not None and published <= seen_at_fetch
+
+
+def within_publication_period(fetched_at: datetime | None, now: datetime, period: timedelta) -> bool:
+    """True when `fetched_at` (the carrier's last successful fetch) lies in the same publication period as
+    `now` (periods of `period` from the Unix epoch); False when never fetched or `period` is zero.
+    """
+    if fetched_at is None or period <= timedelta(0):
+        return False
+    return (fetched_at - EPOCH) // period == (now - EPOCH) // period
 
 
 def rows_updated_at(status: int, body: bytes) -> datetime | None:

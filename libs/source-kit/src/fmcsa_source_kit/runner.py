@@ -70,9 +70,10 @@ from fmcsa_runtime.settings import ServiceSettings
 from fmcsa_source_kit.failpoints import failpoint
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.guard import SuspectDrop
+from fmcsa_source_kit.marks import FetchMark, FetchMarks
 from fmcsa_source_kit.outbox import changes_for, create_outbox
 from fmcsa_source_kit.pacing import UpstreamPace
-from fmcsa_source_kit.publication import unchanged_since_fetch
+from fmcsa_source_kit.publication import unchanged_since_fetch, within_publication_period
 from fmcsa_source_kit.settle import DEADLINE_PASSED, RetryLater, Stored, past_deadline, settle
 from fmcsa_source_kit.sync_ages import SYNC_AGE_REFRESH_S, SyncAges
 
@@ -656,6 +657,21 @@ class FreshnessCheck(Generic[FetchedT]):
 
     published_at: Callable[[], Awaitable[datetime | None]]
     held: Callable[[str], Awaitable[FetchedT | None]]
+    close: Callable[[], Awaitable[None]] | None = None
+    """Closes what `published_at` holds open (its HTTP client), with the adapter."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence(Generic[FetchedT]):
+    """How a source whose upstream has neither a change signal nor conditional requests, only a
+    publication cadence (SAFER summaries, authority and insurance: daily), tells that a carrier is fresh:
+    fetched successfully within the current publication `period`
+    (`fmcsa_source_kit.publication.within_publication_period`). `held` gives what the store holds for a
+    carrier as a fetch of its last successful fetch's mark (None: nothing held).
+    """
+
+    period: timedelta
+    held: Callable[[str, FetchMark], Awaitable[FetchedT | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -673,11 +689,16 @@ class ClientStoreAdapter(Generic[FetchedT]):
     request ends `SourceSynced` with `checked_unchanged`, zero counts and the held data's times and
     summary. When the check cannot tell (it failed, or nothing is held), the carrier is fetched.
 
-    With `since_fetch` instead (a source whose own API has no change signal, but whose upstream
-    publishes elsewhere when it changed: csa's BASICs follow the SMS run DataHub publishes), the
-    publication seen just before a carrier's last successful fetch is remembered (in this process;
-    about 100 bytes a carrier), and the carrier is not fetched again until a newer one appears
-    (`fmcsa_source_kit.publication.unchanged_since_fetch`). A restart or another replica fetches it once.
+    With `marks` (`fmcsa_source_kit.marks`: each carrier's last successful fetch, in the source's own
+    database, so replicas share it and a restart keeps it), written after every fetch the store took:
+    - `since_fetch` (a source whose own API has no change signal, but whose upstream publishes
+      elsewhere when it changed: csa's BASICs follow the SMS run DataHub publishes): a carrier is not
+      fetched again until a publication newer than the one seen just before its last successful fetch
+      appears (`fmcsa_source_kit.publication.unchanged_since_fetch`);
+    - `cadence` (an upstream with only a publication cadence): a carrier fetched successfully within the
+      current publication period is not fetched again.
+    Either ends `checked_unchanged` as above, without an upstream call (bar `since_fetch`'s one metadata
+    call per `ttl_s`).
     """
 
     def __init__(
@@ -688,13 +709,20 @@ class ClientStoreAdapter(Generic[FetchedT]):
         *,
         freshness: FreshnessCheck[FetchedT] | None = None,
         since_fetch: FreshnessCheck[FetchedT] | None = None,
+        cadence: Cadence[FetchedT] | None = None,
+        marks: FetchMarks | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        if (since_fetch is not None or cadence is not None) and marks is None:
+            raise ValueError("since_fetch and cadence need the fetch marks")
         self._client = client
         self._store = store
         self._summarize = summarize
         self._freshness = freshness
         self._since_fetch = since_fetch
-        self._seen_at_fetch: dict[str, datetime] = {}
+        self._cadence = cadence
+        self._marks = marks
+        self._clock = clock
         self._pending: dict[str, datetime] = {}
 
     @property
@@ -706,9 +734,18 @@ class ClientStoreAdapter(Generic[FetchedT]):
             held = await self._freshness.held(dot)
             if held is not None and held.upstream_as_of is not None and published <= held.upstream_as_of:
                 return Unchanged(held)
+        mark = None if self._marks is None else await self._marks.get(dot)
+        cadence = self._cadence
+        if (
+            cadence is not None
+            and mark is not None
+            and within_publication_period(mark.fetched_at, self._clock(), cadence.period)
+            and (held := await cadence.held(dot, mark)) is not None
+        ):
+            return Unchanged(held)
         since = self._since_fetch
         if since is not None and (published := await since.published_at()) is not None:
-            if unchanged_since_fetch(published, self._seen_at_fetch.get(dot)):
+            if unchanged_since_fetch(published, None if mark is None else mark.published_at):
                 held = await since.held(dot)
                 if held is not None:
                     return Unchanged(held)
@@ -727,13 +764,14 @@ class ClientStoreAdapter(Generic[FetchedT]):
                 summary=self._summarize(held),
                 checked_unchanged=True,
             )
+        published = self._pending.pop(request.dot, None)
         try:
             counts = await self._store.upsert(fetched, request_id=request.request_id)
         except SuspectDrop as drop:  # the store kept what it had (fmcsa_source_kit.guard)
-            self._pending.pop(request.dot, None)
             return drop.failure()
-        if (published := self._pending.pop(request.dot, None)) is not None:
-            self._seen_at_fetch[request.dot] = published
+        if self._marks is not None:
+            mark = FetchMark(fetched.retrieved_at, fetched.upstream_as_of, published)
+            await self._marks.remember(request.dot, mark)
         return Stored(
             counts=counts,
             retrieved_at=fetched.retrieved_at,
@@ -742,5 +780,8 @@ class ClientStoreAdapter(Generic[FetchedT]):
         )
 
     async def close(self) -> None:
+        for check in (self._freshness, self._since_fetch):
+            if check is not None and check.close is not None:
+                await check.close()
         await self._client.aclose()
         await self._store.close()

@@ -1,5 +1,5 @@
-"""Opening a source's store: its SQLModel tables and the change outbox, created if missing; the base of
-the stores whose plans may drop rows (`GuardedStore`).
+"""Opening a source's store: its SQLModel tables, the change outbox and the fetch marks, created if
+missing; the base of the stores whose plans may drop rows (`GuardedStore`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlmodel import SQLModel
 
 from fmcsa_runtime.database import create_engine
 from fmcsa_source_kit.guard import DropGuard, create_suspect_drops
+from fmcsa_source_kit.marks import FetchMarks
 from fmcsa_source_kit.outbox import create_outbox
 
 
@@ -27,9 +28,9 @@ async def open_store(
     drop_guard: bool = False,
 ) -> AsyncEngine:
     """The engine of the store at `url`, with `tables` (and `migrate`, run in the same transaction), the
-    change outbox and, with `drop_guard`, the guard's `suspect_drops` (`fmcsa_source_kit.guard`) in
-    place. Replicas starting together may race on CREATE TABLE (PostgreSQL): the loser tries again
-    (stamina, three attempts) and then finds the tables there.
+    change outbox, the fetch marks (`fmcsa_source_kit.marks`) and, with `drop_guard`, the guard's
+    `suspect_drops` (`fmcsa_source_kit.guard`) in place. Replicas starting together may race on CREATE
+    TABLE (PostgreSQL): the loser tries again (stamina, three attempts) and then finds the tables there.
     """
     engine = create_engine(url)
     try:
@@ -42,6 +43,7 @@ async def open_store(
                     if migrate is not None:
                         await connection.run_sync(migrate)
                 await create_outbox(engine)
+                await FetchMarks(engine).create()
                 if drop_guard:
                     await create_suspect_drops(engine)
     except BaseException:

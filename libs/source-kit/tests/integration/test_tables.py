@@ -26,7 +26,7 @@ class ProbeStore(GuardedStore):
     MIGRATE = _migrate
 
 
-async def test_connect_opens_the_tables_outbox_and_guard_table_with_the_guard_given(
+async def test_connect_opens_the_tables_outbox_marks_and_guard_table_with_the_guard_given(
     database_url: str,
 ) -> None:
     guard = DropGuard(share=0.25, min_held=4)
@@ -39,7 +39,7 @@ async def test_connect_opens_the_tables_outbox_and_guard_table_with_the_guard_gi
 
         async with store.engine.connect() as connection:
             tables = await connection.run_sync(names)
-        assert {"probe_rows", "change_outbox", "suspect_drops"} <= tables
+        assert {"probe_rows", "change_outbox", "suspect_drops", "fetch_marks"} <= tables
         assert migrated == [store.engine.dialect.name]
         assert store._guard is guard
     finally:

@@ -27,6 +27,7 @@ from fmcsa_events.identifiers import DotNumber, SourceKey
 from fmcsa_events.models import Trigger
 from fmcsa_events.text import SafeText
 from fmcsa_gateway.domain import NextDue
+from fmcsa_status_view.gaps import GapState
 from fmcsa_status_view.models import CompanyStatus, HistorySeries, SourceStatus, Summary, SyncState
 from fmcsa_status_view.rows import ChangeRow, SyncLogRow
 from fmcsa_status_view.syncstatus import sync_status_block
@@ -526,6 +527,15 @@ class GapOut(Answer):
         description="Whether the upstream still serves that month (never filled in with a guess)."
     )
     why: str
+    state: GapState = Field(
+        description="`backfilled`: a later read brought that month's rows (violations, within the "
+        "dataset's 24 months); `pending`: the upstream still serves it and the next read brings it; "
+        "`unrecoverable`: the upstream no longer serves it (csa always). The month never gets a history "
+        "point either way."
+    )
+    backfilled_by: date | None = Field(
+        description="The as-of month of the read that brought the month's rows (`backfilled` only)."
+    )
 
 
 class CompanyGaps(Answer):

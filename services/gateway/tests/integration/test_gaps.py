@@ -1,6 +1,6 @@
 """Missing months, through the real projector: csa and violations successes whose upstream as-of dates
 skip a month give `GET /api/companies/{dot}/gaps` and the company page one entry per missing month, each
-saying whether the upstream still serves it."""
+saying whether the upstream still serves it and whether a later read backfilled it."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ async def test_a_skipped_month_is_listed_with_whether_the_upstream_keeps_it(
         *synced(SourceKey.CSA, month_back(today, 4), basics),
         *synced(SourceKey.CSA, month_back(today, 3), basics),
         *synced(SourceKey.CSA, month_back(today, 1), basics),  # month_back(2) never read
+        *synced(SourceKey.VIOLATIONS, month_back(today, 4) + timedelta(days=20), {"total": 2}),
         *synced(SourceKey.VIOLATIONS, month_back(today, 2) + timedelta(days=20), {"total": 3}),
     ]
     await gateway.publish_folded(events, headers=viewer, wait_until=wait_until)
@@ -66,9 +67,19 @@ async def test_a_skipped_month_is_listed_with_whether_the_upstream_keeps_it(
     answer = await gateway.client.get(f"/api/companies/{DOT}/gaps", headers=viewer)
     assert answer.status_code == 200, answer.text
     gaps = answer.json()["gaps"]
-    assert [(g["source"], g["month"], g["upstream_keeps_it"]) for g in gaps] == [
-        ("csa", month_back(today, 2).date().isoformat(), False),
-        ("violations", month_back(today, 1).date().isoformat(), True),
+    assert [
+        (g["source"], g["month"], g["upstream_keeps_it"], g["state"], g["backfilled_by"]) for g in gaps
+    ] == [
+        ("csa", month_back(today, 2).date().isoformat(), False, "unrecoverable", None),
+        # month_back(3) missed, its rows brought by month_back(2)'s read; month_back(1) not read yet
+        (
+            "violations",
+            month_back(today, 3).date().isoformat(),
+            True,
+            "backfilled",
+            month_back(today, 2).date().isoformat(),
+        ),
+        ("violations", month_back(today, 1).date().isoformat(), True, "pending", None),
     ]
     assert "cannot be read again" in gaps[0]["why"]
 
@@ -76,6 +87,10 @@ async def test_a_skipped_month_is_listed_with_whether_the_upstream_keeps_it(
     assert f'data-gap="csa-{month_back(today, 2).date().isoformat()}"' in page
     assert "it cannot be recovered" in page
     assert "the upstream still serves it" in page
+    assert (
+        f'data-gap="violations-{month_back(today, 3).date().isoformat()}" data-gap-state="backfilled"' in page
+    )
+    assert f"its rows arrived with the read of {month_back(today, 2).strftime('%Y-%m')}" in page
 
     unknown = await gateway.client.get("/api/companies/1234567/gaps", headers=viewer)
     assert unknown.status_code == 404

@@ -45,8 +45,8 @@ def sandbox_wiring(sandbox_url: str, user: Mapping[str, str]) -> dict[str, str]:
     A source whose base URL the user set elsewhere (a real host, a proxy) gets no sandbox credential:
     its own key if the user set one, else none (QCMobile and SaferWebAPI then answer `not_configured`,
     Socrata reads anonymously). A sandbox credential is never sent to a host other than this sandbox.
-    The violations freshness check and delta reads are off (see below); a value the user set wins, as
-    every setting does.
+    The freshness checks (violations, csa), the publication cadences (inspections, authority) and the
+    violations delta reads are off (see below); a value the user set wins, as every setting does.
     """
     env: dict[str, str] = {}
     for upstream in SOURCES:
@@ -65,6 +65,10 @@ def sandbox_wiring(sandbox_url: str, user: Mapping[str, str]) -> dict[str, str]:
     # csa asks the same dataset's metadata whether a new SMS run was published; off for the same reason
     env["FMCSA_CSA_PUBLICATION_URL"] = sandbox_url
     env["FMCSA_CSA_PUBLICATION_CHECK_S"] = "0"
+    # inspections and authority skip a carrier fetched within the current day (their upstreams publish
+    # daily); the sandbox changes whenever it is bumped, so they fetch at every sync against it
+    env["FMCSA_INSPECTIONS_PUBLICATION_PERIOD_S"] = "0"
+    env["FMCSA_AUTHORITY_PUBLICATION_PERIOD_S"] = "0"
     return env
 
 

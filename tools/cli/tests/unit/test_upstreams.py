@@ -118,6 +118,13 @@ def test_the_sandbox_wiring_points_every_upstream_at_the_sandbox_with_its_key_on
         assert wired[upstream.key_setting] == upstream.sandbox_key
     elsewhere = sandbox_wiring(url, {"FMCSA_AUTHORITY_DATAHUB_BASE_URL": "https://data.transportation.gov"})
     assert "FMCSA_AUTHORITY_APP_TOKEN" not in elsewhere, "no sandbox credential to a host the user chose"
+    skips = (
+        "FMCSA_VIOLATIONS_FRESHNESS_CHECK_S",
+        "FMCSA_CSA_PUBLICATION_CHECK_S",
+        "FMCSA_INSPECTIONS_PUBLICATION_PERIOD_S",
+        "FMCSA_AUTHORITY_PUBLICATION_PERIOD_S",
+    )
+    assert {wired[name] for name in skips} == {"0"}, "a sync against the sandbox fetches (a bump is seen)"
     assert elsewhere["FMCSA_AUTHORITY_WEB_KEY"] == SANDBOX_WEB_KEY
     assert wired["FMCSA_CSA_BASE_URL"] == wired["FMCSA_AUTHORITY_BASE_URL"] == f"{url}/qc/services"
     assert (wired["FMCSA_VIOLATIONS_APP_TOKEN"], wired["FMCSA_INSPECTIONS_API_KEY"]) == (

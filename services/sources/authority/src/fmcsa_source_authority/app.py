@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -11,11 +11,12 @@ import httpx
 from fmcsa_events.bus import utc_now
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_runtime.service import Shell
-from fmcsa_source_authority.domain import summarize
+from fmcsa_source_authority.domain import AuthorityFetch, summarize
 from fmcsa_source_authority.settings import Settings
 from fmcsa_source_authority.store import Store
 from fmcsa_source_authority.upstream import AuthorityClient, make_paces
-from fmcsa_source_kit.runner import ClientStoreAdapter, SourceAdapter, create_source_app
+from fmcsa_source_kit.marks import FetchMark, FetchMarks
+from fmcsa_source_kit.runner import Cadence, ClientStoreAdapter, SourceAdapter, create_source_app
 
 
 def create_app(
@@ -35,8 +36,41 @@ def create_app(
         client = AuthorityClient.from_settings(
             settings, http=http, datahub_http=datahub_http, paces=paces, clock=clock
         )
-        return ClientStoreAdapter(client, store, summarize)
+        return build_adapter(settings, client, store, clock=clock)
 
     return create_source_app(
         settings, source=SourceKey.AUTHORITY, adapter_factory=adapter, clock=clock, pace=paces
+    )
+
+
+def build_adapter(
+    settings: Settings, client: AuthorityClient, store: Store, *, clock: Callable[[], datetime] = utc_now
+) -> ClientStoreAdapter[AuthorityFetch]:
+    """The authority adapter: with `publication_period_s`, a carrier fetched successfully (by any
+    replica: the fetch marks are in the store's database) within the current publication period ends
+    `checked_unchanged` without a QCMobile or DataHub call.
+    """
+    if not settings.publication_period_s:
+        return ClientStoreAdapter(client, store, summarize)
+
+    async def held(dot: str, mark: FetchMark) -> AuthorityFetch | None:
+        kept = await store.held(dot)
+        if kept.profile is None:
+            return None
+        return AuthorityFetch(
+            dot=dot,
+            profile=kept.profile,
+            dockets=kept.dockets,
+            filings=kept.filings,
+            retrieved_at=mark.fetched_at,
+            upstream_as_of=mark.upstream_as_of,
+        )
+
+    return ClientStoreAdapter(
+        client,
+        store,
+        summarize,
+        cadence=Cadence(timedelta(seconds=settings.publication_period_s), held),
+        marks=FetchMarks(store.engine),
+        clock=clock,
     )

@@ -64,3 +64,11 @@ class Settings(DropGuardSettings, SourceSettings):
     call_timeout_s: float = Field(
         60.0, gt=0, description="Seconds one whole call may take, body included (a trickle cannot hold it)."
     )
+    publication_period_s: float = Field(
+        86400.0,
+        ge=0,
+        description="FMCSA publishes authority and insurance daily, and neither QCMobile nor the insurance "
+        "dataset's per-carrier query says when a carrier changed: a carrier fetched successfully within "
+        "the current period of this many seconds (counted from midnight UTC) is not fetched again "
+        "(SourceSynced `checked_unchanged`, no call). 0 turns it off: every sync calls.",
+    )

@@ -15,6 +15,7 @@ from fmcsa_source_csa.domain.summary import summarize
 from fmcsa_source_csa.settings import Settings
 from fmcsa_source_csa.store import Store
 from fmcsa_source_csa.upstream import QCMobileClient, make_pace
+from fmcsa_source_kit.marks import FetchMarks
 from fmcsa_source_kit.publication import SocrataPublication
 from fmcsa_source_kit.runner import ClientStoreAdapter, FreshnessCheck, SourceAdapter, create_source_app
 
@@ -38,8 +39,9 @@ def create_app(
 def build_adapter(
     settings: Settings, client: QCMobileClient, store: Store, *, http: httpx.AsyncClient | None = None
 ) -> ClientStoreAdapter[Any]:
-    """The csa adapter: with `publication_check_s`, a carrier fetched since the SMS run's newest
-    publication (the SMS dataset's `rowsUpdatedAt`) ends `checked_unchanged` without a QCMobile call.
+    """The csa adapter: with `publication_check_s`, a carrier fetched (by any replica, before or after a
+    restart: the fetch marks are in the store's database) since the SMS run's newest publication (the SMS
+    dataset's `rowsUpdatedAt`) ends `checked_unchanged` without a QCMobile call.
     """
     if not settings.publication_check_s:
         return ClientStoreAdapter(client, store, summarize)
@@ -50,5 +52,9 @@ def build_adapter(
         http=http,
     )
     return ClientStoreAdapter(
-        client, store, summarize, since_fetch=FreshnessCheck(publication.published_at, store.previous)
+        client,
+        store,
+        summarize,
+        since_fetch=FreshnessCheck(publication.published_at, store.previous, publication.aclose),
+        marks=FetchMarks(store.engine),
     )

@@ -95,3 +95,42 @@ async def test_a_carrier_fetched_since_the_newest_sms_publication_is_checked_and
             assert isinstance(await adapter.fetch(HEALTHY), Unchanged)
         finally:
             await adapter.close()
+
+
+async def test_another_replica_on_the_same_database_skips_a_carrier_one_of_them_fetched(
+    sandbox_url: str, database_url: str, store: Store
+) -> None:
+    """The publication seen before a fetch is in the store's database (`fetch_marks`), not in a process:
+    a second replica (its own engine, client and adapter), like a restarted one, skips the carrier."""
+    settings = Settings.model_validate(
+        {
+            "base_url": f"{sandbox_url}/qc/services",
+            "web_key": SecretStr("sandbox-webkey"),
+            "rate_per_s": 50.0,
+            "publication_url": sandbox_url,
+            "publication_check_s": 0.001,
+        }
+    )
+    first = build_adapter(settings, QCMobileClient.from_settings(settings), store)
+    other_store = await Store.connect(database_url)
+    other = build_adapter(settings, QCMobileClient.from_settings(settings), other_store)
+    async with httpx.AsyncClient(base_url=sandbox_url) as admin:
+        try:
+            fetched = await first.fetch(HEALTHY)
+            assert isinstance(fetched, CsaFetch)
+            assert isinstance(await first.store(fetched, request_for(HEALTHY)), Stored)
+
+            before = await paths_asked(admin)
+            skipped = await other.fetch(HEALTHY)
+            assert isinstance(skipped, Unchanged)
+            assert skipped.held.retrieved_at == fetched.retrieved_at
+            assert await paths_asked(admin) - before == Counter({"/api/views/8mt8-2mdr.json": 1})
+
+            (await admin.post("/_sandbox/bump")).raise_for_status()
+            moved = await other.fetch(HEALTHY)  # a new publication: the replica fetches and remembers it
+            assert isinstance(moved, CsaFetch)
+            assert isinstance(await other.store(moved, request_for(HEALTHY)), Stored)
+            assert isinstance(await first.fetch(HEALTHY), Unchanged)
+        finally:
+            await first.close()
+            await other.close()

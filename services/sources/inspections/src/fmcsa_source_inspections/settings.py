@@ -56,3 +56,11 @@ class Settings(SourceSettings):
             "two snapshots to publish an `oos_rate_changed` change fact; smaller moves are not changes."
         ),
     )
+    publication_period_s: float = Field(
+        86400.0,
+        ge=0,
+        description="SaferWebAPI mirrors SAFER, whose figures move over days (a daily publication at "
+        "most), and offers no change signal or conditional request: a carrier fetched successfully within "
+        "the current period of this many seconds (counted from midnight UTC) is not fetched again "
+        "(SourceSynced `checked_unchanged`, no call). 0 turns it off: every sync calls.",
+    )

@@ -127,6 +127,10 @@ class Store:
         """
         return cls(await open_store(url, TABLES), oos_rate_change_points=Decimal(str(oos_rate_change_points)))
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     async def close(self) -> None:
         await self._engine.dispose()
 

@@ -1,0 +1,82 @@
+"""inspections' publication cadence against the sandbox: a carrier fetched successfully within the current
+day (SAFER publishes daily) ends `checked_unchanged` without a SaferWebAPI call, on any replica of the
+source's database; the next day it is fetched again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import httpx
+from pydantic import SecretStr
+
+from fmcsa_events.models import Counts, SyncRequested, Trigger
+from fmcsa_source_inspections.app import build_adapter
+from fmcsa_source_inspections.domain.records import InspectionsFetch
+from fmcsa_source_inspections.settings import Settings
+from fmcsa_source_inspections.store import Store
+from fmcsa_source_inspections.upstream import SaferWebClient
+from fmcsa_source_kit.runner import Unchanged
+from fmcsa_source_kit.settle import Stored
+
+HEALTHY = "2847193"
+
+
+def request_for(dot: str) -> SyncRequested:
+    now = datetime.now(UTC)
+    return SyncRequested(
+        request_id=uuid4(),
+        dot=dot,
+        source="inspections",
+        trigger=Trigger.MANUAL,
+        requested_by="test",
+        requested_at=now,
+        deadline=now + timedelta(minutes=5),
+    )
+
+
+async def snapshot_calls(admin: httpx.AsyncClient) -> int:
+    seen = (await admin.get("/_sandbox/stats")).json()["requests_seen"]
+    return Counter(entry.split("?", 1)[0] for entry in seen)[f"/v2/usdot/snapshot/{HEALTHY}"]
+
+
+async def test_a_carrier_fetched_today_is_checked_unchanged_by_any_replica_and_fetched_the_next_day(
+    sandbox_url: str, database_url: str
+) -> None:
+    settings = Settings.model_validate(
+        {"base_url": sandbox_url, "api_key": SecretStr("sandbox-api-key"), "rate_per_s": 50.0}
+    )
+    assert settings.publication_period_s == 86400  # the default: daily
+    now = [datetime.now(UTC)]
+    first_store, other_store = await Store.connect(database_url), await Store.connect(database_url)
+    first = build_adapter(settings, SaferWebClient.from_settings(settings), first_store, clock=lambda: now[0])
+    other = build_adapter(settings, SaferWebClient.from_settings(settings), other_store, clock=lambda: now[0])
+    async with httpx.AsyncClient(base_url=sandbox_url) as admin:
+        try:
+            fetched = await first.fetch(HEALTHY)
+            assert isinstance(fetched, InspectionsFetch)
+            stored = await first.store(fetched, request_for(HEALTHY))
+            assert isinstance(stored, Stored)
+            now[0] = fetched.retrieved_at.replace(hour=23)  # later the same UTC day
+
+            before = await snapshot_calls(admin)
+            skipped = await other.fetch(HEALTHY)  # another replica: the fetch mark is in the database
+            assert isinstance(skipped, Unchanged)
+            checked = await other.store(skipped, request_for(HEALTHY))
+            assert isinstance(checked, Stored)
+            assert checked.checked_unchanged
+            assert checked.counts == Counts()
+            assert checked.retrieved_at == fetched.retrieved_at
+            assert checked.upstream_as_of == fetched.upstream_as_of
+            assert checked.summary == stored.summary
+            assert await snapshot_calls(admin) == before
+
+            now[0] += timedelta(hours=2)  # a new publication day
+            again = await other.fetch(HEALTHY)
+            assert isinstance(again, InspectionsFetch)
+            assert await snapshot_calls(admin) == before + 1
+        finally:
+            await first.close()
+            await other.close()
