@@ -153,7 +153,11 @@ class System:
     def __init__(self, data_dir: Path, services: Sequence[str], env: dict[str, str], secret: Secrets) -> None:
         self.secret = secret
         self.launcher = Launcher(
-            data_dir=data_dir, gateway_port=free_port(), services=list(services), extra_env=env
+            data_dir=data_dir,
+            gateway_port=free_port(),
+            services=list(services),
+            extra_env=env,
+            nats_sync_always=False,  # processes and the broker are killed, never the OS
         )
         self.kills: Counter[str] = Counter()
         self.tokens_used: set[str] = set()  # every bearer token handed out, for the log scan (R7)
@@ -223,7 +227,9 @@ class System:
     def restart_broker(self) -> None:
         old = self.launcher.nats
         assert old is not None
-        self.launcher.nats = secured_nats_server(self.launcher.data_dir, port=old.port).start()
+        self.launcher.nats = secured_nats_server(
+            self.launcher.data_dir, port=old.port, sync_always=False
+        ).start()
 
     def token(self, role: Role, subject: str = "reliability") -> str:
         token = mint(self.secret.jwt, role=role, subject=subject)

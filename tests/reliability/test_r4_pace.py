@@ -34,6 +34,7 @@ def csa_system(data_dir: Path, *, client_rate: float, sandbox_rate: float, concu
     return Launcher(
         data_dir=data_dir,
         gateway_port=free_port(),
+        nats_sync_always=False,
         services=["sandbox", "csa"],
         extra_env={
             "FMCSA_LOG_JSON": "true",

@@ -88,6 +88,7 @@ def system(tmp_path: Path, failpoints_dir: Path, monkeypatch: pytest.MonkeyPatch
         gateway_port=free_port(),
         services=SERVICES,
         extra_env={**ENV, "FMCSA_FAILPOINTS": FAILPOINT, "FMCSA_FAILPOINTS_DIR": str(failpoints_dir)},
+        nats_sync_always=False,
     )
     try:
         launcher.start()

@@ -62,7 +62,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def launch(tmp_path: Path, services: list[str], **env: str) -> Launcher:
     launcher = Launcher(
-        data_dir=tmp_path / "data", gateway_port=free_port(), services=services, extra_env={**FAST, **env}
+        data_dir=tmp_path / "data",
+        gateway_port=free_port(),
+        services=services,
+        extra_env={**FAST, **env},
+        nats_sync_always=False,
     )
     launcher.start()
     return launcher

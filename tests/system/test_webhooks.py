@@ -51,7 +51,11 @@ def system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Launcher
         if name.startswith("FMCSA_") and name != "FMCSA_TEST_DATABASE_URL":
             monkeypatch.delenv(name)
     launcher = Launcher(
-        data_dir=tmp_path / "data", gateway_port=free_port(), services=SERVICES, extra_env=ENV
+        data_dir=tmp_path / "data",
+        gateway_port=free_port(),
+        services=SERVICES,
+        extra_env=ENV,
+        nats_sync_always=False,
     )
     try:
         launcher.start()

@@ -187,11 +187,14 @@ def bus_credential_env(data_dir: Path, user: str) -> dict[str, str]:
     return {"FMCSA_NATS_USER": user, "FMCSA_NATS_PASSWORD_FILE": str(bus_password_file(data_dir, user))}
 
 
-def secured_nats_server(data_dir: Path, *, port: int = 0, log_name: str = "nats-server.log") -> NatsServer:
+def secured_nats_server(
+    data_dir: Path, *, port: int = 0, log_name: str = "nats-server.log", sync_always: bool = True
+) -> NatsServer:
     """The nats-server of the data folder, its users and permissions configured (not started yet)."""
     return NatsServer(
         store_dir=data_dir / "nats",
         port=port,
+        sync_always=sync_always,
         log_file=data_dir / "logs" / log_name,
         authorization=render_authorization(bus_passwords(data_dir)),
     )
@@ -204,6 +207,9 @@ class Launcher:
     nats_port: int = 0
     services: Iterable[str] | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    nats_sync_always: bool = True
+    """`sync_interval: always` (what `up` runs). The tests that kill processes but never the OS turn it off,
+    as the test harness's own servers do: a killed nats-server loses nothing without it."""
     nats: NatsServer | None = field(default=None, init=False)
     children: dict[str, Child] = field(default_factory=dict, init=False)
     sandbox_url: str | None = field(default=None, init=False)
@@ -234,7 +240,9 @@ class Launcher:
         os.umask(0o077)
         private_folder(self.data_dir)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.nats = secured_nats_server(self.data_dir, port=self.nats_port).start()
+        self.nats = secured_nats_server(
+            self.data_dir, port=self.nats_port, sync_always=self.nats_sync_always
+        ).start()
         self._env = self._environment()
         self._ports: dict[str, int] = {}
         for spec in self._specs:
