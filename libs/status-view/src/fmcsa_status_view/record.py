@@ -169,37 +169,16 @@ def violation_rows(dot: str, summary: Mapping[str, Any] | None) -> list[Violatio
         return None
     if _int(_obj(summary).get("rows_total")) is not None:
         return page_rows(dot, 0, listed)
-    rows: list[tuple[str, str, str, str, int, Any]] = []
+    # an older summary's rows in their upstream order: newest inspection first, as the paged ones come
+    keyed: list[tuple[tuple[str, str, str, str, int], ViolationRow]] = []
     for item in listed:
-        if not isinstance(item, dict):
-            continue
-        inspection, code, unit = (
-            _text(item.get("inspection")),
-            _text(item.get("code")),
-            _text(item.get("unit")),
-        )
-        on, ordinal = _text(item.get("date")), _int(item.get("ordinal"))
-        if inspection is None or code is None or unit is None or on is None or ordinal is None:
-            continue
-        rows.append((on, inspection, code, unit, ordinal, item))
-    rows.sort(key=lambda r: r[:5], reverse=True)
-    return [
-        ViolationRow(
-            dot=dot,
-            seq=seq,
-            inspection=inspection,
-            code=code,
-            unit=unit,
-            ordinal=ordinal,
-            inspected_on=on[:10],
-            basic=_text(item.get("basic")),
-            oos=item.get("oos") is True,
-            severity=_int(item.get("severity")),
-            group_name=_text(item.get("group")),
-            description=_text(item.get("description")),
-        )
-        for seq, (on, inspection, code, unit, ordinal, item) in enumerate(rows)
-    ]
+        row = _violation_row(dot, 0, item)
+        if row is not None:
+            keyed.append(((str(_text(item["date"])), row.inspection, row.code, row.unit, row.ordinal), row))
+    keyed.sort(key=lambda pair: pair[0], reverse=True)
+    for seq, (_, row) in enumerate(keyed):
+        row.seq = seq
+    return [row for _, row in keyed]
 
 
 def page_rows(dot: str, offset: int, listed: Sequence[Any]) -> list[ViolationRow]:
