@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 import structlog
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.datastructures import UploadFile
+from litestar.datastructures import State, UploadFile
 from litestar.enums import MediaType, RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
@@ -50,7 +50,7 @@ from fmcsa_gateway.exports import (
     export_stream,
     walk,
 )
-from fmcsa_gateway.ports import Ports, PortsDep
+from fmcsa_gateway.ports import Ports, PortsDep, provide_ports
 from fmcsa_gateway.problems import FieldError, ProblemError, problem_specs
 from fmcsa_gateway.schemas import (
     CompanyPage,
@@ -376,8 +376,9 @@ class CompaniesController(Controller):
         )
 
     @get("/{dot:str}/status", guards=[VIEWER], responses=problem_specs(401, 404, 422))
-    async def status(self, ports: PortsDep, dot: DotPath) -> Response[CompanyStatusOut]:
+    async def status(self, state: State, dot: DotPath) -> Response[CompanyStatusOut]:
         """One company: per-source status (three times, last error, data summary), the seeds' syncStatus."""
+        ports = provide_ports(state)  # the ports dependency, without Litestar's dependency resolution
         number = edge_dot(dot)
         company = await ports.view.company_status(number)
         if company is None:
