@@ -591,7 +591,8 @@ def _next_due_document(due: NextDue | None) -> dict[str, Any] | None:
 
 def _source_document(status: SourceStatus, due: NextDue | None) -> dict[str, Any]:
     """`SourceStatusOut` of one source, as `model_dump(mode="json")` would give it (times as datetimes:
-    msgspec writes them as pydantic does)."""
+    msgspec writes them as pydantic does).
+    """
     succeeded = status.success_request_id is not None
     error = None
     if status.error_request_id is not None and status.last_error_at is not None:
