@@ -13,6 +13,7 @@ own beyond Litestar's.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -34,8 +35,9 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
-from litestar.types import ASGIApp, Message, Scope
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from nats.aio.client import Client as NatsClient
 
 from fmcsa_events.bus import Bus, utc_now
@@ -81,18 +83,68 @@ def _version() -> str:
 
 
 class TemplatePathMetrics(PrometheusMiddleware):
-    """Litestar's Prometheus middleware with the same labels, minus building each request's URL: with
-    `group_path` the path label is the route's template, and the URL was parsed only to be dropped.
+    """Litestar's Prometheus middleware with the same families, labels and values, at less cost per
+    request: the path label is the route's template (`group_path`; Litestar parsed the URL only to drop
+    it), and each label set's children are looked up once and kept (Litestar builds a `Request`, a label
+    dict and a wrapped `send`, and looks each child up again, on every request). The label sets are
+    bounded: routed methods x route templates x statuses.
     """
 
+    def __init__(self, app: ASGIApp, config: PrometheusConfig) -> None:
+        super().__init__(app, config)
+        if config.labels or config.exemplars or config.excluded_http_methods:
+            raise ValueError("TemplatePathMetrics takes no extra labels, exemplars or excluded methods")
+        self._in_progress: dict[tuple[str, str], Any] = {}
+        self._outcomes: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def _get_default_labels(self, request: Request[Any, Any, Any]) -> dict[str, str | int | float]:
-        scope = request.scope
+        return self._labels(request.scope, 200)
+
+    def _labels(self, scope: Scope, status: int) -> dict[str, str | int | float]:
         return {
             "method": scope["method"] if scope["type"] == ScopeType.HTTP else scope["type"],
             "path": scope["path_template"],  # set by Litestar when it routed the request
-            "status_code": 200,
+            "status_code": status,
             "app_name": self._config.app_name,
         }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"] if scope["type"] == ScopeType.HTTP else scope["type"]
+        path = scope["path_template"]
+        in_progress = self._in_progress.get((method, path))
+        if in_progress is None:
+            labels = self._labels(scope, 200)
+            in_progress = self.requests_in_progress(labels).labels(*labels.values())
+            self._in_progress[(method, path)] = in_progress
+        started = time.perf_counter()
+        status, duration = 200, 0.0
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status, duration
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                duration = time.perf_counter() - started
+            await send(message)
+
+        in_progress.inc()
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            in_progress.dec()
+            outcome = self._outcomes.get((method, path, status))
+            if outcome is None:
+                labels = self._labels(scope, status)
+                outcome = (
+                    self.request_count(labels).labels(*labels.values()),
+                    self.request_time(labels).labels(*labels.values()),
+                )
+                self._outcomes[(method, path, status)] = outcome
+            if status >= HTTP_500_INTERNAL_SERVER_ERROR:
+                labels = self._labels(scope, status)
+                self.requests_error_count(labels).labels(*labels.values()).inc()
+            outcome[0].inc()
+            outcome[1].observe(duration)
 
 
 class SwaggerFromFile(SwaggerRenderPlugin):

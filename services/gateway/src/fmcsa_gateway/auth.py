@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import structlog
 from litestar.connection import ASGIConnection
@@ -161,10 +161,13 @@ class RoleToken(Token):
             claims = VERIFIED.verify(secret, encoded_token)
         except InvalidToken as error:
             raise NotAuthorizedException(str(error), headers={"WWW-Authenticate": "Bearer"}) from None
+        known = _DECODED.get((cls, claims))
+        if known is not None:  # the token was just verified (expiry included): its claims made this
+            return cast(Self, known)
         # Litestar's Token refuses an `iat` in the future; verify already allowed a small clock skew.
         issued = min(claims.issued_at, datetime.now(UTC))
         try:
-            return cls(
+            decoded = cls(
                 exp=claims.expires_at,
                 sub=claims.subject,
                 iat=issued,
@@ -175,6 +178,17 @@ class RoleToken(Token):
             raise NotAuthorizedException(
                 "token refused: it has expired", headers={"WWW-Authenticate": "Bearer"}
             ) from None
+        if len(_DECODED) >= TOKEN_CACHE_SIZE:
+            _DECODED.clear()
+        _DECODED[(cls, claims)] = decoded
+        return decoded
+
+
+_DECODED: dict[tuple[type[RoleToken], Claims], RoleToken] = {}
+"""Litestar's token object of each verified token's claims: built once (Litestar's `Token` checks its
+times again as it is built), then reused while `VERIFIED` keeps accepting the token. Keyed by the claims
+`verify` returned (subject, role, issued and expiry times), nothing else: every request's token is still
+verified (`VERIFIED.verify`, which checks the expiry on every use) before its entry is looked up."""
 
 
 class BearerOrReadCookieMiddleware(JWTAuthenticationMiddleware):

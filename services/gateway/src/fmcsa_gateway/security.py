@@ -18,7 +18,6 @@ import json
 from http import HTTPStatus
 from typing import Any
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,16 +51,25 @@ CACHED_PREFIXES = ("/static/",)
 """Paths whose answers may be cached: the vendored assets, which hold no data."""
 
 
+_SECURITY_PAIRS = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+_NO_STORE = (b"cache-control", b"no-store")
+
+
 async def security_headers(message: Message, scope: Scope) -> None:
-    """Add the security headers to every HTTP answer that did not set its own."""
+    """Add the security headers to every HTTP answer that did not set its own (on every answer: one
+    pass over its raw headers, no header object built).
+    """
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message)
-    for name, value in SECURITY_HEADERS.items():
-        if name not in headers:
-            headers[name] = value
-    if "cache-control" not in headers and not str(scope.get("path", "")).startswith(CACHED_PREFIXES):
-        headers["cache-control"] = "no-store"
+    headers = message.get("headers")
+    if not isinstance(headers, list):
+        headers = message["headers"] = list(headers or ())
+    present = {name.lower() for name, _ in headers}
+    for pair in _SECURITY_PAIRS:
+        if pair[0] not in present:
+            headers.append(pair)
+    if b"cache-control" not in present and not str(scope.get("path", "")).startswith(CACHED_PREFIXES):
+        headers.append(_NO_STORE)
 
 
 def malformed_target(path: str) -> tuple[int, str] | None:
