@@ -59,7 +59,7 @@ both cores busy on purpose. Beside them the other worker runs every other test, 
 tests that assert outcomes only (the sources' magic DOTs, the change feed, webhooks, `doctor`, the
 browser tests). xdist hands out the largest group first, so this one starts at once. Measured on the CI
 box: this group was the run's critical path (about 1,190 s of 1,334 s) while it also held the outcome-only
-system tests; without them it is about 750 s.
+system tests (estimated from those durations); without them it is about 750 s.
 """
 
 
