@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,13 @@ def private_sqlite_file(path: Path) -> None:
         found = os.stat(path)
         if found.st_mode & 0o077 and found.st_uid == os.getuid():  # a reader may not own the file
             os.chmod(path, 0o600)
+
+
+def utc_aware(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime: SQLite hands back naive ones (everything is stored in UTC),
+    PostgreSQL aware ones in the session's zone.
+    """
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def is_sqlite(url: str) -> bool:

@@ -14,12 +14,12 @@ write the mark in either order; an older mark winning only costs a fetch too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Column, DateTime, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fmcsa_runtime.database import upsert_insert
+from fmcsa_runtime.database import upsert_insert, utc_aware
 
 _metadata = MetaData()
 fetch_marks = Table(
@@ -43,12 +43,6 @@ class FetchMark:
     published_at: datetime | None = None
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite drops the zone
-
-
 class FetchMarks:
     """The `fetch_marks` rows of a source's database."""
 
@@ -70,9 +64,11 @@ class FetchMarks:
             ).first()
         if row is None:
             return None
-        fetched_at = _aware(row.fetched_at)
-        assert fetched_at is not None, "fetched_at is NOT NULL"
-        return FetchMark(fetched_at, _aware(row.upstream_as_of), _aware(row.published_at))
+        fetched_at = utc_aware(row.fetched_at)
+        as_of, published = row.upstream_as_of, row.published_at
+        return FetchMark(
+            fetched_at, utc_aware(as_of) if as_of else None, utc_aware(published) if published else None
+        )
 
     async def remember(self, dot: str, mark: FetchMark) -> None:
         """Record `mark` as `dot`'s last successful fetch. A mark without a publication keeps the one

@@ -14,12 +14,14 @@ Replicas of a source share its database, so each exports the same figure.
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import Gauge
 from sqlalchemy import Column, DateTime, MetaData, String, Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fmcsa_runtime.database import utc_aware
 
 SYNC_AGE_WINDOW_S = 7 * 24 * 3600.0
 """Carriers answered within the last week count: longer than any default interval (csa 6 h, authority
@@ -47,10 +49,6 @@ sync_ages = Table(
     Column("last_answered_at", DateTime(timezone=True), nullable=False),
     Column("last_synced_at", DateTime(timezone=True), nullable=True),
 )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
 class SyncAges:
@@ -95,7 +93,7 @@ class SyncAges:
             return 0.0, 0
         if isinstance(point, str):  # SQLite answers an aggregate of datetimes as text
             point = datetime.fromisoformat(point)
-        return max(0.0, (now - _aware(point)).total_seconds()), int(count)
+        return max(0.0, (now - utc_aware(point)).total_seconds()), int(count)
 
     async def export(self, source: str, now: datetime) -> None:
         """Set the two gauges for `source` from the rows."""

@@ -9,7 +9,7 @@ retries and plans again against the winner's rows.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel, col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from fmcsa_events.models import Counts
+from fmcsa_runtime.database import utc_aware
 from fmcsa_source_authority.domain import (
     AuthorityFetch,
     AuthorityStatus,
@@ -200,7 +201,7 @@ class Store(GuardedStore):
 
     async def upsert(self, fetch: AuthorityFetch, *, request_id: UUID) -> Counts:
         """Plan and store one fetch with its change facts for `request_id` (module docstring)."""
-        seen = Observation(request_id, fetch.dot, _aware(fetch.retrieved_at), fetch.upstream_as_of)
+        seen = Observation(request_id, fetch.dot, utc_aware(fetch.retrieved_at), fetch.upstream_as_of)
         return await retry_insert_race("authority_upsert", fetch.dot, lambda: self._upsert_once(fetch, seen))
 
     async def _upsert_once(self, fetch: AuthorityFetch, seen: Observation) -> Counts:
@@ -244,7 +245,3 @@ class Store(GuardedStore):
                 held.changed_at = at
             session.add(held)
         await session.flush()
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

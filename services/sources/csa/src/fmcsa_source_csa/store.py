@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
@@ -42,7 +42,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from fmcsa_events import decimals
 from fmcsa_events.decimals import MAX_TEXT_LENGTH
 from fmcsa_events.models import Counts
-from fmcsa_runtime.database import upsert_insert
+from fmcsa_runtime.database import upsert_insert, utc_aware
 from fmcsa_source_csa.domain.changes import Held, HeldBasic, Record, plan
 from fmcsa_source_csa.domain.model import (
     BasicScore,
@@ -149,11 +149,6 @@ TABLE_NAMES = ("csa_carrier", "csa_carrier_history", "csa_basic", "csa_basic_his
 TABLES = [SQLModel.metadata.tables[name] for name in TABLE_NAMES]
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything here is stored in UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _decimal_text(value: Decimal | None) -> str | None:
     return None if value is None else decimals.text(value)
 
@@ -230,7 +225,7 @@ def basic_from_row(row: _BasicColumns, basics_id: int) -> BasicScore:
         serious_violation=_flag(row.serious_violation, row.serious_violation_reason),
         inspections_with_violation=row.inspections_with_violation,
         violations=row.violations,
-        run_date=_aware(row.run_date) if row.run_date else None,
+        run_date=utc_aware(row.run_date) if row.run_date else None,
     )
 
 
@@ -253,8 +248,8 @@ class Store(GuardedStore):
         return await retry_insert_race("csa_upsert", fetch.dot, lambda: self._upsert_once(fetch, request_id))
 
     async def _upsert_once(self, fetch: CsaFetch, request_id: UUID) -> Counts:
-        at = _aware(fetch.retrieved_at)
-        as_of = _aware(fetch.upstream_as_of) if fetch.upstream_as_of else as_of_month(at)
+        at = utc_aware(fetch.retrieved_at)
+        as_of = utc_aware(fetch.upstream_as_of) if fetch.upstream_as_of else as_of_month(at)
         seen = Observation(request_id=request_id, dot=fetch.dot, observed_at=at, upstream_as_of=as_of)
         async with (
             guarded(self._engine, request_id=request_id, at=at),
@@ -437,14 +432,14 @@ def _held(dot: str, carrier: CsaCarrier | None, rows: Iterable[CsaBasic]) -> Hel
         dot=dot,
         carrier=carrier_from_content(json.loads(carrier.facts)),
         carrier_hash=carrier.content_hash,
-        last_seen_at=_aware(carrier.last_seen_at),
-        upstream_as_of=_aware(carrier.upstream_as_of),
+        last_seen_at=utc_aware(carrier.last_seen_at),
+        upstream_as_of=utc_aware(carrier.upstream_as_of),
         basics={
             row.basics_id: HeldBasic(
                 score=basic_from_row(row, row.basics_id),
                 content_hash=row.content_hash,
-                last_seen_at=_aware(row.last_seen_at),
-                absent_since=_aware(row.absent_since) if row.absent_since else None,
+                last_seen_at=utc_aware(row.last_seen_at),
+                absent_since=utc_aware(row.absent_since) if row.absent_since else None,
             )
             for row in rows
         },
