@@ -303,7 +303,9 @@ async def test_the_key_appears_in_no_log_failure_row_or_sandbox_record(
     texts += sandbox_logs(tmp_path)
     for found in texts:
         assert SENTINEL_KEY not in found
-    assert caplog.records  # the check ran over real log lines
+    # the check ran over real log lines: captured by logging, or printed when an earlier test in this
+    # worker left structlog printing (CI saw no records once, on PostgreSQL, order-dependent)
+    assert caplog.records or printed.out or printed.err
 
 
 def sandbox_logs(folder: Path) -> list[str]:
