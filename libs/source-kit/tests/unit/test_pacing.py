@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from fmcsa_source_kit.pacing import BURST_S, SPACING_S, client_bucket
+from fmcsa_source_kit.pacing import BURST_S, client_bucket
 
 
 class LeakyBucket:
@@ -48,8 +48,7 @@ def refused(rate: float, *, calls: int, jitter_s: float, client: tuple[float, fl
 @pytest.mark.parametrize("rate", [1.0, 1.2, 1.5, 2.0, 3.0, 10.0, 20.0, 40.0, 100.0])
 @pytest.mark.parametrize("seed", [1, 7, 42])
 def test_arrivals_late_by_up_to_the_headroom_are_never_refused(rate: float, seed: int) -> None:
-    jitter = BURST_S if rate * (1 - BURST_S) >= 1 else SPACING_S
-    assert refused(rate, calls=int(rate * 30), jitter_s=jitter, client=client_bucket(rate), seed=seed) == 0
+    assert refused(rate, calls=int(rate * 30), jitter_s=BURST_S, client=client_bucket(rate), seed=seed) == 0
 
 
 def test_the_upstreams_own_bucket_is_refused_under_the_same_jitter() -> None:
@@ -65,8 +64,8 @@ def test_the_burst_is_held_back_and_the_long_run_rate_is_99_percent(rate: float)
 
 
 def test_near_one_call_per_second_the_bucket_holds_one_call_and_spaces_them() -> None:
-    assert client_bucket(1.0) == (1.0, pytest.approx(1.05))  # 0.95 calls/s
-    assert client_bucket(0.5) == (1.0, pytest.approx(2.05))
+    assert client_bucket(1.0) == (1.0, pytest.approx(1.25))  # 0.8 calls/s: a call may be 0.25 s late
+    assert client_bucket(0.5) == (1.0, pytest.approx(2.25))
     capacity, period = client_bucket(1.0, burst_s=0.0)  # no burst headroom: full one-call bucket
     assert capacity == 1.0
     assert capacity / period == pytest.approx(0.99)

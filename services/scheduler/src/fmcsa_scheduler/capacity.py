@@ -10,7 +10,9 @@ by the upstream calls one sync costs. Two figures come out of it:
   costs full price the last is served within `safety` of its deadline: none ends `timeout` for lack of
   capacity. The cap bounds the queue, not the rate (Little's law): when syncs cost less the queue
   drains faster and the scheduler refills it at the next tick, so freshness savings still raise the
-  throughput without raising the risk.
+  throughput without raising the risk. Below 1.33 calls/s a client spaces its calls `1 / pace + 0.25` s
+  apart (the kit's `client_bucket`, so that a call may arrive 0.25 s late without a 429): 0.8 calls/s at
+  a pace of 1/s, which the default safety of 0.8 absorbs.
 - `syncs_per_s`: the expected rate, less what freshness checks save. A `SourceSynced` with
   `checked_unchanged` read no page (the source checked the upstream's publication once for many
   carriers), so it costs no call; the share of such outcomes among a source's recent ones
