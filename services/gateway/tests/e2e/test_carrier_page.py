@@ -120,7 +120,9 @@ async def synced_record(gateway: str, token: str, wait_until: Any) -> dict[str, 
             answer = await api.get(f"/api/carriers/{DOT}")
             record.update(answer.json())
             groups = ("operation", "authority", "oos_rates", "basics", "violations")
-            return answer.status_code == 200 and all(record.get(g) for g in groups)
+            # the authority group holds csa's statuses before the authority source's dockets arrive
+            dockets = (record.get("authority") or {}).get("dockets")
+            return answer.status_code == 200 and all(record.get(g) for g in groups) and bool(dockets)
 
         await wait_until(complete, what="the carrier record from every source", within_s=90)
         return record
