@@ -171,8 +171,18 @@ def test(ctx: typer.Context) -> None:
     rest on the other. With FMCSA_TEST_NATS_URL (one shared server) the default is one process.
     """
     command = [sys.executable, "-m", "pytest", *pytest_defaults(ctx.args, os.environ), *ctx.args]
-    code = subprocess.call(command)  # ./fmcsa runs from the repository root
+    code = subprocess.call(command, env=suite_environment(os.environ))  # ./fmcsa runs from the repository
     raise typer.Exit(code)
+
+
+def suite_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the test run: this one without PYTHONDONTWRITEBYTECODE.
+
+    So pytest keeps the test modules it rewrote for its assertions (in the gitignored `__pycache__`
+    folders) and each worker does not rewrite all of them at every run: collecting the suite took 15.9 s
+    of CPU with the variable set against 5.8 s without it, per worker. `./fmcsa` compiles the rest.
+    """
+    return {name: value for name, value in environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
 def pytest_defaults(args: list[str], environ: Mapping[str, str]) -> list[str]:

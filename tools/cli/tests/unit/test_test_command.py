@@ -3,7 +3,7 @@
 import pytest
 import typer
 
-from fmcsa_cli.main import pytest_defaults
+from fmcsa_cli.main import pytest_defaults, suite_environment
 
 
 def test_the_whole_suite_runs_over_two_workers_and_lists_the_slowest_tests() -> None:
@@ -34,3 +34,8 @@ def test_one_shared_nats_server_means_one_process_by_default() -> None:
 def test_a_worker_count_that_is_not_a_number_is_refused() -> None:
     with pytest.raises(typer.BadParameter, match="FMCSA_TEST_WORKERS"):
         pytest_defaults([], {"FMCSA_TEST_WORKERS": "many"})
+
+
+def test_the_suite_runs_without_pythondontwritebytecode_so_pytest_keeps_its_rewritten_modules() -> None:
+    given = {"PATH": "/usr/bin", "PYTHONDONTWRITEBYTECODE": "1", "FMCSA_TEST_WORKERS": "2"}
+    assert suite_environment(given) == {"PATH": "/usr/bin", "FMCSA_TEST_WORKERS": "2"}
