@@ -2,10 +2,11 @@
 publication, decide which carriers need a QCMobile fetch (pure rule: `domain.difference.fetch_reason`).
 
 At most once per `check_s` (and in the background at that pace, so the watch does not depend on requests
-arriving), per dataset: its metadata (`/api/views/{id}.json`, `rowsUpdatedAt`); when a publication newer
-than the one read has come, the whole dataset, `$select=usdot_number` in pages of `PAGE_SIZE` (at most
-`MAX_PAGES`), then the metadata again (a publication replacing it meanwhile makes the read count for
-nothing: tried again at the next check). The DOTs it lists go to `authority_difference_dot` with the
+arriving; a decision does not wait for a check under way, it takes the last one's result), per dataset:
+its metadata (`/api/views/{id}.json`, `rowsUpdatedAt`); when a publication newer than the one read has
+come, the whole dataset, `$select=usdot_number` in pages of `PAGE_SIZE` (at most `MAX_PAGES`), then the
+metadata again (a publication replacing it meanwhile makes the read count for nothing: tried again at the
+next check). The DOTs it lists go to `authority_difference_dot` with the
 publication's time; `authority_difference_watch` keeps per dataset the publication read, the last
 successful check and since when the watch has been unbroken. Both tables are in the source's database,
 so replicas share them; rows older than the full-refresh period (plus a day) are pruned.
@@ -158,16 +159,24 @@ class DifferenceGate:
         log.debug("difference_gate", dot=dot, reason=reason)
         return reason, None if watch is None else watch.position
 
+    def _due(self) -> bool:
+        return self._checked is None or self._monotonic() - self._checked >= self._check_s
+
     async def watch(self) -> Watch | None:
-        """The watch, checked again when the last check is `check_s` old."""
+        """The watch, checked again when the last check is `check_s` old. While a check is under way, the
+        last one's result (None: it failed) answers at once: a decision never waits for the upstream, bar
+        the very first check of the process.
+        """
+        if not self._due() or (self._lock.locked() and self._checked is not None):
+            return self._watch
         async with self._lock:
+            if not self._due():  # another caller checked while this one waited
+                return self._watch
             if not self._created:  # the tables, created if missing (replicas racing: create_all checks first)
                 await self.create_tables(self._engine)
                 self._created = True
-            now = self._monotonic()
-            if self._checked is None or now - self._checked >= self._check_s:
-                self._watch = await self._check()
-                self._checked = self._monotonic()
+            self._watch = await self._check()
+            self._checked = self._monotonic()
             return self._watch
 
     async def _watching(self) -> None:
