@@ -6,16 +6,21 @@ carrier fetch. The gate's checks run when the test advances its monotonic clock.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import uuid4
 
 import httpx
 from pydantic import SecretStr
 
 from fmcsa_events.models import Counts, SyncRequested, Trigger
+from fmcsa_runtime.database import create_engine
 from fmcsa_source_authority.app import build_adapter
+from fmcsa_source_authority.difference import DifferenceGate
 from fmcsa_source_authority.domain import AuthorityFetch
+from fmcsa_source_authority.domain.difference import Watch
 from fmcsa_source_authority.settings import Settings
 from fmcsa_source_authority.store import Store
 from fmcsa_source_authority.upstream import AuthorityClient
@@ -157,3 +162,42 @@ async def test_a_gate_that_cannot_check_lets_every_carrier_be_fetched(
             assert calls == dict.fromkeys(DOTS, 4)
         finally:
             await adapter.close()
+
+
+async def test_a_decision_takes_the_last_check_while_one_is_under_way(tmp_path: Path) -> None:
+    """Decisions never queue behind a check (a check can wait on DataHub's pace for seconds)."""
+    rig = Rig("http://127.0.0.1:9")  # no call is made: the checks below are the test's
+    client = AuthorityClient.from_settings(rig.settings)
+    engine = create_engine(f"sqlite:///{tmp_path / 'gate.sqlite3'}")
+    gate = DifferenceGate(
+        client.datahub,
+        engine,
+        datasets=["nakq-58th"],
+        check_s=10.0,
+        max_gap=timedelta(hours=12),
+        full_refresh=timedelta(days=7),
+        retry_after_max_s=1.0,
+        clock=rig.clock,
+        monotonic=rig.monotonic,
+    )
+    old, new = (Watch(rig.now, rig.now, rig.now), Watch(rig.now, rig.now, rig.now + timedelta(days=1)))
+    results, release = iter([old, new]), asyncio.Event()
+
+    async def check() -> Watch | None:
+        if (found := next(results)) is new:
+            await release.wait()
+        return found
+
+    gate._check = check  # type: ignore[method-assign]
+    try:
+        assert await gate.watch() is old  # the first check: waited for
+        rig.mono += 10.0
+        under_way = asyncio.create_task(gate.watch())
+        await asyncio.sleep(0)
+        assert await asyncio.wait_for(gate.watch(), 1.0) is old, "not held behind the check under way"
+        release.set()
+        assert await under_way is new
+        assert await gate.watch() is new
+    finally:
+        await client.aclose()
+        await engine.dispose()
