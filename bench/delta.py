@@ -15,7 +15,12 @@ After the pipeline's first full sync of N companies (`SYNC_DOTS_FROM`...):
 4. `carriers_kept_fresh_at_default_limits`: each upstream limit's default rate x its publication cadence
    over the calls a carrier needs per publication (`report.kept_fresh`), measured: the first full
    sync's calls per carrier for the per-carrier APIs, the reconciliation cycle's for violations (a full
-   read per publication; deltas in between are batched). The key is the binding (lowest) limit.
+   read per publication; deltas in between are batched). Authority with its daily difference gate: a
+   carrier is fetched once a day only when a day's difference lists it (the share the cycle fetched: the
+   bench's bump is one daily publication changing 5%) or when its full refresh is due (one day in
+   `FULL_REFRESH_DAYS`), four QCMobile calls and one DataHub call a fetch; the gate's own DataHub calls
+   (metadata every check, the differences read once per publication) are a fixed daily cost
+   (`gate_calls_per_day`). The key is the binding (lowest) limit.
 
 In-flight markers are released by the scheduler, which this system does not run: the bench deletes
 them after each cycle, once every outcome has arrived.
@@ -48,6 +53,13 @@ DEFAULT_RATE_PER_S = {
 }
 """Each upstream limit's default (the sources' `rate_per_s` settings; a unit test keeps them equal)."""
 FRESHNESS_TTL_S = 2.0
+GATE_CHECK_S = 10.0
+"""The authority gate's check period in the bench (default 300 s): the cycle right after the bump sees it."""
+FULL_REFRESH_DAYS = 7.0
+"""The authority gate's default safety net (`FMCSA_AUTHORITY_FULL_REFRESH_S`, 7 days)."""
+DEFAULT_GATE_CHECK_S = 300.0
+"""`FMCSA_AUTHORITY_DAILY_DIFFERENCE_CHECK_S`'s default; a unit test keeps them equal."""
+DIFFERENCE_DATASETS = 4
 SOURCE_ENV = {
     # the launcher turns these off against the sandbox (a demo syncs right after a bump); the bench wants
     # them as deployed: delta reads at their default window, the dataset's metadata trusted for 2 s (not
@@ -59,6 +71,9 @@ SOURCE_ENV = {
     # first full sync is within it
     "FMCSA_INSPECTIONS_PUBLICATION_PERIOD_S": "86400",
     "FMCSA_AUTHORITY_PUBLICATION_PERIOD_S": "86400",
+    # authority's daily difference gate as deployed (the launcher turns it off), checking every 10 s
+    "FMCSA_AUTHORITY_DAILY_DIFFERENCE": "true",
+    "FMCSA_AUTHORITY_DAILY_DIFFERENCE_CHECK_S": str(GATE_CHECK_S),
 }
 INFLIGHT_BUCKET = "fmcsa_inflight"
 IN_BATCH = 100  # DOTs per refetch query (docs/upstreams.md 4.2: about 100)
@@ -73,7 +88,9 @@ async def run(
     changed = dots[:: round(1 / CHANGED_SHARE)]
     await _release(nats_url, admin)
     (await sandbox.post("/_sandbox/bump", json={"dots": [int(d) for d in changed]})).raise_for_status()
-    await asyncio.sleep(FRESHNESS_TTL_S)  # past what the sources cached of the metadata before the bump
+    # past what the sources cached of the metadata before the bump, and past the authority gate's next
+    # background check (it runs `GATE_CHECK_S` after the previous one ended)
+    await asyncio.sleep(max(FRESHNESS_TTL_S, 2 * GATE_CHECK_S) + 1)
     cycle = await _cycle(ctx, api, sandbox, nats_url, admin, dots)
     per_carrier = {s: round(cycle["admitted"][s] / n, 4) for s in SOURCES}
     total = round(sum(per_carrier.values()), 4)
@@ -82,9 +99,20 @@ async def run(
 
     calls = {s: first[s]["calls_admitted"] / n for s in ("csa", "inspections")}
     calls["violations"] = reconcile["admitted"]["violations"] / n
-    calls["authority"] = first["authority"]["calls_admitted"] * 4 / 5 / n  # QCMobile: four of five calls
-    calls["authority.datahub"] = first["authority"]["calls_admitted"] / 5 / n
-    fresh = report.kept_fresh(calls, DEFAULT_RATE_PER_S, report.CADENCE_S)
+    # authority's gate: the share of carriers a day's difference lists (the cycle's fetches) plus the full
+    # refresh's share, each fetch four QCMobile calls and one DataHub call; the gate's own calls are fixed
+    fetched_share = (n - cycle["unchanged"]["authority"] - cycle["failed"]["authority"]) / n
+    per_fetch = first["authority"]["calls_admitted"] / n  # 5: four QCMobile, one DataHub
+    # without the gate (its cadence instead), every carrier is fetched once a day
+    gated = SOURCE_ENV["FMCSA_AUTHORITY_DAILY_DIFFERENCE"] == "true"
+    refetched = fetched_share + 1 / FULL_REFRESH_DAYS if gated else 1.0
+    calls["authority"] = refetched * per_fetch * 4 / 5
+    calls["authority.datahub"] = refetched * per_fetch / 5
+    gate_calls_per_day = DIFFERENCE_DATASETS * (
+        report.DAY_S / DEFAULT_GATE_CHECK_S + 2
+    )  # + a read, a recheck
+    fixed = {"authority.datahub": gate_calls_per_day if gated else 0.0}
+    fresh = report.kept_fresh(calls, DEFAULT_RATE_PER_S, report.CADENCE_S, fixed)
     limit, kept = report.binding(fresh)
     ctx.note(
         "pipeline",
@@ -98,6 +126,8 @@ async def run(
         delta_equals_full_store_rows=store_diff,
         delta_equals_full_projection_carriers=projection_diff,
         calls_per_carrier_per_publication={k: round(v, 4) for k, v in calls.items()},
+        authority_fetched_share_in_cycle=round(fetched_share, 4),
+        authority_gate_calls_per_day=gate_calls_per_day,
         kept_fresh_per_limit={k: round(v) for k, v in fresh.items()},
         kept_fresh_binding=limit,
     )

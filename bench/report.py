@@ -234,17 +234,22 @@ monthly (csa's BASICs, violations' `8mt8-2mdr`), SAFER summaries daily, authorit
 
 
 def kept_fresh(
-    calls_per_carrier: Mapping[str, float], rate_per_s: Mapping[str, float], cadence_s: Mapping[str, float]
+    calls_per_carrier: Mapping[str, float],
+    rate_per_s: Mapping[str, float],
+    cadence_s: Mapping[str, float],
+    fixed_calls: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Per upstream limit: how many carriers its calls keep within one publication, i.e. its calls in one
-    publication period (`rate_per_s x cadence_s`) over the calls one carrier needs per publication.
-    Keys of `calls_per_carrier` and `rate_per_s` name a limit (`<source>` or `<source>.<host>`); the
-    cadence is the source's (the part before the dot). A limit no carrier spends anything of is infinite.
+    publication period (`rate_per_s x cadence_s`, less `fixed_calls`: what a period costs whatever the
+    number of carriers, e.g. the authority gate's daily difference reads) over the calls one carrier needs
+    per publication. Keys of `calls_per_carrier` and `rate_per_s` name a limit (`<source>` or
+    `<source>.<host>`); the cadence is the source's (the part before the dot). A limit no carrier spends
+    anything of is infinite.
     """
     fresh: dict[str, float] = {}
     for limit, calls in calls_per_carrier.items():
-        budget = rate_per_s[limit] * cadence_s[limit.split(".", 1)[0]]
-        fresh[limit] = math.inf if calls <= 0 else budget / calls
+        budget = rate_per_s[limit] * cadence_s[limit.split(".", 1)[0]] - (fixed_calls or {}).get(limit, 0.0)
+        fresh[limit] = 0.0 if budget <= 0 else math.inf if calls <= 0 else budget / calls
     return fresh
 
 

@@ -675,6 +675,19 @@ class Cadence(Generic[FetchedT]):
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeGate(Generic[FetchedT]):
+    """How a source whose upstream publishes which carriers changed (the authority source: FMCSA's daily
+    difference datasets) tells that a carrier is fresh. `decide(dot, mark)` gives why the carrier must be
+    fetched (None: it need not) and the gate's position to remember with a fetch (the mark's
+    `published_at`); `held` as for `Cadence`; `close` stops what the gate runs.
+    """
+
+    decide: Callable[[str, FetchMark | None], Awaitable[tuple[object | None, datetime | None]]]
+    held: Callable[[str, FetchMark], Awaitable[FetchedT | None]]
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Unchanged(Generic[FetchedT]):
     """What a freshness check gives instead of a fetch: the data held, still what the upstream has."""
 
@@ -696,8 +709,10 @@ class ClientStoreAdapter(Generic[FetchedT]):
       fetched again until a publication newer than the one seen just before its last successful fetch
       appears (`fmcsa_source_kit.publication.unchanged_since_fetch`);
     - `cadence` (an upstream with only a publication cadence): a carrier fetched successfully within the
-      current publication period is not fetched again.
-    Either ends `checked_unchanged` as above, without an upstream call (bar `since_fetch`'s one metadata
+      current publication period is not fetched again;
+    - `changes` (an upstream that lists the carriers that changed): a carrier the gate does not name for
+      a fetch is not fetched, and a fetch remembers the gate's position.
+    Each ends `checked_unchanged` as above, without an upstream call (bar `since_fetch`'s one metadata
     call per `ttl_s`).
     """
 
@@ -710,17 +725,19 @@ class ClientStoreAdapter(Generic[FetchedT]):
         freshness: FreshnessCheck[FetchedT] | None = None,
         since_fetch: FreshnessCheck[FetchedT] | None = None,
         cadence: Cadence[FetchedT] | None = None,
+        changes: ChangeGate[FetchedT] | None = None,
         marks: FetchMarks | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        if (since_fetch is not None or cadence is not None) and marks is None:
-            raise ValueError("since_fetch and cadence need the fetch marks")
+        if (since_fetch is not None or cadence is not None or changes is not None) and marks is None:
+            raise ValueError("since_fetch, cadence and changes need the fetch marks")
         self._client = client
         self._store = store
         self._summarize = summarize
         self._freshness = freshness
         self._since_fetch = since_fetch
         self._cadence = cadence
+        self._changes = changes
         self._marks = marks
         self._clock = clock
         self._pending: dict[str, datetime] = {}
@@ -735,6 +752,13 @@ class ClientStoreAdapter(Generic[FetchedT]):
             if held is not None and held.upstream_as_of is not None and published <= held.upstream_as_of:
                 return Unchanged(held)
         mark = None if self._marks is None else await self._marks.get(dot)
+        changes = self._changes
+        if changes is not None:
+            reason, position = await changes.decide(dot, mark)
+            if reason is None and mark is not None and (held := await changes.held(dot, mark)) is not None:
+                return Unchanged(held)
+            if position is not None:
+                self._pending[dot] = position
         cadence = self._cadence
         if (
             cadence is not None
@@ -780,7 +804,7 @@ class ClientStoreAdapter(Generic[FetchedT]):
         )
 
     async def close(self) -> None:
-        for check in (self._freshness, self._since_fetch):
+        for check in (self._freshness, self._since_fetch, self._changes):
             if check is not None and check.close is not None:
                 await check.close()
         await self._client.aclose()

@@ -380,6 +380,8 @@ def qcmobile_router(state: SandboxState) -> Router:
         if (refusal := refused(request, gate)) is not None:
             return refusal
         version = state.version_of(dot)
+        if dot is not None and content is carrier_content:
+            state.served_dots.add(dot)
         return answer(gate, encoded_content(content, dot, version, f"{_root(request)}/services"))
 
     async def search(request: Request[Any, Any, Any], found: tuple[int, ...]) -> Response[bytes]:

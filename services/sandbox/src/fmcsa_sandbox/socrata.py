@@ -19,6 +19,9 @@ What a client may rely on (and what it must survive):
 - Headers: `X-Socrata-RequestId`, `X-SODA2-Fields`, `X-SODA2-Types`, `Last-Modified` (the version's
   publication), `X-SODA2-Truth-Last-Modified`, `ETag` (`If-None-Match` gives 304); the body gzipped when
   `Accept-Encoding` allows gzip.
+- The four daily difference datasets of FMCSA's Motus system (`DAILY_DIFFERENCES`: AuthHist `dm5j-zc6c`,
+  Insur `x96h-evps`, Carrier `nakq-58th`, RevokeSuspend `e67p-xyd5`) list the carriers the latest bump
+  changed (a full bump: every carrier QCMobile has served), their `rowsUpdatedAt` the bump's time; no ETag.
 - Which rows a query reads: those of the DOTs its WHERE pins down (`dot_number = '..'`, `IN (..)`, joined
   by AND / OR); a query that pins none reads the "first rows of the dataset" (`data.HEAD_DOTS`).
 """
@@ -197,6 +200,7 @@ class Dataset:
     display_names: tuple[str, ...]
     rows: RowSource
     dated: bool = False  # its rows depend on the day (`today`), not only on the version
+    difference: bool = False  # a daily difference: its rows come from the sandbox's state, not the version
 
     @property
     def types(self) -> Mapping[str, str]:
@@ -312,7 +316,122 @@ INSURANCE = Dataset(
     rows=_insurance_rows,
     dated=True,
 )
-DATASETS: Mapping[str, Dataset] = {d.id: d for d in (VIOLATIONS, INSURANCE)}
+
+
+# --- the daily difference datasets (FMCSA's Motus system, since May 2026) --------------------------------
+# Each holds only the rows new or changed in the latest daily update. Their ids and columns come from public
+# code that reads them, not from FMCSA documentation (unverified, as are the values below: docket and
+# status spellings follow the insurance dataset's and QCMobile's). Here, the carriers the latest bump
+# changed (`SandboxState.difference_dots`), each in the datasets its change plausibly touches: every one in
+# Carrier, those with a docket in AuthHist, with filings in Insur, with a pending revocation in
+# RevokeSuspend. `rowsUpdatedAt` is the bump's time (`SandboxState.difference_published`).
+
+AUTH_HISTORY_DIFFERENCE = "dm5j-zc6c"
+INSURANCE_DIFFERENCE = "x96h-evps"
+CARRIER_DIFFERENCE = "nakq-58th"
+REVOKE_SUSPEND_DIFFERENCE = "e67p-xyd5"
+
+
+def _difference_values(dataset_id: str, dot: int, version: int, today: date) -> list[dict[str, str]]:
+    facts = licensing(dot, version, today)
+    if facts is None:
+        return []
+    docket = {"docket_number": facts.dockets[0].text} if facts.dockets else {}
+    auth = {
+        "op_auth_type": "COMMON",
+        "op_auth_status": {"A": "ACTIVE", "I": "INACTIVE"}.get(facts.common, "NONE"),
+    }
+    head = {"usdot_number": str(dot), **docket}
+    match dataset_id:
+        case "nakq-58th":
+            return [{**head, **auth}]
+        case "dm5j-zc6c":
+            changed = run_date(version).strftime("%Y%m%d")
+            return [{**head, **auth, "status_change_date": changed}] if docket else []
+        case "x96h-evps":
+            return [
+                {
+                    **head,
+                    "policy_no": f.policy,
+                    "effective_date": mdy(f.effective) or "",
+                    "insurance_company_name": f.insurer,
+                    "max_cov_amount": str(f.max_coverage),
+                }
+                for f in facts.filings
+            ]
+        case _:
+            if facts.common_flags.revocation != "Y":
+                return []
+            served = mdy(run_date(version)) or ""
+            return [
+                {
+                    **head,
+                    "op_auth_type": "COMMON",
+                    "order1_serve_date": served,
+                    "order1_effective_date": served,
+                }
+            ]
+
+
+def difference_rows(
+    dataset: Dataset, dots: frozenset[int], version_of: Callable[[int], int], today: date
+) -> list[SourceRow]:
+    """The rows of a daily difference dataset listing `dots` (each at the version it is served at)."""
+    rows: list[SourceRow] = []
+    for dot in sorted(dots):
+        for n, values in enumerate(_difference_values(dataset.id, dot, version_of(dot), today)):
+            rows.append({ROW_ID: row_id(stable_seed(dataset.id, dot, n)), **values})
+    return sorted(rows, key=lambda row: str(row[ROW_ID]))
+
+
+def _no_rows(dots: frozenset[str] | None, version: int, today: date | None = None) -> list[SourceRow]:
+    return []  # a daily difference's rows come from the sandbox's state (`difference_rows`)
+
+
+def _difference(dataset_id: str, name: str, columns: tuple[str, ...]) -> Dataset:
+    return Dataset(
+        id=dataset_id,
+        internal_id=f"alpha.{stable_seed(dataset_id) % 90_000 + 10_000}",  # invented
+        source="authority",
+        name=f"Motus {name} Daily Difference",
+        description=f"FMCSA Licensing and Insurance: the {name} rows new or changed in the latest daily "
+        "update.",
+        row_label=name,
+        columns=columns,
+        display_names=columns,
+        rows=_no_rows,
+        difference=True,
+    )
+
+
+DAILY_DIFFERENCES: tuple[Dataset, ...] = (
+    _difference(
+        AUTH_HISTORY_DIFFERENCE,
+        "AuthHist",
+        ("usdot_number", "docket_number", "op_auth_type", "op_auth_status", "status_change_date"),
+    ),
+    _difference(
+        INSURANCE_DIFFERENCE,
+        "Insur",
+        (
+            "usdot_number",
+            "docket_number",
+            "policy_no",
+            "effective_date",
+            "insurance_company_name",
+            "max_cov_amount",
+        ),
+    ),
+    _difference(
+        CARRIER_DIFFERENCE, "Carrier", ("usdot_number", "docket_number", "op_auth_type", "op_auth_status")
+    ),
+    _difference(
+        REVOKE_SUSPEND_DIFFERENCE,
+        "RevokeSuspend",
+        ("usdot_number", "docket_number", "op_auth_type", "order1_serve_date", "order1_effective_date"),
+    ),
+)
+DATASETS: Mapping[str, Dataset] = {d.id: d for d in (VIOLATIONS, INSURANCE, *DAILY_DIFFERENCES)}
 _TYPES: Mapping[str, Mapping[str, str]] = {d.id: field_types(d.columns) for d in DATASETS.values()}
 
 
@@ -540,7 +659,6 @@ def _sort_key(value: soql.Value) -> tuple[bool, Any]:
 def _execute(
     query: Query, version: int, today: date | None, ahead: frozenset[str] = frozenset()
 ) -> list[dict[str, soql.Value]]:
-    statement = query.statement
     dots = query.dots()
     if ahead and dots is not None:  # a partial bump: those carriers' rows one version ahead
         rows = query.dataset.rows(dots - ahead, version, today)
@@ -548,6 +666,12 @@ def _execute(
         rows.sort(key=lambda row: str(row[ROW_ID]))
     else:
         rows = query.dataset.rows(dots, version, today)
+    return select(query, rows)
+
+
+def select(query: Query, rows: list[SourceRow]) -> list[dict[str, soql.Value]]:
+    """A query's page of `rows` (the dataset's rows it reads, in `:id` order)."""
+    statement = query.statement
     if statement.where is not None:
         rows = [row for row in rows if soql.evaluate(statement.where, row) is True]
     # each result: (the environment ORDER BY and HAVING see, the row's group)
@@ -657,9 +781,11 @@ def soda_headers(page_: Page, version: int, request_id: str) -> dict[str, str]:
 CREATED_AT_EPOCH = int(datetime(2018, 3, 2, 15, 4, 11, tzinfo=UTC).timestamp())
 
 
-def metadata(version: int, dataset: Dataset = VIOLATIONS) -> dict[str, Any]:
-    """The dataset's view metadata, as sodapy's `get_metadata` reads it; `rowsUpdatedAt` moves with a bump."""
-    updated = int(published_at(version).timestamp())
+def metadata(version: int, dataset: Dataset = VIOLATIONS, updated_at: int | None = None) -> dict[str, Any]:
+    """The dataset's view metadata, as sodapy's `get_metadata` reads it; `rowsUpdatedAt` moves with a bump
+    (`updated_at`, epoch seconds, instead of the version's publication when given).
+    """
+    updated = int(published_at(version).timestamp()) if updated_at is None else updated_at
     return {
         "id": dataset.id,
         "name": dataset.name,
@@ -705,6 +831,7 @@ def metadata(version: int, dataset: Dataset = VIOLATIONS) -> dict[str, Any]:
         },
         "owner": {"id": "fmcs-sms1", "displayName": "FMCSA", "type": "interactive"},
         "tags": ["sms", "violation", "fmcsa"] if dataset is VIOLATIONS else ["insurance", "l&i", "fmcsa"],
+        **({"rowsUpdatedBy": "fmcs-motus"} if dataset.difference else {}),
         "flags": ["default", "restorable", "restorePossibleForType"],
     }
 
@@ -785,6 +912,19 @@ def socrata_router(state: SandboxState) -> Router:
             return _error(query, request_id)
         if (edge := await magic(query)) is not None:
             return edge
+        if dataset.difference:
+            day = datetime.fromtimestamp(state.clock(), UTC).date()
+            rows = difference_rows(dataset, state.difference_dots, state.version_of, day)
+            fields = query.fields
+            body = _csv(fields, select(query, rows)) if form == "csv" else _json(fields, select(query, rows))
+            updated = datetime.fromtimestamp(state.difference_published, UTC)
+            headers = {
+                "X-Socrata-RequestId": request_id,
+                "X-SODA2-Fields": json.dumps(list(fields)),
+                "X-SODA2-Types": json.dumps([o.soda_type for o in query.outputs]),
+                "Last-Modified": format_datetime(updated, usegmt=True),
+            }
+            return send(request, gate, body, CSV_MEDIA_TYPE if form == "csv" else MEDIA_TYPE, headers)
         today = datetime.fromtimestamp(state.clock(), UTC).date() if dataset.dated else None
         pinned = query.dots()
         ahead = frozenset(d for d in pinned or () if canonical_dot(d) in state.ahead)
@@ -815,11 +955,14 @@ def socrata_router(state: SandboxState) -> Router:
         params = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
         if token_refused(request, params):
             return _error(PERMISSION_DENIED, request_id)
-        body = json.dumps(metadata(state.published_version, dataset), separators=(",", ":")).encode()
-        headers = {
-            "X-Socrata-RequestId": request_id,
-            "Last-Modified": format_datetime(published_at(state.published_version), usegmt=True),
-        }
+        updated = state.difference_published if dataset.difference else None
+        body = json.dumps(metadata(state.published_version, dataset, updated), separators=(",", ":")).encode()
+        modified = (
+            datetime.fromtimestamp(updated, UTC)
+            if updated is not None
+            else published_at(state.published_version)
+        )
+        headers = {"X-Socrata-RequestId": request_id, "Last-Modified": format_datetime(modified, usegmt=True)}
         return send(request, gate, body, MEDIA_TYPE, headers)
 
     return Router(path="/", route_handlers=[resource, view])

@@ -75,6 +75,11 @@ class SandboxState:
         self.clock = clock
         self.version = settings.data_version
         self.ahead: frozenset[int] = frozenset()  # DOTs a partial bump serves one version ahead
+        # the daily difference datasets (`socrata.DAILY_DIFFERENCES`): the carriers the latest bump changed,
+        # and when it was published (epoch seconds, their `rowsUpdatedAt`); the sandbox's start publishes none
+        self.difference_dots: frozenset[int] = frozenset()
+        self.difference_published = int(clock())
+        self.served_dots: set[int] = set()  # carriers QCMobile served a record of: what a full bump lists
         self.web_key = settings.qcmobile_web_key.get_secret_value()
         self.app_token = settings.socrata_app_token.get_secret_value()
         self.api_key = settings.saferweb_api_key.get_secret_value()
@@ -166,6 +171,10 @@ class SandboxState:
             self.ahead = frozenset()
         else:
             self.ahead |= dots
+        # the daily differences list what this bump changed (a full bump: every carrier the sandbox has
+        # served, as it cannot list a population it generates on demand), one second or more later
+        self.difference_dots = frozenset(self.served_dots if dots is None else dots)
+        self.difference_published = max(int(self.clock()), self.difference_published + 1)
         return self.version
 
     def version_of(self, dot: int | None) -> int:
@@ -187,6 +196,10 @@ class SandboxState:
         return {
             "data_version": self.version,
             "carriers_ahead": len(self.ahead),
+            "daily_difference": {
+                "published": self.difference_published,
+                "carriers": len(self.difference_dots),
+            },
             "sources": {
                 name: {
                     "requests": c.requests,

@@ -69,6 +69,9 @@ def sandbox_wiring(sandbox_url: str, user: Mapping[str, str]) -> dict[str, str]:
     # daily); the sandbox changes whenever it is bumped, so they fetch at every sync against it
     env["FMCSA_INSPECTIONS_PUBLICATION_PERIOD_S"] = "0"
     env["FMCSA_AUTHORITY_PUBLICATION_PERIOD_S"] = "0"
+    # and so is authority's daily difference gate: the sandbox serves the daily differences, but the gate
+    # sees a bump only at its next check (minutes) and a full bump lists only the carriers already served
+    env["FMCSA_AUTHORITY_DAILY_DIFFERENCE"] = "false"
     return env
 
 

@@ -263,6 +263,25 @@ def test_kept_fresh_is_the_calls_of_one_publication_over_a_carriers_calls_and_th
     assert report.binding(fresh) == ("inspections", pytest.approx(86_400))
 
 
+def test_kept_fresh_takes_a_limits_fixed_calls_out_of_its_budget() -> None:
+    rate, cadence = {"authority.datahub": 2.0}, report.CADENCE_S
+    fixed = {"authority.datahub": 72_800.0}
+    assert report.kept_fresh({"authority.datahub": 0.5}, rate, cadence, fixed) == {
+        "authority.datahub": pytest.approx(200_000)
+    }
+    assert report.kept_fresh({"authority.datahub": 0.5}, rate, cadence, {"authority.datahub": 1e9}) == {
+        "authority.datahub": 0.0
+    }
+
+
+def test_the_bench_gate_figures_are_the_authority_defaults() -> None:
+    fields = importlib.import_module("fmcsa_source_authority.settings").Settings.model_fields
+    delta = importlib.import_module("bench.delta")
+    assert fields["daily_difference_check_s"].default == delta.DEFAULT_GATE_CHECK_S
+    assert fields["full_refresh_s"].default == delta.FULL_REFRESH_DAYS * 86_400
+    assert len(fields["daily_difference_datasets"].default.split(",")) == delta.DIFFERENCE_DATASETS
+
+
 def test_the_multiset_difference_counts_unmatched_rows_on_both_sides() -> None:
     assert report.multiset_difference([1, 1, 2], [1, 2, 2, 3]) == 3
     assert report.multiset_difference([(1, "a")], [(1, "a")]) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,12 +12,13 @@ import httpx
 from fmcsa_events.bus import utc_now
 from fmcsa_events.identifiers import SourceKey
 from fmcsa_runtime.service import Shell
+from fmcsa_source_authority.difference import DifferenceGate
 from fmcsa_source_authority.domain import AuthorityFetch, summarize
 from fmcsa_source_authority.settings import Settings
 from fmcsa_source_authority.store import Store
 from fmcsa_source_authority.upstream import AuthorityClient, make_paces
 from fmcsa_source_kit.marks import FetchMark, FetchMarks
-from fmcsa_source_kit.runner import Cadence, ClientStoreAdapter, SourceAdapter, create_source_app
+from fmcsa_source_kit.runner import Cadence, ChangeGate, ClientStoreAdapter, SourceAdapter, create_source_app
 
 
 def create_app(
@@ -44,14 +46,19 @@ def create_app(
 
 
 def build_adapter(
-    settings: Settings, client: AuthorityClient, store: Store, *, clock: Callable[[], datetime] = utc_now
+    settings: Settings,
+    client: AuthorityClient,
+    store: Store,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> ClientStoreAdapter[AuthorityFetch]:
-    """The authority adapter: with `publication_period_s`, a carrier fetched successfully (by any
-    replica: the fetch marks are in the store's database) within the current publication period ends
-    `checked_unchanged` without a QCMobile or DataHub call.
+    """The authority adapter. With `daily_difference` (the default), the daily difference gate
+    (`fmcsa_source_authority.difference`) decides which carriers need a fetch; else, with
+    `publication_period_s`, a carrier fetched successfully (by any replica: the fetch marks are in the
+    store's database) within the current publication period ends `checked_unchanged` without a QCMobile or
+    DataHub call.
     """
-    if not settings.publication_period_s:
-        return ClientStoreAdapter(client, store, summarize)
 
     async def held(dot: str, mark: FetchMark) -> AuthorityFetch | None:
         kept = await store.held(dot)
@@ -66,6 +73,28 @@ def build_adapter(
             upstream_as_of=mark.upstream_as_of,
         )
 
+    if settings.daily_difference:
+        gate = DifferenceGate(
+            client.datahub,
+            store.engine,
+            datasets=settings.daily_difference_ids(),
+            check_s=settings.daily_difference_check_s,
+            max_gap=timedelta(seconds=settings.daily_difference_max_gap_s),
+            full_refresh=timedelta(seconds=settings.full_refresh_s),
+            retry_after_max_s=settings.retry_after_max_s,
+            clock=clock,
+            monotonic=monotonic,
+        )
+        return ClientStoreAdapter(
+            client,
+            store,
+            summarize,
+            changes=ChangeGate(gate.decide, held, gate.aclose),
+            marks=FetchMarks(store.engine),
+            clock=clock,
+        )
+    if not settings.publication_period_s:
+        return ClientStoreAdapter(client, store, summarize)
     return ClientStoreAdapter(
         client,
         store,

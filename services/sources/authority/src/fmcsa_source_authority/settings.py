@@ -19,6 +19,9 @@ DATAHUB_URL = "https://data.transportation.gov"
 """The real DataHub (Socrata) host of FMCSA's Licensing and Insurance datasets."""
 INSURANCE_DATASET = "qh9u-swkp"
 """ActPendInsur: active and pending insurance filings, one row per filing."""
+DAILY_DIFFERENCES = "dm5j-zc6c,x96h-evps,nakq-58th,e67p-xyd5"
+"""FMCSA's Motus daily difference datasets (AuthHist, Insur, Carrier, RevokeSuspend): ids from public code
+that reads them, not from FMCSA documentation (README, "Daily difference gate")."""
 
 
 class Settings(DropGuardSettings, SourceSettings):
@@ -70,5 +73,41 @@ class Settings(DropGuardSettings, SourceSettings):
         description="FMCSA publishes authority and insurance daily, and neither QCMobile nor the insurance "
         "dataset's per-carrier query says when a carrier changed: a carrier fetched successfully within "
         "the current period of this many seconds (counted from midnight UTC) is not fetched again "
-        "(SourceSynced `checked_unchanged`, no call). 0 turns it off: every sync calls.",
+        "(SourceSynced `checked_unchanged`, no call). 0 turns it off: every sync calls. Unused while "
+        "the daily difference gate is on.",
     )
+    daily_difference: bool = Field(
+        True,
+        description="The daily difference gate: a carrier is fetched only when never fetched, when a daily "
+        "difference publication read since its last fetch lists it, when the gate cannot vouch for the time "
+        "since (a check failed or a publication may have been missed) or after `full_refresh_s`; otherwise "
+        "SourceSynced `checked_unchanged`, no QCMobile call. Replaces the publication period while on.",
+    )
+    daily_difference_datasets: str = Field(
+        DAILY_DIFFERENCES,
+        pattern=r"^[a-z0-9]{4}-[a-z0-9]{4}(,[a-z0-9]{4}-[a-z0-9]{4})*$",
+        description="Comma-separated Socrata ids of the daily difference datasets the gate reads on DataHub "
+        "(Motus AuthHist, Insur, Carrier, RevokeSuspend).",
+    )
+    daily_difference_check_s: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds between two checks of the daily difference datasets' metadata (one DataHub call "
+        "each; a new publication is then read whole): how long a new publication may go unseen.",
+    )
+    daily_difference_max_gap_s: float = Field(
+        43200.0,
+        gt=0,
+        description="A gap longer than this between two successful checks may hide a publication (they come "
+        "a day apart): the gate's watch begins again and every carrier fetched before is fetched.",
+    )
+    full_refresh_s: float = Field(
+        604800.0,
+        gt=0,
+        description="The gate's safety net: a carrier whose last successful fetch is older than this is "
+        "fetched whatever the daily differences say (what they do not cover: the carrier record's other "
+        "fields, `/oos` orders).",
+    )
+
+    def daily_difference_ids(self) -> list[str]:
+        return self.daily_difference_datasets.split(",")

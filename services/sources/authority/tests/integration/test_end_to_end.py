@@ -153,3 +153,81 @@ async def test_each_scripted_dot_gives_its_change_kind_with_before_and_after_aft
     synced = [e for e in await events(nc) if isinstance(e, SourceSynced)]
     summary = synced[-1].summary
     assert set(summary) == {"authority", "dockets", "oos_order", "insurance"}
+
+
+@pytest.fixture
+async def gated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Launcher, Client]]:
+    """As `system`, with the daily difference gate on (the launcher turns it off) checking every second."""
+    for key in list(os.environ):
+        if key.startswith("FMCSA_") and key != "FMCSA_TEST_DATABASE_URL":
+            monkeypatch.delenv(key)
+    launcher = Launcher(
+        data_dir=tmp_path / "data",
+        gateway_port=free_port(),
+        services=["sandbox", "authority"],
+        extra_env={
+            "FMCSA_AUTHORITY_RATE_PER_S": "50",
+            "FMCSA_AUTHORITY_DATAHUB_RATE_PER_S": "50",
+            "FMCSA_AUTHORITY_DAILY_DIFFERENCE": "true",
+            "FMCSA_AUTHORITY_DAILY_DIFFERENCE_CHECK_S": "1",
+            "FMCSA_LOG_JSON": "true",
+        },
+    )
+    launcher.start()
+    try:
+        assert launcher.nats is not None
+        nc = await nats.connect(launcher.nats.url, **launcher.bus_admin())
+        await declare(nc.jetstream(), Topology())
+        try:
+            yield launcher, nc
+        finally:
+            with contextlib.suppress(nats.errors.Error, ConnectionError):
+                await nc.close()
+    finally:
+        launcher.stop()
+
+
+async def outcomes(nc: Client, dots: list[str], wait_until: WaitUntil) -> dict[str, SourceSynced]:
+    """Request a sync of each DOT; its one outcome, by DOT (every one a SourceSynced)."""
+    requests = [request(dot) for dot in dots]
+    await Bus(nc.jetstream(), producer="test").publish_many(requests)
+    wanted = {r.request_id for r in requests}
+    seen: list[Any] = []
+
+    async def answered() -> bool:
+        nonlocal seen
+        seen = await events(nc)
+        return wanted <= {e.request_id for e in seen if isinstance(e, SourceSynced | SourceFailed)}
+
+    await wait_until(answered, what=f"outcomes of {len(wanted)} authority syncs", within_s=60)
+    found = [e for e in seen if isinstance(e, SourceSynced | SourceFailed) and e.request_id in wanted]
+    assert len(found) == len(wanted), "exactly one outcome per request"
+    assert all(isinstance(o, SourceSynced) for o in found), found
+    by_request = {r.request_id: r.dot for r in requests}
+    return {by_request[o.request_id]: o for o in found if isinstance(o, SourceSynced)}
+
+
+async def test_with_the_daily_difference_gate_only_the_bumped_carrier_calls_qcmobile(
+    gated: tuple[Launcher, Client], wait_until: WaitUntil
+) -> None:
+    launcher, nc = gated
+    dots, changed = ["2847193", "1000001", "1000002"], "1000001"
+    first = await outcomes(nc, dots, wait_until)
+    assert not any(o.checked_unchanged for o in first.values())  # never fetched: all fetched
+    assert launcher.sandbox_url is not None
+    async with httpx.AsyncClient(base_url=launcher.sandbox_url, timeout=10) as sandbox:
+        (await sandbox.post("/_sandbox/reset")).raise_for_status()
+        (await sandbox.post("/_sandbox/bump", json={"dots": [int(changed)]})).raise_for_status()
+
+        async def read() -> bool:  # the gate has read the new publication
+            seen = (await sandbox.get("/_sandbox/stats")).json()["requests_seen"]
+            return any(s.startswith("/resource/nakq-58th.json") for s in seen)
+
+        await wait_until(read, what="the gate reading the daily difference", within_s=20)
+        (await sandbox.post("/_sandbox/reset")).raise_for_status()
+        second = await outcomes(nc, dots, wait_until)
+        seen = (await sandbox.get("/_sandbox/stats")).json()["requests_seen"]
+    assert {dot for dot, o in second.items() if not o.checked_unchanged} == {changed}
+    qcmobile = {s.split("?")[0].split("/")[4] for s in seen if s.startswith("/qc/services/carriers/")}
+    assert qcmobile == {changed}, "no QCMobile call for the carriers no publication listed"
+    assert all(o.upstream_as_of == first[dot].upstream_as_of for dot, o in second.items() if dot != changed)
