@@ -22,6 +22,12 @@ _TEXTS: dict[datetime, str] = {}
 most of its times, and a batch's rows share theirs; formatting was a tenth of a rebuild's time."""
 _TEXTS_KEPT = 200_000
 
+_MOMENTS: dict[str, datetime] = {}
+"""The instants of SQLite's time texts read lately (the reverse of `_TEXTS`): a row's times repeat
+(its newest request is often its newest success, a finish its retrieval) and so do a company's
+sources', and parsing each was a tenth of a status read."""
+_MOMENTS_KEPT = 50_000
+
 
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is UTC:
@@ -53,9 +59,17 @@ class Codec:
         if value is None:
             return None
         if isinstance(value, str):
-            moment = datetime.fromisoformat(value)
-            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            moment = _MOMENTS.get(value)
+            if moment is None:
+                if len(_MOMENTS) >= _MOMENTS_KEPT:
+                    _MOMENTS.clear()
+                moment = datetime.fromisoformat(value)
+                moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+                _MOMENTS[value] = moment
+            return moment
         assert isinstance(value, datetime)
+        if value.tzinfo is UTC:
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @staticmethod
