@@ -97,7 +97,7 @@ def encoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:
 def decoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:
     """What turns a driver value back into the row's; None: it comes as it is."""
     if isinstance(column.type, UtcDateTime):
-        return codec.time_in
+        return codec.time_reader()
     if isinstance(column.type, JSON):
         return codec.json_in
     if isinstance(column.type, Boolean):
