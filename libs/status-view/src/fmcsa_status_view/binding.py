@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import fields
+from enum import Enum
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Boolean, Column, Table
 
@@ -16,6 +17,8 @@ from fmcsa_events.identifiers import SourceKey
 from fmcsa_status_view.codec import Codec
 from fmcsa_status_view.models import SyncState
 from fmcsa_status_view.tables import DAILY, TOTALS, UtcDateTime, columns
+
+E = TypeVar("E", bound=Enum)
 
 
 class RowBinding:
@@ -40,6 +43,26 @@ class RowBinding:
         self._on_conflict = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
         self.upsert = self.insert(1, self._on_conflict)
         self.select = f"SELECT {', '.join(self.names)} FROM {table.name}"
+        self.decode = self.reader()
+
+    def reader(self, start: int = 0, cls: type[Any] | None = None) -> Callable[..., Any]:
+        """What builds a row of `cls` (default: the row class) from a selected row whose columns
+        `start...` are `names`, in one call: `read(row, *more)` passes `more` after the decoded values
+        (a subclass's extra fields). The same values as `values`, without its loop over the columns.
+        """
+        env: dict[str, Any] = {"cls": cls or self.cls}
+        decoders = dict(self._in)
+        args = []
+        for i in range(len(self.names)):
+            if i in decoders:
+                env[f"d{i}"] = decoders[i]
+                args.append(f"d{i}(row[{start + i}])")
+            else:
+                args.append(f"row[{start + i}]")
+        # generated once per binding (as dataclasses generates __init__): names and indexes only
+        exec(f"def read(row, *more):\n    return cls({', '.join(args)}, *more)\n", env)
+        read: Callable[..., Any] = env["read"]
+        return read
 
     def insert(self, count: int, tail: str) -> str:
         """An INSERT of `count` rows in one statement, then `tail` (its ON CONFLICT clause)."""
@@ -59,9 +82,6 @@ class RowBinding:
             values[i] = read(values[i])
         return values
 
-    def decode(self, row: Sequence[Any]) -> Any:
-        return self.cls(*self.values(row))
-
 
 def encoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:
     """What turns a row's value into a driver value; None: it goes as it is (str enums are str)."""
@@ -77,7 +97,7 @@ def encoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:
 def decoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:
     """What turns a driver value back into the row's; None: it comes as it is."""
     if isinstance(column.type, UtcDateTime):
-        return codec.time_in
+        return codec.time_reader()
     if isinstance(column.type, JSON):
         return codec.json_in
     if isinstance(column.type, Boolean):
@@ -85,7 +105,20 @@ def decoder(column: Column[Any], codec: Codec) -> Callable[[Any], Any] | None:
     if column.name == "dot":
         return str
     if column.name == "source" and column.table is not DAILY and column.table is not TOTALS:
-        return SourceKey
+        return member_of(SourceKey)
     if column.name in ("state", "status"):
-        return SyncState
+        return member_of(SyncState)
     return None
+
+
+def member_of(kind: type[E]) -> Callable[[Any], E]:
+    """`kind(value)` for a str enum, by one dict lookup for its members' values (an unknown value still
+    raises `kind`'s ValueError).
+    """
+    members: dict[Any, E] = {member.value: member for member in kind}
+
+    def read(value: Any) -> E:
+        member = members.get(value)
+        return kind(value) if member is None else member
+
+    return read

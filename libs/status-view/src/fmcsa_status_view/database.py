@@ -65,6 +65,10 @@ class Database(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Session]: ...
 
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one statement, read as one snapshot (a reader's single query)."""
+        ...
+
     async def create_tables(self, tables: Sequence[Table]) -> None: ...
 
     async def dispose(self) -> None: ...
@@ -156,6 +160,17 @@ class SqliteDatabase:
         connection.commit()
         self._release(connection)
 
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        # one statement in autocommit mode is its own read transaction: no BEGIN and COMMIT around it
+        connection = self._idle.pop() if self._idle else self._connect()
+        try:
+            rows = connection.execute(sql, params).fetchall()
+        except BaseException:
+            connection.close()
+            raise
+        self._release(connection)
+        return rows
+
     def _release(self, connection: sqlite3.Connection) -> None:
         if self._disposed or len(self._idle) >= 4:
             connection.close()
@@ -215,6 +230,10 @@ class PostgresDatabase:
     async def transaction(self) -> AsyncIterator[Session]:
         async with self.engine.begin() as connection:
             yield _PostgresSession(connection)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self.transaction() as session:
+            return await session.fetch(sql, params)
 
     async def create_tables(self, tables: Sequence[Table]) -> None:
         async with self.engine.begin() as connection:

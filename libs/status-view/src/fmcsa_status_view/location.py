@@ -56,10 +56,14 @@ class Location:
 
         One stat(2): cheap enough to call before every query.
         """
-        if not self.sqlite:
+        sqlite, database = _parsed(self.url)
+        if not sqlite:
             return None
+        if not database:
+            raise ValueError("only a SQLite URL with a file has a base path")
+        pointer = _pointer_of(database, "" if os.path.isabs(database) else os.getcwd())
         try:
-            info = os.stat(self.pointer_path)
+            info = os.stat(pointer)
         except FileNotFoundError:
             return None
         return (info.st_ino, info.st_mtime_ns)
@@ -91,6 +95,11 @@ def _parsed(url: str) -> tuple[bool, str | None]:
 @lru_cache(maxsize=64)
 def _pointer(base: Path) -> Path:
     return base.with_name(base.name + POINTER_SUFFIX)
+
+
+@lru_cache(maxsize=64)
+def _pointer_of(database: str, cwd: str) -> Path:  # `pointer_path` of a file, resolved once per folder
+    return _pointer(_resolved(database, cwd))
 
 
 @lru_cache(maxsize=64)

@@ -81,6 +81,20 @@ class StatusView:
         self._totals = RowBinding(TOTALS, TotalsRow, self._codec, ("scope",))
         self._carriers = RowBinding(CARRIER, CarrierRow, self._codec, ("dot",))
         self._violations = RowBinding(VIOLATION, ViolationRow, self._codec, ("dot", "seq"))
+        # a company's status: its row, each of its sources and each open request's retry progress
+        # in one statement (a company without sources: one row whose source columns are null)
+        company_width, source_width = len(self._companies.names), len(self._sources.names)
+        self._status_sql = (
+            f"SELECT {', '.join(f'c.{c}' for c in self._companies.names)}, "
+            f"{self._sources_columns} FROM status_company c "
+            "LEFT JOIN status_source s ON s.dot = c.dot "
+            f"{_RETRY_JOIN} WHERE c.dot = ?"
+        )
+        self._company_of = self._companies.reader()
+        self._status_source_at = self._sources.reader(company_width, SourceStatus)
+        self._source_of = self._sources.reader(0, SourceStatus)
+        self._retry_at = (company_width + source_width, source_width)
+        self._source_dot = company_width  # a source row's key column: null when the company has none
         self._marker: tuple[int, int] | None = None
         self._retired: list[Database] = []
 
@@ -127,13 +141,20 @@ class StatusView:
         Raises `InvalidDotNumber` for a value that is not 1-8 digits.
         """
         number = int(parse_dot(dot))
-        sql = f"{self._companies.select} WHERE dot = ?"
-
-        async def work(session: Session) -> CompanyStatus | None:
-            rows = await session.fetch(sql, (number,))
-            return (await self._with_sources(session, rows))[0] if rows else None
-
-        return await self._run(work, None)
+        rows = await self._fetch(self._status_sql, (number,))
+        if not rows:
+            return None
+        time_in = self._codec.time_in
+        at, _ = self._retry_at
+        sources: dict[SourceKey, SourceStatus] = {}
+        for row in rows:
+            if row[self._source_dot] is None:  # the company has no source (its one row)
+                continue
+            attempt, most, kind, message, retry_at = row[at:]
+            retry = retry_progress(attempt, most, kind, message, time_in(retry_at))
+            status: SourceStatus = self._status_source_at(row, retry)
+            sources[status.source] = status
+        return self._company(self._company_of(rows[0]), sources)
 
     async def registered_among(self, dots: Sequence[str]) -> set[str]:
         """Those of `dots` (canonical DOT numbers) that are registered and not removed since.
@@ -562,6 +583,24 @@ class StatusView:
                 self._retired.append(old)
         return self._db
 
+    @property
+    def _sources_columns(self) -> str:
+        """A source row's columns (`s.`), then its newest request's retry progress (`l.`)."""
+        return ", ".join([*(f"s.{c}" for c in self._sources.names), *(f"l.{c}" for c in RETRY_FIELDS)])
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of one statement, itself one snapshot (no transaction around it); none if the store
+        has no tables yet.
+        """
+        while self._retired:
+            await self._retired.pop().dispose()
+        try:
+            return await self._current().fetch(sql, params)
+        except (DBAPIError, sqlite3.OperationalError) as error:
+            if _missing_table(error):
+                return []
+            raise
+
     async def _run(self, work: Callable[[Session], Awaitable[R]], empty: R) -> R:
         """Run `work` in one read transaction (one snapshot); `empty` if the store has no tables yet."""
         while self._retired:
@@ -579,20 +618,14 @@ class StatusView:
         sources: dict[str, dict[SourceKey, SourceStatus]] = {c.dot: {} for c in companies}
         if companies:
             marks = ", ".join("?" * len(companies))
-            names = self._sources.names
-            # the newest request's retry progress, only for pairs whose newest request is open
-            sql = (
-                f"SELECT {', '.join(f's.{c}' for c in names)}, "
-                f"{', '.join(f'l.{c}' for c in RETRY_FIELDS)} FROM status_source s "
-                "LEFT JOIN status_sync_log l ON s.state = 'requested' AND l.request_id = s.last_request_id "
-                f"WHERE s.dot IN ({marks})"
-            )
-            width = len(names)
+            columns = self._sources_columns
+            sql = f"SELECT {columns} FROM status_source s {_RETRY_JOIN} WHERE s.dot IN ({marks})"
+            _, width = self._retry_at
+            time_in = self._codec.time_in
             for row in await session.fetch(sql, [int(c.dot) for c in companies]):
-                values = self._sources.values(row[:width])
                 attempt, most, kind, message, at = row[width:]
-                values.append(retry_progress(attempt, most, kind, message, self._codec.time_in(at)))
-                status = SourceStatus(*values)  # the row, then its retry progress
+                retry = retry_progress(attempt, most, kind, message, time_in(at))
+                status = self._source_of(row, retry)  # the row, then its retry progress
                 sources[status.dot][status.source] = status
         return [self._company(c, sources[c.dot]) for c in companies]
 
@@ -612,6 +645,10 @@ class StatusView:
             failing_sources=tuple(SourceKey(s) for s in row.failing_sources.split(",") if s),
             sources={s: sources[s] for s in SourceKey if s in sources},
         )
+
+
+_RETRY_JOIN = "LEFT JOIN status_sync_log l ON s.state = 'requested' AND l.request_id = s.last_request_id"
+"""The newest request's retry progress, only for pairs whose newest request is open."""
 
 
 def _newest(moments: Iterable[datetime | None]) -> datetime | None:

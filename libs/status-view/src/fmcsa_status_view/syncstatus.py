@@ -38,7 +38,10 @@ def js_time(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     utc = moment.astimezone(UTC) if moment.tzinfo is not None else moment
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    if utc.year < 1000:  # strftime writes such a year unpadded, isoformat with four digits
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # the same text without strftime (a tenth of the seeds' block): milliseconds truncated, as before
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def sync_status_block(status: CompanyStatus | None) -> dict[str, JsonValue]:

@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 
 from fmcsa_events.identifiers import SourceKey
-from fmcsa_status_view.codec import POSTGRES, SQLITE
+from fmcsa_status_view.binding import RowBinding
+from fmcsa_status_view.codec import POSTGRES, SQLITE, Codec
 from fmcsa_status_view.database import dollar
 from fmcsa_status_view.location import BadPointer, Location
-from fmcsa_status_view.models import CompanyStatus, SourceStatus, SyncState
+from fmcsa_status_view.models import CompanyStatus, RetryProgress, SourceStatus, SyncState
 from fmcsa_status_view.query import InvalidCursor, _decode_cursor, _encode_cursor, _int_in
+from fmcsa_status_view.rows import SourceRow
 from fmcsa_status_view.syncstatus import js_time, sync_status_block
+from fmcsa_status_view.tables import SOURCE
 
 T = datetime(2026, 11, 23, 6, 0, 0, 123456, tzinfo=UTC)
 
@@ -126,6 +129,34 @@ def test_times_keep_their_instant_and_sort_as_text_on_sqlite() -> None:
     assert POSTGRES.time_out(local) == local
     assert POSTGRES.time_in(local) is not None
     assert POSTGRES.time_in(local).tzinfo is UTC
+
+
+def test_a_read_time_is_the_same_instant_in_utc_each_time_its_text_is_read() -> None:
+    text = "2026-11-23 08:00:00.000001+02:00"  # an offset SQLite's writer never stores, still read right
+    for _ in range(2):  # parsed, then kept
+        moment = SQLITE.time_in(text)
+        assert moment == datetime(2026, 11, 23, 6, 0, 0, 1, tzinfo=UTC)
+        assert moment is not None
+        assert moment.tzinfo is UTC
+    assert SQLITE.time_in("2026-11-23 06:00:00") == datetime(2026, 11, 23, 6, tzinfo=UTC)  # naive is UTC
+
+
+@pytest.mark.parametrize("codec", [SQLITE, POSTGRES], ids=["sqlite", "postgresql"])
+def test_a_bindings_reader_builds_the_row_its_column_loop_builds(codec: Codec) -> None:
+    binding = RowBinding(SOURCE, SourceRow, codec, ("dot", "source"))
+    row = list(binding.encode(source(SourceKey.CSA, failing=True)))
+    selected = [row[binding.columns.index(name)] for name in binding.names]
+    retry = RetryProgress(2, 5, "timeout", "slow", T)
+    # the reader of a subclass at an offset: the row's values, then the subclass's own fields
+    built = binding.reader(2, SourceStatus)(["x", "y", *selected], retry)
+    assert built == SourceStatus(*binding.values(selected), retry)
+    assert built.retry == retry
+    assert built.source is SourceKey.CSA
+    assert built.state is SyncState.FAILED
+    assert binding.decode(selected) == SourceRow(*binding.values(selected))
+    assert binding.decode(selected).source is SourceKey.CSA
+    with pytest.raises(ValueError, match="not_a_source"):  # an unknown enum value is refused as before
+        binding.decode([*selected[:1], "not_a_source", *selected[2:]])
 
 
 def test_json_is_compact_with_sorted_keys() -> None:

@@ -65,6 +65,7 @@ from fmcsa_gateway.routes.sync import SyncController
 from fmcsa_gateway.routes.system import asyncapi
 from fmcsa_gateway.security import PROBE_HEADERS, RefuseMalformedTargets, security_headers
 from fmcsa_gateway.settings import Settings
+from fmcsa_gateway.status_path import StatusPath
 from fmcsa_runtime.broker import SharedConnectionBroker
 from fmcsa_runtime.service import Shell
 from fmcsa_status_view.query import StatusView
@@ -98,24 +99,39 @@ class TemplatePathMetrics(PrometheusMiddleware):
         self._outcomes: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def _get_default_labels(self, request: Request[Any, Any, Any]) -> dict[str, str | int | float]:
-        return self._labels(request.scope, 200)
+        scope = request.scope
+        method = scope["method"] if scope["type"] == ScopeType.HTTP else scope["type"]
+        return self._labels(method, scope["path_template"], 200)
 
-    def _labels(self, scope: Scope, status: int) -> dict[str, str | int | float]:
-        return {
-            "method": scope["method"] if scope["type"] == ScopeType.HTTP else scope["type"],
-            "path": scope["path_template"],  # set by Litestar when it routed the request
-            "status_code": status,
-            "app_name": self._config.app_name,
-        }
+    def _labels(self, method: str, path: str, status: int) -> dict[str, str | int | float]:
+        """`path` is the route's template (`scope["path_template"]`, set by Litestar as it routed)."""
+        return {"method": method, "path": path, "status_code": status, "app_name": self._config.app_name}
+
+    def in_progress(self, method: str, path: str) -> Any:
+        """The in-progress gauge's child of a route (`path` is its template)."""
+        in_progress = self._in_progress.get((method, path))
+        if in_progress is None:
+            labels = self._labels(method, path, 200)
+            in_progress = self.requests_in_progress(labels).labels(*labels.values())
+            self._in_progress[(method, path)] = in_progress
+        return in_progress
+
+    def outcome(self, method: str, path: str, status: int) -> tuple[Any, Any]:
+        """The request counter's and the duration histogram's children of a route's answers of `status`."""
+        outcome = self._outcomes.get((method, path, status))
+        if outcome is None:
+            labels = self._labels(method, path, status)
+            outcome = (
+                self.request_count(labels).labels(*labels.values()),
+                self.request_time(labels).labels(*labels.values()),
+            )
+            self._outcomes[(method, path, status)] = outcome
+        return outcome
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"] if scope["type"] == ScopeType.HTTP else scope["type"]
         path = scope["path_template"]
-        in_progress = self._in_progress.get((method, path))
-        if in_progress is None:
-            labels = self._labels(scope, 200)
-            in_progress = self.requests_in_progress(labels).labels(*labels.values())
-            self._in_progress[(method, path)] = in_progress
+        in_progress = self.in_progress(method, path)
         started = time.perf_counter()
         status, duration = 200, 0.0
 
@@ -132,16 +148,9 @@ class TemplatePathMetrics(PrometheusMiddleware):
             await self.app(scope, receive, timed_send)
         finally:
             in_progress.dec()
-            outcome = self._outcomes.get((method, path, status))
-            if outcome is None:
-                labels = self._labels(scope, status)
-                outcome = (
-                    self.request_count(labels).labels(*labels.values()),
-                    self.request_time(labels).labels(*labels.values()),
-                )
-                self._outcomes[(method, path, status)] = outcome
+            outcome = self.outcome(method, path, status)
             if status >= HTTP_500_INTERNAL_SERVER_ERROR:
-                labels = self._labels(scope, status)
+                labels = self._labels(method, path, status)
                 self.requests_error_count(labels).labels(*labels.values()).inc()
             outcome[0].inc()
             outcome[1].observe(duration)
@@ -334,7 +343,7 @@ def create_api(settings: Settings) -> GatewayApp:
         identifier_for_request=_trigger_subject,
         check_throttle_handler=_is_trigger,
     )
-    return GatewayApp(
+    api = GatewayApp(
         route_handlers=[
             asyncapi,
             CompaniesController,
@@ -372,3 +381,8 @@ def create_api(settings: Settings) -> GatewayApp:
         request_max_body_size=settings.request_max_bytes,
         logging_config=None,
     )
+    # the status GET's direct path, inside Litestar's handler: its before_send hooks still apply
+    metrics = TemplatePathMetrics(api.asgi_handler, prometheus)
+    secret = auth.token_secret
+    api.asgi_handler = StatusPath(api.asgi_handler, state=api.state, secret=secret, metrics=metrics)
+    return api

@@ -212,8 +212,12 @@ class BearerOrReadCookieMiddleware(JWTAuthenticationMiddleware):
         return await self.authenticate_token(encoded_token=encoded.strip(), connection=connection)
 
 
-async def _caller_of(token: RoleToken, connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+def caller_from_token(token: RoleToken) -> Caller:
     return Caller(subject=token.sub, role=Role(token.role))
+
+
+async def _caller_of(token: RoleToken, connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    return caller_from_token(token)
 
 
 def build_auth(settings: Settings) -> JWTAuth[Caller, RoleToken]:

@@ -380,12 +380,21 @@ class CompaniesController(Controller):
         """One company: per-source status (three times, last error, data summary), the seeds' syncStatus."""
         ports = provide_ports(state)  # the ports dependency, without Litestar's dependency resolution
         number = edge_dot(dot)
-        company = await ports.view.company_status(number)
-        if company is None:
+        body = await status_body(ports, number)
+        if body is None:
             raise ProblemError(404, f"no company {number} is known")
-        # the answer `company_status` would build, encoded without the models (`company_status_json`)
-        body = company_status_json(company, await next_due_by_source(ports, company))
         return Response[Any](body, media_type=MediaType.JSON)
+
+
+async def status_body(ports: Ports, number: str) -> bytes | None:
+    """The status GET's answer for a canonical DOT number; None for a company no event named. The
+    answer `company_status` would build, encoded without the models (`company_status_json`); the route
+    and its direct path (`fmcsa_gateway.status_path`) both answer with it.
+    """
+    company = await ports.view.company_status(number)
+    if company is None:
+        return None
+    return company_status_json(company, await next_due_by_source(ports, company))
 
 
 class ImportController(Controller):
