@@ -23,6 +23,11 @@ most of its times, and a batch's rows share theirs; formatting was a tenth of a 
 _TEXTS_KEPT = 200_000
 
 
+def sqlite_texts() -> dict[datetime, str]:
+    """The cache of SQLite time texts (`Codec.time_out` fills it): a hit is the text `time_out` gives."""
+    return _TEXTS
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is UTC:
         return value
