@@ -43,6 +43,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from fmcsa_events.decoder import Decoded, Undecodable, decode
 from fmcsa_events.subjects import EVENTS_WILDCARD
 from fmcsa_events.topology import EVENTS_STREAM
+from fmcsa_events.wire import fast_headers, stream_position
 
 log = structlog.get_logger(__name__)
 
@@ -189,6 +190,7 @@ class OrderedFollower:
         else:
             config.filter_subject = self._subjects[0]
         nc = self._js._nc
+        fast_headers(nc)  # the same headers, parsed in a third of nats-py's time (`fmcsa_events.wire`)
         config.name = nc._nuid.next().decode()
         info = await self._js.add_consumer(self._stream, config=config)
         self._consumer = info.name
@@ -265,11 +267,11 @@ class OrderedFollower:
                 request.done.set()
 
     def _add(self, msg: Msg) -> None:
-        seq = msg.metadata.sequence.stream
+        seq, pending = stream_position(msg)
         if seq <= self.last_seq:
             return  # already handed out
         self.last_seq, self._next_seq = seq, seq + 1
-        self._pending = msg.metadata.num_pending  # what still matches the subjects after this one
+        self._pending = pending  # what still matches the subjects after this one
         headers = msg.headers
         self._items.append(Delivered(seq, msg.subject, headers, msg.data, decode(headers, msg.data)))
         # Wake the taker only when what it waits for is there, not on every message.

@@ -52,3 +52,35 @@ def test_decode_never_raises(data: bytes, headers: dict[str, Any]) -> None:
 @given(st.binary(max_size=300))
 def test_garbage_with_valid_headers_never_raises(data: bytes) -> None:
     assert isinstance(decode(headers_for(CompanyRegistered(dot="1")), data), Decoded | Undecodable)
+
+
+def _json_loads_refuses(data: bytes) -> bool:
+    def refuse(name: str) -> Any:
+        raise ValueError(name)
+
+    try:
+        json.loads(data, parse_constant=refuse)
+    except (ValueError, RecursionError):
+        return True
+    return False
+
+
+PAYLOAD_TEXTS = st.sampled_from(
+    ['{"dot": "12"}', '{"dot": "7", "name": "Ünïcode"}', "NaN", "[1]", '{"dot": 1e999}']
+)
+ENCODINGS = st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "latin-1"])
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=60),
+        st.builds(lambda tail: b"{" + tail, st.binary(max_size=8)),
+        st.builds(lambda t, e: t.encode(e), PAYLOAD_TEXTS, ENCODINGS),
+    )
+)
+def test_the_payload_is_refused_as_not_json_exactly_when_json_loads_refuses_it(data: bytes) -> None:
+    """The decoder keeps one JSON decoder for every payload; it must read bytes as `json.loads` does
+    (UTF-8, a BOM, UTF-16 and UTF-32 detected; NaN and Infinity refused)."""
+    decoded = decode(headers_for(CompanyRegistered(dot="1")), data)
+    refused = isinstance(decoded, Undecodable) and decoded.reason is UndecodableReason.NOT_JSON
+    assert refused == _json_loads_refuses(data)

@@ -30,6 +30,11 @@ sources', and parsing each was a tenth of a status read."""
 _MOMENTS_KEPT = 50_000
 
 
+def sqlite_texts() -> dict[datetime, str]:
+    """The cache of SQLite time texts (`Codec.time_out` fills it): a hit is the text `time_out` gives."""
+    return _TEXTS
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is UTC:
         return value

@@ -66,14 +66,16 @@ def carrier_record(dot: str, sources: Mapping[SourceKey, SourceRow]) -> CarrierR
     summaries = {key: _obj(row.last_summary) for key, row in synced.items()}
     csa, inspections = summaries.get(SourceKey.CSA), summaries.get(SourceKey.INSPECTIONS)
     violations, authority = summaries.get(SourceKey.VIOLATIONS), summaries.get(SourceKey.AUTHORITY)
+    # each source's two times as text once per record (a record has a group per fact: ~9 per source)
+    stamps = {key: (_iso(row.upstream_as_of), _iso(row.retrieved_at)) for key, row in synced.items()}
 
     def group(source: SourceKey, facts: JsonObject) -> JsonObject:
-        row = synced[source]
+        upstream_as_of, retrieved_at = stamps[source]
         return {
             **facts,
             "source": source.value,
-            "upstream_as_of": _iso(row.upstream_as_of),
-            "retrieved_at": _iso(row.retrieved_at),
+            "upstream_as_of": upstream_as_of,
+            "retrieved_at": retrieved_at,
         }
 
     record = CarrierRow(dot=dot)
@@ -140,8 +142,8 @@ def carrier_record(dot: str, sources: Mapping[SourceKey, SourceRow]) -> CarrierR
     record.sources = {
         key.value: {
             "request_id": row.success_request_id,
-            "upstream_as_of": _iso(row.upstream_as_of),
-            "retrieved_at": _iso(row.retrieved_at),
+            "upstream_as_of": stamps[key][0],
+            "retrieved_at": stamps[key][1],
         }
         for key, row in sorted(synced.items())
     }
