@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import stamina
 import structlog
@@ -48,9 +49,10 @@ MAX_PAGES = 100
 """Pages read before a listing counts as unreadable (a million rows: not a day's changes)."""
 
 
-def gate_tables(prefix: str) -> tuple[MetaData, Table, Table]:
+def gate_tables(prefix: str, *extra: Column[Any]) -> tuple[MetaData, Table, Table]:
     """A gate's tables, `<prefix>_watch` (per dataset: the position read, the last successful check, since
-    when the watch is unbroken) and `<prefix>_dot` (the DOTs each listing names, with its position).
+    when the watch is unbroken; and the gate's `extra` columns) and `<prefix>_dot` (the DOTs each listing
+    names, with its position).
     """
     metadata = MetaData()
     watch = Table(
@@ -60,6 +62,7 @@ def gate_tables(prefix: str) -> tuple[MetaData, Table, Table]:
         Column("published_at", DateTime(timezone=True), nullable=False),
         Column("checked_at", DateTime(timezone=True), nullable=False),
         Column("watched_since", DateTime(timezone=True), nullable=False),
+        *extra,
     )
     dot = Table(
         f"{prefix}_dot",
@@ -267,9 +270,17 @@ class WatchingGate:
         return utc_aware(row.published_at), utc_aware(row.checked_at), utc_aware(row.watched_since)
 
     async def _record(
-        self, dataset: str, dots: Iterable[str], published: datetime, now: datetime, since: datetime
+        self,
+        dataset: str,
+        dots: Iterable[str],
+        published: datetime,
+        now: datetime,
+        since: datetime,
+        **extra: object,
     ) -> None:
-        """A successful check of `dataset` at `now`: the DOTs it listed at position `published`."""
+        """A successful check of `dataset` at `now`: the DOTs it listed at position `published` (and the
+        gate's `extra` columns of its watch row).
+        """
         async with self._engine.begin() as connection:
             if listed := sorted(set(dots)):
                 insert = upsert_insert(connection.dialect, self.dot_table)
@@ -277,7 +288,7 @@ class WatchingGate:
                     insert.on_conflict_do_nothing(),
                     [{"dot": dot, "published_at": published, "dataset": dataset} for dot in listed],
                 )
-            values = {"published_at": published, "checked_at": now, "watched_since": since}
+            values = {"published_at": published, "checked_at": now, "watched_since": since, **extra}
             statement = upsert_insert(connection.dialect, self.watch_table).values(dataset=dataset, **values)
             await connection.execute(statement.on_conflict_do_update(index_elements=["dataset"], set_=values))
 

@@ -5,12 +5,18 @@ gate is on (`fetch_reason`), the watch (what the gate can vouch for), and how a 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.said import Said, ShapeError, _json, _list, _object
+
+
+def soql_instant(at: datetime) -> str:
+    """An instant as a SoQL timestamp literal: UTC, milliseconds, as Socrata serves `:updated_at`."""
+    utc = at.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 class FetchReason(StrEnum):

@@ -92,3 +92,40 @@ class SaferWebClient(UpstreamClient):
             )
 
         return await self.get(SNAPSHOT_PATH.format(dot=canonical), parse)
+
+
+DATAHUB_AUTH = Auth(setting="FMCSA_INSPECTIONS_APP_TOKEN", header="X-App-Token", required=False)
+DATAHUB_RATE_PER_S = 2.0
+"""Ceiling on the change gate's DataHub calls per second (a check is a few calls every `check_s`)."""
+
+
+def make_datahub_pace(settings: Settings) -> UpstreamPace:
+    """The change gate's DataHub pace (another host than SaferWebAPI's)."""
+    return UpstreamPace(
+        source="inspections", base_url=str(settings.datahub_base_url), ceiling=DATAHUB_RATE_PER_S
+    )
+
+
+def datahub_client(
+    settings: Settings,
+    *,
+    http: httpx.AsyncClient | None = None,
+    pace: UpstreamPace | None = None,
+    clock: Clock = utc_now,
+) -> UpstreamClient:
+    """The change gate's DataHub client (app token optional: anonymous, Socrata's shared pool)."""
+    return UpstreamClient(
+        upstream="DataHub",
+        http=http
+        or http_client(
+            settings, base_url=str(settings.datahub_base_url), user_agent="fmcsa-sync/0.1 (inspections)"
+        ),
+        owns_http=http is None,
+        auth=DATAHUB_AUTH,
+        credential=settings.app_token,
+        pace=pace or make_datahub_pace(settings),
+        concurrency=settings.concurrency,
+        policy=policy_of(settings, backoff_initial_s=settings.backoff_initial_s),
+        call_timeout_s=settings.connect_timeout_s + settings.read_timeout_s,
+        clock=clock,
+    )

@@ -46,7 +46,12 @@ async def test_a_carrier_fetched_today_is_checked_unchanged_by_any_replica_and_f
     sandbox_url: str, database_url: str
 ) -> None:
     settings = Settings.model_validate(
-        {"base_url": sandbox_url, "api_key": SecretStr("sandbox-api-key"), "rate_per_s": 50.0}
+        {
+            "base_url": sandbox_url,
+            "api_key": SecretStr("sandbox-api-key"),
+            "rate_per_s": 50.0,
+            "change_gate": False,  # the publication period: the fallback while the gate is off
+        }
     )
     assert settings.publication_period_s == 86400  # the default: daily
     now = [datetime.now(UTC)]
