@@ -147,7 +147,10 @@ async def read_dots(
 
 
 class WatchingGate:
-    """The checking, the tables and the decision of a change gate; subclasses give `_check_one`."""
+    """The checking, the tables and the decision of a change gate reading DataHub through `datahub`;
+    subclasses give `_check_one`. `datasets`: the ids it checks, or a mapping of each to what the subclass
+    keeps of it (`self._options`; inspections: the file's date column).
+    """
 
     metadata: MetaData
     watch_table: Table
@@ -155,15 +158,20 @@ class WatchingGate:
 
     def __init__(
         self,
+        datahub: UpstreamClient,
         engine: AsyncEngine,
         *,
-        datasets: Sequence[str],
+        datasets: Sequence[str] | Mapping[str, str],
         check_s: float,
         max_gap: timedelta,
         full_refresh: timedelta,
+        retry_after_max_s: float,
         clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._datahub = datahub
+        self._retry_after_max_s = retry_after_max_s
+        self._options: dict[str, str] = dict(datasets) if isinstance(datasets, Mapping) else {}
         self._engine = engine
         self._datasets = tuple(datasets)
         self._check_s = check_s

@@ -22,17 +22,13 @@ publication is not read: every carrier fetched before that moment is fetched any
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.gate import WatchingGate, gate_tables, published_at, read_dots
 from fmcsa_source_kit.gate_rule import watch_since
-from fmcsa_source_kit.upstream import UpstreamClient
 
 log = structlog.get_logger(__name__)
 
@@ -45,31 +41,6 @@ class DifferenceGate(WatchingGate):
     metadata = _metadata
     watch_table = watch_table
     dot_table = dot_table
-
-    def __init__(
-        self,
-        datahub: UpstreamClient,
-        engine: AsyncEngine,
-        *,
-        datasets: Sequence[str],
-        check_s: float,
-        max_gap: timedelta,
-        full_refresh: timedelta,
-        retry_after_max_s: float,
-        clock: Callable[[], datetime],
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            engine,
-            datasets=datasets,
-            check_s=check_s,
-            max_gap=max_gap,
-            full_refresh=full_refresh,
-            clock=clock,
-            monotonic=monotonic,
-        )
-        self._datahub = datahub
-        self._retry_after_max_s = retry_after_max_s
 
     async def _check_one(self, dataset: str, now: datetime) -> bool:
         published = await published_at(self._datahub, dataset, self._retry_after_max_s)

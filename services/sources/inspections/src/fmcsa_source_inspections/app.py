@@ -79,17 +79,8 @@ def build_adapter(
         return InspectionsFetch(dot, mark.fetched_at, mark.upstream_as_of, snapshot)
 
     if settings.change_gate and datahub is not None:
-        gate = InspectionsGate(
-            datahub,
-            store.engine,
-            files=settings.gate_files(),
-            check_s=settings.change_gate_check_s,
-            max_gap=timedelta(seconds=settings.change_gate_max_gap_s),
-            full_refresh=timedelta(seconds=settings.full_refresh_s),
-            retry_after_max_s=settings.retry_after_max_s,
-            clock=clock,
-            monotonic=monotonic,
-        )
+        timing = settings.gate_timing()
+        gate = InspectionsGate(datahub, store.engine, **timing, clock=clock, monotonic=monotonic)
 
         async def close() -> None:
             await gate.aclose()

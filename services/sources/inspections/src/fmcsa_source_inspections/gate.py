@@ -17,20 +17,16 @@ succeeds: every carrier is then fetched. Unverified: the Crash File's `report_da
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 from sqlalchemy import Column, DateTime, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fmcsa_runtime.database import utc_aware
 from fmcsa_source_inspections.domain.gate import aged_out, aged_where, updated_where
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.gate import WatchingGate, gate_tables, published_at, read_dots
 from fmcsa_source_kit.gate_rule import watch_since
-from fmcsa_source_kit.upstream import UpstreamClient
 
 log = structlog.get_logger(__name__)
 
@@ -45,32 +41,6 @@ class InspectionsGate(WatchingGate):
     metadata = _metadata
     watch_table = watch_table
     dot_table = dot_table
-
-    def __init__(
-        self,
-        datahub: UpstreamClient,
-        engine: AsyncEngine,
-        *,
-        files: Mapping[str, str],
-        check_s: float,
-        max_gap: timedelta,
-        full_refresh: timedelta,
-        retry_after_max_s: float,
-        clock: Callable[[], datetime],
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            engine,
-            datasets=tuple(files),
-            check_s=check_s,
-            max_gap=max_gap,
-            full_refresh=full_refresh,
-            clock=clock,
-            monotonic=monotonic,
-        )
-        self._datahub = datahub
-        self._dates = dict(files)
-        self._retry_after_max_s = retry_after_max_s
 
     async def _dots(self, dataset: str, where: str, call: str) -> set[str] | Failure:
         return await read_dots(
@@ -101,7 +71,7 @@ class InspectionsGate(WatchingGate):
             if published > (upstream_at := utc_aware(row.upstream_at)):
                 reads.append((updated_where(upstream_at), "changed rows"))
             if (days := aged_out(checked, now)) is not None:
-                reads.append((aged_where(self._dates[dataset], days), "rows leaving the window"))
+                reads.append((aged_where(self._options[dataset], days), "rows leaving the window"))
             for where, call in reads:
                 read = await self._dots(dataset, where, call)
                 if isinstance(read, Failure):

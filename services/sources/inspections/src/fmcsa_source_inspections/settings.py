@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from datetime import timedelta
+from typing import Any, ClassVar
 
 from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -89,9 +90,6 @@ class Settings(SourceSettings):
         HttpUrl(DATAHUB_URL),
         description="DataHub (Socrata) host of the files the change gate reads; the sandbox in up.",
     )
-    app_token: SecretStr | None = Field(
-        None, description="Socrata app token, sent as X-App-Token; unset or empty: anonymous (shared pool)."
-    )
     change_gate_check_s: float = Field(
         300.0,
         gt=0,
@@ -112,6 +110,20 @@ class Settings(SourceSettings):
         "fetched whatever the files say (what they do not cover: the safety rating, census fields).",
     )
 
+    app_token: SecretStr | None = Field(
+        None, description="Socrata app token, sent as X-App-Token; unset or empty: anonymous (shared pool)."
+    )
+
     def gate_files(self) -> dict[str, str]:
         """The change gate's files and the date column of each."""
         return {self.inspection_file: "insp_date", self.crash_file: "report_date"}
+
+    def gate_timing(self) -> dict[str, Any]:
+        """The change gate's files, periods and retry ceiling, as `InspectionsGate` takes them."""
+        return {
+            "datasets": self.gate_files(),
+            "check_s": self.change_gate_check_s,
+            "max_gap": timedelta(seconds=self.change_gate_max_gap_s),
+            "full_refresh": timedelta(seconds=self.full_refresh_s),
+            "retry_after_max_s": self.retry_after_max_s,
+        }

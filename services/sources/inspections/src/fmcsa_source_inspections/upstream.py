@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Self
 
 import httpx
+from pydantic import SecretStr
 
 from fmcsa_source_inspections.domain.parse import parse_response
 from fmcsa_source_inspections.domain.records import InspectionsFetch
@@ -58,19 +59,8 @@ class SaferWebClient(UpstreamClient):
         passed in (the service's, shared on the bus) is used instead of a fresh one at `rate_per_s`.
         """
         return cls(
-            upstream="SaferWebAPI",
-            http=http
-            or http_client(
-                settings, base_url=str(settings.base_url), user_agent="fmcsa-sync/0.1 (inspections)"
-            ),
-            owns_http=http is None,
-            auth=AUTH,
-            credential=settings.api_key,
+            **_kit(settings, "SaferWebAPI", str(settings.base_url), AUTH, settings.api_key, http, clock),
             pace=pace or make_pace(settings),
-            concurrency=settings.concurrency,
-            policy=policy_of(settings, backoff_initial_s=settings.backoff_initial_s),
-            call_timeout_s=settings.connect_timeout_s + settings.read_timeout_s,
-            clock=clock,
             rate_limit_wait_s=settings.rate_limit_wait_s,
         )
 
@@ -114,18 +104,31 @@ def datahub_client(
     clock: Clock = utc_now,
 ) -> UpstreamClient:
     """The change gate's DataHub client (app token optional: anonymous, Socrata's shared pool)."""
+    base_url = str(settings.datahub_base_url)
     return UpstreamClient(
-        upstream="DataHub",
-        http=http
-        or http_client(
-            settings, base_url=str(settings.datahub_base_url), user_agent="fmcsa-sync/0.1 (inspections)"
-        ),
-        owns_http=http is None,
-        auth=DATAHUB_AUTH,
-        credential=settings.app_token,
+        **_kit(settings, "DataHub", base_url, DATAHUB_AUTH, settings.app_token, http, clock),
         pace=pace or make_datahub_pace(settings),
-        concurrency=settings.concurrency,
-        policy=policy_of(settings, backoff_initial_s=settings.backoff_initial_s),
-        call_timeout_s=settings.connect_timeout_s + settings.read_timeout_s,
-        clock=clock,
     )
+
+
+def _kit(
+    settings: Settings,
+    upstream: str,
+    base_url: str,
+    auth: Auth,
+    credential: SecretStr | None,
+    http: httpx.AsyncClient | None,
+    clock: Clock,
+) -> dict[str, Any]:
+    """What both clients (SaferWebAPI, DataHub) take from the settings alike."""
+    return {
+        "upstream": upstream,
+        "http": http or http_client(settings, base_url=base_url, user_agent="fmcsa-sync/0.1 (inspections)"),
+        "owns_http": http is None,
+        "auth": auth,
+        "credential": credential,
+        "concurrency": settings.concurrency,
+        "policy": policy_of(settings, backoff_initial_s=settings.backoff_initial_s),
+        "call_timeout_s": settings.connect_timeout_s + settings.read_timeout_s,
+        "clock": clock,
+    }
