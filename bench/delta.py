@@ -29,6 +29,7 @@ them after each cycle, once every outcome has arrived.
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 import time
 from pathlib import Path
@@ -126,6 +127,7 @@ async def run(
     calls["inspections"] = (
         report.gated_calls(inspections_share, FULL_REFRESH_DAYS, 1.0) if inspections_gated else 1.0
     )
+    # (its DataHub calls per carrier are none: only the gate's fixed cost, which `fixed` takes out)
     calls["inspections.datahub"] = 0.0
     inspections_gate_calls = report.gate_fixed_calls(INSPECTIONS_GATE_FILES, DEFAULT_GATE_CHECK_S)
     fixed = {
@@ -150,7 +152,7 @@ async def run(
         authority_gate_calls_per_day=gate_calls_per_day,
         inspections_fetched_share_in_cycle=round(inspections_share, 4),
         inspections_gate_calls_per_day=inspections_gate_calls,
-        kept_fresh_per_limit={k: round(v) for k, v in fresh.items()},
+        kept_fresh_per_limit={k: round(v) if math.isfinite(v) else None for k, v in fresh.items()},
         kept_fresh_binding=limit,
     )
     print(f"  cycle with {len(changed)} of {n} changed: calls per carrier {per_carrier}", flush=True)
