@@ -29,6 +29,7 @@ them after each cycle, once every outcome has arrived.
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 import time
 from pathlib import Path
@@ -50,6 +51,7 @@ DEFAULT_RATE_PER_S = {
     "inspections": 1.0,
     "authority": 2.0,
     "authority.datahub": 2.0,
+    "inspections.datahub": 2.0,
 }
 """Each upstream limit's default (the sources' `rate_per_s` settings; a unit test keeps them equal)."""
 FRESHNESS_TTL_S = 2.0
@@ -60,6 +62,8 @@ FULL_REFRESH_DAYS = 7.0
 DEFAULT_GATE_CHECK_S = 300.0
 """`FMCSA_AUTHORITY_DAILY_DIFFERENCE_CHECK_S`'s default; a unit test keeps them equal."""
 DIFFERENCE_DATASETS = 4
+INSPECTIONS_GATE_FILES = 2
+"""The inspections gate's DataHub files (Vehicle Inspection File, Crash File); checked as authority's."""
 SOURCE_ENV = {
     # the launcher turns these off against the sandbox (a demo syncs right after a bump); the bench wants
     # them as deployed: delta reads at their default window, the dataset's metadata trusted for 2 s (not
@@ -74,6 +78,9 @@ SOURCE_ENV = {
     # authority's daily difference gate as deployed (the launcher turns it off), checking every 10 s
     "FMCSA_AUTHORITY_DAILY_DIFFERENCE": "true",
     "FMCSA_AUTHORITY_DAILY_DIFFERENCE_CHECK_S": str(GATE_CHECK_S),
+    # and the inspections change gate (DataHub's inspection and crash files), likewise
+    "FMCSA_INSPECTIONS_CHANGE_GATE": "true",
+    "FMCSA_INSPECTIONS_CHANGE_GATE_CHECK_S": str(GATE_CHECK_S),
 }
 INFLIGHT_BUCKET = "fmcsa_inflight"
 IN_BATCH = 100  # DOTs per refetch query (docs/upstreams.md 4.2: about 100)
@@ -97,21 +104,36 @@ async def run(
     reconcile = await _cycle(ctx, api, sandbox, nats_url, admin, dots)
     store_diff, projection_diff = await _compare(ctx, api, sandbox, dots)
 
-    calls = {s: first[s]["calls_admitted"] / n for s in ("csa", "inspections")}
+    calls = {"csa": first["csa"]["calls_admitted"] / n}
     calls["violations"] = reconcile["admitted"]["violations"] / n
+
+    def listed(source: str) -> float:  # the share of carriers the cycle fetched (the others unchanged)
+        return (n - cycle["unchanged"][source] - cycle["failed"][source]) / n
+
     # authority's gate: the share of carriers a day's difference lists (the cycle's fetches) plus the full
-    # refresh's share, each fetch four QCMobile calls and one DataHub call; the gate's own calls are fixed
-    fetched_share = (n - cycle["unchanged"]["authority"] - cycle["failed"]["authority"]) / n
+    # refresh's share, each fetch four QCMobile calls and one DataHub call; the gate's own calls are fixed.
+    # Without the gate (its cadence instead), every carrier is fetched once a day.
+    fetched_share = listed("authority")
     per_fetch = first["authority"]["calls_admitted"] / n  # 5: four QCMobile, one DataHub
-    # without the gate (its cadence instead), every carrier is fetched once a day
     gated = SOURCE_ENV["FMCSA_AUTHORITY_DAILY_DIFFERENCE"] == "true"
-    refetched = fetched_share + 1 / FULL_REFRESH_DAYS if gated else 1.0
+    refetched = report.gated_calls(fetched_share, FULL_REFRESH_DAYS, 1.0) if gated else 1.0
     calls["authority"] = refetched * per_fetch * 4 / 5
     calls["authority.datahub"] = refetched * per_fetch / 5
-    gate_calls_per_day = DIFFERENCE_DATASETS * (
-        report.DAY_S / DEFAULT_GATE_CHECK_S + 2
-    )  # + a read, a recheck
-    fixed = {"authority.datahub": gate_calls_per_day if gated else 0.0}
+    gate_calls_per_day = report.gate_fixed_calls(DIFFERENCE_DATASETS, DEFAULT_GATE_CHECK_S)
+    # inspections' gate likewise: one SaferWebAPI call per fetch (the sandbox counts the gate's DataHub
+    # calls with the source's, so the first sync's count is not the per-fetch one); DataHub: the gate's own
+    inspections_gated = SOURCE_ENV["FMCSA_INSPECTIONS_CHANGE_GATE"] == "true"
+    inspections_share = listed("inspections")
+    calls["inspections"] = (
+        report.gated_calls(inspections_share, FULL_REFRESH_DAYS, 1.0) if inspections_gated else 1.0
+    )
+    # (its DataHub calls per carrier are none: only the gate's fixed cost, which `fixed` takes out)
+    calls["inspections.datahub"] = 0.0
+    inspections_gate_calls = report.gate_fixed_calls(INSPECTIONS_GATE_FILES, DEFAULT_GATE_CHECK_S)
+    fixed = {
+        "authority.datahub": gate_calls_per_day if gated else 0.0,
+        "inspections.datahub": inspections_gate_calls if inspections_gated else 0.0,
+    }
     fresh = report.kept_fresh(calls, DEFAULT_RATE_PER_S, report.CADENCE_S, fixed)
     limit, kept = report.binding(fresh)
     ctx.note(
@@ -128,7 +150,9 @@ async def run(
         calls_per_carrier_per_publication={k: round(v, 4) for k, v in calls.items()},
         authority_fetched_share_in_cycle=round(fetched_share, 4),
         authority_gate_calls_per_day=gate_calls_per_day,
-        kept_fresh_per_limit={k: round(v) for k, v in fresh.items()},
+        inspections_fetched_share_in_cycle=round(inspections_share, 4),
+        inspections_gate_calls_per_day=inspections_gate_calls,
+        kept_fresh_per_limit={k: round(v) if math.isfinite(v) else None for k, v in fresh.items()},
         kept_fresh_binding=limit,
     )
     print(f"  cycle with {len(changed)} of {n} changed: calls per carrier {per_carrier}", flush=True)

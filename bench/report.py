@@ -253,6 +253,21 @@ def kept_fresh(
     return fresh
 
 
+def gated_calls(listed_share: float, full_refresh_days: float, calls_per_fetch: float) -> float:
+    """A change gate's calls per carrier per day: a carrier is fetched when a day's listing names it
+    (`listed_share` of them) and once per full refresh whatever it says (the authority gate's daily
+    differences, the inspections gate's bulk files).
+    """
+    return (listed_share + 1 / full_refresh_days) * calls_per_fetch
+
+
+def gate_fixed_calls(datasets: int, check_s: float) -> float:
+    """A change gate's own DataHub calls a day, whatever the number of carriers: a metadata call per
+    dataset per check, plus about two reads per dataset (a publication or the rows leaving a window).
+    """
+    return datasets * (DAY_S / check_s + 2)
+
+
 def binding(fresh: Mapping[str, float]) -> tuple[str, float]:
     """The limit that keeps the fewest carriers fresh, and how many."""
     limit = min(fresh, key=lambda name: fresh[name])

@@ -333,6 +333,8 @@ REVOKE_SUSPEND_DIFFERENCE = "e67p-xyd5"
 
 
 def _difference_values(dataset_id: str, dot: int, version: int, today: date) -> list[dict[str, str]]:
+    if dataset_id in BULK_FILES:
+        return _bulk_values(dataset_id, dot, version, today)
     facts = licensing(dot, version, today)
     if facts is None:
         return []
@@ -373,14 +375,28 @@ def _difference_values(dataset_id: str, dot: int, version: int, today: date) -> 
             ]
 
 
+def _bulk_values(dataset_id: str, dot: int, version: int, today: date) -> list[dict[str, str]]:
+    if dataset_id == CRASH_FILE:  # no crash: the Crash File is queried and lists nothing
+        return []
+    inspection = str(stable_seed(dataset_id, dot, version) % 10**9)  # a new inspection, today
+    return [{"inspection_id": inspection, "insp_date": f"{today:%Y%m%d}", "dot_number": str(dot)}]
+
+
 def difference_rows(
-    dataset: Dataset, dots: frozenset[int], version_of: Callable[[int], int], today: date
+    dataset: Dataset,
+    dots: frozenset[int],
+    version_of: Callable[[int], int],
+    today: date,
+    updated: datetime | None = None,
 ) -> list[SourceRow]:
-    """The rows of a daily difference dataset listing `dots` (each at the version it is served at)."""
+    """The rows of a daily difference dataset listing `dots` (each at the version it is served at); with
+    `updated`, their `:updated_at` (the bulk files', which are queried by it).
+    """
     rows: list[SourceRow] = []
+    system = {} if updated is None else {CREATED_AT: updated, UPDATED_AT: updated}
     for dot in sorted(dots):
         for n, values in enumerate(_difference_values(dataset.id, dot, version_of(dot), today)):
-            rows.append({ROW_ID: row_id(stable_seed(dataset.id, dot, n)), **values})
+            rows.append({ROW_ID: row_id(stable_seed(dataset.id, dot, n)), **system, **values})
     return sorted(rows, key=lambda row: str(row[ROW_ID]))
 
 
@@ -431,7 +447,41 @@ DAILY_DIFFERENCES: tuple[Dataset, ...] = (
         ("usdot_number", "docket_number", "op_auth_type", "order1_serve_date", "order1_effective_date"),
     ),
 )
-DATASETS: Mapping[str, Dataset] = {d.id: d for d in (VIOLATIONS, INSURANCE, *DAILY_DIFFERENCES)}
+
+# --- DataHub's daily bulk files the inspections source's change gate reads -----------------------------
+# Only what the gate asks: `$select=dot_number` with a `:updated_at` or a date filter, pages, metadata.
+# Rows are the carriers the latest bump changed (`SandboxState.difference_dots`): one new inspection each,
+# dated the bump's day, `:updated_at` and `rowsUpdatedAt` the bump's time; no crash (the Crash File is
+# empty). Nothing ages out (the sandbox keeps no inspection history here). Every column text (upstream
+# `dot_number` is a number column in the Vehicle Inspection File; the gate reads it either way).
+
+INSPECTION_FILE = "fx4q-ay7w"
+CRASH_FILE = "aayw-vxb3"
+BULK_FILES: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    INSPECTION_FILE: ("Vehicle Inspection File", ("inspection_id", "insp_date", "dot_number")),
+    CRASH_FILE: ("Crash File", ("crash_id", "report_date", "dot_number")),
+}
+
+
+def _bulk(dataset_id: str) -> Dataset:
+    name, columns = BULK_FILES[dataset_id]
+    return Dataset(
+        id=dataset_id,
+        internal_id=f"alpha.{stable_seed(dataset_id) % 90_000 + 10_000}",  # invented
+        source="inspections",
+        name=name,
+        description=f"FMCSA {name} (daily): one row per {name.split()[0].lower()}.",
+        row_label=name.split()[0],
+        columns=columns,
+        display_names=columns,
+        rows=_no_rows,
+        difference=True,
+    )
+
+
+DATASETS: Mapping[str, Dataset] = {
+    d.id: d for d in (VIOLATIONS, INSURANCE, *DAILY_DIFFERENCES, *(_bulk(i) for i in BULK_FILES))
+}
 _TYPES: Mapping[str, Mapping[str, str]] = {d.id: field_types(d.columns) for d in DATASETS.values()}
 
 
@@ -914,7 +964,9 @@ def socrata_router(state: SandboxState) -> Router:
             return edge
         if dataset.difference:
             day = datetime.fromtimestamp(state.clock(), UTC).date()
-            rows = difference_rows(dataset, state.difference_dots, state.version_of, day)
+            published = datetime.fromtimestamp(state.difference_published, UTC)
+            bulk = published if dataset.id in BULK_FILES else None
+            rows = difference_rows(dataset, state.difference_dots, state.version_of, day, bulk)
             fields = query.fields
             body = _csv(fields, select(query, rows)) if form == "csv" else _json(fields, select(query, rows))
             updated = datetime.fromtimestamp(state.difference_published, UTC)

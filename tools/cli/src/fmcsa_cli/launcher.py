@@ -72,6 +72,8 @@ def sandbox_wiring(sandbox_url: str, user: Mapping[str, str]) -> dict[str, str]:
     # and so is authority's daily difference gate: the sandbox serves the daily differences, but the gate
     # sees a bump only at its next check (minutes) and a full bump lists only the carriers already served
     env["FMCSA_AUTHORITY_DAILY_DIFFERENCE"] = "false"
+    # and inspections' change gate, for the same reasons (the sandbox serves the inspection and crash files)
+    env["FMCSA_INSPECTIONS_CHANGE_GATE"] = "false"
     return env
 
 

@@ -93,6 +93,15 @@ SOURCES: tuple[SourceUpstream, ...] = (
         SANDBOX_APP_TOKEN,
         anonymous_rate_setting="FMCSA_AUTHORITY_DATAHUB_RATE_PER_S",
     ),
+    SourceUpstream(  # the change gate's bulk files (a few calls a day: no anonymous rate to lower)
+        "inspections",
+        "FMCSA_INSPECTIONS_DATAHUB_BASE_URL",
+        DATAHUB_URL,
+        "FMCSA_INSPECTIONS_APP_TOKEN",
+        False,
+        "",
+        SANDBOX_APP_TOKEN,
+    ),
 )
 """The same URLs are each source's settings default (tests/system/test_real_upstreams.py checks it)."""
 

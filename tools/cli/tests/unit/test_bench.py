@@ -282,6 +282,30 @@ def test_the_bench_gate_figures_are_the_authority_defaults() -> None:
     assert len(fields["daily_difference_datasets"].default.split(",")) == delta.DIFFERENCE_DATASETS
 
 
+def test_the_inspections_gate_frees_saferwebapi_and_authority_binds_at_the_same_churn() -> None:
+    """At 5% of carriers listed a day and the 7-day full refresh: 0.193 SaferWebAPI calls per carrier
+    per day (447,900 carriers at 1/s, against 86,400 with one call a day), QCMobile's 4 x 0.193 at 2/s
+    (224,000) now binds; the gate's DataHub calls are a fixed few hundred a day.
+    """
+    per_day = report.gated_calls(0.05, 7.0, 1.0)
+    calls = {"inspections": per_day, "authority": per_day * 4, "inspections.datahub": 0.0}
+    rate = {"inspections": 1.0, "authority": 2.0, "inspections.datahub": 2.0}
+    fixed = {"inspections.datahub": report.gate_fixed_calls(2, 300.0)}
+    fresh = report.kept_fresh(calls, rate, report.CADENCE_S, fixed)
+    assert fresh["inspections"] == pytest.approx(447_900, rel=1e-3)
+    assert fixed["inspections.datahub"] == 580
+    assert report.binding(fresh) == ("authority", pytest.approx(223_950, rel=1e-3))
+
+
+def test_the_bench_inspections_gate_figures_are_the_inspections_defaults() -> None:
+    settings = importlib.import_module("fmcsa_source_inspections.settings").Settings
+    delta = importlib.import_module("bench.delta")
+    fields = settings.model_fields
+    assert fields["change_gate_check_s"].default == delta.DEFAULT_GATE_CHECK_S
+    assert fields["full_refresh_s"].default == delta.FULL_REFRESH_DAYS * 86_400
+    assert len(settings().gate_files()) == delta.INSPECTIONS_GATE_FILES
+
+
 def test_the_multiset_difference_counts_unmatched_rows_on_both_sides() -> None:
     assert report.multiset_difference([1, 1, 2], [1, 2, 2, 3]) == 3
     assert report.multiset_difference([(1, "a")], [(1, "a")]) == 0
@@ -294,4 +318,7 @@ def test_the_bench_default_rates_are_the_sources_defaults() -> None:
     defaults = {s: fields(s)["rate_per_s"].default for s in ("csa", "violations", "inspections")}
     defaults["authority"] = fields("authority")["rate_per_s"].default
     defaults["authority.datahub"] = fields("authority")["datahub_rate_per_s"].default
+    defaults["inspections.datahub"] = importlib.import_module(
+        "fmcsa_source_inspections.upstream"
+    ).DATAHUB_RATE_PER_S
     assert defaults == importlib.import_module("bench.delta").DEFAULT_RATE_PER_S

@@ -126,6 +126,7 @@ def test_the_sandbox_wiring_points_every_upstream_at_the_sandbox_with_its_key_on
     )
     assert {wired[name] for name in skips} == {"0"}, "a sync against the sandbox fetches (a bump is seen)"
     assert wired["FMCSA_AUTHORITY_DAILY_DIFFERENCE"] == "false"
+    assert wired["FMCSA_INSPECTIONS_CHANGE_GATE"] == "false"
     assert elsewhere["FMCSA_AUTHORITY_WEB_KEY"] == SANDBOX_WEB_KEY
     assert wired["FMCSA_CSA_BASE_URL"] == wired["FMCSA_AUTHORITY_BASE_URL"] == f"{url}/qc/services"
     assert (wired["FMCSA_VIOLATIONS_APP_TOKEN"], wired["FMCSA_INSPECTIONS_API_KEY"]) == (

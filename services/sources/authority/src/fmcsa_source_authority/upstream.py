@@ -20,7 +20,6 @@ import structlog
 from fmcsa_events.models import ErrorKind
 from fmcsa_source_authority.domain import AuthorityFetch, Filing
 from fmcsa_source_authority.domain.parse import (
-    Said,
     assemble,
     parse_authority,
     parse_carrier,
@@ -31,6 +30,7 @@ from fmcsa_source_authority.domain.parse import (
 from fmcsa_source_authority.settings import Settings
 from fmcsa_source_kit.failures import Failure
 from fmcsa_source_kit.pacing import UpstreamPace
+from fmcsa_source_kit.said import Said
 from fmcsa_source_kit.upstream import Answer, Auth, UpstreamClient, http_client, policy_of, utc_now
 
 log = structlog.get_logger(__name__)

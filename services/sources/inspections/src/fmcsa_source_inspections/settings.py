@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from datetime import timedelta
+from typing import Any, ClassVar
 
 from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -11,6 +12,9 @@ from fmcsa_source_kit.pacing import PACE_NOTE
 from fmcsa_source_kit.settings import SourceSettings
 
 SAFERWEBAPI_URL = "https://saferwebapi.com"
+DATAHUB_URL = "https://data.transportation.gov"
+"""The real DataHub (Socrata) host of FMCSA's daily bulk files."""
+_DATASET_ID = r"^[a-z0-9]{4}-[a-z0-9]{4}$"
 
 
 class Settings(SourceSettings):
@@ -64,3 +68,62 @@ class Settings(SourceSettings):
         "the current period of this many seconds (counted from midnight UTC) is not fetched again "
         "(SourceSynced `checked_unchanged`, no call). 0 turns it off: every sync calls.",
     )
+    change_gate: bool = Field(
+        True,
+        description="The change gate: a carrier is fetched only when never fetched, when DataHub's Vehicle "
+        "Inspection or Crash File lists it since its last fetch (a row new or changed, or one leaving the "
+        "24-month window), when the gate cannot vouch for the time since (a check failed or is too old) or "
+        "after `full_refresh_s`; otherwise SourceSynced `checked_unchanged`, no SaferWebAPI call. Replaces "
+        "the publication period while on.",
+    )
+    inspection_file: str = Field(
+        "fx4q-ay7w",
+        pattern=_DATASET_ID,
+        description="Socrata id of DataHub's Vehicle Inspection File (one row per inspection, `insp_date`).",
+    )
+    crash_file: str = Field(
+        "aayw-vxb3",
+        pattern=_DATASET_ID,
+        description="Socrata id of DataHub's Crash File (one row per crash, `report_date`).",
+    )
+    datahub_base_url: HttpUrl = Field(
+        HttpUrl(DATAHUB_URL),
+        description="DataHub (Socrata) host of the files the change gate reads; the sandbox in up.",
+    )
+    change_gate_check_s: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds between two checks of the change gate (a metadata call per file; the rows "
+        "changed since and, once a day, those leaving the window, when there are): how long a change may go "
+        "unseen.",
+    )
+    change_gate_max_gap_s: float = Field(
+        43200.0,
+        gt=0,
+        description="A last successful check older than this makes the gate blind (every carrier fetched); "
+        "a gap this long between two checks restarts its watch (every carrier fetched before is fetched).",
+    )
+    full_refresh_s: float = Field(
+        604800.0,
+        gt=0,
+        description="The gate's safety net: a carrier whose last successful fetch is older than this is "
+        "fetched whatever the files say (what they do not cover: the safety rating, census fields).",
+    )
+
+    app_token: SecretStr | None = Field(
+        None, description="Socrata app token, sent as X-App-Token; unset or empty: anonymous (shared pool)."
+    )
+
+    def gate_files(self) -> dict[str, str]:
+        """The change gate's files and the date column of each."""
+        return {self.inspection_file: "insp_date", self.crash_file: "report_date"}
+
+    def gate_timing(self) -> dict[str, Any]:
+        """The change gate's files, periods and retry ceiling, as `InspectionsGate` takes them."""
+        return {
+            "datasets": self.gate_files(),
+            "check_s": self.change_gate_check_s,
+            "max_gap": timedelta(seconds=self.change_gate_max_gap_s),
+            "full_refresh": timedelta(seconds=self.full_refresh_s),
+            "retry_after_max_s": self.retry_after_max_s,
+        }

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Self
 
 import httpx
+from pydantic import SecretStr
 
 from fmcsa_source_inspections.domain.parse import parse_response
 from fmcsa_source_inspections.domain.records import InspectionsFetch
@@ -58,19 +59,8 @@ class SaferWebClient(UpstreamClient):
         passed in (the service's, shared on the bus) is used instead of a fresh one at `rate_per_s`.
         """
         return cls(
-            upstream="SaferWebAPI",
-            http=http
-            or http_client(
-                settings, base_url=str(settings.base_url), user_agent="fmcsa-sync/0.1 (inspections)"
-            ),
-            owns_http=http is None,
-            auth=AUTH,
-            credential=settings.api_key,
+            **_kit(settings, "SaferWebAPI", str(settings.base_url), AUTH, settings.api_key, http, clock),
             pace=pace or make_pace(settings),
-            concurrency=settings.concurrency,
-            policy=policy_of(settings, backoff_initial_s=settings.backoff_initial_s),
-            call_timeout_s=settings.connect_timeout_s + settings.read_timeout_s,
-            clock=clock,
             rate_limit_wait_s=settings.rate_limit_wait_s,
         )
 
@@ -92,3 +82,53 @@ class SaferWebClient(UpstreamClient):
             )
 
         return await self.get(SNAPSHOT_PATH.format(dot=canonical), parse)
+
+
+DATAHUB_AUTH = Auth(setting="FMCSA_INSPECTIONS_APP_TOKEN", header="X-App-Token", required=False)
+DATAHUB_RATE_PER_S = 2.0
+"""Ceiling on the change gate's DataHub calls per second (a check is a few calls every `check_s`)."""
+
+
+def make_datahub_pace(settings: Settings) -> UpstreamPace:
+    """The change gate's DataHub pace (another host than SaferWebAPI's)."""
+    return UpstreamPace(
+        source="inspections", base_url=str(settings.datahub_base_url), ceiling=DATAHUB_RATE_PER_S
+    )
+
+
+def datahub_client(
+    settings: Settings,
+    *,
+    http: httpx.AsyncClient | None = None,
+    pace: UpstreamPace | None = None,
+    clock: Clock = utc_now,
+) -> UpstreamClient:
+    """The change gate's DataHub client (app token optional: anonymous, Socrata's shared pool)."""
+    base_url = str(settings.datahub_base_url)
+    return UpstreamClient(
+        **_kit(settings, "DataHub", base_url, DATAHUB_AUTH, settings.app_token, http, clock),
+        pace=pace or make_datahub_pace(settings),
+    )
+
+
+def _kit(
+    settings: Settings,
+    upstream: str,
+    base_url: str,
+    auth: Auth,
+    credential: SecretStr | None,
+    http: httpx.AsyncClient | None,
+    clock: Clock,
+) -> dict[str, Any]:
+    """What both clients (SaferWebAPI, DataHub) take from the settings alike."""
+    return {
+        "upstream": upstream,
+        "http": http or http_client(settings, base_url=base_url, user_agent="fmcsa-sync/0.1 (inspections)"),
+        "owns_http": http is None,
+        "auth": auth,
+        "credential": credential,
+        "concurrency": settings.concurrency,
+        "policy": policy_of(settings, backoff_initial_s=settings.backoff_initial_s),
+        "call_timeout_s": settings.connect_timeout_s + settings.read_timeout_s,
+        "clock": clock,
+    }

@@ -1,6 +1,8 @@
-"""inspections' publication cadence against the sandbox: a carrier fetched successfully within the current
-day (SAFER publishes daily) ends `checked_unchanged` without a SaferWebAPI call, on any replica of the
-source's database; the next day it is fetched again.
+"""inspections' freshness against the sandbox, on SQLite and PostgreSQL. The change gate (the default):
+after a first sync, a bump of one carrier makes exactly that carrier call SaferWebAPI while the others end
+`checked_unchanged` without a call (the gate's checks run when the test advances its monotonic clock).
+The publication cadence (the gate off): a carrier fetched successfully within the current day ends
+`checked_unchanged` without a call, on any replica of the source's database; the next day it is fetched.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from fmcsa_source_inspections.app import build_adapter
 from fmcsa_source_inspections.domain.records import InspectionsFetch
 from fmcsa_source_inspections.settings import Settings
 from fmcsa_source_inspections.store import Store
-from fmcsa_source_inspections.upstream import SaferWebClient
+from fmcsa_source_inspections.upstream import SaferWebClient, datahub_client
 from fmcsa_source_kit.runner import Unchanged
 from fmcsa_source_kit.settle import Stored
 
 HEALTHY = "2847193"
+DOTS = (HEALTHY, "1000001", "1000002")
+CHANGED = "1000001"
 
 
 def request_for(dot: str) -> SyncRequested:
@@ -46,7 +50,12 @@ async def test_a_carrier_fetched_today_is_checked_unchanged_by_any_replica_and_f
     sandbox_url: str, database_url: str
 ) -> None:
     settings = Settings.model_validate(
-        {"base_url": sandbox_url, "api_key": SecretStr("sandbox-api-key"), "rate_per_s": 50.0}
+        {
+            "base_url": sandbox_url,
+            "api_key": SecretStr("sandbox-api-key"),
+            "rate_per_s": 50.0,
+            "change_gate": False,  # the publication period: the fallback while the gate is off
+        }
     )
     assert settings.publication_period_s == 86400  # the default: daily
     now = [datetime.now(UTC)]
@@ -80,3 +89,58 @@ async def test_a_carrier_fetched_today_is_checked_unchanged_by_any_replica_and_f
         finally:
             await first.close()
             await other.close()
+
+
+async def test_a_bump_of_one_carrier_makes_exactly_that_one_call_saferwebapi(
+    sandbox_url: str, database_url: str
+) -> None:
+    settings = Settings.model_validate(
+        {
+            "base_url": sandbox_url,
+            "datahub_base_url": sandbox_url,
+            "api_key": SecretStr("sandbox-api-key"),
+            "rate_per_s": 50.0,
+            "change_gate_check_s": 3600.0,  # checks only when the test moves `mono`
+        }
+    )
+    assert settings.change_gate  # on by default
+    now, mono = [datetime.now(UTC)], [0.0]
+    adapter = build_adapter(
+        settings,
+        SaferWebClient.from_settings(settings, clock=lambda: now[0]),
+        await Store.connect(database_url),
+        datahub=datahub_client(settings),
+        clock=lambda: now[0],
+        monotonic=lambda: mono[0],
+    )
+
+    async def sync_all(admin: httpx.AsyncClient) -> tuple[set[str], Counter[str]]:
+        """Sync every DOT once: the ones fetched (the others `checked_unchanged`), SaferWebAPI calls."""
+        now[0] += timedelta(minutes=5)
+        mono[0] += 3600.0
+        (await admin.post("/_sandbox/reset")).raise_for_status()
+        answers = {dot: await adapter.fetch(dot) for dot in DOTS}
+        for dot, got in answers.items():
+            stored = await adapter.store(got, request_for(dot))  # type: ignore[arg-type]
+            assert isinstance(stored, Stored), got
+            assert stored.checked_unchanged is isinstance(got, Unchanged)
+            assert stored.counts == Counts() or not stored.checked_unchanged
+        fetched = {dot for dot, got in answers.items() if isinstance(got, InspectionsFetch)}
+        seen = (await admin.get("/_sandbox/stats")).json()["requests_seen"]
+        snapshots = [s.split("?", 1)[0] for s in seen if s.startswith("/v2/usdot/snapshot/")]
+        return fetched, Counter(path.rsplit("/", 1)[1] for path in snapshots)
+
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as admin:
+        try:
+            assert (await sync_all(admin)) == (set(DOTS), Counter(dict.fromkeys(DOTS, 1)))
+            assert (await sync_all(admin)) == (set(), Counter()), "nothing changed since"
+
+            (await admin.post("/_sandbox/bump", json={"dots": [int(CHANGED)]})).raise_for_status()
+            fetched, calls = await sync_all(admin)
+            assert (fetched, calls) == ({CHANGED}, Counter({CHANGED: 1})), "the others: no call"
+            seen = (await admin.get("/_sandbox/stats")).json()["requests_seen"]
+            assert any(s.startswith("/resource/fx4q-ay7w.json") for s in seen), "the changed rows were read"
+
+            assert (await sync_all(admin)) == (set(), Counter()), "read once: not fetched again"
+        finally:
+            await adapter.close()

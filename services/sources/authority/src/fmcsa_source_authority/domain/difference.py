@@ -1,5 +1,5 @@
 """The daily difference gate's pure parts: which carriers a publication lists, and whether a carrier needs
-a QCMobile fetch (`fetch_reason`).
+a QCMobile fetch (`fetch_reason`, the kit's: `fmcsa_source_kit.gate_rule`).
 
 FMCSA's Motus system (since May 2026) publishes on DataHub, besides the full L&I registers, one Socrata
 dataset per register holding only the rows new or changed in the latest daily update (AuthHist, Insur,
@@ -10,105 +10,16 @@ read every publication since that fetch (the "watch", below), which is what it c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any
+from functools import partial
 
-from fmcsa_source_authority.domain.parse import Said, ShapeError, _json, _list, _object
-from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.gate_rule import FetchReason, Watch, fetch_reason, gate_dot, parse_dot_page, watch_since
+
+__all__ = ["FetchReason", "Watch", "difference_dot", "fetch_reason", "parse_difference_page", "watch_since"]
 
 
-class FetchReason(StrEnum):
-    """Why a carrier is fetched although the gate is on (None: it is not)."""
-
-    NEVER_FETCHED = "never_fetched"
-    FULL_REFRESH = "full_refresh"  # its last successful fetch is older than the safety net's period
-    GATE_BLIND = "gate_blind"  # the gate's last check failed, or it has not checked for too long
-    NOT_WATCHED = "not_watched"  # fetched before the gate's unbroken watch began: a publication may be missed
-    LISTED = "listed"  # a publication read since its last fetch lists it
+difference_dot = gate_dot
+"""A `usdot_number` as the gate keys it (digits, no leading zeros), or None when it is not one."""
 
 
-@dataclass(frozen=True, slots=True)
-class Watch:
-    """What the gate can vouch for now, over all its datasets: since when it has read every publication
-    (`since`, the latest start of an unbroken watch), when it last checked all of them (`checked_at`, the
-    oldest), and its position (`position`, the newest publication read: remembered with each fetch as
-    the mark's `published_at`). None for the whole watch when the last check failed.
-    """
-
-    since: datetime
-    checked_at: datetime
-    position: datetime | None
-
-
-def fetch_reason(
-    fetched_at: datetime | None,
-    position: datetime | None,
-    now: datetime,
-    watch: Watch | None,
-    *,
-    listed: bool,
-    full_refresh: timedelta,
-    max_gap: timedelta,
-) -> FetchReason | None:
-    """Why a carrier last fetched successfully at `fetched_at` (None: never), when the gate's position
-    was `position` (its fetch mark's `published_at`), needs a QCMobile fetch, or None when the gate vouches
-    that nothing it reads changed since. `listed`: a publication newer than `position` lists the carrier.
-    """
-    if fetched_at is None:
-        return FetchReason.NEVER_FETCHED
-    if now - fetched_at >= full_refresh:
-        return FetchReason.FULL_REFRESH
-    if watch is None or now - watch.checked_at > max_gap:
-        return FetchReason.GATE_BLIND
-    if fetched_at < watch.since or position is None:
-        return FetchReason.NOT_WATCHED
-    if listed:
-        return FetchReason.LISTED
-    return None
-
-
-def watch_since(
-    previous_check: datetime | None, previous_since: datetime | None, now: datetime, max_gap: timedelta
-) -> datetime:
-    """When the unbroken watch of one dataset began, after a successful check at `now`: it goes on when
-    the previous successful check was at most `max_gap` ago (publications come a day apart, so at most one
-    can have come in between, and it is the one read now), else it begins now.
-    """
-    if previous_check is None or previous_since is None or now - previous_check > max_gap:
-        return now
-    return previous_since
-
-
-def difference_dot(value: object) -> str | None:
-    """A `usdot_number` as the gate keys it (digits, no leading zeros), or None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if not (1 <= len(text) <= 8 and text.isascii() and text.isdigit()) or int(text) == 0:
-        return None
-    return str(int(text))
-
-
-def parse_difference_page(
-    said: Said, now: datetime, *, retry_after_max_s: float
-) -> tuple[int, set[str]] | Failure:
-    """One page of a daily difference read with `$select=usdot_number`: its row count and the DOTs it
-    lists (rows without a readable DOT are counted, not listed).
-    """
-    body = _json(said, now, retry_after_max_s)
-    if isinstance(body, Failure):
-        return body
-    if not 200 <= said.status < 300:
-        return said.refused()
-    try:
-        rows: list[Any] = _list(body, "the answer")
-        dots = {
-            dot
-            for i, row in enumerate(rows)
-            if (dot := difference_dot(_object(row, f"row {i}").get("usdot_number")))
-        }
-    except ShapeError as error:
-        return said.shape(error)
-    return len(rows), dots
+parse_difference_page = partial(parse_dot_page, field="usdot_number")
+"""One page of a daily difference read with `$select=usdot_number` (the kit's `parse_dot_page`)."""

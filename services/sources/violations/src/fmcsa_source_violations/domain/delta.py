@@ -25,9 +25,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
+from fmcsa_source_kit.gate_rule import soql_instant
 from fmcsa_source_kit.plan import Observation
 from fmcsa_source_violations.domain.changes import Held, ViolationsPlan, plan
 from fmcsa_source_violations.domain.model import Violation, ViolationsFetch
@@ -77,12 +78,6 @@ class Batch:
     @property
     def where(self) -> str:
         return where_clause(self.marked, self.since, self.unmarked)
-
-
-def soql_instant(at: datetime) -> str:
-    """A mark as a SoQL timestamp literal: UTC, milliseconds, as Socrata serves `:updated_at`."""
-    utc = at.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def where_clause(marked: Sequence[str], since: datetime | None, unmarked: Sequence[str] = ()) -> str:
