@@ -26,8 +26,11 @@ _TEXTS_KEPT = 200_000
 _MOMENTS: dict[str, datetime] = {}
 """The instants of SQLite's time texts read lately (the reverse of `_TEXTS`): a row's times repeat
 (its newest request is often its newest success, a finish its retrieval) and so do a company's
-sources', and parsing each was a tenth of a status read."""
-_MOMENTS_KEPT = 50_000
+sources', and parsing each was a tenth of a status read. 10,000 texts are about 2 MB: a status read
+repeats its own texts and a polled company its row's, and 50,000 (about 10 MB, most of them texts a
+100,000-company export read once) put the gateway's export over its memory budget
+(`test_import_limit.py`)."""
+_MOMENTS_KEPT = 10_000
 
 
 def sqlite_texts() -> dict[datetime, str]:
