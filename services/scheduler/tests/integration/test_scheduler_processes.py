@@ -229,7 +229,12 @@ async def harness(
         await nc.drain()
 
 
-CSA, VIOLATIONS, INSPECTIONS = SourceKey.CSA, SourceKey.VIOLATIONS, SourceKey.INSPECTIONS
+CSA, VIOLATIONS, INSPECTIONS, AUTHORITY = (
+    SourceKey.CSA,
+    SourceKey.VIOLATIONS,
+    SourceKey.INSPECTIONS,
+    SourceKey.AUTHORITY,
+)
 FIVE_MINUTES = 300
 
 
@@ -246,6 +251,7 @@ async def test_two_replicas_publish_each_slot_once(harness: Harness) -> None:
     await harness.schedule(CSA, 5)
     await harness.schedule(VIOLATIONS, 5, enabled=False)
     await harness.schedule(INSPECTIONS, 5, enabled=False)
+    await harness.schedule(AUTHORITY, 5, enabled=False)  # its daily default can fall due on the fast clock
     harness.start("replica-a")
     harness.start("replica-b")
     replicas: set[str] = set()
@@ -271,6 +277,7 @@ async def test_kill_and_restart_inside_a_slot_publishes_nothing_twice(harness: H
     await harness.schedule(CSA, 5)
     await harness.schedule(VIOLATIONS, 5, enabled=False)
     await harness.schedule(INSPECTIONS, 5, enabled=False)
+    await harness.schedule(AUTHORITY, 5, enabled=False)  # its daily default can fall due on the fast clock
     first = harness.start("replica-a")
 
     def requested_in(slot: int) -> int:
@@ -346,6 +353,7 @@ async def test_a_schedule_change_takes_effect_for_its_source_only(harness: Harne
     await harness.schedule(CSA, 5)
     await harness.schedule(VIOLATIONS, 5)
     await harness.schedule(INSPECTIONS, 5, enabled=False)
+    await harness.schedule(AUTHORITY, 5, enabled=False)  # its daily default can fall due on the fast clock
     harness.start("replica-a")
 
     def full_slots(source: SourceKey, since_s: float = 0) -> int:
@@ -388,6 +396,7 @@ async def test_an_in_flight_company_and_source_is_not_requested_again(harness: H
     await harness.schedule(CSA, 5)
     await harness.schedule(VIOLATIONS, 5, enabled=False)
     await harness.schedule(INSPECTIONS, 5, enabled=False)
+    await harness.schedule(AUTHORITY, 5, enabled=False)  # its daily default can fall due on the fast clock
     # what the gateway does for a manual trigger: take the marker, then publish the request
     now = harness.clock()
     manual = SyncRequested(
@@ -450,6 +459,7 @@ async def test_a_pair_failing_non_retryably_backs_off_until_a_manual_trigger(
     await harness.schedule(CSA, 5)
     await harness.schedule(VIOLATIONS, 5, enabled=False)
     await harness.schedule(INSPECTIONS, 5, enabled=False)
+    await harness.schedule(AUTHORITY, 5, enabled=False)  # its daily default can fall due on the fast clock
     harness.failing.add(dots[0])
     harness.start("replica-a")
     state = await harness.js.key_value(STATE_BUCKET)

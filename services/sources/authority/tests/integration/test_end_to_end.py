@@ -61,8 +61,12 @@ def request(dot: str) -> SyncRequested:
     )
 
 
-@pytest.fixture
-async def system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Launcher, Client]]:
+@contextlib.asynccontextmanager
+async def launched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_env: dict[str, str]
+) -> AsyncIterator[tuple[Launcher, Client]]:
+    """The sandbox and the authority source as `./fmcsa up` starts them (nothing of this environment's
+    FMCSA_ settings but the test database), `extra_env` added, and an admin connection to their bus."""
     for key in list(os.environ):
         if key.startswith("FMCSA_") and key != "FMCSA_TEST_DATABASE_URL":
             monkeypatch.delenv(key)
@@ -70,7 +74,7 @@ async def system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         data_dir=tmp_path / "data",
         gateway_port=free_port(),
         services=["sandbox", "authority"],
-        extra_env={"FMCSA_AUTHORITY_RATE_PER_S": "50", "FMCSA_LOG_JSON": "true"},
+        extra_env={"FMCSA_AUTHORITY_RATE_PER_S": "50", "FMCSA_LOG_JSON": "true", **extra_env},
     )
     launcher.start()
     try:
@@ -84,6 +88,12 @@ async def system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
                 await nc.close()
     finally:
         launcher.stop()
+
+
+@pytest.fixture
+async def system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Launcher, Client]]:
+    async with launched(tmp_path, monkeypatch, {}) as running:
+        yield running
 
 
 async def events(nc: Client) -> list[Any]:
@@ -158,33 +168,13 @@ async def test_each_scripted_dot_gives_its_change_kind_with_before_and_after_aft
 @pytest.fixture
 async def gated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Launcher, Client]]:
     """As `system`, with the daily difference gate on (the launcher turns it off) checking every second."""
-    for key in list(os.environ):
-        if key.startswith("FMCSA_") and key != "FMCSA_TEST_DATABASE_URL":
-            monkeypatch.delenv(key)
-    launcher = Launcher(
-        data_dir=tmp_path / "data",
-        gateway_port=free_port(),
-        services=["sandbox", "authority"],
-        extra_env={
-            "FMCSA_AUTHORITY_RATE_PER_S": "50",
-            "FMCSA_AUTHORITY_DATAHUB_RATE_PER_S": "50",
-            "FMCSA_AUTHORITY_DAILY_DIFFERENCE": "true",
-            "FMCSA_AUTHORITY_DAILY_DIFFERENCE_CHECK_S": "1",
-            "FMCSA_LOG_JSON": "true",
-        },
-    )
-    launcher.start()
-    try:
-        assert launcher.nats is not None
-        nc = await nats.connect(launcher.nats.url, **launcher.bus_admin())
-        await declare(nc.jetstream(), Topology())
-        try:
-            yield launcher, nc
-        finally:
-            with contextlib.suppress(nats.errors.Error, ConnectionError):
-                await nc.close()
-    finally:
-        launcher.stop()
+    gate = {
+        "FMCSA_AUTHORITY_DATAHUB_RATE_PER_S": "50",
+        "FMCSA_AUTHORITY_DAILY_DIFFERENCE": "true",
+        "FMCSA_AUTHORITY_DAILY_DIFFERENCE_CHECK_S": "1",
+    }
+    async with launched(tmp_path, monkeypatch, gate) as running:
+        yield running
 
 
 async def outcomes(nc: Client, dots: list[str], wait_until: WaitUntil) -> dict[str, SourceSynced]:
