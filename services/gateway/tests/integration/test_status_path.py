@@ -88,7 +88,7 @@ async def test_only_a_verified_viewer_of_a_known_company_takes_the_direct_path(
         }
         assert (await client.get(PATH, headers=short)).status_code == 200
         assert direct.answered == 2
-        await asyncio.sleep(2.1)
+        await asyncio.sleep(2.1)  # past the token's 2 s lifetime: expiry is a clock, no condition to await
         refused_in_time = await client.get(PATH, headers=short)
         no_token = await client.get(PATH)
         for authorization in [

@@ -193,7 +193,7 @@ async def test_a_decision_takes_the_last_check_while_one_is_under_way(tmp_path: 
         assert await gate.watch() is old  # the first check: waited for
         rig.mono += 10.0
         under_way = asyncio.create_task(gate.watch())
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn: the task starts its check and holds it under way
         assert await asyncio.wait_for(gate.watch(), 1.0) is old, "not held behind the check under way"
         release.set()
         assert await under_way is new
