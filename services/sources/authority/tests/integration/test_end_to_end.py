@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import nats
@@ -104,25 +104,33 @@ async def events(nc: Client) -> list[Any]:
     return found
 
 
-async def sync(nc: Client, dots: list[str], wait_until: WaitUntil) -> dict[str, list[CarrierDataChanged]]:
-    """Request a sync of each DOT, wait for every outcome; the changes of each request, by DOT."""
+async def requested(
+    nc: Client, dots: list[str], wait_until: WaitUntil
+) -> tuple[dict[UUID, str], list[Any], list[Any]]:
+    """Request a sync of each DOT and wait for every outcome: each request's DOT, its outcomes, and every
+    event of those requests."""
     requests = [request(dot) for dot in dots]
     await Bus(nc.jetstream(), producer="test").publish_many(requests)
-    wanted = {r.request_id for r in requests}
+    by_request = {r.request_id: r.dot for r in requests}
     seen: list[Any] = []
 
     async def answered() -> bool:
         nonlocal seen
         seen = await events(nc)
-        return wanted <= {e.request_id for e in seen if isinstance(e, SourceSynced | SourceFailed)}
+        return by_request.keys() <= {e.request_id for e in seen if isinstance(e, SourceSynced | SourceFailed)}
 
-    await wait_until(answered, what=f"outcomes of {len(wanted)} authority syncs", within_s=60)
-    outcomes = [e for e in seen if isinstance(e, SourceSynced | SourceFailed) and e.request_id in wanted]
+    await wait_until(answered, what=f"outcomes of {len(by_request)} authority syncs", within_s=60)
+    mine = [e for e in seen if getattr(e, "request_id", None) in by_request]
+    return by_request, [e for e in mine if isinstance(e, SourceSynced | SourceFailed)], mine
+
+
+async def sync(nc: Client, dots: list[str], wait_until: WaitUntil) -> dict[str, list[CarrierDataChanged]]:
+    """Request a sync of each DOT, wait for every outcome; the changes of each request, by DOT."""
+    by_request, outcomes, mine = await requested(nc, dots, wait_until)
     assert all(isinstance(o, SourceSynced) for o in outcomes), outcomes
-    by_request = {r.request_id: r.dot for r in requests}
     changes: dict[str, list[CarrierDataChanged]] = {dot: [] for dot in dots}
-    for event in seen:
-        if isinstance(event, CarrierDataChanged) and event.request_id in wanted:
+    for event in mine:
+        if isinstance(event, CarrierDataChanged):
             changes[by_request[event.request_id]].append(event)
     return changes
 
@@ -179,21 +187,9 @@ async def gated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
 
 async def outcomes(nc: Client, dots: list[str], wait_until: WaitUntil) -> dict[str, SourceSynced]:
     """Request a sync of each DOT; its one outcome, by DOT (every one a SourceSynced)."""
-    requests = [request(dot) for dot in dots]
-    await Bus(nc.jetstream(), producer="test").publish_many(requests)
-    wanted = {r.request_id for r in requests}
-    seen: list[Any] = []
-
-    async def answered() -> bool:
-        nonlocal seen
-        seen = await events(nc)
-        return wanted <= {e.request_id for e in seen if isinstance(e, SourceSynced | SourceFailed)}
-
-    await wait_until(answered, what=f"outcomes of {len(wanted)} authority syncs", within_s=60)
-    found = [e for e in seen if isinstance(e, SourceSynced | SourceFailed) and e.request_id in wanted]
-    assert len(found) == len(wanted), "exactly one outcome per request"
+    by_request, found, _ = await requested(nc, dots, wait_until)
+    assert len(found) == len(by_request), "exactly one outcome per request"
     assert all(isinstance(o, SourceSynced) for o in found), found
-    by_request = {r.request_id: r.dot for r in requests}
     return {by_request[o.request_id]: o for o in found if isinstance(o, SourceSynced)}
 
 
