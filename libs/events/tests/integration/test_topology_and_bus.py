@@ -1,8 +1,10 @@
 import asyncio
 import signal
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import uuid4
 
 import nats
@@ -109,6 +111,18 @@ async def test_publish_many_keeps_order_and_stores_every_event(nc: Client) -> No
     assert (await js.stream_info(EVENTS_STREAM)).state.messages == 500
 
 
+def _until_stopped(pid: int) -> None:
+    """Wait until every thread of `pid` has stopped. A signal is delivered when the process next runs:
+    on a loaded machine a server sent SIGSTOP answered one more publish first (CI, stop 30)."""
+    tasks = Path(f"/proc/{pid}/task")
+    for _ in range(500):
+        states = {stat.read_text().rsplit(")", 1)[1].split()[0] for stat in tasks.glob("*/stat")}
+        if states == {"T"}:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop within 5 s of SIGSTOP")
+
+
 async def test_publish_many_tries_a_late_ack_again_and_the_stream_keeps_one_copy(
     nats_server: NatsServer, nc: Client
 ) -> None:
@@ -119,6 +133,7 @@ async def test_publish_many_tries_a_late_ack_again_and_the_stream_keeps_one_copy
     bus = Bus(js, producer="test", timeout_s=0.5)
     assert nats_server.process is not None
     nats_server.process.send_signal(signal.SIGSTOP)
+    _until_stopped(nats_server.process.pid)  # nothing of the test's runs on the loop meanwhile
     try:
         publishing = asyncio.create_task(bus.publish_many([CompanyRegistered(dot=str(n)) for n in (1, 2, 3)]))
         await asyncio.sleep(0.8)  # past the first try's timeout: without a second try publish_many raises
