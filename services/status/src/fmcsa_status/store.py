@@ -62,6 +62,7 @@ from fmcsa_events.models import (
     SourceSynced,
     SyncAttemptFailed,
     SyncRequested,
+    ViolationsListed,
 )
 from fmcsa_runtime.database import STORE_CHECK_TIMEOUT_S, data_error_reason, is_data_error
 from fmcsa_status.domain.fold import Fact, Loaded, PairKey, fold, paged_requests, settle
@@ -685,6 +686,9 @@ class StatusStore:
                 dots.add(event.dot)
             elif isinstance(event, SyncAttemptFailed):  # its sync-log row only: no pair or company changes
                 request_ids.add(str(event.request_id))
+            elif isinstance(event, ViolationsListed):  # is its outcome applied, and still the newest?
+                request_ids.add(str(event.request_id))
+                dots.add(event.dot)
             elif isinstance(event, CompanyRegistered | CompanyRemoved):
                 dots.add(event.dot)
             elif isinstance(event, CarrierDataChanged):
