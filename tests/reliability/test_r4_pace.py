@@ -99,7 +99,7 @@ async def run_requests(
 )
 @pytest.mark.timeout(300)
 async def test_a_source_configured_at_20_per_s_learns_a_sandbox_limited_to_10(launched: Launcher) -> None:
-    dots = range(6_000_000, 6_000_000 + 280)  # two calls each: about a minute at 10/s
+    dots = range(6_000_000, 6_000_000 + 140)  # two calls each: about 28 s at 10/s, probes included
     started = time.monotonic()
     requests, exactly_one, synced, pace = await run_requests(launched, dots, within_s=240)
     seconds = time.monotonic() - started
@@ -137,7 +137,7 @@ async def test_two_replicas_of_a_source_together_stay_under_the_sandboxs_limit(l
     try:
         wait_for_port("127.0.0.1", port, within_s=60, process=second.process)
         await asyncio.sleep(REPLICAS_SEEN_S)  # each replica counts the other at its next heartbeat
-        dots = range(6_100_000, 6_100_000 + 120)
+        dots = range(6_100_000, 6_100_000 + 60)  # two calls each: 12 s at the shared 10/s
         requests, exactly_one, synced, pace = await run_requests(launched, dots, within_s=180)
         stats = await sandbox_stats(launched)
         handled = {
