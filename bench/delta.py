@@ -56,7 +56,8 @@ DEFAULT_RATE_PER_S = {
 """Each upstream limit's default (the sources' `rate_per_s` settings; a unit test keeps them equal)."""
 FRESHNESS_TTL_S = 2.0
 GATE_CHECK_S = 10.0
-"""The authority gate's check period in the bench (default 300 s): the cycle right after the bump sees it."""
+"""The gates' check period in the bench (default 300 s), so the cycle right after the bump sees it; the
+smoke scale's is shorter (`Scale.gate_check_s`)."""
 FULL_REFRESH_DAYS = 7.0
 """The authority gate's default safety net (`FMCSA_AUTHORITY_FULL_REFRESH_S`, 7 days)."""
 DEFAULT_GATE_CHECK_S = 300.0
@@ -82,6 +83,14 @@ SOURCE_ENV = {
     "FMCSA_INSPECTIONS_CHANGE_GATE": "true",
     "FMCSA_INSPECTIONS_CHANGE_GATE_CHECK_S": str(GATE_CHECK_S),
 }
+
+
+def source_env(gate_check_s: float) -> dict[str, str]:
+    """`SOURCE_ENV` with both gates checking every `gate_check_s`."""
+    checks = ("FMCSA_AUTHORITY_DAILY_DIFFERENCE_CHECK_S", "FMCSA_INSPECTIONS_CHANGE_GATE_CHECK_S")
+    return SOURCE_ENV | dict.fromkeys(checks, str(gate_check_s))
+
+
 INFLIGHT_BUCKET = "fmcsa_inflight"
 IN_BATCH = 100  # DOTs per refetch query (docs/upstreams.md 4.2: about 100)
 
@@ -96,8 +105,8 @@ async def run(
     await _release(nats_url, admin)
     (await sandbox.post("/_sandbox/bump", json={"dots": [int(d) for d in changed]})).raise_for_status()
     # past what the sources cached of the metadata before the bump, and past the authority gate's next
-    # background check (it runs `GATE_CHECK_S` after the previous one ended)
-    await asyncio.sleep(max(FRESHNESS_TTL_S, 2 * GATE_CHECK_S) + 1)
+    # background check (it runs `gate_check_s` after the previous one ended)
+    await asyncio.sleep(max(FRESHNESS_TTL_S, 2 * ctx.scale.gate_check_s) + 1)
     cycle = await _cycle(ctx, api, sandbox, nats_url, admin, dots)
     per_carrier = {s: round(cycle["admitted"][s] / n, 4) for s in SOURCES}
     total = round(sum(per_carrier.values()), 4)

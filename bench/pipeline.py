@@ -75,7 +75,7 @@ async def run(ctx: Context) -> None:
         env[f"FMCSA_{upper}_CONCURRENCY"] = str(scale.source_concurrency)
     env["FMCSA_AUTHORITY_RATE_PER_S"] = str(rate * 4 / 5)  # one sandbox limit for both of its hosts
     env["FMCSA_AUTHORITY_DATAHUB_RATE_PER_S"] = str(rate / 5)
-    env |= delta.SOURCE_ENV  # violations: freshness check and delta reads (off against the sandbox)
+    env |= delta.source_env(scale.gate_check_s)  # freshness checks, delta reads and change gates
     launcher = Launcher(
         data_dir=ctx.workdir / "pipeline",
         gateway_port=free_port(),

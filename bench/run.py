@@ -52,6 +52,7 @@ class Scale:
     snapshot_events: int  # the log of rebuild_from_snapshot_seconds (bench.snapshot)
     snapshot_at: int  # the position of its snapshot
     snapshot_companies: int
+    gate_check_s: float = 10.0  # the change gates' check period (`bench.delta`); the cycle waits two
 
     def settings(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -120,6 +121,7 @@ SMOKE = Scale(  # the system test's: every stage, every key, in about a minute; 
     snapshot_events=5_000,
     snapshot_at=4_500,
     snapshot_companies=500,
+    gate_check_s=2.0,
 )
 SCALES = {"full": FULL, "quick": QUICK, "smoke": SMOKE}
 
