@@ -93,13 +93,26 @@ def test_doctor_passes_on_a_healthy_sandbox(
             "FMCSA_VIOLATIONS_APP_TOKEN": keys["token"],
             "FMCSA_INSPECTIONS_BASE_URL": sandbox,
             "FMCSA_INSPECTIONS_API_KEY": keys["apikey"],
+            "FMCSA_INSPECTIONS_DATAHUB_BASE_URL": sandbox,
+            "FMCSA_INSPECTIONS_APP_TOKEN": keys["token"],
+            "FMCSA_AUTHORITY_BASE_URL": f"{sandbox}/qc/services",
+            "FMCSA_AUTHORITY_WEB_KEY": keys["webkey"],
+            "FMCSA_AUTHORITY_DATAHUB_BASE_URL": sandbox,
+            "FMCSA_AUTHORITY_APP_TOKEN": keys["token"],
             "FMCSA_NATS_URL": fresh_nats_url,
         },
     )
     print(done.stdout, done.stderr)
     assert done.returncode == 0, done.stdout + done.stderr
     found = rows(done.stdout)
-    for source in ("csa", "violations", "inspections"):
+    # the change gates (on by default): every dataset they watch answers, and authority's daily
+    # differences were published within four days (the sandbox publishes them at its start)
+    assert found["inspections: change gate"][0] == "ok"
+    assert "fx4q-ay7w published" in found["inspections: change gate"][1]
+    assert found["authority: change gate"][0] == "ok"
+    for dataset in ("dm5j-zc6c", "x96h-evps", "nakq-58th", "e67p-xyd5"):
+        assert f"{dataset} published" in found["authority: change gate"][1]
+    for source in ("csa", "violations", "inspections", "authority"):
         for check in ("host", "connect", "key", "answer", "rate limit", "clock", "store"):
             assert found[f"{source}: {check}"][0] == "ok", (source, check, found)
         assert found[f"{source}: key"][1] == "accepted"
@@ -131,6 +144,7 @@ def test_doctor_fails_each_broken_part_with_a_remedy_and_prints_no_key(
             "FMCSA_VIOLATIONS_APP_TOKEN": keys["token"],
             "FMCSA_INSPECTIONS_BASE_URL": f"http://127.0.0.1:{free_port()}",
             "FMCSA_INSPECTIONS_API_KEY": keys["apikey"],
+            "FMCSA_INSPECTIONS_DATAHUB_BASE_URL": f"http://127.0.0.1:{free_port()}",
             "FMCSA_NATS_URL": f"nats://127.0.0.1:{free_port()}",
             "FMCSA_STATUS_DATABASE_URL": f"postgresql://doctor:pw-{keys['token']}@127.0.0.1:{free_port()}/x",
         },
@@ -149,6 +163,9 @@ def test_doctor_fails_each_broken_part_with_a_remedy_and_prints_no_key(
     assert "cannot connect" in found["inspections: connect"][1]
     assert "FMCSA_INSPECTIONS_BASE_URL" in found["inspections: connect"][1]
     assert "inspections: answer" not in found  # nothing is sent to a host that is not there
+    assert found["inspections: change gate"][0] == "FAIL"  # its DataHub host is not there either
+    assert "fx4q-ay7w" in found["inspections: change gate"][1]
+    assert "FMCSA_INSPECTIONS_CHANGE_GATE=false" in found["inspections: change gate"][1]
     assert found["nats"][0] == "FAIL"
     assert "FMCSA_NATS_URL" in found["nats"][1]
     assert found["status: store"][0] == "FAIL"
@@ -267,6 +284,7 @@ def test_doctor_verifies_tls_and_reads_a_garbage_answer_as_malformed(
             "FMCSA_VIOLATIONS_APP_TOKEN": keys["token"],
             "FMCSA_INSPECTIONS_BASE_URL": f"https://localhost:{servers['self_signed'].port}",
             "FMCSA_INSPECTIONS_API_KEY": keys["apikey"],
+            "FMCSA_INSPECTIONS_DATAHUB_BASE_URL": f"https://localhost:{servers['self_signed'].port}",
         },
     )
     print(done.stdout, done.stderr)
@@ -278,6 +296,7 @@ def test_doctor_verifies_tls_and_reads_a_garbage_answer_as_malformed(
     assert "csa: answer" not in found  # the key is never sent to a host that failed TLS
     assert found["inspections: tls"][0] == "FAIL"
     assert "certificate" in found["inspections: tls"][1]
+    assert found["inspections: change gate"][0] == "FAIL"  # its DataHub host's certificate likewise
     assert found["violations: tls"][0] == "ok"
     assert "name verified" in found["violations: tls"][1]
     assert found["violations: answer"][0] == "FAIL"

@@ -1,5 +1,6 @@
 """What every source's doctor checks the same way (`python -m fmcsa_source_<name>.doctor`): the host,
-one cheap call through the source's own client (key, answer, rate-limit and clock rows) and its store.
+one cheap call through the source's own client (key, answer, rate-limit and clock rows) and its store;
+for a source with a change gate, the datasets the gate watches (`gate_check`).
 
 The rows and their printing are `fmcsa_runtime.doctor`'s, shared with the services that are not sources.
 """
@@ -8,9 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +22,9 @@ from pydantic import SecretStr
 from fmcsa_events.models import ErrorKind
 from fmcsa_runtime.doctor import Check, Status, is_loopback, probe_host, store_check
 from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.gate import published_at
 from fmcsa_source_kit.settings import SourceSettings
+from fmcsa_source_kit.upstream import UpstreamClient
 
 SANDBOX_DOT = "2847193"
 """The sandbox's example carrier (tests/fixtures/fmcsa: the same small carrier in all three sources)."""
@@ -266,3 +269,39 @@ def qcmobile_key(source: str, setting: str) -> tuple[KeyAdvice, tuple[str, str]]
         f"get a free webKey at {QCMOBILE_SITE} and set {setting}",
     )
     return advice, missing
+
+
+async def gate_check(
+    source: str,
+    datahub: UpstreamClient,
+    datasets: Iterable[str],
+    *,
+    retry_after_max_s: float,
+    switch: str,
+    now: datetime,
+    stale_after: timedelta | None = None,
+) -> Check:
+    """The change gate's row: each dataset it watches answers its metadata (one call each), and, with
+    `stale_after`, was published within it. A dataset that stopped being published lists no carrier
+    again: the gate would hold every carrier it covers unchanged until its full refresh (`switch` off
+    fetches every carrier at its cadence instead).
+    """
+    name = f"{source}: change gate"
+    seen: list[tuple[str, datetime]] = []
+    for dataset in datasets:
+        published = await published_at(datahub, dataset, retry_after_max_s)
+        if isinstance(published, Failure):
+            detail = f"dataset {dataset}: {published.kind}: {published.message}"[:300]
+            return Check(name, Status.FAIL, detail, f"check the DataHub settings, or set {switch}=false")
+        seen.append((dataset, published))
+    detail = ", ".join(f"{dataset} published {when:%Y-%m-%d %H:%M}Z" for dataset, when in seen)
+    stale = [dataset for dataset, when in seen if stale_after is not None and now - when > stale_after]
+    if stale:
+        days = stale_after.total_seconds() / 86_400 if stale_after is not None else 0
+        return Check(
+            name,
+            Status.FAIL,
+            f"not published for over {days:g} days: {', '.join(stale)} ({detail})"[:300],
+            f"a dataset FMCSA stopped publishing lists no change: set {switch}=false until it is replaced",
+        )
+    return Check(name, Status.OK, detail[:300])

@@ -24,10 +24,13 @@ from fmcsa_source_kit.doctor import (
     answer_checks,
     clock_check,
     default_dot,
+    gate_check,
     rate_limit_check,
 )
 from fmcsa_source_kit.failures import Failure
+from fmcsa_source_kit.pacing import UpstreamPace
 from fmcsa_source_kit.settings import SourceSettings
+from fmcsa_source_kit.upstream import Auth, RetryPolicy, UpstreamClient
 
 NOW = datetime(2026, 12, 6, 12, 0, 0, tzinfo=UTC)
 
@@ -129,3 +132,71 @@ def test_a_probe_takes_its_name_store_and_bounds_from_the_source_settings(
     )
     assert probe.database_url.endswith("probed.sqlite3")
     assert probe.prefix == "FMCSA_PROBED_"
+
+
+SWITCH = "FMCSA_KIT_GATE"
+
+
+def _datahub(published: dict[str, datetime]) -> UpstreamClient:
+    """A DataHub client whose datasets answer `rowsUpdatedAt` from `published`; others answer 404."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        dataset = request.url.path.rsplit("/", 1)[-1].removesuffix(".json")
+        if dataset not in published:
+            return httpx.Response(404, json={"code": "not_found"})
+        return httpx.Response(200, json={"id": dataset, "rowsUpdatedAt": int(published[dataset].timestamp())})
+
+    return UpstreamClient(
+        upstream="DataHub",
+        http=httpx.AsyncClient(base_url="http://datahub.test/", transport=httpx.MockTransport(answer)),
+        auth=Auth(setting="FMCSA_KIT_APP_TOKEN", header="X-App-Token", required=False),
+        credential=None,
+        pace=UpstreamPace(source="kit", base_url="http://datahub.test/", ceiling=1000.0),
+        concurrency=1,
+        policy=RetryPolicy(inline_retries=0, inline_wait_max_s=1.0),
+        call_timeout_s=5.0,
+        clock=lambda: NOW,
+    )
+
+
+@pytest.mark.parametrize(
+    ("ages_days", "status", "words"),
+    [
+        ((0.5, 3.9), Status.OK, "b published 2026-12-02"),
+        ((0.5, 4.5), Status.FAIL, "not published for over 4 days: b"),
+    ],
+)
+async def test_the_gate_row_fails_a_dataset_that_stopped_being_published(
+    ages_days: tuple[float, float], status: Status, words: str
+) -> None:
+    published = {name: NOW - timedelta(days=age) for name, age in zip("ab", ages_days, strict=True)}
+    client = _datahub(published)
+    try:
+        row = await gate_check(
+            "kit",
+            client,
+            "ab",
+            retry_after_max_s=1,
+            switch="FMCSA_KIT_GATE",
+            now=NOW,
+            stale_after=timedelta(days=4),
+        )
+    finally:
+        await client.aclose()
+    assert (row.name, row.status) == ("kit: change gate", status)
+    assert words in row.detail
+    if status is Status.FAIL:
+        assert f"{SWITCH}=false" in row.remedy
+
+
+async def test_the_gate_row_names_a_dataset_that_does_not_answer() -> None:
+    client = _datahub({"a": NOW})
+    try:
+        row = await gate_check(
+            "kit", client, ["a", "gone"], retry_after_max_s=1, switch="FMCSA_KIT_GATE", now=NOW
+        )
+    finally:
+        await client.aclose()
+    assert row.status is Status.FAIL
+    assert "dataset gone" in row.detail
+    assert f"{SWITCH}=false" in row.remedy

@@ -3,22 +3,29 @@
 From the settings the service would use: the QCMobile host resolves and answers over verified TLS, the
 webKey is accepted and one carrier's whole sync parses (QCMobile's four calls and DataHub's filings,
 through the service's own client and parsers, no retries), the rate-limit headers and `Date` QCMobile
-sends, and the store. Without a webKey nothing is sent. Prints JSON rows (fmcsa_runtime.doctor).
+sends, and the store; with the daily difference gate on, each of its datasets answers its metadata and
+was published within `STALE_AFTER`. Without a webKey nothing is sent. Prints JSON rows
+(fmcsa_runtime.doctor).
 """
 
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 
 import httpx
 
+from fmcsa_events.bus import utc_now
 from fmcsa_runtime.doctor import Check, main
 from fmcsa_source_authority.settings import Settings
 from fmcsa_source_authority.upstream import AuthorityClient
-from fmcsa_source_kit.doctor import Fetched, SourceProbe, qcmobile_key, source_checks
+from fmcsa_source_kit.doctor import Fetched, SourceProbe, gate_check, qcmobile_key, source_checks
 from fmcsa_source_kit.failures import Failure
 
 KEY, MISSING_KEY = qcmobile_key("authority", "FMCSA_AUTHORITY_WEB_KEY")
+STALE_AFTER = timedelta(days=4)
+"""A daily difference dataset not published for longer (a long weekend is three days) has stopped: FMCSA
+froze the insurance dataset `qh9u-swkp` this way in May 2026 (docs/upstreams.md)."""
 
 
 async def checks(args: argparse.Namespace) -> list[Check]:
@@ -39,7 +46,25 @@ async def checks(args: argparse.Namespace) -> list[Check]:
             return result
         return f"carrier, {len(result.dockets)} dockets and {len(result.filings)} insurance filings parsed"
 
-    return await source_checks(probe, args.dot, fetch)
+    rows = await source_checks(probe, args.dot, fetch)
+    if settings.daily_difference and probe.has_key:  # without a key every sync is not_configured anyway
+        client = AuthorityClient.from_settings(settings.model_copy(update={"inline_retries": 0}))
+        try:
+            rows.insert(
+                -1,  # before the store's row
+                await gate_check(
+                    "authority",
+                    client.datahub,
+                    settings.daily_difference_ids(),
+                    retry_after_max_s=settings.retry_after_max_s,
+                    switch="FMCSA_AUTHORITY_DAILY_DIFFERENCE",
+                    now=utc_now(),
+                    stale_after=STALE_AFTER,
+                ),
+            )
+        finally:
+            await client.aclose()
+    return rows
 
 
 if __name__ == "__main__":

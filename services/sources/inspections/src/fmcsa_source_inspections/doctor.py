@@ -2,8 +2,8 @@
 
 From the settings the service would use: the SaferWebAPI host resolves and answers over verified TLS,
 the API key is accepted and one snapshot parses (the service's own client and parser, no retries),
-the rate-limit headers and `Date` it sends, and the store. Without a key nothing is sent. Prints JSON
-rows (fmcsa_runtime.doctor).
+the rate-limit headers and `Date` it sends, and the store; with the change gate on, each DataHub file it
+watches answers its metadata. Without a key nothing is sent. Prints JSON rows (fmcsa_runtime.doctor).
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import argparse
 
 import httpx
 
+from fmcsa_events.bus import utc_now
 from fmcsa_runtime.doctor import Check, main
 from fmcsa_source_inspections.settings import Settings
-from fmcsa_source_inspections.upstream import SaferWebClient
-from fmcsa_source_kit.doctor import Fetched, KeyAdvice, SourceProbe, source_checks
+from fmcsa_source_inspections.upstream import SaferWebClient, datahub_client
+from fmcsa_source_kit.doctor import Fetched, KeyAdvice, SourceProbe, gate_check, source_checks
 from fmcsa_source_kit.failures import Failure
 
 KEY = KeyAdvice(
@@ -46,7 +47,24 @@ async def checks(args: argparse.Namespace) -> list[Check]:
         result = await client.fetch(dot)
         return result if isinstance(result, Failure) else "snapshot parsed"
 
-    return await source_checks(probe, args.dot, fetch)
+    rows = await source_checks(probe, args.dot, fetch)
+    if settings.change_gate and probe.has_key:  # without a key every sync is not_configured anyway
+        datahub = datahub_client(settings.model_copy(update={"inline_retries": 0}))
+        try:
+            rows.insert(
+                -1,  # before the store's row
+                await gate_check(
+                    "inspections",
+                    datahub,
+                    settings.gate_files(),
+                    retry_after_max_s=settings.retry_after_max_s,
+                    switch="FMCSA_INSPECTIONS_CHANGE_GATE",
+                    now=utc_now(),
+                ),
+            )
+        finally:
+            await datahub.aclose()
+    return rows
 
 
 if __name__ == "__main__":
