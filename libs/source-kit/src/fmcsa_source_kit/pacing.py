@@ -27,7 +27,7 @@ it (ARCHITECTURE.md, "Upstream pace", has the measurements behind each):
    `memory_s` after a decrease only up to 90% of the pace at which the upstream pushed back: the pace
    settles just under the upstream's limit and probes above it once a minute.
 
-**Shared by the replicas** (`UpstreamPace.start`): the pace is per (source, upstream host), kept as a
+**Shared by the replicas** (`UpstreamPace.start`): the pace is per (source, upstream: `pace_key`), kept as a
 JSON document in the JetStream KV bucket `fmcsa_pace` and changed only by compare-and-set on its
 revision, so N replicas make one decrease per congestion and one increase per interval, not N. Each
 replica heartbeats its own key in `fmcsa_pace_replicas` (a bucket whose TTL drops a dead replica's key)
@@ -268,12 +268,20 @@ def is_throttle(status: int, headers: Mapping[str, str]) -> bool:
 
 
 def pace_key(source: str, base_url: str) -> str:
-    """The KV key of a source's pace at the host of `base_url`, e.g. `csa.mobile_fmcsa_dot_gov`."""
+    """The KV key of a source's pace towards `base_url`: its host and port, and its path when it has one
+    (`csa.mobile_fmcsa_dot_gov_qc_services`, `violations.data_transportation_gov`). The path keeps apart
+    two upstreams one host serves: the sandbox serves QCMobile under `/qc/services` and DataHub at its
+    root, and with one key a source's two paces counted each other as replicas and each spent half (the
+    full bench's authority and inspections ran at half their rates).
+    """
     parts = urlsplit(base_url)
-    host = parts.hostname or "unknown"
+    place = parts.hostname or "unknown"
     if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return f"{_token(source)}.{_token(host)}"
+        place = f"{place}:{parts.port}"
+    path = parts.path.strip("/")
+    if path:
+        place = f"{place}/{path}"
+    return f"{_token(source)}.{_token(place)}"
 
 
 def _token(text: str) -> str:

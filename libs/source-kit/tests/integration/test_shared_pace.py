@@ -3,6 +3,7 @@ by compare-and-set, and take over a stopped replica's share."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -12,10 +13,11 @@ import pytest
 from nats.aio.client import Client
 
 from fmcsa_events.topology import PACE_BUCKET, PACE_REPLICAS_BUCKET, Topology, declare
-from fmcsa_source_kit.pacing import UpstreamPace
+from fmcsa_source_kit.pacing import UpstreamPace, pace_key
 
 WaitUntil = Callable[..., Awaitable[Any]]
 BASE = "http://upstream.test:8443/api"
+KEY = pace_key("csa", BASE)
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ async def test_two_replicas_split_the_pace_and_a_stopped_one_hands_its_share_bac
         assert first._bucket.refill_per_s == pytest.approx(10.0 * 0.99)  # each spends half
         beats = await nc.jetstream().key_value(PACE_REPLICAS_BUCKET)
         for name in ("one", "two"):
-            doc = json.loads((await beats.get(f"csa.upstream_test_8443.{name}")).value or b"{}")
+            doc = json.loads((await beats.get(f"{KEY}.{name}")).value or b"{}")
             assert doc["replica"] == name
     finally:
         await second.stop()
@@ -79,7 +81,7 @@ async def test_a_throttle_seen_by_one_replica_lowers_the_pace_of_both_once(
         await wait_until(shared, what="both replicas see both throttles")
         assert first.state.rate == second.state.rate == 10.0  # halved once, not twice
         kv = await nc.jetstream().key_value(PACE_BUCKET)
-        stored = json.loads((await kv.get("csa.upstream_test_8443")).value or b"{}")
+        stored = json.loads((await kv.get(KEY)).value or b"{}")
         assert (stored["rate"], stored["throttled"], stored["limit_seen"]) == (10.0, 2, 20.0)
     finally:
         await first.stop()
@@ -92,7 +94,7 @@ async def test_clean_answers_raise_the_shared_pace_one_step_per_interval_not_one
     kv = await nc.jetstream().key_value(PACE_BUCKET)
     now = replica("seed")._wall()
     low = {"rate": 4.0, "ceiling": 20.0, "limit_seen": None, "changed_at": now - 1.0, "decreased_at": 0.0}
-    await kv.put("csa.upstream_test_8443", json.dumps(low).encode())
+    await kv.put(KEY, json.dumps(low).encode())
     first, second = replica("one"), replica("two")
     await first.start(nc.jetstream(), sync_s=0.05, heartbeat_s=0.1)
     await second.start(nc.jetstream(), sync_s=0.05, heartbeat_s=0.1)
@@ -113,3 +115,30 @@ async def test_clean_answers_raise_the_shared_pace_one_step_per_interval_not_one
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_two_upstreams_of_a_source_on_one_host_keep_two_paces(
+    nc: Client, wait_until: WaitUntil
+) -> None:
+    """The sandbox serves authority's QCMobile (`/qc/services`) and DataHub (its root) on one port: two
+    paces, each spending its own ceiling. Keyed by host alone they counted each other as replicas and
+    each spent half (the full bench's authority ran at half its rate)."""
+    qcmobile = UpstreamPace(source="authority", base_url="http://sandbox.test:8900/qc/services", ceiling=16.0)
+    datahub = UpstreamPace(source="authority", base_url="http://sandbox.test:8900/", ceiling=4.0)
+    assert qcmobile.key != datahub.key
+    await qcmobile.start(nc.jetstream(), sync_s=0.05, heartbeat_s=0.1)
+    await datahub.start(nc.jetstream(), sync_s=0.05, heartbeat_s=0.1)
+    try:
+        beats = await nc.jetstream().key_value(PACE_REPLICAS_BUCKET)
+
+        async def both_beat() -> bool:
+            keys = await beats.keys()
+            return all(any(k.startswith(f"{p.key}.") for k in keys) for p in (qcmobile, datahub))
+
+        await wait_until(both_beat, what="both paces heartbeat")
+        await asyncio.sleep(0.3)  # three more heartbeats each: a count of two would show by now
+        assert (qcmobile.replicas, datahub.replicas) == (1, 1)
+        assert (qcmobile.share_per_s, datahub.share_per_s) == (16.0, 4.0)
+    finally:
+        await qcmobile.stop()
+        await datahub.stop()

@@ -94,9 +94,15 @@ def test_a_throttle_is_a_429_or_any_retry_after(status: int, headers: dict[str, 
     assert is_throttle(status, headers) is expected
 
 
-def test_the_key_names_the_source_and_the_upstream_host() -> None:
-    assert pace_key("csa", "https://mobile.fmcsa.dot.gov/qc/services") == "csa.mobile_fmcsa_dot_gov"
-    assert pace_key("violations", "http://127.0.0.1:8900/resource/x.json") == "violations.127_0_0_1_8900"
+def test_the_key_names_the_source_and_the_upstream_host_and_path() -> None:
+    assert (
+        pace_key("csa", "https://mobile.fmcsa.dot.gov/qc/services") == "csa.mobile_fmcsa_dot_gov_qc_services"
+    )
+    assert pace_key("violations", "https://data.transportation.gov/") == "violations.data_transportation_gov"
+    assert pace_key("violations", "http://127.0.0.1:8900") == "violations.127_0_0_1_8900"
+    # one host serving two upstreams of a source (the sandbox: QCMobile and DataHub): two paces
+    sandbox = "http://127.0.0.1:8900"
+    assert pace_key("authority", f"{sandbox}/qc/services") != pace_key("authority", f"{sandbox}/")
 
 
 def test_a_stored_pace_is_capped_by_this_replicas_ceiling_and_garbage_starts_afresh() -> None:

@@ -249,7 +249,7 @@ async def test_the_admin_page_shows_each_sources_shared_upstream_pace(lone_gatew
         assert page.status_code == 200
         row = page.text.split("<tbody>")[1]
         cells = [re.sub(r"<[^>]+>", "", c).strip() for c in row.split("</td>")][:8]
-        assert cells == ["csa", "mobile_fmcsa_dot_gov", "10.00/s", "20.00/s", "20.00/s", "1", "2", "0.0 s"]
+        assert cells == ["csa", "mobile_fmcsa_dot_gov_qc", "10.00/s", "20.00/s", "20.00/s", "1", "2", "0.0 s"]
     finally:
         for replica in replicas:
             await replica.stop()

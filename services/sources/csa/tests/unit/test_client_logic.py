@@ -224,7 +224,7 @@ async def test_the_client_made_from_settings_closes_only_what_it_made() -> None:
 @pytest.mark.parametrize("rate", [0.5, 1.0, 2.0, 20.0, 50.0])
 def test_the_pace_starts_at_the_configured_rate_in_the_shared_client_bucket(rate: float) -> None:
     pace = make_pace(Settings(web_key=SecretStr(KEY), rate_per_s=rate))
-    assert pace.key == "csa.mobile_fmcsa_dot_gov"
+    assert pace.key == "csa.mobile_fmcsa_dot_gov_qc_services"
     assert pace.state.rate == rate
     assert (pace._bucket.capacity, pace._bucket.capacity / pace._bucket.refill_per_s) == client_bucket(rate)
 
