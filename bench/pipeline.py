@@ -66,6 +66,8 @@ async def run(ctx: Context) -> None:
         "FMCSA_LOG_JSON": "true",
         "FMCSA_GATEWAY_REQUEST_DEADLINE_S": "900",
         "FMCSA_GATEWAY_TRIGGER_PER_MINUTE": "100000",  # trigger-to-visible samples one after another
+        # the later runs and the cycles trigger every one of their companies in one request (default 1,000)
+        "FMCSA_GATEWAY_TRIGGER_MAX_DOTS": str(max(1_000, scale.companies)),
     }
     for source in SOURCES:
         upper = source.upper()
