@@ -267,12 +267,13 @@ def is_throttle(status: int, headers: Mapping[str, str]) -> bool:
     return status == 429 or "retry-after" in {name.lower() for name in headers}
 
 
-def pace_key(source: str, base_url: str) -> str:
+def pace_key(source: str, base_url: str, upstream: str | None = None) -> str:
     """The KV key of a source's pace towards `base_url`: its host and port, and its path when it has one
-    (`csa.mobile_fmcsa_dot_gov_qc_services`, `violations.data_transportation_gov`). The path keeps apart
-    two upstreams one host serves: the sandbox serves QCMobile under `/qc/services` and DataHub at its
-    root, and with one key a source's two paces counted each other as replicas and each spent half (the
-    full bench's authority and inspections ran at half their rates).
+    (`csa.mobile_fmcsa_dot_gov_qc_services`, `violations.data_transportation_gov`), after the `upstream`
+    label a source gives its second upstream (`inspections.datahub-data_transportation_gov`). Both keep
+    apart two upstreams that one host serves: the sandbox serves QCMobile under `/qc/services`, and
+    SaferWebAPI and DataHub at its root; keyed by host alone a source's two paces counted each other as
+    replicas and each spent half (the full bench's authority and inspections ran at half their rates).
     """
     parts = urlsplit(base_url)
     place = parts.hostname or "unknown"
@@ -281,6 +282,8 @@ def pace_key(source: str, base_url: str) -> str:
     path = parts.path.strip("/")
     if path:
         place = f"{place}/{path}"
+    if upstream:
+        place = f"{upstream}-{place}"
     return f"{_token(source)}.{_token(place)}"
 
 
@@ -343,11 +346,12 @@ class UpstreamPace:
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         replica: str | None = None,
+        upstream: str | None = None,
     ) -> None:
         if ceiling <= 0:
             raise ValueError(f"a rate limit must be positive, got {ceiling}")
         self.source = source
-        self.key = pace_key(source, base_url)
+        self.key = pace_key(source, base_url, upstream)
         self.replica = replica or uuid.uuid4().hex[:12]
         self.policy = policy or AimdPolicy()
         self._burst_s = burst_s

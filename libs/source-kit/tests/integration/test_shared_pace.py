@@ -117,28 +117,36 @@ async def test_clean_answers_raise_the_shared_pace_one_step_per_interval_not_one
         await second.stop()
 
 
+SANDBOX = "http://sandbox.test:8900"
+
+
+@pytest.mark.parametrize(
+    ("source", "first_url", "second_url"),
+    [("authority", f"{SANDBOX}/qc/services", f"{SANDBOX}/"), ("inspections", SANDBOX, f"{SANDBOX}/")],
+)
 async def test_two_upstreams_of_a_source_on_one_host_keep_two_paces(
-    nc: Client, wait_until: WaitUntil
+    nc: Client, wait_until: WaitUntil, source: str, first_url: str, second_url: str
 ) -> None:
-    """The sandbox serves authority's QCMobile (`/qc/services`) and DataHub (its root) on one port: two
-    paces, each spending its own ceiling. Keyed by host alone they counted each other as replicas and
-    each spent half (the full bench's authority ran at half its rate)."""
-    qcmobile = UpstreamPace(source="authority", base_url="http://sandbox.test:8900/qc/services", ceiling=16.0)
-    datahub = UpstreamPace(source="authority", base_url="http://sandbox.test:8900/", ceiling=4.0)
-    assert qcmobile.key != datahub.key
-    await qcmobile.start(nc.jetstream(), sync_s=0.05, heartbeat_s=0.1)
-    await datahub.start(nc.jetstream(), sync_s=0.05, heartbeat_s=0.1)
+    """The sandbox serves authority's QCMobile under `/qc/services` and DataHub at its root, and
+    inspections' SaferWebAPI and DataHub both at its root: two paces each (the second labelled), each
+    spending its own ceiling. Keyed by host alone they counted each other as replicas and each spent
+    half (the full bench's authority and inspections ran at half their rates)."""
+    first = UpstreamPace(source=source, base_url=first_url, ceiling=16.0)
+    second = UpstreamPace(source=source, base_url=second_url, ceiling=4.0, upstream="datahub")
+    assert first.key != second.key
+    await first.start(nc.jetstream(), sync_s=0.05, heartbeat_s=0.1)
+    await second.start(nc.jetstream(), sync_s=0.05, heartbeat_s=0.1)
     try:
         beats = await nc.jetstream().key_value(PACE_REPLICAS_BUCKET)
 
         async def both_beat() -> bool:
             keys = await beats.keys()
-            return all(any(k.startswith(f"{p.key}.") for k in keys) for p in (qcmobile, datahub))
+            return all(any(k.startswith(f"{p.key}.") for k in keys) for p in (first, second))
 
         await wait_until(both_beat, what="both paces heartbeat")
         await asyncio.sleep(0.3)  # three more heartbeats each: a count of two would show by now
-        assert (qcmobile.replicas, datahub.replicas) == (1, 1)
-        assert (qcmobile.share_per_s, datahub.share_per_s) == (16.0, 4.0)
+        assert (first.replicas, second.replicas) == (1, 1)
+        assert (first.share_per_s, second.share_per_s) == (16.0, 4.0)
     finally:
-        await qcmobile.stop()
-        await datahub.stop()
+        await first.stop()
+        await second.stop()

@@ -100,9 +100,14 @@ def test_the_key_names_the_source_and_the_upstream_host_and_path() -> None:
     )
     assert pace_key("violations", "https://data.transportation.gov/") == "violations.data_transportation_gov"
     assert pace_key("violations", "http://127.0.0.1:8900") == "violations.127_0_0_1_8900"
-    # one host serving two upstreams of a source (the sandbox: QCMobile and DataHub): two paces
+    assert pace_key("inspections", "https://data.transportation.gov/", "datahub") == (
+        "inspections.datahub-data_transportation_gov"
+    )
+    # one host serving two upstreams of a source (the sandbox: QCMobile under a path, and SaferWebAPI and
+    # DataHub both at its root): two paces
     sandbox = "http://127.0.0.1:8900"
-    assert pace_key("authority", f"{sandbox}/qc/services") != pace_key("authority", f"{sandbox}/")
+    assert pace_key("authority", f"{sandbox}/qc/services") != pace_key("authority", f"{sandbox}/", "datahub")
+    assert pace_key("inspections", sandbox) != pace_key("inspections", sandbox, "datahub")
 
 
 def test_a_stored_pace_is_capped_by_this_replicas_ceiling_and_garbage_starts_afresh() -> None:

@@ -90,7 +90,7 @@ def test_the_pace_of_a_source_is_its_slowest_live_host_else_its_slowest_known() 
         "csa.mobile_fmcsa_dot_gov_qc_services": _doc(1.5),
         "csa.127_0_0_1_8900": _doc(0.5),  # an old sandbox: no live replica
         "authority.mobile_fmcsa_dot_gov_qc_services": _doc(2.0),
-        "authority.data_transportation_gov": _doc(1.0),
+        "authority.datahub-data_transportation_gov": _doc(1.0),
         "violations.data_transportation_gov": _doc(0.8),
         "nosuchsource.example": _doc(9.0),
         "inspections.saferwebapi_com": b"{not json",
@@ -98,7 +98,7 @@ def test_the_pace_of_a_source_is_its_slowest_live_host_else_its_slowest_known() 
     live = {
         "csa.mobile_fmcsa_dot_gov_qc_services",
         "authority.mobile_fmcsa_dot_gov_qc_services",
-        "authority.data_transportation_gov",
+        "authority.datahub-data_transportation_gov",
     }
     assert paces_from(documents, live) == {CSA: 1.5, AUTHORITY: 1.0, VIOLATIONS: 0.8}
 

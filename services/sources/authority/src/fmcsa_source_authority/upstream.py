@@ -49,7 +49,10 @@ def make_paces(settings: Settings) -> tuple[UpstreamPace, UpstreamPace]:
     return (
         UpstreamPace(source="authority", base_url=str(settings.base_url), ceiling=settings.rate_per_s),
         UpstreamPace(
-            source="authority", base_url=str(settings.datahub_base_url), ceiling=settings.datahub_rate_per_s
+            source="authority",
+            base_url=str(settings.datahub_base_url),
+            ceiling=settings.datahub_rate_per_s,
+            upstream="datahub",
         ),
     )
 

@@ -92,7 +92,10 @@ DATAHUB_RATE_PER_S = 2.0
 def make_datahub_pace(settings: Settings) -> UpstreamPace:
     """The change gate's DataHub pace (another host than SaferWebAPI's)."""
     return UpstreamPace(
-        source="inspections", base_url=str(settings.datahub_base_url), ceiling=DATAHUB_RATE_PER_S
+        source="inspections",
+        base_url=str(settings.datahub_base_url),
+        ceiling=DATAHUB_RATE_PER_S,
+        upstream="datahub",
     )
 
 
