@@ -24,8 +24,9 @@ from fmcsa_source_kit.failures import Failure
 
 KEY, MISSING_KEY = qcmobile_key("authority", "FMCSA_AUTHORITY_WEB_KEY")
 STALE_AFTER = timedelta(days=4)
-"""A daily difference dataset not published for longer (a long weekend is three days) has stopped: FMCSA
-froze the insurance dataset `qh9u-swkp` this way in May 2026 (docs/upstreams.md)."""
+"""A daily difference dataset not published for longer (a long weekend is three days) has stopped. Public
+code reports that FMCSA froze the legacy insurance dataset `qh9u-swkp` this way in May 2026 (unverified;
+docs/upstreams.md 8.4)."""
 
 
 async def checks(args: argparse.Namespace) -> list[Check]:
