@@ -119,7 +119,7 @@ def _until_stopped(pid: int) -> None:
         states = {stat.read_text().rsplit(")", 1)[1].split()[0] for stat in tasks.glob("*/stat")}
         if states == {"T"}:
             return
-        time.sleep(0.01)
+        time.sleep(0.01)  # poll interval: /proc has no wait for a state change
     raise AssertionError(f"process {pid} did not stop within 5 s of SIGSTOP")
 
 
