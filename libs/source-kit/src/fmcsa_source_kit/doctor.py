@@ -295,13 +295,11 @@ async def gate_check(
             return Check(name, Status.FAIL, detail, f"check the DataHub settings, or set {switch}=false")
         seen.append((dataset, published))
     detail = ", ".join(f"{dataset} published {when:%Y-%m-%d %H:%M}Z" for dataset, when in seen)
-    stale = [dataset for dataset, when in seen if stale_after is not None and now - when > stale_after]
-    if stale:
-        days = stale_after.total_seconds() / 86_400 if stale_after is not None else 0
+    if stale_after is not None and (stale := [d for d, when in seen if now - when > stale_after]):
         return Check(
             name,
             Status.FAIL,
-            f"not published for over {days:g} days: {', '.join(stale)} ({detail})"[:300],
+            f"not published for over {stale_after.days} days: {', '.join(stale)} ({detail})"[:300],
             f"a dataset FMCSA stopped publishing lists no change: set {switch}=false until it is replaced",
         )
     return Check(name, Status.OK, detail[:300])
